@@ -1,0 +1,3 @@
+from oscar_deploy.cli import main
+
+main()

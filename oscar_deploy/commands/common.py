@@ -1,0 +1,34 @@
+"""Options and helpers the commands share: the spec file option, JSON output, the cluster's state folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from oscar_deploy.spec import ClusterSpec
+    from oscar_deploy.state import ClusterState
+
+SPEC_OPTION = typer.Option(
+    Path("cluster.yaml"), "--file", "-f", help="Cluster spec file.", show_default=True, dir_okay=False
+)
+JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def load_spec_file(path: Path) -> ClusterSpec:
+    from oscar_deploy.spec import load_spec
+
+    return load_spec(path)
+
+
+def state_for(spec: ClusterSpec) -> ClusterState:
+    from oscar_deploy.state import ClusterState
+
+    return ClusterState(spec.name)

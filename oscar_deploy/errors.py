@@ -1,0 +1,33 @@
+"""Domain errors. The CLI turns each into one line on stderr and its exit code; tracebacks only with --debug."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class OscarDeployError(Exception):
+    """Base class: the message is one line saying what is wrong, where, and what to do."""
+
+    exit_code = EXIT_FAILED
+
+
+class UserInputError(OscarDeployError):
+    """Bad input from the user: a spec key, a flag, an inventory host. Exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class OperationError(OscarDeployError):
+    """An operation that was asked for correctly but failed (a node, a download, a playbook). Exit code 1."""
+
+    exit_code = EXIT_FAILED
+
+
+class SpecError(UserInputError):
+    """A cluster spec that does not validate: one line per problem, each naming the file, line and key."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("\n".join(lines))

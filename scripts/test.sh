@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Command (b) of the README: installs everything the tests need on a fresh Debian machine and runs every
+# check CI runs: ruff (lint and format), mypy, yamllint and ansible-lint on the playbooks, then pytest with
+# every tier (the slow `nodes` tier included). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-system-packages.sh
+
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+if compgen -G "playbooks/*.yml" >/dev/null; then
+  echo "== yamllint"
+  .venv/bin/yamllint -s playbooks inventories
+  echo "== ansible-lint"
+  (cd playbooks && ../.venv/bin/ansible-lint --profile production --strict .)
+fi
+
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [[ $status -eq 5 ]]; then
+  echo "pytest collected no tests: that is a failure, not a pass" >&2
+  exit 1
+fi
+exit "$status"

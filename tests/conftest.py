@@ -1,0 +1,44 @@
+"""Fixtures shared by every tier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from oscar_deploy.cli import app
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private OSCAR_DEPLOY_HOME so tests never touch the user's clusters."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("OSCAR_DEPLOY_HOME", str(home))
+    return home
+
+
+class Cli:
+    """Runs `oscar-deploy` in-process through typer's runner, from a given folder."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None):  # noqa: A002 - mirrors CliRunner.invoke
+        import os
+
+        old = Path.cwd()
+        os.chdir(self.cwd)
+        try:
+            return self.runner.invoke(app, list(args), input=input, catch_exceptions=False)
+        finally:
+            os.chdir(old)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, state_home: Path) -> Iterator[Cli]:
+    work = tmp_path / "work"
+    work.mkdir()
+    yield Cli(work)
