@@ -36,6 +36,8 @@ class Component:
     source: str
     image: str | None = None
     digest: str | None = None
+    download_url: str | None = None
+    installer_url: str | None = None
     overridden: bool = False
 
     @property
@@ -158,6 +160,8 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
             source=entry["source"],
             image=entry.get("image"),
             digest=entry.get("digest"),
+            download_url=entry.get("download_url"),
+            installer_url=entry.get("installer_url"),
         )
         for key, entry in data["components"].items()
     }
