@@ -12,7 +12,6 @@ def layer_dir(name: str) -> Path:
     """Folder of one bundled layer (`playbooks`, `stacks`, `templates` or `inventories`)."""
     if name not in LAYERS:
         raise ValueError(f"unknown layer {name!r}")
-    installed = _PACKAGE_DIR / "_bundled" / name
-    if installed.is_dir():
-        return installed
-    return _PACKAGE_DIR.parent / name
+    bundled = _PACKAGE_DIR / "_bundled"
+    root = bundled if bundled.is_dir() else _PACKAGE_DIR.parent
+    return root / name

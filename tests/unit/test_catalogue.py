@@ -1,0 +1,101 @@
+"""The version catalogue and its preflight."""
+
+from __future__ import annotations
+
+import pytest
+
+from oscar_deploy.catalogue import SYNTAXES, load_catalogue
+
+REQUIRED = {
+    "k3s",
+    "knative_serving",
+    "kourier",
+    "minio",
+    "cert_manager",
+    "gateway_api",
+    "traefik_chart",
+    "nfs_provisioner",
+    "metrics_server",
+    "oscar",
+    "oscar_chart",
+    "faas_supervisor",
+}
+
+
+def test_catalogue_pins_every_artefact_and_passes_its_own_preflight() -> None:
+    catalogue = load_catalogue()
+    assert set(catalogue.components) == REQUIRED
+    assert catalogue.preflight() == []
+    for component in catalogue.components.values():
+        assert SYNTAXES[component.syntax][0].match(component.version), component.key
+        assert component.source.startswith("https://"), component.key
+        assert component.version not in {"latest", "master", "main"}
+
+
+def test_images_resolve_to_full_references() -> None:
+    catalogue = load_catalogue()
+    assert catalogue["oscar"].image_reference == f"ghcr.io/grycap/oscar:{catalogue.version('oscar')}"
+    mirrored = catalogue.with_overrides({"minio": "registry.example.org/mirror/minio:RELEASE.2025-09-07T16-13-09Z"})
+    assert mirrored["minio"].image_reference == "registry.example.org/mirror/minio:RELEASE.2025-09-07T16-13-09Z"
+    assert mirrored["minio"].overridden
+    assert mirrored.preflight() == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"k3s": "1.33.3"}, [(("k3s",), "'1.33.3' is not a version; use vMAJOR.MINOR.PATCH+k3sN, e.g. v1.33.3+k3s1")]),
+        (
+            {"k3s": "v1.33.3-k3s1"},
+            [(("k3s",), "'v1.33.3-k3s1' is not a version; use vMAJOR.MINOR.PATCH+k3sN, e.g. v1.33.3+k3s1")],
+        ),
+        (
+            {"knative_serving": "1.15.0", "kourier": "1.15.0"},
+            [
+                (
+                    ("knative_serving",),
+                    "Knative 1.15.0 has no known Kubernetes support range; use a minor in the catalogue "
+                    "(1.13, 1.17, 1.18, 1.19, 1.20, 1.21)",
+                )
+            ],
+        ),
+        (
+            {"kourier": "1.19.2"},
+            [(("kourier",), "Kourier 1.19.2 must have Knative Serving's minor (1.20); set kourier to 1.20.x")],
+        ),
+        (
+            {"minio": "latest"},
+            [
+                (
+                    ("minio",),
+                    "'latest' is not a version; use RELEASE.YYYY-MM-DDThh-mm-ssZ, e.g. RELEASE.2025-09-07T16-13-09Z",
+                )
+            ],
+        ),
+        (
+            {"cert_manager": "1.18.2"},
+            [(("cert_manager",), "'1.18.2' is not a version; use vMAJOR.MINOR.PATCH, e.g. v1.18.2")],
+        ),
+        ({"kubernetes": "v1.33.0"}, [(("kubernetes",), "unknown component; see `oscar-deploy versions` for the keys")]),
+    ],
+)
+def test_preflight_refuses_unsupported_overrides(
+    overrides: dict[str, str], expected: list[tuple[tuple[str], str]]
+) -> None:
+    assert load_catalogue().override_problems(overrides) == expected
+
+
+def test_knative_needs_its_minimum_kubernetes() -> None:
+    problems = load_catalogue().override_problems({"k3s": "v1.31.12+k3s1"})
+    assert problems == [
+        (
+            ("k3s",),
+            "Kubernetes 1.31 (v1.31.12+k3s1) is older than Knative 1.20.0 supports (>= 1.32); "
+            "raise k3s or lower knative_serving",
+        )
+    ]
+    # the same Kubernetes is fine with a Knative release that supports it
+    assert (
+        load_catalogue().override_problems({"k3s": "v1.31.12+k3s1", "knative_serving": "1.18.0", "kourier": "1.18.0"})
+        == []
+    )

@@ -1,0 +1,195 @@
+"""The cluster spec: defaults, every kind of error with its exact one-line message, unknown keys, overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from oscar_deploy.errors import SpecError
+from oscar_deploy.spec import TARGETS, ClusterSpec, load_spec, parse_spec
+from oscar_deploy.spec_template import json_schema, reference_markdown, render_spec
+
+
+def errors_of(text: str) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, "c.yaml")
+    return caught.value.lines
+
+
+def test_empty_spec_takes_documented_defaults() -> None:
+    spec = parse_spec("", "c.yaml")
+    assert (spec.name, spec.target, spec.servers.count) == ("oscar", "local", 1)
+    assert (spec.workers.initial, spec.workers.min, spec.workers.max) == (1, 0, 3)
+    assert spec.local is not None and spec.local.worker_arch == "amd64"
+    assert spec.openstack is None and spec.aws is None
+    assert spec.platform.tls == "selfsigned"
+    assert spec.versions == {}
+
+
+def test_full_openstack_spec_is_accepted() -> None:
+    spec = parse_spec(
+        """
+name: egi-lab
+target: openstack
+servers: {count: 3}
+workers: {initial: 2, min: 1, max: 10}
+openstack:
+  cloud: fedcloud
+  image: Ubuntu 22.04
+  server_flavor: m1.xlarge
+  network: private
+  allowed_cidrs: [192.0.2.0/24, 2001:db8::/32]
+platform:
+  domain: oscar.example.org
+  tls: letsencrypt
+  acme_email: ops@example.org
+  autoscaler: {enabled: true, idle_time: 600}
+versions:
+  k3s: v1.34.1+k3s1
+""",
+        "c.yaml",
+    )
+    assert spec.servers.count == 3
+    assert spec.openstack is not None and spec.openstack.cloud == "fedcloud"
+    assert spec.openstack.allowed_cidrs == ["192.0.2.0/24", "2001:db8::/32"]
+    assert spec.platform.autoscaler.idle_time == 600
+    assert spec.versions == {"k3s": "v1.34.1+k3s1"}
+
+
+def test_workers_max_below_min_names_both_keys() -> None:
+    assert errors_of("workers:\n  min: 3\n  max: 2\n") == ["c.yaml:3: workers.max: must be >= workers.min (2 < 3)"]
+
+
+def test_initial_outside_range() -> None:
+    assert errors_of("workers:\n  initial: 5\n") == [
+        "c.yaml:2: workers.initial: must be between workers.min and workers.max (5 not in 0..3)"
+    ]
+
+
+def test_even_server_count_is_refused_for_quorum() -> None:
+    assert errors_of("servers:\n  count: 2\n") == [
+        "c.yaml:2: servers.count: must be odd so etcd keeps a quorum (2 servers); use 1 or 3"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("workers:\n  maxx: 4\n", "c.yaml:2: workers.maxx: unknown key; did you mean 'max'?"),
+        ("platfrom: {}\n", "c.yaml:1: platfrom: unknown key; did you mean 'platform'?"),
+        ("local:\n  enginee: podman\n", "c.yaml:2: local.enginee: unknown key; did you mean 'engine'?"),
+        (
+            "platform:\n  minio:\n    size: 1Gi\n",
+            "c.yaml:3: platform.minio.size: unknown key; allowed keys: storage_size",
+        ),
+    ],
+)
+def test_unknown_keys_are_errors_with_a_suggestion(text: str, expected: str) -> None:
+    assert errors_of(text) == [expected]
+
+
+def test_every_problem_is_reported_in_one_run() -> None:
+    lines = errors_of(
+        "name: Bad_Name\nservers: {count: 4}\nlocal: {worker_arch: arm65}\nversions: {k3s: 1.33.3, knativ: 1.2.3}\n"
+    )
+    assert lines == [
+        "c.yaml:1: name: 'Bad_Name' is not a valid name; use 1-32 lowercase letters, digits and '-', "
+        "starting with a letter",
+        "c.yaml:2: servers.count: must be odd so etcd keeps a quorum (4 servers); use 3 or 5",
+        "c.yaml:3: local.worker_arch: 'arm65' is not allowed; use 'amd64' or 'arm64'",
+        "c.yaml:4: versions.knativ: unknown component; did you mean 'knative_serving'?",
+        "c.yaml:4: versions.k3s: '1.33.3' is not a version; use vMAJOR.MINOR.PATCH+k3sN, e.g. v1.33.3+k3s1",
+    ]
+
+
+def test_section_of_another_target_is_refused() -> None:
+    assert errors_of("target: openstack\naws: {region: eu-west-1}\n") == [
+        "c.yaml:2: aws: only used with target aws (target is openstack); remove the section"
+    ]
+
+
+def test_letsencrypt_needs_domain_and_email() -> None:
+    assert errors_of("platform:\n  tls: letsencrypt\n") == [
+        "c.yaml:1: platform.domain: required with tls: letsencrypt; set a public DNS name"
+    ]
+    assert errors_of("platform:\n  tls: letsencrypt-staging\n  domain: a.example.org\n") == [
+        "c.yaml:1: platform.acme_email: required with tls: letsencrypt-staging; set your address"
+    ]
+
+
+def test_bad_cidr_size_and_graviton_checks() -> None:
+    assert errors_of("target: openstack\nopenstack:\n  allowed_cidrs: [10.0.0.0/33]\n") == [
+        "c.yaml:3: openstack.allowed_cidrs: '10.0.0.0/33' is not a CIDR such as 203.0.113.0/24"
+    ]
+    assert errors_of("platform:\n  storage_size: 50GB\n") == [
+        "c.yaml:2: platform.storage_size: '50GB' is not a size such as 512Mi, 20Gi or 1Ti"
+    ]
+    # the instance type is not in the file: the line is that of the nearest key that is
+    assert errors_of("target: aws\naws:\n  arch: arm64\n") == [
+        "c.yaml:2: aws.server_instance_type: t3.large is not an arm64 (Graviton) type; "
+        "use e.g. t4g.large or set arch: amd64"
+    ]
+    spec = parse_spec(
+        "target: aws\naws: {arch: arm64, server_instance_type: t4g.large, worker_instance_type: m7g.large}"
+    )
+    assert spec.aws is not None and spec.aws.arch == "arm64"
+
+
+def test_version_override_outside_upstream_support_is_refused() -> None:
+    assert errors_of("versions:\n  k3s: v1.30.4+k3s1\n") == [
+        "c.yaml:2: versions.k3s: Kubernetes 1.30 (v1.30.4+k3s1) is older than Knative 1.20.0 supports (>= 1.32); "
+        "raise k3s or lower knative_serving"
+    ]
+    assert parse_spec("versions:\n  knative_serving: 1.18.0\n  kourier: 1.18.1\n  k3s: v1.31.12+k3s1\n").versions
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    assert errors_of("workers:\n  min: [1\n") == [
+        "c.yaml:3: not valid YAML (expected ',' or ']', but got '<stream end>'); fix the syntax at that line"
+    ]
+
+
+def test_non_mapping_spec_is_refused() -> None:
+    assert errors_of("- a\n- b\n") == [
+        "c.yaml: the spec must be a YAML mapping; run `oscar-deploy init` for an example"
+    ]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec(tmp_path / "none.yaml")
+    assert caught.value.lines == [
+        f"{tmp_path / 'none.yaml'}: no such spec file; create one with `oscar-deploy init` or pass -f FILE"
+    ]
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_rendered_spec_round_trips_and_documents_every_key(target: str) -> None:
+    text = render_spec("lab", target, "cluster.yaml")
+    assert text.startswith("# yaml-language-server: $schema=./cluster.schema.json\n")
+    spec = parse_spec(text)
+    assert spec == ClusterSpec.model_validate({"name": "lab", "target": target})
+    data = yaml.safe_load(text)
+    assert set(data) == {"name", "target", "servers", "workers", target, "platform", "versions"}
+    # every scalar key is preceded by its comment
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and not stripped.endswith(":"):
+            assert lines[index - 1].strip().startswith("#"), f"no comment above {line!r}"
+
+
+def test_json_schema_describes_the_model() -> None:
+    schema = json.loads(json_schema())
+    assert schema["title"] == "oscar-deploy cluster spec"
+    assert schema["additionalProperties"] is False
+    assert {"name", "target", "servers", "workers", "platform", "versions"} <= set(schema["properties"])
+
+
+def test_readme_spec_reference_matches_the_code() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert reference_markdown() in readme, "README spec reference is stale: paste reference_markdown() output"

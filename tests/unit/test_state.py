@@ -1,0 +1,112 @@
+"""The state folder: private permissions, generated secrets, SSH keys, atomic writes, the phase journal."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from oscar_deploy import fsutil
+from oscar_deploy.errors import OperationError, UserInputError
+from oscar_deploy.state import ClusterState, generate_secret, list_clusters, state_root
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_root_follows_the_environment(state_home: Path) -> None:
+    assert state_root() == state_home
+    assert ClusterState("lab").path == state_home / "lab"
+
+
+def test_default_root_is_under_the_user_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("OSCAR_DEPLOY_HOME", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert state_root() == tmp_path / "xdg" / "oscar-deploy" / "clusters"
+
+
+def test_folder_is_private_even_if_loosened(state_home: Path) -> None:
+    state = ClusterState("lab").ensure()
+    assert mode(state.path) == 0o700
+    state.path.chmod(0o755)
+    state.ensure()
+    assert mode(state.path) == 0o700
+
+
+def test_secrets_are_generated_once_strong_and_private(state_home: Path) -> None:
+    state = ClusterState("lab")
+    token = state.secret("k3s_token")
+    assert len(token) == 32 and token.isalnum()
+    assert token not in {"oscar123", "minio123", "changeme"}
+    assert state.secret("k3s_token") == token
+    assert state.secret("minio_secret_key") != token
+    assert mode(state.secrets_file) == 0o600
+    assert state.secret_names() == ["k3s_token", "minio_secret_key"]
+    assert len({generate_secret() for _ in range(50)}) == 50
+
+
+def test_ssh_keypair_is_created_once_in_openssh_format(state_home: Path) -> None:
+    state = ClusterState("lab")
+    private = state.ensure_ssh_keypair()
+    first = private.read_text()
+    assert first.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert mode(private) == 0o600
+    assert state.ssh_public_key.read_text().startswith("ssh-ed25519 ")
+    assert state.ensure_ssh_keypair().read_text() == first
+    state.remove_key_material()
+    assert not state.ssh_dir.exists() and not state.secrets_file.exists()
+
+
+def test_journal_records_and_forgets_phases(state_home: Path) -> None:
+    journal = ClusterState("lab").ensure().journal
+    assert not journal.completed("provision")
+    journal.record("provision", nodes=2)
+    journal.record("prepare")
+    assert journal.completed("provision")
+    assert journal.phases()["provision"]["nodes"] == 2
+    assert "completed_at" in journal.phases()["prepare"]
+    journal.forget("prepare")
+    assert list(journal.phases()) == ["provision"]
+    assert mode(journal.path) == 0o600
+
+
+def test_corrupt_journal_says_what_to_do(state_home: Path) -> None:
+    state = ClusterState("lab").ensure()
+    state.journal.path.write_text("{not json")
+    with pytest.raises(OperationError, match="journal is not valid JSON .*delete it to re-run every phase"):
+        state.journal.completed("provision")
+
+
+def test_atomic_write_never_leaves_a_half_written_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "kubeconfig"
+    fsutil.atomic_write(target, "old content\n")
+
+    def crash(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        fsutil.atomic_write(target, "new content that never lands\n")
+    assert target.read_text() == "old content\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["kubeconfig"], "temporary file left behind"
+
+
+def test_atomic_write_sets_mode_from_the_start(tmp_path: Path) -> None:
+    fsutil.atomic_write(tmp_path / "secret", b"x", 0o600)
+    fsutil.atomic_write(tmp_path / "public", "y", 0o644)
+    assert mode(tmp_path / "secret") == 0o600
+    assert mode(tmp_path / "public") == 0o644
+
+
+def test_require_and_list(state_home: Path) -> None:
+    with pytest.raises(UserInputError, match="cluster 'ghost': no state folder .*run `oscar-deploy up` first"):
+        ClusterState("ghost").require()
+    ClusterState("b").save_spec("name: b\n")
+    ClusterState("a").save_spec("name: a\n")
+    ClusterState("no-spec").ensure()
+    assert list_clusters() == ["a", "b"]
+    ClusterState("a").destroy()
+    assert list_clusters() == ["b"]
