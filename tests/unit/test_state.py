@@ -76,7 +76,7 @@ def test_journal_records_and_forgets_phases(state_home: Path) -> None:
 def test_corrupt_journal_says_what_to_do(state_home: Path) -> None:
     state = ClusterState("lab").ensure()
     state.journal.path.write_text("{not json")
-    with pytest.raises(OperationError, match="journal is not valid JSON .*delete it to re-run every phase"):
+    with pytest.raises(OperationError, match=r"journal is not valid JSON .*delete it to re-run every phase"):
         state.journal.completed("provision")
 
 
@@ -102,7 +102,7 @@ def test_atomic_write_sets_mode_from_the_start(tmp_path: Path) -> None:
 
 
 def test_require_and_list(state_home: Path) -> None:
-    with pytest.raises(UserInputError, match="cluster 'ghost': no state folder .*run `oscar-deploy up` first"):
+    with pytest.raises(UserInputError, match=r"cluster 'ghost': no state folder .*run `oscar-deploy up` first"):
         ClusterState("ghost").require()
     ClusterState("b").save_spec("name: b\n")
     ClusterState("a").save_spec("name: a\n")
