@@ -1,0 +1,172 @@
+"""The air-gap bundle: real downloads from a release server on 127.0.0.1, verified against its sha256 files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oscar_deploy.bundle import (
+    ARCHES,
+    DOWNLOAD_URL_ENV,
+    INSTALLER_URL_ENV,
+    Downloader,
+    build_bundle,
+    check_bundle,
+    parse_arches,
+    release_file_url,
+    resolve_urls,
+)
+from oscar_deploy.catalogue import load_catalogue
+from oscar_deploy.errors import OperationError, UserInputError
+from tests.unit.release_server import ReleaseServer, Route
+
+VERSION = "v1.33.3+k3s1"
+VERSION_PATH = "v1.33.3%2Bk3s1"
+NAMES = {arch: (a.binary, a.images, a.checksums) for arch, a in ARCHES.items()}
+
+
+@pytest.fixture
+def server() -> Iterator[ReleaseServer]:
+    release = ReleaseServer()
+    yield release
+    release.close()
+
+
+def build(server: ReleaseServer, directory: Path, arches: list[str], version: str = VERSION):
+    downloader = Downloader(attempts=2, backoff=0.0, timeout=5.0)
+    try:
+        return build_bundle(directory, version, arches, f"{server.base}/download", f"{server.base}/raw", downloader)
+    finally:
+        downloader.close()
+
+
+def test_default_urls_are_upstreams_and_the_environment_overrides_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DOWNLOAD_URL_ENV, raising=False)
+    monkeypatch.delenv(INSTALLER_URL_ENV, raising=False)
+    download, installer = resolve_urls(None, None)
+    assert download == "https://github.com/k3s-io/k3s/releases/download"
+    assert installer == "https://raw.githubusercontent.com/k3s-io/k3s"
+    assert release_file_url(download, VERSION, "k3s") == (
+        "https://github.com/k3s-io/k3s/releases/download/v1.33.3%2Bk3s1/k3s"
+    )
+    assert release_file_url(installer, VERSION, "install.sh") == (
+        "https://raw.githubusercontent.com/k3s-io/k3s/v1.33.3%2Bk3s1/install.sh"
+    )
+    assert load_catalogue()["k3s"].download_url == download
+    monkeypatch.setenv(DOWNLOAD_URL_ENV, "http://127.0.0.1:1/mirror")
+    monkeypatch.setenv(INSTALLER_URL_ENV, "http://127.0.0.1:1/raw")
+    assert resolve_urls(None, None) == ("http://127.0.0.1:1/mirror", "http://127.0.0.1:1/raw")
+    assert resolve_urls("http://127.0.0.1:2/x", None)[0] == "http://127.0.0.1:2/x"
+
+
+def test_parse_arches_accepts_aliases_and_names_the_bad_one() -> None:
+    assert parse_arches("amd64, aarch64,arm64") == ["amd64", "arm64"]
+    assert parse_arches("armhf") == ["arm"]
+    with pytest.raises(UserInputError, match=r"--arch riscv: unknown architecture; use amd64, arm64, arm"):
+        parse_arches("amd64,riscv")
+
+
+def test_good_release_is_downloaded_verified_and_described(server: ReleaseServer, tmp_path: Path) -> None:
+    payloads = server.publish_release(VERSION_PATH, {a: NAMES[a] for a in ("amd64", "arm64")})
+    bundle = tmp_path / "bundle"
+    manifest = build(server, bundle, ["amd64", "arm64"])
+
+    assert (bundle / "amd64" / "k3s").read_bytes() == payloads["k3s"]
+    assert (bundle / "arm64" / "k3s-arm64").read_bytes() == payloads["k3s-arm64"]
+    assert (bundle / "arm64" / "k3s-airgap-images-arm64.tar.zst").read_bytes() == payloads[
+        "k3s-airgap-images-arm64.tar.zst"
+    ]
+    assert stat.S_IMODE((bundle / "amd64" / "k3s").stat().st_mode) == 0o755
+    assert (bundle / "install.sh").read_bytes() == payloads["install.sh"]
+    assert not list(bundle.rglob("*.part")), "no temporary file left behind"
+    # The URLs carry the tag encoded the way GitHub links its assets.
+    assert f"/download/{VERSION_PATH}/k3s" in server.requests
+    assert f"/raw/{VERSION_PATH}/install.sh" in server.requests
+
+    recorded = json.loads((bundle / "manifest.json").read_text())
+    assert recorded["k3s_version"] == VERSION
+    assert recorded["arches"] == ["amd64", "arm64"]
+    assert recorded["files"]["amd64/k3s"]["sha256"] == hashlib.sha256(payloads["k3s"]).hexdigest()
+    assert recorded["files"]["install.sh"]["sha256"] == hashlib.sha256(payloads["install.sh"]).hexdigest()
+    assert sorted(manifest.arches) == ["amd64", "arm64"]
+    assert check_bundle(bundle, VERSION, ["arm64"]).k3s_version == VERSION
+
+
+def test_rerun_skips_verified_files_and_adds_an_architecture(server: ReleaseServer, tmp_path: Path) -> None:
+    server.publish_release(VERSION_PATH, {a: NAMES[a] for a in ("amd64", "arm64")})
+    bundle = tmp_path / "bundle"
+    build(server, bundle, ["amd64"])
+    server.requests.clear()
+    build(server, bundle, ["amd64", "arm64"])
+    big_amd64 = [path for path in server.requests if path.endswith(("/k3s", "amd64.tar.zst", "install.sh"))]
+    assert big_amd64 == [], "verified files are not downloaded again"
+    assert f"/download/{VERSION_PATH}/k3s-arm64" in server.requests
+    server.requests.clear()
+    build(server, bundle, ["arm64"])
+    # amd64 was built earlier for the same version and still verifies, so it stays in the bundle.
+    assert check_bundle(bundle, VERSION, ["amd64", "arm64"]).arches == ["amd64", "arm64"]
+
+
+def test_bad_checksum_names_the_file_and_leaves_nothing(server: ReleaseServer, tmp_path: Path) -> None:
+    server.publish_release(VERSION_PATH, {"amd64": NAMES["amd64"]})
+    images = f"/download/{VERSION_PATH}/k3s-airgap-images-amd64.tar.zst"
+    server.routes[images] = Route(b"tampered images archive")
+    bundle = tmp_path / "bundle"
+    with pytest.raises(OperationError) as caught:
+        build(server, bundle, ["amd64"])
+    message = str(caught.value)
+    assert message.startswith("amd64/k3s-airgap-images-amd64.tar.zst: sha256 mismatch")
+    assert f"got {hashlib.sha256(b'tampered images archive').hexdigest()}" in message
+    assert "expected " in message
+    assert not (bundle / "amd64" / "k3s-airgap-images-amd64.tar.zst").exists()
+    assert not list(bundle.rglob("*.part"))
+    assert not (bundle / "manifest.json").exists()
+
+
+def test_truncated_transfer_is_retried_then_reported_and_deleted(server: ReleaseServer, tmp_path: Path) -> None:
+    payloads = server.publish_release(VERSION_PATH, {"amd64": NAMES["amd64"]})
+    binary = f"/download/{VERSION_PATH}/k3s"
+    server.routes[binary] = Route(payloads["k3s"], behaviour="truncate")
+    bundle = tmp_path / "bundle"
+    with pytest.raises(OperationError, match=r"^amd64/k3s: download from .* failed 2 times") as caught:
+        build(server, bundle, ["amd64"])
+    assert "the partial file was deleted" in str(caught.value)
+    assert server.requests.count(binary) == 2
+    assert not (bundle / "amd64" / "k3s").exists()
+    assert not list(bundle.rglob("*.part"))
+
+    # Once the server behaves, the same command completes.
+    server.routes[binary] = Route(payloads["k3s"])
+    build(server, bundle, ["amd64"])
+    assert (bundle / "amd64" / "k3s").read_bytes() == payloads["k3s"]
+
+
+def test_missing_release_and_unreachable_mirror_are_one_line_errors(tmp_path: Path, server: ReleaseServer) -> None:
+    with pytest.raises(OperationError, match=r"^amd64/sha256sum-amd64.txt: .* answered HTTP 404; check the version"):
+        build(server, tmp_path / "b", ["amd64"])
+    downloader = Downloader(attempts=2, backoff=0.0, timeout=2.0)
+    closed_port = "http://127.0.0.1:9"
+    with pytest.raises(OperationError, match=r"^amd64/sha256sum-amd64.txt: download from http://127.0.0.1:9/"):
+        build_bundle(tmp_path / "c", VERSION, ["amd64"], closed_port, closed_port, downloader)
+
+
+def test_check_bundle_refuses_other_version_missing_arch_and_changed_files(
+    server: ReleaseServer, tmp_path: Path
+) -> None:
+    server.publish_release(VERSION_PATH, {"amd64": NAMES["amd64"]})
+    bundle = tmp_path / "bundle"
+    build(server, bundle, ["amd64"])
+    with pytest.raises(UserInputError, match=r"holds k3s v1.33.3\+k3s1 but the cluster pins v1.34.1\+k3s1"):
+        check_bundle(bundle, "v1.34.1+k3s1", ["amd64"])
+    with pytest.raises(UserInputError, match=r"lacks architecture arm64 \(has amd64\).*--arch amd64,arm64"):
+        check_bundle(bundle, VERSION, ["amd64", "arm64"])
+    (bundle / "amd64" / "k3s").write_bytes(b"#!/bin/sh\necho swapped\n")
+    with pytest.raises(UserInputError, match=r"amd64/k3s does not match the manifest's sha256"):
+        check_bundle(bundle, VERSION, ["amd64"])
+    with pytest.raises(UserInputError, match=r"not an air-gap bundle \(no manifest.json\)"):
+        check_bundle(tmp_path, VERSION, ["amd64"])
