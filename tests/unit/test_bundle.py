@@ -170,3 +170,23 @@ def test_check_bundle_refuses_other_version_missing_arch_and_changed_files(
         check_bundle(bundle, VERSION, ["amd64"])
     with pytest.raises(UserInputError, match=r"not an air-gap bundle \(no manifest.json\)"):
         check_bundle(tmp_path, VERSION, ["amd64"])
+
+
+def test_cli_builds_a_bundle_from_the_overridden_urls(
+    cli, server: ReleaseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.publish_release(VERSION_PATH, {a: NAMES[a] for a in ("amd64", "arm64")})
+    monkeypatch.setenv(DOWNLOAD_URL_ENV, f"{server.base}/download")
+    monkeypatch.setenv(INSTALLER_URL_ENV, f"{server.base}/raw")
+    bundle = tmp_path / "airgap"
+    result = cli("bundle", "build", "--arch", "amd64,arm64", str(bundle))
+    assert result.exit_code == 0, result.output
+    assert f"bundle {bundle}: k3s {VERSION} for amd64, arm64, 7 files verified" in result.stdout
+    assert check_bundle(bundle, VERSION, ["amd64", "arm64"]).arches == ["amd64", "arm64"]
+
+    bad = cli("bundle", "build", "--arch", "sparc", str(bundle))
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == "error: --arch sparc: unknown architecture; use amd64, arm64, arm (comma-separated)"
+    bad_version = cli("bundle", "build", "--k3s-version", "1.33.3", str(bundle))
+    assert bad_version.exit_code == 2
+    assert "--k3s-version 1.33.3: not a k3s release; use vMAJOR.MINOR.PATCH+k3sN" in bad_version.stderr
