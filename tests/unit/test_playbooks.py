@@ -1,0 +1,190 @@
+"""The ansible-runner wiring: real ansible-playbook runs of tiny test playbooks with `connection: local`."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oscar_deploy import playbooks
+from oscar_deploy.errors import OperationError
+from oscar_deploy.playbooks import RunProgress, host_addresses, result_message, run_playbook
+
+PLAYBOOKS = Path(__file__).parent / "runner_playbooks"
+SECRET = "s3cr3t-Token-value-never-logged"
+
+
+def local_host(name: str) -> str:
+    return f"{name} ansible_connection=local ansible_python_interpreter={sys.executable}"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def inventory(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "hosts.ini"
+    path.write_text("[all]\n" + "\n".join(lines) + "\n")
+    return path
+
+
+class Recorder:
+    """Keeps every progress update, to assert on what the display was told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.notables: list[str] = []
+        self.closed = False
+
+    def update(self, progress: RunProgress, notable: str | None) -> None:
+        self.lines.append(progress.status_line())
+        if notable:
+            self.notables.append(notable)
+
+    def close(self, progress: RunProgress) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def captured_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The ansible-playbook command lines ansible-runner actually ran."""
+    import ansible_runner
+
+    commands: list[list[str]] = []
+    real_run = ansible_runner.run
+
+    def run(**kwargs: Any) -> Any:
+        runner = real_run(**kwargs)
+        commands.append(list(runner.config.command))
+        return runner
+
+    monkeypatch.setattr(ansible_runner, "run", run)
+    return commands
+
+
+def test_run_reports_progress_logs_privately_and_is_idempotent(tmp_path: Path, captured_commands: list) -> None:
+    hosts = inventory(tmp_path, local_host("alpha"), local_host("beta"))
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    log_file = tmp_path / "logs" / "ansible-changes.log"
+    recorder = Recorder()
+    variables = {"marker_dir": str(markers), "test_token": SECRET}
+
+    first = run_playbook("changes.yml", hosts, log_file, variables, playbook_dir=PLAYBOOKS, display=recorder)
+
+    assert first.succeeded
+    assert first.changed_hosts() == {"alpha": 2, "beta": 2}
+    assert first.stats["alpha"].ok == 4 and first.stats["alpha"].failures == 0
+    assert (markers / "alpha.token").read_text() == SECRET
+    # Progress: each play, each task and the per-task host counts, from the runner's events.
+    assert recorder.notables == ["play: Configure the test hosts", "play: Second play"]
+    assert "changes.yml: play Configure the test hosts | task 2: Write a marker file | hosts: changed 2" in (
+        recorder.lines
+    )
+    assert "changes.yml: play Second play | task 4: Check the marker | hosts: ok 2" in recorder.lines
+    assert recorder.closed
+    # The full log is in the given file, private, and never holds the secret; neither does the command line.
+    log = log_file.read_text()
+    assert "TASK [Write a marker file]" in log and "PLAY RECAP" in log
+    assert "variables (values in a private file, never logged): marker_dir, test_token" in log
+    assert SECRET not in log
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    assert SECRET not in " ".join(captured_commands[0])
+    assert any(arg.startswith("@") and arg.endswith("env/extravars") for arg in captured_commands[0])
+    assert not Path(captured_commands[0][captured_commands[0].index("-e") + 1][1:]).exists(), "vars file deleted"
+
+    second = run_playbook("changes.yml", hosts, log_file, variables, playbook_dir=PLAYBOOKS)
+    assert second.succeeded
+    assert second.changed_hosts() == {}
+
+
+def test_check_mode_changes_nothing(tmp_path: Path) -> None:
+    hosts = inventory(tmp_path, local_host("alpha"))
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    variables = {"marker_dir": str(markers), "test_token": SECRET}
+    result = run_playbook("changes.yml", hosts, tmp_path / "check.log", variables, playbook_dir=PLAYBOOKS, check=True)
+    assert result.succeeded
+    assert result.changed_hosts() == {"alpha": 2}
+    assert list(markers.iterdir()) == []
+
+
+def test_failure_names_host_task_and_message_and_keeps_other_hosts_work(tmp_path: Path) -> None:
+    hosts = inventory(tmp_path, local_host("broken"), local_host("healthy"))
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    log_file = tmp_path / "fails.log"
+    recorder = Recorder()
+    with pytest.raises(OperationError) as caught:
+        run_playbook(
+            "fails.yml", hosts, log_file, {"marker_dir": str(markers)}, playbook_dir=PLAYBOOKS, display=recorder
+        )
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "broken: Check the disk: disk /var is full on broken"
+    assert lines[1] == "the other hosts completed and keep their work: healthy"
+    assert lines[2] == f"full log: {log_file}; fix the cause and run the same command again"
+    assert "broken: Check the disk: failed" in recorder.notables
+    assert (markers / "healthy.txt").is_file()
+
+
+def test_unreachable_host_is_named_with_its_address(tmp_path: Path) -> None:
+    port = closed_port()
+    hosts = inventory(
+        tmp_path,
+        local_host("here"),
+        f"ghost ansible_host=127.0.0.1 ansible_port={port} ansible_connection=ssh ansible_user=nobody",
+    )
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    result = run_playbook(
+        "changes.yml",
+        hosts,
+        tmp_path / "unreachable.log",
+        {"marker_dir": str(markers), "test_token": SECRET},
+        playbook_dir=PLAYBOOKS,
+        raise_on_failure=False,
+    )
+    assert not result.succeeded
+    assert result.stats["ghost"].unreachable == 1
+    assert result.completed_hosts() == ["here"]
+    assert (markers / "here.txt").is_file()
+    lines = str(playbooks.playbook_error(result, hosts)).splitlines()
+    assert lines[0].startswith(f"ghost (127.0.0.1:{port}): unreachable: ")
+    assert lines[0].endswith("; check SSH to it")
+    assert "Connection refused" in lines[0] or "connect to host" in lines[0]
+    assert lines[1] == "the other hosts completed and keep their work: here"
+
+
+def test_host_addresses_reads_yaml_inventories_with_group_vars(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yml"
+    path.write_text(
+        "k3s_cluster:\n"
+        "  children:\n"
+        "    server:\n"
+        "      hosts:\n"
+        "        192.0.2.10:\n"
+        "    agent:\n"
+        "      hosts:\n"
+        "        pi-1:\n"
+        "          ansible_host: 192.0.2.11\n"
+        "          ansible_port: 2222\n"
+    )
+    assert host_addresses(path, ["192.0.2.10", "pi-1", "absent"]) == {
+        "192.0.2.10": "192.0.2.10",
+        "pi-1": "192.0.2.11:2222",
+        "absent": "absent",
+    }
+
+
+def test_result_message_picks_the_useful_line() -> None:
+    assert result_message({"msg": "first\nsecond\n\nthird\nfourth"}) == "first / second / third"
+    assert result_message({"stderr": "", "stdout": "out"}) == "out"
+    assert result_message({"results": [{"failed": False}, {"failed": True, "msg": "item broke"}]}) == "item broke"
+    assert result_message({"rc": 3}) == "exit code 3"
+    assert len(result_message({"msg": "x" * 1000})) == 300
