@@ -1,0 +1,154 @@
+"""Files in the cluster's MinIO buckets, through boto3's S3 client with the cluster's credentials.
+
+Locations are written `bucket/key` (or `bucket/prefix/` for a folder), as in an FDL input or output path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oscar_deploy.errors import OperationError, UserInputError
+from oscar_deploy.services.endpoints import MinioAccess
+
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: str
+
+
+def split_location(location: str) -> tuple[str, str]:
+    """`bucket/some/key` -> ("bucket", "some/key"); `bucket` -> ("bucket", "")."""
+    cleaned = location.strip().lstrip("/")
+    if cleaned.startswith("s3://"):
+        cleaned = cleaned[len("s3://") :]
+    bucket, _, key = cleaned.partition("/")
+    if not bucket:
+        raise UserInputError(f"{location!r}: write BUCKET/PATH, e.g. cowsay/input/file.txt")
+    return bucket, key
+
+
+class ObjectStore:
+    def __init__(self, access: MinioAccess) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.access = access
+        self._client: Any = boto3.client(
+            "s3",
+            endpoint_url=access.url,
+            aws_access_key_id=access.access_key,
+            aws_secret_access_key=access.secret_key,
+            region_name=access.region,
+            verify=str(access.ca_file) if access.ca_file else True,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},  # MinIO serves buckets as paths, not as host names
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=READ_TIMEOUT,
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
+        )
+
+    def _call(self, what: str, operation: Callable[..., Any], **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return operation(**kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "?")
+            message = error.get("Message", str(exc))
+            hint = {
+                "NoSuchBucket": "the bucket does not exist; `oscar-deploy files ls` lists the buckets",
+                "NoSuchKey": "no such file; `oscar-deploy files ls BUCKET/PREFIX` lists them",
+                "404": "no such file or bucket",
+                "AccessDenied": "the MinIO credentials may not use this bucket",
+                "InvalidAccessKeyId": "the MinIO access key is unknown to the server",
+                "SignatureDoesNotMatch": "the MinIO secret key is wrong",
+            }.get(code, "")
+            raise OperationError(
+                f"{what} on {self.access.url}: MinIO answered {code}: {message}" + (f"; {hint}" if hint else "")
+            ) from None
+        except BotoCoreError as exc:
+            raise OperationError(f"{what} on {self.access.url}: {exc}; check the MinIO address and CA") from None
+
+    def put_file(self, local: Path, bucket: str, key: str) -> None:
+        if not local.is_file():
+            raise UserInputError(f"{local}: no such file to upload")
+        with local.open("rb") as stream:
+            self._call(
+                f"upload {local} to {bucket}/{key}", self._client.put_object, Bucket=bucket, Key=key, Body=stream
+            )
+
+    def put_bytes(self, data: bytes, bucket: str, key: str) -> None:
+        self._call(f"upload to {bucket}/{key}", self._client.put_object, Bucket=bucket, Key=key, Body=data)
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        answer = self._call(f"download {bucket}/{key}", self._client.get_object, Bucket=bucket, Key=key)
+        body: bytes = answer["Body"].read()
+        return body
+
+    def get_file(self, bucket: str, key: str, local: Path) -> None:
+        from oscar_deploy.fsutil import atomic_write
+
+        atomic_write(local, self.get_bytes(bucket, key), 0o644)
+
+    def list_buckets(self) -> list[str]:
+        answer = self._call("list buckets", self._client.list_buckets)
+        return sorted(str(bucket["Name"]) for bucket in answer.get("Buckets", []))
+
+    def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectInfo]:
+        found: list[ObjectInfo] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            answer = self._call(f"list {bucket}/{prefix}", self._client.list_objects_v2, **kwargs)
+            for item in answer.get("Contents", []):
+                found.append(ObjectInfo(str(item["Key"]), int(item["Size"]), item["LastModified"].isoformat()))
+            if not answer.get("IsTruncated"):
+                return found
+            token = answer.get("NextContinuationToken")
+
+    def remove_bucket(self, bucket: str) -> None:
+        """Delete every object of `bucket`, then the bucket itself."""
+        for item in self.list_objects(bucket):
+            self._call(f"delete {bucket}/{item.key}", self._client.delete_object, Bucket=bucket, Key=item.key)
+        self._call(f"delete bucket {bucket}", self._client.delete_bucket, Bucket=bucket)
+
+    def wait_for_object(
+        self,
+        bucket: str,
+        prefix: str,
+        timeout: float,
+        interval: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> ObjectInfo:
+        """The first file (not folder marker) under `prefix`, polling until `timeout` seconds have passed."""
+        deadline = clock() + timeout
+        while True:
+            files = [item for item in self.list_objects(bucket, prefix) if not item.key.endswith("/")]
+            if files:
+                return files[0]
+            if clock() >= deadline:
+                raise OperationError(f"no file appeared under {bucket}/{prefix} within {timeout:.0f} s")
+            sleep(interval)
+
+
+def upload_key(destination_key: str, local: Path, several: bool) -> str:
+    """Key of an uploaded file: the destination itself, or destination folder + file name."""
+    if not destination_key or destination_key.endswith("/") or several:
+        folder = destination_key if not destination_key or destination_key.endswith("/") else destination_key + "/"
+        return f"{folder}{local.name}"
+    return destination_key
