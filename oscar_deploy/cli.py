@@ -75,13 +75,14 @@ def _root(
 
 
 def _register() -> None:
-    from oscar_deploy.commands import bundle_command, spec_commands, versions_command
+    from oscar_deploy.commands import bundle_command, kubeconfig_command, spec_commands, versions_command
 
     app.command("init")(spec_commands.init)
     app.command("validate")(spec_commands.validate)
     app.command("versions")(versions_command.versions)
     app.add_typer(spec_commands.spec_app, name="spec")
     app.add_typer(bundle_command.bundle_app, name="bundle")
+    app.command("kubeconfig")(kubeconfig_command.kubeconfig)
 
 
 _register()
