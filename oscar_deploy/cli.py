@@ -84,6 +84,12 @@ def _register() -> None:
     app.add_typer(bundle_command.bundle_app, name="bundle")
     app.command("kubeconfig")(kubeconfig_command.kubeconfig)
 
+    from oscar_deploy.commands import files_commands, service_commands, verify_command
+
+    app.add_typer(service_commands.service_app, name="service")
+    app.add_typer(files_commands.files_app, name="files")
+    app.command("verify")(verify_command.verify)
+
 
 _register()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from oscar_deploy.errors import OperationError, UserInputError
-from oscar_deploy.services.endpoints import MinioAccess
+from oscar_deploy.services.endpoints import MINIO_ENDPOINT_ENV, MinioAccess
 
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 120
@@ -144,6 +144,27 @@ class ObjectStore:
             if clock() >= deadline:
                 raise OperationError(f"no file appeared under {bucket}/{prefix} within {timeout:.0f} s")
             sleep(interval)
+
+
+def minio_access_from_config(config: dict[str, Any], url: str | None, ca_file: Path | None) -> MinioAccess:
+    """MinIO access from OSCAR's `GET /system/config` answer (`minio_provider`), as upstream's CLI gets it.
+
+    OSCAR reports its in-cluster MinIO address (e.g. http://minio.minio:9000), which this machine usually cannot
+    resolve; `url` (OSCAR_MINIO_ENDPOINT) replaces it.
+    """
+    provider = config.get("minio_provider")
+    if not isinstance(provider, dict) or not provider.get("access_key") or not provider.get("secret_key"):
+        raise OperationError("/system/config: OSCAR did not hand out MinIO credentials for this user")
+    endpoint = url or str(provider.get("endpoint") or "")
+    if not endpoint:
+        raise UserInputError(f"MinIO address unknown; set {MINIO_ENDPOINT_ENV} to its S3 URL")
+    return MinioAccess(
+        url=endpoint.rstrip("/"),
+        access_key=str(provider["access_key"]),
+        secret_key=str(provider["secret_key"]),
+        region=str(provider.get("region") or "us-east-1"),
+        ca_file=ca_file,
+    )
 
 
 def upload_key(destination_key: str, local: Path, several: bool) -> str:
