@@ -289,6 +289,7 @@ def run_playbook(
     log_file: Path,
     extravars: Mapping[str, Any] | None = None,
     *,
+    secret_files: Mapping[str, str] | None = None,
     playbook_dir: Path | None = None,
     limit: str | None = None,
     tags: str | None = None,
@@ -299,6 +300,8 @@ def run_playbook(
 ) -> PlaybookResult:
     """Run `playbook` (a file in `playbook_dir`, default the bundled `playbooks/`) against `inventory`.
 
+    `secret_files` maps a variable to a secret: the secret is written to a private file for the run's length
+    and the variable set to that file's path (e.g. `k3s_token_file`), so the value is never a variable at all.
     Raises `OperationError` naming each failed or unreachable host unless `raise_on_failure` is false.
     """
     import ansible_runner
@@ -315,11 +318,12 @@ def run_playbook(
     try:
         env_dir = private_dir / "env"
         env_dir.mkdir(mode=0o700)
-        if extravars:
+        variables = dict(extravars or {})
+        for index, (name, secret) in enumerate((secret_files or {}).items()):
+            variables[name] = str(_write_private(private_dir / f"secret-{index}", secret))
+        if variables:
             # ansible-runner hands env/extravars to ansible-playbook as `-e @file`: values stay off argv.
-            fd = os.open(env_dir / "extravars", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(dict(extravars), handle)
+            _write_private(env_dir / "extravars", json.dumps(variables))
         with _open_log(log_file) as log:
             log.write(
                 f"# ansible-playbook {playbook} -i {inventory}"
@@ -328,8 +332,8 @@ def run_playbook(
                 + (" --check" if check else "")
                 + "\n"
             )
-            if extravars:
-                log.write(f"# variables (values in a private file, never logged): {', '.join(sorted(extravars))}\n")
+            if variables:
+                log.write(f"# variables (values in a private file, never logged): {', '.join(sorted(variables))}\n")
 
             def on_event(event: dict[str, Any]) -> bool:
                 stdout = event.get("stdout")
@@ -388,6 +392,13 @@ def playbook_error(result: PlaybookResult, inventory: Path) -> OperationError:
         lines.append(f"the other hosts completed and keep their work: {', '.join(kept)}")
     lines.append(f"full log: {result.log_file}; fix the cause and run the same command again")
     return OperationError("\n".join(lines))
+
+
+def _write_private(path: Path, content: str) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    return path
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from oscar_deploy.playbooks import RunProgress, host_addresses, result_message, 
 
 PLAYBOOKS = Path(__file__).parent / "runner_playbooks"
 SECRET = "s3cr3t-Token-value-never-logged"
+FILE_SECRET = "f1le-Secret-value-never-logged"
 
 
 def local_host(name: str) -> str:
@@ -76,30 +77,34 @@ def test_run_reports_progress_logs_privately_and_is_idempotent(tmp_path: Path, c
     recorder = Recorder()
     variables = {"marker_dir": str(markers), "test_token": SECRET}
 
-    first = run_playbook("changes.yml", hosts, log_file, variables, playbook_dir=PLAYBOOKS, display=recorder)
+    secrets = {"test_token_file": FILE_SECRET}
+    first = run_playbook(
+        "changes.yml", hosts, log_file, variables, secret_files=secrets, playbook_dir=PLAYBOOKS, display=recorder
+    )
 
     assert first.succeeded
-    assert first.changed_hosts() == {"alpha": 2, "beta": 2}
-    assert first.stats["alpha"].ok == 4 and first.stats["alpha"].failures == 0
+    assert first.changed_hosts() == {"alpha": 3, "beta": 3}
+    assert first.stats["alpha"].ok == 5 and first.stats["alpha"].failures == 0
     assert (markers / "alpha.token").read_text() == SECRET
+    assert (markers / "beta.filetoken").read_text() == FILE_SECRET
     # Progress: each play, each task and the per-task host counts, from the runner's events.
     assert recorder.notables == ["play: Configure the test hosts", "play: Second play"]
     assert "changes.yml: play Configure the test hosts | task 2: Write a marker file | hosts: changed 2" in (
         recorder.lines
     )
-    assert "changes.yml: play Second play | task 4: Check the marker | hosts: ok 2" in recorder.lines
+    assert "changes.yml: play Second play | task 5: Check the marker | hosts: ok 2" in recorder.lines
     assert recorder.closed
     # The full log is in the given file, private, and never holds the secret; neither does the command line.
     log = log_file.read_text()
     assert "TASK [Write a marker file]" in log and "PLAY RECAP" in log
-    assert "variables (values in a private file, never logged): marker_dir, test_token" in log
-    assert SECRET not in log
+    assert "variables (values in a private file, never logged): marker_dir, test_token, test_token_file" in log
+    assert SECRET not in log and FILE_SECRET not in log
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
-    assert SECRET not in " ".join(captured_commands[0])
+    assert SECRET not in " ".join(captured_commands[0]) and FILE_SECRET not in " ".join(captured_commands[0])
     assert any(arg.startswith("@") and arg.endswith("env/extravars") for arg in captured_commands[0])
     assert not Path(captured_commands[0][captured_commands[0].index("-e") + 1][1:]).exists(), "vars file deleted"
 
-    second = run_playbook("changes.yml", hosts, log_file, variables, playbook_dir=PLAYBOOKS)
+    second = run_playbook("changes.yml", hosts, log_file, variables, secret_files=secrets, playbook_dir=PLAYBOOKS)
     assert second.succeeded
     assert second.changed_hosts() == {}
 
@@ -108,10 +113,10 @@ def test_check_mode_changes_nothing(tmp_path: Path) -> None:
     hosts = inventory(tmp_path, local_host("alpha"))
     markers = tmp_path / "markers"
     markers.mkdir()
-    variables = {"marker_dir": str(markers), "test_token": SECRET}
+    variables = {"marker_dir": str(markers), "test_token": SECRET, "test_token_file": "/dev/null"}
     result = run_playbook("changes.yml", hosts, tmp_path / "check.log", variables, playbook_dir=PLAYBOOKS, check=True)
     assert result.succeeded
-    assert result.changed_hosts() == {"alpha": 2}
+    assert result.changed_hosts() == {"alpha": 3}
     assert list(markers.iterdir()) == []
 
 
@@ -147,6 +152,7 @@ def test_unreachable_host_is_named_with_its_address(tmp_path: Path) -> None:
         hosts,
         tmp_path / "unreachable.log",
         {"marker_dir": str(markers), "test_token": SECRET},
+        secret_files={"test_token_file": FILE_SECRET},
         playbook_dir=PLAYBOOKS,
         raise_on_failure=False,
     )
