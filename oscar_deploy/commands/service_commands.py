@@ -65,9 +65,7 @@ def render(
     show_secrets: bool = SHOW_SECRETS_OPTION,
 ) -> None:
     """Print the FDL after templating and validation (scripts inlined), or with --json the API request bodies."""
-    import yaml
-
-    from oscar_deploy.services.fdl import mask_secrets
+    from oscar_deploy.services.fdl import mask_secrets, to_yaml
     from oscar_deploy.services.templating import load_fdl
 
     document = load_fdl(fdl, values, sets)
@@ -78,7 +76,7 @@ def render(
     if as_json:
         print_json([shown(definition.body) for definition in document.services])
     else:
-        typer.echo(yaml.safe_dump(shown(document.normalised()), sort_keys=False, width=120), nl=False)
+        typer.echo(to_yaml(shown(document.normalised())), nl=False)
 
 
 @service_app.command("apply")

@@ -661,6 +661,23 @@ def mask_secrets(data: Any, inside_secrets: bool = False) -> Any:
     return data
 
 
+class _BlockScriptDumper(yaml.SafeDumper):
+    """Writes multi-line strings (inlined scripts) as literal blocks, readable as the files they came from."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value and not any(ch in value for ch in "\t\r") and not value.endswith(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockScriptDumper.add_representer(str, _represent_str)
+
+
+def to_yaml(data: Any) -> str:
+    text: str = yaml.dump(data, Dumper=_BlockScriptDumper, sort_keys=False, width=120, allow_unicode=True)
+    return text
+
+
 # --- loading and error reporting -----------------------------------------------------------------------------
 
 

@@ -3,11 +3,13 @@
 Undefined variables are errors (StrictUndefined) naming the variable and the template line, so a missing value
 never renders as an empty string. Later sources win: values files in the order given, then `--set` flags.
 `--set a.b=c` sets a nested value; `true`/`false` and plain decimal numbers become booleans and numbers, anything
-else stays a string.
+else stays a string. Credentials belong in a values file or the environment, never on a command line: the
+template function `env("NAME")` reads an environment variable (an error when it is not set).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from types import TracebackType
@@ -83,6 +85,15 @@ def _template_line(traceback: TracebackType | None, template_name: str) -> int |
     return line
 
 
+def _environment_variable(name: str, default: str | None = None) -> str:
+    import jinja2
+
+    value = os.environ.get(name, default)
+    if value is None:
+        raise jinja2.UndefinedError(f"environment variable {name!r} is not set")
+    return value
+
+
 def render_template(text: str, source: str, values: dict[str, Any]) -> str:
     """Render FDL template text; a missing value or a template error is an FdlError naming file and line."""
     import jinja2
@@ -92,6 +103,7 @@ def render_template(text: str, source: str, values: dict[str, Any]) -> str:
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - the output is YAML, not HTML
     )
+    environment.globals["env"] = _environment_variable
     try:
         template = environment.from_string(text)
         template.name = template.filename = source
@@ -101,9 +113,12 @@ def render_template(text: str, source: str, values: dict[str, Any]) -> str:
     except jinja2.UndefinedError as exc:
         line = _template_line(exc.__traceback__, source)
         where = f"{source}:{line}" if line else source
-        raise FdlError(
-            [f"{where}: {exc.message}; give it with --set NAME=VALUE or in a values file (-f values.yaml)"]
-        ) from None
+        fix = (
+            "export it before running the command"
+            if (exc.message or "").startswith("environment variable")
+            else "give it with --set NAME=VALUE or in a values file (-f values.yaml)"
+        )
+        raise FdlError([f"{where}: {exc.message}; {fix}"]) from None
 
 
 def load_fdl(path: Path, values_files: list[Path] | None = None, assignments: list[str] | None = None) -> FdlDocument:
