@@ -90,6 +90,14 @@ def _register() -> None:
     app.add_typer(files_commands.files_app, name="files")
     app.command("verify")(verify_command.verify)
 
+    from oscar_deploy.commands import cluster_commands, doctor_command
+
+    app.command("up")(cluster_commands.up)
+    app.command("status")(cluster_commands.status)
+    app.command("ssh")(cluster_commands.ssh)
+    app.command("down")(cluster_commands.down)
+    app.command("doctor")(doctor_command.doctor)
+
 
 _register()
 

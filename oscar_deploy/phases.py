@@ -1,0 +1,127 @@
+"""The phases of `up`, run in order, each recorded in the cluster's journal when it completes.
+
+A phase is skipped when the journal says it completed, unless it must always look (provision checks the
+nodes every time: it is cheap and repairs nodes removed or stopped behind our back). When a phase changes
+something (for instance provision recreates a node), every later phase runs again, because its earlier
+result no longer describes the cluster. `up` after a crash or Ctrl-C therefore resumes where it stopped,
+and `up` on a finished cluster changes nothing.
+
+Later layers add their phases to `PHASES` in order (prepare, kubernetes, platform, services, verify).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from oscar_deploy.errors import UserInputError
+from oscar_deploy.progress import Progress
+
+if TYPE_CHECKING:
+    from oscar_deploy.providers.base import Provider
+    from oscar_deploy.spec import ClusterSpec
+    from oscar_deploy.state import ClusterState
+
+UP_TARGETS = ("local",)
+
+
+@dataclass
+class PhaseContext:
+    """What phases share: the spec, the state folder, progress output and the provider's handle."""
+
+    spec: ClusterSpec
+    state: ClusterState
+    progress: Progress
+    provider: Provider
+
+
+@dataclass
+class PhaseResult:
+    changed: bool
+    summary: list[str] = field(default_factory=list)
+    # Recorded in the journal with the phase (JSON-serialisable, never secrets).
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    description: str
+    run: Callable[[PhaseContext], PhaseResult]
+    always: bool = False
+
+
+@dataclass
+class PhaseOutcome:
+    phase: str
+    ran: bool
+    result: PhaseResult | None = None
+
+
+def provider_for(spec: ClusterSpec, state: ClusterState, progress: Progress) -> Provider:
+    """The provider of the spec's target; targets other than those `up` supports so far stop here."""
+    if spec.target not in UP_TARGETS:
+        raise UserInputError(
+            f"target {spec.target}: not supported by this version of `up` yet (supported: "
+            f"{', '.join(UP_TARGETS)}); set `target: local` to try the platform on this machine"
+        )
+    from oscar_deploy.providers.engine import ContainerEngine
+    from oscar_deploy.providers.local import LocalProvider
+    from oscar_deploy.spec import LocalSpec
+
+    settings = spec.target_settings()
+    engine = ContainerEngine.find(settings.engine if isinstance(settings, LocalSpec) else "auto")
+    return LocalProvider(state, engine, progress)
+
+
+def provision(context: PhaseContext) -> PhaseResult:
+    """Create or repair the nodes the spec asks for and write the inventory from what exists."""
+    from oscar_deploy.inventory import write_inventory
+    from oscar_deploy.providers.base import planned_nodes
+
+    plan = planned_nodes(context.spec)
+    applied = context.provider.apply(plan)
+    write_inventory(context.state, applied.nodes, context.provider.ssh_common_args)
+    summary = [
+        f"{verb} {', '.join(names)}"
+        for verb, names in (("created", applied.created), ("started", applied.started))
+        if names
+    ]
+    if applied.extra:
+        summary.append(f"not in the spec, left as they are: {', '.join(applied.extra)}")
+    if not applied.changed:
+        summary.append(f"all {len(plan)} node(s) already running")
+    return PhaseResult(
+        changed=applied.changed,
+        summary=summary,
+        details={
+            "nodes": [node.name for node in applied.nodes],
+            "created": applied.created,
+            "started": applied.started,
+        },
+    )
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase("provision", "create or repair the nodes and write the inventory", provision, always=True),
+)
+
+
+def run_phases(context: PhaseContext, phases: Sequence[Phase] = PHASES) -> list[PhaseOutcome]:
+    journal = context.state.journal
+    outcomes: list[PhaseOutcome] = []
+    for index, phase in enumerate(phases):
+        if journal.completed(phase.name) and not phase.always:
+            context.progress.note(f"phase {phase.name}: already completed")
+            outcomes.append(PhaseOutcome(phase.name, ran=False))
+            continue
+        context.progress.note(f"phase {phase.name}: {phase.description}")
+        result = phase.run(context)
+        journal.record(phase.name, changed=result.changed, **result.details)
+        if result.changed:
+            later = [other.name for other in phases[index + 1 :]]
+            if later:
+                journal.forget(*later)
+        outcomes.append(PhaseOutcome(phase.name, ran=True, result=result))
+    return outcomes
