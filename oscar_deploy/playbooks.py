@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,32 +255,70 @@ def _host_stats(final: Mapping[str, Mapping[str, int]]) -> dict[str, HostStats]:
     }
 
 
-def host_addresses(inventory: Path, hosts: Iterable[str]) -> dict[str, str]:
-    """`ansible_host[:ansible_port]` of each host as the inventory sets it (the name when it sets none)."""
-    wanted = list(hosts)
-    try:
-        from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
-        from ansible.vars.manager import VariableManager
+@dataclass(frozen=True)
+class InventoryView:
+    """An inventory as Ansible reads it (`ansible-inventory --list`): groups with all their hosts, merged vars."""
 
-        loader = DataLoader()
-        manager = InventoryManager(loader=loader, sources=[str(inventory)])
-        variables = VariableManager(loader=loader, inventory=manager)
-    except Exception:  # the inventory already served the run; an address is only a courtesy in messages
-        return {host: host for host in wanted}
-    addresses: dict[str, str] = {}
-    for name in wanted:
-        host = manager.get_host(name)
-        if host is None:
-            addresses[name] = name
-            continue
-        host_vars = variables.get_vars(host=host)
-        address = str(host_vars.get("ansible_host") or name)
-        port = host_vars.get("ansible_port")
+    path: Path
+    groups: dict[str, list[str]]
+    hostvars: dict[str, dict[str, Any]]
+
+    def hosts(self, group: str) -> list[str]:
+        return list(self.groups.get(group, []))
+
+    def address(self, host: str) -> str:
+        """`ansible_host[:ansible_port]` as the inventory sets it (the name when it sets none)."""
+        host_vars = self.hostvars.get(host, {})
+        address = str(host_vars.get("ansible_host") or host)
         if "{{" in address:
-            address = name
-        addresses[name] = f"{address}:{port}" if port and str(port) != "22" else address
-    return addresses
+            address = host
+        port = host_vars.get("ansible_port")
+        return f"{address}:{port}" if port and str(port) != "22" else address
+
+
+def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryView:
+    """Parse `path` with Ansible itself (INI, YAML, folders: whatever ansible-playbook accepts)."""
+    import subprocess
+
+    if not path.exists():
+        raise UserInputError(f"{path}: no such inventory; pass an Ansible inventory file with -i")
+    env = {
+        **os.environ,
+        **_environment(playbook_dir or layer_dir("playbooks")),
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
+    }
+    command = shutil.which("ansible-inventory", path=env["PATH"]) or "ansible-inventory"
+    completed = subprocess.run(
+        [command, "-i", str(path), "--list"], capture_output=True, text=True, env=env, check=False
+    )
+    if completed.returncode != 0:
+        raise UserInputError(f"{path}: not a valid Ansible inventory ({_inventory_problem(completed.stderr, path)})")
+    data = json.loads(completed.stdout)
+    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
+
+    def members(group: str, seen: frozenset[str] = frozenset()) -> list[str]:
+        entry = data.get(group) or {}
+        found = list(entry.get("hosts") or [])
+        for child in entry.get("children") or []:
+            if child not in seen:
+                found += [host for host in members(child, seen | {group}) if host not in found]
+        return found
+
+    groups = {group: members(group) for group in data if group != "_meta"}
+    return InventoryView(path=path, groups=groups, hostvars=hostvars)
+
+
+def _inventory_problem(stderr: str, path: Path) -> str:
+    """The most telling line of ansible-inventory's complaints about a file."""
+    preferred = "yaml" if path.suffix in (".yml", ".yaml") else "ini"
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if f"with '{preferred}' plugin:" in line:
+            return _one_line(line.split(" plugin: ", 1)[1])
+    for line in lines:
+        if line.startswith(("[WARNING]", "[ERROR]")):
+            return _one_line(line.split(": ", 1)[-1])
+    return "ansible-inventory could not read it"
 
 
 def run_playbook(
@@ -383,8 +421,11 @@ def playbook_error(result: PlaybookResult, inventory: Path) -> OperationError:
     last_by_host: dict[str, HostProblem] = {}
     for problem in result.problems:
         last_by_host[problem.host] = problem  # a host stops at its first failure; retries only repeat it
-    addresses = host_addresses(inventory, last_by_host)
-    lines = [problem.line(addresses.get(host)) for host, problem in last_by_host.items()]
+    try:
+        view: InventoryView | None = read_inventory(inventory)
+    except UserInputError:  # the run read it; an address is only a courtesy in the message
+        view = None
+    lines = [problem.line(view.address(host) if view else None) for host, problem in last_by_host.items()]
     if not lines:
         lines = [f"{result.playbook}: ansible-playbook ended with status {result.status} (rc {result.rc})"]
     kept = [host for host in result.completed_hosts() if host not in last_by_host]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from oscar_deploy import playbooks
-from oscar_deploy.errors import OperationError
-from oscar_deploy.playbooks import RunProgress, host_addresses, result_message, run_playbook
+from oscar_deploy.errors import OperationError, UserInputError
+from oscar_deploy.playbooks import RunProgress, read_inventory, result_message, run_playbook
 
 PLAYBOOKS = Path(__file__).parent / "runner_playbooks"
 SECRET = "s3cr3t-Token-value-never-logged"
@@ -167,7 +167,7 @@ def test_unreachable_host_is_named_with_its_address(tmp_path: Path) -> None:
     assert lines[1] == "the other hosts completed and keep their work: here"
 
 
-def test_host_addresses_reads_yaml_inventories_with_group_vars(tmp_path: Path) -> None:
+def test_read_inventory_takes_k3s_ansible_inventories_as_they_are(tmp_path: Path) -> None:
     path = tmp_path / "inventory.yml"
     path.write_text(
         "k3s_cluster:\n"
@@ -180,12 +180,26 @@ def test_host_addresses_reads_yaml_inventories_with_group_vars(tmp_path: Path) -
         "        pi-1:\n"
         "          ansible_host: 192.0.2.11\n"
         "          ansible_port: 2222\n"
+        "  vars:\n"
+        "    k3s_version: v1.31.12+k3s1\n"
     )
-    assert host_addresses(path, ["192.0.2.10", "pi-1", "absent"]) == {
-        "192.0.2.10": "192.0.2.10",
-        "pi-1": "192.0.2.11:2222",
-        "absent": "absent",
-    }
+    view = read_inventory(path)
+    assert view.hosts("server") == ["192.0.2.10"]
+    assert view.hosts("agent") == ["pi-1"]
+    assert view.hosts("k3s_cluster") == ["192.0.2.10", "pi-1"]
+    assert view.hostvars["192.0.2.10"]["k3s_version"] == "v1.31.12+k3s1"
+    assert view.address("192.0.2.10") == "192.0.2.10"
+    assert view.address("pi-1") == "192.0.2.11:2222"
+    assert view.address("absent") == "absent"
+
+
+def test_read_inventory_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match=r"missing.yml: no such inventory; pass an Ansible inventory file"):
+        read_inventory(tmp_path / "missing.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("k3s_cluster: [unclosed\n")
+    with pytest.raises(UserInputError, match=r"bad.yml: not a valid Ansible inventory \(YAML parsing failed"):
+        read_inventory(bad)
 
 
 def test_result_message_picks_the_useful_line() -> None:
