@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oscar_deploy.errors import UserInputError
@@ -34,6 +35,8 @@ class PhaseContext:
     state: ClusterState
     progress: Progress
     provider: Provider
+    # Air-gap bundle folder (`up --bundle DIR`): the k3s phases take k3s from it instead of upstream.
+    bundle: Path | None = None
 
 
 @dataclass

@@ -84,6 +84,9 @@ class Provider(Protocol):
     def power_off(self, name: str) -> None:
         """Stop a node, keeping it (and its disk) for a later power_on."""
 
+    def remove(self, name: str) -> list[str]:
+        """Delete one node and its disk (scaling in, once it was drained); returns what was removed."""
+
     def ssh_command(self, node: Node, command: Sequence[str] = ()) -> list[str]:
         """The `ssh` command line that runs `command` on `node` (a login shell when empty)."""
 

@@ -166,6 +166,13 @@ class LocalProvider:
         if node.state == "running":
             self.engine.run(["stop", "--time", "20", container_name(self.cluster, name)])
 
+    def remove(self, name: str) -> list[str]:
+        self._existing(name)
+        container, volume = container_name(self.cluster, name), volume_name(self.cluster, name)
+        self.engine.run(["rm", "--force", "--volumes", "--time", "5", container], timeout=300)
+        self.engine.run(["volume", "rm", "--force", volume], check=False)
+        return [f"container {container}", f"volume {volume}"]
+
     # --- SSH ----------------------------------------------------------------------------------------------
     def ssh_command(self, node: Node, command: Sequence[str] = ()) -> list[str]:
         """The `ssh` command line reaching `node` as its user with the cluster's key (no password anywhere)."""
