@@ -29,6 +29,7 @@ NAME_OPTION = typer.Option(
 BUNDLE_OPTION = typer.Option(
     None,
     "--bundle",
+    envvar="OSCAR_DEPLOY_BUNDLE",
     help="Air-gap bundle folder (`oscar-deploy bundle build`); without it every node downloads k3s from upstream.",
     file_okay=False,
 )

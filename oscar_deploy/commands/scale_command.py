@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 WORKERS_OPTION = typer.Option(..., "--workers", "-w", help="Number of workers (k3s agents) wanted.", min=0)
 BUNDLE_OPTION = typer.Option(
-    None, "--bundle", help="Air-gap bundle folder for the new workers (`oscar-deploy bundle build`).", file_okay=False
+    None,
+    "--bundle",
+    envvar="OSCAR_DEPLOY_BUNDLE",
+    help="Air-gap bundle folder for the new workers (`oscar-deploy bundle build`).",
+    file_okay=False,
 )
 SCALE_TARGETS = ("local",)
 
