@@ -155,7 +155,10 @@ class OscarClient:
         answer = response.text.strip()[:ANSWER_EXCERPT] or response.reason_phrase
         status = f"{response.status_code} {response.reason_phrase}"
         if response.status_code == 401:
-            how = "bearer token" if self.access.token else f"user {self.access.user!r}"
+            if "Authorization" in (kwargs.get("headers") or {}):
+                how = "the service's own token"
+            else:
+                how = "bearer token" if self.access.token else f"user {self.access.user!r}"
             raise OscarApiError(
                 f"{method} {url}: the server answered {status}: credentials rejected ({how}); check the password "
                 "(state secret oscar_password, or OSCAR_PASSWORD) or the token",
@@ -236,6 +239,7 @@ class OscarClient:
             f"/run/{name}",
             content=base64.b64encode(data),
             headers={"Authorization": f"Bearer {self._service_token(name)}"},
+            auth=None,  # the service's token replaces the client's own credentials
             not_found=f"no service {name!r}",
             timeout=timeout,
         )
@@ -248,6 +252,7 @@ class OscarClient:
             f"/job/{name}",
             content=base64.b64encode(data),
             headers={"Authorization": f"Bearer {self._service_token(name)}"},
+            auth=None,
             expected=(200, 201),
             not_found=f"no service {name!r}",
         )

@@ -809,6 +809,26 @@ def _line_of(root: yaml.Node | None, path: tuple[str | int, ...]) -> int | None:
     return line
 
 
+def _duplicate_keys(node: yaml.Node | None, path: tuple[str | int, ...] = ()) -> list[tuple[int, str]]:
+    """(line, message) for each key given twice in one mapping; YAML loaders keep the last one without a word."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                where = _dotted(*path, key)
+                found.append((line, f"{where}: given twice (first at line {first_line[key]}); keep one"))
+            else:
+                first_line[key] = line
+            found += _duplicate_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found += _duplicate_keys(item, (*path, index))
+    return found
+
+
 def parse_fdl(text: str, source: str, base_dir: Path) -> FdlDocument:
     """Validate FDL text (already rendered from its template); scripts are read relative to `base_dir`.
 
@@ -824,6 +844,9 @@ def parse_fdl(text: str, source: str, base_dir: Path) -> FdlDocument:
         raise FdlError([f"{where}: not valid YAML ({problem}); fix the syntax at that line"]) from None
     if not isinstance(data, dict):
         raise FdlError([f"{source}: an FDL file is a mapping starting with `functions:`; see templates/services/"])
+    duplicates = _duplicate_keys(root)
+    if duplicates:
+        raise FdlError([f"{source}:{line}: {message}" for line, message in duplicates])
 
     def located(loc: tuple[str | int, ...], message: str) -> str:
         line = _line_of(root, loc)

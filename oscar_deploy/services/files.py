@@ -16,6 +16,7 @@ from oscar_deploy.services.endpoints import MINIO_ENDPOINT_ENV, MinioAccess
 
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 120
+FIRST_POLL_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
@@ -135,15 +136,20 @@ class ObjectStore:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> ObjectInfo:
-        """The first file (not folder marker) under `prefix`, polling until `timeout` seconds have passed."""
+        """The first file (not folder marker) under `prefix`, polling until `timeout` seconds have passed.
+
+        Polls quickly at first and backs off to `interval`, so a fast cluster is not kept waiting.
+        """
         deadline = clock() + timeout
+        pause = min(FIRST_POLL_INTERVAL, interval)
         while True:
             files = [item for item in self.list_objects(bucket, prefix) if not item.key.endswith("/")]
             if files:
                 return files[0]
             if clock() >= deadline:
                 raise OperationError(f"no file appeared under {bucket}/{prefix} within {timeout:.0f} s")
-            sleep(interval)
+            sleep(min(pause, max(deadline - clock(), 0.0)))
+            pause = min(pause * 2, interval)
 
 
 def minio_access_from_config(config: dict[str, Any], url: str | None, ca_file: Path | None) -> MinioAccess:

@@ -1,0 +1,309 @@
+"""The OSCAR REST client and the MinIO file store, against the fake OSCAR manager and a moto S3 server."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oscar_deploy.errors import OperationError, UserInputError
+from oscar_deploy.services.client import OscarApiError, OscarClient, ServiceNotFound, decode_run_output
+from oscar_deploy.services.endpoints import MinioAccess, OscarAccess
+from oscar_deploy.services.files import ObjectStore, minio_access_from_config, split_location, upload_key
+from tests.unit.fake_oscar import FakeOscar
+from tests.unit.oscar_env import S3Server
+
+SERVICE = {
+    "name": "cowsay",
+    "cluster_id": "oscar",
+    "image": "ghcr.io/grycap/cowsay",
+    "script": "#!/bin/sh\ncat $INPUT_FILE_PATH\n",
+    "input": [{"storage_provider": "minio.default", "path": "cowsay-bucket/in"}],
+    "output": [{"storage_provider": "minio.default", "path": "cowsay-bucket/out"}],
+    "expose": {"api_port": [8080]},
+    "environment": {"variables": {"GREETING": "moo"}},
+}
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
+    s3_server.reset()
+    server = FakeOscar(s3_endpoint=s3_server.url).start()
+    yield server
+    server.stop()
+
+
+def _client(fake: FakeOscar, **overrides: object) -> OscarClient:
+    access = OscarAccess(url=fake.url, user=fake.user, password=fake.password)
+    return OscarClient(access, **overrides)  # type: ignore[arg-type]
+
+
+def _store(fake: FakeOscar) -> ObjectStore:
+    return ObjectStore(MinioAccess(fake.s3_endpoint, fake.s3_access_key, fake.s3_secret_key))
+
+
+def test_service_lifecycle_and_the_answers_of_the_api(fake: FakeOscar) -> None:
+    with _client(fake) as client:
+        assert client.health() == "Ok"
+        assert client.info()["version"] == "v4.1.2"
+        assert client.list_services() == []
+
+        assert client.apply_service(SERVICE) == "created"
+        assert client.apply_service(SERVICE) == "unchanged"  # same definition: no PUT at all
+        changed = {**SERVICE, "memory": "512Mi"}
+        assert client.apply_service(changed) == "updated"
+        assert [request[:2] for request in fake.requests if request[0] in ("POST", "PUT")] == [
+            ("POST", "/system/services"),
+            ("PUT", "/system/services"),
+        ]
+        stored = client.get_service("cowsay")
+        assert stored["memory"] == "512Mi" and len(stored["token"]) == 64 and stored["owner"] == "cluster_admin"
+        assert [item["name"] for item in client.list_services()] == ["cowsay"]
+
+        with pytest.raises(OscarApiError) as duplicate:
+            client.create_service(SERVICE)
+        assert duplicate.value.status_code == 409
+        assert "409 Conflict: A service with the provided name already exists" in str(duplicate.value)
+
+        client.delete_service("cowsay")
+        with pytest.raises(ServiceNotFound, match="no service 'cowsay' to delete"):
+            client.delete_service("cowsay")
+        assert client.find_service("cowsay") is None
+    # Every body that reached the server passed its schema check (a refused one would have raised above).
+    assert all(kind == "basic" for method, path, kind, _ in fake.requests if path.startswith("/system/"))
+
+
+def test_the_server_refuses_what_the_schema_does_not_know(fake: FakeOscar) -> None:
+    with _client(fake) as client, pytest.raises(OscarApiError) as caught:
+        client.create_service({**SERVICE, "expose": {"port": 5000}})
+    assert caught.value.status_code == 400
+    assert "The service specification is not valid: expose: Additional properties are not allowed" in str(caught.value)
+
+
+def test_bad_credentials_say_so_without_showing_the_password(fake: FakeOscar) -> None:
+    access = OscarAccess(url=fake.url, user="oscar", password="wrong-password-123")
+    with OscarClient(access) as client, pytest.raises(OscarApiError) as caught:
+        client.list_services()
+    message = str(caught.value)
+    assert caught.value.status_code == 401
+    assert "401 Unauthorized: credentials rejected (user 'oscar')" in message
+    assert "wrong-password-123" not in message
+
+
+def test_bearer_tokens_are_sent_instead_of_basic_auth(fake: FakeOscar) -> None:
+    fake.oidc_tokens.add("oidc-access-token")
+    with OscarClient(OscarAccess(url=fake.url, token="oidc-access-token")) as client:
+        assert client.list_services() == []
+    with (
+        OscarClient(OscarAccess(url=fake.url, token="expired")) as client,
+        pytest.raises(OscarApiError, match="bearer"),
+    ):
+        client.info()
+    assert [kind for _, path, kind, _ in fake.requests] == ["bearer", "bearer"]
+
+
+def test_sync_and_async_invocations_and_job_logs(fake: FakeOscar) -> None:
+    fake.processor = lambda data: b"the cow says: " + data
+    binary = bytes(range(256))
+    with _client(fake) as client:
+        client.create_service(SERVICE)
+        assert client.run("cowsay", b"hello") == b"the cow says: hello"
+        assert client.run("cowsay", binary) == b"the cow says: " + binary
+        assert client.run("cowsay", b"hi", decode=False) == b"dGhlIGNvdyBzYXlzOiBoaQ=="
+        assert client.list_jobs("cowsay") == []  # synchronous calls run in Knative, not as jobs
+
+        client.submit_job("cowsay", b"async input")
+        (job,) = client.list_jobs("cowsay")
+        assert job.name.startswith("cowsay-") and job.status == "Succeeded"
+        assert "the cow says: async input" in client.job_log("cowsay", job.name)
+        with pytest.raises(ServiceNotFound, match="no job 'cowsay-nope' of service 'cowsay'"):
+            client.job_log("cowsay", "cowsay-nope")
+        with pytest.raises(ServiceNotFound, match="no service 'ghost'"):
+            client.run("ghost", b"x")
+    # The invocations carried the service's own token, never the admin credentials.
+    invocations = [kind for method, path, kind, _ in fake.requests if path.startswith(("/run/", "/job/"))]
+    assert invocations == ["bearer"] * 4
+
+
+def test_run_output_is_decoded_only_when_it_is_base64() -> None:
+    assert decode_run_output(b"aGVsbG8=\n") == b"hello"
+    assert decode_run_output(b" _____\n< moo >\n -----\n") == b" _____\n< moo >\n -----\n"
+    assert decode_run_output(b"") == b""
+
+
+def test_connection_failures_are_retried_and_then_explained() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    pauses: list[float] = []
+    access = OscarAccess(url=f"http://127.0.0.1:{port}", user="oscar", password="x")
+    client = OscarClient(access, retries=3, retry_delay=0.5, sleep=pauses.append)
+    with client, pytest.raises(OperationError) as caught:
+        client.health()
+    assert pauses == [0.5, 1.0, 1.5]
+    assert f"GET http://127.0.0.1:{port}/health: cannot connect after 4 attempts" in str(caught.value)
+
+
+def test_server_errors_are_not_retried_and_show_the_answer(fake: FakeOscar) -> None:
+    fake.fail("GET", "/system/info", 500, "metrics-server unavailable")
+    with _client(fake, sleep=lambda _: pytest.fail("must not retry")) as client, pytest.raises(OscarApiError) as caught:
+        client.info()
+    assert str(caught.value).endswith(
+        "/system/info: the server answered 500 Internal Server Error: metrics-server unavailable"
+    )
+    assert [path for _, path, _, _ in fake.requests] == ["/system/info"]
+
+
+def test_a_server_that_does_not_answer_times_out_once() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    access = OscarAccess(url=f"http://127.0.0.1:{listener.getsockname()[1]}", user="u", password="p")
+    try:
+        with OscarClient(access, timeout=0.3) as client, pytest.raises(OperationError, match="no answer in time"):
+            client.info()
+    finally:
+        for connection in accepted:
+            connection.close()
+        listener.close()
+    assert len(accepted) == 1
+
+
+# --- TLS with the cluster's own CA ---------------------------------------------------------------------------
+
+
+def _self_signed_ca_and_server(folder: Path) -> tuple[Path, ssl.SSLContext]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "oscar-deploy test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file = folder / "ca.crt"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.crt").write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.key").write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.crt", folder / "server.key")
+    return ca_file, context
+
+
+def test_tls_is_verified_against_the_clusters_ca_file(tmp_path: Path, s3_server: S3Server) -> None:
+    ca_file, context = _self_signed_ca_and_server(tmp_path)
+    fake = FakeOscar(s3_endpoint=s3_server.url, ssl_context=context).start()
+    try:
+        assert fake.url.startswith("https://127.0.0.1:")
+        trusted = OscarAccess(url=fake.url, user=fake.user, password=fake.password, ca_file=ca_file)
+        with OscarClient(trusted) as client:
+            assert client.info()["version"] == "v4.1.2"
+        untrusted = OscarAccess(url=fake.url, user=fake.user, password=fake.password)
+        client = OscarClient(untrusted, sleep=lambda _: pytest.fail("TLS failures are not retried"))
+        with client, pytest.raises(OperationError, match=r"TLS certificate not trusted .*pass its CA with --ca-file"):
+            client.info()
+    finally:
+        fake.stop()
+
+
+# --- files in MinIO ------------------------------------------------------------------------------------------
+
+
+def test_files_go_to_and_come_from_buckets(fake: FakeOscar, tmp_path: Path) -> None:
+    with _client(fake) as client:
+        client.create_service(SERVICE)  # creates cowsay-bucket with its in/ and out/ folders, as OSCAR does
+    store = _store(fake)
+    assert "cowsay-bucket" in store.list_buckets()
+    local = tmp_path / "photo.jpg"
+    local.write_bytes(b"\xff\xd8 not really a jpeg")
+    store.put_file(local, "cowsay-bucket", upload_key("in/", local, several=False))
+    keys = [item.key for item in store.list_objects("cowsay-bucket", "in/")]
+    assert keys == ["in/", "in/photo.jpg"]
+    found = store.wait_for_object("cowsay-bucket", "out/", timeout=5, interval=0.05)
+    assert found.key == "out/photo.jpg.out"  # the fake's job copied the input, as the webhook flow would
+    target = tmp_path / "result.jpg"
+    store.get_file("cowsay-bucket", found.key, target)
+    assert target.read_bytes() == local.read_bytes()
+
+    with pytest.raises(OperationError, match=r"MinIO answered NoSuchKey.*no such file"):
+        store.get_bytes("cowsay-bucket", "out/missing")
+    with pytest.raises(OperationError, match="MinIO answered NoSuchBucket"):
+        store.list_objects("no-such-bucket")
+    now = [0.0]
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        now[0] += seconds
+
+    with pytest.raises(OperationError, match="no file appeared under cowsay-bucket/nothing/ within 2 s"):
+        store.wait_for_object("cowsay-bucket", "nothing/", timeout=2, interval=1.0, sleep=sleep, clock=lambda: now[0])
+    assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.8, 0.5])  # backs off to the interval, stops at the deadline
+    store.remove_bucket("cowsay-bucket")
+    assert "cowsay-bucket" not in store.list_buckets()
+
+
+def test_locations_and_upload_keys() -> None:
+    assert split_location("photos/in/a.jpg") == ("photos", "in/a.jpg")
+    assert split_location("s3://photos") == ("photos", "")
+    with pytest.raises(UserInputError):
+        split_location("/")
+    assert upload_key("in/", Path("x/a.jpg"), several=False) == "in/a.jpg"
+    assert upload_key("in/b.jpg", Path("a.jpg"), several=False) == "in/b.jpg"
+    assert upload_key("in", Path("a.jpg"), several=True) == "in/a.jpg"
+    assert upload_key("", Path("a.jpg"), several=False) == "a.jpg"
+
+
+def test_minio_credentials_from_oscars_config(fake: FakeOscar) -> None:
+    with _client(fake) as client:
+        config = client.config()
+    access = minio_access_from_config(config, fake.s3_endpoint, None)
+    assert (access.url, access.access_key) == (fake.s3_endpoint, fake.s3_access_key)
+    assert minio_access_from_config(config, None, None).url == "http://minio.minio:9000"
+    with pytest.raises(OperationError, match="did not hand out MinIO credentials"):
+        minio_access_from_config({"config": {}}, None, None)
