@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 NODE_ARGUMENT = typer.Argument(..., help="Node name as `status` shows it, e.g. server-0 or agent-1.")
-COMMAND_ARGUMENT = typer.Argument(None, help="Command to run on the node (after `--`); a shell when empty.")
+COMMAND_ARGUMENT = typer.Argument(
+    None,
+    help="Command to run on the node, after `--`: several words run as they are (`-- sh -c 'exit 7'`), "
+    "one word is a shell line (`-- 'ls | wc -l'`); a login shell when empty.",
+)
 COLUMNS = ("node", "role", "arch", "state", "address", "ssh")
 
 
@@ -97,6 +101,14 @@ def status(file: Path = SPEC_OPTION, as_json: bool = JSON_OPTION) -> None:
         typer.echo(f"not running: {', '.join(broken)}; `oscar-deploy up` recreates or restarts them")
 
 
+def remote_command(words: list[str]) -> list[str]:
+    """What ssh sends: ssh joins its arguments with spaces for the remote shell, so several words are quoted
+    to arrive as the same words; a single word is passed as a shell line."""
+    import shlex
+
+    return words if len(words) <= 1 else [shlex.join(words)]
+
+
 def ssh(node: str = NODE_ARGUMENT, command: list[str] | None = COMMAND_ARGUMENT, file: Path = SPEC_OPTION) -> None:
     """Open a shell on a node, or run `-- COMMAND` there; exits with the command's exit code."""
     import subprocess
@@ -115,7 +127,7 @@ def ssh(node: str = NODE_ARGUMENT, command: list[str] | None = COMMAND_ARGUMENT,
         raise UserInputError(f"node {match.name}: {match.state}; run `oscar-deploy up` to start it")
     if not state.ssh_private_key.is_file():
         raise UserInputError(f"cluster {spec.name}: no SSH key in {state.ssh_dir}; run `oscar-deploy up`")
-    result = subprocess.run(provider.ssh_command(match, command or []), check=False)
+    result = subprocess.run(provider.ssh_command(match, remote_command(command or [])), check=False)
     raise typer.Exit(result.returncode)
 
 

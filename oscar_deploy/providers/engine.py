@@ -79,6 +79,10 @@ class ContainerEngine:
         value = labels.get(label)
         return str(value) if value is not None else ""
 
+    def image_id(self, image: str) -> str | None:
+        result = self.run(["image", "inspect", "--format", "{{.Id}}", image], check=False)
+        return result.stdout.strip() or None if result.returncode == 0 else None
+
     def image_exists(self, image: str) -> bool:
         return self.run(["image", "exists", image], check=False).returncode == 0
 

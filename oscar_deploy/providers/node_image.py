@@ -136,10 +136,14 @@ class NodeImageBuilder:
                 return tag
             source, reason = self.choose_source(arch)
             self.progress.note(f"node image {tag}: building with {source} ({reason})")
+            previous = self.engine.image_id(tag)
             if source == "containerfile":
                 self._build_with_containerfile(arch, tag)
             else:
                 self._build_with_debootstrap(arch, tag, cache)
+            if previous and previous != self.engine.image_id(tag):
+                # The outdated image, unless nodes still run from it (then it goes with them).
+                self.engine.run(["rmi", previous], check=False)
         return tag
 
     # --- containerfile ------------------------------------------------------------------------------------

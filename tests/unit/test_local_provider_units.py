@@ -1,0 +1,242 @@
+"""Local nodes without containers: inventory layout, phase runner, host detection, addresses, `up` refusals."""
+
+from __future__ import annotations
+
+import ipaddress
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from oscar_deploy import hostcheck
+from oscar_deploy.inventory import inventory_data, write_inventory
+from oscar_deploy.phases import Phase, PhaseContext, PhaseResult, run_phases
+from oscar_deploy.progress import Progress
+from oscar_deploy.providers.base import Node, node_sort_key, planned_nodes
+from oscar_deploy.providers.local import node_ip
+from oscar_deploy.spec import parse_spec
+from oscar_deploy.state import ClusterState
+
+SERVER = Node("server-0", "server", "amd64", "running", "10.89.0.2", "127.0.0.1", 40022, "root", 46443)
+AGENT = Node("agent-0", "agent", "arm64", "running", "10.89.0.10", "127.0.0.1", 40023, "root")
+
+
+# --- plan and addresses ---------------------------------------------------------------------------------------
+
+
+def test_plan_names_servers_then_agents_with_the_spec_arches() -> None:
+    spec = parse_spec("name: demo\nservers: {count: 3}\nworkers: {initial: 2, max: 4}\nlocal: {worker_arch: arm64}\n")
+    plan = planned_nodes(spec)
+    assert [(node.name, node.role, node.arch) for node in plan] == [
+        ("server-0", "server", "amd64"),
+        ("server-1", "server", "amd64"),
+        ("server-2", "server", "amd64"),
+        ("agent-0", "agent", "arm64"),
+        ("agent-1", "agent", "arm64"),
+    ]
+
+
+def test_node_addresses_are_fixed_per_name_and_fit_the_largest_spec() -> None:
+    subnet = ipaddress.IPv4Network("10.89.3.0/24")
+    assert node_ip(subnet, "server-0") == "10.89.3.2"
+    assert node_ip(subnet, "server-6") == "10.89.3.8"
+    assert node_ip(subnet, "agent-0") == "10.89.3.10"
+    assert node_ip(subnet, "agent-199") == "10.89.3.209"
+    assert sorted(["agent-10", "server-1", "agent-2", "server-0"], key=node_sort_key) == [
+        "server-0",
+        "server-1",
+        "agent-2",
+        "agent-10",
+    ]
+
+
+# --- inventory ------------------------------------------------------------------------------------------------
+
+
+def test_inventory_has_k3s_groups_and_every_host_variable(state_home: Path) -> None:
+    state = ClusterState("demo")
+    text = write_inventory(state, [SERVER, AGENT], "-o StrictHostKeyChecking=no")
+    assert stat.S_IMODE(state.inventory_file.stat().st_mode) == 0o600
+    data = yaml.safe_load(state.inventory_file.read_text())
+    assert yaml.safe_load(text) == data
+    children = data["k3s_cluster"]["children"]
+    assert set(children) == {"server", "agent"}
+    server = children["server"]["hosts"]["server-0"]
+    assert server == {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": 40022,
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(state.ssh_private_key),
+        "arch": "amd64",
+        "node_address": "10.89.0.2",
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no",
+        "api_port": 46443,
+    }
+    agent = children["agent"]["hosts"]["agent-0"]
+    assert agent["arch"] == "arm64"
+    assert "api_port" not in agent
+    assert data["k3s_cluster"]["vars"] == {"cluster_name": "demo"}
+
+
+def test_inventory_of_hosts_without_extra_ssh_options_omits_them() -> None:
+    data = inventory_data([AGENT], "/k")
+    assert "ansible_ssh_common_args" not in data["k3s_cluster"]["children"]["agent"]["hosts"]["agent-0"]
+    assert data["k3s_cluster"]["children"]["server"]["hosts"] == {}
+
+
+def test_inventory_is_read_by_ansible_itself(state_home: Path) -> None:
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    state = ClusterState("demo")
+    write_inventory(state, [SERVER, AGENT])
+    manager = InventoryManager(loader=DataLoader(), sources=[str(state.inventory_file)])
+    assert [host.name for host in manager.get_hosts("server")] == ["server-0"]
+    assert [host.name for host in manager.get_hosts("agent")] == ["agent-0"]
+    assert sorted(host.name for host in manager.get_hosts("k3s_cluster")) == ["agent-0", "server-0"]
+
+
+# --- phase runner ---------------------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Phases for the runner under test: each records that it ran and reports `changed` as told."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.changes: dict[str, bool] = {}
+
+    def phase(self, name: str, always: bool = False) -> Phase:
+        def run(context: PhaseContext) -> PhaseResult:
+            self.ran.append(name)
+            return PhaseResult(changed=self.changes.get(name, False), details={"marker": name})
+
+        return Phase(name, f"{name} phase", run, always)
+
+
+def _context(state: ClusterState) -> PhaseContext:
+    spec = parse_spec("name: demo\n")
+    return PhaseContext(spec, state, Progress(), provider=None)  # type: ignore[arg-type]
+
+
+def test_completed_phases_are_skipped_and_changes_rerun_later_phases(state_home: Path) -> None:
+    state = ClusterState("demo").ensure()
+    recorder = _Recorder()
+    phases = [recorder.phase("provision", always=True), recorder.phase("prepare"), recorder.phase("kubernetes")]
+
+    recorder.changes = {"provision": True}
+    run_phases(_context(state), phases)
+    assert recorder.ran == ["provision", "prepare", "kubernetes"]
+    assert state.journal.phases()["prepare"]["marker"] == "prepare"
+
+    recorder.ran.clear()
+    recorder.changes = {}
+    outcomes = run_phases(_context(state), phases)
+    assert recorder.ran == ["provision"], "a finished cluster re-runs only the phase that always looks"
+    assert [outcome.ran for outcome in outcomes] == [True, False, False]
+
+    recorder.ran.clear()
+    recorder.changes = {"provision": True}  # e.g. a node was recreated
+    run_phases(_context(state), phases)
+    assert recorder.ran == ["provision", "prepare", "kubernetes"]
+
+
+def test_a_failing_phase_keeps_earlier_ones_recorded_and_resumes_there(state_home: Path) -> None:
+    state = ClusterState("demo").ensure()
+    recorder = _Recorder()
+
+    def broken(context: PhaseContext) -> PhaseResult:
+        raise RuntimeError("node unreachable")
+
+    phases = [recorder.phase("prepare"), Phase("kubernetes", "fails", broken), recorder.phase("platform")]
+    with pytest.raises(RuntimeError):
+        run_phases(_context(state), phases)
+    assert state.journal.completed("prepare")
+    assert not state.journal.completed("kubernetes")
+    recorder.ran.clear()
+    phases[1] = recorder.phase("kubernetes")
+    run_phases(_context(state), phases)
+    assert recorder.ran == ["kubernetes", "platform"]
+
+
+# --- host detection -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mounts", "expected"),
+    [
+        ("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n", "v2"),
+        ("tmpfs /sys/fs/cgroup tmpfs ro 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n", "hybrid"),
+        ("tmpfs /sys/fs/cgroup tmpfs ro 0 0\ncgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n", "v1"),
+    ],
+)
+def test_cgroup_mode_from_mounts(tmp_path: Path, mounts: str, expected: str) -> None:
+    mounts_file = tmp_path / "mounts"
+    mounts_file.write_text(mounts)
+    assert hostcheck.cgroup_mode(mounts_file) == expected
+
+
+def test_runtime_is_forced_only_on_cgroup_v1_hosts() -> None:
+    runtime, line = hostcheck.runtime_check("v2")
+    assert runtime is None and line.status == "ok"
+    runtime, line = hostcheck.runtime_check("hybrid")
+    assert (runtime, line.status) == ("runc", "ok"), "runc is installed by scripts/install-system-packages.sh"
+
+
+def test_host_profile_flags() -> None:
+    normal = hostcheck.HostProfile(cgroup="v2", runtime=None, ulimits=())
+    assert normal.run_flags() == []
+    quirky = hostcheck.HostProfile(cgroup="hybrid", runtime="runc", ulimits=("nofile=1024:1024", "nproc=4096:4096"))
+    assert quirky.run_flags() == [
+        "--runtime",
+        "runc",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+    ]
+
+
+def test_explicit_ulimits_stay_within_the_hard_limits() -> None:
+    import resource
+
+    limits = dict(item.split("=") for item in hostcheck.explicit_ulimits())
+    nofile = int(limits["nofile"].split(":")[1])
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert nofile <= hostcheck.NODE_NOFILE_CAP
+    assert hard == resource.RLIM_INFINITY or nofile <= hard
+
+
+def test_foreign_arch_readiness_names_the_fix(tmp_path: Path) -> None:
+    binfmt = tmp_path / "binfmt_misc"
+    binfmt.mkdir()
+    ready, detail, fix = hostcheck.foreign_arch_ready("arm64", binfmt)
+    assert not ready and detail == "binfmt_misc is not mounted"
+    assert fix.startswith("sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc")
+    (binfmt / "status").write_text("enabled\n")
+    ready, _, fix = hostcheck.foreign_arch_ready("arm64", binfmt)
+    assert not ready and fix == "sudo update-binfmts --enable qemu-aarch64"
+    (binfmt / "qemu-aarch64").write_text("disabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
+    assert not hostcheck.foreign_arch_ready("arm64", binfmt)[0]
+    (binfmt / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
+    assert hostcheck.foreign_arch_ready("arm64", binfmt)[0]
+    assert hostcheck.foreign_arch_ready("amd64", binfmt)[0], "the host's own arch needs no emulation"
+
+
+# --- commands that refuse before touching anything -----------------------------------------------------------
+
+
+def test_up_refuses_targets_without_a_provider_yet(cli) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text("name: cloudy\ntarget: aws\n")
+    result = cli("up")
+    assert result.exit_code == 2
+    assert "target aws: not supported by this version of `up` yet (supported: local)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_local_engine_docker_is_refused_with_the_fix(cli) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text("name: dock\nlocal: {engine: docker}\n")
+    result = cli("status")
+    assert result.exit_code == 2
+    assert "local.engine docker: only podman runs local nodes so far; set local.engine: podman" in result.output
