@@ -109,9 +109,9 @@ class LocalCluster:
 
     def ansible_facts(self, pattern: str = "all", facts: str = "ansible_architecture") -> dict[str, dict[str, Any]]:
         """Ansible's setup module over SSH against the cluster's inventory; facts by host."""
+        setup = ["-m", "setup", "-a", f"filter={facts}"]
         result = subprocess.run(
-            [str(Path(VENV_BIN) / "ansible"), pattern, "-i", str(self.inventory), "-o"]
-            + ["-m", "setup", "-a", f"filter={facts}"],
+            [str(Path(VENV_BIN) / "ansible"), pattern, "-i", str(self.inventory), "-o", *setup],
             env={**self.env, "ANSIBLE_PYTHON_INTERPRETER": "auto_silent"},
             capture_output=True,
             text=True,

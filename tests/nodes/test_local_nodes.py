@@ -40,9 +40,9 @@ def test_amd64_and_arm64_nodes_answer_ansible_over_ssh_and_down_leaves_nothing(
 
     # Only the cluster's key gets in: sshd offers public keys alone, so a password login is impossible.
     port = str(_status(cluster)["agent-0"]["ssh_port"])
+    no_key_options = ["-o", "BatchMode=yes", "-o", "PubkeyAuthentication=no", "-o", "StrictHostKeyChecking=no"]
     without_key = subprocess.run(
-        ["ssh", "-o", "BatchMode=yes", "-o", "PubkeyAuthentication=no", "-o", "StrictHostKeyChecking=no"]
-        + ["-o", "UserKnownHostsFile=/dev/null", "-p", port, "root@127.0.0.1", "true"],
+        ["ssh", *no_key_options, "-o", "UserKnownHostsFile=/dev/null", "-p", port, "root@127.0.0.1", "true"],
         capture_output=True,
         text=True,
         timeout=60,

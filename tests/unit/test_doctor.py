@@ -18,7 +18,7 @@ def path_without_podman(tmp_path: Path) -> str:
     """A PATH holding every command of the real PATH except podman (links, so nothing else changes)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for folder in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/sbin"]:
+    for folder in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/sbin", "/sbin"]:
         if not Path(folder).is_dir():
             continue
         for entry in Path(folder).iterdir():
