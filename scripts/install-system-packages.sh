@@ -27,7 +27,9 @@ if [[ $(id -u) -eq 0 ]]; then
   if [[ ! -e /proc/sys/fs/binfmt_misc/status ]]; then
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
   fi
-  if [[ -e /proc/sys/fs/binfmt_misc/status && ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
+  # Registered and enabled: the first line of the entry says "enabled" (a privileged container running
+  # systemd-binfmt can unregister every entry; local nodes mask that unit, other containers may not).
+  if [[ -e /proc/sys/fs/binfmt_misc/status ]] && ! grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null; then
     update-binfmts --enable qemu-aarch64 || true
   fi
 fi
