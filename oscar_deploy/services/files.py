@@ -147,7 +147,7 @@ class ObjectStore:
             if files:
                 return files[0]
             if clock() >= deadline:
-                raise OperationError(f"no file appeared under {bucket}/{prefix} within {timeout:.0f} s")
+                raise OperationError(f"no file appeared under {bucket}/{prefix} within {timeout:g} s")
             sleep(min(pause, max(deadline - clock(), 0.0)))
             pause = min(pause * 2, interval)
 

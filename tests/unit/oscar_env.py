@@ -34,6 +34,7 @@ class S3Server:
 def write_cluster_state(name: str, fake: FakeOscar, ca_file: Path | None = None) -> ClusterState:
     """A cluster state as the platform phase leaves it: endpoints.yaml plus the two secrets."""
     state = ClusterState(name).ensure()
+    state.save_spec(f"name: {name}\ntarget: local\n")
     write_endpoints(
         state,
         PlatformEndpoints(
