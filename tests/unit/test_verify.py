@@ -134,7 +134,7 @@ def test_result_lines() -> None:
     assert format_result(StepResult("job log", "SKIP", 0.0, "not run")) == ["SKIP  job log                     not run"]
 
 
-def test_verify_command_passes_on_a_working_cluster(cli, fake: FakeOscar) -> None:  # noqa: ANN001
+def test_verify_command_passes_on_a_working_cluster(cli, fake: FakeOscar) -> None:
     write_cluster_state("demo", fake)
     result = cli("verify", "--cluster", "demo", "--timeout", "10")
     assert result.exit_code == 0, result.output
@@ -145,7 +145,7 @@ def test_verify_command_passes_on_a_working_cluster(cli, fake: FakeOscar) -> Non
     assert fake.password not in result.output
 
 
-def test_verify_command_fails_with_exit_code_1_and_says_where_to_look(cli, fake: FakeOscar) -> None:  # noqa: ANN001
+def test_verify_command_fails_with_exit_code_1_and_says_where_to_look(cli, fake: FakeOscar) -> None:
     write_cluster_state("demo", fake)
     fake.fail("POST", "/system/services", 500, "error registering the MinIO webhook")
     result = cli("verify", "--timeout", "10")  # the only cluster in the state folder
