@@ -1,0 +1,316 @@
+"""`oscar-deploy service ...` and `files ...` end to end: the CLI, the endpoints contract with the platform phase,
+foreign clusters through flags and environment, and the oscar-cli config entry."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from oscar_deploy.errors import UserInputError
+from oscar_deploy.services.endpoints import (
+    PlatformEndpoints,
+    access_from_state,
+    read_endpoints,
+    write_endpoints,
+)
+from oscar_deploy.state import ClusterState
+from tests.unit.fake_oscar import FakeOscar
+from tests.unit.oscar_env import S3Server, write_cluster_state
+
+COWSAY = """\
+functions:
+  oscar:
+  - oscar:
+      name: {{ name | default("cowsay") }}
+      image: ghcr.io/grycap/cowsay
+      memory: {{ memory | default("256Mi") }}
+      script: cowsay.sh
+      input:
+      - storage_provider: minio.default
+        path: cowsay-files/in
+      output:
+      - storage_provider: minio.default
+        path: cowsay-files/out
+      environment:
+        variables: {GREETING: moo}
+"""
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
+    s3_server.reset()
+    server = FakeOscar(s3_endpoint=s3_server.url, processor=lambda data: b"moo: " + data).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def demo(cli, fake: FakeOscar) -> FakeOscar:
+    """A cluster `demo` in the state folder, as `up` leaves it, whose OSCAR is the fake."""
+    write_cluster_state("demo", fake)
+    (cli.cwd / "cowsay.yaml").write_text(COWSAY)
+    (cli.cwd / "cowsay.sh").write_text("#!/bin/sh\ncowsay < $INPUT_FILE_PATH\n")
+    return fake
+
+
+def test_apply_creates_then_leaves_alone_then_updates(cli, demo: FakeOscar) -> None:
+    first = cli("service", "apply", "cowsay.yaml", "--cluster", "demo")
+    assert first.exit_code == 0, first.output
+    assert first.stdout == f"cowsay: created on {demo.url}\n"
+    assert cli("service", "apply", "cowsay.yaml").stdout == f"cowsay: unchanged on {demo.url}\n"
+    (cli.cwd / "values.yaml").write_text("memory: 1Gi\n")
+    third = cli("service", "apply", "cowsay.yaml", "-f", "values.yaml")
+    assert third.stdout == f"cowsay: updated on {demo.url}\n"
+    assert demo.services["cowsay"]["memory"] == "1Gi"
+    assert demo.services["cowsay"]["script"] == "#!/bin/sh\ncowsay < $INPUT_FILE_PATH\n"
+    cli("service", "apply", "cowsay.yaml", "--set", "name=cowsay-two")
+    assert sorted(demo.services) == ["cowsay", "cowsay-two"]
+
+
+def test_apply_refuses_a_bad_file_before_touching_the_cluster(cli, demo: FakeOscar) -> None:
+    (cli.cwd / "bad.yaml").write_text(COWSAY.replace("memory:", "memroy:"))
+    result = cli("service", "apply", "bad.yaml")
+    assert result.exit_code == 2
+    assert "bad.yaml:6: functions.oscar.0.oscar.memroy: unknown key; did you mean 'memory'?" in result.stderr
+    assert demo.requests == []
+
+
+def test_services_for_several_clusters_need_a_choice(cli, demo: FakeOscar) -> None:
+    two = COWSAY + "  - edge:\n      name: other\n      image: alpine\n      script: cowsay.sh\n"
+    (cli.cwd / "two.yaml").write_text(two)
+    result = cli("service", "apply", "two.yaml")
+    assert (
+        result.exit_code == 2 and "lists services for clusters edge, oscar; pick one with --cluster-id" in result.stderr
+    )
+    assert cli("service", "apply", "two.yaml", "--cluster-id", "edge").exit_code == 0
+    assert sorted(demo.services) == ["other"]
+    assert cli("service", "apply", "two.yaml", "--cluster-id", "nowhere").exit_code == 2
+
+
+def test_list_run_logs_and_delete(cli, demo: FakeOscar, tmp_path: Path) -> None:
+    cli("service", "apply", "cowsay.yaml")
+    listing = cli("service", "list")
+    assert listing.stdout.splitlines() == [
+        "NAME    IMAGE                  CPU  MEMORY  INPUT            OUTPUT",
+        "cowsay  ghcr.io/grycap/cowsay  0.2  256Mi   cowsay-files/in  cowsay-files/out",
+    ]
+    as_json = json.loads(cli("service", "list", "--json").stdout)
+    assert as_json[0]["name"] == "cowsay" and as_json[0]["token"] == "********"
+
+    piped = cli("service", "run", "cowsay", input="hello")
+    assert piped.exit_code == 0 and piped.stdout == "moo: hello"
+    (tmp_path / "in.bin").write_bytes(b"\x00\x01 binary")
+    to_file = cli("service", "run", "cowsay", "--input", str(tmp_path / "in.bin"), "--output", str(tmp_path / "o"))
+    assert to_file.exit_code == 0 and (tmp_path / "o").read_bytes() == b"moo: \x00\x01 binary"
+    raw = cli("service", "run", "cowsay", "--raw", input="hi")
+    assert raw.stdout == "bW9vOiBoaQ=="
+
+    started = cli("service", "run", "cowsay", "--async", input="in the background")
+    assert started.exit_code == 0 and "job started" in started.stderr
+    jobs = cli("service", "logs", "cowsay", "--json")
+    (job,) = json.loads(jobs.stdout)
+    assert job["status"] == "Succeeded"
+    assert cli("service", "logs", "cowsay").stdout.startswith(f"{job['name']}  Succeeded  created ")
+    log = cli("service", "logs", "cowsay", job["name"])
+    assert "moo: in the background" in log.stdout
+
+    assert cli("service", "delete", "cowsay").stdout == f"cowsay: deleted from {demo.url}\n"
+    gone = cli("service", "delete", "cowsay")
+    assert gone.exit_code == 1 and "no service 'cowsay' to delete" in gone.stderr
+    assert cli("service", "list").stdout == f"no services on {demo.url}\n"
+
+
+def test_files_put_ls_get(cli, demo: FakeOscar, tmp_path: Path) -> None:
+    cli("service", "apply", "cowsay.yaml")
+    for name in ("a.txt", "b.txt"):
+        (cli.cwd / name).write_text(f"file {name}")
+    put = cli("files", "put", "a.txt", "b.txt", "cowsay-files/in")
+    assert put.exit_code == 0, put.output
+    assert put.stdout.splitlines() == ["a.txt -> cowsay-files/in/a.txt", "b.txt -> cowsay-files/in/b.txt"]
+    assert "cowsay-files" in cli("files", "ls").stdout.split()
+    listed = json.loads(cli("files", "ls", "cowsay-files/in/", "--json").stdout)
+    assert [item["key"] for item in listed] == ["in/", "in/a.txt", "in/b.txt"]
+
+    # the fake's job writes the output, as the MinIO webhook flow does; wait for it through the same store
+    from oscar_deploy.services.endpoints import access_from_state
+    from oscar_deploy.services.files import ObjectStore
+
+    store = ObjectStore(access_from_state(ClusterState("demo")).minio)  # type: ignore[arg-type]
+    store.wait_for_object("cowsay-files", "out/b.txt", timeout=5, interval=0.05)
+    got = cli("files", "get", "cowsay-files/out/b.txt.out", str(tmp_path))
+    assert got.exit_code == 0 and (tmp_path / "b.txt.out").read_text() == "moo: file b.txt"
+    printed = cli("files", "get", "cowsay-files/out/b.txt.out", "-")
+    assert printed.stdout == "moo: file b.txt"
+    folder = cli("files", "get", "cowsay-files/out/")
+    assert folder.exit_code == 2 and "name a file" in folder.stderr
+    missing = cli("files", "get", "cowsay-files/out/none.txt")
+    assert missing.exit_code == 1 and "MinIO answered NoSuchKey" in missing.stderr
+    assert cli("files", "put", "a.txt").exit_code == 2
+
+
+# --- clusters oscar-deploy did not create ----------------------------------------------------------------------
+
+
+def test_a_foreign_cluster_with_a_password_from_the_environment(
+    cli,
+    fake: FakeOscar,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (cli.cwd / "cowsay.yaml").write_text(COWSAY)
+    (cli.cwd / "cowsay.sh").write_text("#!/bin/sh\n")
+    monkeypatch.setenv("OSCAR_PASSWORD", fake.password)
+    result = cli("service", "apply", "cowsay.yaml", "--endpoint", fake.url)
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("OSCAR_ENDPOINT", fake.url)
+    assert "cowsay" in cli("service", "list").stdout
+    # MinIO keys come from OSCAR's /system/config; its in-cluster address is replaced by OSCAR_MINIO_ENDPOINT.
+    monkeypatch.setenv("OSCAR_MINIO_ENDPOINT", fake.s3_endpoint)
+    assert "cowsay-files/in/" in cli("files", "ls", "cowsay-files").stdout
+    monkeypatch.setenv("OSCAR_PASSWORD", "wrong")
+    rejected = cli("service", "list")
+    assert rejected.exit_code == 1 and "credentials rejected (user 'oscar')" in rejected.stderr
+
+
+def test_a_foreign_cluster_with_the_password_on_stdin_or_a_bearer_token(
+    cli,
+    fake: FakeOscar,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OSCAR_PASSWORD", raising=False)
+    from_stdin = cli("service", "list", "--endpoint", fake.url, "--password-stdin", input=f"{fake.password}\n")
+    assert from_stdin.exit_code == 0 and from_stdin.stdout == f"no services on {fake.url}\n"
+    data_on_stdin = cli("service", "run", "x", "--endpoint", fake.url, "--password-stdin", input="pw\n")
+    assert data_on_stdin.exit_code == 2 and "standard input carries the data here" in data_on_stdin.stderr
+    no_password = cli("service", "list", "--endpoint", fake.url)
+    assert no_password.exit_code == 2 and "no credentials; set OSCAR_PASSWORD" in no_password.stderr
+    fake.oidc_tokens.add("oidc-token")
+    monkeypatch.setenv("OSCAR_TOKEN", "oidc-token")
+    assert cli("service", "list", "--endpoint", fake.url).exit_code == 0
+    assert fake.requests[-1][2] == "bearer"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--password", "secret"], "No such option"),
+        (["--user", "admin"], "--user: only used with --endpoint"),
+        (["--cluster", "demo", "--endpoint", "https://oscar.example.org"], "give one of them, not both"),
+        (["--endpoint", "https://oscar:pw@oscar.example.org"], "credentials do not belong in a URL"),
+        (["--endpoint", "oscar.example.org"], "must be an http(s) URL"),
+        (["--cluster", "nowhere"], "cluster 'nowhere': no state folder"),
+    ],
+)
+def test_bad_cluster_options(cli, arguments: list[str], expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OSCAR_PASSWORD", "x")
+    result = cli("service", "list", *arguments)
+    assert result.exit_code == 2
+    assert expected in result.output
+
+
+def test_which_cluster_when_none_is_named(cli, fake: FakeOscar, monkeypatch: pytest.MonkeyPatch) -> None:
+    none = cli("service", "list")
+    assert none.exit_code == 2 and "which cluster? pass --cluster NAME (clusters: none yet)" in none.stderr
+    write_cluster_state("one", fake)
+    assert cli("service", "list").exit_code == 0  # the only cluster there is
+    write_cluster_state("two", fake)
+    assert "(clusters: one, two)" in cli("service", "list").stderr
+    monkeypatch.setenv("OSCAR_DEPLOY_CLUSTER", "two")
+    assert cli("service", "list").exit_code == 0
+    monkeypatch.delenv("OSCAR_DEPLOY_CLUSTER")
+    (cli.cwd / "cluster.yaml").write_text("name: one\ntarget: local\n")
+    assert cli("service", "list").exit_code == 0  # ./cluster.yaml names it
+
+
+# --- the contract with the platform phase ----------------------------------------------------------------------
+
+
+def test_endpoints_record_round_trip_and_secrets_are_never_invented(state_home: Path) -> None:
+    state = ClusterState("demo").ensure()
+    with pytest.raises(UserInputError, match=r"endpoints.yaml does not exist yet \(the platform phase writes it\)"):
+        access_from_state(state)
+    endpoints = PlatformEndpoints(
+        oscar_url="https://oscar.203.0.113.10.sslip.io/",
+        oscar_user="oscar",
+        minio_url="https://minio.203.0.113.10.sslip.io",
+        minio_access_key="oscar-deploy",
+        ca_file="ca.crt",
+    )
+    path = write_endpoints(state, endpoints)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert yaml.safe_load(path.read_text())["oscar_url"] == "https://oscar.203.0.113.10.sslip.io"
+    assert read_endpoints(state).minio_access_key == "oscar-deploy"
+    (state.path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(UserInputError, match="secret oscar_password is not in"):
+        access_from_state(state)
+    assert state.secret_names() == []  # reading never generates a secret the cluster does not have
+    state.secret("oscar_password")
+    state.secret("minio_secret_key")
+    access = access_from_state(state)
+    assert access.oscar.ca_file == state.path / "ca.crt" and access.minio is not None
+    assert access.oscar.password == state.secret("oscar_password")
+    assert state.secret("oscar_password") not in repr(access)  # never in a log line or traceback
+    assert state.secret("minio_secret_key") not in repr(access)
+    with pytest.raises(UserInputError, match="credentials do not belong in a URL"):
+        write_endpoints(state, PlatformEndpoints("https://u:p@oscar.example.org", "oscar", "https://m", "k"))
+    path.write_text("oscar_url: https://x\n")
+    with pytest.raises(UserInputError, match="expected keys minio_access_key, minio_url, oscar_url, oscar_user"):
+        read_endpoints(state)
+
+
+# --- oscar-cli -----------------------------------------------------------------------------------------------
+
+
+def test_oscar_cli_config_entry(cli, demo: FakeOscar, tmp_path: Path) -> None:
+    config = tmp_path / "home" / ".oscar-cli" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "oscar": {
+                    "other": {
+                        "endpoint": "https://o",
+                        "auth_user": "u",
+                        "auth_password": "p",
+                        "ssl_verify": True,
+                        "memory": "1Gi",
+                        "log_level": "DEBUG",
+                    }
+                },
+                "default": "other",
+            }
+        )
+    )
+    result = cli("service", "cli-config", "--config-file", str(config))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{config}: cluster demo ({demo.url})\n"
+    assert demo.password not in result.output
+    written = yaml.safe_load(config.read_text())
+    assert written["default"] == "other"  # not taken over without --default
+    assert written["oscar"]["other"]["memory"] == "1Gi"
+    assert written["oscar"]["demo"] == {
+        "endpoint": demo.url,
+        "auth_user": "oscar",
+        "auth_password": demo.password,
+        "ssl_verify": True,
+        "memory": "256Mi",
+        "log_level": "INFO",
+    }
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    again = cli("service", "cli-config", "--config-file", str(config), "--default")
+    assert again.stdout.endswith(", the default\n") and yaml.safe_load(config.read_text())["default"] == "demo"
+
+    fresh = tmp_path / "new" / "config.yaml"
+    assert cli("service", "cli-config", "--config-file", str(fresh)).stdout.endswith(", the default\n")
+    assert stat.S_IMODE(fresh.parent.stat().st_mode) == 0o700
