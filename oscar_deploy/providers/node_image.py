@@ -116,13 +116,18 @@ class NodeImageBuilder:
             raise UserInputError(f"{SOURCE_ENV}={wanted}: unknown image source; use one of {', '.join(SOURCES)}")
         if wanted != "auto":
             return wanted, f"{SOURCE_ENV}={wanted}"
-        if self.engine.image_exists(f"{BASE_IMAGE}-{arch}") or (
-            arch == host_arch() and self.engine.image_exists(BASE_IMAGE)
-        ):
-            return "containerfile", f"{BASE_IMAGE} is in local storage"
+        local_base = self._local_base(arch)
+        if local_base:
+            return "containerfile", f"{local_base} is in local storage"
         if registry_reachable():
             return "containerfile", f"{REGISTRY_HOST} is reachable"
         return "debootstrap", f"no registry reachable ({REGISTRY_HOST}); building offline from the Debian mirror"
+
+    def _local_base(self, arch: str) -> str | None:
+        """The Debian image for `arch` if local storage has it: tagged `<base>-<arch>` (any arch), or the
+        plain tag for the host's own arch."""
+        candidates = [f"{BASE_IMAGE}-{arch}"] + ([BASE_IMAGE] if arch == host_arch() else [])
+        return next((image for image in candidates if self.engine.image_exists(image)), None)
 
     def ensure(self, arch: str) -> str:
         """The image tag for `arch`, built first if it is missing or its recipe changed."""
@@ -148,7 +153,7 @@ class NodeImageBuilder:
 
     # --- containerfile ------------------------------------------------------------------------------------
     def _build_with_containerfile(self, arch: str, tag: str) -> None:
-        base = f"{BASE_IMAGE}-{arch}" if self.engine.image_exists(f"{BASE_IMAGE}-{arch}") else BASE_IMAGE
+        base = self._local_base(arch) or BASE_IMAGE
         args = [
             "build",
             "--platform",

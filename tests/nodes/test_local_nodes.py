@@ -155,3 +155,39 @@ def test_down_without_yes_and_without_stdin_refuses_and_removes_nothing(local_cl
     assert len(before) == 5, before  # two containers, two data volumes, the network
     assert local_cluster.state.ssh_private_key.is_file()
     assert _status(local_cluster)["server-0"]["state"] == "running"
+
+
+def test_power_off_and_on_keep_the_node_and_its_address(local_cluster: LocalCluster) -> None:
+    provider = local_cluster.provider()
+    before = {node.name: node for node in provider.nodes()}["agent-0"]
+    container_id = local_cluster.inspect("agent-0")["Id"]
+    provider.power_off("agent-0")
+    assert _status(local_cluster)["agent-0"]["state"] == "stopped"
+    after = provider.power_on("agent-0")
+    assert after.state == "running"
+    assert (after.address, after.ssh_port) == (before.address, before.ssh_port)
+    assert local_cluster.inspect("agent-0")["Id"] == container_id
+    echo = local_cluster.cli("ssh", "agent-0", "--", "echo", "back")
+    assert (echo.returncode, echo.stdout.strip()) == (0, "back")
+
+
+def test_image_source_follows_what_the_host_offers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oscar_deploy.errors import UserInputError
+    from oscar_deploy.providers.node_image import BASE_IMAGE, SOURCE_ENV, NodeImageBuilder, image_tag
+
+    builder = NodeImageBuilder(engine())
+    monkeypatch.setenv(SOURCE_ENV, "debootstrap")
+    assert builder.choose_source("arm64") == ("debootstrap", f"{SOURCE_ENV}=debootstrap")
+    monkeypatch.setenv(SOURCE_ENV, "kaniko")
+    with pytest.raises(UserInputError, match=f"{SOURCE_ENV}=kaniko: unknown image source"):
+        builder.choose_source("amd64")
+    # A Debian image already in local storage means the Containerfile can be built without any registry.
+    monkeypatch.setenv(SOURCE_ENV, "auto")
+    stand_in_base = f"{BASE_IMAGE}-amd64"
+    assert not engine().image_exists(stand_in_base)
+    engine().run(["tag", image_tag("amd64"), stand_in_base])
+    try:
+        assert builder.choose_source("amd64") == ("containerfile", f"{stand_in_base} is in local storage")
+    finally:
+        engine().run(["untag", image_tag("amd64"), stand_in_base])
+    assert builder.is_current("amd64")
