@@ -17,7 +17,6 @@ import typer
 if TYPE_CHECKING:
     from oscar_deploy.services.client import OscarClient
     from oscar_deploy.services.endpoints import ClusterAccess
-    from oscar_deploy.services.files import ObjectStore
 
 CLUSTER_OPTION = typer.Option(
     None,
@@ -89,12 +88,3 @@ def connect(access: ClusterAccess) -> OscarClient:
     from oscar_deploy.services.client import OscarClient
 
     return OscarClient(access.oscar)
-
-
-def object_store(access: ClusterAccess, client: OscarClient) -> ObjectStore:
-    """The cluster's MinIO: from the state or OSCAR_MINIO_* variables, else with the keys OSCAR hands out."""
-    from oscar_deploy.services.files import ObjectStore, minio_access_from_config
-
-    if access.minio is not None:
-        return ObjectStore(access.minio)
-    return ObjectStore(minio_access_from_config(client.config(), access.minio_url_hint, access.oscar.ca_file))

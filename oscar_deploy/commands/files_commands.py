@@ -13,7 +13,6 @@ from oscar_deploy.commands.cluster_options import (
     PASSWORD_STDIN_OPTION,
     USER_OPTION,
     connect,
-    object_store,
     resolve_access,
 )
 from oscar_deploy.commands.common import JSON_OPTION, print_json
@@ -39,7 +38,7 @@ def put(
 ) -> None:
     """Upload files: `files put a.jpg b.jpg images/input/` (a service's input path starts a job per file)."""
     from oscar_deploy.errors import UserInputError
-    from oscar_deploy.services.files import split_location, upload_key
+    from oscar_deploy.services.files import object_store_for, split_location, upload_key
 
     if len(paths) < 2:
         raise UserInputError("files put: give the local file(s) and then the destination BUCKET/PATH")
@@ -51,7 +50,7 @@ def put(
     bucket, key = split_location(destination)
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
     with connect(access) as client:
-        store = object_store(access, client)
+        store = object_store_for(access, client)
         for local in locals_:
             target = upload_key(key, local, several=len(locals_) > 1)
             store.put_file(local, bucket, target)
@@ -71,14 +70,14 @@ def get(
     """Download one file: `files get images/output/a.jpg` (or `... -` to print it)."""
     from oscar_deploy.errors import UserInputError
     from oscar_deploy.fsutil import atomic_write
-    from oscar_deploy.services.files import split_location
+    from oscar_deploy.services.files import object_store_for, split_location
 
     bucket, key = split_location(remote)
     if not key or key.endswith("/"):
         raise UserInputError(f"{remote}: name a file (BUCKET/PATH); `oscar-deploy files ls {remote}` lists them")
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
     with connect(access) as client:
-        data = object_store(access, client).get_bytes(bucket, key)
+        data = object_store_for(access, client).get_bytes(bucket, key)
     if local == "-":
         typer.echo(data, nl=False)
         return
@@ -102,11 +101,11 @@ def ls(
     """List buckets, or the files of a bucket or folder."""
     from dataclasses import asdict
 
-    from oscar_deploy.services.files import split_location
+    from oscar_deploy.services.files import object_store_for, split_location
 
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
     with connect(access) as client:
-        store = object_store(access, client)
+        store = object_store_for(access, client)
         if location is None:
             buckets = store.list_buckets()
             if as_json:

@@ -12,8 +12,6 @@ from oscar_deploy.commands.cluster_options import (
     ENDPOINT_OPTION,
     PASSWORD_STDIN_OPTION,
     USER_OPTION,
-    connect,
-    object_store,
     resolve_access,
 )
 
@@ -35,28 +33,17 @@ def verify(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """Smoke-test a running cluster: health, info, a service's async and sync paths, job log, clean-up."""
-    from oscar_deploy.catalogue import load_catalogue
     from oscar_deploy.errors import OperationError
-    from oscar_deploy.services.verify import SmokeTest, StepResult, format_result
+    from oscar_deploy.services.verify import StepResult, format_result, verify_cluster
 
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
-    chosen_image = image or load_catalogue()["smoke_test_image"].image_reference
-    assert chosen_image is not None  # the catalogue entry is an image
 
     def report(result: StepResult) -> None:
         for line in format_result(result):
             typer.echo(line)
 
     typer.echo(f"verify {access.oscar.url}")
-    with connect(access) as client:
-        smoke = SmokeTest(
-            client,
-            store_factory=lambda: object_store(access, client),
-            image=chosen_image,
-            report=report,
-            timeout=timeout,
-        )
-        outcome = smoke.run()
+    outcome = verify_cluster(access, report, image=image, timeout=timeout)
     failure = outcome.first_failure
     if failure is not None:
         raise OperationError(f"verify: failed at step {failure.step!r}; see `look at` above")

@@ -9,10 +9,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oscar_deploy.errors import OperationError, UserInputError
-from oscar_deploy.services.endpoints import MINIO_ENDPOINT_ENV, MinioAccess
+from oscar_deploy.services.endpoints import MINIO_ENDPOINT_ENV, ClusterAccess, MinioAccess
+
+if TYPE_CHECKING:
+    from oscar_deploy.services.client import OscarClient
 
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 120
@@ -171,6 +174,13 @@ def minio_access_from_config(config: dict[str, Any], url: str | None, ca_file: P
         region=str(provider.get("region") or "us-east-1"),
         ca_file=ca_file,
     )
+
+
+def object_store_for(access: ClusterAccess, client: OscarClient) -> ObjectStore:
+    """The cluster's MinIO: from the state or OSCAR_MINIO_* variables, else with the keys OSCAR hands out."""
+    if access.minio is not None:
+        return ObjectStore(access.minio)
+    return ObjectStore(minio_access_from_config(client.config(), access.minio_url_hint, access.oscar.ca_file))
 
 
 def upload_key(destination_key: str, local: Path, several: bool) -> str:

@@ -21,6 +21,7 @@ from oscar_deploy.errors import OscarDeployError
 
 if TYPE_CHECKING:
     from oscar_deploy.services.client import OscarClient
+    from oscar_deploy.services.endpoints import ClusterAccess
     from oscar_deploy.services.files import ObjectStore
 
 DEFAULT_TIMEOUT = 300.0
@@ -243,6 +244,26 @@ class SmokeTest:
             else:
                 self._skip("delete service", report)
         return report
+
+
+def verify_cluster(
+    access: ClusterAccess,
+    report: Callable[[StepResult], None],
+    image: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> VerifyReport:
+    """Run the smoke test against a cluster (`oscar-deploy verify`, and `up` as its last phase)."""
+    from oscar_deploy.catalogue import load_catalogue
+    from oscar_deploy.services.client import OscarClient
+    from oscar_deploy.services.files import object_store_for
+
+    chosen = image or load_catalogue()["smoke_test_image"].image_reference
+    assert chosen is not None  # the catalogue entry names an image
+    with OscarClient(access.oscar) as client:
+        smoke = SmokeTest(
+            client, store_factory=lambda: object_store_for(access, client), image=chosen, report=report, timeout=timeout
+        )
+        return smoke.run()
 
 
 def format_result(result: StepResult) -> list[str]:
