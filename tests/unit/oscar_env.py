@@ -6,6 +6,7 @@ process memory shared by every moto server of the process, so `reset()` empties 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from tests.unit.fake_oscar import FakeOscar
 
 class S3Server:
     def __init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per S3 request otherwise
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
