@@ -22,6 +22,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,7 +58,7 @@ class JobInfo:
     finish_time: str | None
 
 
-def ssl_context(ca_file: Any) -> ssl.SSLContext:
+def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     """System trust store plus the cluster's own CA, when it has one."""
     context = ssl.create_default_context()
     if ca_file is not None:
