@@ -100,8 +100,12 @@ class LocalProvider:
     # --- Provider interface -------------------------------------------------------------------------------
     def apply(self, plan: Sequence[PlannedNode]) -> ApplyResult:
         profile = self._host_profile({node.arch for node in plan})
+        new_key = not self.state.ssh_private_key.is_file()
         self.state.ensure_ssh_keypair()
         existing = {node.name: node for node in self.nodes()}
+        if new_key:  # the state folder was lost while nodes survived: let the new key in
+            for name in existing:
+                self._authorize_key(container_name(self.cluster, name))
         result = ApplyResult(nodes=[])
         missing = [node for node in plan if node.name not in existing]
         if missing:
@@ -299,12 +303,15 @@ class LocalProvider:
         args += [image, "/sbin/init"]
         self.engine.run(args)
         try:
-            self.engine.run(["cp", str(self.state.ssh_public_key), f"{name}:/root/.ssh/authorized_keys"])
+            self._authorize_key(name)
             self.engine.run(["start", name])
         except OperationError:
             self.engine.run(["rm", "--force", name], check=False)
             raise
         return Node(node.name, node.role, node.arch, "running", address, LOOPBACK, ssh_port, SSH_USER, api_port)
+
+    def _authorize_key(self, container: str) -> None:
+        self.engine.run(["cp", str(self.state.ssh_public_key), f"{container}:/root/.ssh/authorized_keys"])
 
     def _node_from(self, data: dict[str, Any]) -> Node | None:
         labels: dict[str, str] = (data.get("Config") or {}).get("Labels") or {}

@@ -191,3 +191,14 @@ def test_image_source_follows_what_the_host_offers(monkeypatch: pytest.MonkeyPat
     finally:
         engine().run(["untag", image_tag("amd64"), stand_in_base])
     assert builder.is_current("amd64")
+
+
+def test_lost_key_material_is_replaced_and_let_into_surviving_nodes(local_cluster: LocalCluster) -> None:
+    old_key = local_cluster.state.ssh_private_key.read_text()
+    local_cluster.state.remove_key_material()
+    again = local_cluster.cli("up")
+    assert again.returncode == 0, again.stderr
+    assert local_cluster.state.ssh_private_key.read_text() != old_key
+    for node in ("server-0", "agent-0"):
+        reached = local_cluster.cli("ssh", node, "--", "hostname")
+        assert (reached.returncode, reached.stdout.strip()) == (0, node)

@@ -69,6 +69,7 @@ def test_doctor_json_without_a_spec_checks_every_target_and_exits_0(
     assert report["blocking"] == []
 
 
+@pytest.mark.nodes  # needs podman and qemu-user on the host, as the local-node tier does
 def test_doctor_with_podman_present_passes_for_local(tmp_path: Path, state_home: Path) -> None:
     (tmp_path / "cluster.yaml").write_text("name: haspod\nlocal: {worker_arch: arm64}\n")
     result = _run(["doctor", "-f", "cluster.yaml"], tmp_path, os.environ["PATH"], state_home)
