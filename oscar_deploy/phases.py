@@ -66,8 +66,8 @@ def provider_for(spec: ClusterSpec, state: ClusterState, progress: Progress) -> 
     """The provider of the spec's target; targets other than those `up` supports so far stop here."""
     if spec.target not in UP_TARGETS:
         raise UserInputError(
-            f"target {spec.target}: not supported by this version of `up` yet (supported: "
-            f"{', '.join(UP_TARGETS)}); set `target: local` to try the platform on this machine"
+            f"target {spec.target}: this version makes clusters only on target {', '.join(UP_TARGETS)} "
+            "(nodes as containers on this machine); set `target: local` to try the platform here"
         )
     from oscar_deploy.providers.engine import ContainerEngine
     from oscar_deploy.providers.local import LocalProvider

@@ -231,7 +231,7 @@ def test_up_refuses_targets_without_a_provider_yet(cli) -> None:  # type: ignore
     (cli.cwd / "cluster.yaml").write_text("name: cloudy\ntarget: aws\n")
     result = cli("up")
     assert result.exit_code == 2
-    assert "target aws: not supported by this version of `up` yet (supported: local)" in result.output
+    assert "error: target aws: this version makes clusters only on target local" in result.output
     assert "Traceback" not in result.output
 
 
