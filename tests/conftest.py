@@ -26,7 +26,7 @@ class Cli:
         self.cwd = cwd
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, input: str | None = None):  # noqa: A002 - mirrors CliRunner.invoke
+    def __call__(self, *args: str, input: str | None = None):
         import os
 
         old = Path.cwd()
