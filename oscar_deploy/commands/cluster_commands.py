@@ -84,7 +84,8 @@ def up(file: Path = SPEC_OPTION) -> None:
                 typer.echo(f"{outcome.phase}: {line}")
     _print_table(_rows(_with_missing(spec, provider.nodes())))
     typer.echo(f"inventory: {state.inventory_file}")
-    typer.echo(f"log in with: oscar-deploy ssh -f {file} server-0")
+    spec_flag = "" if file == Path("cluster.yaml") else f" -f {file}"
+    typer.echo(f"log in with: oscar-deploy ssh{spec_flag} server-0")
 
 
 def status(file: Path = SPEC_OPTION, as_json: bool = JSON_OPTION) -> None:
