@@ -1,0 +1,72 @@
+"""Builds an air-gap bundle folder for tests, in the layout `oscar-deploy bundle build` writes
+(oscar_deploy/bundle.py: manifest.json, install.sh, <arch>/<upstream file names>), from test doubles:
+
+* the k3s binary of each architecture is the labelled stand-in `tests/doubles/k3s` with the version and
+  the architecture written into it (so each version and architecture has its own checksum, like upstream's);
+* the images archive is a small file saying it stands in for upstream's `k3s-airgap-images-<arch>.tar.zst`;
+* install.sh is a small script saying it stands in for upstream's install.sh (the roles copy it, never run it);
+* `sha256sum-<arch>.txt` lists the real sha256 of those files, as upstream's does for its own.
+
+Nothing here ships in the wheel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from oscar_deploy.bundle import ARCHES, INSTALLER_NAME, MANIFEST_NAME, BundleManifest
+
+STAND_IN = Path(__file__).resolve().parent / "k3s"
+
+INSTALLER_STAND_IN = """#!/bin/sh
+# TEST DOUBLE: stands in for upstream's install.sh (https://get.k3s.io, k3s-io/k3s install.sh) in a test
+# bundle. oscar-deploy's airgap role copies install.sh to the nodes for their users and never runs it.
+echo "stand-in install.sh for k3s {version}: not the real installer" >&2
+exit 1
+"""
+
+
+def stand_in_binary(version: str, arch: str) -> bytes:
+    text = STAND_IN.read_text().replace("@K3S_VERSION@", version).replace("@K3S_ARCH@", arch)
+    return text.encode()
+
+
+def build_test_bundle(directory: Path, version: str, arches: Sequence[str]) -> BundleManifest:
+    """Fill `directory` with a bundle for `version` and `arches` (upstream names: amd64, arm64, arm)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = BundleManifest(k3s_version=version, arches=list(arches))
+    for arch in arches:
+        names = ARCHES[arch]
+        target = directory / arch
+        target.mkdir(exist_ok=True)
+        contents = {
+            names.binary: stand_in_binary(version, arch),
+            names.images: (
+                f"TEST DOUBLE: stands in for upstream's {names.images} of k3s {version}; not an image archive\n"
+            ).encode(),
+        }
+        sums = []
+        for name, data in contents.items():
+            path = target / name
+            path.write_bytes(data)
+            digest = hashlib.sha256(data).hexdigest()
+            sums.append(f"{digest}  {name}\n")
+            manifest.files[f"{arch}/{name}"] = {"sha256": digest, "size": len(data)}
+        (target / names.binary).chmod(0o755)
+        checksums = target / names.checksums
+        checksums.write_text("".join(sums))
+        manifest.files[f"{arch}/{names.checksums}"] = {
+            "sha256": hashlib.sha256(checksums.read_bytes()).hexdigest(),
+            "size": checksums.stat().st_size,
+        }
+    installer = directory / INSTALLER_NAME
+    installer.write_text(INSTALLER_STAND_IN.format(version=version))
+    installer.chmod(0o755)
+    manifest.files[INSTALLER_NAME] = {
+        "sha256": hashlib.sha256(installer.read_bytes()).hexdigest(),
+        "size": installer.stat().st_size,
+    }
+    (directory / MANIFEST_NAME).write_text(manifest.to_json())
+    return manifest
