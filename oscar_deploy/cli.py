@@ -98,6 +98,11 @@ def _register() -> None:
     app.command("down")(cluster_commands.down)
     app.command("doctor")(doctor_command.doctor)
 
+    from oscar_deploy.commands import edge_commands, scale_command
+
+    app.add_typer(edge_commands.edge_app, name="edge")
+    app.command("scale")(scale_command.scale)
+
 
 _register()
 

@@ -83,7 +83,11 @@ def provision(context: PhaseContext) -> PhaseResult:
     from oscar_deploy.inventory import write_inventory
     from oscar_deploy.providers.base import planned_nodes
 
-    plan = planned_nodes(context.spec)
+    spec = context.spec
+    scaled = context.state.journal.phases().get("scale", {}).get("workers")
+    if isinstance(scaled, int):  # `scale --workers N` ran since: keep N workers rather than workers.initial
+        spec = spec.model_copy(update={"workers": spec.workers.model_copy(update={"initial": scaled})})
+    plan = planned_nodes(spec)
     applied = context.provider.apply(plan)
     write_inventory(context.state, applied.nodes, context.provider.ssh_common_args)
     summary = [
@@ -106,8 +110,22 @@ def provision(context: PhaseContext) -> PhaseResult:
     )
 
 
+def prepare(context: PhaseContext) -> PhaseResult:
+    from oscar_deploy.k3s import prepare_phase
+
+    return prepare_phase(context)
+
+
+def kubernetes(context: PhaseContext) -> PhaseResult:
+    from oscar_deploy.k3s import kubernetes_phase
+
+    return kubernetes_phase(context)
+
+
 PHASES: tuple[Phase, ...] = (
     Phase("provision", "create or repair the nodes and write the inventory", provision, always=True),
+    Phase("prepare", "prepare the nodes' operating system and the k3s files (playbook prepare.yml)", prepare),
+    Phase("kubernetes", "install k3s on servers and agents, fetch the kubeconfig (kubernetes.yml)", kubernetes),
 )
 
 

@@ -23,6 +23,13 @@ COMMAND_ARGUMENT = typer.Argument(
     help="Command to run on the node, after `--`: several words run as they are (`-- sh -c 'exit 7'`), "
     "one word is a shell line (`-- 'ls | wc -l'`); a login shell when empty.",
 )
+BUNDLE_OPTION = typer.Option(
+    None,
+    "--bundle",
+    envvar="OSCAR_DEPLOY_BUNDLE",
+    help="Air-gap bundle folder (`oscar-deploy bundle build`); without it the nodes download k3s from upstream.",
+    file_okay=False,
+)
 COLUMNS = ("node", "role", "arch", "state", "address", "ssh")
 
 
@@ -70,14 +77,14 @@ def _with_missing(spec: ClusterSpec, nodes: list[Node]) -> list[Node]:
     return sorted([*nodes, *missing], key=lambda node: node_sort_key(node.name))
 
 
-def up(file: Path = SPEC_OPTION) -> None:
-    """Make the cluster in the spec: create or repair its nodes and write the inventory (resumable)."""
+def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION) -> None:
+    """Make the cluster in the spec: nodes, their OS, k3s; resumable, and a no-op on a finished cluster."""
     from oscar_deploy.phases import PhaseContext, run_phases
 
     spec, state, progress, provider = _open(file)
     state.ensure()
     state.save_spec(file.read_text())
-    outcomes = run_phases(PhaseContext(spec, state, progress, provider))
+    outcomes = run_phases(PhaseContext(spec, state, progress, provider, bundle=bundle))
     for outcome in outcomes:
         if outcome.result is not None:
             for line in outcome.result.summary:

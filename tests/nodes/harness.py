@@ -135,6 +135,18 @@ class ClusterFactory:
         self.base = base
         self.clusters: list[LocalCluster] = []
 
+    @property
+    def bundle(self) -> Path:
+        """Nodes have no internet: `up` takes k3s from an air-gap bundle of stand-ins (tests/doubles/bundle.py)
+        for the catalogue's k3s, built once per session."""
+        from oscar_deploy.catalogue import load_catalogue
+        from tests.doubles.bundle import build_test_bundle
+
+        directory = self.base / "k3s-bundle"
+        if not (directory / "manifest.json").is_file():
+            build_test_bundle(directory, load_catalogue().version("k3s"), ("amd64", "arm64"))
+        return directory
+
     def create(
         self,
         purpose: str,
@@ -153,6 +165,7 @@ class ClusterFactory:
             # No registry may be contacted from tests: build node images offline (debootstrap, cached).
             "OSCAR_DEPLOY_NODE_IMAGE_SOURCE": "debootstrap",
             "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+            "OSCAR_DEPLOY_BUNDLE": str(self.bundle),
         }
         cluster = LocalCluster(name, workdir, home, env)
         self.clusters.append(cluster)

@@ -1,0 +1,165 @@
+"""`edge install` / `edge reset`: inventory checks, version and bundle choice, confirmation, and what they run.
+
+The runs themselves happen against local nodes in tests/nodes/test_k3s_cli.py; here `run_playbook` is
+replaced by a recorder (`recorded_runs`) to see which playbook gets which variables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oscar_deploy.commands import edge_commands
+from oscar_deploy.playbooks import PlaybookResult
+from oscar_deploy.state import ClusterState
+
+K3S_ANSIBLE_INVENTORY = """\
+k3s_cluster:
+  children:
+    server:
+      hosts:
+        192.0.2.10:
+    agent:
+      hosts:
+        192.0.2.11:
+        192.0.2.12:
+  vars:
+    ansible_port: 22
+    ansible_user: debian
+    k3s_version: v1.31.12+k3s1
+    api_endpoint: "{{ hostvars[groups['server'][0]]['ansible_host'] | default(groups['server'][0]) }}"
+"""
+
+
+@pytest.fixture
+def recorded_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Test double for oscar_deploy.playbooks.run_playbook (the real one runs ansible-playbook through
+    ansible-runner, exercised in test_playbooks.py): records each call, reads the secret files while they
+    exist, and reports success."""
+    runs: list[dict[str, Any]] = []
+
+    def run_playbook(playbook: str, inventory: Path, log_file: Path, extravars: Any = None, **options: Any) -> Any:
+        secrets = {name: value for name, value in (options.get("secret_files") or {}).items()}
+        runs.append({"playbook": playbook, "inventory": inventory, "vars": dict(extravars or {}), "secrets": secrets})
+        return PlaybookResult(playbook, "successful", 0, {}, [], log_file)
+
+    monkeypatch.setattr("oscar_deploy.k3s.run_playbook", run_playbook)
+    return runs
+
+
+def write(cli, name: str, text: str) -> Path:
+    path = cli.cwd / name
+    path.write_text(text)
+    return path
+
+
+def test_install_takes_a_k3s_ansible_inventory_as_is(cli, recorded_runs: list[dict[str, Any]]) -> None:
+    inventory = write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
+    result = cli("edge", "install", "-i", "boards.yml", "--name", "pis")
+    assert result.exit_code == 0, result.output
+    assert len(recorded_runs) == 1
+    run = recorded_runs[0]
+    assert run["playbook"] == "site.yml"
+    assert run["inventory"] == inventory.resolve()
+    state = ClusterState("pis")
+    assert run["vars"] == {
+        "k3s_version": "v1.31.12+k3s1",  # the inventory's own pin (k3s-ansible style) is honoured
+        "k3s_release_url": "https://github.com/k3s-io/k3s/releases/download",
+        "k3s_cluster_name": "pis",
+        "k3s_kubeconfig_dest": str(state.kubeconfig_file),
+    }
+    assert "k3s_airgap_dir" not in run["vars"], "an inventory's own airgap_dir must stay usable"
+    assert run["secrets"] == {"k3s_token_file": state.secret("k3s_token")}
+    assert "edge cluster pis: k3s v1.31.12+k3s1 on 192.0.2.10, 192.0.2.11, 192.0.2.12" in result.stdout
+    assert state.journal.completed("edge-install")
+
+
+def test_install_version_option_and_bundle(cli, recorded_runs: list[dict[str, Any]], tmp_path: Path) -> None:
+    write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
+    bundle = tmp_path / "bundle"
+    (bundle / "arm64").mkdir(parents=True)
+    binary = bundle / "arm64" / "k3s-arm64"
+    binary.write_bytes(b"binary")
+    manifest = {
+        "format": 1,
+        "k3s_version": "v1.33.3+k3s1",
+        "arches": ["arm64"],
+        "files": {"arm64/k3s-arm64": {"sha256": hashlib.sha256(b"binary").hexdigest(), "size": 6}},
+    }
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+    mismatch = cli("edge", "install", "-i", "boards.yml", "--bundle", str(bundle))
+    assert mismatch.exit_code == 2
+    assert "bundle holds k3s v1.33.3+k3s1 but the cluster pins v1.31.12+k3s1" in mismatch.stderr
+    assert recorded_runs == []
+
+    result = cli("edge", "install", "-i", "boards.yml", "--bundle", str(bundle), "--k3s-version", "v1.33.3+k3s1")
+    assert result.exit_code == 0, result.output
+    assert recorded_runs[0]["vars"]["k3s_version"] == "v1.33.3+k3s1"
+    assert recorded_runs[0]["vars"]["k3s_airgap_dir"] == str(bundle.resolve())
+
+
+@pytest.mark.parametrize(
+    ("inventory", "expected"),
+    [
+        ("[boards]\n192.0.2.10\n", "boards.yml: no hosts in group `server` (groups found: boards)"),
+        ("[server]\na\nb\n[agent]\nc\n", "boards.yml: group `server` has 2 hosts; etcd needs an odd number"),
+        ("[server]\na\n[agent]\na\n", "boards.yml: a in both `server` and `agent`"),
+        ("[server]\na\n[all:vars]\nk3s_version=1.33.3\n", "boards.yml: k3s_version: '1.33.3' is not a k3s release"),
+    ],
+)
+def test_install_refuses_bad_inventories_in_one_line(
+    cli, recorded_runs: list[dict[str, Any]], inventory: str, expected: str
+) -> None:
+    write(cli, "boards.yml", inventory)
+    result = cli("edge", "install", "-i", "boards.yml")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {expected}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert recorded_runs == []
+
+
+def test_install_refuses_missing_inventory_and_a_spec_clusters_name(cli, recorded_runs: list) -> None:
+    missing = cli("edge", "install", "-i", "nowhere.yml")
+    assert missing.exit_code == 2
+    assert "nowhere.yml: no such inventory" in missing.stderr
+    write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
+    ClusterState("lab").save_spec("name: lab\n")
+    taken = cli("edge", "install", "-i", "boards.yml", "--name", "lab")
+    assert taken.exit_code == 2
+    assert "cluster lab is managed by `oscar-deploy up` from a spec; choose another --name" in taken.stderr
+    assert recorded_runs == []
+
+
+def test_reset_refuses_without_a_terminal_unless_yes(cli, recorded_runs: list[dict[str, Any]]) -> None:
+    write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
+    refused = cli("edge", "reset", "-i", "boards.yml")
+    assert refused.exit_code == 2
+    assert "would remove k3s and its data from 3 host(s) of boards.yml" in refused.stderr
+    assert "pass --yes" in refused.stderr
+    assert recorded_runs == []
+
+    state = ClusterState("edge").ensure()
+    state.write_file(state.kubeconfig_file, "kubeconfig")
+    done = cli("edge", "reset", "-i", "boards.yml", "--yes")
+    assert done.exit_code == 0, done.output
+    assert recorded_runs[0]["playbook"] == "reset.yml"
+    assert recorded_runs[0]["vars"]["reset_confirmation"] == "yes"
+    assert not state.kubeconfig_file.exists()
+    assert state.secret_names() == []
+
+
+def test_reset_asks_on_a_terminal(cli, recorded_runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
+    monkeypatch.setattr(edge_commands, "_stdin_is_terminal", lambda: True)
+    declined = cli("edge", "reset", "-i", "boards.yml", input="n\n")
+    assert declined.exit_code == 1
+    assert "Remove k3s, its data and every workload from 3 host(s)" in declined.output
+    assert recorded_runs == []
+    accepted = cli("edge", "reset", "-i", "boards.yml", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert [run["playbook"] for run in recorded_runs] == ["reset.yml"]
