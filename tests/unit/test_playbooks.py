@@ -208,3 +208,34 @@ def test_result_message_picks_the_useful_line() -> None:
     assert result_message({"results": [{"failed": False}, {"failed": True, "msg": "item broke"}]}) == "item broke"
     assert result_message({"rc": 3}) == "exit code 3"
     assert len(result_message({"msg": "x" * 1000})) == 300
+
+
+def test_rich_display_prints_plays_failures_and_a_recap_outside_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    display = playbooks.RichDisplay()
+    output = io.StringIO()
+    display.console = Console(file=output, force_terminal=False, width=200)
+    progress = RunProgress(playbook="site.yml")
+    events = [
+        {"event": "playbook_on_play_start", "event_data": {"play": "Prepare the nodes"}},
+        {"event": "playbook_on_task_start", "event_data": {"task": "Install packages"}},
+        {"event": "runner_on_ok", "event_data": {"host": "pi-1", "res": {"changed": True}}},
+        {"event": "runner_on_failed", "event_data": {"host": "pi-2", "res": {"msg": "no space"}}},
+        {"event": "runner_on_failed", "event_data": {"host": "pi-3", "ignore_errors": True, "res": {"msg": "x"}}},
+    ]
+    for event in events:
+        display.update(progress, progress.handle(event))
+    assert (
+        progress.status_line()
+        == "site.yml: play Prepare the nodes | task 1: Install packages | hosts: ok 1 changed 1 failed 1"
+    )
+    display.close(progress)
+    assert output.getvalue().splitlines() == [
+        "  play: Prepare the nodes",
+        "  pi-2: Install packages: failed",
+        "  site.yml: 3 host(s), 1 task(s): 1 ok, 1 changed, 1 failed",
+    ]
+    assert progress.problems == [playbooks.HostProblem("pi-2", "Install packages", "no space")]
