@@ -25,9 +25,13 @@ class OperationError(OscarDeployError):
     exit_code = EXIT_FAILED
 
 
-class SpecError(UserInputError):
-    """A cluster spec that does not validate: one line per problem, each naming the file, line and key."""
+class InvalidDocumentError(UserInputError):
+    """A YAML document that does not validate: one line per problem, each naming the file, line and key."""
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         super().__init__("\n".join(lines))
+
+
+class SpecError(InvalidDocumentError):
+    """A cluster spec that does not validate."""

@@ -6,16 +6,15 @@ prints them as JSON Schema, so the documentation of a key lives in exactly one p
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from oscar_deploy.errors import SpecError
+from oscar_deploy.yamlcheck import KEY_MARK, PARENT, Location, YamlDocument, problems_from
 
 DEFAULT_SPEC_FILE = "cluster.yaml"
 SCHEMA_FILE_NAME = "cluster.schema.json"
@@ -24,8 +23,6 @@ Target = Literal["local", "openstack", "aws", "static"]
 Arch = Literal["amd64", "arm64"]
 NAME_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 QUANTITY_PATTERN = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
-# Sibling references in messages are written `{parent}.key` and expanded to the full key path on output.
-PARENT = "{parent}"
 
 
 class StrictModel(BaseModel):
@@ -82,7 +79,7 @@ class WorkersSpec(StrictModel):
     def _initial_in_range(self) -> WorkersSpec:
         if not self.min <= self.initial <= self.max:
             raise ValueError(
-                f"{PARENT}.initial: must be between {PARENT}.min and {PARENT}.max "
+                f"{KEY_MARK}initial: must be between {PARENT}.min and {PARENT}.max "
                 f"({self.initial} not in {self.min}..{self.max})"
             )
         return self
@@ -138,7 +135,7 @@ class AwsSpec(StrictModel):
                 family = getattr(self, key).split(".")[0]
                 if not family.endswith("g") and "g" not in family[1:]:
                     raise ValueError(
-                        f"{PARENT}.{key}: {getattr(self, key)} is not an arm64 (Graviton) type; "
+                        f"{KEY_MARK}{key}: {getattr(self, key)} is not an arm64 (Graviton) type; "
                         "use e.g. t4g.large or set arch: amd64"
                     )
         return self
@@ -195,9 +192,9 @@ class PlatformSpec(StrictModel):
     def _letsencrypt_needs_domain_and_email(self) -> PlatformSpec:
         if self.tls.startswith("letsencrypt"):
             if not self.domain:
-                raise ValueError(f"{PARENT}.domain: required with tls: {self.tls}; set a public DNS name")
+                raise ValueError(f"{KEY_MARK}domain: required with tls: {self.tls}; set a public DNS name")
             if not self.acme_email:
-                raise ValueError(f"{PARENT}.acme_email: required with tls: {self.tls}; set your address")
+                raise ValueError(f"{KEY_MARK}acme_email: required with tls: {self.tls}; set your address")
         return self
 
 
@@ -236,7 +233,8 @@ class ClusterSpec(StrictModel):
         for section in TARGET_SECTIONS:
             if section != self.target and getattr(self, section) is not None:
                 raise ValueError(
-                    f"{section}: only used with target {section} (target is {self.target}); remove the section"
+                    f"{KEY_MARK}{section}: only used with target {section} (target is {self.target}); "
+                    "remove the section"
                 )
         if getattr(self, self.target) is None:
             setattr(self, self.target, TARGET_SECTIONS[self.target]())
@@ -247,114 +245,26 @@ class ClusterSpec(StrictModel):
         return settings
 
 
-# --- loading and error reporting ------------------------------------------------------------------------
-
-
-def _field_names_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
-    """Keys allowed at `path` inside `model`, to suggest a close match for an unknown key."""
-    current: Any = model
-    for part in path:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
-            return []
-        current = _unwrap_model(current.model_fields[str(part)].annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _unwrap_model(annotation: Any) -> Any:
-    if get_origin(annotation) is None:
-        return annotation
-    for arg in get_args(annotation):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return annotation
-
-
-def _line_of(root: yaml.Node | None, path: tuple[str | int, ...]) -> int | None:
-    """1-based line of the YAML node at `path`, or of its nearest existing parent."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v_node for k_node, v_node in node.value if k_node.value == part), None)
-            key_node = next((k_node for k_node, _ in node.value if k_node.value == part), None)
-            if key_node is None or match is None:
-                break
-            line = key_node.start_mark.line + 1
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def format_validation_errors(error: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
-    """Turn pydantic's errors into (key path, message) pairs with our wording."""
-    problems: list[tuple[tuple[str | int, ...], str]] = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            key = str(loc[-1])
-            allowed = _field_names_at(ClusterSpec, loc[:-1])
-            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
-            message = f"unknown key; {hint}"
-        elif item["type"] == "missing":
-            message = "required key is missing"
-        elif item["type"] == "literal_error":
-            message = f"{item['input']!r} is not allowed; {message.replace('Input should be', 'use')}"
-        else:
-            message = message.removeprefix("Value error, ")
-        if message.startswith(PARENT):
-            # A model-level check names its own key: "{parent}.initial: must be ..."; its loc is the model.
-            parent = ".".join(str(part) for part in loc)
-            key, _, message = message.partition(": ")
-            loc = (*loc, *key.removeprefix(PARENT + ".").split("."))
-        elif ": " in message and message.split(": ", 1)[0].isidentifier() and not loc:
-            parent = ""
-            key, _, message = message.partition(": ")
-            loc = (key,)
-        else:
-            # A field check's loc is the field itself; its siblings live in the parent.
-            parent = ".".join(str(part) for part in loc[:-1])
-        problems.append((loc, message.replace(f"{PARENT}.", f"{parent}." if parent else "")))
-    return problems
+# --- loading ----------------------------------------------------------------------------------------------
 
 
 def parse_spec(text: str, source: str = DEFAULT_SPEC_FILE) -> ClusterSpec:
     """Parse and validate spec text, version overrides included against the catalogue's preflight.
 
-    Every problem becomes one line `source:line: key.path: message`.
+    Every problem becomes one line `source:line: key.path: message`; all are reported in one go.
     """
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([f"{where}: not valid YAML ({problem}); fix the syntax at that line"]) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SpecError([f"{source}: the spec must be a YAML mapping; run `oscar-deploy init` for an example"])
     from oscar_deploy.catalogue import load_catalogue
 
-    def located(loc: tuple[str | int, ...], message: str) -> str:
-        line = _line_of(root, loc)
-        key = ".".join(str(part) for part in loc) or "(top level)"
-        return f"{source}:{line}: {key}: {message}" if line else f"{source}: {key}: {message}"
-
-    problems: list[tuple[tuple[str | int, ...], str]] = []
+    document = YamlDocument(text, source, SpecError)
+    data = {} if document.data is None else document.data
+    if not isinstance(data, dict):
+        raise SpecError([f"{source}: the spec must be a YAML mapping; run `oscar-deploy init` for an example"])
+    problems: list[tuple[Location, str]] = []
     spec: ClusterSpec | None = None
     try:
         spec = ClusterSpec.model_validate(data)
     except ValidationError as exc:
-        problems.extend(format_validation_errors(exc))
+        problems.extend(problems_from(exc, ClusterSpec))
     overrides = data.get("versions")
     if isinstance(overrides, dict) and all(isinstance(value, str) for value in overrides.values()):
         # Checked even when other keys fail, so one run of `validate` shows every problem it can.
@@ -363,7 +273,7 @@ def parse_spec(text: str, source: str = DEFAULT_SPEC_FILE) -> ClusterSpec:
             for loc, message in load_catalogue().override_problems({str(k): v for k, v in overrides.items()})
         )
     if problems or spec is None:
-        raise SpecError([located(loc, message) for loc, message in problems])
+        raise document.fail(problems)
     return spec
 
 

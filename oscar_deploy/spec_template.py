@@ -13,7 +13,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from oscar_deploy.spec import SCHEMA_FILE_NAME, TARGET_SECTIONS, ClusterSpec, _unwrap_model
+from oscar_deploy.spec import SCHEMA_FILE_NAME, TARGET_SECTIONS, ClusterSpec
+from oscar_deploy.yamlcheck import model_class
 
 HEADER = """\
 # yaml-language-server: $schema=./{schema}
@@ -23,8 +24,7 @@ HEADER = """\
 
 
 def _model_of(field: FieldInfo) -> type[BaseModel] | None:
-    model = _unwrap_model(field.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+    return model_class(field.annotation)
 
 
 def _scalar(value: Any) -> str:

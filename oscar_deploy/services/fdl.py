@@ -24,12 +24,10 @@ An FDL file:
 
 from __future__ import annotations
 
-import difflib
 import re
-import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -44,7 +42,8 @@ from pydantic import (
     model_validator,
 )
 
-from oscar_deploy.errors import UserInputError
+from oscar_deploy.errors import InvalidDocumentError
+from oscar_deploy.yamlcheck import KEY_MARK, YamlDocument, dotted, problems_from
 
 MAX_SERVICE_NAME_LENGTH = 39  # `binding:"required,max=39"` in upstream's Service type
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -60,16 +59,10 @@ SERVER_POPULATED_KEYS = ("token", "owner", "bucket_list", "deployment", "volume_
 # Keys whose values are credentials: masked when a definition is printed.
 SECRET_KEYS = frozenset({"secret_key", "password", "auth_password", "token", "refresh_token"})
 MASK = "********"
-# A model-level check names the key it is about: "@key.path: message"; the formatter appends it to the location.
-KEY_MARK = "@"
 
 
-class FdlError(UserInputError):
+class FdlError(InvalidDocumentError):
     """An FDL file (or its template) that does not validate: one line per problem, each naming file, line and key."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        super().__init__("\n".join(lines))
 
 
 # --- value helpers -------------------------------------------------------------------------------------------
@@ -572,10 +565,10 @@ class FdlFile(FdlModel):
                 where = ("functions", "oscar", index, cluster_key)
                 if service.name in seen:
                     raise ValueError(
-                        f"{KEY_MARK}{_dotted(*where, 'name')}: {service.name!r} is defined twice "
+                        f"{KEY_MARK}{dotted(*where, 'name')}: {service.name!r} is defined twice "
                         f"(also at {seen[service.name]}); service names must be unique"
                     )
-                seen[service.name] = _dotted(*where)
+                seen[service.name] = dotted(*where)
                 for path, reference in service.storage_references():
                     kind, ident = split_provider(reference)
                     if kind == "minio" and ident == DEFAULT_PROVIDER_ID:
@@ -583,20 +576,16 @@ class FdlFile(FdlModel):
                     if ident not in providers.ids(kind):
                         known = ", ".join(f"{kind}.{name}" for name in providers.ids(kind)) or "none"
                         raise ValueError(
-                            f"{KEY_MARK}{_dotted(*where, *path)}: {reference!r} is not defined under "
+                            f"{KEY_MARK}{dotted(*where, *path)}: {reference!r} is not defined under "
                             f"storage_providers.{kind} (defined: {known}); add it there"
                         )
                 for path, replica in service.replica_list():
                     if replica.type == "oscar" and replica.cluster_id not in (self.clusters or {}):
                         raise ValueError(
-                            f"{KEY_MARK}{_dotted(*where, *path, 'cluster_id')}: {replica.cluster_id!r} is not "
+                            f"{KEY_MARK}{dotted(*where, *path, 'cluster_id')}: {replica.cluster_id!r} is not "
                             "defined under the top-level clusters; add it there"
                         )
         return self
-
-
-def _dotted(*parts: str | int) -> str:
-    return ".".join(str(part) for part in parts)
 
 
 # --- the loaded document -------------------------------------------------------------------------------------
@@ -709,124 +698,8 @@ def _inline_scripts(data: dict[str, Any], base_dir: Path) -> list[tuple[tuple[st
     return problems
 
 
-def _unwrap(annotation: Any) -> Any:
-    """The model or container type inside Optional[...] and Annotated[...]."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            candidates = [arg for arg in get_args(annotation) if arg is not type(None)]
-            annotation = candidates[0] if len(candidates) == 1 else annotation
-            if len(candidates) != 1:
-                return annotation
-        else:
-            return annotation
-
-
-def _field_keys(model: type[BaseModel]) -> dict[str, str]:
-    """Every key a model accepts (aliases and alternative spellings included) -> its field name."""
-    keys: dict[str, str] = {}
-    for name, info in model.model_fields.items():
-        if isinstance(info.validation_alias, AliasChoices):
-            keys.update({str(choice): name for choice in info.validation_alias.choices})
-        else:
-            keys[info.alias or name] = name
-    return keys
-
-
-def _model_at(path: tuple[str | int, ...]) -> type[BaseModel] | None:
-    current: Any = FdlFile
-    for part in path:
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = _field_keys(current).get(str(part))
-            if field is None:
-                return None
-            current = current.model_fields[field].annotation
-        elif get_origin(current) is list:
-            current = get_args(current)[0]
-        elif get_origin(current) is dict:
-            current = get_args(current)[1]
-        else:
-            return None
-    current = _unwrap(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
 # Keys that upstream's own documents and tools spell wrongly, and what they mean.
 KNOWN_MISSPELLINGS = {"port": "api_port", "node_port": "nodePort", "nodeport": "nodePort"}
-
-
-def _unknown_key_hint(path: tuple[str | int, ...], key: str) -> str:
-    model = _model_at(path)
-    allowed = [name for name in _field_keys(model) if name[0].islower()] if model else []
-    if key in KNOWN_MISSPELLINGS and KNOWN_MISSPELLINGS[key] in allowed:
-        return f"unknown key; did you mean {KNOWN_MISSPELLINGS[key]!r}? (upstream would drop it silently)"
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key; did you mean {close[0]!r}?"
-    return f"unknown key; allowed keys: {', '.join(allowed)}" if allowed else "unknown key"
-
-
-def _problems_from(error: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
-    problems: list[tuple[tuple[str | int, ...], str]] = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        message = item["msg"]
-        kind = item["type"]
-        if kind == "extra_forbidden":
-            message = _unknown_key_hint(loc[:-1], str(loc[-1]))
-        elif kind == "missing":
-            message = "required key is missing"
-        elif kind == "literal_error":
-            message = f"{item['input']!r} is not allowed; {message.replace('Input should be', 'use')}"
-        else:
-            message = message.removeprefix("Value error, ")
-        if message.startswith(KEY_MARK):
-            key, _, message = message[len(KEY_MARK) :].partition(": ")
-            loc = (*loc, *(int(part) if part.isdigit() else part for part in key.split(".")))
-        problems.append((loc, message))
-    return problems
-
-
-def _line_of(root: yaml.Node | None, path: tuple[str | int, ...]) -> int | None:
-    """1-based line of the YAML node at `path`, or of its nearest existing parent."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((key, value) for key, value in node.value if key.value == str(part)), None)
-            if pair is None:
-                break
-            line = pair[0].start_mark.line + 1
-            node = pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _duplicate_keys(node: yaml.Node | None, path: tuple[str | int, ...] = ()) -> list[tuple[int, str]]:
-    """(line, message) for each key given twice in one mapping; YAML loaders keep the last one without a word."""
-    found: list[tuple[int, str]] = []
-    if isinstance(node, yaml.MappingNode):
-        first_line: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in first_line:
-                where = _dotted(*path, key)
-                found.append((line, f"{where}: given twice (first at line {first_line[key]}); keep one"))
-            else:
-                first_line[key] = line
-            found += _duplicate_keys(value_node, (*path, key))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            found += _duplicate_keys(item, (*path, index))
-    return found
 
 
 def parse_fdl(text: str, source: str, base_dir: Path) -> FdlDocument:
@@ -834,35 +707,21 @@ def parse_fdl(text: str, source: str, base_dir: Path) -> FdlDocument:
 
     Every problem becomes one line `source:line: key.path: message`.
     """
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise FdlError([f"{where}: not valid YAML ({problem}); fix the syntax at that line"]) from None
+    document = YamlDocument(text, source, FdlError)
+    data = document.data
     if not isinstance(data, dict):
         raise FdlError([f"{source}: an FDL file is a mapping starting with `functions:`; see templates/services/"])
-    duplicates = _duplicate_keys(root)
-    if duplicates:
-        raise FdlError([f"{source}:{line}: {message}" for line, message in duplicates])
-
-    def located(loc: tuple[str | int, ...], message: str) -> str:
-        line = _line_of(root, loc)
-        key = _dotted(*loc) or "(top level)"
-        return f"{source}:{line}: {key}: {message}" if line else f"{source}: {key}: {message}"
 
     problems = _inline_scripts(data, base_dir)
     fdl: FdlFile | None = None
     try:
         fdl = FdlFile.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_problems_from(exc))
+        problems.extend(problems_from(exc, FdlFile, KNOWN_MISSPELLINGS))
     if problems or fdl is None:
-        raise FdlError([located(loc, message) for loc, message in problems])
+        raise document.fail(problems)
     if not fdl.functions.oscar:
-        raise FdlError([located(("functions", "oscar"), "lists no service; add one `- <cluster id>:` entry")])
+        raise document.fail([(("functions", "oscar"), "lists no service; add one `- <cluster id>:` entry")])
     definitions = [
         ServiceDefinition(cluster_key, service, request_body(cluster_key, service, fdl))
         for entry in fdl.functions.oscar

@@ -193,3 +193,9 @@ def test_json_schema_describes_the_model() -> None:
 def test_readme_spec_reference_matches_the_code() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert reference_markdown() in readme, "README spec reference is stale: paste reference_markdown() output"
+
+
+def test_a_key_given_twice_is_refused() -> None:
+    assert errors_of("workers:\n  max: 5\n  max: 2\n") == [
+        "c.yaml:3: workers.max: given twice (first at line 2); keep one"
+    ]
