@@ -130,6 +130,7 @@ class NodeCluster:
         extravars: Mapping[str, Any] | None = None,
         check: bool = False,
         limit: str | None = None,
+        tags: str | None = None,
     ) -> PlaybookResult:
         """Run a bundled playbook against the cluster's inventory with the bundle of `version`."""
         variables: dict[str, Any] = {
@@ -150,6 +151,7 @@ class NodeCluster:
             secret_files={"k3s_token_file": self.token},
             check=check,
             limit=limit,
+            tags=tags,
             raise_on_failure=False,
         )
 

@@ -1,0 +1,225 @@
+"""The life of a cluster through the playbooks, over SSH on amd64 local nodes, one scenario after the other on
+the same nodes: install (with the Raspberry Pi path on the agent, whose model file says "Raspberry Pi 4"),
+check mode, a version bump through site.yml, a rolling upgrade, scale out, remove a node, reset.
+
+The tests run in file order and each starts from the state the previous one left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oscar_deploy.playbooks import PlaybookResult
+from oscar_deploy.providers.base import PlannedNode
+from oscar_deploy.resources import layer_dir
+from tests.nodes.k3s_nodes import PI_CMDLINE, PI_CMDLINE_FILE, PI_MODEL_FILE, NodeCluster, describe, file_sha256
+
+pytestmark = pytest.mark.nodes
+
+FIRST, SECOND, THIRD = "v1.33.3+k3s1", "v1.33.4+k3s1", "v1.34.1+k3s1"
+PI_PARAMS = "cgroup_enable=cpuset cgroup_enable=memory cgroup_memory=1"
+UNITS = {"server-0": "k3s", "agent-0": "k3s-agent", "agent-1": "k3s-agent"}
+# Everything the roles put on a node, and what k3s itself makes there.
+K3S_PATHS = (
+    "/usr/local/bin/k3s",
+    "/usr/local/bin/k3s-install.sh",
+    "/usr/local/bin/kubectl",
+    "/usr/local/bin/crictl",
+    "/usr/local/bin/ctr",
+    "/etc/systemd/system/k3s.service",
+    "/etc/systemd/system/k3s-agent.service",
+    "/etc/rancher",
+    "/var/lib/rancher/k3s",
+    "/var/lib/oscar-deploy",
+    "/etc/modules-load.d/k3s.conf",
+    "/etc/sysctl.d/90-k3s.conf",
+    "/run/k3s",
+)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
+    nodes = NodeCluster("pblife", tmp_path_factory.mktemp("pblife"))
+    try:
+        nodes.apply([PlannedNode("server-0", "server", "amd64"), PlannedNode("agent-0", "agent", "amd64")])
+        # agent-0 plays a Raspberry Pi 4: the device tree's model and a kernel command line to edit.
+        nodes.ssh(
+            "agent-0",
+            f"mkdir -p /etc/oscar-test && printf 'Raspberry Pi 4 Model B Rev 1.4\\0' > {PI_MODEL_FILE}"
+            f" && printf '%s' '{PI_CMDLINE}' > {PI_CMDLINE_FILE}",
+        )
+        yield nodes
+    finally:
+        assert nodes.destroy() == []
+
+
+def changes(result: PlaybookResult) -> dict[str, int]:
+    return {host: stats.changed for host, stats in result.stats.items()}
+
+
+def pids(cluster: NodeCluster) -> dict[str, tuple[str, str]]:
+    """Main PID and start time of each node's k3s unit."""
+    found = {}
+    for node in cluster.nodes:
+        properties = cluster.service(node, UNITS[node])
+        found[node] = (properties["MainPID"], properties["ExecMainStartTimestamp"])
+    return found
+
+
+def test_install_prepares_the_raspberry_pi(cluster: NodeCluster) -> None:
+    result = cluster.playbook("site.yml", FIRST)
+    assert result.succeeded, describe(result)
+    assert cluster.read("agent-0", PI_CMDLINE_FILE) == PI_CMDLINE.rstrip("\n") + f" {PI_PARAMS}\n"
+    recorded = json.loads(cluster.read("agent-0", "/var/lib/oscar-deploy/raspberrypi-cmdline.json"))
+    assert recorded == {"file": PI_CMDLINE_FILE, "added": PI_PARAMS.split()}
+    # The reboot handler ran in its no-reboot form (raspberrypi_reboot=false): the board is marked instead.
+    assert "RUNNING HANDLER [raspberrypi : Mark the board as needing a reboot]" in result.log_file.read_text()
+    assert "kernel command line changed for k3s" in cluster.read("agent-0", "/run/reboot-required")
+    # server-0 has no model file: not a Pi, nothing touched.
+    assert not cluster.exists("server-0", "/run/reboot-required")
+    assert not cluster.exists("server-0", "/var/lib/oscar-deploy/raspberrypi-cmdline.json")
+    assert set(cluster.node_table()) == {"server-0", "agent-0"}
+
+
+def test_check_mode_on_the_converged_cluster_reports_no_change(cluster: NodeCluster) -> None:
+    before = pids(cluster)
+    result = cluster.playbook("site.yml", FIRST, check=True)
+    assert result.succeeded, describe(result)
+    assert changes(result) == {"server-0": 0, "agent-0": 0}
+    assert pids(cluster) == before
+
+
+def test_check_mode_reports_a_version_bump_without_doing_it(cluster: NodeCluster) -> None:
+    before = pids(cluster)
+    result = cluster.playbook("site.yml", SECOND, check=True)
+    assert result.succeeded, describe(result)
+    assert all(changed > 0 for changed in changes(result).values()), changes(result)
+    assert pids(cluster) == before
+    assert cluster.sha256("agent-0", "/usr/local/bin/k3s") == file_sha256(cluster.bundle(FIRST) / "amd64" / "k3s")
+
+
+def test_version_bump_reinstalls_and_restarts_each_node_once(cluster: NodeCluster) -> None:
+    before = pids(cluster)
+    starts = {node: len(cluster.starts(node)) for node in cluster.nodes}
+    result = cluster.playbook("site.yml", SECOND)
+    assert result.succeeded, describe(result)
+    after = pids(cluster)
+    for node in cluster.nodes:
+        assert after[node] != before[node], node
+        new_starts = cluster.starts(node)[starts[node] :]
+        assert len(new_starts) == 1 and f" {SECOND} " in new_starts[0], new_starts
+        assert cluster.sha256(node, "/usr/local/bin/k3s") == file_sha256(cluster.bundle(SECOND) / "amd64" / "k3s")
+    assert {name: row[3] for name, row in cluster.node_table().items()} == {"server-0": SECOND, "agent-0": SECOND}
+
+    again = cluster.playbook("site.yml", SECOND)
+    assert again.succeeded, describe(again)
+    assert changes(again) == {"server-0": 0, "agent-0": 0}
+    assert pids(cluster) == after
+
+
+def test_upgrade_drains_and_restarts_one_node_at_a_time(cluster: NodeCluster) -> None:
+    calls_before = len(cluster.kubectl_calls("server-0"))
+    result = cluster.playbook("upgrade.yml", THIRD)
+    assert result.succeeded, describe(result)
+    calls = [" ".join(line.split()[2:4]) for line in cluster.kubectl_calls("server-0")[calls_before:]]
+    steps = [call for call in calls if call.split()[0] in ("cordon", "drain", "uncordon")]
+    # Servers first (serial 1), then the agents; each node cordoned, drained and uncordoned before the next.
+    assert steps == [
+        "cordon server-0",
+        "drain server-0",
+        "uncordon server-0",
+        "cordon agent-0",
+        "drain agent-0",
+        "uncordon agent-0",
+    ]
+    assert {name: row for name, row in cluster.node_table().items()} == {
+        "server-0": ["Ready", "control-plane,master", "1m", THIRD],
+        "agent-0": ["Ready", "<none>", "1m", THIRD],
+    }
+    for node in cluster.nodes:
+        assert sum(f" {THIRD} " in line for line in cluster.starts(node)) == 1
+
+    again = cluster.playbook("upgrade.yml", THIRD)
+    assert again.succeeded, describe(again)
+    assert changes(again) == {"server-0": 0, "agent-0": 0}
+
+
+def test_scale_adds_a_node_without_touching_the_others(cluster: NodeCluster) -> None:
+    before = pids(cluster)
+    cluster.apply(
+        [PlannedNode(name, node.role, node.arch) for name, node in cluster.nodes.items()]
+        + [PlannedNode("agent-1", "agent", "amd64")]
+    )
+    result = cluster.playbook("scale.yml", THIRD)
+    assert result.succeeded, describe(result)
+    assert changes(result)["server-0"] == 0 and changes(result)["agent-0"] == 0
+    assert changes(result)["agent-1"] > 0
+    assert {node: pids(cluster)[node] for node in before} == before
+    assert cluster.node_table()["agent-1"] == ["Ready", "<none>", "1m", THIRD]
+    assert cluster.service("agent-1", "k3s-agent")["ActiveState"] == "active"
+
+    again = cluster.playbook("scale.yml", THIRD)
+    assert again.succeeded, describe(again)
+    assert changes(again) == {"server-0": 0, "agent-0": 0, "agent-1": 0}
+
+
+def test_remove_node_drains_deletes_and_wipes_it(cluster: NodeCluster) -> None:
+    calls_before = len(cluster.kubectl_calls("server-0"))
+    result = cluster.playbook("remove-node.yml", THIRD, {"remove_node": "agent-1", "skip_confirmation": True})
+    assert result.succeeded, describe(result)
+    calls = [" ".join(line.split()[2:4]) for line in cluster.kubectl_calls("server-0")[calls_before:]]
+    steps = [call for call in calls if call.split()[0] in ("cordon", "drain", "delete")]
+    assert steps == ["cordon agent-1", "drain agent-1", "delete node"]
+    assert set(cluster.node_table()) == {"server-0", "agent-0"}
+    assert_wiped(cluster, "agent-1")
+    cluster.forget("agent-1")
+
+
+def test_reset_asks_first_and_stops_without_a_yes(cluster: NodeCluster) -> None:
+    """Without reset_confirmation=yes reset.yml asks; with no one to answer (stdin not a terminal) it stops."""
+    playbooks = layer_dir("playbooks")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(cluster.state.inventory_file), "reset.yml"],
+        cwd=playbooks,
+        env={**os.environ, "ANSIBLE_CONFIG": str(playbooks / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "reset cancelled (pass -e reset_confirmation=yes to skip the question)" in result.stdout
+    assert "PLAY [Reset the nodes]" not in result.stdout
+    assert cluster.exists("server-0", "/usr/local/bin/k3s")
+
+
+def test_reset_removes_everything_the_roles_added(cluster: NodeCluster) -> None:
+    assert cluster.kubeconfig.is_file()
+    result = cluster.playbook("reset.yml", THIRD, {"reset_confirmation": "yes"})
+    assert result.succeeded, describe(result)
+    for node in cluster.nodes:
+        assert_wiped(cluster, node)
+    assert cluster.read("agent-0", PI_CMDLINE_FILE) == PI_CMDLINE
+    assert not cluster.kubeconfig.exists()
+
+    again = cluster.playbook("reset.yml", THIRD, {"reset_confirmation": "yes"})
+    assert again.succeeded, describe(again)
+    assert changes(again) == {"server-0": 0, "agent-0": 0, "localhost": 0}
+
+
+def assert_wiped(cluster: NodeCluster, node: str) -> None:
+    left = [path for path in K3S_PATHS if cluster.exists(node, path)]
+    assert left == [], f"{node}: left behind {left}"
+    units = cluster.ssh(node, "systemctl list-unit-files --no-legend 'k3s*'", check=False).stdout
+    assert units.strip() == "", units
+    assert "k3s cluster nodes" not in cluster.read(node, "/etc/hosts")
+    processes = cluster.ssh(node, "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '").stdout
+    assert "/usr/local/bin/k3s " not in processes

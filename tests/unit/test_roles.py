@@ -1,0 +1,208 @@
+"""The roles and playbooks without nodes: documented variables, syntax, and the `validate` role's checks run
+for real (the local connection; `validate` only reads and asserts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from oscar_deploy.resources import layer_dir
+from tests.doubles.bundle import build_test_bundle
+
+PLAYBOOKS = layer_dir("playbooks")
+ROLES = sorted(path.name for path in (PLAYBOOKS / "roles").iterdir() if path.is_dir())
+ANSIBLE_BIN = Path(sys.executable).parent
+VERSION = "v1.33.3+k3s1"
+LOCAL_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+OTHER_ARCH = "arm64" if LOCAL_ARCH != "arm64" else "amd64"
+
+
+def test_the_roles_issue_4_asks_for_exist() -> None:
+    assert {"validate", "prereq", "raspberrypi", "airgap", "k3s_server", "k3s_agent"} <= set(ROLES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_variables_are_prefixed_commented_and_specified(role: str) -> None:
+    folder = PLAYBOOKS / "roles" / role
+    specs = yaml.safe_load((folder / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    specified = set(specs["main"].get("options", {}))
+    defaults_file = folder / "defaults" / "main.yml"
+    if not defaults_file.exists():
+        return
+    lines = defaults_file.read_text().splitlines()
+    defaults = yaml.safe_load(defaults_file.read_text()) or {}
+    for name in defaults:
+        assert name.startswith(f"{role}_"), f"{role}: {name} lacks the role prefix"
+        assert name in specified, f"{role}: {name} missing from meta/argument_specs.yml"
+        index = next(number for number, line in enumerate(lines) if line.startswith(f"{name}:"))
+        assert lines[index - 1].startswith("#"), f"{role}: {name} has no comment above it"
+
+
+@pytest.mark.parametrize("playbook", sorted(path.name for path in PLAYBOOKS.glob("*.yml")))
+def test_playbooks_pass_the_syntax_check(playbook: str) -> None:
+    inventory = layer_dir("inventories") / "raspberrypi.yml"
+    result = subprocess.run(
+        [str(ANSIBLE_BIN / "ansible-playbook"), "--syntax-check", "-i", str(inventory), playbook],
+        cwd=PLAYBOOKS,
+        env={**os.environ, "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run_validate(tmp_path: Path, hosts: dict[str, Any], variables: dict[str, Any]) -> tuple[int, str]:
+    """Run the validate role against `hosts` ({name: {group, vars}}) reached through the local connection."""
+    inventory: dict[str, Any] = {"server": {"hosts": {}}, "agent": {"hosts": {}}}
+    for name, host in hosts.items():
+        inventory[host["group"]]["hosts"][name] = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "node_address": host.get("address", f"10.0.0.{len(inventory['server']['hosts']) + 10}"),
+            **host.get("vars", {}),
+        }
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (tmp_path / "extra.json").write_text(json.dumps(variables))
+    result = subprocess.run(
+        [
+            str(ANSIBLE_BIN / "ansible-playbook"),
+            "-i",
+            str(tmp_path / "inventory.yml"),
+            "-e",
+            f"@{tmp_path / 'extra.json'}",
+            str(Path(__file__).parent / "playbooks" / "validate-only.yml"),
+        ],
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
+            "ANSIBLE_NOCOLOR": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def controller_facts() -> dict[str, Any]:
+    """This machine's OS family and service manager, as Ansible sees them (the hosts under test are this machine)."""
+    result = subprocess.run(
+        [
+            str(ANSIBLE_BIN / "ansible"),
+            "localhost",
+            "-m",
+            "setup",
+            "-a",
+            "gather_subset=!all,!min,distribution,service_mgr",
+        ],
+        env={**os.environ, "ANSIBLE_PYTHON_INTERPRETER": sys.executable, "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    facts: dict[str, Any] = json.loads(result.stdout.split("=>", 1)[1])["ansible_facts"]
+    return facts
+
+
+@pytest.fixture
+def good(tmp_path: Path, controller_facts: dict[str, Any]) -> dict[str, Any]:
+    """Variables of a valid cluster, accepting this machine's OS family and service manager whatever they are."""
+    token_file = tmp_path / "token"
+    token_file.write_text("a" * 32)
+    token_file.chmod(0o600)
+    # k3s_version stays the role's default (VERSION): an extra variable would hide a host's own k3s_version.
+    return {
+        "k3s_token_file": str(token_file),
+        "validate_supported_os_families": [controller_facts["ansible_os_family"]],
+        "validate_supported_service_managers": [controller_facts["ansible_service_mgr"]],
+    }
+
+
+TWO_NODES = {"s1": {"group": "server", "address": "10.0.0.1"}, "a1": {"group": "agent", "address": "10.0.0.2"}}
+
+
+def test_validate_passes_a_valid_cluster(tmp_path: Path, good: dict[str, Any]) -> None:
+    bundle = tmp_path / "bundle"
+    build_test_bundle(bundle, VERSION, [LOCAL_ARCH])
+    rc, output = run_validate(tmp_path, TWO_NODES, {**good, "k3s_airgap_dir": str(bundle)})
+    assert rc == 0, output
+    assert re.search(r"s1\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", output), output
+
+
+FAILURES = {
+    "even number of servers": (
+        {**TWO_NODES, "s2": {"group": "server", "address": "10.0.0.3"}},
+        {},
+        "2 servers in 'server'; embedded etcd needs an odd number",
+    ),
+    "upstream OSCAR's version string": (
+        TWO_NODES,
+        {"k3s_version": "1.23.5"},
+        "k3s_version '1.23.5' is not a k3s release",
+    ),
+    "agents on another version": (
+        {**TWO_NODES, "a1": {"group": "agent", "address": "10.0.0.2", "vars": {"k3s_version": "v1.32.1+k3s1"}}},
+        {},
+        "k3s_version differs between hosts",
+    ),
+    "sample token": (TWO_NODES, {"k3s_token_file": "", "token": "changeme!"}, "shorter than 16 characters"),
+    "missing token file": (TWO_NODES, {"k3s_token_file": "/nonexistent/token"}, "no such file on the controller"),
+    "duplicate node addresses": (
+        {"s1": {"group": "server", "address": "10.0.0.1"}, "a1": {"group": "agent", "address": "10.0.0.1"}},
+        {},
+        "repeat; set node_name / node_address per host",
+    ),
+    "declared architecture": (
+        {
+            **TWO_NODES,
+            "a1": {
+                "group": "agent",
+                "address": "10.0.0.2",
+                "vars": {"arch": OTHER_ARCH},
+            },
+        },
+        {},
+        "the inventory says arch=",
+    ),
+    "unsupported operating system": (TWO_NODES, {"validate_supported_os_families": ["Plan9"]}, "is not supported"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_validate_stops_with_one_clear_message(tmp_path: Path, good: dict[str, Any], case: str) -> None:
+    hosts, variables, message = FAILURES[case]
+    rc, output = run_validate(tmp_path, hosts, {**good, **variables})
+    assert rc != 0, output
+    assert message in output, output
+    assert "changed=1" not in output
+
+
+def test_validate_refuses_a_bundle_without_the_nodes_architecture(tmp_path: Path, good: dict[str, Any]) -> None:
+    bundle = tmp_path / "bundle"
+    build_test_bundle(bundle, VERSION, [OTHER_ARCH])
+    rc, output = run_validate(tmp_path, TWO_NODES, {**good, "k3s_airgap_dir": str(bundle)})
+    assert rc != 0, output
+    assert f"the bundle holds k3s {VERSION} for {OTHER_ARCH}, the nodes need {VERSION} for {LOCAL_ARCH}" in output, (
+        output
+    )
+
+
+def test_role_default_version_is_the_catalogue_pin() -> None:
+    from oscar_deploy.catalogue import load_catalogue
+
+    defaults = yaml.safe_load((PLAYBOOKS / "roles" / "k3s" / "defaults" / "main.yml").read_text())
+    assert defaults["k3s_version"] == load_catalogue().version("k3s") == VERSION
