@@ -35,6 +35,7 @@ SSH_PORT_LABEL = "io.oscar-deploy.ssh-port"
 API_PORT_LABEL = "io.oscar-deploy.api-port"
 LOOPBACK = "127.0.0.1"
 SSH_USER = "root"
+PORT_ATTEMPTS = 3
 # Emulated arm64 nodes boot far slower than native ones.
 SSH_WAIT_SECONDS = {"amd64": 180.0, "arm64": 600.0}
 # Throwaway local nodes get new host keys each time they are created, on ports that other clusters reuse:
@@ -259,12 +260,37 @@ class LocalProvider:
         return ipaddress.IPv4Network(subnets[0])
 
     def _create(self, node: PlannedNode, image: str, profile: HostProfile, address: str, taken: set[int]) -> Node:
-        name = container_name(self.cluster, node.name)
-        ssh_port = free_loopback_port(taken)
-        api_port = free_loopback_port(taken | {ssh_port}) if node.name == "server-0" else None
+        """Create and start one node; a host port taken in the meantime (another program, another cluster
+        being created) means new ports and another try."""
         volume = volume_name(self.cluster, node.name)
         if self.engine.run(["volume", "exists", volume], check=False).returncode != 0:
             self.engine.run(["volume", "create", "--label", cluster_label(self.cluster), volume])
+        tried = set(taken)
+        attempts = 0
+        while True:
+            ssh_port = free_loopback_port(tried)
+            api_port = free_loopback_port(tried | {ssh_port}) if node.name == "server-0" else None
+            tried.update(port for port in (ssh_port, api_port) if port)
+            attempts += 1
+            try:
+                self._create_with_ports(node, image, profile, address, volume, ssh_port, api_port)
+            except OperationError as exc:
+                if "address already in use" in str(exc) and attempts < PORT_ATTEMPTS:
+                    continue
+                raise
+            return Node(node.name, node.role, node.arch, "running", address, LOOPBACK, ssh_port, SSH_USER, api_port)
+
+    def _create_with_ports(
+        self,
+        node: PlannedNode,
+        image: str,
+        profile: HostProfile,
+        address: str,
+        volume: str,
+        ssh_port: int,
+        api_port: int | None,
+    ) -> None:
+        name = container_name(self.cluster, node.name)
         args = [
             "create",
             "--name",
@@ -308,7 +334,6 @@ class LocalProvider:
         except OperationError:
             self.engine.run(["rm", "--force", name], check=False)
             raise
-        return Node(node.name, node.role, node.arch, "running", address, LOOPBACK, ssh_port, SSH_USER, api_port)
 
     def _authorize_key(self, container: str) -> None:
         self.engine.run(["cp", str(self.state.ssh_public_key), f"{container}:/root/.ssh/authorized_keys"])
