@@ -65,6 +65,12 @@ class NodeCluster:
                 group["hosts"][host].update(variables)
         self.state.write_file(self.state.inventory_file, yaml.safe_dump(data, sort_keys=False))
 
+    def set_cluster_vars(self, variables: Mapping[str, Any]) -> None:
+        """Add variables for every host of the inventory (its `k3s_cluster` group)."""
+        data = yaml.safe_load(self.state.inventory_file.read_text())
+        data["k3s_cluster"].setdefault("vars", {}).update(variables)
+        self.state.write_file(self.state.inventory_file, yaml.safe_dump(data, sort_keys=False))
+
     def destroy(self) -> list[str]:
         self.provider.destroy()
         self.state.destroy()
@@ -83,6 +89,19 @@ class NodeCluster:
         if check:
             assert result.returncode == 0, f"{node}: {command}: {result.stdout}{result.stderr}"
         return result
+
+    def upload(self, node: str, path: str, data: bytes, mode: str = "0644") -> None:
+        """Write `data` to `path` on the node (through SSH's standard input)."""
+        quoted = shlex.quote(path)
+        command = f"mkdir -p $(dirname {quoted}) && cat > {quoted} && chmod {mode} {quoted}"
+        result = subprocess.run(
+            self.provider.ssh_command(self.nodes[node], [f"sh -c {shlex.quote(command)}"]),
+            input=data,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, f"{node}: upload {path}: {result.stderr.decode()}"
 
     def read(self, node: str, path: str) -> str:
         return self.ssh(node, f"cat {path}").stdout

@@ -215,6 +215,38 @@ def test_reset_removes_everything_the_roles_added(cluster: NodeCluster) -> None:
     assert changes(again) == {"server-0": 0, "agent-0": 0, "localhost": 0}
 
 
+def test_without_a_bundle_each_node_downloads_and_checks_the_binary(cluster: NodeCluster) -> None:
+    """No bundle: each node downloads the pinned binary from the release URL and checks it against the release's
+    sha256sum file. A release folder served by server-0 stands in for GitHub's (tests talk only to test nodes)."""
+    good, bad = cluster.bundle(FIRST), cluster.bundle(SECOND)
+    releases = "/srv/oscar-test-releases"
+    cluster.upload("server-0", f"{releases}/{FIRST}/k3s", (good / "amd64" / "k3s").read_bytes())
+    cluster.upload(
+        "server-0", f"{releases}/{FIRST}/sha256sum-amd64.txt", (good / "amd64" / "sha256sum-amd64.txt").read_bytes()
+    )
+    # A release whose binary does not match its published checksum: a damaged or tampered download.
+    cluster.upload("server-0", f"{releases}/{SECOND}/k3s", (bad / "amd64" / "k3s").read_bytes())
+    cluster.upload("server-0", f"{releases}/{SECOND}/sha256sum-amd64.txt", b"0" * 64 + b"  k3s\n")
+    cluster.ssh(
+        "server-0", f"systemd-run --unit oscar-test-releases python3 -m http.server 8080 --directory {releases}"
+    )
+    url = {"k3s_airgap_dir": "", "k3s_release_url": f"http://{cluster.nodes['server-0'].address}:8080"}
+
+    result = cluster.playbook("prepare.yml", FIRST, url)
+    assert result.succeeded, describe(result)
+    for node in cluster.nodes:
+        assert cluster.sha256(node, "/usr/local/bin/k3s") == file_sha256(good / "amd64" / "k3s")
+        assert not cluster.exists(node, "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst")
+        assert not cluster.exists(node, "/usr/local/bin/k3s-install.sh")
+
+    refused = cluster.playbook("prepare.yml", SECOND, url, limit="agent-0")
+    assert not refused.succeeded
+    [problem] = refused.problems
+    assert (problem.host, problem.task) == ("agent-0", "Download the pinned k3s binary")
+    assert "checksum" in problem.message.lower(), problem.message
+    assert cluster.sha256("agent-0", "/usr/local/bin/k3s") == file_sha256(good / "amd64" / "k3s")
+
+
 def assert_wiped(cluster: NodeCluster, node: str) -> None:
     left = [path for path in K3S_PATHS if cluster.exists(node, path)]
     assert left == [], f"{node}: left behind {left}"
