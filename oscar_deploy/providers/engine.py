@@ -1,4 +1,4 @@
-"""A thin wrapper around the container engine's command line (podman), with the host's quirks applied.
+"""A thin wrapper around the container engine's command line (podman).
 
 Everything the local provider and the image builder ask of the engine goes through `ContainerEngine`, so the
 flags a host needs (an OCI runtime, explicit ulimits) are decided once, by `oscar_deploy.hostcheck`, and the
@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from oscar_deploy.errors import OperationError, UserInputError
@@ -24,11 +24,10 @@ INSTALL_HINT = {
 
 @dataclass
 class ContainerEngine:
-    """One engine binary plus the extra `run` flags this host needs."""
+    """The engine's binary; the flags a host needs come from `hostcheck.HostProfile.run_flags()`."""
 
     binary: str
     name: str = "podman"
-    run_flags: list[str] = field(default_factory=list)
 
     @classmethod
     def find(cls, preference: str = "auto") -> ContainerEngine:
