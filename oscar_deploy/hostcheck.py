@@ -175,7 +175,9 @@ def runtime_check(mode: str | None = None) -> tuple[str | None, Check]:
     if mode == "v2":
         return None, Check("oci runtime", "ok", "cgroup v2: engine default (crun or runc)")
     if find_tool("runc") or Path("/usr/sbin/runc").exists():
-        return "runc", Check("oci runtime", "ok", f"cgroup {mode}: nodes run with --runtime runc (crun fails here)")
+        return "runc", Check(
+            "oci runtime", "ok", f"cgroup {mode}: nodes run with --runtime runc (systemd nodes need runc on cgroup v1)"
+        )
     return None, Check(
         "oci runtime",
         "missing",
