@@ -46,7 +46,10 @@ systemctl mask systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys
 rm -f /var/lib/dbus/machine-id
 ln -s /etc/machine-id /var/lib/dbus/machine-id
 
-# The engine provides hostname and resolv.conf; no package caches in the image.
-rm -f /etc/hostname /etc/resolv.conf
+# The engine provides hostname and resolv.conf (during a Containerfile build they are the builder's own
+# bind mounts, which stay out of the image anyway); no package caches in the image.
+for file in /etc/hostname /etc/resolv.conf; do
+  mountpoint -q "$file" || rm -f "$file"
+done
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log /tmp/* /root/.bash_history
