@@ -259,16 +259,18 @@ def _engine_checks() -> list[Check]:
 
 def _node_image_check() -> Check:
     from oscar_deploy.providers.engine import ContainerEngine
-    from oscar_deploy.providers.node_image import NodeImageBuilder, image_tag
+    from oscar_deploy.providers.node_image import RECIPE_LABEL, image_tag, recipe_digest
 
     podman = find_tool("podman")
     if podman is None:
         return Check("node images", "warn", "podman missing: cannot look at the image cache")
-    builder = NodeImageBuilder(ContainerEngine(binary=podman))
-    states = [
-        f"{image_tag(arch)} {'cached' if builder.is_current(arch) else 'not built'}" for arch in ("amd64", "arm64")
-    ]
-    return Check("node images", "ok", "; ".join(states) + " (the first `up` builds what is missing)")
+    engine = ContainerEngine(binary=podman)
+    states = []
+    for arch in ("amd64", "arm64"):
+        label = engine.image_label(image_tag(arch), RECIPE_LABEL)
+        state = "not built" if label is None else "cached" if label == recipe_digest() else "outdated recipe"
+        states.append(f"{image_tag(arch)} {state}")
+    return Check("node images", "ok", "; ".join(states) + " (`up` builds what is missing or outdated)")
 
 
 def _debootstrap_check() -> Check:
