@@ -73,6 +73,16 @@ def pids(cluster: NodeCluster) -> dict[str, tuple[str, str]]:
     return found
 
 
+def test_check_mode_on_fresh_nodes_reports_changes_and_makes_none(cluster: NodeCluster) -> None:
+    result = cluster.playbook("site.yml", FIRST, check=True)
+    assert result.succeeded, describe(result)
+    assert all(changed > 0 for changed in changes(result).values()), changes(result)
+    for node in cluster.nodes:
+        assert [path for path in K3S_PATHS if cluster.exists(node, path)] == []
+    assert cluster.read("agent-0", PI_CMDLINE_FILE) == PI_CMDLINE
+    assert not cluster.kubeconfig.exists()
+
+
 def test_install_prepares_the_raspberry_pi(cluster: NodeCluster) -> None:
     result = cluster.playbook("site.yml", FIRST)
     assert result.succeeded, describe(result)
