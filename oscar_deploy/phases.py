@@ -71,11 +71,8 @@ def provider_for(spec: ClusterSpec, state: ClusterState, progress: Progress) -> 
         )
     from oscar_deploy.providers.engine import ContainerEngine
     from oscar_deploy.providers.local import LocalProvider
-    from oscar_deploy.spec import LocalSpec
 
-    settings = spec.target_settings()
-    engine = ContainerEngine.find(settings.engine if isinstance(settings, LocalSpec) else "auto")
-    return LocalProvider(state, engine, progress)
+    return LocalProvider(state, ContainerEngine.find(), progress)
 
 
 def provision(context: PhaseContext) -> PhaseResult:

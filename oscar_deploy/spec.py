@@ -86,8 +86,8 @@ class WorkersSpec(StrictModel):
 
 
 class LocalSpec(StrictModel):
-    engine: Literal["auto", "podman", "docker"] = Field(
-        "auto", description="Container engine for the nodes; auto prefers podman, then docker."
+    engine: Literal["auto", "podman"] = Field(
+        "auto", description="Container engine for the nodes; only podman runs them so far (auto picks it)."
     )
     server_arch: Arch = Field("amd64", description="CPU architecture of the server nodes.")
     worker_arch: Arch = Field(

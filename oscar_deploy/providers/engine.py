@@ -30,13 +30,8 @@ class ContainerEngine:
     name: str = "podman"
 
     @classmethod
-    def find(cls, preference: str = "auto") -> ContainerEngine:
-        """The engine named in the spec (`auto` means podman), or a one-line error saying how to install it."""
-        if preference not in ("auto", "podman"):
-            raise UserInputError(
-                f"local.engine {preference}: only podman runs local nodes so far; set local.engine: podman "
-                f"and install it: {INSTALL_HINT['podman']}"
-            )
+    def find(cls) -> ContainerEngine:
+        """podman (the only engine the spec's `local.engine` allows so far), or a one-line error to install it."""
         binary = shutil.which("podman")
         if binary is None:
             raise UserInputError(f"podman: not found on PATH; install it: {INSTALL_HINT['podman']}")

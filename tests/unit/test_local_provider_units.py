@@ -239,4 +239,4 @@ def test_local_engine_docker_is_refused_with_the_fix(cli) -> None:  # type: igno
     (cli.cwd / "cluster.yaml").write_text("name: dock\nlocal: {engine: docker}\n")
     result = cli("status")
     assert result.exit_code == 2
-    assert "local.engine docker: only podman runs local nodes so far; set local.engine: podman" in result.output
+    assert "cluster.yaml:2: local.engine: 'docker' is not allowed; use 'auto' or 'podman'" in result.output
