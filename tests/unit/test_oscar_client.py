@@ -7,7 +7,6 @@ import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,21 +28,6 @@ SERVICE = {
     "expose": {"api_port": [8080]},
     "environment": {"variables": {"GREETING": "moo"}},
 }
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    server = S3Server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
-    s3_server.reset()
-    server = FakeOscar(s3_endpoint=s3_server.url).start()
-    yield server
-    server.stop()
 
 
 def _client(fake: FakeOscar, **overrides: object) -> OscarClient:

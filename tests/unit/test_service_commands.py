@@ -41,15 +41,9 @@ functions:
 """
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    server = S3Server()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
+    """The shared fake, with a processor that answers like the cowsay service."""
     s3_server.reset()
     server = FakeOscar(s3_endpoint=s3_server.url, processor=lambda data: b"moo: " + data).start()
     yield server

@@ -4,9 +4,6 @@ supervisor upload flow on a moto S3 server), passing and failing at each kind of
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-
-import pytest
 
 from oscar_deploy.services.client import OscarClient
 from oscar_deploy.services.endpoints import MinioAccess, OscarAccess
@@ -16,21 +13,6 @@ from tests.unit.fake_oscar import FakeOscar, service_schema_validator
 from tests.unit.oscar_env import S3Server, write_cluster_state
 
 IMAGE = "docker.io/library/alpine:3.22.1"
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    server = S3Server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
-    s3_server.reset()
-    server = FakeOscar(s3_endpoint=s3_server.url).start()
-    yield server
-    server.stop()
 
 
 def _smoke(fake: FakeOscar, url: str | None = None, timeout: float = 5.0) -> tuple[SmokeTest, list[StepResult]]:

@@ -1,0 +1,26 @@
+"""Servers on 127.0.0.1 shared by the service tests: moto's S3 server for MinIO, and the fake OSCAR API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.unit.fake_oscar import FakeOscar
+from tests.unit.oscar_env import S3Server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
+    """A fresh fake OSCAR on an emptied S3 server (a module may override it, e.g. with another processor)."""
+    s3_server.reset()
+    server = FakeOscar(s3_endpoint=s3_server.url).start()
+    yield server
+    server.stop()
