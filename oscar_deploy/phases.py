@@ -20,7 +20,7 @@ from oscar_deploy.errors import UserInputError
 from oscar_deploy.progress import Progress
 
 if TYPE_CHECKING:
-    from oscar_deploy.providers.base import Provider
+    from oscar_deploy.providers.base import PlannedNode, Provider
     from oscar_deploy.spec import ClusterSpec
     from oscar_deploy.state import ClusterState
 
@@ -75,16 +75,22 @@ def provider_for(spec: ClusterSpec, state: ClusterState, progress: Progress) -> 
     return LocalProvider(state, ContainerEngine.find(), progress)
 
 
+def wanted_nodes(spec: ClusterSpec, state: ClusterState) -> list[PlannedNode]:
+    """The nodes the cluster should have: the spec's servers, and its initial workers or, once
+    `scale --workers N` ran, N workers (so neither `up` nor `status` undoes or misreads a scale)."""
+    from oscar_deploy.providers.base import planned_nodes
+
+    scaled = state.journal.phases().get("scale", {}).get("workers")
+    if isinstance(scaled, int):
+        spec = spec.model_copy(update={"workers": spec.workers.model_copy(update={"initial": scaled})})
+    return planned_nodes(spec)
+
+
 def provision(context: PhaseContext) -> PhaseResult:
     """Create or repair the nodes the spec asks for and write the inventory from what exists."""
     from oscar_deploy.inventory import write_inventory
-    from oscar_deploy.providers.base import planned_nodes
 
-    spec = context.spec
-    scaled = context.state.journal.phases().get("scale", {}).get("workers")
-    if isinstance(scaled, int):  # `scale --workers N` ran since: keep N workers rather than workers.initial
-        spec = spec.model_copy(update={"workers": spec.workers.model_copy(update={"initial": scaled})})
-    plan = planned_nodes(spec)
+    plan = wanted_nodes(context.spec, context.state)
     applied = context.provider.apply(plan)
     write_inventory(context.state, applied.nodes, context.provider.ssh_common_args)
     summary = [

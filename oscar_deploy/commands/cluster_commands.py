@@ -64,14 +64,15 @@ def _print_table(rows: list[dict[str, str]]) -> None:
         typer.echo("  ".join(row[column].ljust(widths[column]) for column in COLUMNS).rstrip())
 
 
-def _with_missing(spec: ClusterSpec, nodes: list[Node]) -> list[Node]:
-    """The provider's nodes plus a `missing` line for each node the spec wants that does not exist."""
-    from oscar_deploy.providers.base import Node, node_sort_key, planned_nodes
+def _with_missing(spec: ClusterSpec, state: ClusterState, nodes: list[Node]) -> list[Node]:
+    """The provider's nodes plus a `missing` line for each node the cluster should have that does not exist."""
+    from oscar_deploy.phases import wanted_nodes
+    from oscar_deploy.providers.base import Node, node_sort_key
 
     present = {node.name for node in nodes}
     missing = [
         Node(planned.name, planned.role, planned.arch, "missing")
-        for planned in planned_nodes(spec)
+        for planned in wanted_nodes(spec, state)
         if planned.name not in present
     ]
     return sorted([*nodes, *missing], key=lambda node: node_sort_key(node.name))
@@ -89,7 +90,7 @@ def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION) -> None:
         if outcome.result is not None:
             for line in outcome.result.summary:
                 typer.echo(f"{outcome.phase}: {line}")
-    _print_table(_rows(_with_missing(spec, provider.nodes())))
+    _print_table(_rows(_with_missing(spec, state, provider.nodes())))
     typer.echo(f"inventory: {state.inventory_file}")
     spec_flag = "" if file == Path("cluster.yaml") else f" -f {file}"
     typer.echo(f"log in with: oscar-deploy ssh{spec_flag} server-0")
@@ -97,8 +98,8 @@ def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION) -> None:
 
 def status(file: Path = SPEC_OPTION, as_json: bool = JSON_OPTION) -> None:
     """List the cluster's nodes with role, arch, state (running, stopped, missing) and address."""
-    spec, _, _, provider = _open(file)
-    nodes = _with_missing(spec, provider.nodes())
+    spec, state, _, provider = _open(file)
+    nodes = _with_missing(spec, state, provider.nodes())
     if as_json:
         print_json({"cluster": spec.name, "target": spec.target, "nodes": [node.as_dict() for node in nodes]})
         return

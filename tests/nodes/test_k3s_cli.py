@@ -6,6 +6,7 @@ k3s on the nodes is the labelled stand-in tests/doubles/k3s, from the air-gap bu
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 import subprocess
@@ -103,6 +104,13 @@ def test_scale_out_and_in_within_the_spec_range(k3s_cluster: LocalCluster) -> No
     assert "agent-1" not in on_node(cluster, "server-0", "k3s kubectl get nodes --no-headers")
     assert [node.name for node in cluster.provider().nodes()] == ["server-0", "agent-0"]
     assert f"oscar-{cluster.name}-agent-1-data" not in engine().volumes(f"{CLUSTER_LABEL}={cluster.name}")
+
+    listed = cluster.cli("status", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(node["name"], node["state"]) for node in json.loads(listed.stdout)["nodes"]] == [
+        ("server-0", "running"),
+        ("agent-0", "running"),
+    ]
 
     kept = cluster.cli("up")
     assert kept.returncode == 0, kept.stderr

@@ -11,7 +11,7 @@ import yaml
 
 from oscar_deploy import hostcheck
 from oscar_deploy.inventory import inventory_data, write_inventory
-from oscar_deploy.phases import Phase, PhaseContext, PhaseResult, run_phases
+from oscar_deploy.phases import Phase, PhaseContext, PhaseResult, run_phases, wanted_nodes
 from oscar_deploy.progress import Progress
 from oscar_deploy.providers.base import Node, node_sort_key, planned_nodes
 from oscar_deploy.providers.local import node_ip
@@ -35,6 +35,16 @@ def test_plan_names_servers_then_agents_with_the_spec_arches() -> None:
         ("agent-0", "agent", "arm64"),
         ("agent-1", "agent", "arm64"),
     ]
+
+
+def test_wanted_nodes_follow_a_scale_since_the_spec(state_home: Path) -> None:
+    spec = parse_spec("name: demo\nworkers: {initial: 2, max: 4}\n")
+    state = ClusterState("demo").ensure()
+    assert [node.name for node in wanted_nodes(spec, state)] == ["server-0", "agent-0", "agent-1"]
+    state.journal.record("scale", workers=1)
+    assert [node.name for node in wanted_nodes(spec, state)] == ["server-0", "agent-0"]
+    state.journal.record("scale", workers=3)
+    assert [node.name for node in wanted_nodes(spec, state)] == ["server-0", "agent-0", "agent-1", "agent-2"]
 
 
 def test_node_addresses_are_fixed_per_name_and_fit_the_largest_spec() -> None:
