@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from oscar_deploy.commands.common import JSON_OPTION, SPEC_OPTION, load_spec_file, print_json, state_for
+from oscar_deploy.commands.common import (
+    JSON_OPTION,
+    SPEC_OPTION,
+    confirm_or_refuse,
+    load_spec_file,
+    print_json,
+    state_for,
+)
 
 if TYPE_CHECKING:
     from oscar_deploy.progress import Progress
@@ -142,18 +148,12 @@ def ssh(node: str = NODE_ARGUMENT, command: list[str] | None = COMMAND_ARGUMENT,
 
 def down(file: Path = SPEC_OPTION, yes: bool = YES_OPTION) -> None:
     """Remove every node, the cluster's network and volumes, its key material and its state folder."""
-    from oscar_deploy.errors import UserInputError
-
     spec, state, progress, provider = _open(file)
-    if not yes:
-        if not sys.stdin or not sys.stdin.isatty():
-            raise UserInputError(
-                f"down: cluster {spec.name} would be deleted but there is no terminal to confirm on; "
-                "pass --yes to delete it"
-            )
-        typer.confirm(
-            f"Delete cluster {spec.name}: every node, its network, keys, secrets and state folder?", abort=True
-        )
+    confirm_or_refuse(
+        yes,
+        f"down: cluster {spec.name} would be deleted but there is no terminal to confirm on; pass --yes to delete it",
+        f"Delete cluster {spec.name}: every node, its network, keys, secrets and state folder?",
+    )
     with progress.step(f"removing cluster {spec.name}"):
         removed = provider.destroy()
         state.remove_key_material()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,3 +33,19 @@ def state_for(spec: ClusterSpec) -> ClusterState:
     from oscar_deploy.state import ClusterState
 
     return ClusterState(spec.name)
+
+
+def stdin_is_terminal() -> bool:
+    return bool(sys.stdin) and sys.stdin.isatty()
+
+
+def confirm_or_refuse(yes: bool, refusal: str, question: str) -> None:
+    """Go ahead with a destructive action: at once with --yes, after a yes on a terminal; without a terminal
+    to ask on, refuse with `refusal` (exit 2) so nothing is removed by a script that forgot --yes."""
+    from oscar_deploy.errors import UserInputError
+
+    if yes:
+        return
+    if not stdin_is_terminal():
+        raise UserInputError(refusal)
+    typer.confirm(question, abort=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+
+from oscar_deploy.commands.common import confirm_or_refuse
 
 if TYPE_CHECKING:
     from oscar_deploy.state import ClusterState
@@ -37,10 +38,6 @@ VERSION_OPTION = typer.Option(
     None, "--k3s-version", help="k3s release; default the inventory's `k3s_version`, else the catalogue's pin."
 )
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
-
-
-def _stdin_is_terminal() -> bool:
-    return sys.stdin.isatty()
 
 
 @edge_app.command("install")
@@ -96,7 +93,6 @@ def reset(
     Asks for confirmation unless --yes; without a terminal to ask on, it refuses.
     """
     from oscar_deploy.catalogue import load_catalogue
-    from oscar_deploy.errors import UserInputError
     from oscar_deploy.k3s import K3sLayer, cluster_groups
     from oscar_deploy.playbooks import RichDisplay, read_inventory
 
@@ -104,16 +100,12 @@ def reset(
     view = read_inventory(inventory)
     servers, agents = cluster_groups(view)
     hosts = servers + agents
-    if not yes:
-        if not _stdin_is_terminal():
-            raise UserInputError(
-                f"edge reset: would remove k3s and its data from {len(hosts)} host(s) of {inventory}; "
-                "no terminal to confirm on, pass --yes to go ahead"
-            )
-        typer.confirm(
-            f"Remove k3s, its data and every workload from {len(hosts)} host(s) ({', '.join(hosts)})?",
-            abort=True,
-        )
+    confirm_or_refuse(
+        yes,
+        f"edge reset: would remove k3s and its data from {len(hosts)} host(s) of {inventory}; "
+        "no terminal to confirm on, pass --yes to go ahead",
+        f"Remove k3s, its data and every workload from {len(hosts)} host(s) ({', '.join(hosts)})?",
+    )
     version = str(view.hostvars.get(servers[0], {}).get("k3s_version") or load_catalogue().version("k3s"))
     layer = K3sLayer(state, inventory.resolve(), version, display=RichDisplay())
     layer.run("reset.yml", {"reset_confirmation": "yes"})

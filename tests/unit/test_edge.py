@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from oscar_deploy.commands import edge_commands
+from oscar_deploy.commands import common
 from oscar_deploy.playbooks import PlaybookResult
 from oscar_deploy.state import ClusterState
 
@@ -155,7 +155,7 @@ def test_reset_refuses_without_a_terminal_unless_yes(cli, recorded_runs: list[di
 
 def test_reset_asks_on_a_terminal(cli, recorded_runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
-    monkeypatch.setattr(edge_commands, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(common, "stdin_is_terminal", lambda: True)
     declined = cli("edge", "reset", "-i", "boards.yml", input="n\n")
     assert declined.exit_code == 1
     assert "Remove k3s, its data and every workload from 3 host(s)" in declined.output
