@@ -11,7 +11,6 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 
 from oscar_deploy.spec import SCHEMA_FILE_NAME, TARGET_SECTIONS, ClusterSpec
 from oscar_deploy.yamlcheck import model_class
@@ -21,10 +20,6 @@ HEADER = """\
 # oscar-deploy cluster spec. Every key is optional; the values shown are the defaults.
 # Check it with `oscar-deploy validate -f {file}`; `oscar-deploy versions` lists the pinned versions.
 """
-
-
-def _model_of(field: FieldInfo) -> type[BaseModel] | None:
-    return model_class(field.annotation)
 
 
 def _scalar(value: Any) -> str:
@@ -44,7 +39,7 @@ def _emit(model: BaseModel, indent: int, lines: list[str]) -> None:
             lines.append("")
         if field.description:
             lines.append(f"{pad}# {field.description}")
-        if _model_of(field) is not None and isinstance(value, BaseModel):
+        if model_class(field.annotation) is not None and isinstance(value, BaseModel):
             lines.append(f"{pad}{name}:")
             _emit(value, indent + 2, lines)
         else:
@@ -74,7 +69,7 @@ def reference_markdown() -> str:
         instance = model()
         for name, field in model.model_fields.items():
             key = f"{prefix}{name}"
-            nested = _model_of(field)
+            nested = model_class(field.annotation)
             if nested is not None:
                 if field.description:
                     rows.append(f"| `{key}` | | {field.description} |")
