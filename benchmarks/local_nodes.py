@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from oscar_deploy.progress import Progress
 from oscar_deploy.providers.base import PlannedNode
-from oscar_deploy.providers.engine import ContainerEngine
-from oscar_deploy.providers.local import LocalProvider
-from oscar_deploy.providers.node_image import NodeImageBuilder
-from oscar_deploy.state import ClusterState
+from oscar_deploy.providers.local.engine import ContainerEngine
+from oscar_deploy.providers.local.node_image import NodeImageBuilder
+from oscar_deploy.providers.local.provider import LocalProvider
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.progress import Progress
 
 
 def main() -> None:

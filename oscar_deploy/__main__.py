@@ -1,3 +1,3 @@
-from oscar_deploy.cli import main
+from oscar_deploy.cli.app import main
 
 main()

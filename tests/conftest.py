@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from oscar_deploy.cli import app
+from oscar_deploy.cli.app import app
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from oscar_deploy.spec import ClusterSpec
+    from oscar_deploy.spec.models import ClusterSpec
 
 Role = Literal["server", "agent"]
 NodeState = Literal["running", "stopped", "missing"]
@@ -100,7 +100,7 @@ def planned_nodes(spec: ClusterSpec) -> list[PlannedNode]:
 
 
 def _arches(spec: ClusterSpec) -> tuple[str, str]:
-    from oscar_deploy.spec import AwsSpec, LocalSpec
+    from oscar_deploy.spec.models import AwsSpec, LocalSpec
 
     settings = spec.target_settings()
     if isinstance(settings, LocalSpec):

@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from oscar_deploy.errors import OperationError
-from oscar_deploy.services.endpoints import OscarAccess
+from oscar_deploy.state.endpoints import OscarAccess
+from oscar_deploy.support.errors import OperationError
 
 DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0

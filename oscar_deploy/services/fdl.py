@@ -42,8 +42,8 @@ from pydantic import (
     model_validator,
 )
 
-from oscar_deploy.errors import InvalidDocumentError
-from oscar_deploy.yamlcheck import KEY_MARK, YamlDocument, dotted, problems_from
+from oscar_deploy.spec.yamlcheck import KEY_MARK, YamlDocument, dotted, problems_from
+from oscar_deploy.support.errors import InvalidDocumentError
 
 MAX_SERVICE_NAME_LENGTH = 39  # `binding:"required,max=39"` in upstream's Service type
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oscar_deploy.errors import OperationError, UserInputError
-from oscar_deploy.services.endpoints import MINIO_ENDPOINT_ENV, ClusterAccess, MinioAccess
+from oscar_deploy.state.endpoints import MINIO_ENDPOINT_ENV, ClusterAccess, MinioAccess
+from oscar_deploy.support.errors import OperationError, UserInputError
 
 if TYPE_CHECKING:
     from oscar_deploy.services.client import OscarClient
@@ -102,7 +102,7 @@ class ObjectStore:
         return body
 
     def get_file(self, bucket: str, key: str, local: Path) -> None:
-        from oscar_deploy.fsutil import atomic_write
+        from oscar_deploy.support.files import atomic_write
 
         atomic_write(local, self.get_bytes(bucket, key), 0o644)
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from oscar_deploy.errors import UserInputError
-from oscar_deploy.services.endpoints import OscarAccess
+from oscar_deploy.state.endpoints import OscarAccess
+from oscar_deploy.support.errors import UserInputError
 
 DEFAULT_CONFIG = Path("~/.oscar-cli/config.yaml")
 DEFAULT_MEMORY = "256Mi"
@@ -34,7 +34,7 @@ def write_cluster_entry(config_path: Path, access: OscarAccess, make_default: bo
     """Add or replace the cluster's entry; returns whether it became the default cluster."""
     import yaml
 
-    from oscar_deploy.fsutil import atomic_write
+    from oscar_deploy.support.files import atomic_write
 
     if access.user is None or access.password is None:
         raise UserInputError(

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from oscar_deploy.errors import OscarDeployError
+from oscar_deploy.support.errors import OscarDeployError
 
 if TYPE_CHECKING:
     from oscar_deploy.services.client import OscarClient
-    from oscar_deploy.services.endpoints import ClusterAccess
     from oscar_deploy.services.files import ObjectStore
+    from oscar_deploy.state.endpoints import ClusterAccess
 
 DEFAULT_TIMEOUT = 300.0
 POLL_INTERVAL = 2.0
@@ -253,9 +253,9 @@ def verify_cluster(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> VerifyReport:
     """Run the smoke test against a cluster (`oscar-deploy verify`, and `up` as its last phase)."""
-    from oscar_deploy.catalogue import load_catalogue
     from oscar_deploy.services.client import OscarClient
     from oscar_deploy.services.files import object_store_for
+    from oscar_deploy.spec.catalogue import load_catalogue
 
     chosen = image or load_catalogue()["smoke_test_image"].image_reference
     assert chosen is not None  # the catalogue entry names an image

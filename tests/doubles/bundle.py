@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from oscar_deploy.bundle import ARCHES, INSTALLER_NAME, MANIFEST_NAME, BundleManifest
+from oscar_deploy.nodes.bundle import ARCHES, INSTALLER_NAME, MANIFEST_NAME, BundleManifest
 
 STAND_IN = Path(__file__).resolve().parent / "k3s"
 

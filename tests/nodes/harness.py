@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oscar_deploy.providers.engine import CLUSTER_LABEL, ContainerEngine
-from oscar_deploy.providers.local import LocalProvider, container_name
-from oscar_deploy.state import ClusterState
+from oscar_deploy.providers.local.engine import CLUSTER_LABEL, ContainerEngine
+from oscar_deploy.providers.local.provider import LocalProvider, container_name
+from oscar_deploy.state.folder import ClusterState
 
 # Test clusters are named `ot<pid>-<purpose>`: a later run can tell the leftovers of a killed run by the pid.
 TEST_CLUSTER = re.compile(r"^ot(\d+)-")
@@ -139,7 +139,7 @@ class ClusterFactory:
     def bundle(self) -> Path:
         """Nodes have no internet: `up` takes k3s from an air-gap bundle of stand-ins (tests/doubles/bundle.py)
         for the catalogue's k3s, built once per session."""
-        from oscar_deploy.catalogue import load_catalogue
+        from oscar_deploy.spec.catalogue import load_catalogue
         from tests.doubles.bundle import build_test_bundle
 
         directory = self.base / "k3s-bundle"

@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
-from oscar_deploy.inventory import write_inventory
-from oscar_deploy.playbooks import PlaybookResult, run_playbook
+from oscar_deploy.nodes.ansible import PlaybookResult, run_playbook
+from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.providers.base import Node, PlannedNode
-from oscar_deploy.providers.engine import ContainerEngine
-from oscar_deploy.providers.local import LocalProvider
-from oscar_deploy.state import ClusterState
+from oscar_deploy.providers.local.engine import ContainerEngine
+from oscar_deploy.providers.local.provider import LocalProvider
+from oscar_deploy.state.folder import ClusterState
 from tests.doubles.bundle import build_test_bundle
 from tests.nodes.harness import leftovers
 

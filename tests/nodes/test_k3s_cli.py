@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oscar_deploy.providers.engine import CLUSTER_LABEL
+from oscar_deploy.providers.local.engine import CLUSTER_LABEL
 from tests.nodes.harness import ClusterFactory, LocalCluster, engine
 
 pytestmark = [pytest.mark.nodes, pytest.mark.timeout(2400)]

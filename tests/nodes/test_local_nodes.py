@@ -172,8 +172,8 @@ def test_power_off_and_on_keep_the_node_and_its_address(local_cluster: LocalClus
 
 
 def test_image_source_follows_what_the_host_offers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oscar_deploy.errors import UserInputError
-    from oscar_deploy.providers.node_image import BASE_IMAGE, SOURCE_ENV, NodeImageBuilder, image_tag
+    from oscar_deploy.providers.local.node_image import BASE_IMAGE, SOURCE_ENV, NodeImageBuilder, image_tag
+    from oscar_deploy.support.errors import UserInputError
 
     builder = NodeImageBuilder(engine())
     monkeypatch.setenv(SOURCE_ENV, "debootstrap")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy.playbooks import PlaybookResult
+from oscar_deploy.nodes.ansible import PlaybookResult
 from oscar_deploy.providers.base import PlannedNode
-from oscar_deploy.resources import layer_dir
+from oscar_deploy.support.layers import layer_dir
 from tests.nodes.k3s_nodes import PI_CMDLINE, PI_CMDLINE_FILE, PI_MODEL_FILE, NodeCluster, describe, file_sha256
 
 pytestmark = pytest.mark.nodes

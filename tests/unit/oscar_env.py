@@ -13,8 +13,8 @@ import httpx
 import yaml
 from moto.server import ThreadedMotoServer
 
-from oscar_deploy.services.endpoints import PlatformEndpoints, write_endpoints
-from oscar_deploy.state import ClusterState
+from oscar_deploy.state.endpoints import PlatformEndpoints, write_endpoints
+from oscar_deploy.state.folder import ClusterState
 from tests.unit.fake_oscar import FakeOscar
 
 

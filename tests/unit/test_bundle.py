@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy.bundle import (
+from oscar_deploy.nodes.bundle import (
     ARCHES,
     DOWNLOAD_URL_ENV,
     INSTALLER_URL_ENV,
@@ -21,8 +21,8 @@ from oscar_deploy.bundle import (
     release_file_url,
     resolve_urls,
 )
-from oscar_deploy.catalogue import load_catalogue
-from oscar_deploy.errors import OperationError, UserInputError
+from oscar_deploy.spec.catalogue import load_catalogue
+from oscar_deploy.support.errors import OperationError, UserInputError
 from tests.unit.release_server import ReleaseServer, Route
 
 VERSION = "v1.33.3+k3s1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oscar_deploy.catalogue import SYNTAXES, load_catalogue
+from oscar_deploy.spec.catalogue import SYNTAXES, load_catalogue
 
 REQUIRED = {
     "k3s",

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from oscar_deploy import __version__
-from oscar_deploy.catalogue import load_catalogue
+from oscar_deploy.spec.catalogue import load_catalogue
 
 
 def test_version(cli) -> None:
@@ -132,7 +132,7 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
     code = (
         "import sys, contextlib, io\n"
         "sys.argv = ['oscar-deploy', '--help']\n"
-        "from oscar_deploy.cli import main\n"
+        "from oscar_deploy.cli.app import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n        main()\n    except SystemExit:\n        pass\n"
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))\n"

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from oscar_deploy.commands import common
-from oscar_deploy.playbooks import PlaybookResult
-from oscar_deploy.state import ClusterState
+from oscar_deploy.cli import options
+from oscar_deploy.nodes.ansible import PlaybookResult
+from oscar_deploy.state.folder import ClusterState
 
 K3S_ANSIBLE_INVENTORY = """\
 k3s_cluster:
@@ -37,7 +37,7 @@ k3s_cluster:
 
 @pytest.fixture
 def recorded_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Test double for oscar_deploy.playbooks.run_playbook (the real one runs ansible-playbook through
+    """Test double for oscar_deploy.nodes.ansible.run_playbook (the real one runs ansible-playbook through
     ansible-runner, exercised in test_playbooks.py): records each call, reads the secret files while they
     exist, and reports success."""
     runs: list[dict[str, Any]] = []
@@ -47,7 +47,7 @@ def recorded_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         runs.append({"playbook": playbook, "inventory": inventory, "vars": dict(extravars or {}), "secrets": secrets})
         return PlaybookResult(playbook, "successful", 0, {}, [], log_file)
 
-    monkeypatch.setattr("oscar_deploy.k3s.run_playbook", run_playbook)
+    monkeypatch.setattr("oscar_deploy.nodes.k3s.run_playbook", run_playbook)
     return runs
 
 
@@ -155,7 +155,7 @@ def test_reset_refuses_without_a_terminal_unless_yes(cli, recorded_runs: list[di
 
 def test_reset_asks_on_a_terminal(cli, recorded_runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
-    monkeypatch.setattr(common, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(options, "stdin_is_terminal", lambda: True)
     declined = cli("edge", "reset", "-i", "boards.yml", input="n\n")
     assert declined.exit_code == 1
     assert "Remove k3s, its data and every workload from 3 host(s)" in declined.output

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy.resources import layer_dir
 from oscar_deploy.services.fdl import MASK, FdlError, mask_secrets, parse_fdl, to_yaml
 from oscar_deploy.services.templating import load_fdl, load_values
+from oscar_deploy.support.layers import layer_dir
 from tests.unit.fake_oscar import service_schema_validator
 
 SCRIPT = '#!/bin/sh\ncat "$INPUT_FILE_PATH"\n'

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oscar_deploy.state import ClusterState
+from oscar_deploy.state.folder import ClusterState
 
 CLUSTER_KUBECONFIG = """\
 apiVersion: v1

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oscar_deploy import hostcheck
-from oscar_deploy.inventory import inventory_data, write_inventory
-from oscar_deploy.phases import Phase, PhaseContext, PhaseResult, run_phases, wanted_nodes
-from oscar_deploy.progress import Progress
+from oscar_deploy.nodes.inventory import inventory_data, write_inventory
+from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult, run_phases, wanted_nodes
 from oscar_deploy.providers.base import Node, node_sort_key, planned_nodes
-from oscar_deploy.providers.local import node_ip
-from oscar_deploy.spec import parse_spec
-from oscar_deploy.state import ClusterState
+from oscar_deploy.providers.local import host
+from oscar_deploy.providers.local.provider import node_ip
+from oscar_deploy.spec.models import parse_spec
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.progress import Progress
 
 SERVER = Node("server-0", "server", "amd64", "running", "10.89.0.2", "127.0.0.1", 40022, "root", 46443)
 AGENT = Node("agent-0", "agent", "arm64", "running", "10.89.0.10", "127.0.0.1", 40023, "root")
@@ -184,20 +184,20 @@ def test_a_failing_phase_keeps_earlier_ones_recorded_and_resumes_there(state_hom
 def test_cgroup_mode_from_mounts(tmp_path: Path, mounts: str, expected: str) -> None:
     mounts_file = tmp_path / "mounts"
     mounts_file.write_text(mounts)
-    assert hostcheck.cgroup_mode(mounts_file) == expected
+    assert host.cgroup_mode(mounts_file) == expected
 
 
 def test_runtime_is_forced_only_on_cgroup_v1_hosts() -> None:
-    runtime, line = hostcheck.runtime_check("v2")
+    runtime, line = host.runtime_check("v2")
     assert runtime is None and line.status == "ok"
-    runtime, line = hostcheck.runtime_check("hybrid")
+    runtime, line = host.runtime_check("hybrid")
     assert (runtime, line.status) == ("runc", "ok"), "runc is installed by scripts/install-system-packages.sh"
 
 
 def test_host_profile_flags() -> None:
-    normal = hostcheck.HostProfile(cgroup="v2", runtime=None, ulimits=())
+    normal = host.HostProfile(cgroup="v2", runtime=None, ulimits=())
     assert normal.run_flags() == []
-    quirky = hostcheck.HostProfile(cgroup="hybrid", runtime="runc", ulimits=("nofile=1024:1024", "nproc=4096:4096"))
+    quirky = host.HostProfile(cgroup="hybrid", runtime="runc", ulimits=("nofile=1024:1024", "nproc=4096:4096"))
     assert quirky.run_flags() == [
         "--runtime",
         "runc",
@@ -211,27 +211,27 @@ def test_host_profile_flags() -> None:
 def test_explicit_ulimits_stay_within_the_hard_limits() -> None:
     import resource
 
-    limits = dict(item.split("=") for item in hostcheck.explicit_ulimits())
+    limits = dict(item.split("=") for item in host.explicit_ulimits())
     nofile = int(limits["nofile"].split(":")[1])
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    assert nofile <= hostcheck.NODE_NOFILE_CAP
+    assert nofile <= host.NODE_NOFILE_CAP
     assert hard == resource.RLIM_INFINITY or nofile <= hard
 
 
 def test_foreign_arch_readiness_names_the_fix(tmp_path: Path) -> None:
     binfmt = tmp_path / "binfmt_misc"
     binfmt.mkdir()
-    ready, detail, fix = hostcheck.foreign_arch_ready("arm64", binfmt)
+    ready, detail, fix = host.foreign_arch_ready("arm64", binfmt)
     assert not ready and detail == "binfmt_misc is not mounted"
     assert fix.startswith("sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc")
     (binfmt / "status").write_text("enabled\n")
-    ready, _, fix = hostcheck.foreign_arch_ready("arm64", binfmt)
+    ready, _, fix = host.foreign_arch_ready("arm64", binfmt)
     assert not ready and fix == "sudo update-binfmts --enable qemu-aarch64"
     (binfmt / "qemu-aarch64").write_text("disabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
-    assert not hostcheck.foreign_arch_ready("arm64", binfmt)[0]
+    assert not host.foreign_arch_ready("arm64", binfmt)[0]
     (binfmt / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n")
-    assert hostcheck.foreign_arch_ready("arm64", binfmt)[0]
-    assert hostcheck.foreign_arch_ready("amd64", binfmt)[0], "the host's own arch needs no emulation"
+    assert host.foreign_arch_ready("arm64", binfmt)[0]
+    assert host.foreign_arch_ready("amd64", binfmt)[0], "the host's own arch needs no emulation"
 
 
 # --- commands that refuse before touching anything -----------------------------------------------------------

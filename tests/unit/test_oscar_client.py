@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy.errors import OperationError, UserInputError
 from oscar_deploy.services.client import OscarApiError, OscarClient, ServiceNotFound, decode_run_output
-from oscar_deploy.services.endpoints import MinioAccess, OscarAccess
 from oscar_deploy.services.files import ObjectStore, minio_access_from_config, split_location, upload_key
+from oscar_deploy.state.endpoints import MinioAccess, OscarAccess
+from oscar_deploy.support.errors import OperationError, UserInputError
 from tests.unit.fake_oscar import FakeOscar
 from tests.unit.oscar_env import S3Server
 

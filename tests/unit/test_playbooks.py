@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from oscar_deploy import playbooks
-from oscar_deploy.errors import OperationError, UserInputError
-from oscar_deploy.playbooks import RunProgress, read_inventory, result_message, run_playbook
+from oscar_deploy.nodes import ansible
+from oscar_deploy.nodes.ansible import RunProgress, read_inventory, result_message, run_playbook
+from oscar_deploy.support.errors import OperationError, UserInputError
 
 PLAYBOOKS = Path(__file__).parent / "runner_playbooks"
 SECRET = "s3cr3t-Token-value-never-logged"
@@ -160,7 +160,7 @@ def test_unreachable_host_is_named_with_its_address(tmp_path: Path) -> None:
     assert result.stats["ghost"].unreachable == 1
     assert result.completed_hosts() == ["here"]
     assert (markers / "here.txt").is_file()
-    lines = str(playbooks.playbook_error(result, hosts)).splitlines()
+    lines = str(ansible.playbook_error(result, hosts)).splitlines()
     assert lines[0].startswith(f"ghost (127.0.0.1:{port}): unreachable: ")
     assert lines[0].endswith("; check SSH to it")
     assert "Connection refused" in lines[0] or "connect to host" in lines[0]
@@ -215,7 +215,7 @@ def test_rich_display_prints_plays_failures_and_a_recap_outside_a_terminal() -> 
 
     from rich.console import Console
 
-    display = playbooks.RichDisplay()
+    display = ansible.RichDisplay()
     output = io.StringIO()
     display.console = Console(file=output, force_terminal=False, width=200)
     progress = RunProgress(playbook="site.yml")
@@ -238,4 +238,4 @@ def test_rich_display_prints_plays_failures_and_a_recap_outside_a_terminal() -> 
         "  pi-2: Install packages: failed",
         "  site.yml: 3 host(s), 1 task(s): 1 ok, 1 changed, 1 failed",
     ]
-    assert progress.problems == [playbooks.HostProblem("pi-2", "Install packages", "no space")]
+    assert progress.problems == [ansible.HostProblem("pi-2", "Install packages", "no space")]

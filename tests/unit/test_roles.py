@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from oscar_deploy.resources import layer_dir
+from oscar_deploy.support.layers import layer_dir
 from tests.doubles.bundle import build_test_bundle
 
 PLAYBOOKS = layer_dir("playbooks")
@@ -202,7 +202,7 @@ def test_validate_refuses_a_bundle_without_the_nodes_architecture(tmp_path: Path
 
 
 def test_role_default_version_is_the_catalogue_pin() -> None:
-    from oscar_deploy.catalogue import load_catalogue
+    from oscar_deploy.spec.catalogue import load_catalogue
 
     defaults = yaml.safe_load((PLAYBOOKS / "roles" / "k3s" / "defaults" / "main.yml").read_text())
     assert defaults["k3s_version"] == load_catalogue().version("k3s") == VERSION

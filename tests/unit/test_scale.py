@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from oscar_deploy.commands.scale_command import _grown_plan
+from oscar_deploy.cli.commands.scale_command import _grown_plan
 from oscar_deploy.providers.base import Node
-from oscar_deploy.spec import parse_spec
-from oscar_deploy.state import ClusterState
+from oscar_deploy.spec.models import parse_spec
+from oscar_deploy.state.folder import ClusterState
 
 SPEC = "name: lab\ntarget: local\nworkers:\n  initial: 1\n  min: 1\n  max: 3\nlocal:\n  worker_arch: arm64\n"
 

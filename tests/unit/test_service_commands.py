@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oscar_deploy.errors import UserInputError
-from oscar_deploy.services.endpoints import (
+from oscar_deploy.state.endpoints import (
     PlatformEndpoints,
     access_from_state,
     read_endpoints,
     write_endpoints,
 )
-from oscar_deploy.state import ClusterState
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.errors import UserInputError
 from tests.unit.fake_oscar import FakeOscar
 from tests.unit.oscar_env import S3Server, write_cluster_state
 
@@ -138,8 +138,8 @@ def test_files_put_ls_get(cli, demo: FakeOscar, tmp_path: Path) -> None:
     assert [item["key"] for item in listed] == ["in/", "in/a.txt", "in/b.txt"]
 
     # the fake's job writes the output, as the MinIO webhook flow does; wait for it through the same store
-    from oscar_deploy.services.endpoints import access_from_state
     from oscar_deploy.services.files import ObjectStore
+    from oscar_deploy.state.endpoints import access_from_state
 
     store = ObjectStore(access_from_state(ClusterState("demo")).minio)  # type: ignore[arg-type]
     store.wait_for_object("cowsay-files", "out/b.txt", timeout=5, interval=0.05)

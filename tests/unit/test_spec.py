@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oscar_deploy.errors import SpecError
-from oscar_deploy.spec import TARGETS, ClusterSpec, load_spec, parse_spec
-from oscar_deploy.spec_template import json_schema, reference_markdown, render_spec
+from oscar_deploy.spec.models import TARGETS, ClusterSpec, load_spec, parse_spec
+from oscar_deploy.spec.template import json_schema, reference_markdown, render_spec
+from oscar_deploy.support.errors import SpecError
 
 
 def errors_of(text: str) -> list[str]:

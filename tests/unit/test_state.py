@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy import fsutil
-from oscar_deploy.errors import OperationError, UserInputError
-from oscar_deploy.state import ClusterState, generate_secret, list_clusters, state_root
+from oscar_deploy.state.folder import ClusterState, generate_secret, list_clusters, state_root
+from oscar_deploy.support import files
+from oscar_deploy.support.errors import OperationError, UserInputError
 
 
 def mode(path: Path) -> int:
@@ -82,21 +82,21 @@ def test_corrupt_journal_says_what_to_do(state_home: Path) -> None:
 
 def test_atomic_write_never_leaves_a_half_written_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "kubeconfig"
-    fsutil.atomic_write(target, "old content\n")
+    files.atomic_write(target, "old content\n")
 
     def crash(fd: int) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
-        fsutil.atomic_write(target, "new content that never lands\n")
+        files.atomic_write(target, "new content that never lands\n")
     assert target.read_text() == "old content\n"
     assert [p.name for p in tmp_path.iterdir()] == ["kubeconfig"], "temporary file left behind"
 
 
 def test_atomic_write_sets_mode_from_the_start(tmp_path: Path) -> None:
-    fsutil.atomic_write(tmp_path / "secret", b"x", 0o600)
-    fsutil.atomic_write(tmp_path / "public", "y", 0o644)
+    files.atomic_write(tmp_path / "secret", b"x", 0o600)
+    files.atomic_write(tmp_path / "public", "y", 0o644)
     assert mode(tmp_path / "secret") == 0o600
     assert mode(tmp_path / "public") == 0o644
 

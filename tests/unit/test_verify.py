@@ -6,9 +6,9 @@ from __future__ import annotations
 import socket
 
 from oscar_deploy.services.client import OscarClient
-from oscar_deploy.services.endpoints import MinioAccess, OscarAccess
 from oscar_deploy.services.files import ObjectStore
 from oscar_deploy.services.verify import NAME_PREFIX, STEPS, SmokeTest, StepResult, format_result
+from oscar_deploy.state.endpoints import MinioAccess, OscarAccess
 from tests.unit.fake_oscar import FakeOscar, service_schema_validator
 from tests.unit.oscar_env import S3Server, write_cluster_state
 

@@ -33,7 +33,7 @@ def test_wheel_carries_the_layers_and_no_test_doubles(wheel: Path) -> None:
         source_files = [p for p in (ROOT / layer).rglob("*") if p.is_file()]
         for source in source_files:
             assert f"oscar_deploy/_bundled/{source.relative_to(ROOT)}" in names
-    assert "oscar_deploy/data/catalogue.yaml" in names
+    assert "oscar_deploy/spec/catalogue.yaml" in names
     assert not [name for name in names if name.startswith("tests/") or "/tests/" in name]
 
 
@@ -61,7 +61,7 @@ def test_installed_wheel_runs_from_an_unrelated_folder(wheel: Path, tmp_path: Pa
         [
             str(python),
             "-c",
-            "import oscar_deploy, oscar_deploy.resources as r; print(oscar_deploy.__file__); "
+            "import oscar_deploy, oscar_deploy.support.layers as r; print(oscar_deploy.__file__); "
             "print('\\n'.join(str(r.layer_dir(n)) for n in r.LAYERS))",
         ],
         cwd=work,

@@ -1,0 +1,1 @@
+"""The `oscar-deploy` command line: the app, options shared by commands, one module per command group."""

@@ -1,0 +1,90 @@
+"""Options shared by the commands that talk to a running cluster (`service`, `files`, `verify`).
+
+A cluster oscar-deploy created is found by name in the state folder; any other OSCAR cluster is reached with
+--endpoint and credentials from the environment (see oscar_deploy/services/endpoints.py). Passwords are never
+option values.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from oscar_deploy.services.client import OscarClient
+    from oscar_deploy.state.endpoints import ClusterAccess
+
+CLUSTER_OPTION = typer.Option(
+    None,
+    "--cluster",
+    "-c",
+    help="Cluster created by oscar-deploy (default: $OSCAR_DEPLOY_CLUSTER, ./cluster.yaml, or the only one).",
+)
+ENDPOINT_OPTION = typer.Option(
+    None,
+    "--endpoint",
+    envvar="OSCAR_ENDPOINT",
+    help="OSCAR API of a cluster oscar-deploy did not create; password from $OSCAR_PASSWORD, "
+    "--password-stdin or a prompt, or a bearer token from $OSCAR_TOKEN.",
+)
+USER_OPTION = typer.Option(None, "--user", help="Basic-auth user with --endpoint (default: $OSCAR_USER or oscar).")
+CA_FILE_OPTION = typer.Option(
+    None, "--ca-file", dir_okay=False, help="PEM CA bundle of a self-signed cluster, with --endpoint ($OSCAR_CA_FILE)."
+)
+PASSWORD_STDIN_OPTION = typer.Option(
+    False, "--password-stdin", help="Read the --endpoint password from the first line of standard input."
+)
+
+
+def resolve_access(
+    cluster: str | None,
+    endpoint: str | None,
+    user: str | None,
+    ca_file: Path | None,
+    password_stdin: bool,
+    stdin_is_data: bool = False,
+) -> ClusterAccess:
+    """The OSCAR and MinIO access the options and environment select."""
+    from oscar_deploy.state import endpoints
+    from oscar_deploy.support.errors import UserInputError
+
+    if endpoint:
+        if cluster:
+            raise UserInputError("--cluster and --endpoint: give one of them, not both")
+        token = os.environ.get(endpoints.TOKEN_ENV) or None
+        password = None
+        if token is None:
+            if password_stdin:
+                if stdin_is_data:
+                    raise UserInputError("--password-stdin: standard input carries the data here; use --input FILE")
+                password = sys.stdin.readline().rstrip("\r\n")
+            else:
+                password = os.environ.get(endpoints.PASSWORD_ENV)
+                if password is None and sys.stdin.isatty():
+                    import getpass
+
+                    password = getpass.getpass(f"OSCAR password for {endpoint}: ")
+        env_ca = os.environ.get(endpoints.CA_FILE_ENV)
+        return endpoints.access_from_flags(
+            endpoint,
+            user or os.environ.get(endpoints.USER_ENV),
+            password,
+            token,
+            ca_file or (Path(env_ca) if env_ca else None),
+        )
+    for given, flag in ((user, "--user"), (ca_file, "--ca-file"), (password_stdin, "--password-stdin")):
+        if given:
+            raise UserInputError(f"{flag}: only used with --endpoint; a cluster's own state holds its credentials")
+    from oscar_deploy.state.folder import ClusterState
+
+    return endpoints.access_from_state(ClusterState(cluster or endpoints.default_cluster_name()))
+
+
+def connect(access: ClusterAccess) -> OscarClient:
+    from oscar_deploy.services.client import OscarClient
+
+    return OscarClient(access.oscar)

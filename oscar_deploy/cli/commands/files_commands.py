@@ -1,0 +1,122 @@
+"""`oscar-deploy files put|get|ls`: files in the cluster's MinIO buckets (S3 API, the cluster's credentials)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from oscar_deploy.cli.commands.cluster_options import (
+    CA_FILE_OPTION,
+    CLUSTER_OPTION,
+    ENDPOINT_OPTION,
+    PASSWORD_STDIN_OPTION,
+    USER_OPTION,
+    connect,
+    resolve_access,
+)
+from oscar_deploy.cli.options import JSON_OPTION, print_json
+
+files_app = typer.Typer(
+    help="Files in the cluster's MinIO buckets (BUCKET/PATH, as in FDL paths).", no_args_is_help=True
+)
+
+SOURCES_ARGUMENT = typer.Argument(..., help="Local file(s), then the destination BUCKET/PATH (or BUCKET/FOLDER/).")
+REMOTE_ARGUMENT = typer.Argument(..., help="BUCKET/PATH of the file.")
+LOCAL_ARGUMENT = typer.Argument(None, help="Local file, or - for standard output (default: the file's name here).")
+LOCATION_ARGUMENT = typer.Argument(None, help="BUCKET or BUCKET/PREFIX; without it, the buckets are listed.")
+
+
+@files_app.command("put")
+def put(
+    paths: list[str] = SOURCES_ARGUMENT,
+    cluster: str | None = CLUSTER_OPTION,
+    endpoint: str | None = ENDPOINT_OPTION,
+    user: str | None = USER_OPTION,
+    ca_file: Path | None = CA_FILE_OPTION,
+    password_stdin: bool = PASSWORD_STDIN_OPTION,
+) -> None:
+    """Upload files: `files put a.jpg b.jpg images/input/` (a service's input path starts a job per file)."""
+    from oscar_deploy.services.files import object_store_for, split_location, upload_key
+    from oscar_deploy.support.errors import UserInputError
+
+    if len(paths) < 2:
+        raise UserInputError("files put: give the local file(s) and then the destination BUCKET/PATH")
+    *sources, destination = paths
+    locals_ = [Path(source) for source in sources]
+    for local in locals_:
+        if not local.is_file():
+            raise UserInputError(f"{local}: no such file to upload")
+    bucket, key = split_location(destination)
+    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    with connect(access) as client:
+        store = object_store_for(access, client)
+        for local in locals_:
+            target = upload_key(key, local, several=len(locals_) > 1)
+            store.put_file(local, bucket, target)
+            typer.echo(f"{local} -> {bucket}/{target}")
+
+
+@files_app.command("get")
+def get(
+    remote: str = REMOTE_ARGUMENT,
+    local: str | None = LOCAL_ARGUMENT,
+    cluster: str | None = CLUSTER_OPTION,
+    endpoint: str | None = ENDPOINT_OPTION,
+    user: str | None = USER_OPTION,
+    ca_file: Path | None = CA_FILE_OPTION,
+    password_stdin: bool = PASSWORD_STDIN_OPTION,
+) -> None:
+    """Download one file: `files get images/output/a.jpg` (or `... -` to print it)."""
+    from oscar_deploy.services.files import object_store_for, split_location
+    from oscar_deploy.support.errors import UserInputError
+    from oscar_deploy.support.files import atomic_write
+
+    bucket, key = split_location(remote)
+    if not key or key.endswith("/"):
+        raise UserInputError(f"{remote}: name a file (BUCKET/PATH); `oscar-deploy files ls {remote}` lists them")
+    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    with connect(access) as client:
+        data = object_store_for(access, client).get_bytes(bucket, key)
+    if local == "-":
+        typer.echo(data, nl=False)
+        return
+    target = Path(local) if local else Path(key.rsplit("/", 1)[-1])
+    if target.is_dir():
+        target = target / key.rsplit("/", 1)[-1]
+    atomic_write(target, data, 0o644)
+    typer.echo(f"{bucket}/{key} -> {target} ({len(data)} bytes)", err=True)
+
+
+@files_app.command("ls")
+def ls(
+    location: str | None = LOCATION_ARGUMENT,
+    as_json: bool = JSON_OPTION,
+    cluster: str | None = CLUSTER_OPTION,
+    endpoint: str | None = ENDPOINT_OPTION,
+    user: str | None = USER_OPTION,
+    ca_file: Path | None = CA_FILE_OPTION,
+    password_stdin: bool = PASSWORD_STDIN_OPTION,
+) -> None:
+    """List buckets, or the files of a bucket or folder."""
+    from dataclasses import asdict
+
+    from oscar_deploy.services.files import object_store_for, split_location
+
+    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    with connect(access) as client:
+        store = object_store_for(access, client)
+        if location is None:
+            buckets = store.list_buckets()
+            if as_json:
+                print_json(buckets)
+            for bucket in [] if as_json else buckets:
+                typer.echo(bucket)
+            return
+        bucket, prefix = split_location(location)
+        objects = store.list_objects(bucket, prefix)
+    if as_json:
+        print_json([asdict(item) for item in objects])
+        return
+    for item in objects:
+        typer.echo(f"{item.size:>12}  {item.last_modified}  {bucket}/{item.key}")

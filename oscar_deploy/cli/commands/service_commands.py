@@ -1,0 +1,260 @@
+"""`oscar-deploy service ...`: OSCAR services described in FDL files (Jinja2 templates), and their invocations."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from oscar_deploy.cli.commands.cluster_options import (
+    CA_FILE_OPTION,
+    CLUSTER_OPTION,
+    ENDPOINT_OPTION,
+    PASSWORD_STDIN_OPTION,
+    USER_OPTION,
+    connect,
+    resolve_access,
+)
+from oscar_deploy.cli.options import JSON_OPTION, print_json
+
+service_app = typer.Typer(
+    help="OSCAR services from FDL files: validate, render, apply, list, delete, run, logs.", no_args_is_help=True
+)
+
+FDL_ARGUMENT = typer.Argument(..., help="FDL file; a Jinja2 template (see templates/services/).", dir_okay=False)
+VALUES_OPTION = typer.Option(None, "--values", "-f", help="Template values file (YAML); repeatable, later wins.")
+SET_OPTION = typer.Option(None, "--set", help="Template value NAME=VALUE (NAME may be dotted); repeatable, wins.")
+CLUSTER_KEY_OPTION = typer.Option(
+    None, "--cluster-id", help="Only the services listed under this functions.oscar key (needed if several)."
+)
+SHOW_SECRETS_OPTION = typer.Option(False, "--show-secrets", help="Print credentials instead of masking them.")
+NAMES_ARGUMENT = typer.Argument(..., help="Service name(s).")
+NAME_ARGUMENT = typer.Argument(..., help="Service name.")
+JOB_ARGUMENT = typer.Argument(None, help="Job name; without it, the service's jobs are listed.")
+INPUT_OPTION = typer.Option(None, "--input", "-i", dir_okay=False, help="Input file (default: standard input).")
+OUTPUT_OPTION = typer.Option(None, "--output", "-o", dir_okay=False, help="Write the result here (default: stdout).")
+ASYNC_OPTION = typer.Option(False, "--async", help="Start a job (POST /job) instead of waiting for the result.")
+RAW_OPTION = typer.Option(False, "--raw", help="Print the answer as received, without base64 decoding.")
+TIMEOUT_OPTION = typer.Option(300.0, "--timeout", min=1.0, help="Seconds to wait for a synchronous result.")
+CONFIG_FILE_OPTION = typer.Option(
+    Path("~/.oscar-cli/config.yaml"), "--config-file", dir_okay=False, help="oscar-cli configuration file."
+)
+DEFAULT_OPTION = typer.Option(False, "--default", help="Make this cluster oscar-cli's default.")
+
+
+@service_app.command("validate")
+def validate(
+    fdl: Path = FDL_ARGUMENT, values: list[Path] | None = VALUES_OPTION, sets: list[str] | None = SET_OPTION
+) -> None:
+    """Render and check an FDL file: every problem is one line with file, line and key; exit code 2 if any."""
+    from oscar_deploy.services.templating import load_fdl
+
+    document = load_fdl(fdl, values, sets)
+    typer.echo(f"{fdl}: valid, {len(document.services)} service(s)")
+    for definition in document.services:
+        typer.echo(f"  {definition.name} ({definition.service.image}) for cluster {definition.cluster_key}")
+
+
+@service_app.command("render")
+def render(
+    fdl: Path = FDL_ARGUMENT,
+    values: list[Path] | None = VALUES_OPTION,
+    sets: list[str] | None = SET_OPTION,
+    as_json: bool = JSON_OPTION,
+    show_secrets: bool = SHOW_SECRETS_OPTION,
+) -> None:
+    """Print the FDL after templating and validation (scripts inlined), or with --json the API request bodies."""
+    from oscar_deploy.services.fdl import mask_secrets, to_yaml
+    from oscar_deploy.services.templating import load_fdl
+
+    document = load_fdl(fdl, values, sets)
+
+    def shown(data: object) -> object:
+        return data if show_secrets else mask_secrets(data)
+
+    if as_json:
+        print_json([shown(definition.body) for definition in document.services])
+    else:
+        typer.echo(to_yaml(shown(document.normalised())), nl=False)
+
+
+@service_app.command("apply")
+def apply(
+    fdl: Path = FDL_ARGUMENT,
+    values: list[Path] | None = VALUES_OPTION,
+    sets: list[str] | None = SET_OPTION,
+    cluster_key: str | None = CLUSTER_KEY_OPTION,
+    cluster: str | None = CLUSTER_OPTION,
+    endpoint: str | None = ENDPOINT_OPTION,
+    user: str | None = USER_OPTION,
+    ca_file: Path | None = CA_FILE_OPTION,
+    password_stdin: bool = PASSWORD_STDIN_OPTION,
+) -> None:
+    """Create the FDL file's services, or update those that exist and differ (safe to run again)."""
+    from oscar_deploy.services.templating import load_fdl
+    from oscar_deploy.support.errors import UserInputError
+
+    document = load_fdl(fdl, values, sets)
+    keys = document.cluster_keys()
+    if cluster_key is not None and cluster_key not in keys:
+        raise UserInputError(f"--cluster-id {cluster_key}: {fdl} lists services for {', '.join(keys)} only")
+    if cluster_key is None and len(keys) > 1:
+        raise UserInputError(f"{fdl}: lists services for clusters {', '.join(keys)}; pick one with --cluster-id")
+    chosen = [item for item in document.services if cluster_key in (None, item.cluster_key)]
+    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    with connect(access) as client:
+        for definition in chosen:
+            outcome = client.apply_service(definition.body)
+            typer.echo(f"{definition.name}: {outcome} on {access.oscar.url}")
+
+
+@service_app.command("list")
+def list_services(
+    as_json: bool = JSON_OPTION,
+    cluster: str | None = CLUSTER_OPTION,
+    endpoint: str | None = ENDPOINT_OPTION,
+    user: str | None = USER_OPTION,
+    ca_file: Path | None = CA_FILE_OPTION,
+    password_stdin: bool = PASSWORD_STDIN_OPTION,
+) -> None:
+    """List the cluster's services."""
+    from oscar_deploy.services.fdl import mask_secrets
+
+    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    with connect(access) as client:
+        services = client.list_services()
+    if as_json:
+        print_json([mask_secrets(service) for service in services])
+        return
+    if not services:
+        typer.echo(f"no services on {access.oscar.url}")
+        return
+    rows = [("NAME", "IMAGE", "CPU", "MEMORY", "INPUT", "OUTPUT")]
+    for service in sorted(services, key=lambda item: str(item.get("name"))):
+        rows.append(
+            (
+                str(service.get("name", "")),
+                str(service.get("image", "")),
+                str(service.get("cpu", "")),
+                str(service.get("memory", "")),
+                ",".join(str(item.get("path", "")) for item in service.get("input") or []) or "-",
+                ",".join(str(item.get("path", "")) for item in service.get("output") or []) or "-",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@service_app.command("delete")
+def delete(
+    names: list[str] = NAMES_ARGUMENT,
+    cluster: str | None = CLUSTER_OPTION,
+    endpoint: str | None = ENDPOINT_OPTION,
+    user: str | None = USER_OPTION,
+    ca_file: Path | None = CA_FILE_OPTION,
+    password_stdin: bool = PASSWORD_STDIN_OPTION,
+) -> None:
+    """Delete services by name."""
+    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    with connect(access) as client:
+        for name in names:
+            client.delete_service(name)
+            typer.echo(f"{name}: deleted from {access.oscar.url}")
+
+
+@service_app.command("run")
+def run(
+    name: str = NAME_ARGUMENT,
+    input_file: Path | None = INPUT_OPTION,
+    output_file: Path | None = OUTPUT_OPTION,
+    asynchronous: bool = ASYNC_OPTION,
+    raw: bool = RAW_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    cluster: str | None = CLUSTER_OPTION,
+    endpoint: str | None = ENDPOINT_OPTION,
+    user: str | None = USER_OPTION,
+    ca_file: Path | None = CA_FILE_OPTION,
+    password_stdin: bool = PASSWORD_STDIN_OPTION,
+) -> None:
+    """Invoke a service with a file or standard input: synchronously (POST /run) or as a job (--async)."""
+    from oscar_deploy.support.errors import UserInputError
+    from oscar_deploy.support.files import atomic_write
+
+    if input_file is not None:
+        if not input_file.is_file():
+            raise UserInputError(f"--input {input_file}: no such file")
+        data = input_file.read_bytes()
+    elif sys.stdin.isatty():
+        raise UserInputError("no input: pass --input FILE or pipe the data into standard input")
+    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin, stdin_is_data=input_file is None)
+    if input_file is None:
+        data = sys.stdin.buffer.read()
+    with connect(access) as client:
+        if asynchronous:
+            client.submit_job(name, data)
+            typer.echo(f"{name}: job started; follow it with `oscar-deploy service logs {name}`", err=True)
+            return
+        result = client.run(name, data, timeout=timeout, decode=not raw)
+    if output_file is not None:
+        atomic_write(output_file, result, 0o644)
+        typer.echo(f"{name}: {len(result)} bytes written to {output_file}", err=True)
+    else:
+        typer.echo(result, nl=False)
+
+
+@service_app.command("logs")
+def logs(
+    name: str = NAME_ARGUMENT,
+    job: str | None = JOB_ARGUMENT,
+    as_json: bool = JSON_OPTION,
+    cluster: str | None = CLUSTER_OPTION,
+    endpoint: str | None = ENDPOINT_OPTION,
+    user: str | None = USER_OPTION,
+    ca_file: Path | None = CA_FILE_OPTION,
+    password_stdin: bool = PASSWORD_STDIN_OPTION,
+) -> None:
+    """List a service's jobs, or print the log of one job."""
+    from dataclasses import asdict
+
+    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    with connect(access) as client:
+        if job is not None:
+            typer.echo(client.job_log(name, job), nl=False)
+            return
+        jobs = client.list_jobs(name)
+    if as_json:
+        print_json([asdict(item) for item in jobs])
+        return
+    if not jobs:
+        typer.echo(f"{name}: no jobs")
+        return
+    for item in jobs:
+        typer.echo(
+            f"{item.name}  {item.status or '-'}  created {item.creation_time or '-'}  "
+            f"finished {item.finish_time or '-'}"
+        )
+
+
+@service_app.command("cli-config")
+def cli_config(
+    config_file: Path = CONFIG_FILE_OPTION,
+    make_default: bool = DEFAULT_OPTION,
+    cluster: str | None = CLUSTER_OPTION,
+    endpoint: str | None = ENDPOINT_OPTION,
+    user: str | None = USER_OPTION,
+    ca_file: Path | None = CA_FILE_OPTION,
+    password_stdin: bool = PASSWORD_STDIN_OPTION,
+) -> None:
+    """Add the cluster to upstream's oscar-cli config (file 0600; the password never touches a command line)."""
+    from oscar_deploy.services.oscar_cli_config import write_cluster_entry
+
+    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    is_default = write_cluster_entry(config_file, access.oscar, make_default)
+    path = config_file.expanduser()
+    typer.echo(
+        f"{path}: cluster {access.oscar.cluster_id} ({access.oscar.url})" + (", the default" if is_default else "")
+    )
+    if access.oscar.ca_file is not None:
+        typer.echo(f"the cluster's CA is not public: run oscar-cli with SSL_CERT_FILE={access.oscar.ca_file}")

@@ -1,0 +1,54 @@
+"""`init`, `validate` and `spec schema`: write, check and describe the cluster spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from oscar_deploy.cli.options import SPEC_OPTION
+
+spec_app = typer.Typer(help="Describe the cluster spec format.", no_args_is_help=True)
+
+
+def init(
+    target: str = typer.Option("local", "--target", "-t", help="local, openstack, aws or static."),
+    name: str = typer.Option("oscar", "--name", "-n", help="Cluster name."),
+    file: Path = SPEC_OPTION,
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing spec file."),
+) -> None:
+    """Write a commented cluster spec (and its JSON Schema beside it) for you to read and edit."""
+    from oscar_deploy.spec.models import NAME_PATTERN, SCHEMA_FILE_NAME, TARGETS
+    from oscar_deploy.spec.template import json_schema, render_spec
+    from oscar_deploy.support.errors import UserInputError
+    from oscar_deploy.support.files import atomic_write
+
+    if target not in TARGETS:
+        raise UserInputError(f"--target {target}: unknown target; use one of {', '.join(TARGETS)}")
+    if not NAME_PATTERN.match(name):
+        raise UserInputError(f"--name {name}: use 1-32 lowercase letters, digits and '-', starting with a letter")
+    if file.exists() and not force:
+        raise UserInputError(f"{file}: already exists; edit it, pass --force to overwrite, or choose -f FILE")
+    atomic_write(file, render_spec(name, target, file.name), 0o644)
+    atomic_write(file.parent / SCHEMA_FILE_NAME, json_schema(), 0o644)
+    typer.echo(f"wrote {file} (target {target}, cluster {name}); edit it, then run `oscar-deploy validate`")
+
+
+def validate(file: Path = SPEC_OPTION) -> None:
+    """Check a cluster spec: every problem is one line with its file, line and key; exit code 2 if any."""
+    from oscar_deploy.spec.models import load_spec
+
+    spec = load_spec(file)
+    workers = spec.workers
+    typer.echo(
+        f"{file}: valid (cluster {spec.name}, target {spec.target}, {spec.servers.count} server(s), "
+        f"workers {workers.initial} initial, {workers.min}..{workers.max})"
+    )
+
+
+@spec_app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the cluster spec (for editors and other tools)."""
+    from oscar_deploy.spec.template import json_schema
+
+    typer.echo(json_schema(), nl=False)

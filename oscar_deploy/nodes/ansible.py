@@ -1,0 +1,450 @@
+"""Running the playbooks under `playbooks/` through ansible-runner, with progress, a full log and clear errors.
+
+`run_playbook` is the only way the CLI starts Ansible. It
+
+- passes every variable through a 0600 file in a private temporary folder (`-e @file`), so secrets such as
+  the k3s token never appear on a command line, in the environment of other processes or in our logs;
+  the folder (with ansible-runner's own artefacts, which hold task results) is deleted after the run;
+- follows ansible-runner's events to show the current play, task and host counts on stderr;
+- writes the complete output to a log file in the cluster's state folder;
+- turns a failed run into an `OperationError` with one line per failed host (`host (address): task: msg`),
+  and one per unreachable host (`host (address): unreachable: msg; check SSH to it`). Ansible carries on
+  with the other hosts, so their work is kept; running the same command again continues from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.layers import layer_dir
+
+MESSAGE_LIMIT = 300
+# Results a host can have in one task, in the order the progress line shows them.
+OUTCOMES = ("ok", "changed", "failed", "unreachable", "skipped")
+
+
+@dataclass(frozen=True)
+class HostStats:
+    """One host's totals from the run's final `playbook_on_stats` event (the PLAY RECAP line)."""
+
+    ok: int = 0
+    changed: int = 0
+    failures: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+
+@dataclass(frozen=True)
+class HostProblem:
+    host: str
+    task: str
+    message: str
+    unreachable: bool = False
+
+    def line(self, address: str | None) -> str:
+        where = f"{self.host} ({address})" if address and address != self.host else self.host
+        if self.unreachable:
+            return f"{where}: unreachable: {self.message}; check SSH to it"
+        return f"{where}: {self.task}: {self.message}"
+
+
+@dataclass
+class PlaybookResult:
+    playbook: str
+    status: str
+    rc: int
+    stats: dict[str, HostStats]
+    problems: list[HostProblem]
+    log_file: Path
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+    def changed_hosts(self) -> dict[str, int]:
+        return {host: stats.changed for host, stats in self.stats.items() if stats.changed}
+
+    def completed_hosts(self) -> list[str]:
+        """Hosts that finished every task they were given (their work is kept when others fail)."""
+        return sorted(host for host, s in self.stats.items() if not s.failures and not s.unreachable)
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    line = " / ".join(lines[:3]) if lines else "no message"
+    return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 3] + "..."
+
+
+def result_message(res: Mapping[str, Any]) -> str:
+    """The most useful single line of a task result: its msg, else stderr or stdout, else a failed item's."""
+    for key in ("msg", "reason", "stderr", "stdout", "module_stderr", "module_stdout"):
+        value = res.get(key)
+        if value:
+            return _one_line(value)
+    for item in res.get("results") or []:
+        if isinstance(item, Mapping) and (item.get("failed") or item.get("unreachable")):
+            return _one_line(result_message(item))
+    if res.get("rc") is not None:
+        return f"exit code {res['rc']}"
+    return "failed without a message"
+
+
+@dataclass
+class RunProgress:
+    """What the run is doing, built from ansible-runner's events (see ansible-runner's `event_handler`)."""
+
+    playbook: str
+    play: str = ""
+    task: str = ""
+    task_number: int = 0
+    plays: list[str] = field(default_factory=list)
+    task_counts: Counter[str] = field(default_factory=Counter)
+    totals: Counter[str] = field(default_factory=Counter)
+    hosts: set[str] = field(default_factory=set)
+    problems: list[HostProblem] = field(default_factory=list)
+    final_stats: dict[str, Any] = field(default_factory=dict)
+
+    def handle(self, event: Mapping[str, Any]) -> str | None:
+        """Update from one event; returns what happened when it is worth a line of its own."""
+        kind = event.get("event", "")
+        data: Mapping[str, Any] = event.get("event_data") or {}
+        host = str(data.get("host") or "")
+        res: Mapping[str, Any] = data.get("res") or {}
+        if kind == "playbook_on_play_start":
+            self.play = str(data.get("play") or data.get("play_pattern") or "")
+            self.plays.append(self.play)
+            self.task, self.task_counts = "", Counter()
+            return f"play: {self.play}"
+        if kind == "playbook_on_task_start" or kind == "playbook_on_handler_task_start":
+            self.task = str(data.get("task") or data.get("task_action") or "")
+            self.task_number += 1
+            self.task_counts = Counter()
+            return None
+        outcome = {
+            "runner_on_ok": "ok",
+            "runner_on_failed": "failed",
+            "runner_on_unreachable": "unreachable",
+            "runner_on_skipped": "skipped",
+        }.get(kind)
+        if outcome is None:
+            if kind == "playbook_on_stats":
+                self.final_stats = {key: data.get(key) or {} for key in _STATS_KEYS}
+            return None
+        self.hosts.add(host)
+        if outcome == "ok" and res.get("changed"):
+            outcome = "changed"
+        if outcome == "failed" and data.get("ignore_errors"):
+            outcome = "ok"
+        self.task_counts[outcome] += 1
+        self.totals[outcome] += 1
+        task = str(data.get("task") or self.task)
+        if outcome == "failed":
+            self.problems.append(HostProblem(host, task, result_message(res)))
+            return f"{host}: {task}: failed"
+        if outcome == "unreachable":
+            self.problems.append(HostProblem(host, task, result_message(res), unreachable=True))
+            return f"{host}: unreachable"
+        return None
+
+    def status_line(self) -> str:
+        counts = " ".join(f"{name} {self.task_counts[name]}" for name in OUTCOMES if self.task_counts[name])
+        task = f"task {self.task_number}: {self.task}" if self.task else "starting"
+        play = f"play {self.play} | " if self.play else ""
+        return f"{self.playbook}: {play}{task}" + (f" | hosts: {counts}" if counts else "")
+
+    def recap(self) -> str:
+        totals = ", ".join(f"{self.totals[name]} {name}" for name in OUTCOMES if self.totals[name]) or "no results"
+        return f"{self.playbook}: {len(self.hosts)} host(s), {self.task_number} task(s): {totals}"
+
+
+_STATS_KEYS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
+
+
+class ProgressDisplay(Protocol):
+    """Shows a run's progress; `RichDisplay` on the terminal, nothing in tests that only read the result."""
+
+    def update(self, progress: RunProgress, notable: str | None) -> None: ...
+
+    def close(self, progress: RunProgress) -> None: ...
+
+
+class QuietDisplay:
+    def update(self, progress: RunProgress, notable: str | None) -> None:
+        pass
+
+    def close(self, progress: RunProgress) -> None:
+        pass
+
+
+class RichDisplay:
+    """On a terminal: a live status line (play, task, host counts) and a line for each play and failure.
+
+    Elsewhere (CI logs): only the play and failure lines and a recap, so logs stay short.
+    """
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False)
+        self.status: Any = None
+
+    def update(self, progress: RunProgress, notable: str | None) -> None:
+        if notable:
+            self.console.print(f"  {notable}", markup=False)
+        if not self.console.is_terminal:
+            return
+        from rich.text import Text
+
+        line = Text(progress.status_line(), overflow="ellipsis", no_wrap=True)
+        if self.status is None:
+            self.status = self.console.status(line)
+            self.status.start()
+        else:
+            self.status.update(line)
+
+    def close(self, progress: RunProgress) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        self.console.print(f"  {progress.recap()}", markup=False)
+
+
+def ansible_config(playbook_dir: Path) -> Path | None:
+    config = playbook_dir / "ansible.cfg"
+    return config if config.is_file() else None
+
+
+def _environment(playbook_dir: Path) -> dict[str, str]:
+    # ansible-playbook sits beside the interpreter running us (a virtualenv need not be on PATH).
+    path = os.pathsep.join(filter(None, (str(Path(sys.executable).parent), os.environ.get("PATH"))))
+    env = {"PATH": path, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0"}
+    config = ansible_config(playbook_dir)
+    if config is not None:
+        env["ANSIBLE_CONFIG"] = str(config)
+    return env
+
+
+def _host_stats(final: Mapping[str, Mapping[str, int]]) -> dict[str, HostStats]:
+    hosts: set[str] = set()
+    for per_host in final.values():
+        hosts.update(per_host)
+    return {
+        host: HostStats(
+            ok=final.get("ok", {}).get(host, 0),
+            changed=final.get("changed", {}).get(host, 0),
+            failures=final.get("failures", {}).get(host, 0),
+            unreachable=final.get("dark", {}).get(host, 0),
+            skipped=final.get("skipped", {}).get(host, 0),
+            rescued=final.get("rescued", {}).get(host, 0),
+            ignored=final.get("ignored", {}).get(host, 0),
+        )
+        for host in sorted(hosts)
+    }
+
+
+@dataclass(frozen=True)
+class InventoryView:
+    """An inventory as Ansible reads it (`ansible-inventory --list`): groups with all their hosts, merged vars."""
+
+    path: Path
+    groups: dict[str, list[str]]
+    hostvars: dict[str, dict[str, Any]]
+
+    def hosts(self, group: str) -> list[str]:
+        return list(self.groups.get(group, []))
+
+    def address(self, host: str) -> str:
+        """`ansible_host[:ansible_port]` as the inventory sets it (the name when it sets none)."""
+        host_vars = self.hostvars.get(host, {})
+        address = str(host_vars.get("ansible_host") or host)
+        if "{{" in address:
+            address = host
+        port = host_vars.get("ansible_port")
+        return f"{address}:{port}" if port and str(port) != "22" else address
+
+
+def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryView:
+    """Parse `path` with Ansible itself (INI, YAML, folders: whatever ansible-playbook accepts)."""
+    import subprocess
+
+    if not path.exists():
+        raise UserInputError(f"{path}: no such inventory; pass an Ansible inventory file with -i")
+    env = {
+        **os.environ,
+        **_environment(playbook_dir or layer_dir("playbooks")),
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
+    }
+    command = shutil.which("ansible-inventory", path=env["PATH"]) or "ansible-inventory"
+    completed = subprocess.run(
+        [command, "-i", str(path), "--list"], capture_output=True, text=True, env=env, check=False
+    )
+    if completed.returncode != 0:
+        raise UserInputError(f"{path}: not a valid Ansible inventory ({_inventory_problem(completed.stderr, path)})")
+    data = json.loads(completed.stdout)
+    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
+
+    def members(group: str, seen: frozenset[str] = frozenset()) -> list[str]:
+        entry = data.get(group) or {}
+        found = list(entry.get("hosts") or [])
+        for child in entry.get("children") or []:
+            if child not in seen:
+                found += [host for host in members(child, seen | {group}) if host not in found]
+        return found
+
+    groups = {group: members(group) for group in data if group != "_meta"}
+    return InventoryView(path=path, groups=groups, hostvars=hostvars)
+
+
+def _inventory_problem(stderr: str, path: Path) -> str:
+    """The most telling line of ansible-inventory's complaints about a file."""
+    preferred = "yaml" if path.suffix in (".yml", ".yaml") else "ini"
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if f"with '{preferred}' plugin:" in line:
+            return _one_line(line.split(" plugin: ", 1)[1])
+    for line in lines:
+        if line.startswith(("[WARNING]", "[ERROR]")):
+            return _one_line(line.split(": ", 1)[-1])
+    return "ansible-inventory could not read it"
+
+
+def run_playbook(
+    playbook: str,
+    inventory: Path,
+    log_file: Path,
+    extravars: Mapping[str, Any] | None = None,
+    *,
+    secret_files: Mapping[str, str] | None = None,
+    playbook_dir: Path | None = None,
+    limit: str | None = None,
+    tags: str | None = None,
+    check: bool = False,
+    forks: int | None = None,
+    display: ProgressDisplay | None = None,
+    raise_on_failure: bool = True,
+) -> PlaybookResult:
+    """Run `playbook` (a file in `playbook_dir`, default the bundled `playbooks/`) against `inventory`.
+
+    `secret_files` maps a variable to a secret: the secret is written to a private file for the run's length
+    and the variable set to that file's path (e.g. `k3s_token_file`), so the value is never a variable at all.
+    Raises `OperationError` naming each failed or unreachable host unless `raise_on_failure` is false.
+    """
+    import ansible_runner
+
+    directory = playbook_dir or layer_dir("playbooks")
+    if not (directory / playbook).is_file():
+        raise OperationError(f"{directory / playbook}: playbook not found; reinstall oscar-deploy")
+    if not inventory.is_file() and not inventory.is_dir():
+        raise UserInputError(f"{inventory}: no such inventory; pass an Ansible inventory file")
+    display = display or QuietDisplay()
+    progress = RunProgress(playbook=playbook)
+    private_dir = Path(tempfile.mkdtemp(prefix="oscar-deploy-ansible-"))
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        env_dir = private_dir / "env"
+        env_dir.mkdir(mode=0o700)
+        variables = dict(extravars or {})
+        for index, (name, secret) in enumerate((secret_files or {}).items()):
+            variables[name] = str(_write_private(private_dir / f"secret-{index}", secret))
+        if variables:
+            # ansible-runner hands env/extravars to ansible-playbook as `-e @file`: values stay off argv.
+            _write_private(env_dir / "extravars", json.dumps(variables))
+        with _open_log(log_file) as log:
+            log.write(
+                f"# ansible-playbook {playbook} -i {inventory}"
+                + (f" --limit {limit}" if limit else "")
+                + (f" --tags {tags}" if tags else "")
+                + (" --check" if check else "")
+                + "\n"
+            )
+            if variables:
+                log.write(f"# variables (values in a private file, never logged): {', '.join(sorted(variables))}\n")
+
+            def on_event(event: dict[str, Any]) -> bool:
+                stdout = event.get("stdout")
+                if stdout:
+                    log.write(stdout + "\n")
+                    log.flush()
+                display.update(progress, progress.handle(event))
+                return False  # nothing reads ansible-runner's own copy of the events
+
+            try:
+                runner = ansible_runner.run(
+                    private_data_dir=str(private_dir),
+                    project_dir=str(directory),
+                    playbook=playbook,
+                    inventory=str(inventory.resolve()),
+                    envvars=_environment(directory),
+                    suppress_env_files=True,
+                    limit=limit,
+                    tags=tags,
+                    forks=forks,
+                    cmdline="--check --diff" if check else None,
+                    quiet=True,
+                    event_handler=on_event,
+                    settings={"suppress_ansible_output": True},
+                )
+            finally:
+                display.close(progress)
+            log.write(f"# {progress.recap()}; status {runner.status}, rc {runner.rc}\n")
+    finally:
+        shutil.rmtree(private_dir, ignore_errors=True)
+
+    result = PlaybookResult(
+        playbook=playbook,
+        status=str(runner.status),
+        rc=int(runner.rc if runner.rc is not None else -1),
+        stats=_host_stats(progress.final_stats or (runner.stats or {})),
+        problems=progress.problems,
+        log_file=log_file,
+    )
+    if raise_on_failure and not result.succeeded:
+        raise playbook_error(result, inventory)
+    return result
+
+
+def playbook_error(result: PlaybookResult, inventory: Path) -> OperationError:
+    """One line per failed or unreachable host, then what was kept and where the full log is."""
+    last_by_host: dict[str, HostProblem] = {}
+    for problem in result.problems:
+        last_by_host[problem.host] = problem  # a host stops at its first failure; retries only repeat it
+    try:
+        view: InventoryView | None = read_inventory(inventory)
+    except UserInputError:  # the run read it; an address is only a courtesy in the message
+        view = None
+    lines = [problem.line(view.address(host) if view else None) for host, problem in last_by_host.items()]
+    if not lines:
+        lines = [f"{result.playbook}: ansible-playbook ended with status {result.status} (rc {result.rc})"]
+    kept = [host for host in result.completed_hosts() if host not in last_by_host]
+    if kept and last_by_host:
+        lines.append(f"the other hosts completed and keep their work: {', '.join(kept)}")
+    lines.append(f"full log: {result.log_file}; fix the cause and run the same command again")
+    return OperationError("\n".join(lines))
+
+
+def _write_private(path: Path, content: str) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    return path
+
+
+@contextmanager
+def _open_log(path: Path) -> Iterator[TextIO]:
+    """The run's log file, private (0600) from its first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yield handle

@@ -1,0 +1,456 @@
+"""The air-gap bundle: the pinned k3s release artefacts, downloaded from upstream and verified.
+
+`build_bundle` fetches, per CPU architecture, the k3s binary, the airgap images archive and upstream's
+`sha256sum-<arch>.txt` from `<download_url>/<version>/<file>` (the k3s catalogue entry's URL, or a mirror),
+plus `install.sh` from `<installer_url>/<version>/install.sh`. Every artefact is streamed to a temporary
+name, checked against upstream's sha256 file and only then renamed into place: a partial or mismatching
+download is deleted and never used. `manifest.json` records the version, the architectures and the sha256
+of every file, so `up --bundle` and `edge install --bundle` can refuse a bundle that does not match.
+
+upstream's install.sh has no published checksum: it is taken from the release tag over HTTPS and its sha256
+recorded in the manifest, which `check_bundle` verifies like every other file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from oscar_deploy import __version__
+from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.files import atomic_write
+
+# Overrides of the catalogue's URLs, for a mirror (and for tests, which serve files from 127.0.0.1).
+DOWNLOAD_URL_ENV = "OSCAR_DEPLOY_K3S_DOWNLOAD_URL"
+INSTALLER_URL_ENV = "OSCAR_DEPLOY_K3S_INSTALLER_URL"
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+INSTALLER_NAME = "install.sh"
+CHUNK_SIZE = 1 << 20
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ArchArtefacts:
+    """The names upstream gives one architecture's release files (k3s-io/k3s release assets)."""
+
+    arch: str
+    binary: str
+    images: str
+    checksums: str
+
+    @property
+    def verified_files(self) -> tuple[str, str]:
+        return (self.binary, self.images)
+
+
+# Upstream calls 32-bit ARM `arm` in the images and checksum names but `armhf` in the binary's name.
+ARCHES: dict[str, ArchArtefacts] = {
+    "amd64": ArchArtefacts("amd64", "k3s", "k3s-airgap-images-amd64.tar.zst", "sha256sum-amd64.txt"),
+    "arm64": ArchArtefacts("arm64", "k3s-arm64", "k3s-airgap-images-arm64.tar.zst", "sha256sum-arm64.txt"),
+    "arm": ArchArtefacts("arm", "k3s-armhf", "k3s-airgap-images-arm.tar.zst", "sha256sum-arm.txt"),
+}
+ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armhf": "arm", "armv7l": "arm"}
+
+
+def parse_arches(text: str, option: str = "--arch") -> list[str]:
+    """`amd64,arm64` -> ["amd64", "arm64"]; unknown names are a one-line input error."""
+    arches: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        arch = ARCH_ALIASES.get(item, item)
+        if arch not in ARCHES:
+            raise UserInputError(f"{option} {item}: unknown architecture; use {', '.join(ARCHES)} (comma-separated)")
+        if arch not in arches:
+            arches.append(arch)
+    if not arches:
+        raise UserInputError(f"{option}: no architecture given; use e.g. {option} amd64,arm64")
+    return arches
+
+
+def release_file_url(base: str, version: str, name: str) -> str:
+    """`<base>/<version>/<name>` with the version URL-encoded as GitHub writes it (`+` -> `%2B`)."""
+    return f"{base.rstrip('/')}/{quote(version, safe='')}/{name}"
+
+
+def arch_dir(directory: Path, arch: str) -> Path:
+    return directory / arch
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parse_checksums(text: str, source: str) -> dict[str, str]:
+    """Lines of `sha256sum` output (`<hex>  <name>` or `<hex> *<name>`) -> {name: hex}."""
+    sums: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64 or any(c not in "0123456789abcdefABCDEF" for c in parts[0]):
+            raise OperationError(f"{source}:{number}: not a sha256sum line; the checksum file is damaged, run again")
+        sums[parts[1].strip().lstrip("*")] = parts[0].lower()
+    return sums
+
+
+# --- progress ---------------------------------------------------------------------------------------------
+
+
+class DownloadReporter(Protocol):
+    """Receives the progress of each download (a rich progress bar in the CLI, nothing in tests)."""
+
+    def start(self, name: str, total: int | None) -> None: ...
+
+    def advance(self, size: int) -> None: ...
+
+    def finish(self, name: str, outcome: str) -> None: ...
+
+
+class SilentReporter:
+    def start(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self, size: int) -> None:
+        pass
+
+    def finish(self, name: str, outcome: str) -> None:
+        pass
+
+
+class RichReporter:
+    """A transfer bar per file on stderr; one line per file once it is done."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, name: str, total: int | None) -> None:
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, size: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, size)
+
+    def finish(self, name: str, outcome: str) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        self.console.print(f"{name}: {outcome}")
+
+
+# --- downloading ------------------------------------------------------------------------------------------
+
+
+class Downloader:
+    """Streams URLs to files through a temporary name; retries connection problems, never keeps a partial file."""
+
+    def __init__(
+        self,
+        reporter: DownloadReporter | None = None,
+        attempts: int = ATTEMPTS,
+        backoff: float = 2.0,
+        timeout: float = 30.0,
+    ) -> None:
+        import httpx
+
+        self.reporter = reporter or SilentReporter()
+        self.attempts = attempts
+        self.backoff = backoff
+        self.client = httpx.Client(
+            follow_redirects=True,
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            headers={"User-Agent": f"oscar-deploy/{__version__}", "Accept-Encoding": "identity"},
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def fetch(self, url: str, dest: Path, expected_sha256: str | None = None, label: str | None = None) -> str:
+        """Download `url` to `dest` and return its sha256; with `expected_sha256`, a mismatch is an error.
+
+        Connection errors and truncated transfers are retried; after the last attempt the error names the
+        file. `dest` only ever appears complete (and verified, when a checksum is given).
+        """
+        import httpx
+
+        name = label or dest.name
+        last_problem = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with self._streamed_to_temp(url, dest, name) as (temp, actual):
+                    if expected_sha256 is not None and actual != expected_sha256:
+                        self.reporter.finish(name, "checksum mismatch, download deleted")
+                        raise OperationError(
+                            f"{name}: sha256 mismatch for {url} (expected {expected_sha256}, got {actual}); "
+                            "the download was deleted and nothing uses it; run again, or check the mirror"
+                        )
+                    temp.replace(dest)
+                self.reporter.finish(name, "downloaded and verified" if expected_sha256 else "downloaded")
+                return actual
+            except _Truncated as exc:
+                last_problem = str(exc)
+            except httpx.HTTPStatusError as exc:
+                status = exc.response.status_code
+                if status < 500:
+                    raise OperationError(
+                        f"{name}: {url} answered HTTP {status}; check the version and the download URL"
+                    ) from None
+                last_problem = f"HTTP {status}"
+            except httpx.TransportError as exc:
+                last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self.reporter.finish(name, f"attempt {attempt} failed ({last_problem})")
+            if attempt < self.attempts:
+                time.sleep(self.backoff * attempt)
+        raise OperationError(
+            f"{name}: download from {url} failed {self.attempts} times ({last_problem}); "
+            "the partial file was deleted; check the network or the download URL and run again"
+        )
+
+    @contextmanager
+    def _streamed_to_temp(self, url: str, dest: Path, name: str) -> Iterator[tuple[Path, str]]:
+        """Yield (temporary file, its sha256) holding the complete body; the temporary file goes away on error."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        temp = Path(temp_name)
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as handle, self.client.stream("GET", url) as response:
+                response.raise_for_status()
+                length = response.headers.get("Content-Length")
+                expected_size = int(length) if length and length.isdigit() else None
+                self.reporter.start(name, expected_size)
+                for chunk in response.iter_bytes(CHUNK_SIZE):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    self.reporter.advance(len(chunk))
+                received = response.num_bytes_downloaded
+                if expected_size is not None and received != expected_size:
+                    raise _Truncated(f"truncated: {received} of {expected_size} bytes")
+                handle.flush()
+                os.fsync(handle.fileno())
+            temp.chmod(0o644)
+            yield temp, digest.hexdigest()
+        finally:
+            temp.unlink(missing_ok=True)
+
+
+class _Truncated(Exception):
+    """The server closed the transfer before Content-Length bytes arrived."""
+
+
+# --- the bundle -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BundleManifest:
+    """What a bundle folder holds: `files` maps a path relative to the folder to its sha256 and size."""
+
+    k3s_version: str
+    arches: list[str]
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    download_url: str = ""
+    installer_url: str = ""
+    created_at: str = ""
+
+    def to_json(self) -> str:
+        data = {
+            "format": MANIFEST_FORMAT,
+            "tool": f"oscar-deploy {__version__}",
+            "k3s_version": self.k3s_version,
+            "arches": sorted(self.arches),
+            "download_url": self.download_url,
+            "installer_url": self.installer_url,
+            "created_at": self.created_at,
+            "files": dict(sorted(self.files.items())),
+        }
+        return json.dumps(data, indent=2) + "\n"
+
+
+def load_manifest(directory: Path) -> BundleManifest:
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise UserInputError(
+            f"{directory}: not an air-gap bundle (no {MANIFEST_NAME}); build one with `oscar-deploy bundle build`"
+        )
+    try:
+        data = json.loads(path.read_text())
+        if data.get("format") != MANIFEST_FORMAT:
+            raise UserInputError(
+                f"{path}: bundle format {data.get('format')!r} is not {MANIFEST_FORMAT}; rebuild it with this version"
+            )
+        return BundleManifest(
+            k3s_version=str(data["k3s_version"]),
+            arches=[str(arch) for arch in data["arches"]],
+            files={str(key): dict(value) for key, value in data["files"].items()},
+            download_url=str(data.get("download_url", "")),
+            installer_url=str(data.get("installer_url", "")),
+            created_at=str(data.get("created_at", "")),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise UserInputError(
+            f"{path}: damaged bundle manifest ({exc}); rebuild with `oscar-deploy bundle build`"
+        ) from None
+
+
+def resolve_urls(download_url: str | None, installer_url: str | None) -> tuple[str, str]:
+    """Explicit URLs, else the environment overrides, else the catalogue's upstream URLs."""
+    from oscar_deploy.spec.catalogue import load_catalogue
+
+    k3s = load_catalogue()["k3s"]
+    download = download_url or os.environ.get(DOWNLOAD_URL_ENV) or k3s.download_url
+    installer = installer_url or os.environ.get(INSTALLER_URL_ENV) or k3s.installer_url
+    if not download or not installer:
+        raise OperationError("catalogue: k3s has no download_url/installer_url; reinstall oscar-deploy")
+    return download, installer
+
+
+def _already_verified(path: Path, expected: str) -> bool:
+    return path.is_file() and sha256_of(path) == expected
+
+
+def build_bundle(
+    directory: Path,
+    version: str,
+    arches: Iterable[str],
+    download_url: str,
+    installer_url: str,
+    downloader: Downloader,
+    log: Callable[[str], None] = lambda _line: None,
+) -> BundleManifest:
+    """Fill `directory` with verified k3s artefacts for `arches`; files already there and verified are kept."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = BundleManifest(
+        k3s_version=version,
+        arches=[],
+        download_url=download_url,
+        installer_url=installer_url,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    previous = _previous_manifest(directory)
+    if previous is not None and previous.k3s_version == version:
+        # Architectures built earlier for the same version stay in the bundle while their files still verify.
+        for arch in previous.arches:
+            kept = {key: value for key, value in previous.files.items() if key.startswith(f"{arch}/")}
+            if all(_already_verified(directory / key, str(entry["sha256"])) for key, entry in kept.items()):
+                manifest.arches.append(arch)
+                manifest.files.update(kept)
+
+    for arch in arches:
+        artefacts = ARCHES[arch]
+        target = arch_dir(directory, arch)
+        checksum_url = release_file_url(download_url, version, artefacts.checksums)
+        checksum_path = target / artefacts.checksums
+        downloader.fetch(checksum_url, checksum_path, label=f"{arch}/{artefacts.checksums}")
+        sums = parse_checksums(checksum_path.read_text(), str(checksum_path))
+        entries: dict[str, dict[str, Any]] = {
+            f"{arch}/{artefacts.checksums}": {"sha256": sha256_of(checksum_path), "size": checksum_path.stat().st_size}
+        }
+        for name in artefacts.verified_files:
+            expected = sums.get(name)
+            if expected is None:
+                raise OperationError(
+                    f"{arch}/{name}: not listed in upstream's {artefacts.checksums} for {version}; "
+                    "check the version and the download URL"
+                )
+            path = target / name
+            if _already_verified(path, expected):
+                log(f"{arch}/{name}: already in the bundle and verified")
+            else:
+                downloader.fetch(release_file_url(download_url, version, name), path, expected, label=f"{arch}/{name}")
+            entries[f"{arch}/{name}"] = {"sha256": expected, "size": path.stat().st_size}
+        (target / artefacts.binary).chmod(0o755)
+        manifest.files = {key: value for key, value in manifest.files.items() if not key.startswith(f"{arch}/")}
+        manifest.files.update(entries)
+        if arch not in manifest.arches:
+            manifest.arches.append(arch)
+
+    installer = directory / INSTALLER_NAME
+    recorded = previous.files.get(INSTALLER_NAME) if previous and previous.k3s_version == version else None
+    if recorded and _already_verified(installer, str(recorded["sha256"])):
+        log(f"{INSTALLER_NAME}: already in the bundle and verified")
+        manifest.files[INSTALLER_NAME] = recorded
+    else:
+        digest = downloader.fetch(release_file_url(installer_url, version, INSTALLER_NAME), installer)
+        installer.chmod(0o755)
+        manifest.files[INSTALLER_NAME] = {"sha256": digest, "size": installer.stat().st_size}
+    atomic_write(directory / MANIFEST_NAME, manifest.to_json(), 0o644)
+    return manifest
+
+
+def _previous_manifest(directory: Path) -> BundleManifest | None:
+    try:
+        return load_manifest(directory)
+    except UserInputError:
+        return None
+
+
+def check_bundle(directory: Path, version: str, arches: Iterable[str], option: str = "--bundle") -> BundleManifest:
+    """Refuse a bundle that is not for `version`, lacks one of `arches`, or holds a changed or missing file."""
+    if not directory.is_dir():
+        raise UserInputError(f"{option} {directory}: no such folder; build one with `oscar-deploy bundle build`")
+    manifest = load_manifest(directory)
+    if manifest.k3s_version != version:
+        raise UserInputError(
+            f"{option} {directory}: bundle holds k3s {manifest.k3s_version} but the cluster pins {version}; "
+            f"run `oscar-deploy bundle build --k3s-version {version} ...`"
+        )
+    missing = [arch for arch in arches if arch not in manifest.arches]
+    if missing:
+        have = ", ".join(manifest.arches) or "none"
+        raise UserInputError(
+            f"{option} {directory}: bundle lacks architecture {', '.join(missing)} (has {have}); "
+            f"run `oscar-deploy bundle build --arch {','.join(sorted({*manifest.arches, *missing}))} {directory}`"
+        )
+    for relative, entry in manifest.files.items():
+        path = directory / relative
+        if not path.is_file():
+            raise UserInputError(f"{option} {directory}: {relative} is missing; run `oscar-deploy bundle build` again")
+        if path.stat().st_size != entry.get("size") or sha256_of(path) != entry.get("sha256"):
+            raise UserInputError(
+                f"{option} {directory}: {relative} does not match the manifest's sha256; "
+                "run `oscar-deploy bundle build` again to replace it"
+            )
+    return manifest

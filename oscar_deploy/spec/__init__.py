@@ -1,0 +1,1 @@
+"""The cluster spec: its models, the version catalogue and its preflight, checked YAML reading, `init`."""

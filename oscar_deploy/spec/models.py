@@ -1,0 +1,284 @@
+"""The cluster spec: one YAML file describing one cluster, validated by these pydantic models.
+
+Every field carries a description; `oscar-deploy init` writes them as comments and `oscar-deploy spec schema`
+prints them as JSON Schema, so the documentation of a key lives in exactly one place: here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from oscar_deploy.spec.yamlcheck import KEY_MARK, PARENT, Location, YamlDocument, problems_from
+from oscar_deploy.support.errors import SpecError
+
+DEFAULT_SPEC_FILE = "cluster.yaml"
+SCHEMA_FILE_NAME = "cluster.schema.json"
+TARGETS = ("local", "openstack", "aws", "static")
+Target = Literal["local", "openstack", "aws", "static"]
+Arch = Literal["amd64", "arm64"]
+NAME_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+QUANTITY_PATTERN = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _cidr_list(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a CIDR such as 203.0.113.0/24") from exc
+    return values
+
+
+def _quantity(value: str) -> str:
+    if not QUANTITY_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a size such as 512Mi, 20Gi or 1Ti")
+    return value
+
+
+class ServersSpec(StrictModel):
+    count: int = Field(
+        1,
+        ge=1,
+        le=7,
+        description="Number of k3s servers: 1, or 3/5/7 for a highly available control plane (embedded etcd).",
+    )
+
+    @field_validator("count")
+    @classmethod
+    def _odd_for_quorum(cls, count: int) -> int:
+        if count % 2 == 0:
+            raise ValueError(f"must be odd so etcd keeps a quorum ({count} servers); use {count - 1} or {count + 1}")
+        return count
+
+
+class WorkersSpec(StrictModel):
+    initial: int = Field(1, ge=0, description="Workers created by `up`.")
+    min: int = Field(0, ge=0, description="Fewest workers `scale` and the autoscaler may leave running.")
+    max: int = Field(3, ge=0, le=200, description="Most workers `scale` and the autoscaler may create.")
+
+    @field_validator("max")
+    @classmethod
+    def _max_not_below_min(cls, maximum: int, info: Any) -> int:
+        minimum = info.data.get("min")
+        if minimum is not None and maximum < minimum:
+            raise ValueError(f"must be >= {PARENT}.min ({maximum} < {minimum})")
+        return maximum
+
+    @model_validator(mode="after")
+    def _initial_in_range(self) -> WorkersSpec:
+        if not self.min <= self.initial <= self.max:
+            raise ValueError(
+                f"{KEY_MARK}initial: must be between {PARENT}.min and {PARENT}.max "
+                f"({self.initial} not in {self.min}..{self.max})"
+            )
+        return self
+
+
+class LocalSpec(StrictModel):
+    engine: Literal["auto", "podman"] = Field(
+        "auto", description="Container engine for the nodes; only podman runs them so far (auto picks it)."
+    )
+    server_arch: Arch = Field("amd64", description="CPU architecture of the server nodes.")
+    worker_arch: Arch = Field(
+        "amd64", description="CPU architecture of the worker nodes; arm64 runs under qemu-user emulation."
+    )
+
+
+class OpenStackSpec(StrictModel):
+    cloud: str = Field("openstack", description="Entry in clouds.yaml holding the credentials (or OS_* variables).")
+    image: str = Field("Ubuntu 24.04", description="Image name for every node.")
+    server_flavor: str = Field("m1.large", description="Flavor of the server nodes (4 GiB RAM at least).")
+    worker_flavor: str = Field("m1.medium", description="Flavor of the worker nodes.")
+    network: str | None = Field(
+        None, description="Existing private network to attach to; empty creates a network, subnet and router."
+    )
+    external_network: str = Field("public", description="External network for the router and the floating IP.")
+    ssh_user: str = Field("ubuntu", description="Login user of the image.")
+    allowed_cidrs: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        description="Addresses allowed to reach SSH, the Kubernetes API and HTTPS; narrow this to your own.",
+    )
+
+    _check_cidrs = field_validator("allowed_cidrs")(_cidr_list)
+
+
+class AwsSpec(StrictModel):
+    region: str = Field("eu-west-1", description="AWS region.")
+    profile: str | None = Field(None, description="Named profile from ~/.aws/config; empty uses the environment.")
+    arch: Arch = Field("amd64", description="CPU architecture of every node (arm64 selects Graviton types).")
+    server_instance_type: str = Field("t3.large", description="Instance type of the server nodes.")
+    worker_instance_type: str = Field("t3.medium", description="Instance type of the worker nodes.")
+    ami: str | None = Field(None, description="AMI id; empty picks the newest Ubuntu 24.04 for the arch.")
+    ssh_user: str = Field("ubuntu", description="Login user of the AMI.")
+    allowed_cidrs: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        description="Addresses allowed to reach SSH, the Kubernetes API and HTTPS; narrow this to your own.",
+    )
+
+    _check_cidrs = field_validator("allowed_cidrs")(_cidr_list)
+
+    @model_validator(mode="after")
+    def _arm_needs_graviton(self) -> AwsSpec:
+        if self.arch == "arm64":
+            for key in ("server_instance_type", "worker_instance_type"):
+                family = getattr(self, key).split(".")[0]
+                if not family.endswith("g") and "g" not in family[1:]:
+                    raise ValueError(
+                        f"{KEY_MARK}{key}: {getattr(self, key)} is not an arm64 (Graviton) type; "
+                        "use e.g. t4g.large or set arch: amd64"
+                    )
+        return self
+
+
+class StaticSpec(StrictModel):
+    inventory: str = Field(
+        "inventory.yml",
+        description="Ansible inventory (groups `server` and `agent`) of the hosts or boards you already own; "
+        "relative to this file.",
+    )
+
+
+class MinioSpec(StrictModel):
+    storage_size: str = Field("20Gi", description="Size of MinIO's volume.")
+
+    _check_size = field_validator("storage_size")(_quantity)
+
+
+class OscarSpec(StrictModel):
+    username: str = Field("oscar", description="OSCAR admin user; its password is generated.")
+    allowed_image_prefixes: list[str] = Field(
+        default_factory=list, description="Only images starting with one of these may run; empty allows all."
+    )
+    oidc_issuers: list[str] = Field(
+        default_factory=list, description="OIDC issuers whose tokens OSCAR accepts (e.g. EGI Check-in)."
+    )
+    oidc_groups: list[str] = Field(default_factory=list, description="OIDC groups (entitlements) allowed in.")
+
+
+class AutoscalerSpec(StrictModel):
+    enabled: bool = Field(False, description="Add and remove workers with the load (between workers.min and max).")
+    idle_time: int = Field(300, ge=30, description="Seconds a worker stays idle before it is removed.")
+    reconsider_job_time: int = Field(60, ge=5, description="Seconds before a still-pending job asks again.")
+    max_wait_poweron: int = Field(3000, ge=60, description="Seconds a new worker may take to become Ready.")
+    period: int = Field(20, ge=5, description="Seconds between two looks at nodes and pending pods.")
+    extra_nodes_free: int = Field(0, ge=0, description="Idle workers to keep ready for the next burst.")
+
+
+class PlatformSpec(StrictModel):
+    domain: str | None = Field(None, description="DNS name of the cluster; empty uses <public-ip>.sslip.io.")
+    tls: Literal["selfsigned", "letsencrypt", "letsencrypt-staging"] = Field(
+        "selfsigned", description="Certificates: a cluster CA, or Let's Encrypt (needs a public domain)."
+    )
+    acme_email: str | None = Field(None, description="Contact address for Let's Encrypt.")
+    storage_size: str = Field("50Gi", description="Size of the shared ReadWriteMany volume (NFS).")
+    minio: MinioSpec = Field(default_factory=MinioSpec)
+    oscar: OscarSpec = Field(default_factory=OscarSpec)
+    autoscaler: AutoscalerSpec = Field(default_factory=AutoscalerSpec)
+
+    _check_size = field_validator("storage_size")(_quantity)
+
+    @model_validator(mode="after")
+    def _letsencrypt_needs_domain_and_email(self) -> PlatformSpec:
+        if self.tls.startswith("letsencrypt"):
+            if not self.domain:
+                raise ValueError(f"{KEY_MARK}domain: required with tls: {self.tls}; set a public DNS name")
+            if not self.acme_email:
+                raise ValueError(f"{KEY_MARK}acme_email: required with tls: {self.tls}; set your address")
+        return self
+
+
+TARGET_SECTIONS = {"local": LocalSpec, "openstack": OpenStackSpec, "aws": AwsSpec, "static": StaticSpec}
+
+
+class ClusterSpec(StrictModel):
+    name: str = Field(
+        "oscar",
+        description="Cluster name: lowercase letters, digits and '-'; names the state folder and resources.",
+    )
+    target: Target = Field("local", description="Where the nodes come from: local, openstack, aws or static.")
+    servers: ServersSpec = Field(default_factory=ServersSpec)
+    workers: WorkersSpec = Field(default_factory=WorkersSpec)
+    local: LocalSpec | None = Field(None, description="Settings of target local (containers on this machine).")
+    openstack: OpenStackSpec | None = Field(None, description="Settings of target openstack.")
+    aws: AwsSpec | None = Field(None, description="Settings of target aws.")
+    static: StaticSpec | None = Field(None, description="Settings of target static (boards and hosts you own).")
+    platform: PlatformSpec = Field(default_factory=PlatformSpec)
+    versions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Overrides of pinned versions, by catalogue key (see `oscar-deploy versions`).",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, name: str) -> str:
+        if not NAME_PATTERN.match(name):
+            raise ValueError(
+                f"{name!r} is not a valid name; use 1-32 lowercase letters, digits and '-', starting with a letter"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _one_target_section(self) -> ClusterSpec:
+        for section in TARGET_SECTIONS:
+            if section != self.target and getattr(self, section) is not None:
+                raise ValueError(
+                    f"{KEY_MARK}{section}: only used with target {section} (target is {self.target}); "
+                    "remove the section"
+                )
+        if getattr(self, self.target) is None:
+            setattr(self, self.target, TARGET_SECTIONS[self.target]())
+        return self
+
+    def target_settings(self) -> BaseModel:
+        settings: BaseModel = getattr(self, self.target)
+        return settings
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+
+
+def parse_spec(text: str, source: str = DEFAULT_SPEC_FILE) -> ClusterSpec:
+    """Parse and validate spec text, version overrides included against the catalogue's preflight.
+
+    Every problem becomes one line `source:line: key.path: message`; all are reported in one go.
+    """
+    from oscar_deploy.spec.catalogue import load_catalogue
+
+    document = YamlDocument(text, source, SpecError)
+    data = {} if document.data is None else document.data
+    if not isinstance(data, dict):
+        raise SpecError([f"{source}: the spec must be a YAML mapping; run `oscar-deploy init` for an example"])
+    problems: list[tuple[Location, str]] = []
+    spec: ClusterSpec | None = None
+    try:
+        spec = ClusterSpec.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, ClusterSpec))
+    overrides = data.get("versions")
+    if isinstance(overrides, dict) and all(isinstance(value, str) for value in overrides.values()):
+        # Checked even when other keys fail, so one run of `validate` shows every problem it can.
+        problems.extend(
+            (("versions", *loc), message)
+            for loc, message in load_catalogue().override_problems({str(k): v for k, v in overrides.items()})
+        )
+    if problems or spec is None:
+        raise document.fail(problems)
+    return spec
+
+
+def load_spec(path: Path) -> ClusterSpec:
+    """Read and validate a spec file, including the version overrides against the catalogue."""
+    if not path.is_file():
+        raise SpecError([f"{path}: no such spec file; create one with `oscar-deploy init` or pass -f FILE"])
+    return parse_spec(path.read_text(), str(path))

@@ -1,0 +1,185 @@
+"""Checked YAML documents (cluster specs, FDL files): line numbers, duplicate keys, one-line problems.
+
+Both documents are validated by pydantic models; this module turns their errors into lines of the form
+`source:line: key.path: message`, with a did-you-mean for unknown keys. Two conventions let a validator say
+where a problem is and name related keys:
+
+- a model-level check starts its message with `@key.path: ` (relative to the model) to name the key it is
+  about, since pydantic would otherwise report it at the model itself;
+- `{parent}.key` in a message is replaced by the full path of that sibling key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+from typing import Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ValidationError
+
+from oscar_deploy.support.errors import InvalidDocumentError
+
+KEY_MARK = "@"
+PARENT = "{parent}"
+Location = tuple[str | int, ...]
+
+
+def dotted(*parts: str | int) -> str:
+    return ".".join(str(part) for part in parts)
+
+
+def unwrap(annotation: Any) -> Any:
+    """The type inside Optional[...] and Annotated[...] (unions of several types are left as they are)."""
+    while True:
+        origin = get_origin(annotation)
+        if origin in (Union, types.UnionType):
+            candidates = [arg for arg in get_args(annotation) if arg is not type(None)]
+            if len(candidates) != 1:
+                return annotation
+            annotation = candidates[0]
+        elif hasattr(annotation, "__metadata__"):
+            annotation = get_args(annotation)[0]
+        else:
+            return annotation
+
+
+def model_class(annotation: Any) -> type[BaseModel] | None:
+    candidate = unwrap(annotation)
+    return candidate if isinstance(candidate, type) and issubclass(candidate, BaseModel) else None
+
+
+def field_keys(model: type[BaseModel]) -> dict[str, str]:
+    """Every key a model accepts (aliases and alternative spellings included) -> its field name."""
+    keys: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        if isinstance(info.validation_alias, AliasChoices):
+            keys.update({str(choice): name for choice in info.validation_alias.choices})
+        else:
+            keys[info.alias or name] = name
+    return keys
+
+
+def model_at(root_model: type[BaseModel], path: Location) -> type[BaseModel] | None:
+    """The model that validates the mapping at `path`, following fields, list items and dict values."""
+    current: Any = root_model
+    for part in path:
+        current = unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = field_keys(current).get(str(part))
+            if field is None:
+                return None
+            current = current.model_fields[field].annotation
+        elif get_origin(current) is list:
+            current = get_args(current)[0]
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            return None
+    return model_class(current)
+
+
+def line_of(root: yaml.Node | None, path: Location) -> int | None:
+    """1-based line of the YAML node at `path`, or of its nearest existing parent."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((key, value) for key, value in node.value if key.value == str(part)), None)
+            if pair is None:
+                break
+            line = pair[0].start_mark.line + 1
+            node = pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def duplicate_keys(node: yaml.Node | None, path: Location = ()) -> list[tuple[int, str]]:
+    """(line, message) for each key given twice in one mapping; YAML loaders keep the last one without a word."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                found.append((line, f"{dotted(*path, key)}: given twice (first at line {first_line[key]}); keep one"))
+            else:
+                first_line[key] = line
+            found += duplicate_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found += duplicate_keys(item, (*path, index))
+    return found
+
+
+class YamlDocument:
+    """A parsed YAML text that remembers where each key stands, to report problems by line."""
+
+    def __init__(self, text: str, source: str, error: type[InvalidDocumentError]) -> None:
+        self.source = source
+        self.error = error
+        try:
+            self.root = yaml.compose(text)
+            self.data: Any = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}" if mark is not None else source
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise error([f"{where}: not valid YAML ({problem}); fix the syntax at that line"]) from None
+        duplicates = duplicate_keys(self.root)
+        if duplicates:
+            raise error([f"{source}:{line}: {message}" for line, message in duplicates])
+
+    def located(self, loc: Location, message: str) -> str:
+        line = line_of(self.root, loc)
+        key = dotted(*loc) or "(top level)"
+        return f"{self.source}:{line}: {key}: {message}" if line else f"{self.source}: {key}: {message}"
+
+    def fail(self, problems: list[tuple[Location, str]]) -> InvalidDocumentError:
+        return self.error([self.located(loc, message) for loc, message in problems])
+
+
+def unknown_key_hint(
+    root_model: type[BaseModel], path: Location, key: str, misspellings: dict[str, str] | None = None
+) -> str:
+    model = model_at(root_model, path)
+    allowed = [name for name in field_keys(model) if name[0].islower()] if model else []
+    known = (misspellings or {}).get(key)
+    if known in allowed:
+        return f"unknown key; did you mean {known!r}? (upstream would drop it silently)"
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return f"unknown key; allowed keys: {', '.join(allowed)}" if allowed else "unknown key"
+
+
+def problems_from(
+    error: ValidationError, root_model: type[BaseModel], misspellings: dict[str, str] | None = None
+) -> list[tuple[Location, str]]:
+    """pydantic's errors as (key path, message) pairs in our wording (see the module docstring)."""
+    problems: list[tuple[Location, str]] = []
+    for item in error.errors():
+        loc: Location = tuple(item["loc"])
+        message = item["msg"]
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            message = unknown_key_hint(root_model, loc[:-1], str(loc[-1]), misspellings)
+        elif kind == "missing":
+            message = "required key is missing"
+        elif kind == "literal_error":
+            message = f"{item['input']!r} is not allowed; {message.replace('Input should be', 'use')}"
+        else:
+            message = message.removeprefix("Value error, ")
+        if message.startswith(KEY_MARK):
+            parent = loc  # a model-level check: its loc is the model
+            key, _, message = message[len(KEY_MARK) :].partition(": ")
+            loc = (*loc, *(int(part) if part.isdigit() else part for part in key.split(".")))
+        else:
+            parent = loc[:-1]  # a field check: its siblings live in the parent
+        problems.append((loc, message.replace(f"{PARENT}.", f"{dotted(*parent)}." if parent else "")))
+    return problems

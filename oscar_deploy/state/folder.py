@@ -1,0 +1,219 @@
+"""The state folder: one private folder per cluster holding everything `up` made and learnt.
+
+Layout (all written atomically; the folder is 0700, every file in it 0600 but the public key):
+
+    <root>/<cluster>/
+        spec.yaml          the spec as last applied
+        secrets.yaml       generated secrets (never defaults, never printed)
+        ssh/id_ed25519     the cluster's SSH key pair (+ .pub)
+        inventory.yml      Ansible inventory written from the provider's nodes
+        kubeconfig         admin kubeconfig, server address reachable from the controller
+        journal.json       which phases of `up` completed, and when
+        logs/              full logs of each run
+
+The root is `$OSCAR_DEPLOY_HOME` when set, else `clusters/` under the user's data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import string
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.files import atomic_write
+
+STATE_HOME_ENV = "OSCAR_DEPLOY_HOME"
+SECRET_ALPHABET = string.ascii_letters + string.digits
+DEFAULT_SECRET_LENGTH = 32
+
+
+def state_root() -> Path:
+    """Folder holding one sub-folder per cluster."""
+    override = os.environ.get(STATE_HOME_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("oscar-deploy")) / "clusters"
+
+
+def list_clusters() -> list[str]:
+    root = state_root()
+    if not root.is_dir():
+        return []
+    return sorted(entry.name for entry in root.iterdir() if (entry / "spec.yaml").is_file())
+
+
+def generate_secret(length: int = DEFAULT_SECRET_LENGTH) -> str:
+    """A random secret of letters and digits: safe in YAML, URLs-free handling and shell without quoting."""
+    return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(length))
+
+
+class Journal:
+    """Which phases of `up` completed, with timestamps, so a re-run resumes where the last one stopped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {"phases": {}}
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text())
+        except json.JSONDecodeError as exc:
+            raise OperationError(
+                f"{self.path}: journal is not valid JSON ({exc.msg}); delete it to re-run every phase"
+            ) from exc
+        data.setdefault("phases", {})
+        return data
+
+    def phases(self) -> dict[str, dict[str, Any]]:
+        phases: dict[str, dict[str, Any]] = self._load()["phases"]
+        return phases
+
+    def completed(self, phase: str) -> bool:
+        return phase in self.phases()
+
+    def record(self, phase: str, **details: Any) -> None:
+        data = self._load()
+        data["phases"][phase] = {"completed_at": datetime.now(UTC).isoformat(timespec="seconds"), **details}
+        atomic_write(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def forget(self, *phases: str) -> None:
+        data = self._load()
+        for phase in phases:
+            data["phases"].pop(phase, None)
+        atomic_write(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class ClusterState:
+    """The state folder of one cluster."""
+
+    def __init__(self, name: str, root: Path | None = None) -> None:
+        self.name = name
+        self.path = (root or state_root()) / name
+
+    # --- layout -----------------------------------------------------------------------------------------
+    @property
+    def spec_file(self) -> Path:
+        return self.path / "spec.yaml"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.path / "secrets.yaml"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.path / "ssh"
+
+    @property
+    def ssh_private_key(self) -> Path:
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def ssh_public_key(self) -> Path:
+        return self.ssh_dir / "id_ed25519.pub"
+
+    @property
+    def inventory_file(self) -> Path:
+        return self.path / "inventory.yml"
+
+    @property
+    def kubeconfig_file(self) -> Path:
+        return self.path / "kubeconfig"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.path / "journal.json")
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def ensure(self) -> ClusterState:
+        """Create the folder (0700) if needed and tighten its mode if someone loosened it."""
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path.chmod(0o700)
+        return self
+
+    def require(self) -> ClusterState:
+        if not self.exists():
+            raise UserInputError(f"cluster {self.name!r}: no state folder at {self.path}; run `oscar-deploy up` first")
+        return self
+
+    def destroy(self) -> None:
+        """Remove the whole folder: secrets, keys, inventory, kubeconfig, logs."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def write_file(self, path: Path, content: str, mode: int = 0o600) -> None:
+        self.ensure()
+        if path.parent != self.path:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(path, content, mode)
+
+    def log_file(self, kind: str) -> Path:
+        """A new log file for one run of `kind` (e.g. `ansible-site`), named by time so runs never clash."""
+        self.ensure()
+        self.logs_dir.mkdir(exist_ok=True, mode=0o700)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        return self.logs_dir / f"{stamp}-{kind}.log"
+
+    # --- spec -------------------------------------------------------------------------------------------
+    def save_spec(self, spec_text: str) -> None:
+        self.write_file(self.spec_file, spec_text)
+
+    # --- secrets ----------------------------------------------------------------------------------------
+    def _load_secrets(self) -> dict[str, str]:
+        if not self.secrets_file.is_file():
+            return {}
+        data = yaml.safe_load(self.secrets_file.read_text()) or {}
+        if not isinstance(data, dict):
+            raise OperationError(f"{self.secrets_file}: expected a mapping of secret names to values")
+        return {str(key): str(value) for key, value in data.items()}
+
+    def secret(self, key: str, length: int = DEFAULT_SECRET_LENGTH) -> str:
+        """The secret named `key`, generated (strong, random) and stored 0600 the first time it is asked for."""
+        stored = self._load_secrets()
+        if key not in stored:
+            stored[key] = generate_secret(length)
+            self.write_file(self.secrets_file, yaml.safe_dump(stored, sort_keys=True))
+        return stored[key]
+
+    def secret_names(self) -> list[str]:
+        return sorted(self._load_secrets())
+
+    # --- SSH key pair -----------------------------------------------------------------------------------
+    def ensure_ssh_keypair(self) -> Path:
+        """Create the cluster's ed25519 key pair once; returns the private key path."""
+        if self.ssh_private_key.is_file() and self.ssh_public_key.is_file():
+            return self.ssh_private_key
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        key = Ed25519PrivateKey.generate()
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        ).decode()
+        public = (
+            key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+        )
+        self.write_file(self.ssh_private_key, private, 0o600)
+        self.write_file(self.ssh_public_key, f"{public} oscar-deploy-{self.name}\n", 0o644)
+        return self.ssh_private_key
+
+    def remove_key_material(self) -> None:
+        """Delete the SSH key pair and the secrets: what `down` must not leave behind."""
+        shutil.rmtree(self.ssh_dir, ignore_errors=True)
+        self.secrets_file.unlink(missing_ok=True)
