@@ -1,4 +1,4 @@
-"""The version catalogue (`catalogue.yaml` beside this module) and the preflight that refuses unsupported combinations."""
+"""The version catalogue (`catalogue.yaml` beside this module) and the preflight refusing unsupported pins."""
 
 from __future__ import annotations
 
