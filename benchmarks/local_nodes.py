@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from oscar_deploy.providers.base import PlannedNode
+from oscar_deploy.nodes.model import PlannedNode
 from oscar_deploy.providers.local.engine import ContainerEngine
 from oscar_deploy.providers.local.node_image import NodeImageBuilder
 from oscar_deploy.providers.local.provider import LocalProvider

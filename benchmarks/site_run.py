@@ -20,7 +20,7 @@ from pathlib import Path
 # The test stand-ins (tests/doubles) and the node helper live in the checkout, beside this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from oscar_deploy.providers.base import PlannedNode
+from oscar_deploy.nodes.model import PlannedNode
 from tests.nodes.k3s_nodes import NodeCluster, describe
 
 

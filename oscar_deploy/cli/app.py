@@ -1,27 +1,122 @@
 """The `oscar-deploy` command line: the glue that runs each layer in order and keeps the cluster's state.
 
-Only typer and the standard library are imported here and in the command modules' top level: everything
-heavy (pydantic, Ansible, Pulumi, cloud SDKs) is imported inside the command that needs it, so `--help`
-stays as fast as typer itself.
+Commands are loaded lazily: `COMMANDS` names each one with its module and one-line summary, so `--help` lists
+them without importing any command module (and nothing heavy: pydantic, Ansible, Pulumi, cloud SDKs); a
+command's module is imported only when that command runs or shows its own help. Command modules therefore
+import what they need at their top, like any module.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import typer
-from typer._click import ClickException, Context  # typer vendors click: its own types
 from typer.core import TyperGroup
 
 from oscar_deploy import __version__
 from oscar_deploy.support.errors import EXIT_FAILED, OscarDeployError
 
+# typer re-exports click's exception types under its own names; their common base is click's ClickException,
+# whichever click typer uses (its own copy from typer 0.26, the click package before).
+CLICK_EXCEPTION: type[Exception] = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+COMMANDS_PACKAGE = "oscar_deploy.cli.commands"
 
-class _ErrorReportingGroup(TyperGroup):
-    """Turns domain errors into one line each on stderr and their exit code; tracebacks only with --debug."""
 
-    def invoke(self, ctx: Context) -> Any:
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command (a function) or command group (a `typer.Typer`) in a module of `oscar_deploy.cli.commands`."""
+
+    name: str
+    module: str
+    attribute: str
+    # The first line of the command's docstring (or the group's help); a test keeps them equal.
+    summary: str
+
+    def load(self) -> Any:
+        return getattr(importlib.import_module(f"{COMMANDS_PACKAGE}.{self.module}"), self.attribute)
+
+
+COMMANDS: tuple[LazyCommand, ...] = (
+    LazyCommand("init", "spec_commands", "init", "Write a commented cluster spec and its JSON Schema, to edit."),
+    LazyCommand("validate", "spec_commands", "validate", "Check a cluster spec: one line per problem; exit 2 if any."),
+    LazyCommand("doctor", "doctor_command", "doctor", "Check the tools and host quirks each target needs, with fixes."),
+    LazyCommand("plan", "cluster_commands", "plan", "Show which phases `up` would run and why; changes nothing."),
+    LazyCommand("up", "cluster_commands", "up", "Make the cluster the spec describes; runs only what is not done yet."),
+    LazyCommand("status", "cluster_commands", "status", "List the cluster's nodes with role, arch, state and address."),
+    LazyCommand("ssh", "cluster_commands", "ssh", "Open a shell on a node, or run `-- COMMAND` there."),
+    LazyCommand("scale", "scale_command", "scale", "Grow or shrink the workers to N; removed ones are drained first."),
+    LazyCommand("kubeconfig", "kubeconfig_command", "kubeconfig", "Print the path of the cluster's admin kubeconfig."),
+    LazyCommand(
+        "down", "cluster_commands", "down", "Remove the cluster: its nodes (k3s from hosts you own), its state."
+    ),
+    LazyCommand("edge", "edge_commands", "edge_app", "k3s on boards and hosts you already own, from an inventory."),
+    LazyCommand(
+        "bundle", "bundle_command", "bundle_app", "Air-gap bundles: k3s artefacts for nodes without internet access."
+    ),
+    LazyCommand("versions", "versions_command", "versions", "Print every pinned external artefact and its source."),
+    LazyCommand("spec", "spec_commands", "spec_app", "Describe the cluster spec format."),
+    LazyCommand(
+        "service",
+        "service_commands",
+        "service_app",
+        "OSCAR services from FDL files: validate, render, apply, list, delete, run, logs.",
+    ),
+    LazyCommand(
+        "files", "files_commands", "files_app", "Files in the cluster's MinIO buckets (BUCKET/PATH, as in FDL paths)."
+    ),
+    LazyCommand(
+        "verify",
+        "verify_command",
+        "verify",
+        "Smoke-test a running cluster: health, info, a service's async and sync paths, job log, clean-up.",
+    ),
+)
+COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
+
+
+def click_command(entry: LazyCommand) -> Any:
+    """The click object of one command, made the way typer makes it for an app holding only that command."""
+    loaded = entry.load()
+    if isinstance(loaded, typer.Typer):
+        return typer.main.get_group(loaded)
+    holder = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
+    holder.command(name=entry.name)(loaded)
+    return typer.main.get_command(holder)
+
+
+class LazyGroup(TyperGroup):
+    """Lists commands from `COMMANDS`; imports a command's module only when it is asked for by name.
+
+    Turns domain errors into one line each on stderr and their exit code; tracebacks only with --debug.
+    """
+
+    listing = False
+
+    # `ctx` is typer's click Context, which has no public name that fits every typer version this supports.
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [command.name for command in COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        entry = COMMANDS_BY_NAME.get(cmd_name)
+        if entry is None:
+            return None
+        if self.listing:  # the root's help only needs each name and summary
+            return typer.core.TyperCommand(name=entry.name, help=entry.summary)
+        command = click_command(entry)
+        command.name = entry.name
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except OscarDeployError as exc:
@@ -35,7 +130,7 @@ class _ErrorReportingGroup(TyperGroup):
                 raise
             sys.stderr.write("interrupted; what completed is recorded, run the command again to resume\n")
             ctx.exit(130)
-        except (typer.Exit, typer.Abort, ClickException):
+        except (typer.Exit, typer.Abort, CLICK_EXCEPTION):
             raise
         except Exception as exc:
             if _debug_requested(ctx):
@@ -44,12 +139,12 @@ class _ErrorReportingGroup(TyperGroup):
             ctx.exit(EXIT_FAILED)
 
 
-def _debug_requested(ctx: Context) -> bool:
+def _debug_requested(ctx: typer.Context) -> bool:
     return bool(ctx.find_root().params.get("debug"))
 
 
 app = typer.Typer(
-    cls=_ErrorReportingGroup,
+    cls=LazyGroup,
     name="oscar-deploy",
     help="Deploy and operate the OSCAR serverless platform on OpenStack, AWS, edge boards or local nodes.",
     no_args_is_help=True,
@@ -72,39 +167,6 @@ def _root(
     ),
 ) -> None:
     """Exit codes: 0 done, 1 an operation failed, 2 bad input (the message names the file/key/host)."""
-
-
-def _register() -> None:
-    from oscar_deploy.cli.commands import bundle_command, kubeconfig_command, spec_commands, versions_command
-
-    app.command("init")(spec_commands.init)
-    app.command("validate")(spec_commands.validate)
-    app.command("versions")(versions_command.versions)
-    app.add_typer(spec_commands.spec_app, name="spec")
-    app.add_typer(bundle_command.bundle_app, name="bundle")
-    app.command("kubeconfig")(kubeconfig_command.kubeconfig)
-
-    from oscar_deploy.cli.commands import files_commands, service_commands, verify_command
-
-    app.add_typer(service_commands.service_app, name="service")
-    app.add_typer(files_commands.files_app, name="files")
-    app.command("verify")(verify_command.verify)
-
-    from oscar_deploy.cli.commands import cluster_commands, doctor_command
-
-    app.command("up")(cluster_commands.up)
-    app.command("status")(cluster_commands.status)
-    app.command("ssh")(cluster_commands.ssh)
-    app.command("down")(cluster_commands.down)
-    app.command("doctor")(doctor_command.doctor)
-
-    from oscar_deploy.cli.commands import edge_commands, scale_command
-
-    app.add_typer(edge_commands.edge_app, name="edge")
-    app.command("scale")(scale_command.scale)
-
-
-_register()
 
 
 def main() -> None:

@@ -1,38 +1,91 @@
-"""Options and helpers the commands share: the spec file option, JSON output, the cluster's state folder."""
+"""Options and helpers the commands share, declared once: which cluster, JSON output, tables, confirmation.
+
+A command that works on a cluster's nodes finds it by `--file` (a spec file, default ./cluster.yaml) or by
+`--cluster NAME` (the spec `up` last applied to that cluster, kept in its state folder).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
-if TYPE_CHECKING:
-    from oscar_deploy.spec.models import ClusterSpec
-    from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, ClusterSpec, load_spec
+from oscar_deploy.state.endpoints import CLUSTER_ENV, default_cluster_name
+from oscar_deploy.state.folder import ClusterState, cluster_state
+from oscar_deploy.support.errors import UserInputError
 
 SPEC_OPTION = typer.Option(
-    Path("cluster.yaml"), "--file", "-f", help="Cluster spec file.", show_default=True, dir_okay=False
+    Path(DEFAULT_SPEC_FILE), "--file", "-f", help="Cluster spec file.", show_default=True, dir_okay=False
+)
+OPTIONAL_SPEC_OPTION = typer.Option(
+    None, "--file", "-f", help=f"Cluster spec file (default ./{DEFAULT_SPEC_FILE}).", dir_okay=False
+)
+CLUSTER_NAME_OPTION = typer.Option(
+    None,
+    "--cluster",
+    "-c",
+    help=f"A cluster by name, with the spec `up` last applied to it (instead of --file; default ${CLUSTER_ENV}, "
+    f"./{DEFAULT_SPEC_FILE}, or the only cluster there is).",
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
+YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+BUNDLE_OPTION = typer.Option(
+    None,
+    "--bundle",
+    envvar="OSCAR_DEPLOY_BUNDLE",
+    help="Air-gap bundle folder (`oscar-deploy bundle build`); remembered for later runs. Without one, the "
+    "nodes download k3s from upstream.",
+    file_okay=False,
+)
 
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-def load_spec_file(path: Path) -> ClusterSpec:
-    from oscar_deploy.spec.models import load_spec
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A plain table on stdout: upper-case headers, columns padded to their widest cell, no trailing blanks."""
+    widths = [max([len(column), *(len(row[index]) for row in rows)]) for index, column in enumerate(columns)]
+    typer.echo("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
-    return load_spec(path)
+
+def open_cluster(file: Path | None, cluster: str | None) -> tuple[ClusterSpec, ClusterState]:
+    """The spec and state folder a command works on: the spec file `--file`, or the spec `up` last applied
+    to the cluster `--cluster` names, else the cluster `default_cluster_name` picks."""
+    if file is not None and cluster:
+        raise UserInputError("--file and --cluster: give one of them, not both")
+    if file is None and not cluster and not os.environ.get(CLUSTER_ENV) and Path(DEFAULT_SPEC_FILE).is_file():
+        file = Path(DEFAULT_SPEC_FILE)
+    if file is not None:
+        spec = load_spec(file)
+        return spec, cluster_state(spec.name, "name")
+    state = cluster_state(cluster or default_cluster_name())
+    if not state.spec_file.is_file():
+        raise UserInputError(
+            f"cluster {state.name}: no applied spec in {state.path} (its first `up` never finished); "
+            "pass its spec with --file"
+        )
+    return load_spec(state.spec_file), state
 
 
-def state_for(spec: ClusterSpec) -> ClusterState:
-    from oscar_deploy.state.folder import ClusterState
-
-    return ClusterState(spec.name)
+def cluster_name(file: Path | None, cluster: str | None) -> str:
+    """The name of the cluster `--file` or `--cluster` designate, as `open_cluster` chooses it, without
+    needing an applied spec."""
+    if file is not None and cluster:
+        raise UserInputError("--file and --cluster: give one of them, not both")
+    if cluster:
+        return cluster_state(cluster).name
+    if file is not None or (not os.environ.get(CLUSTER_ENV) and Path(DEFAULT_SPEC_FILE).is_file()):
+        return load_spec(file or Path(DEFAULT_SPEC_FILE)).name
+    return cluster_state(default_cluster_name()).name
 
 
 def stdin_is_terminal() -> bool:
@@ -42,8 +95,6 @@ def stdin_is_terminal() -> bool:
 def confirm_or_refuse(yes: bool, refusal: str, question: str) -> None:
     """Go ahead with a destructive action: at once with --yes, after a yes on a terminal; without a terminal
     to ask on, refuse with `refusal` (exit 2) so nothing is removed by a script that forgot --yes."""
-    from oscar_deploy.support.errors import UserInputError
-
     if yes:
         return
     if not stdin_is_terminal():

@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +82,7 @@ class PlaybookResult:
         return sorted(host for host, s in self.stats.items() if not s.failures and not s.unreachable)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     line = " / ".join(lines[:3]) if lines else "no message"
     return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 3] + "..."
@@ -93,10 +93,10 @@ def result_message(res: Mapping[str, Any]) -> str:
     for key in ("msg", "reason", "stderr", "stdout", "module_stderr", "module_stdout"):
         value = res.get(key)
         if value:
-            return _one_line(value)
+            return one_line(value)
     for item in res.get("results") or []:
         if isinstance(item, Mapping) and (item.get("failed") or item.get("unreachable")):
-            return _one_line(result_message(item))
+            return one_line(result_message(item))
     if res.get("rc") is not None:
         return f"exit code {res['rc']}"
     return "failed without a message"
@@ -227,7 +227,7 @@ def ansible_config(playbook_dir: Path) -> Path | None:
     return config if config.is_file() else None
 
 
-def _environment(playbook_dir: Path) -> dict[str, str]:
+def ansible_environment(playbook_dir: Path) -> dict[str, str]:
     # ansible-playbook sits beside the interpreter running us (a virtualenv need not be on PATH).
     path = os.pathsep.join(filter(None, (str(Path(sys.executable).parent), os.environ.get("PATH"))))
     env = {"PATH": path, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0"}
@@ -255,72 +255,6 @@ def _host_stats(final: Mapping[str, Mapping[str, int]]) -> dict[str, HostStats]:
     }
 
 
-@dataclass(frozen=True)
-class InventoryView:
-    """An inventory as Ansible reads it (`ansible-inventory --list`): groups with all their hosts, merged vars."""
-
-    path: Path
-    groups: dict[str, list[str]]
-    hostvars: dict[str, dict[str, Any]]
-
-    def hosts(self, group: str) -> list[str]:
-        return list(self.groups.get(group, []))
-
-    def address(self, host: str) -> str:
-        """`ansible_host[:ansible_port]` as the inventory sets it (the name when it sets none)."""
-        host_vars = self.hostvars.get(host, {})
-        address = str(host_vars.get("ansible_host") or host)
-        if "{{" in address:
-            address = host
-        port = host_vars.get("ansible_port")
-        return f"{address}:{port}" if port and str(port) != "22" else address
-
-
-def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryView:
-    """Parse `path` with Ansible itself (INI, YAML, folders: whatever ansible-playbook accepts)."""
-    import subprocess
-
-    if not path.exists():
-        raise UserInputError(f"{path}: no such inventory; pass an Ansible inventory file with -i")
-    env = {
-        **os.environ,
-        **_environment(playbook_dir or layer_dir("playbooks")),
-        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
-    }
-    command = shutil.which("ansible-inventory", path=env["PATH"]) or "ansible-inventory"
-    completed = subprocess.run(
-        [command, "-i", str(path), "--list"], capture_output=True, text=True, env=env, check=False
-    )
-    if completed.returncode != 0:
-        raise UserInputError(f"{path}: not a valid Ansible inventory ({_inventory_problem(completed.stderr, path)})")
-    data = json.loads(completed.stdout)
-    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
-
-    def members(group: str, seen: frozenset[str] = frozenset()) -> list[str]:
-        entry = data.get(group) or {}
-        found = list(entry.get("hosts") or [])
-        for child in entry.get("children") or []:
-            if child not in seen:
-                found += [host for host in members(child, seen | {group}) if host not in found]
-        return found
-
-    groups = {group: members(group) for group in data if group != "_meta"}
-    return InventoryView(path=path, groups=groups, hostvars=hostvars)
-
-
-def _inventory_problem(stderr: str, path: Path) -> str:
-    """The most telling line of ansible-inventory's complaints about a file."""
-    preferred = "yaml" if path.suffix in (".yml", ".yaml") else "ini"
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in lines:
-        if f"with '{preferred}' plugin:" in line:
-            return _one_line(line.split(" plugin: ", 1)[1])
-    for line in lines:
-        if line.startswith(("[WARNING]", "[ERROR]")):
-            return _one_line(line.split(": ", 1)[-1])
-    return "ansible-inventory could not read it"
-
-
 def run_playbook(
     playbook: str,
     inventory: Path,
@@ -335,12 +269,14 @@ def run_playbook(
     forks: int | None = None,
     display: ProgressDisplay | None = None,
     raise_on_failure: bool = True,
+    host_address: Callable[[str], str | None] | None = None,
 ) -> PlaybookResult:
     """Run `playbook` (a file in `playbook_dir`, default the bundled `playbooks/`) against `inventory`.
 
     `secret_files` maps a variable to a secret: the secret is written to a private file for the run's length
     and the variable set to that file's path (e.g. `k3s_token_file`), so the value is never a variable at all.
-    Raises `OperationError` naming each failed or unreachable host unless `raise_on_failure` is false.
+    Raises `OperationError` naming each failed or unreachable host (with its address from `host_address`)
+    unless `raise_on_failure` is false.
     """
     import ansible_runner
 
@@ -387,7 +323,7 @@ def run_playbook(
                     project_dir=str(directory),
                     playbook=playbook,
                     inventory=str(inventory.resolve()),
-                    envvars=_environment(directory),
+                    envvars=ansible_environment(directory),
                     suppress_env_files=True,
                     limit=limit,
                     tags=tags,
@@ -412,20 +348,17 @@ def run_playbook(
         log_file=log_file,
     )
     if raise_on_failure and not result.succeeded:
-        raise playbook_error(result, inventory)
+        raise playbook_error(result, host_address)
     return result
 
 
-def playbook_error(result: PlaybookResult, inventory: Path) -> OperationError:
+def playbook_error(result: PlaybookResult, host_address: Callable[[str], str | None] | None = None) -> OperationError:
     """One line per failed or unreachable host, then what was kept and where the full log is."""
     last_by_host: dict[str, HostProblem] = {}
     for problem in result.problems:
         last_by_host[problem.host] = problem  # a host stops at its first failure; retries only repeat it
-    try:
-        view: InventoryView | None = read_inventory(inventory)
-    except UserInputError:  # the run read it; an address is only a courtesy in the message
-        view = None
-    lines = [problem.line(view.address(host) if view else None) for host, problem in last_by_host.items()]
+    address = host_address or (lambda host: None)
+    lines = [problem.line(address(host)) for host, problem in last_by_host.items()]
     if not lines:
         lines = [f"{result.playbook}: ansible-playbook ended with status {result.status} (rc {result.rc})"]
     kept = [host for host in result.completed_hosts() if host not in last_by_host]

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from oscar_deploy import __version__
+from oscar_deploy.spec.arches import ARCHES, canonical_arch
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import atomic_write
 
@@ -41,37 +42,14 @@ CHUNK_SIZE = 1 << 20
 ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
-class ArchArtefacts:
-    """The names upstream gives one architecture's release files (k3s-io/k3s release assets)."""
-
-    arch: str
-    binary: str
-    images: str
-    checksums: str
-
-    @property
-    def verified_files(self) -> tuple[str, str]:
-        return (self.binary, self.images)
-
-
-# Upstream calls 32-bit ARM `arm` in the images and checksum names but `armhf` in the binary's name.
-ARCHES: dict[str, ArchArtefacts] = {
-    "amd64": ArchArtefacts("amd64", "k3s", "k3s-airgap-images-amd64.tar.zst", "sha256sum-amd64.txt"),
-    "arm64": ArchArtefacts("arm64", "k3s-arm64", "k3s-airgap-images-arm64.tar.zst", "sha256sum-arm64.txt"),
-    "arm": ArchArtefacts("arm", "k3s-armhf", "k3s-airgap-images-arm.tar.zst", "sha256sum-arm.txt"),
-}
-ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armhf": "arm", "armv7l": "arm"}
-
-
 def parse_arches(text: str, option: str = "--arch") -> list[str]:
     """`amd64,arm64` -> ["amd64", "arm64"]; unknown names are a one-line input error."""
     arches: list[str] = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
-        arch = ARCH_ALIASES.get(item, item)
-        if arch not in ARCHES:
+        arch = canonical_arch(item)
+        if arch is None:
             raise UserInputError(f"{option} {item}: unknown architecture; use {', '.join(ARCHES)} (comma-separated)")
         if arch not in arches:
             arches.append(arch)
@@ -381,18 +359,21 @@ def build_bundle(
     for arch in arches:
         artefacts = ARCHES[arch]
         target = arch_dir(directory, arch)
-        checksum_url = release_file_url(download_url, version, artefacts.checksums)
-        checksum_path = target / artefacts.checksums
-        downloader.fetch(checksum_url, checksum_path, label=f"{arch}/{artefacts.checksums}")
+        checksum_url = release_file_url(download_url, version, artefacts.k3s_checksums)
+        checksum_path = target / artefacts.k3s_checksums
+        downloader.fetch(checksum_url, checksum_path, label=f"{arch}/{artefacts.k3s_checksums}")
         sums = parse_checksums(checksum_path.read_text(), str(checksum_path))
         entries: dict[str, dict[str, Any]] = {
-            f"{arch}/{artefacts.checksums}": {"sha256": sha256_of(checksum_path), "size": checksum_path.stat().st_size}
+            f"{arch}/{artefacts.k3s_checksums}": {
+                "sha256": sha256_of(checksum_path),
+                "size": checksum_path.stat().st_size,
+            }
         }
-        for name in artefacts.verified_files:
+        for name in artefacts.k3s_verified_files:
             expected = sums.get(name)
             if expected is None:
                 raise OperationError(
-                    f"{arch}/{name}: not listed in upstream's {artefacts.checksums} for {version}; "
+                    f"{arch}/{name}: not listed in upstream's {artefacts.k3s_checksums} for {version}; "
                     "check the version and the download URL"
                 )
             path = target / name
@@ -401,7 +382,7 @@ def build_bundle(
             else:
                 downloader.fetch(release_file_url(download_url, version, name), path, expected, label=f"{arch}/{name}")
             entries[f"{arch}/{name}"] = {"sha256": expected, "size": path.stat().st_size}
-        (target / artefacts.binary).chmod(0o755)
+        (target / artefacts.k3s_binary).chmod(0o755)
         manifest.files = {key: value for key, value in manifest.files.items() if not key.startswith(f"{arch}/")}
         manifest.files.update(entries)
         if arch not in manifest.arches:

@@ -1,4 +1,4 @@
-"""The Kubernetes layer as the CLI drives it: which variables every playbook gets, and running one for a cluster.
+"""k3s as the CLI drives it: which variables every playbook gets, and running one against a cluster's inventory.
 
 The variable names are the playbooks' interface (`playbooks/roles/k3s/defaults/main.yml`). The cluster token
 goes to the playbooks only as `k3s_token_file`, a private file that exists for the length of the run; an
@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from oscar_deploy.nodes.ansible import InventoryView, PlaybookResult, ProgressDisplay, run_playbook
+from oscar_deploy.nodes.ansible import PlaybookResult, ProgressDisplay, run_playbook
+from oscar_deploy.nodes.inventory import InventoryView, read_inventory
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import UserInputError
-
-if TYPE_CHECKING:
-    from oscar_deploy.pipeline.phases import PhaseContext, PhaseResult
 
 # Name of the cluster token in the state folder's secrets (the value is generated there).
 TOKEN_SECRET_NAME = "k3s_token"  # noqa: S105 - a key, not a password
@@ -51,7 +49,6 @@ class K3sLayer:
     inventory: Path
     k3s_version: str
     bundle: Path | None = None
-    api_public_port: int | None = None
     display: ProgressDisplay | None = None
 
     def variables(self) -> dict[str, Any]:
@@ -67,8 +64,6 @@ class K3sLayer:
         # Only when given: an inventory's own `airgap_dir` (k3s-ansible style) must keep working otherwise.
         if self.bundle is not None:
             variables["k3s_airgap_dir"] = str(self.bundle)
-        if self.api_public_port is not None:
-            variables["k3s_api_public_port"] = self.api_public_port
         return variables
 
     def run(
@@ -88,7 +83,15 @@ class K3sLayer:
             limit=limit,
             check=check,
             display=self.display,
+            host_address=self._address,
         )
+
+    def _address(self, host: str) -> str | None:
+        """The host's address for an error message: a courtesy, so an inventory that fails to read gives none."""
+        try:
+            return read_inventory(self.inventory).address(host)
+        except UserInputError:
+            return None
 
 
 def cluster_groups(view: InventoryView) -> tuple[list[str], list[str]]:
@@ -108,62 +111,3 @@ def cluster_groups(view: InventoryView) -> tuple[list[str], list[str]]:
     if both:
         raise UserInputError(f"{view.path}: {', '.join(both)} in both `server` and `agent`; keep each host in one")
     return servers, agents
-
-
-# --- the `prepare` and `kubernetes` phases of `up` ---------------------------------------------------------
-
-
-def layer_for_cluster(context: PhaseContext) -> K3sLayer:
-    """The k3s layer of a cluster `up` manages: its inventory, the spec's k3s pin, its bundle and API port."""
-    from oscar_deploy.nodes.ansible import RichDisplay
-    from oscar_deploy.providers.base import planned_nodes
-    from oscar_deploy.spec.catalogue import load_catalogue
-
-    spec, state = context.spec, context.state
-    version = load_catalogue().with_overrides(spec.versions).version("k3s")
-    bundle = use_bundle(context.bundle, version, sorted({node.arch for node in planned_nodes(spec)}))
-    servers = [node for node in context.provider.nodes() if node.role == "server"]
-    api_port = servers[0].api_port if servers else None
-    return K3sLayer(state, state.inventory_file, version, bundle, api_port, RichDisplay())
-
-
-def _changed_summary(result: PlaybookResult, done: str, unchanged: str) -> tuple[bool, list[str]]:
-    changed = result.changed_hosts()
-    if changed:
-        return True, [f"{done} ({', '.join(sorted(changed))} changed)"]
-    return False, [unchanged]
-
-
-def prepare_phase(context: PhaseContext) -> PhaseResult:
-    """OS preparation of every node: packages, kernel settings, board tweaks, the air-gap files."""
-    from oscar_deploy.pipeline.phases import PhaseResult
-
-    layer = layer_for_cluster(context)
-    result = layer.run("prepare.yml")
-    hosts = sorted(result.stats)
-    changed, summary = _changed_summary(
-        result, f"{len(hosts)} node(s) prepared", f"{len(hosts)} node(s) already prepared, nothing changed"
-    )
-    return PhaseResult(
-        changed=changed,
-        summary=summary,
-        details={"hosts": hosts, "bundle": str(layer.bundle) if layer.bundle else None},
-    )
-
-
-def kubernetes_phase(context: PhaseContext) -> PhaseResult:
-    """k3s on the servers, then the agents; waits for every node and fetches the admin kubeconfig."""
-    from oscar_deploy.pipeline.phases import PhaseResult
-
-    layer = layer_for_cluster(context)
-    result = layer.run("kubernetes.yml")
-    hosts = sorted(result.stats)
-    changed, summary = _changed_summary(
-        result, f"k3s {layer.k3s_version} on {len(hosts)} node(s)", f"k3s {layer.k3s_version} already on every node"
-    )
-    summary.append(f"kubeconfig: {context.state.kubeconfig_file}")
-    return PhaseResult(
-        changed=changed,
-        summary=summary,
-        details={"hosts": hosts, "k3s_version": layer.k3s_version},
-    )

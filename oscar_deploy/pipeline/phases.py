@@ -1,12 +1,13 @@
-"""The phases of `up`, run in order, each recorded in the cluster's journal when it completes.
+"""The phases of `up`: each declares its inputs, and runs only when it never completed or an input changed.
 
-A phase is skipped when the journal says it completed, unless it must always look (provision checks the
-nodes every time: it is cheap and repairs nodes removed or stopped behind our back). When a phase changes
-something (for instance provision recreates a node), every later phase runs again, because its earlier
-result no longer describes the cluster. `up` after a crash or Ctrl-C therefore resumes where it stopped,
-and `up` on a finished cluster changes nothing.
+A phase's inputs are the parts of the spec, the catalogue pins, the bundle and the node list it uses, as
+JSON-serialisable data without secrets. When a phase completes, the journal records them with their digest;
+the next `up` compares and runs the phase again only when they differ, saying which input changed. So `up`
+after a crash or Ctrl-C resumes where it stopped, `up` after a spec edit does what the edit needs, and `up`
+on a converged cluster skips every phase without touching a node. A phase marked `always` looks at the world
+each time (provision asks the provider which nodes exist: cheap, and it repairs what went missing).
 
-Later layers add their phases to `PHASES` in order (prepare, kubernetes, platform, services, verify).
+`plan` makes the same decisions without running anything.
 """
 
 from __future__ import annotations
@@ -14,22 +15,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.nodes.model import Node
+from oscar_deploy.providers.base import Provider
+from oscar_deploy.spec.models import ClusterSpec
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.state.journal import PhaseRecord, inputs_digest
 from oscar_deploy.support.progress import Progress
-
-if TYPE_CHECKING:
-    from oscar_deploy.providers.base import PlannedNode, Provider
-    from oscar_deploy.spec.models import ClusterSpec
-    from oscar_deploy.state.folder import ClusterState
-
-UP_TARGETS = ("local",)
 
 
 @dataclass
 class PhaseContext:
-    """What phases share: the spec, the state folder, progress output and the provider's handle."""
+    """What phases share: the spec, the state folder, progress output, the provider and the nodes it reports."""
 
     spec: ClusterSpec
     state: ClusterState
@@ -37,6 +35,14 @@ class PhaseContext:
     provider: Provider
     # Air-gap bundle folder (`up --bundle DIR`): the k3s phases take k3s from it instead of upstream.
     bundle: Path | None = None
+    # The nodes as the provider reports them; provision refreshes them, later phases read them.
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def workers(self) -> int:
+        """Workers the cluster should have: what `scale` set last, else the spec's `workers.initial`."""
+        scaled = self.state.desired.workers()
+        return self.spec.workers.initial if scaled is None else scaled
 
 
 @dataclass
@@ -51,101 +57,73 @@ class PhaseResult:
 class Phase:
     name: str
     description: str
-    run: Callable[[PhaseContext], PhaseResult]
+    inputs: Callable[[PhaseContext], dict[str, Any]]
+    # Runs the phase; gets the phase's previous record (None when it never completed), so it can pick a path
+    # (a new k3s version upgrades in place instead of installing).
+    run: Callable[[PhaseContext, PhaseRecord | None], PhaseResult]
     always: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    phase: str
+    run: bool
+    reason: str
 
 
 @dataclass
 class PhaseOutcome:
     phase: str
-    ran: bool
+    decision: Decision
     result: PhaseResult | None = None
 
 
-def provider_for(spec: ClusterSpec, state: ClusterState, progress: Progress) -> Provider:
-    """The provider of the spec's target; targets other than those `up` supports so far stop here."""
-    if spec.target not in UP_TARGETS:
-        raise UserInputError(
-            f"target {spec.target}: this version makes clusters only on target {', '.join(UP_TARGETS)} "
-            "(nodes as containers on this machine); set `target: local` to try the platform here"
-        )
-    from oscar_deploy.providers.local.engine import ContainerEngine
-    from oscar_deploy.providers.local.provider import LocalProvider
-
-    return LocalProvider(state, ContainerEngine.find(), progress)
-
-
-def wanted_nodes(spec: ClusterSpec, state: ClusterState) -> list[PlannedNode]:
-    """The nodes the cluster should have: the spec's servers, and its initial workers or, once
-    `scale --workers N` ran, N workers (so neither `up` nor `status` undoes or misreads a scale)."""
-    from oscar_deploy.providers.base import planned_nodes
-
-    scaled = state.journal.phases().get("scale", {}).get("workers")
-    if isinstance(scaled, int):
-        spec = spec.model_copy(update={"workers": spec.workers.model_copy(update={"initial": scaled})})
-    return planned_nodes(spec)
+def changed_inputs(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Names of the inputs that differ, with old and new value when they are short enough to read."""
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if isinstance(old, str | int | None) and isinstance(new, str | int | None):
+            changes.append(f"{key} ({_short(old)} -> {_short(new)})")
+        else:
+            changes.append(key)
+    return changes
 
 
-def provision(context: PhaseContext) -> PhaseResult:
-    """Create or repair the nodes the spec asks for and write the inventory from what exists."""
-    from oscar_deploy.nodes.inventory import write_inventory
-
-    plan = wanted_nodes(context.spec, context.state)
-    applied = context.provider.apply(plan)
-    write_inventory(context.state, applied.nodes, context.provider.ssh_common_args)
-    summary = [
-        f"{verb} {', '.join(names)}"
-        for verb, names in (("created", applied.created), ("started", applied.started))
-        if names
-    ]
-    if applied.extra:
-        summary.append(f"not in the spec, left as they are: {', '.join(applied.extra)}")
-    if not applied.changed:
-        summary.append(f"all {len(plan)} node(s) already running")
-    return PhaseResult(
-        changed=applied.changed,
-        summary=summary,
-        details={
-            "nodes": [node.name for node in applied.nodes],
-            "created": applied.created,
-            "started": applied.started,
-        },
-    )
+def _short(value: object) -> str:
+    text = "none" if value is None else str(value)
+    return text if len(text) <= 40 else text[:12] + "..." + text[-12:]
 
 
-def prepare(context: PhaseContext) -> PhaseResult:
-    from oscar_deploy.nodes.k3s import prepare_phase
-
-    return prepare_phase(context)
-
-
-def kubernetes(context: PhaseContext) -> PhaseResult:
-    from oscar_deploy.nodes.k3s import kubernetes_phase
-
-    return kubernetes_phase(context)
-
-
-PHASES: tuple[Phase, ...] = (
-    Phase("provision", "create or repair the nodes and write the inventory", provision, always=True),
-    Phase("prepare", "prepare the nodes' operating system and the k3s files (playbook prepare.yml)", prepare),
-    Phase("kubernetes", "install k3s on servers and agents, fetch the kubeconfig (kubernetes.yml)", kubernetes),
-)
+def decide(phase: Phase, inputs: dict[str, Any], record: PhaseRecord | None) -> Decision:
+    """Whether `phase` runs with `inputs`, given its last record, and why."""
+    if phase.always:
+        return Decision(phase.name, True, phase.description)
+    if record is None:
+        return Decision(phase.name, True, "never completed")
+    if record.digest != inputs_digest(inputs):
+        changes = changed_inputs(record.inputs, inputs) or ["inputs"]
+        return Decision(phase.name, True, f"changed: {', '.join(changes)}")
+    return Decision(phase.name, False, f"up to date (completed {record.completed_at})")
 
 
-def run_phases(context: PhaseContext, phases: Sequence[Phase] = PHASES) -> list[PhaseOutcome]:
+def run_phases(context: PhaseContext, phases: Sequence[Phase]) -> list[PhaseOutcome]:
+    """Run the phases in order, each only when `decide` says so; every run is journalled with its inputs."""
     journal = context.state.journal
     outcomes: list[PhaseOutcome] = []
-    for index, phase in enumerate(phases):
-        if journal.completed(phase.name) and not phase.always:
-            context.progress.note(f"phase {phase.name}: already completed")
-            outcomes.append(PhaseOutcome(phase.name, ran=False))
+    for phase in phases:
+        inputs = phase.inputs(context)
+        record = journal.get(phase.name)
+        decision = decide(phase, inputs, record)
+        context.progress.note(f"phase {phase.name}: {decision.reason}")
+        if not decision.run:
+            outcomes.append(PhaseOutcome(phase.name, decision))
             continue
-        context.progress.note(f"phase {phase.name}: {phase.description}")
-        result = phase.run(context)
-        journal.record(phase.name, changed=result.changed, **result.details)
-        if result.changed:
-            later = [other.name for other in phases[index + 1 :]]
-            if later:
-                journal.forget(*later)
-        outcomes.append(PhaseOutcome(phase.name, ran=True, result=result))
+        result = phase.run(context, record)
+        # Inputs are read again: a phase that changes its own inputs (provision creates nodes) records the
+        # world as it left it.
+        journal.record(phase.name, phase.inputs(context), changed=result.changed, details=result.details)
+        outcomes.append(PhaseOutcome(phase.name, decision, result))
     return outcomes

@@ -1,50 +1,24 @@
-"""The interface every provider shares: which nodes a spec wants, and create/list/destroy/power them.
+"""The interface every provider shares: which nodes the cluster should have, and create/list/power/destroy them.
 
-`local` (podman containers), `openstack`, `aws` and `static` (hosts you own) implement `Provider`; the
-phases of `up`, `status`, `ssh`, `down` and the autoscaler only talk to this interface.
+`local` (podman containers) and `static` (hosts you own, from an inventory) implement `Provider`; the phases of
+`up`, `status`, `ssh`, `scale`, `down` and the autoscaler only talk to this interface, and find a target's
+provider through `oscar_deploy.providers.registry`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from oscar_deploy.nodes.model import Node, PlannedNode
 
 if TYPE_CHECKING:
     from oscar_deploy.spec.models import ClusterSpec
 
-Role = Literal["server", "agent"]
-NodeState = Literal["running", "stopped", "missing"]
-
-
-@dataclass(frozen=True)
-class PlannedNode:
-    """A node the spec asks for: `server-0`, `agent-2`..."""
-
-    name: str
-    role: Role
-    arch: str
-
-
-@dataclass(frozen=True)
-class Node:
-    """A node as the provider sees it now, with what Ansible needs to reach it."""
-
-    name: str
-    role: Role
-    arch: str
-    state: NodeState
-    # Address on the cluster's own network: what nodes use to reach each other (k3s node-ip, server URL).
-    address: str | None = None
-    # Where this controller reaches the node's sshd.
-    ssh_host: str | None = None
-    ssh_port: int = 22
-    ssh_user: str = "root"
-    # Host port on ssh_host forwarded to the node's Kubernetes API (6443), when the provider publishes one.
-    api_port: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# How a cluster's worker count changes: by `scale --workers N` (the provider makes nodes), or by editing the
+# inventory of hosts you own and running `up` again.
+ScalingMode = Literal["count", "inventory"]
 
 
 @dataclass
@@ -68,6 +42,11 @@ class Provider(Protocol):
 
     # Extra `ssh` options Ansible needs for these nodes (the inventory's ansible_ssh_common_args).
     ssh_common_args: str
+    scaling: ScalingMode
+
+    def plan(self, spec: ClusterSpec, workers: int) -> list[PlannedNode]:
+        """The nodes the cluster should have with `workers` workers (a count-scaled provider) or as its
+        inventory lists them (an inventory-scaled one, which ignores `workers`)."""
 
     def apply(self, plan: Sequence[PlannedNode]) -> ApplyResult:
         """Create missing nodes and start stopped ones until every planned node runs and answers SSH."""
@@ -91,26 +70,22 @@ class Provider(Protocol):
         """The `ssh` command line that runs `command` on `node` (a login shell when empty)."""
 
 
-def planned_nodes(spec: ClusterSpec) -> list[PlannedNode]:
-    """The nodes `spec` asks `up` for: its servers, then its initial workers (k3s agents)."""
-    server_arch, agent_arch = _arches(spec)
-    servers = [PlannedNode(f"server-{index}", "server", server_arch) for index in range(spec.servers.count)]
-    agents = [PlannedNode(f"agent-{index}", "agent", agent_arch) for index in range(spec.workers.initial)]
-    return servers + agents
-
-
-def _arches(spec: ClusterSpec) -> tuple[str, str]:
-    from oscar_deploy.spec.models import AwsSpec, LocalSpec
+def counted_plan(spec: ClusterSpec, workers: int, existing: Sequence[Node] = ()) -> list[PlannedNode]:
+    """The spec's servers, the agents that exist (kept as they are), and new agents with the lowest free
+    numbers until there are `workers`; the highest-numbered agents beyond `workers` are left out."""
+    from oscar_deploy.nodes.model import node_sort_key
 
     settings = spec.target_settings()
-    if isinstance(settings, LocalSpec):
-        return settings.server_arch, settings.worker_arch
-    if isinstance(settings, AwsSpec):
-        return settings.arch, settings.arch
-    return "amd64", "amd64"
-
-
-def node_sort_key(name: str) -> tuple[int, int, str]:
-    """Servers before agents, then by number: server-0, server-1, agent-0, agent-10."""
-    role, _, number = name.rpartition("-")
-    return (0 if role == "server" else 1, int(number) if number.isdigit() else 0, name)
+    plan = [
+        PlannedNode(f"server-{index}", "server", settings.node_arch("server")) for index in range(spec.servers.count)
+    ]
+    agents = sorted((node for node in existing if node.role == "agent"), key=lambda node: node_sort_key(node.name))
+    plan += [PlannedNode(node.name, "agent", node.arch) for node in agents[:workers]]
+    taken = {node.name for node in plan} | {node.name for node in agents}
+    number = 0
+    while len(plan) < spec.servers.count + workers:
+        name = f"agent-{number}"
+        if name not in taken:
+            plan.append(PlannedNode(name, "agent", settings.node_arch("agent")))
+        number += 1
+    return plan

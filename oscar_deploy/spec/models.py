@@ -18,11 +18,21 @@ from oscar_deploy.support.errors import SpecError
 
 DEFAULT_SPEC_FILE = "cluster.yaml"
 SCHEMA_FILE_NAME = "cluster.schema.json"
-TARGETS = ("local", "openstack", "aws", "static")
 Target = Literal["local", "openstack", "aws", "static"]
 Arch = Literal["amd64", "arm64"]
-NAME_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+NAME_PATTERN = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
+NAME_RULE = "use 1-32 lowercase letters, digits and '-', starting with a letter and not ending with '-'"
 QUANTITY_PATTERN = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+
+
+def is_cluster_name(name: str) -> bool:
+    """Whether `name` may name a cluster (and so a state folder): the whole string must match."""
+    return NAME_PATTERN.fullmatch(name) is not None
+
+
+def shown_name(name: str, limit: int = 40) -> str:
+    """A name as an error message shows it: quoted, control characters escaped, long ones cut."""
+    return repr(name if len(name) <= limit else name[:limit] + "...")
 
 
 class StrictModel(BaseModel):
@@ -85,7 +95,15 @@ class WorkersSpec(StrictModel):
         return self
 
 
-class LocalSpec(StrictModel):
+class TargetSettings(StrictModel):
+    """The section of one target; providers ask it which arch each role's nodes have."""
+
+    def node_arch(self, role: str) -> str:
+        """CPU architecture of the nodes of `role` (`server` or `agent`) this target makes."""
+        return "amd64"
+
+
+class LocalSpec(TargetSettings):
     engine: Literal["auto", "podman"] = Field(
         "auto", description="Container engine for the nodes; only podman runs them so far (auto picks it)."
     )
@@ -94,8 +112,11 @@ class LocalSpec(StrictModel):
         "amd64", description="CPU architecture of the worker nodes; arm64 runs under qemu-user emulation."
     )
 
+    def node_arch(self, role: str) -> str:
+        return self.server_arch if role == "server" else self.worker_arch
 
-class OpenStackSpec(StrictModel):
+
+class OpenStackSpec(TargetSettings):
     cloud: str = Field("openstack", description="Entry in clouds.yaml holding the credentials (or OS_* variables).")
     image: str = Field("Ubuntu 24.04", description="Image name for every node.")
     server_flavor: str = Field("m1.large", description="Flavor of the server nodes (4 GiB RAM at least).")
@@ -113,7 +134,7 @@ class OpenStackSpec(StrictModel):
     _check_cidrs = field_validator("allowed_cidrs")(_cidr_list)
 
 
-class AwsSpec(StrictModel):
+class AwsSpec(TargetSettings):
     region: str = Field("eu-west-1", description="AWS region.")
     profile: str | None = Field(None, description="Named profile from ~/.aws/config; empty uses the environment.")
     arch: Arch = Field("amd64", description="CPU architecture of every node (arm64 selects Graviton types).")
@@ -128,6 +149,9 @@ class AwsSpec(StrictModel):
 
     _check_cidrs = field_validator("allowed_cidrs")(_cidr_list)
 
+    def node_arch(self, role: str) -> str:
+        return self.arch
+
     @model_validator(mode="after")
     def _arm_needs_graviton(self) -> AwsSpec:
         if self.arch == "arm64":
@@ -141,7 +165,7 @@ class AwsSpec(StrictModel):
         return self
 
 
-class StaticSpec(StrictModel):
+class StaticSpec(TargetSettings):
     inventory: str = Field(
         "inventory.yml",
         description="Ansible inventory (groups `server` and `agent`) of the hosts or boards you already own; "
@@ -198,7 +222,14 @@ class PlatformSpec(StrictModel):
         return self
 
 
-TARGET_SECTIONS = {"local": LocalSpec, "openstack": OpenStackSpec, "aws": AwsSpec, "static": StaticSpec}
+# The targets, each with its spec section; `Target` spells the same names for the model (tests keep them equal).
+TARGET_SECTIONS: dict[str, type[TargetSettings]] = {
+    "local": LocalSpec,
+    "openstack": OpenStackSpec,
+    "aws": AwsSpec,
+    "static": StaticSpec,
+}
+TARGETS = tuple(TARGET_SECTIONS)
 
 
 class ClusterSpec(StrictModel):
@@ -222,10 +253,8 @@ class ClusterSpec(StrictModel):
     @field_validator("name")
     @classmethod
     def _dns_label(cls, name: str) -> str:
-        if not NAME_PATTERN.match(name):
-            raise ValueError(
-                f"{name!r} is not a valid name; use 1-32 lowercase letters, digits and '-', starting with a letter"
-            )
+        if not is_cluster_name(name):
+            raise ValueError(f"{shown_name(name)} is not a valid name; {NAME_RULE}")
         return name
 
     @model_validator(mode="after")
@@ -240,8 +269,8 @@ class ClusterSpec(StrictModel):
             setattr(self, self.target, TARGET_SECTIONS[self.target]())
         return self
 
-    def target_settings(self) -> BaseModel:
-        settings: BaseModel = getattr(self, self.target)
+    def target_settings(self) -> TargetSettings:
+        settings: TargetSettings = getattr(self, self.target)
         return settings
 
 
@@ -281,4 +310,9 @@ def load_spec(path: Path) -> ClusterSpec:
     """Read and validate a spec file, including the version overrides against the catalogue."""
     if not path.is_file():
         raise SpecError([f"{path}: no such spec file; create one with `oscar-deploy init` or pass -f FILE"])
-    return parse_spec(path.read_text(), str(path))
+    spec = parse_spec(path.read_text(), str(path))
+    if spec.static is not None:
+        # Relative to the spec file, so commands run from any folder find the same inventory.
+        inventory = (path.parent / spec.static.inventory).resolve()
+        spec = spec.model_copy(update={"static": spec.static.model_copy(update={"inventory": str(inventory)})})
+    return spec

@@ -8,7 +8,8 @@ Layout (all written atomically; the folder is 0700, every file in it 0600 but th
         ssh/id_ed25519     the cluster's SSH key pair (+ .pub)
         inventory.yml      Ansible inventory written from the provider's nodes
         kubeconfig         admin kubeconfig, server address reachable from the controller
-        journal.json       which phases of `up` completed, and when
+        journal.json       which phases of `up` completed, when, and with which inputs
+        desired.json       desired state commands set (the worker count of `scale`)
         logs/              full logs of each run
 
 The root is `$OSCAR_DEPLOY_HOME` when set, else `clusters/` under the user's data folder.
@@ -16,17 +17,18 @@ The root is `$OSCAR_DEPLOY_HOME` when set, else `clusters/` under the user's dat
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
 import string
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from oscar_deploy.spec.models import NAME_RULE, is_cluster_name, shown_name
+from oscar_deploy.state.desired import DesiredState
+from oscar_deploy.state.journal import Journal
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import atomic_write
 
@@ -49,7 +51,9 @@ def list_clusters() -> list[str]:
     root = state_root()
     if not root.is_dir():
         return []
-    return sorted(entry.name for entry in root.iterdir() if (entry / "spec.yaml").is_file())
+    return sorted(
+        entry.name for entry in root.iterdir() if (entry / "spec.yaml").is_file() or (entry / "journal.json").is_file()
+    )
 
 
 def generate_secret(length: int = DEFAULT_SECRET_LENGTH) -> str:
@@ -57,41 +61,11 @@ def generate_secret(length: int = DEFAULT_SECRET_LENGTH) -> str:
     return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(length))
 
 
-class Journal:
-    """Which phases of `up` completed, with timestamps, so a re-run resumes where the last one stopped."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _load(self) -> dict[str, Any]:
-        if not self.path.is_file():
-            return {"phases": {}}
-        try:
-            data: dict[str, Any] = json.loads(self.path.read_text())
-        except json.JSONDecodeError as exc:
-            raise OperationError(
-                f"{self.path}: journal is not valid JSON ({exc.msg}); delete it to re-run every phase"
-            ) from exc
-        data.setdefault("phases", {})
-        return data
-
-    def phases(self) -> dict[str, dict[str, Any]]:
-        phases: dict[str, dict[str, Any]] = self._load()["phases"]
-        return phases
-
-    def completed(self, phase: str) -> bool:
-        return phase in self.phases()
-
-    def record(self, phase: str, **details: Any) -> None:
-        data = self._load()
-        data["phases"][phase] = {"completed_at": datetime.now(UTC).isoformat(timespec="seconds"), **details}
-        atomic_write(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-    def forget(self, *phases: str) -> None:
-        data = self._load()
-        for phase in phases:
-            data["phases"].pop(phase, None)
-        atomic_write(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def cluster_state(name: str, where: str = "--cluster") -> ClusterState:
+    """The state folder of cluster `name`, once the name is known to be a cluster name (so never a path)."""
+    if not is_cluster_name(name):
+        raise UserInputError(f"{where} {shown_name(name)}: not a cluster name; {NAME_RULE}")
+    return ClusterState(name)
 
 
 class ClusterState:
@@ -137,6 +111,10 @@ class ClusterState:
     @property
     def journal(self) -> Journal:
         return Journal(self.path / "journal.json")
+
+    @property
+    def desired(self) -> DesiredState:
+        return DesiredState(self.path / "desired.json")
 
     # --- lifecycle --------------------------------------------------------------------------------------
     def exists(self) -> bool:

@@ -16,7 +16,8 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from oscar_deploy.nodes.bundle import ARCHES, INSTALLER_NAME, MANIFEST_NAME, BundleManifest
+from oscar_deploy.nodes.bundle import INSTALLER_NAME, MANIFEST_NAME, BundleManifest
+from oscar_deploy.spec.arches import ARCHES
 
 STAND_IN = Path(__file__).resolve().parent / "k3s"
 
@@ -42,9 +43,9 @@ def build_test_bundle(directory: Path, version: str, arches: Sequence[str]) -> B
         target = directory / arch
         target.mkdir(exist_ok=True)
         contents = {
-            names.binary: stand_in_binary(version, arch),
-            names.images: (
-                f"TEST DOUBLE: stands in for upstream's {names.images} of k3s {version}; not an image archive\n"
+            names.k3s_binary: stand_in_binary(version, arch),
+            names.k3s_images: (
+                f"TEST DOUBLE: stands in for upstream's {names.k3s_images} of k3s {version}; not an image archive\n"
             ).encode(),
         }
         sums = []
@@ -54,10 +55,10 @@ def build_test_bundle(directory: Path, version: str, arches: Sequence[str]) -> B
             digest = hashlib.sha256(data).hexdigest()
             sums.append(f"{digest}  {name}\n")
             manifest.files[f"{arch}/{name}"] = {"sha256": digest, "size": len(data)}
-        (target / names.binary).chmod(0o755)
-        checksums = target / names.checksums
+        (target / names.k3s_binary).chmod(0o755)
+        checksums = target / names.k3s_checksums
         checksums.write_text("".join(sums))
-        manifest.files[f"{arch}/{names.checksums}"] = {
+        manifest.files[f"{arch}/{names.k3s_checksums}"] = {
             "sha256": hashlib.sha256(checksums.read_bytes()).hexdigest(),
             "size": checksums.stat().st_size,
         }

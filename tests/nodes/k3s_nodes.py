@@ -18,7 +18,7 @@ import yaml
 
 from oscar_deploy.nodes.ansible import PlaybookResult, run_playbook
 from oscar_deploy.nodes.inventory import write_inventory
-from oscar_deploy.providers.base import Node, PlannedNode
+from oscar_deploy.nodes.model import Node, PlannedNode
 from oscar_deploy.providers.local.engine import ContainerEngine
 from oscar_deploy.providers.local.provider import LocalProvider
 from oscar_deploy.state.folder import ClusterState

@@ -75,7 +75,7 @@ def test_inventory_describes_the_running_nodes(local_cluster: LocalCluster) -> N
             assert host["arch"] == "amd64"
             assert data["Config"]["Hostname"] == name
     api = local_cluster.inspect("server-0")["NetworkSettings"]["Ports"]["6443/tcp"][0]
-    assert groups["server"]["hosts"]["server-0"]["api_port"] == int(api["HostPort"])
+    assert groups["server"]["hosts"]["server-0"]["k3s_api_public_port"] == int(api["HostPort"])
     assert api["HostIp"] == "127.0.0.1"
     facts = local_cluster.ansible_facts(facts="ansible_hostname")
     assert {host: fact["ansible_hostname"] for host, fact in facts.items()} == {
@@ -90,7 +90,7 @@ def test_up_twice_creates_nothing(local_cluster: LocalCluster) -> None:
     inventory_before = local_cluster.inventory.read_text()
     again = local_cluster.cli("up")
     assert again.returncode == 0, again.stderr
-    assert "provision: all 2 node(s) already running" in again.stdout
+    assert "provision: all 2 node(s) present" in again.stdout
     assert "created" not in again.stdout
     assert _container_ids(local_cluster) == before
     containers = engine().containers(f"io.oscar-deploy.cluster={local_cluster.name}")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from oscar_deploy.providers.base import PlannedNode
+from oscar_deploy.nodes.model import PlannedNode
 from tests.nodes.k3s_nodes import NodeCluster, describe
 
 pytestmark = pytest.mark.nodes

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from oscar_deploy.nodes.ansible import PlaybookResult
-from oscar_deploy.providers.base import PlannedNode
+from oscar_deploy.nodes.model import PlannedNode
 from oscar_deploy.support.layers import layer_dir
 from tests.nodes.k3s_nodes import PI_CMDLINE, PI_CMDLINE_FILE, PI_MODEL_FILE, NodeCluster, describe, file_sha256
 
@@ -242,14 +242,14 @@ def test_without_a_bundle_each_node_downloads_and_checks_the_binary(cluster: Nod
     )
     url = {"k3s_airgap_dir": "", "k3s_release_url": f"http://{cluster.nodes['server-0'].address}:8080"}
 
-    result = cluster.playbook("prepare.yml", FIRST, url)
+    result = cluster.playbook("kubernetes.yml", FIRST, url)
     assert result.succeeded, describe(result)
     for node in cluster.nodes:
         assert cluster.sha256(node, "/usr/local/bin/k3s") == file_sha256(good / "amd64" / "k3s")
         assert not cluster.exists(node, "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst")
         assert not cluster.exists(node, "/usr/local/bin/k3s-install.sh")
 
-    refused = cluster.playbook("prepare.yml", SECOND, url, limit="agent-0")
+    refused = cluster.playbook("kubernetes.yml", SECOND, url, limit="agent-0")
     assert not refused.succeeded
     [problem] = refused.problems
     assert (problem.host, problem.task) == ("agent-0", "Download the pinned k3s binary")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from oscar_deploy.nodes.ansible import PlaybookResult
-from oscar_deploy.providers.base import PlannedNode
+from oscar_deploy.nodes.model import PlannedNode
 from tests.nodes.k3s_nodes import NodeCluster, describe, file_sha256
 
 pytestmark = pytest.mark.nodes

@@ -27,7 +27,7 @@ from tests.unit.release_server import ReleaseServer, Route
 
 VERSION = "v1.33.3+k3s1"
 VERSION_PATH = "v1.33.3%2Bk3s1"
-NAMES = {arch: (a.binary, a.images, a.checksums) for arch, a in ARCHES.items()}
+NAMES = {arch: (a.k3s_binary, a.k3s_images, a.k3s_checksums) for arch, a in ARCHES.items()}
 
 
 @pytest.fixture

@@ -54,7 +54,10 @@ def test_init_rejects_bad_input(cli) -> None:
     )
     bad_name = cli("init", "--name", "My Lab")
     assert bad_name.exit_code == 2
-    assert bad_name.stderr.startswith("error: --name My Lab: use 1-32 lowercase letters")
+    assert bad_name.stderr == (
+        "error: --name 'My Lab': use 1-32 lowercase letters, digits and '-', starting with a letter and not "
+        "ending with '-'\n"
+    )
     assert not (cli.cwd / "cluster.yaml").exists()
 
 
@@ -139,3 +142,13 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_lazy_command_loads_and_its_summary_is_its_help() -> None:
+    """The root's help lists COMMANDS without importing them; each summary must be what the command says."""
+    from oscar_deploy.cli.app import COMMANDS, click_command
+
+    for entry in COMMANDS:
+        command = click_command(entry)
+        first_line = (command.help or "").strip().splitlines()[0]
+        assert first_line == entry.summary, entry.name

@@ -65,7 +65,7 @@ def test_doctor_json_without_a_spec_checks_every_target_and_exits_0(
     assert checks["podman"]["fix"] == PODMAN_FIX
     assert checks["podman"]["needed_for"] == ["local"]
     assert checks["ssh client"]["status"] == "ok"
-    assert {"pulumi cli", "openstack credentials", "aws credentials", "oci runtime", "ulimits"} <= set(checks)
+    assert {"python packages", "ansible", "oci runtime", "ulimits", "node images"} <= set(checks)
     assert report["blocking"] == []
 
 

@@ -1,4 +1,5 @@
-"""`edge install` / `edge reset`: inventory checks, version and bundle choice, confirmation, and what they run.
+"""`edge install` / `edge reset`: the static provider over an inventory, version and bundle choice,
+confirmation, and which playbooks they run.
 
 The runs themselves happen against local nodes in tests/nodes/test_k3s_cli.py; here `run_playbook` is
 replaced by a recorder (`recorded_runs`) to see which playbook gets which variables.
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from oscar_deploy.cli import options
 from oscar_deploy.nodes.ansible import PlaybookResult
@@ -30,7 +32,7 @@ k3s_cluster:
   vars:
     ansible_port: 22
     ansible_user: debian
-    k3s_version: v1.31.12+k3s1
+    k3s_version: v1.33.4+k3s1
     api_endpoint: "{{ hostvars[groups['server'][0]]['ansible_host'] | default(groups['server'][0]) }}"
 """
 
@@ -58,24 +60,50 @@ def write(cli, name: str, text: str) -> Path:
 
 
 def test_install_takes_a_k3s_ansible_inventory_as_is(cli, recorded_runs: list[dict[str, Any]]) -> None:
-    inventory = write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
+    write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
     result = cli("edge", "install", "-i", "boards.yml", "--name", "pis")
     assert result.exit_code == 0, result.output
-    assert len(recorded_runs) == 1
-    run = recorded_runs[0]
-    assert run["playbook"] == "site.yml"
-    assert run["inventory"] == inventory.resolve()
+    assert [run["playbook"] for run in recorded_runs] == ["prepare.yml", "kubernetes.yml"]
     state = ClusterState("pis")
+    run = recorded_runs[1]
+    assert run["inventory"] == state.inventory_file, "the cluster's own inventory, written from the user's"
     assert run["vars"] == {
-        "k3s_version": "v1.31.12+k3s1",  # the inventory's own pin (k3s-ansible style) is honoured
+        "k3s_version": "v1.33.4+k3s1",  # the inventory's own pin (k3s-ansible style) is honoured
         "k3s_release_url": "https://github.com/k3s-io/k3s/releases/download",
         "k3s_cluster_name": "pis",
         "k3s_kubeconfig_dest": str(state.kubeconfig_file),
     }
     assert "k3s_airgap_dir" not in run["vars"], "an inventory's own airgap_dir must stay usable"
     assert run["secrets"] == {"k3s_token_file": state.secret("k3s_token")}
-    assert "edge cluster pis: k3s v1.31.12+k3s1 on 192.0.2.10, 192.0.2.11, 192.0.2.12" in result.stdout
-    assert state.journal.completed("edge-install")
+    hosts = yaml.safe_load(state.inventory_file.read_text())["k3s_cluster"]["children"]
+    assert list(hosts["agent"]["hosts"]) == ["192.0.2.11", "192.0.2.12"]
+    server = hosts["server"]["hosts"]["192.0.2.10"]
+    assert server["ansible_user"] == "debian" and server["ansible_port"] == 22
+    assert "ansible_ssh_private_key_file" not in server, "hosts you own keep their own SSH settings"
+    assert server["api_endpoint"].startswith("{{ hostvars[groups['server'][0]]"), "other variables pass unchanged"
+    assert "edge cluster pis: k3s on 192.0.2.10, 192.0.2.11, 192.0.2.12" in result.stdout
+    applied = yaml.safe_load(state.spec_file.read_text())
+    assert (applied["name"], applied["target"], applied["versions"]) == ("pis", "static", {"k3s": "v1.33.4+k3s1"})
+    assert applied["static"] == {"inventory": str((cli.cwd / "boards.yml").resolve())}
+
+    recorded_runs.clear()
+    again = cli("edge", "install", "-i", "boards.yml", "--name", "pis")
+    assert again.exit_code == 0, again.output
+    assert recorded_runs == [], "a converged edge cluster runs no playbook"
+    status = cli("status", "-c", "pis")
+    assert status.exit_code == 0, status.output
+    assert "192.0.2.11  agent" in status.stdout
+
+
+def test_install_refuses_a_k3s_version_the_platform_cannot_run_on(cli, recorded_runs: list) -> None:
+    write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY.replace("v1.33.4+k3s1", "v1.31.12+k3s1"))
+    result = cli("edge", "install", "-i", "boards.yml")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: boards.yml: k3s_version: Kubernetes 1.31 (v1.31.12+k3s1) is older than Knative 1.20.0 supports "
+        "(>= 1.32); raise k3s or lower knative_serving\n"
+    )
+    assert recorded_runs == []
 
 
 def test_install_version_option_and_bundle(cli, recorded_runs: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -94,11 +122,13 @@ def test_install_version_option_and_bundle(cli, recorded_runs: list[dict[str, An
 
     mismatch = cli("edge", "install", "-i", "boards.yml", "--bundle", str(bundle))
     assert mismatch.exit_code == 2
-    assert "bundle holds k3s v1.33.3+k3s1 but the cluster pins v1.31.12+k3s1" in mismatch.stderr
-    assert recorded_runs == []
+    assert "bundle holds k3s v1.33.3+k3s1 but the cluster pins v1.33.4+k3s1" in mismatch.stderr
+    assert [run["playbook"] for run in recorded_runs] == ["prepare.yml"], "the OS is prepared before k3s"
 
+    recorded_runs.clear()
     result = cli("edge", "install", "-i", "boards.yml", "--bundle", str(bundle), "--k3s-version", "v1.33.3+k3s1")
     assert result.exit_code == 0, result.output
+    assert [run["playbook"] for run in recorded_runs] == ["kubernetes.yml"]
     assert recorded_runs[0]["vars"]["k3s_version"] == "v1.33.3+k3s1"
     assert recorded_runs[0]["vars"]["k3s_airgap_dir"] == str(bundle.resolve())
 
@@ -131,7 +161,7 @@ def test_install_refuses_missing_inventory_and_a_spec_clusters_name(cli, recorde
     ClusterState("lab").save_spec("name: lab\n")
     taken = cli("edge", "install", "-i", "boards.yml", "--name", "lab")
     assert taken.exit_code == 2
-    assert "cluster lab is managed by `oscar-deploy up` from a spec; choose another --name" in taken.stderr
+    assert taken.stderr == "error: --name lab: cluster lab is a local cluster made by `up`; choose another --name\n"
     assert recorded_runs == []
 
 
@@ -147,10 +177,9 @@ def test_reset_refuses_without_a_terminal_unless_yes(cli, recorded_runs: list[di
     state.write_file(state.kubeconfig_file, "kubeconfig")
     done = cli("edge", "reset", "-i", "boards.yml", "--yes")
     assert done.exit_code == 0, done.output
-    assert recorded_runs[0]["playbook"] == "reset.yml"
+    assert [run["playbook"] for run in recorded_runs] == ["reset.yml"]
     assert recorded_runs[0]["vars"]["reset_confirmation"] == "yes"
-    assert not state.kubeconfig_file.exists()
-    assert state.secret_names() == []
+    assert not state.path.exists(), "the state folder goes with the cluster"
 
 
 def test_reset_asks_on_a_terminal(cli, recorded_runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Local nodes without containers: inventory layout, phase runner, host detection, addresses, `up` refusals."""
+"""Local nodes without containers: the plan, inventory layout, host detection, addresses, `up` refusals."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ import pytest
 import yaml
 
 from oscar_deploy.nodes.inventory import inventory_data, write_inventory
-from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult, run_phases, wanted_nodes
-from oscar_deploy.providers.base import Node, node_sort_key, planned_nodes
+from oscar_deploy.nodes.model import Node, node_sort_key
+from oscar_deploy.providers.base import counted_plan
 from oscar_deploy.providers.local import host
 from oscar_deploy.providers.local.provider import node_ip
 from oscar_deploy.spec.models import parse_spec
 from oscar_deploy.state.folder import ClusterState
-from oscar_deploy.support.progress import Progress
 
 SERVER = Node("server-0", "server", "amd64", "running", "10.89.0.2", "127.0.0.1", 40022, "root", 46443)
 AGENT = Node("agent-0", "agent", "arm64", "running", "10.89.0.10", "127.0.0.1", 40023, "root")
@@ -27,7 +26,7 @@ AGENT = Node("agent-0", "agent", "arm64", "running", "10.89.0.10", "127.0.0.1", 
 
 def test_plan_names_servers_then_agents_with_the_spec_arches() -> None:
     spec = parse_spec("name: demo\nservers: {count: 3}\nworkers: {initial: 2, max: 4}\nlocal: {worker_arch: arm64}\n")
-    plan = planned_nodes(spec)
+    plan = counted_plan(spec, spec.workers.initial)
     assert [(node.name, node.role, node.arch) for node in plan] == [
         ("server-0", "server", "amd64"),
         ("server-1", "server", "amd64"),
@@ -37,14 +36,24 @@ def test_plan_names_servers_then_agents_with_the_spec_arches() -> None:
     ]
 
 
-def test_wanted_nodes_follow_a_scale_since_the_spec(state_home: Path) -> None:
+def test_counted_plan_keeps_existing_agents_and_fills_the_lowest_free_numbers() -> None:
+    spec = parse_spec("name: demo\nworkers: {initial: 2, max: 4}\nlocal: {worker_arch: arm64}\n")
+    existing = [SERVER, Node("agent-1", "agent", "amd64", "running")]
+    plan = counted_plan(spec, 3, existing)
+    assert [(node.name, node.arch) for node in plan] == [
+        ("server-0", "amd64"),
+        ("agent-1", "amd64"),
+        ("agent-0", "arm64"),
+        ("agent-2", "arm64"),
+    ], "an existing agent keeps its arch; new ones take the spec's"
+
+
+def test_counted_plan_below_the_existing_agents_leaves_out_the_highest_numbered() -> None:
     spec = parse_spec("name: demo\nworkers: {initial: 2, max: 4}\n")
-    state = ClusterState("demo").ensure()
-    assert [node.name for node in wanted_nodes(spec, state)] == ["server-0", "agent-0", "agent-1"]
-    state.journal.record("scale", workers=1)
-    assert [node.name for node in wanted_nodes(spec, state)] == ["server-0", "agent-0"]
-    state.journal.record("scale", workers=3)
-    assert [node.name for node in wanted_nodes(spec, state)] == ["server-0", "agent-0", "agent-1", "agent-2"]
+    existing = [Node(f"agent-{n}", "agent", "amd64", "running") for n in (0, 2, 10)]
+    assert [node.name for node in counted_plan(spec, 1, existing)] == ["server-0", "agent-0"]
+    assert [node.name for node in counted_plan(spec, 0, existing)] == ["server-0"]
+    assert [node.name for node in counted_plan(spec, 3, existing)] == ["server-0", "agent-0", "agent-2", "agent-10"]
 
 
 def test_node_addresses_are_fixed_per_name_and_fit_the_largest_spec() -> None:
@@ -81,11 +90,11 @@ def test_inventory_has_k3s_groups_and_every_host_variable(state_home: Path) -> N
         "arch": "amd64",
         "node_address": "10.89.0.2",
         "ansible_ssh_common_args": "-o StrictHostKeyChecking=no",
-        "api_port": 46443,
+        "k3s_api_public_port": 46443,
     }
     agent = children["agent"]["hosts"]["agent-0"]
     assert agent["arch"] == "arm64"
-    assert "api_port" not in agent
+    assert "k3s_api_public_port" not in agent
     assert data["k3s_cluster"]["vars"] == {"cluster_name": "demo"}
 
 
@@ -105,69 +114,6 @@ def test_inventory_is_read_by_ansible_itself(state_home: Path) -> None:
     assert [host.name for host in manager.get_hosts("server")] == ["server-0"]
     assert [host.name for host in manager.get_hosts("agent")] == ["agent-0"]
     assert sorted(host.name for host in manager.get_hosts("k3s_cluster")) == ["agent-0", "server-0"]
-
-
-# --- phase runner ---------------------------------------------------------------------------------------------
-
-
-class _Recorder:
-    """Phases for the runner under test: each records that it ran and reports `changed` as told."""
-
-    def __init__(self) -> None:
-        self.ran: list[str] = []
-        self.changes: dict[str, bool] = {}
-
-    def phase(self, name: str, always: bool = False) -> Phase:
-        def run(context: PhaseContext) -> PhaseResult:
-            self.ran.append(name)
-            return PhaseResult(changed=self.changes.get(name, False), details={"marker": name})
-
-        return Phase(name, f"{name} phase", run, always)
-
-
-def _context(state: ClusterState) -> PhaseContext:
-    spec = parse_spec("name: demo\n")
-    return PhaseContext(spec, state, Progress(), provider=None)  # type: ignore[arg-type]
-
-
-def test_completed_phases_are_skipped_and_changes_rerun_later_phases(state_home: Path) -> None:
-    state = ClusterState("demo").ensure()
-    recorder = _Recorder()
-    phases = [recorder.phase("provision", always=True), recorder.phase("prepare"), recorder.phase("kubernetes")]
-
-    recorder.changes = {"provision": True}
-    run_phases(_context(state), phases)
-    assert recorder.ran == ["provision", "prepare", "kubernetes"]
-    assert state.journal.phases()["prepare"]["marker"] == "prepare"
-
-    recorder.ran.clear()
-    recorder.changes = {}
-    outcomes = run_phases(_context(state), phases)
-    assert recorder.ran == ["provision"], "a finished cluster re-runs only the phase that always looks"
-    assert [outcome.ran for outcome in outcomes] == [True, False, False]
-
-    recorder.ran.clear()
-    recorder.changes = {"provision": True}  # e.g. a node was recreated
-    run_phases(_context(state), phases)
-    assert recorder.ran == ["provision", "prepare", "kubernetes"]
-
-
-def test_a_failing_phase_keeps_earlier_ones_recorded_and_resumes_there(state_home: Path) -> None:
-    state = ClusterState("demo").ensure()
-    recorder = _Recorder()
-
-    def broken(context: PhaseContext) -> PhaseResult:
-        raise RuntimeError("node unreachable")
-
-    phases = [recorder.phase("prepare"), Phase("kubernetes", "fails", broken), recorder.phase("platform")]
-    with pytest.raises(RuntimeError):
-        run_phases(_context(state), phases)
-    assert state.journal.completed("prepare")
-    assert not state.journal.completed("kubernetes")
-    recorder.ran.clear()
-    phases[1] = recorder.phase("kubernetes")
-    run_phases(_context(state), phases)
-    assert recorder.ran == ["kubernetes", "platform"]
 
 
 # --- host detection -------------------------------------------------------------------------------------------
@@ -241,7 +187,7 @@ def test_up_refuses_targets_without_a_provider_yet(cli) -> None:  # type: ignore
     (cli.cwd / "cluster.yaml").write_text("name: cloudy\ntarget: aws\n")
     result = cli("up")
     assert result.exit_code == 2
-    assert "error: target aws: this version makes clusters only on target local" in result.output
+    assert "error: target aws: this version makes clusters on target local or static only" in result.output
     assert "Traceback" not in result.output
 
 

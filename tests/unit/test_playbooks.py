@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from oscar_deploy.nodes import ansible
-from oscar_deploy.nodes.ansible import RunProgress, read_inventory, result_message, run_playbook
+from oscar_deploy.nodes.ansible import RunProgress, result_message, run_playbook
+from oscar_deploy.nodes.inventory import read_inventory
 from oscar_deploy.support.errors import OperationError, UserInputError
 
 PLAYBOOKS = Path(__file__).parent / "runner_playbooks"
@@ -160,7 +161,7 @@ def test_unreachable_host_is_named_with_its_address(tmp_path: Path) -> None:
     assert result.stats["ghost"].unreachable == 1
     assert result.completed_hosts() == ["here"]
     assert (markers / "here.txt").is_file()
-    lines = str(ansible.playbook_error(result, hosts)).splitlines()
+    lines = str(ansible.playbook_error(result, read_inventory(hosts).address)).splitlines()
     assert lines[0].startswith(f"ghost (127.0.0.1:{port}): unreachable: ")
     assert lines[0].endswith("; check SSH to it")
     assert "Connection refused" in lines[0] or "connect to host" in lines[0]

@@ -1,15 +1,13 @@
-"""`scale --workers N`: the range check against the spec, preconditions, and which nodes grow or go.
+"""`scale --workers N`: the range check against the spec and the preconditions.
 
-Scaling for real (nodes created, joined, drained and destroyed) runs in tests/nodes/test_k3s_cli.py.
+Scaling for real (nodes created, joined, drained and destroyed) runs in tests/nodes/test_k3s_cli.py; which
+nodes grow or go is `counted_plan`'s (tests/unit/test_local_provider_units.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from oscar_deploy.cli.commands.scale_command import _grown_plan
-from oscar_deploy.providers.base import Node
-from oscar_deploy.spec.models import parse_spec
 from oscar_deploy.state.folder import ClusterState
 
 SPEC = "name: lab\ntarget: local\nworkers:\n  initial: 1\n  min: 1\n  max: 3\nlocal:\n  worker_arch: arm64\n"
@@ -18,44 +16,40 @@ SPEC = "name: lab\ntarget: local\nworkers:\n  initial: 1\n  min: 1\n  max: 3\nlo
 @pytest.mark.parametrize(
     ("workers", "expected"),
     [
-        ("4", "error: --workers 4: above workers.max (3) in cluster.yaml; raise workers.max there"),
-        ("0", "error: --workers 0: below workers.min (1) in cluster.yaml; lower workers.min there"),
+        (
+            "4",
+            "error: --workers 4: above workers.max (3) of cluster lab; raise workers.max in its spec or ask for at most 3",
+        ),
+        (
+            "0",
+            "error: --workers 0: below workers.min (1) of cluster lab; lower workers.min in its spec or ask for at least 1",
+        ),
     ],
 )
-def test_workers_outside_the_spec_range_name_the_key(cli, workers: str, expected: str) -> None:
+def test_workers_outside_the_spec_range_name_the_key(cli, workers: str, expected: str) -> None:  # type: ignore[no-untyped-def]
     (cli.cwd / "cluster.yaml").write_text(SPEC)
     result = cli("scale", "--workers", workers)
     assert result.exit_code == 2
-    assert result.stderr.startswith(expected)
+    assert result.stderr == expected + "\n"
 
 
-def test_scale_needs_a_local_cluster_with_k3s(cli) -> None:
+def test_the_range_limits_themselves_are_allowed(cli) -> None:  # type: ignore[no-untyped-def]
     (cli.cwd / "cluster.yaml").write_text(SPEC)
-    no_state = cli("scale", "--workers", "2")
-    assert no_state.exit_code == 2
-    assert "cluster 'lab': no state folder" in no_state.stderr
-    ClusterState("lab").ensure()
+    for workers in ("1", "3"):
+        result = cli("scale", "--workers", workers)
+        assert "workers.m" not in result.stderr, "min and max themselves are in range"
+
+
+def test_scale_needs_k3s_and_a_count_scaled_target(cli) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
     no_k3s = cli("scale", "--workers", "2")
     assert no_k3s.exit_code == 2
-    assert "cluster lab: k3s is not installed yet; run `oscar-deploy up -f cluster.yaml` first" in no_k3s.stderr
+    assert no_k3s.stderr == "error: cluster lab: k3s is not installed yet; run `oscar-deploy up` first\n"
+    assert not ClusterState("lab").path.exists(), "a refused scale creates nothing"
     (cli.cwd / "edge.yaml").write_text("name: boards\ntarget: static\n")
     static = cli("scale", "--workers", "1", "-f", "edge.yaml")
     assert static.exit_code == 2
-    assert "target static: `scale` handles local clusters" in static.stderr
-
-
-def test_growing_keeps_every_node_and_fills_the_lowest_free_numbers() -> None:
-    spec = parse_spec(SPEC)
-    nodes = [
-        Node("server-0", "server", "amd64", "running"),
-        Node("agent-0", "agent", "arm64", "running"),
-        Node("agent-2", "agent", "amd64", "stopped"),
-    ]
-    plan = _grown_plan(spec, nodes, 4)
-    assert [(node.name, node.arch) for node in plan] == [
-        ("server-0", "amd64"),
-        ("agent-0", "arm64"),
-        ("agent-2", "amd64"),
-        ("agent-1", "arm64"),
-        ("agent-3", "arm64"),
-    ]
+    assert static.stderr == (
+        "error: cluster boards: target static scales by its inventory; add or remove hosts there and run "
+        "`oscar-deploy up` again\n"
+    )

@@ -97,7 +97,7 @@ def test_every_problem_is_reported_in_one_run() -> None:
     )
     assert lines == [
         "c.yaml:1: name: 'Bad_Name' is not a valid name; use 1-32 lowercase letters, digits and '-', "
-        "starting with a letter",
+        "starting with a letter and not ending with '-'",
         "c.yaml:2: servers.count: must be odd so etcd keeps a quorum (4 servers); use 3 or 5",
         "c.yaml:3: local.worker_arch: 'arm65' is not allowed; use 'amd64' or 'arm64'",
         "c.yaml:4: versions.knativ: unknown component; did you mean 'knative_serving'?",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from oscar_deploy.state.folder import ClusterState, generate_secret, list_clusters, state_root
+from oscar_deploy.state.journal import inputs_digest
 from oscar_deploy.support import files
 from oscar_deploy.support.errors import OperationError, UserInputError
 
@@ -60,24 +61,46 @@ def test_ssh_keypair_is_created_once_in_openssh_format(state_home: Path) -> None
     assert not state.ssh_dir.exists() and not state.secrets_file.exists()
 
 
-def test_journal_records_and_forgets_phases(state_home: Path) -> None:
+def test_journal_records_phases_with_their_inputs_and_digest(state_home: Path) -> None:
     journal = ClusterState("lab").ensure().journal
-    assert not journal.completed("provision")
-    journal.record("provision", nodes=2)
-    journal.record("prepare")
+    assert not journal.completed("provision") and journal.get("provision") is None
+    record = journal.record("provision", {"nodes": ["a", "b"], "workers": 2}, changed=True, details={"created": ["a"]})
+    journal.record("prepare", {})
     assert journal.completed("provision")
-    assert journal.phases()["provision"]["nodes"] == 2
-    assert "completed_at" in journal.phases()["prepare"]
-    journal.forget("prepare")
-    assert list(journal.phases()) == ["provision"]
+    stored = journal.get("provision")
+    assert stored == record
+    assert stored.inputs == {"nodes": ["a", "b"], "workers": 2} and stored.details == {"created": ["a"]}
+    assert stored.digest == inputs_digest({"workers": 2, "nodes": ["a", "b"]}), "key order does not matter"
+    assert stored.digest != inputs_digest({"workers": 2, "nodes": ["b", "a"]})
+    assert list(journal.records()) == ["prepare", "provision"]
     assert mode(journal.path) == 0o600
 
 
-def test_corrupt_journal_says_what_to_do(state_home: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", r"journal\.json: journal is unreadable \(Expecting .*\); delete it to re-run every phase"),
+        ("[1]", r"journal\.json: journal has no `phases` mapping; delete it to re-run every phase"),
+        ('{"phases": []}', r"journal\.json: journal has no `phases` mapping; delete it to re-run every phase"),
+    ],
+)
+def test_corrupt_journal_says_what_to_do(state_home: Path, content: str, expected: str) -> None:
     state = ClusterState("lab").ensure()
-    state.journal.path.write_text("{not json")
-    with pytest.raises(OperationError, match=r"journal is not valid JSON .*delete it to re-run every phase"):
+    state.journal.path.write_text(content)
+    with pytest.raises(OperationError, match=expected):
         state.journal.completed("provision")
+
+
+def test_desired_state_keeps_the_scaled_worker_count_and_the_bundle(state_home: Path) -> None:
+    desired = ClusterState("lab").ensure().desired
+    assert desired.workers() is None and desired.bundle() is None
+    desired.set_workers(0)
+    desired.set_bundle("/srv/bundle")
+    assert desired.workers() == 0, "zero workers is a count, not 'unset'"
+    assert desired.bundle() == "/srv/bundle"
+    desired.path.write_text('{"workers": true}')
+    assert desired.workers() is None, "a boolean is not a count"
+    assert mode(desired.path) == 0o600
 
 
 def test_atomic_write_never_leaves_a_half_written_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,163 +1,183 @@
-"""`up`, `status`, `ssh` and `down`: make the cluster a spec describes, look at it, log in, remove it."""
+"""`plan`, `up`, `status`, `ssh` and `down`: the cluster a spec describes, what `up` would do, looking at it,
+logging in, removing it."""
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from oscar_deploy.cli.options import (
+    BUNDLE_OPTION,
+    CLUSTER_NAME_OPTION,
     JSON_OPTION,
+    OPTIONAL_SPEC_OPTION,
     SPEC_OPTION,
+    YES_OPTION,
     confirm_or_refuse,
-    load_spec_file,
+    open_cluster,
     print_json,
-    state_for,
+    print_table,
 )
+from oscar_deploy.nodes.model import Node, node_sort_key
+from oscar_deploy.pipeline.cluster import cluster_context, converge, teardown
+from oscar_deploy.pipeline.cluster import plan as plan_phases
+from oscar_deploy.pipeline.phases import PhaseContext
+from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec
+from oscar_deploy.state.folder import cluster_state
+from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.progress import Progress
 
-if TYPE_CHECKING:
-    from oscar_deploy.providers.base import Node, Provider
-    from oscar_deploy.spec.models import ClusterSpec
-    from oscar_deploy.state.folder import ClusterState
-    from oscar_deploy.support.progress import Progress
-
-YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 NODE_ARGUMENT = typer.Argument(..., help="Node name as `status` shows it, e.g. server-0 or agent-1.")
 COMMAND_ARGUMENT = typer.Argument(
     None,
     help="Command to run on the node, after `--`: several words run as they are (`-- sh -c 'exit 7'`), "
     "one word is a shell line (`-- 'ls | wc -l'`); a login shell when empty.",
 )
-BUNDLE_OPTION = typer.Option(
-    None,
-    "--bundle",
-    envvar="OSCAR_DEPLOY_BUNDLE",
-    help="Air-gap bundle folder (`oscar-deploy bundle build`); without it the nodes download k3s from upstream.",
-    file_okay=False,
-)
 COLUMNS = ("node", "role", "arch", "state", "address", "ssh")
 
 
-def _open(file: Path) -> tuple[ClusterSpec, ClusterState, Progress, Provider]:
-    from oscar_deploy.pipeline.phases import provider_for
-    from oscar_deploy.support.progress import Progress
-
-    spec = load_spec_file(file)
-    state = state_for(spec)
-    progress = Progress()
-    return spec, state, progress, provider_for(spec, state, progress)
-
-
-def _rows(nodes: list[Node]) -> list[dict[str, str]]:
-    return [
-        {
-            "node": node.name,
-            "role": node.role,
-            "arch": node.arch,
-            "state": node.state,
-            "address": node.address or "-",
-            "ssh": f"{node.ssh_host}:{node.ssh_port}" if node.ssh_host and node.state == "running" else "-",
-        }
-        for node in nodes
-    ]
-
-
-def _print_table(rows: list[dict[str, str]]) -> None:
-    widths = {column: max([len(column), *(len(row[column]) for row in rows)]) for column in COLUMNS}
-    typer.echo("  ".join(column.upper().ljust(widths[column]) for column in COLUMNS).rstrip())
-    for row in rows:
-        typer.echo("  ".join(row[column].ljust(widths[column]) for column in COLUMNS).rstrip())
-
-
-def _with_missing(spec: ClusterSpec, state: ClusterState, nodes: list[Node]) -> list[Node]:
-    """The provider's nodes plus a `missing` line for each node the cluster should have that does not exist."""
-    from oscar_deploy.pipeline.phases import wanted_nodes
-    from oscar_deploy.providers.base import Node, node_sort_key
-
-    present = {node.name for node in nodes}
-    missing = [
-        Node(planned.name, planned.role, planned.arch, "missing")
-        for planned in wanted_nodes(spec, state)
-        if planned.name not in present
-    ]
-    return sorted([*nodes, *missing], key=lambda node: node_sort_key(node.name))
+def plan(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Show which phases `up` would run and why; changes nothing."""
+    spec = load_spec(file)
+    context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
+    decisions = plan_phases(context)
+    if as_json:
+        print_json([{"phase": d.phase, "runs": d.run, "reason": d.reason} for d in decisions])
+        return
+    for decision in decisions:
+        typer.echo(f"{decision.phase}: {'runs' if decision.run else 'skipped'}: {decision.reason}")
 
 
 def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION) -> None:
-    """Make the cluster in the spec: nodes, their OS, k3s; resumable, and a no-op on a finished cluster."""
-    from oscar_deploy.pipeline.phases import PhaseContext, run_phases
+    """Make the cluster the spec describes; runs only what is not done yet.
 
-    spec, state, progress, provider = _open(file)
-    state.ensure()
-    state.save_spec(file.read_text())
-    outcomes = run_phases(PhaseContext(spec, state, progress, provider, bundle=bundle))
+    Each phase runs when it never completed or when one of its inputs changed (the message says which), so a
+    re-run after a failure resumes, a spec edit does what it needs (a new k3s version upgrades node by node),
+    and a converged cluster is left alone.
+    """
+    spec = load_spec(file)
+    context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
+    outcomes = converge(context, file.read_text(encoding="utf-8"))
     for outcome in outcomes:
         if outcome.result is not None:
             for line in outcome.result.summary:
                 typer.echo(f"{outcome.phase}: {line}")
-    _print_table(_rows(_with_missing(spec, state, provider.nodes())))
-    typer.echo(f"inventory: {state.inventory_file}")
-    spec_flag = "" if file == Path("cluster.yaml") else f" -f {file}"
-    typer.echo(f"log in with: oscar-deploy ssh{spec_flag} server-0")
+    _print_nodes(_with_missing(context))
+    typer.echo(f"inventory: {context.state.inventory_file}")
+    spec_flag = "" if file == Path(DEFAULT_SPEC_FILE) else f" -f {file}"
+    first = next((node.name for node in context.nodes if node.role == "server"), "server-0")
+    typer.echo(f"log in with: oscar-deploy ssh{spec_flag} {first}")
 
 
-def status(file: Path = SPEC_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """List the cluster's nodes with role, arch, state (running, stopped, missing) and address."""
-    spec, state, _, provider = _open(file)
-    nodes = _with_missing(spec, state, provider.nodes())
+def status(
+    file: Path | None = OPTIONAL_SPEC_OPTION, cluster: str | None = CLUSTER_NAME_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """List the cluster's nodes with role, arch, state and address.
+
+    A node the cluster should have but that does not exist is listed as `missing`.
+    """
+    context = _context(file, cluster)
+    nodes = _with_missing(context)
+    spec = context.spec
     if as_json:
         print_json({"cluster": spec.name, "target": spec.target, "nodes": [node.as_dict() for node in nodes]})
         return
     typer.echo(f"cluster {spec.name} (target {spec.target})")
-    _print_table(_rows(nodes))
+    _print_nodes(nodes)
     broken = [node.name for node in nodes if node.state != "running"]
     if broken:
         typer.echo(f"not running: {', '.join(broken)}; `oscar-deploy up` recreates or restarts them")
 
 
-def remote_command(words: list[str]) -> list[str]:
-    """What ssh sends: ssh joins its arguments with spaces for the remote shell, so several words are quoted
-    to arrive as the same words; a single word is passed as a shell line."""
-    import shlex
+def ssh(
+    node: str = NODE_ARGUMENT,
+    command: list[str] | None = COMMAND_ARGUMENT,
+    file: Path | None = OPTIONAL_SPEC_OPTION,
+    cluster: str | None = CLUSTER_NAME_OPTION,
+) -> None:
+    """Open a shell on a node, or run `-- COMMAND` there.
 
-    return words if len(words) <= 1 else [shlex.join(words)]
-
-
-def ssh(node: str = NODE_ARGUMENT, command: list[str] | None = COMMAND_ARGUMENT, file: Path = SPEC_OPTION) -> None:
-    """Open a shell on a node, or run `-- COMMAND` there; exits with the command's exit code."""
-    import subprocess
-
-    from oscar_deploy.support.errors import UserInputError
-
-    spec, state, _, provider = _open(file)
-    nodes = provider.nodes()
-    prefix = f"oscar-{spec.name}-"
-    wanted = node.removeprefix(prefix)
-    match = next((candidate for candidate in nodes if candidate.name == wanted), None)
+    Exits with the command's exit code.
+    """
+    context = _context(file, cluster)
+    spec, state = context.spec, context.state
+    match = next((candidate for candidate in context.nodes if candidate.name == node), None)
     if match is None:
-        known = ", ".join(candidate.name for candidate in nodes) or "none; run `oscar-deploy up`"
+        known = ", ".join(candidate.name for candidate in context.nodes) or "none; run `oscar-deploy up`"
         raise UserInputError(f"node {node!r}: not in cluster {spec.name} (nodes: {known})")
     if match.state != "running":
         raise UserInputError(f"node {match.name}: {match.state}; run `oscar-deploy up` to start it")
-    if not state.ssh_private_key.is_file():
+    if context.provider.scaling == "count" and not state.ssh_private_key.is_file():
         raise UserInputError(f"cluster {spec.name}: no SSH key in {state.ssh_dir}; run `oscar-deploy up`")
-    result = subprocess.run(provider.ssh_command(match, remote_command(command or [])), check=False)
+    result = subprocess.run(context.provider.ssh_command(match, remote_command(command or [])), check=False)
     raise typer.Exit(result.returncode)
 
 
-def down(file: Path = SPEC_OPTION, yes: bool = YES_OPTION) -> None:
-    """Remove every node, the cluster's network and volumes, its key material and its state folder."""
-    spec, state, progress, provider = _open(file)
+def remote_command(words: list[str]) -> list[str]:
+    """What ssh sends: ssh joins its arguments with spaces for the remote shell, so several words are quoted
+    to arrive as the same words; a single word is passed as a shell line."""
+    return words if len(words) <= 1 else [shlex.join(words)]
+
+
+def down(
+    file: Path | None = OPTIONAL_SPEC_OPTION, cluster: str | None = CLUSTER_NAME_OPTION, yes: bool = YES_OPTION
+) -> None:
+    """Remove the cluster: its nodes (k3s from hosts you own), its state.
+
+    Nodes a provider made are deleted with their network, volumes and keys; hosts you own are reset (k3s and
+    everything the playbooks added is removed) and stay yours. The state folder goes last.
+    """
+    context = _context(file, cluster)
+    spec, state = context.spec, context.state
+    owned = context.provider.scaling == "inventory"
+    what = (
+        f"reset k3s and its data on {len(context.nodes)} host(s) you own"
+        if owned
+        else "every node, its network, keys, secrets"
+    )
     confirm_or_refuse(
         yes,
         f"down: cluster {spec.name} would be deleted but there is no terminal to confirm on; pass --yes to delete it",
-        f"Delete cluster {spec.name}: every node, its network, keys, secrets and state folder?",
+        f"Delete cluster {spec.name}: {what} and its state folder?",
     )
-    with progress.step(f"removing cluster {spec.name}"):
-        removed = provider.destroy()
-        state.remove_key_material()
-        state.destroy()
-    for item in removed:
+    for item in teardown(context):
         typer.echo(f"removed {item}")
     typer.echo(f"removed key material and state folder {state.path}")
+    if owned:
+        typer.echo(
+            f"a context merged into your kubeconfig stays until you delete it (`kubectl config delete-context "
+            f"{spec.name}`)"
+        )
+
+
+def _context(file: Path | None, cluster: str | None) -> PhaseContext:
+    spec, state = open_cluster(file, cluster)
+    return cluster_context(spec, state, Progress(), node_phases=False)
+
+
+def _with_missing(context: PhaseContext) -> list[Node]:
+    """The provider's nodes plus a `missing` line for each node the cluster should have that does not exist."""
+    present = {node.name for node in context.nodes}
+    wanted = context.provider.plan(context.spec, context.workers)
+    missing = [Node(node.name, node.role, node.arch, "missing") for node in wanted if node.name not in present]
+    return sorted([*context.nodes, *missing], key=lambda node: node_sort_key(node.name))
+
+
+def _print_nodes(nodes: list[Node]) -> None:
+    print_table(
+        COLUMNS,
+        [
+            (
+                node.name,
+                node.role,
+                node.arch or "-",
+                node.state,
+                node.address or "-",
+                f"{node.ssh_host}:{node.ssh_port}" if node.ssh_host and node.state == "running" else "-",
+            )
+            for node in nodes
+        ],
+    )

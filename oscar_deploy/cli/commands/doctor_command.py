@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from oscar_deploy.cli.options import JSON_OPTION, load_spec_file, print_json
+from oscar_deploy.cli.options import JSON_OPTION, print_json, print_table
+from oscar_deploy.pipeline.doctor import blocking, doctor_checks
+from oscar_deploy.spec.models import load_spec
 
 DOCTOR_SPEC_OPTION = typer.Option(
     None,
@@ -16,17 +18,18 @@ DOCTOR_SPEC_OPTION = typer.Option(
     "Without it every target is checked and the exit code is 0.",
     dir_okay=False,
 )
-COLUMNS = ("check", "status", "detail")
 
 
 def doctor(file: Path | None = DOCTOR_SPEC_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Check the tools, host quirks and credentials each target needs; one fix command per problem."""
-    from oscar_deploy.providers.base import planned_nodes
-    from oscar_deploy.providers.local.host import blocking, doctor_checks
-
-    spec = load_spec_file(file) if file is not None else None
-    arches = {node.arch for node in planned_nodes(spec)} if spec is not None and spec.target == "local" else set()
-    checks = doctor_checks(arches)
+    """Check the tools and host quirks each target needs, with fixes."""
+    spec = load_spec(file) if file is not None else None
+    arches: set[str] = set()
+    if spec is not None:
+        settings = spec.target_settings()
+        arches = {settings.node_arch("server"), settings.node_arch("agent")}
+        if spec.workers.max == 0:
+            arches = {settings.node_arch("server")}
+    checks = doctor_checks(spec.target if spec is not None else None, arches)
     stopping = blocking(checks, spec.target) if spec is not None else []
     if as_json:
         print_json(
@@ -37,11 +40,7 @@ def doctor(file: Path | None = DOCTOR_SPEC_OPTION, as_json: bool = JSON_OPTION) 
             }
         )
     else:
-        rows = [{"check": check.name, "status": check.status, "detail": check.detail} for check in checks]
-        widths = {column: max([len(column), *(len(row[column]) for row in rows)]) for column in COLUMNS}
-        typer.echo("  ".join(column.upper().ljust(widths[column]) for column in COLUMNS).rstrip())
-        for row in rows:
-            typer.echo("  ".join(row[column].ljust(widths[column]) for column in COLUMNS).rstrip())
+        print_table(("check", "status", "detail"), [(check.name, check.status, check.detail) for check in checks])
         for check in checks:
             if check.status != "ok" and check.fix:
                 needed = f" (needed for {', '.join(check.needed_for)})" if check.needed_for else ""

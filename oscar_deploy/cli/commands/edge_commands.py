@@ -1,19 +1,28 @@
-"""`edge install` and `edge reset`: k3s on boards and hosts you already own, from an Ansible inventory."""
+"""`edge install` and `edge reset`: `up` and `down` for boards and hosts you own, straight from an inventory.
+
+Both build the spec of a `static` cluster from the inventory (its `k3s_version` becomes the spec's pin), so
+the cluster is then like any other: `status -c NAME`, `ssh -c NAME`, `up -f` with a spec of your own, `down`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
+import yaml
 
-from oscar_deploy.cli.options import confirm_or_refuse
-
-if TYPE_CHECKING:
-    from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.cli.options import BUNDLE_OPTION, YES_OPTION, confirm_or_refuse
+from oscar_deploy.nodes.inventory import read_inventory
+from oscar_deploy.nodes.k3s import check_k3s_version, cluster_groups
+from oscar_deploy.pipeline.cluster import cluster_context, converge, teardown
+from oscar_deploy.spec.catalogue import load_catalogue
+from oscar_deploy.spec.models import ClusterSpec, load_spec, parse_spec
+from oscar_deploy.state.folder import ClusterState, cluster_state
+from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.progress import Progress
 
 edge_app = typer.Typer(
-    help="k3s on boards and hosts you already own (Raspberry Pi, ARM or x86), from an Ansible inventory.",
+    help="k3s on boards and hosts you already own, from an inventory.",
     no_args_is_help=True,
 )
 
@@ -21,23 +30,15 @@ INVENTORY_OPTION = typer.Option(
     ...,
     "--inventory",
     "-i",
-    help="Ansible inventory with groups `server` and `agent` (k3s-io/k3s-ansible inventories work as they are).",
+    help="Ansible inventory with groups `server` and `agent` (k3s-io/k3s-ansible layout).",
     dir_okay=False,
 )
 NAME_OPTION = typer.Option(
     "edge", "--name", "-n", help="Cluster name: names the state folder, the kubeconfig context and the token."
 )
-BUNDLE_OPTION = typer.Option(
-    None,
-    "--bundle",
-    envvar="OSCAR_DEPLOY_BUNDLE",
-    help="Air-gap bundle folder (`oscar-deploy bundle build`); without it every node downloads k3s from upstream.",
-    file_okay=False,
-)
 VERSION_OPTION = typer.Option(
     None, "--k3s-version", help="k3s release; default the inventory's `k3s_version`, else the catalogue's pin."
 )
-YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 
 
 @edge_app.command("install")
@@ -49,86 +50,76 @@ def install(
 ) -> None:
     """Install k3s (servers, then agents) on the inventory's hosts and fetch the admin kubeconfig.
 
-    Running it again changes nothing on hosts that are already right, and adds hosts new to the inventory.
+    Running it again changes nothing on hosts that are already right, adds hosts new to the inventory, and
+    drains and resets hosts taken out of it.
     """
-    from oscar_deploy.nodes.ansible import RichDisplay, read_inventory
-    from oscar_deploy.nodes.k3s import K3sLayer, check_k3s_version, cluster_groups, use_bundle
-    from oscar_deploy.spec.catalogue import load_catalogue
-
-    state = _edge_state(name)
-    view = read_inventory(inventory)
-    servers, agents = cluster_groups(view)
-    inventory_version = view.hostvars.get(servers[0], {}).get("k3s_version")
-    if k3s_version:
-        version = check_k3s_version(k3s_version, "--k3s-version")
-    elif inventory_version:
-        version = check_k3s_version(str(inventory_version), f"{inventory}: k3s_version")
-    else:
-        version = load_catalogue().version("k3s")
-    # The nodes' architectures are only known once Ansible reaches them: the airgap role checks each one.
-    bundle_dir = use_bundle(bundle, version)
-
+    state = cluster_state(name, "--name")
+    spec = _edge_spec(state, inventory, k3s_version)
+    context = cluster_context(spec, state, Progress(), bundle)
+    servers = [node.name for node in context.nodes if node.role == "server"]
     typer.echo(
-        f"installing k3s {version} on {len(servers)} server(s) and {len(agents)} agent(s) from {inventory}"
-        + (f" with bundle {bundle_dir}" if bundle_dir else ""),
+        f"installing k3s on {len(servers)} server(s) and {len(context.nodes) - len(servers)} agent(s) from "
+        f"{inventory}" + (f" with bundle {context.bundle}" if context.bundle else ""),
         err=True,
     )
-    layer = K3sLayer(state, inventory.resolve(), version, bundle=bundle_dir, display=RichDisplay())
-    layer.run("site.yml")
-    state.journal.record("edge-install", inventory=str(inventory.resolve()), k3s_version=version)
+    outcomes = converge(context, yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    for outcome in outcomes:
+        if outcome.result is not None:
+            for line in outcome.result.summary:
+                typer.echo(f"{outcome.phase}: {line}")
     typer.echo(
-        f"edge cluster {state.name}: k3s {version} on {', '.join(servers + agents)}; "
-        f"kubeconfig {state.kubeconfig_file} (merge it with `oscar-deploy kubeconfig -c {state.name} --merge`)"
+        f"edge cluster {name}: k3s on {', '.join(node.name for node in context.nodes)}; "
+        f"kubeconfig {state.kubeconfig_file} (merge it with `oscar-deploy kubeconfig -c {name} --merge`)"
     )
 
 
 @edge_app.command("reset")
-def reset(
-    inventory: Path = INVENTORY_OPTION,
-    name: str = NAME_OPTION,
-    yes: bool = YES_OPTION,
-) -> None:
+def reset(inventory: Path = INVENTORY_OPTION, name: str = NAME_OPTION, yes: bool = YES_OPTION) -> None:
     """Uninstall k3s from every host of the inventory and undo what `edge install` changed on them.
 
-    Asks for confirmation unless --yes; without a terminal to ask on, it refuses.
+    Asks for confirmation unless --yes; without a terminal to ask on, it refuses. The state folder of the
+    cluster goes too.
     """
-    from oscar_deploy.nodes.ansible import RichDisplay, read_inventory
-    from oscar_deploy.nodes.k3s import K3sLayer, cluster_groups
-    from oscar_deploy.spec.catalogue import load_catalogue
-
-    state = _edge_state(name)
-    view = read_inventory(inventory)
-    servers, agents = cluster_groups(view)
-    hosts = servers + agents
+    state = cluster_state(name, "--name")
+    spec = _edge_spec(state, inventory, None, pin=False)
+    context = cluster_context(spec, state, Progress(), node_phases=False)
+    hosts = [node.name for node in context.nodes]
     confirm_or_refuse(
         yes,
         f"edge reset: would remove k3s and its data from {len(hosts)} host(s) of {inventory}; "
         "no terminal to confirm on, pass --yes to go ahead",
         f"Remove k3s, its data and every workload from {len(hosts)} host(s) ({', '.join(hosts)})?",
     )
-    version = str(view.hostvars.get(servers[0], {}).get("k3s_version") or load_catalogue().version("k3s"))
-    layer = K3sLayer(state, inventory.resolve(), version, display=RichDisplay())
-    layer.run("reset.yml", {"reset_confirmation": "yes"})
-    state.kubeconfig_file.unlink(missing_ok=True)
-    state.remove_key_material()
-    state.journal.forget("edge-install")
+    teardown(context)
     typer.echo(
-        f"edge cluster {state.name}: k3s removed from {', '.join(hosts)}; a context merged into your "
-        f"kubeconfig stays until you delete it (`kubectl config delete-context {state.name}`)"
+        f"edge cluster {name}: k3s removed from {', '.join(hosts)}; a context merged into your "
+        f"kubeconfig stays until you delete it (`kubectl config delete-context {name}`)"
     )
 
 
-def _edge_state(name: str) -> ClusterState:
-    """The state folder of edge cluster `name`; refuses the name of a cluster that `up` manages from a spec."""
-    from oscar_deploy.spec.models import NAME_PATTERN
-    from oscar_deploy.state.folder import ClusterState
-    from oscar_deploy.support.errors import UserInputError
-
-    if not NAME_PATTERN.match(name):
-        raise UserInputError(f"--name {name}: use 1-32 lowercase letters, digits and '-', starting with a letter")
-    state = ClusterState(name)
+def _edge_spec(state: ClusterState, inventory: Path, k3s_version: str | None, pin: bool = True) -> ClusterSpec:
+    """The spec of a static cluster over `inventory`, pinned (with `pin`) to `k3s_version` or the inventory's
+    own `k3s_version`; refuses the name of a cluster of another target."""
     if state.spec_file.is_file():
-        raise UserInputError(
-            f"--name {name}: cluster {name} is managed by `oscar-deploy up` from a spec; choose another --name"
-        )
-    return state
+        applied = load_spec(state.spec_file)
+        if applied.target != "static":
+            raise UserInputError(
+                f"--name {state.name}: cluster {state.name} is a {applied.target} cluster made by `up`; "
+                "choose another --name"
+            )
+    view = read_inventory(inventory)
+    servers, _ = cluster_groups(view)
+    data: dict[str, object] = {
+        "name": state.name,
+        "target": "static",
+        "static": {"inventory": str(inventory.resolve())},
+    }
+    version = k3s_version or view.hostvars.get(servers[0], {}).get("k3s_version")
+    if pin and version:
+        where = "--k3s-version" if k3s_version else f"{inventory}: k3s_version"
+        overrides = {"k3s": check_k3s_version(str(version), where)}
+        problems = load_catalogue().override_problems(overrides)
+        if problems:
+            raise UserInputError(f"{where}: {problems[0][1]}")
+        data["versions"] = overrides
+    return parse_spec(yaml.safe_dump(data, sort_keys=False), f"edge cluster {state.name}")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from oscar_deploy.cli.options import SPEC_OPTION
+from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, OPTIONAL_SPEC_OPTION, cluster_name
+from oscar_deploy.state.folder import cluster_state
+from oscar_deploy.state.kubeconfig import merge_kubeconfig
+from oscar_deploy.support.errors import UserInputError
 
-CLUSTER_OPTION = typer.Option(
-    None, "--cluster", "-c", help="Cluster name (e.g. an edge cluster); default the one in the spec file."
-)
 MERGE_OPTION = typer.Option(False, "--merge", help="Merge into your kubeconfig instead of printing the path.")
 CONTEXT_OPTION = typer.Option(None, "--context", help="Context name for --merge; default the cluster's name.")
 INTO_OPTION = typer.Option(
@@ -22,23 +22,20 @@ KEEP_CONTEXT_OPTION = typer.Option(
 
 
 def kubeconfig(
-    file: Path = SPEC_OPTION,
-    cluster: str | None = CLUSTER_OPTION,
+    file: Path | None = OPTIONAL_SPEC_OPTION,
+    cluster: str | None = CLUSTER_NAME_OPTION,
     merge: bool = MERGE_OPTION,
     context: str | None = CONTEXT_OPTION,
     into: Path | None = INTO_OPTION,
     keep_current_context: bool = KEEP_CONTEXT_OPTION,
 ) -> None:
-    """Print the path of the cluster's admin kubeconfig (`export KUBECONFIG=$(oscar-deploy kubeconfig)`).
+    """Print the path of the cluster's admin kubeconfig.
 
-    With --merge, add it to ~/.kube/config as a context named after the cluster, keeping your other contexts.
+    `export KUBECONFIG=$(oscar-deploy kubeconfig)` points kubectl at it. With --merge, add it to
+    ~/.kube/config as a context named after the cluster, keeping your other contexts.
     """
-    from oscar_deploy.cli.options import load_spec_file
-    from oscar_deploy.state.folder import ClusterState
-    from oscar_deploy.support.errors import UserInputError
-
-    name = cluster or load_spec_file(file).name
-    state = ClusterState(name).require()
+    name = cluster_name(file, cluster)
+    state = cluster_state(name).require()
     if not state.kubeconfig_file.is_file():
         raise UserInputError(
             f"cluster {name}: no kubeconfig yet ({state.kubeconfig_file}); run `oscar-deploy up` (or `edge install`)"
@@ -48,8 +45,6 @@ def kubeconfig(
             raise UserInputError("--context, --into and --keep-current-context only apply with --merge")
         typer.echo(str(state.kubeconfig_file))
         return
-
-    from oscar_deploy.state.kubeconfig import merge_kubeconfig
 
     target = into or Path.home() / ".kube" / "config"
     context_name = context or name

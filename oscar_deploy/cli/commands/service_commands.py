@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from oscar_deploy.cli.commands.cluster_options import (
+from oscar_deploy.cli.access import (
     CA_FILE_OPTION,
     CLUSTER_OPTION,
     ENDPOINT_OPTION,

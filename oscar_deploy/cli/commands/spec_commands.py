@@ -7,6 +7,10 @@ from pathlib import Path
 import typer
 
 from oscar_deploy.cli.options import SPEC_OPTION
+from oscar_deploy.spec.models import NAME_RULE, SCHEMA_FILE_NAME, TARGETS, is_cluster_name, load_spec, shown_name
+from oscar_deploy.spec.template import json_schema, render_spec
+from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import atomic_write
 
 spec_app = typer.Typer(help="Describe the cluster spec format.", no_args_is_help=True)
 
@@ -17,16 +21,11 @@ def init(
     file: Path = SPEC_OPTION,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing spec file."),
 ) -> None:
-    """Write a commented cluster spec (and its JSON Schema beside it) for you to read and edit."""
-    from oscar_deploy.spec.models import NAME_PATTERN, SCHEMA_FILE_NAME, TARGETS
-    from oscar_deploy.spec.template import json_schema, render_spec
-    from oscar_deploy.support.errors import UserInputError
-    from oscar_deploy.support.files import atomic_write
-
+    """Write a commented cluster spec and its JSON Schema, to edit."""
     if target not in TARGETS:
         raise UserInputError(f"--target {target}: unknown target; use one of {', '.join(TARGETS)}")
-    if not NAME_PATTERN.match(name):
-        raise UserInputError(f"--name {name}: use 1-32 lowercase letters, digits and '-', starting with a letter")
+    if not is_cluster_name(name):
+        raise UserInputError(f"--name {shown_name(name)}: {NAME_RULE}")
     if file.exists() and not force:
         raise UserInputError(f"{file}: already exists; edit it, pass --force to overwrite, or choose -f FILE")
     atomic_write(file, render_spec(name, target, file.name), 0o644)
@@ -35,9 +34,10 @@ def init(
 
 
 def validate(file: Path = SPEC_OPTION) -> None:
-    """Check a cluster spec: every problem is one line with its file, line and key; exit code 2 if any."""
-    from oscar_deploy.spec.models import load_spec
+    """Check a cluster spec: one line per problem; exit 2 if any.
 
+    Each line names the file, line and key, and says what to do.
+    """
     spec = load_spec(file)
     workers = spec.workers
     typer.echo(
@@ -49,6 +49,4 @@ def validate(file: Path = SPEC_OPTION) -> None:
 @spec_app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of the cluster spec (for editors and other tools)."""
-    from oscar_deploy.spec.template import json_schema
-
     typer.echo(json_schema(), nl=False)

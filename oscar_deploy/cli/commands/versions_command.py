@@ -15,7 +15,9 @@ def versions(
     file: Path | None = OVERRIDES_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Print every pinned external artefact (k3s, Knative, MinIO, OSCAR, ...) and where upstream publishes it."""
+    """Print every pinned external artefact and its source.
+
+    k3s, Knative, MinIO, OSCAR and the rest, with where upstream publishes each."""
     from oscar_deploy.spec.catalogue import load_catalogue
     from oscar_deploy.spec.models import load_spec
 

@@ -1,4 +1,4 @@
-"""What this machine has and which of its quirks the local nodes must work around; `oscar-deploy doctor`.
+"""What this machine has for local nodes and which of its quirks they must work around; their `doctor` lines.
 
 Quirks are detected, never assumed, so a normal host (cgroup v2, crun, raisable limits) gets plain engine
 defaults:
@@ -13,7 +13,6 @@ Every problem is one line saying what is missing and the exact command that fixe
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import resource
 import shutil
@@ -22,62 +21,18 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-Status = Literal["ok", "warn", "missing"]
-ALL_TARGETS = ("local", "openstack", "aws", "static")
+from oscar_deploy.providers.local.engine import ContainerEngine
+from oscar_deploy.providers.local.node_image import RECIPE_LABEL, host_arch, image_tag, recipe_digest
+from oscar_deploy.spec.arches import ARCHES, NODE_ARCHES
+from oscar_deploy.support.checks import Check, find_tool
+
 INSTALL_SCRIPT = "bash scripts/install-system-packages.sh"
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
-QEMU_NAMES = {"arm64": "aarch64", "amd64": "x86_64"}
 # The engines' default for root: what a container gets unless limits are passed explicitly.
 ENGINE_DEFAULT_NOFILE = 1048576
 NODE_NOFILE_CAP = 65536
 NODE_NPROC_CAP = 32768
-PYTHON_MODULES = (
-    "typer",
-    "rich",
-    "pydantic",
-    "yaml",
-    "jinja2",
-    "cryptography",
-    "ansible",
-    "ansible_runner",
-    "pulumi",
-    "openstack",
-    "boto3",
-    "kubernetes",
-    "httpx",
-)
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of `doctor`: what was checked, how it went, what was found, and the fix when not ok."""
-
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
-    # Targets that cannot work while this check is `missing`.
-    needed_for: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "check": self.name,
-            "status": self.status,
-            "detail": self.detail,
-            "fix": self.fix,
-            "needed_for": list(self.needed_for),
-        }
-
-
-def find_tool(name: str) -> str | None:
-    """A command on PATH, or beside this Python (a virtual environment's bin/ need not be on PATH)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    sibling = Path(sys.executable).parent / name
-    return str(sibling) if sibling.is_file() and os.access(sibling, os.X_OK) else None
 
 
 # --- host facts ---------------------------------------------------------------------------------------------
@@ -119,11 +74,9 @@ def _capped(hard: int, cap: int) -> int:
 
 def foreign_arch_ready(arch: str, binfmt_dir: Path = BINFMT_DIR) -> tuple[bool, str, str]:
     """(ready, what was found, fix) for running `arch` binaries on this host through qemu-user."""
-    from oscar_deploy.providers.local.node_image import host_arch
-
     if arch == host_arch():
         return True, f"{arch} is this host's architecture", ""
-    qemu = QEMU_NAMES.get(arch, arch)
+    qemu = ARCHES[arch].qemu if arch in ARCHES else arch
     if not (binfmt_dir / "status").exists():
         return (
             False,
@@ -211,27 +164,24 @@ def local_host_profile(arches: Iterable[str] = ()) -> HostProfile:
 
 # --- doctor ---------------------------------------------------------------------------------------------------
 
-
-def _python_check() -> Check:
-    missing = [name for name in PYTHON_MODULES if importlib.util.find_spec(name) is None]
-    if missing:
-        return Check(
-            "python packages",
-            "missing",
-            f"not importable: {', '.join(missing)}",
-            f"{sys.executable} -m pip install oscar-deploy (or pip install . in a checkout)",
-            ALL_TARGETS,
-        )
-    return Check("python packages", "ok", f"{len(PYTHON_MODULES)} modules importable ({sys.executable})")
+LOCAL = ("local",)
 
 
-def _tool_check(
-    name: str, tool: str, fix: str, needed_for: tuple[str, ...], purpose: str, absent: Status = "missing"
-) -> Check:
-    path = find_tool(tool)
-    if path:
-        return Check(name, "ok", f"{path} ({purpose})")
-    return Check(name, absent, f"{tool}: not found on PATH ({purpose})", fix, needed_for)
+def doctor_checks(node_arches: Iterable[str] = ()) -> list[Check]:
+    """The lines target local adds to `doctor`: engine, quirks, emulation (required for `node_arches`), images."""
+    wanted = set(node_arches)
+    mode = cgroup_mode()
+    _, runtime_line = runtime_check(mode)
+    _, ulimit_line = ulimit_check()
+    return [
+        *_engine_checks(),
+        Check("cgroup", "ok", f"{mode} hierarchy"),
+        runtime_line,
+        ulimit_line,
+        *(_emulation_check(arch, arch in wanted) for arch in NODE_ARCHES if arch != host_arch()),
+        _debootstrap_check(),
+        _node_image_check(),
+    ]
 
 
 def _engine_checks() -> list[Check]:
@@ -243,13 +193,13 @@ def _engine_checks() -> list[Check]:
                 "missing",
                 "podman: not found on PATH (runs local nodes)",
                 "sudo apt-get install -y podman runc (or " + INSTALL_SCRIPT + ")",
-                ("local",),
+                LOCAL,
             )
         ]
     result = subprocess.run([podman, "info", "--format", "{{.Host.OCIRuntime.Name}}"], capture_output=True, text=True)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return [Check("podman", "missing", f"{podman} info failed: {last}", "podman system reset", ("local",))]
+        return [Check("podman", "missing", f"{podman} info failed: {last}", "podman system reset", LOCAL)]
     checks = [Check("podman", "ok", f"{podman} (default runtime {result.stdout.strip()})")]
     docker = find_tool("docker")
     if docker:
@@ -258,15 +208,12 @@ def _engine_checks() -> list[Check]:
 
 
 def _node_image_check() -> Check:
-    from oscar_deploy.providers.local.engine import ContainerEngine
-    from oscar_deploy.providers.local.node_image import RECIPE_LABEL, image_tag, recipe_digest
-
     podman = find_tool("podman")
     if podman is None:
         return Check("node images", "warn", "podman missing: cannot look at the image cache")
     engine = ContainerEngine(binary=podman)
     states = []
-    for arch in ("amd64", "arm64"):
+    for arch in NODE_ARCHES:
         label = engine.image_label(image_tag(arch), RECIPE_LABEL)
         state = "not built" if label is None else "cached" if label == recipe_digest() else "outdated recipe"
         states.append(f"{image_tag(arch)} {state}")
@@ -290,94 +237,4 @@ def _emulation_check(arch: str, needed: bool) -> Check:
     ready, detail, fix = foreign_arch_ready(arch)
     if ready:
         return Check(f"{arch} emulation", "ok", detail)
-    return Check(f"{arch} emulation", "missing" if needed else "warn", detail, fix, ("local",) if needed else ())
-
-
-def _pulumi_check() -> Check:
-    path = find_tool("pulumi") or (
-        str(Path.home() / ".pulumi" / "bin" / "pulumi") if (Path.home() / ".pulumi/bin/pulumi").is_file() else None
-    )
-    if path:
-        return Check("pulumi cli", "ok", f"{path} (openstack and aws infrastructure)")
-    return Check(
-        "pulumi cli",
-        "missing",
-        "pulumi: not found (needed by targets openstack and aws only)",
-        "curl -fsSL https://get.pulumi.com | sh  (then add ~/.pulumi/bin to PATH)",
-        ("openstack", "aws"),
-    )
-
-
-def _openstack_credentials_check() -> Check:
-    if os.environ.get("OS_CLOUD") or os.environ.get("OS_AUTH_URL"):
-        found = "OS_CLOUD" if os.environ.get("OS_CLOUD") else "OS_AUTH_URL"
-        return Check("openstack credentials", "ok", f"{found} is set")
-    for folder in (Path.cwd(), Path.home() / ".config" / "openstack", Path("/etc/openstack")):
-        candidate = folder / "clouds.yaml"
-        if candidate.is_file():
-            return Check("openstack credentials", "ok", f"{candidate} exists")
-    return Check(
-        "openstack credentials",
-        "missing",
-        "no clouds.yaml (./, ~/.config/openstack/, /etc/openstack/) and no OS_CLOUD/OS_AUTH_URL",
-        "download clouds.yaml from your dashboard (Identity > Application Credentials) to ~/.config/openstack/",
-        ("openstack",),
-    )
-
-
-def _aws_credentials_check() -> Check:
-    for variable in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE"):
-        if os.environ.get(variable):
-            return Check("aws credentials", "ok", f"{variable} is set")
-    for candidate in (Path.home() / ".aws" / "credentials", Path.home() / ".aws" / "config"):
-        if candidate.is_file():
-            return Check("aws credentials", "ok", f"{candidate} exists")
-    return Check(
-        "aws credentials",
-        "missing",
-        "no AWS_ACCESS_KEY_ID/AWS_PROFILE and no ~/.aws/credentials",
-        "aws configure (or export AWS_PROFILE=<profile>)",
-        ("aws",),
-    )
-
-
-def doctor_checks(node_arches: Iterable[str] = ()) -> list[Check]:
-    """Every check `doctor` prints, for all targets; emulation of `node_arches` is required, others optional."""
-    from oscar_deploy.providers.local.node_image import host_arch
-
-    node_arches = set(node_arches)
-    mode = cgroup_mode()
-    _, runtime_line = runtime_check(mode)
-    _, ulimit_line = ulimit_check()
-    return [
-        _python_check(),
-        _tool_check(
-            "ssh client",
-            "ssh",
-            "sudo apt-get install -y openssh-client",
-            ALL_TARGETS,
-            "Ansible and `oscar-deploy ssh` reach nodes with it",
-        ),
-        _tool_check(
-            "ansible",
-            "ansible-playbook",
-            f"{sys.executable} -m pip install 'ansible-core>=2.16,<2.22'",
-            ALL_TARGETS,
-            "configures nodes",
-        ),
-        *_engine_checks(),
-        Check("cgroup", "ok", f"{mode} hierarchy"),
-        runtime_line,
-        ulimit_line,
-        *(_emulation_check(arch, arch in node_arches) for arch in QEMU_NAMES if arch != host_arch()),
-        _debootstrap_check(),
-        _node_image_check(),
-        _pulumi_check(),
-        _openstack_credentials_check(),
-        _aws_credentials_check(),
-    ]
-
-
-def blocking(checks: Iterable[Check], target: str) -> list[Check]:
-    """The checks whose failure stops `target`."""
-    return [check for check in checks if check.status == "missing" and target in check.needed_for]
+    return Check(f"{arch} emulation", "missing" if needed else "warn", detail, fix, LOCAL if needed else ())

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from oscar_deploy.providers.local.engine import ContainerEngine
+from oscar_deploy.spec.arches import canonical_arch
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.layers import layer_dir
 from oscar_deploy.support.progress import Progress
@@ -43,12 +44,11 @@ SOURCES = ("auto", "containerfile", "debootstrap")
 RECIPE_FILES = ("Containerfile", "packages.txt", "setup-node.sh")
 # Bump when the build steps in this module change in a way the template files do not show.
 BUILDER_VERSION = "1"
-ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 def host_arch() -> str:
     machine = platform.machine().lower()
-    return ARCHES.get(machine, machine)
+    return canonical_arch(machine) or machine
 
 
 def image_tag(arch: str) -> str:

@@ -20,11 +20,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from oscar_deploy.providers.base import ApplyResult, Node, NodeState, PlannedNode, Role, node_sort_key
+from oscar_deploy.nodes.model import Node, NodeState, PlannedNode, Role, node_sort_key
+from oscar_deploy.providers.base import ApplyResult, ScalingMode, counted_plan
 from oscar_deploy.providers.local.engine import CLUSTER_LABEL, ContainerEngine
-from oscar_deploy.providers.local.host import HostProfile, find_tool, local_host_profile
+from oscar_deploy.providers.local.host import HostProfile, local_host_profile
 from oscar_deploy.providers.local.node_image import NodeImageBuilder
+from oscar_deploy.spec.models import ClusterSpec
 from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.checks import find_tool
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.progress import Progress
 
@@ -86,6 +89,7 @@ class LocalProvider:
     """Nodes of one cluster as podman containers on this machine."""
 
     ssh_common_args = KNOWN_HOSTS_OFF
+    scaling: ScalingMode = "count"
 
     def __init__(
         self,
@@ -98,7 +102,14 @@ class LocalProvider:
         self.engine = engine or ContainerEngine.find()
         self.progress = progress or Progress()
 
+    @classmethod
+    def for_cluster(cls, spec: ClusterSpec, state: ClusterState, progress: Progress) -> LocalProvider:
+        return cls(state, ContainerEngine.find(), progress)
+
     # --- Provider interface -------------------------------------------------------------------------------
+    def plan(self, spec: ClusterSpec, workers: int) -> list[PlannedNode]:
+        return counted_plan(spec, workers, self.nodes())
+
     def apply(self, plan: Sequence[PlannedNode]) -> ApplyResult:
         profile = self._host_profile({node.arch for node in plan})
         new_key = not self.state.ssh_private_key.is_file()
@@ -359,4 +370,5 @@ class LocalProvider:
             ssh_port=int(labels.get(SSH_PORT_LABEL, "22")),
             ssh_user=SSH_USER,
             api_port=int(api_port) if api_port else None,
+            instance=str(data.get("Id") or ""),
         )

@@ -1,0 +1,173 @@
+"""The node phases of `up`: provision (the provider's nodes and the inventory), prepare (the OS), kubernetes (k3s).
+
+Each declares the inputs it depends on. The node list is every phase's input: a node that was recreated
+under the same name has another instance id, so it gets prepared and joined again. A new k3s version takes
+the rolling upgrade path (`upgrade.yml`: one node at a time, servers first, drained and uncordoned); nodes
+new to the cluster are then installed at that version by `kubernetes.yml`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from oscar_deploy.nodes.ansible import PlaybookResult, RichDisplay
+from oscar_deploy.nodes.bundle import MANIFEST_NAME
+from oscar_deploy.nodes.inventory import write_inventory
+from oscar_deploy.nodes.k3s import K3sLayer, use_bundle
+from oscar_deploy.nodes.model import Node
+from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult
+from oscar_deploy.spec.catalogue import load_catalogue
+from oscar_deploy.state.journal import PhaseRecord
+from oscar_deploy.support.layers import layer_dir
+
+# --- inputs -------------------------------------------------------------------------------------------------
+
+
+def node_list(nodes: Sequence[Node]) -> list[str]:
+    """The nodes as one comparable line each: name, role, arch, address and instance."""
+    return [
+        f"{node.name} {node.role} {node.arch or '-'} {node.address or '-'} {node.instance or '-'}" for node in nodes
+    ]
+
+
+def playbooks_digest() -> str:
+    """Digest of the bundled playbooks: a new oscar-deploy with other roles re-runs the node phases once."""
+    digest = hashlib.sha256()
+    root = layer_dir("playbooks")
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def k3s_version(context: PhaseContext) -> str:
+    return load_catalogue().with_overrides(context.spec.versions).version("k3s")
+
+
+def bundle_digest(context: PhaseContext) -> str | None:
+    """Digest of the bundle's manifest (cheap; the files themselves are verified when a phase uses them)."""
+    if context.bundle is None:
+        return None
+    manifest = context.bundle / MANIFEST_NAME
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "no manifest"
+
+
+def provision_inputs(context: PhaseContext) -> dict[str, Any]:
+    return {
+        "target": context.spec.target,
+        "settings": context.spec.target_settings().model_dump(mode="json"),
+        "servers": context.spec.servers.count,
+        "workers": context.workers,
+    }
+
+
+def prepare_inputs(context: PhaseContext) -> dict[str, Any]:
+    return {"nodes": node_list(context.nodes), "playbooks": playbooks_digest()}
+
+
+def kubernetes_inputs(context: PhaseContext) -> dict[str, Any]:
+    return {
+        "nodes": node_list(context.nodes),
+        "k3s_version": k3s_version(context),
+        "bundle": bundle_digest(context),
+        "playbooks": playbooks_digest(),
+    }
+
+
+# --- phases -------------------------------------------------------------------------------------------------
+
+
+def provision(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
+    """Create or repair the nodes the cluster should have, drain and remove those it should no longer have,
+    and write the inventory from what exists."""
+    provider = context.provider
+    plan = provider.plan(context.spec, context.workers)
+    applied = provider.apply(plan)
+    write_inventory(context.state, applied.nodes, provider.ssh_common_args, private_key=provider.scaling == "count")
+    context.nodes = applied.nodes
+    summary = [
+        f"{verb} {', '.join(names)}"
+        for verb, names in (("created", applied.created), ("started", applied.started))
+        if names
+    ]
+    removed: list[str] = []
+    if applied.extra:
+        removed = scale_in(context, applied.extra, installed=context.state.journal.completed("kubernetes"))
+        summary.append(f"drained and removed {', '.join(applied.extra)} (no longer wanted)")
+    if not applied.changed and not removed:
+        summary.append(f"all {len(plan)} node(s) present")
+    return PhaseResult(
+        changed=applied.changed or bool(removed),
+        summary=summary,
+        details={"created": applied.created, "started": applied.started, "removed": applied.extra},
+    )
+
+
+def scale_in(context: PhaseContext, victims: Sequence[str], installed: bool = True) -> list[str]:
+    """Drain and delete each victim from Kubernetes (remove-node.yml, which also resets it), one at a time,
+    then let the provider remove it; the inventory is rewritten after each, so a failure leaves it true."""
+    provider, state = context.provider, context.state
+    removed: list[str] = []
+    for name in victims:
+        if installed:
+            layer_for(context).run("remove-node.yml", {"remove_node": name, "skip_confirmation": True})
+        removed += provider.remove(name)
+        context.nodes = [node for node in context.nodes if node.name != name]
+        write_inventory(state, context.nodes, provider.ssh_common_args, private_key=provider.scaling == "count")
+    return removed
+
+
+def prepare(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
+    """OS preparation of every node: packages, kernel settings, board tweaks."""
+    result = layer_for(context).run("prepare.yml")
+    return _result(result, "node(s) prepared", "node(s) already prepared, nothing changed")
+
+
+def kubernetes(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
+    """k3s on the servers, then the agents; waits for every node and fetches the admin kubeconfig. Nodes that
+    run another k3s version are upgraded in place first, one at a time."""
+    layer = layer_for(context, verify_bundle=True)
+    summary: list[str] = []
+    changed = False
+    previous = (record.inputs.get("k3s_version") if record else None) or layer.k3s_version
+    if previous != layer.k3s_version:
+        known = {line.split()[0] for line in (record.inputs.get("nodes") or [])} if record else set()
+        upgrading = [node.name for node in context.nodes if node.name in known]
+        if upgrading:
+            result = layer.run("upgrade.yml", limit=",".join(upgrading))
+            changed = bool(result.changed_hosts())
+            summary.append(f"upgraded k3s {previous} -> {layer.k3s_version} on {', '.join(sorted(result.stats))}")
+    result = layer.run("kubernetes.yml")
+    outcome = _result(result, f"node(s) run k3s {layer.k3s_version}", f"node(s) already run k3s {layer.k3s_version}")
+    outcome.summary = summary + outcome.summary + [f"kubeconfig: {context.state.kubeconfig_file}"]
+    outcome.changed = outcome.changed or changed
+    return outcome
+
+
+def layer_for(context: PhaseContext, verify_bundle: bool = False) -> K3sLayer:
+    """The k3s layer of this cluster: its inventory, the spec's k3s pin and the bundle (verified when asked)."""
+    version = k3s_version(context)
+    bundle = context.bundle
+    if bundle is not None:
+        arches = sorted({node.arch for node in context.nodes if node.arch})
+        bundle = use_bundle(bundle, version, arches) if verify_bundle else bundle.resolve()
+    return K3sLayer(context.state, context.state.inventory_file, version, bundle, display=RichDisplay())
+
+
+def _result(result: PlaybookResult, done: str, unchanged: str) -> PhaseResult:
+    hosts = sorted(result.stats)
+    changed_hosts = result.changed_hosts()
+    if changed_hosts:
+        summary = [f"{len(hosts)} {done} ({', '.join(sorted(changed_hosts))} changed)"]
+    else:
+        summary = [f"{len(hosts)} {unchanged}"]
+    return PhaseResult(changed=bool(changed_hosts), summary=summary, details={"hosts": hosts})
+
+
+NODE_PHASES: tuple[Phase, ...] = (
+    Phase("provision", "checks the nodes every time and repairs what is missing", provision_inputs, provision, True),
+    Phase("prepare", "prepare the nodes' operating system (playbook prepare.yml)", prepare_inputs, prepare),
+    Phase("kubernetes", "install or upgrade k3s, fetch the kubeconfig (kubernetes.yml)", kubernetes_inputs, kubernetes),
+)

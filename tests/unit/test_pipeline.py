@@ -1,0 +1,269 @@
+"""Declarative phases: `up` runs a phase only when it never completed or one of its inputs changed, and `plan`
+says the same without acting. Ansible is replaced by a recorder here (the nodes tier runs the playbooks)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oscar_deploy.nodes.model import Node, PlannedNode
+from oscar_deploy.pipeline import cluster as pipeline
+from oscar_deploy.pipeline import node_phases
+from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult, changed_inputs, decide, run_phases
+from oscar_deploy.providers.base import ApplyResult, ScalingMode, counted_plan
+from oscar_deploy.spec.models import ClusterSpec, parse_spec
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.state.journal import PhaseRecord
+from oscar_deploy.support.progress import Progress
+
+SPEC = "name: demo\nworkers: {initial: 1, max: 3}\n"
+
+
+@dataclass
+class MemoryProvider:
+    """TEST DOUBLE for a provider (the real local one is exercised in the nodes tier): nodes in a dict, each
+    created node gets a new instance id, as a recreated container or VM would."""
+
+    scaling: ScalingMode = "count"
+    ssh_common_args: str = ""
+    machines: dict[str, Node] = field(default_factory=dict)
+    ids: Iterator[int] = field(default_factory=itertools.count)
+    calls: list[str] = field(default_factory=list)
+
+    def plan(self, spec: ClusterSpec, workers: int) -> list[PlannedNode]:
+        return counted_plan(spec, workers, self.nodes())
+
+    def apply(self, plan: Sequence[PlannedNode]) -> ApplyResult:
+        self.calls.append("apply")
+        result = ApplyResult(nodes=[])
+        for node in plan:
+            if node.name not in self.machines:
+                self.machines[node.name] = Node(
+                    node.name,
+                    node.role,
+                    node.arch,
+                    "running",
+                    f"10.0.0.{len(self.machines) + 2}",
+                    "127.0.0.1",
+                    2200 + len(self.machines),
+                    instance=f"i-{next(self.ids)}",
+                )
+                result.created.append(node.name)
+        result.extra = [name for name in self.machines if name not in {node.name for node in plan}]
+        result.nodes = self.nodes()
+        return result
+
+    def nodes(self) -> list[Node]:
+        return list(self.machines.values())
+
+    def destroy(self) -> list[str]:
+        self.machines.clear()
+        return []
+
+    def power_on(self, name: str) -> Node:
+        return self.machines[name]
+
+    def power_off(self, name: str) -> None:
+        self.calls.append(f"power_off {name}")
+
+    def remove(self, name: str) -> list[str]:
+        self.machines.pop(name)
+        return [f"node {name}"]
+
+    def ssh_command(self, node: Node, command: Sequence[str] = ()) -> list[str]:
+        return ["ssh", node.name, *command]
+
+
+@dataclass
+class PlaybookRun:
+    playbook: str
+    limit: str | None
+    k3s_version: str
+
+
+@pytest.fixture
+def playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
+    """TEST DOUBLE for K3sLayer.run (ansible-runner): records each playbook run and reports one changed host."""
+    runs: list[PlaybookRun] = []
+
+    def run(
+        self: node_phases.K3sLayer, playbook: str, extra: Any = None, limit: str | None = None, check: bool = False
+    ):  # type: ignore[no-untyped-def]
+        from oscar_deploy.nodes.ansible import HostStats, PlaybookResult
+
+        runs.append(PlaybookRun(playbook, limit, self.k3s_version))
+        return PlaybookResult(playbook, "successful", 0, {"server-0": HostStats(ok=1, changed=1)}, [], Path("log"))
+
+    monkeypatch.setattr(node_phases.K3sLayer, "run", run)
+    return runs
+
+
+def _context(
+    state_home: Path, provider: MemoryProvider, spec_text: str = SPEC, bundle: Path | None = None
+) -> PhaseContext:
+    spec = parse_spec(spec_text)
+    context = PhaseContext(spec, ClusterState(spec.name), Progress(), provider, bundle=bundle)  # type: ignore[arg-type]
+    context.nodes = provider.nodes()
+    return context
+
+
+def _up(
+    state_home: Path, provider: MemoryProvider, spec_text: str = SPEC, bundle: Path | None = None
+) -> dict[str, str]:
+    """One `up`: the reason each phase gave, by phase."""
+    context = _context(state_home, provider, spec_text, bundle)
+    outcomes = pipeline.converge(context, spec_text)
+    return {outcome.phase: outcome.decision.reason if outcome.result is None else "ran" for outcome in outcomes}
+
+
+def test_first_up_runs_every_phase_and_a_second_skips_all_but_provision(
+    state_home: Path, playbooks: list[PlaybookRun]
+) -> None:
+    provider = MemoryProvider()
+    assert _up(state_home, provider) == {"provision": "ran", "prepare": "ran", "kubernetes": "ran"}
+    assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
+    playbooks.clear()
+    reasons = _up(state_home, provider)
+    assert reasons["provision"] == "ran", "provision looks at the nodes every time"
+    assert reasons["prepare"].startswith("up to date (completed ")
+    assert reasons["kubernetes"].startswith("up to date (completed ")
+    assert playbooks == [], "a converged cluster runs no playbook"
+
+
+def test_spec_is_recorded_as_applied_only_after_every_phase(
+    state_home: Path, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = MemoryProvider()
+
+    def broken(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
+        raise RuntimeError("node unreachable")
+
+    original = pipeline.PHASES
+    monkeypatch.setattr(pipeline, "PHASES", (*original[:2], replace(original[2], run=broken)))
+    with pytest.raises(RuntimeError):
+        _up(state_home, provider)
+    state = ClusterState("demo")
+    assert not state.spec_file.exists()
+    assert state.journal.completed("prepare") and not state.journal.completed("kubernetes")
+    monkeypatch.setattr(pipeline, "PHASES", original)
+    playbooks.clear()
+    assert _up(state_home, provider)["kubernetes"] == "ran"
+    assert [run.playbook for run in playbooks] == ["kubernetes.yml"], "resumes at the phase that failed"
+    assert state.spec_file.read_text() == SPEC
+
+
+def test_k3s_version_bump_upgrades_known_nodes_once_then_is_a_no_op(
+    state_home: Path, playbooks: list[PlaybookRun]
+) -> None:
+    provider = MemoryProvider()
+    _up(state_home, provider)
+    playbooks.clear()
+    bumped = SPEC + "versions: {k3s: v1.33.4+k3s1}\n"
+    context = _context(state_home, provider, bumped)
+    decisions = pipeline.plan(context)
+    assert decisions[1].run is False, "the OS does not depend on the k3s version"
+    assert decisions[2].reason == "changed: k3s_version (v1.33.3+k3s1 -> v1.33.4+k3s1)"
+    _up(state_home, provider, bumped)
+    assert [(run.playbook, run.limit, run.k3s_version) for run in playbooks] == [
+        ("upgrade.yml", "server-0,agent-0", "v1.33.4+k3s1"),
+        ("kubernetes.yml", None, "v1.33.4+k3s1"),
+    ]
+    playbooks.clear()
+    _up(state_home, provider, bumped)
+    assert playbooks == []
+
+
+def test_a_new_bundle_reruns_the_k3s_phase_only(state_home: Path, playbooks: list[PlaybookRun], tmp_path: Path) -> None:
+    provider = MemoryProvider()
+    _up(state_home, provider)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text('{"format": 1}')
+    decisions = pipeline.plan(_context(state_home, provider, bundle=bundle))
+    assert [(d.phase, d.run) for d in decisions] == [("provision", False), ("prepare", False), ("kubernetes", True)]
+    assert decisions[2].reason.startswith("changed: bundle (none -> ")
+
+
+def test_more_workers_create_a_node_and_rerun_what_depends_on_the_node_list(
+    state_home: Path, playbooks: list[PlaybookRun]
+) -> None:
+    provider = MemoryProvider()
+    _up(state_home, provider)
+    ClusterState("demo").desired.set_workers(2)
+    decisions = pipeline.plan(_context(state_home, provider))
+    assert (decisions[0].run, decisions[0].reason) == (True, "create agent-1")
+    assert decisions[1].reason == "changed: nodes"
+    playbooks.clear()
+    _up(state_home, provider)
+    assert sorted(provider.machines) == ["agent-0", "agent-1", "server-0"]
+    assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
+
+
+def test_a_node_recreated_under_its_name_is_prepared_again(state_home: Path, playbooks: list[PlaybookRun]) -> None:
+    provider = MemoryProvider()
+    _up(state_home, provider)
+    del provider.machines["agent-0"]  # removed behind our back; provision recreates it with a new instance
+    playbooks.clear()
+    _up(state_home, provider)
+    assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
+
+
+def test_fewer_workers_drain_and_remove_the_extra_nodes(state_home: Path, playbooks: list[PlaybookRun]) -> None:
+    provider = MemoryProvider()
+    ClusterState("demo").ensure().desired.set_workers(2)
+    _up(state_home, provider)
+    ClusterState("demo").desired.set_workers(1)
+    assert pipeline.plan(_context(state_home, provider))[0].reason == "drain and remove agent-1"
+    playbooks.clear()
+    _up(state_home, provider)
+    assert sorted(provider.machines) == ["agent-0", "server-0"]
+    assert (playbooks[0].playbook, playbooks[0].limit) == ("remove-node.yml", None)
+
+
+def test_plan_changes_nothing(state_home: Path, playbooks: list[PlaybookRun]) -> None:
+    provider = MemoryProvider()
+    _up(state_home, provider)
+    ClusterState("demo").desired.set_workers(3)
+    before = {path: path.read_bytes() for path in state_home.rglob("*") if path.is_file()}
+    machines = dict(provider.machines)
+    playbooks.clear()
+    decisions = pipeline.plan(_context(state_home, provider, SPEC + "versions: {k3s: v1.33.4+k3s1}\n"))
+    assert [d.run for d in decisions] == [True, True, True]
+    assert {path: path.read_bytes() for path in state_home.rglob("*") if path.is_file()} == before
+    assert provider.machines == machines and "apply" not in provider.calls[1:]
+    assert playbooks == []
+
+
+def test_decide_names_every_changed_input() -> None:
+    phase = Phase("kubernetes", "k3s", lambda context: {}, lambda context, record: PhaseResult(False))
+    record = PhaseRecord("2026-11-30T10:00:00+00:00", "x", {"a": 1, "b": "old", "nodes": ["n1"]})
+    decision = decide(phase, {"a": 1, "b": "new", "nodes": ["n1", "n2"], "c": None}, record)
+    assert decision.reason == "changed: b (old -> new), nodes"
+    assert changed_inputs({"v": "a" * 50}, {"v": "b"}) == ["v (aaaaaaaaaaaa...aaaaaaaaaaaa -> b)"]
+    assert decide(phase, {}, None).reason == "never completed"
+
+
+def test_a_failing_phase_keeps_the_earlier_ones_and_the_next_run_resumes(state_home: Path) -> None:
+    ran: list[str] = []
+
+    def phase(name: str, fail: bool = False) -> Phase:
+        def run(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
+            if fail:
+                raise RuntimeError("unreachable")
+            ran.append(name)
+            return PhaseResult(changed=True)
+
+        return Phase(name, name, lambda context: {"x": 1}, run)
+
+    context = _context(state_home, MemoryProvider())
+    context.state.ensure()
+    with pytest.raises(RuntimeError):
+        run_phases(context, [phase("a"), phase("b", fail=True), phase("c")])
+    assert ran == ["a"]
+    run_phases(context, [phase("a"), phase("b"), phase("c")])
+    assert ran == ["a", "b", "c"]
