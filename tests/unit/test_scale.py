@@ -18,11 +18,13 @@ SPEC = "name: lab\ntarget: local\nworkers:\n  initial: 1\n  min: 1\n  max: 3\nlo
     [
         (
             "4",
-            "error: --workers 4: above workers.max (3) of cluster lab; raise workers.max in its spec or ask for at most 3",
+            "error: --workers 4: above workers.max (3) of cluster lab; raise workers.max in its spec or ask for at "
+            "most 3",
         ),
         (
             "0",
-            "error: --workers 0: below workers.min (1) of cluster lab; lower workers.min in its spec or ask for at least 1",
+            "error: --workers 0: below workers.min (1) of cluster lab; lower workers.min in its spec or ask for at "
+            "least 1",
         ),
     ],
 )
