@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.layers import layer_dir
+from oscar_deploy.support.progress import QuietDisplay, TaskDisplay
 
 MESSAGE_LIMIT = 300
 # Results a host can have in one task, in the order the progress line shows them.
@@ -173,55 +174,6 @@ class RunProgress:
 _STATS_KEYS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
 
 
-class ProgressDisplay(Protocol):
-    """Shows a run's progress; `RichDisplay` on the terminal, nothing in tests that only read the result."""
-
-    def update(self, progress: RunProgress, notable: str | None) -> None: ...
-
-    def close(self, progress: RunProgress) -> None: ...
-
-
-class QuietDisplay:
-    def update(self, progress: RunProgress, notable: str | None) -> None:
-        pass
-
-    def close(self, progress: RunProgress) -> None:
-        pass
-
-
-class RichDisplay:
-    """On a terminal: a live status line (play, task, host counts) and a line for each play and failure.
-
-    Elsewhere (CI logs): only the play and failure lines and a recap, so logs stay short.
-    """
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True, highlight=False)
-        self.status: Any = None
-
-    def update(self, progress: RunProgress, notable: str | None) -> None:
-        if notable:
-            self.console.print(f"  {notable}", markup=False)
-        if not self.console.is_terminal:
-            return
-        from rich.text import Text
-
-        line = Text(progress.status_line(), overflow="ellipsis", no_wrap=True)
-        if self.status is None:
-            self.status = self.console.status(line)
-            self.status.start()
-        else:
-            self.status.update(line)
-
-    def close(self, progress: RunProgress) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-        self.console.print(f"  {progress.recap()}", markup=False)
-
-
 def ansible_config(playbook_dir: Path) -> Path | None:
     config = playbook_dir / "ansible.cfg"
     return config if config.is_file() else None
@@ -267,7 +219,7 @@ def run_playbook(
     tags: str | None = None,
     check: bool = False,
     forks: int | None = None,
-    display: ProgressDisplay | None = None,
+    display: TaskDisplay | None = None,
     raise_on_failure: bool = True,
     host_address: Callable[[str], str | None] | None = None,
 ) -> PlaybookResult:

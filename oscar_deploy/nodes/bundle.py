@@ -112,53 +112,6 @@ class SilentReporter:
         pass
 
 
-class RichReporter:
-    """A transfer bar per file on stderr; one line per file once it is done."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self.console = Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=True,
-        )
-        self.task: Any = None
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def start(self, name: str, total: int | None) -> None:
-        self.task = self.progress.add_task(name, total=total)
-
-    def advance(self, size: int) -> None:
-        if self.task is not None:
-            self.progress.advance(self.task, size)
-
-    def finish(self, name: str, outcome: str) -> None:
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-            self.task = None
-        self.console.print(f"{name}: {outcome}")
-
-
 # --- downloading ------------------------------------------------------------------------------------------
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oscar_deploy.nodes.ansible import PlaybookResult, ProgressDisplay, run_playbook
+from oscar_deploy.nodes.ansible import PlaybookResult, run_playbook
 from oscar_deploy.nodes.inventory import InventoryView, read_inventory
+from oscar_deploy.spec.catalogue import SYNTAXES
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.progress import TaskDisplay
 
 # Name of the cluster token in the state folder's secrets (the value is generated there).
 TOKEN_SECRET_NAME = "k3s_token"  # noqa: S105 - a key, not a password
@@ -23,10 +25,8 @@ TOKEN_SECRET_NAME = "k3s_token"  # noqa: S105 - a key, not a password
 
 def check_k3s_version(version: str, where: str) -> str:
     """Refuse what is not a k3s release tag (a bare `1.33.3` makes the installer fail on every node)."""
-    from oscar_deploy.spec.catalogue import SYNTAXES
-
     pattern, example = SYNTAXES["k3s"]
-    if not pattern.match(version):
+    if not pattern.fullmatch(version):
         raise UserInputError(f"{where}: {version!r} is not a k3s release; use {example}")
     return version
 
@@ -49,7 +49,7 @@ class K3sLayer:
     inventory: Path
     k3s_version: str
     bundle: Path | None = None
-    display: ProgressDisplay | None = None
+    display: TaskDisplay | None = None
 
     def variables(self) -> dict[str, Any]:
         from oscar_deploy.nodes.bundle import resolve_urls

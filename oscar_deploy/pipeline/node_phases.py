@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from oscar_deploy.nodes.ansible import PlaybookResult, RichDisplay
+from oscar_deploy.nodes.ansible import PlaybookResult
 from oscar_deploy.nodes.bundle import MANIFEST_NAME
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.k3s import K3sLayer, use_bundle
@@ -21,6 +21,7 @@ from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.state.journal import PhaseRecord
 from oscar_deploy.support.layers import layer_dir
+from oscar_deploy.support.progress import LiveDisplay
 
 # --- inputs -------------------------------------------------------------------------------------------------
 
@@ -153,7 +154,7 @@ def layer_for(context: PhaseContext, verify_bundle: bool = False) -> K3sLayer:
     if bundle is not None:
         arches = sorted({node.arch for node in context.nodes if node.arch})
         bundle = use_bundle(bundle, version, arches) if verify_bundle else bundle.resolve()
-    return K3sLayer(context.state, context.state.inventory_file, version, bundle, display=RichDisplay())
+    return K3sLayer(context.state, context.state.inventory_file, version, bundle, display=LiveDisplay())
 
 
 def _result(result: PlaybookResult, done: str, unchanged: str) -> PhaseResult:

@@ -45,7 +45,7 @@ class Component:
         """The full image to pull: `image:version[@digest]`, or the override when it is a whole reference."""
         if self.image is None:
             return None
-        if IMAGE_REFERENCE.match(self.version) and "/" in self.version:
+        if IMAGE_REFERENCE.fullmatch(self.version) and "/" in self.version:
             return self.version
         reference = f"{self.image}:{self.version}"
         return f"{reference}@{self.digest}" if self.digest else reference
@@ -63,7 +63,7 @@ class Component:
 
 
 def _minor(version: str, syntax: str) -> tuple[int, int] | None:
-    match = SYNTAXES[syntax][0].match(version)
+    match = SYNTAXES[syntax][0].fullmatch(version)
     if not match:
         return None
     return int(match.group(1)), int(match.group(2))
@@ -109,9 +109,9 @@ class Catalogue:
         for component in self.components.values():
             pattern, example = SYNTAXES[component.syntax]
             by_reference = component.image is not None and "/" in component.version
-            if by_reference and not IMAGE_REFERENCE.match(component.version):
+            if by_reference and not IMAGE_REFERENCE.fullmatch(component.version):
                 problems.append(((component.key,), f"{component.version!r} is not an image reference"))
-            elif not by_reference and not pattern.match(component.version):
+            elif not by_reference and not pattern.fullmatch(component.version):
                 problems.append(((component.key,), f"{component.version!r} is not a version; use {example}"))
         if problems:
             return problems

@@ -51,7 +51,7 @@ def _cidr_list(values: list[str]) -> list[str]:
 
 
 def _quantity(value: str) -> str:
-    if not QUANTITY_PATTERN.match(value):
+    if not QUANTITY_PATTERN.fullmatch(value):
         raise ValueError(f"{value!r} is not a size such as 512Mi, 20Gi or 1Ti")
     return value
 

@@ -189,4 +189,4 @@ def test_cli_builds_a_bundle_from_the_overridden_urls(
     assert bad.stderr.strip() == "error: --arch sparc: unknown architecture; use amd64, arm64, arm (comma-separated)"
     bad_version = cli("bundle", "build", "--k3s-version", "1.33.3", str(bundle))
     assert bad_version.exit_code == 2
-    assert "--k3s-version 1.33.3: not a k3s release; use vMAJOR.MINOR.PATCH+k3sN" in bad_version.stderr
+    assert "--k3s-version: '1.33.3' is not a k3s release; use vMAJOR.MINOR.PATCH+k3sN" in bad_version.stderr

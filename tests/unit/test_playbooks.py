@@ -14,6 +14,7 @@ from oscar_deploy.nodes import ansible
 from oscar_deploy.nodes.ansible import RunProgress, result_message, run_playbook
 from oscar_deploy.nodes.inventory import read_inventory
 from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.progress import LiveDisplay
 
 PLAYBOOKS = Path(__file__).parent / "runner_playbooks"
 SECRET = "s3cr3t-Token-value-never-logged"
@@ -211,14 +212,13 @@ def test_result_message_picks_the_useful_line() -> None:
     assert len(result_message({"msg": "x" * 1000})) == 300
 
 
-def test_rich_display_prints_plays_failures_and_a_recap_outside_a_terminal() -> None:
+def test_live_display_prints_plays_failures_and_a_recap_outside_a_terminal() -> None:
     import io
 
     from rich.console import Console
 
-    display = ansible.RichDisplay()
     output = io.StringIO()
-    display.console = Console(file=output, force_terminal=False, width=200)
+    display = LiveDisplay(Console(file=output, force_terminal=False, width=200))
     progress = RunProgress(playbook="site.yml")
     events = [
         {"event": "playbook_on_play_start", "event_data": {"play": "Prepare the nodes"}},

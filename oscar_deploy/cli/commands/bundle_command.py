@@ -6,6 +6,12 @@ from pathlib import Path
 
 import typer
 
+from oscar_deploy.nodes.bundle import Downloader, build_bundle, parse_arches, resolve_urls
+from oscar_deploy.nodes.k3s import check_k3s_version
+from oscar_deploy.spec.catalogue import load_catalogue
+from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.progress import TransferDisplay
+
 bundle_app = typer.Typer(help="Air-gap bundles: k3s artefacts for nodes without internet access.", no_args_is_help=True)
 
 ARCH_OPTION = typer.Option("amd64", "--arch", "-a", help="Comma-separated architectures: amd64, arm64, arm.")
@@ -39,20 +45,13 @@ def build(
 
     Use the folder with `oscar-deploy up --bundle DIR` or `oscar-deploy edge install -i INV --bundle DIR`.
     """
-    from oscar_deploy.nodes.bundle import Downloader, RichReporter, build_bundle, parse_arches, resolve_urls
-    from oscar_deploy.spec.catalogue import SYNTAXES, load_catalogue
-    from oscar_deploy.support.errors import UserInputError
-
     arches = parse_arches(arch)
-    version = k3s_version or load_catalogue().version("k3s")
-    pattern, example = SYNTAXES["k3s"]
-    if not pattern.match(version):
-        raise UserInputError(f"--k3s-version {version}: not a k3s release; use {example}")
+    version = check_k3s_version(k3s_version, "--k3s-version") if k3s_version else load_catalogue().version("k3s")
     if directory.exists() and not directory.is_dir():
         raise UserInputError(f"{directory}: exists and is not a folder; choose another bundle folder")
     releases, installers = resolve_urls(download_url, installer_url)
 
-    with RichReporter() as reporter:
+    with TransferDisplay() as reporter:
         downloader = Downloader(reporter)
         try:
             manifest = build_bundle(
