@@ -19,6 +19,7 @@ from oscar_deploy.providers.base import ApplyResult, ScalingMode, counted_plan
 from oscar_deploy.spec.models import ClusterSpec, parse_spec
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.state.journal import PhaseRecord
+from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
 
 SPEC = "name: demo\nworkers: {initial: 1, max: 3}\n"
@@ -267,3 +268,20 @@ def test_a_failing_phase_keeps_the_earlier_ones_and_the_next_run_resumes(state_h
     assert ran == ["a"]
     run_phases(context, [phase("a"), phase("b"), phase("c")])
     assert ran == ["a", "b", "c"]
+
+
+def test_a_bundle_given_once_is_remembered_and_a_vanished_one_is_named(state_home: Path, tmp_path: Path) -> None:
+    spec = parse_spec(SPEC)
+    state = ClusterState("demo")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    first = pipeline.cluster_context(spec, state, Progress(), bundle, provider=MemoryProvider())  # type: ignore[arg-type]
+    state.ensure().desired.set_bundle(str(bundle))  # what converge records when `up --bundle` starts
+    later = pipeline.cluster_context(spec, state, Progress(), provider=MemoryProvider())  # type: ignore[arg-type]
+    assert later.bundle == bundle
+    looking = pipeline.cluster_context(spec, state, Progress(), node_phases=False, provider=MemoryProvider())  # type: ignore[arg-type]
+    assert looking.bundle is None, "status, ssh and down never need the bundle"
+    bundle.rmdir()
+    with pytest.raises(UserInputError, match=r"bundle .*/bundle: remembered from an earlier `up --bundle` but gone; "):
+        pipeline.cluster_context(spec, state, Progress(), provider=MemoryProvider())  # type: ignore[arg-type]
+    assert first.bundle == bundle
