@@ -31,8 +31,8 @@ MIN_MASKED_LENGTH = 8
 DONE = {
     "create": "created",
     "update": "updated",
-    "delete": "deleted",
     "replace": "replaced",
+    "delete": "deleted",
     "read": "read",
     "import": "imported",
     "refresh": "refreshed",

@@ -5,8 +5,8 @@ operation; the real CLI cannot run in this test tier (no download, no cloud). Th
 `oscar_deploy.iac.pulumi_runner` makes it run, in the shapes upstream's CLI uses
 (https://www.pulumi.com/docs/iac/cli/commands/):
 
-* `version` prints `v3.272.0` (newer than 3.205, so the Automation API streams engine events over gRPC:
-  `--event-log tcp://127.0.0.1:PORT`, service pulumirpc.Events/StreamEvents, one JSON event per request);
+* `version` prints `v3.272.0` or $PULUMI_STAND_IN_VERSION (after 3.205 the Automation API streams engine
+  events over gRPC: `--event-log tcp://127.0.0.1:PORT`, pulumirpc.Events/StreamEvents, one JSON event each);
 * `stack select --stack S` fails with "error: no stack named 'S' found" for a stack that does not exist, and
   `stack init S` creates it; stacks are `organization/<project>/<stack>`, the project from ./Pulumi.yaml;
 * `config set KEY --secret` reads the value from stdin when none is given (pkg/cmd/pulumi/config/config_set.go)
@@ -41,6 +41,9 @@ SECRET_SENTINEL = "[secret]"
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["version"] and "PULUMI_STAND_IN_DIR" not in os.environ:
+        print(os.environ.get("PULUMI_STAND_IN_VERSION", VERSION))  # an installed copy, asked for its version
+        return 0
     folder = Path(os.environ["PULUMI_STAND_IN_DIR"])
     state_file = folder / "state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
@@ -93,7 +96,7 @@ def passphrase() -> str | None:
 
 def dispatch(args: list[str], state: dict[str, Any], record: dict[str, Any]) -> int:
     if args[:1] == ["version"]:
-        print(VERSION)
+        print(os.environ.get("PULUMI_STAND_IN_VERSION", VERSION))
         return 0
     if args[:1] == ["stack"] and args[1:2] == ["init"]:
         name = qualified(args[2])
