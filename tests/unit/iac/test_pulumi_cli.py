@@ -250,3 +250,21 @@ def test_doctor_says_where_the_cli_is_or_that_it_comes_on_first_use(
     check = pulumi_doctor_check()
     assert check.status == "missing"
     assert check.detail.startswith(f"{on_path} on PATH: v3.180.9, older than v3.181.0")
+
+
+def test_doctor_prints_the_pulumi_line_and_the_hand_install_fix(
+    cli, data_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import os
+
+    monkeypatch.setenv("PATH", os.pathsep.join([os.environ["PATH"], "/usr/bin", "/bin"]))  # ssh, podman; no pulumi
+    result = cli("doctor", "--json")
+    assert result.exit_code == 0, result.output
+    checks = {check["check"]: check for check in json.loads(result.stdout)["checks"]}
+    target = install_dir(VERSION)
+    assert checks["pulumi cli"]["status"] == "warn"
+    assert checks["pulumi cli"]["detail"].startswith(f"not on PATH; v{VERSION} will be installed into {target}")
+    text = cli("doctor")
+    assert text.exit_code == 0
+    assert f"pulumi cli: warn; fix: offline, install it by hand: mkdir -p {target}/bin && curl -fsSL " in text.stdout
