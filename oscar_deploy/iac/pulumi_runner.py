@@ -171,7 +171,9 @@ class PulumiSession:
             self._call("config set-all", lambda: self._stack.set_all_config(plain))
         for key, item in config.items():
             if item.secret:
-                self._run("config", "set", key, "--secret", "--stack", self._stack.name, stdin=item.value)
+                # `config set` drops one trailing newline from what it reads (cmdutil.RemoveTrailingNewline):
+                # one more keeps a value that ends in a newline (a PEM key) exactly as it is.
+                self._run("config", "set", key, "--secret", "--stack", self._stack.name, stdin=item.value + "\n")
 
     def preview(self, on_event: EventHandler) -> dict[str, int]:
         result = self._call("preview", lambda: self._stack.preview(on_event=on_event, color="never"))

@@ -9,8 +9,9 @@ operation; the real CLI cannot run in this test tier (no download, no cloud). Th
   events over gRPC: `--event-log tcp://127.0.0.1:PORT`, pulumirpc.Events/StreamEvents, one JSON event each);
 * `stack select --stack S` fails with "error: no stack named 'S' found" for a stack that does not exist, and
   `stack init S` creates it; stacks are `organization/<project>/<stack>`, the project from ./Pulumi.yaml;
-* `config set KEY --secret` reads the value from stdin when none is given (pkg/cmd/pulumi/config/config_set.go)
-  and, like Pulumi's passphrase provider (pkg/secrets/passphrase/manager.go, readPassphrase), needs
+* `config set KEY --secret` reads the value from stdin when none is given, less one trailing newline
+  (pkg/cmd/pulumi/config/config_set.go, sdk/go/common/util/cmdutil RemoveTrailingNewline) and, like
+  Pulumi's passphrase provider (pkg/secrets/passphrase/manager.go, readPassphrase), needs
   PULUMI_CONFIG_PASSPHRASE or else the file named by PULUMI_CONFIG_PASSPHRASE_FILE (trimmed); it stores a
   digest of passphrase and value, never the value; `config set-all --plaintext k=v` stores plain values;
 * `up`, `preview`, `refresh`, `destroy` send the scenario's engine events and end with its exit code and
@@ -140,8 +141,8 @@ def dispatch(args: list[str], state: dict[str, Any], record: dict[str, Any]) -> 
                     "error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
                     "PULUMI_CONFIG_PASSPHRASE_FILE environment variables"
                 )
-            value = sys.stdin.read() if "--" not in args else args[-1]
-            record["stdin"] = value
+            value = sys.stdin.read().removesuffix("\n") if "--" not in args else args[-1]
+            record["stdin"] = value  # what Pulumi would store, after its newline trimming
             digest = hashlib.sha256(f"{phrase}\0{value}".encode()).hexdigest()
             stack["config"][key] = {"secure": digest}
         else:

@@ -26,6 +26,7 @@ from tests.unit.iac.conftest import load
 from tests.unit.iac.pulumi_release import wrapper
 
 SECRET = "S3cretValueFromConfig42"
+PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 USERS_OWN = "users-own-passphrase-not-for-oscar"
 
 
@@ -118,7 +119,11 @@ def test_inline_stack_up_keeps_secrets_off_argv_and_out_of_the_environment(
     )
     session = runner.select(inline())
     session.set_config(
-        {"oscar-test:region": ConfigValue("eu-west"), "oscar-test:adminPassword": ConfigValue(SECRET, secret=True)}
+        {
+            "oscar-test:region": ConfigValue("eu-west"),
+            "oscar-test:adminPassword": ConfigValue(SECRET, secret=True),
+            "oscar-test:sshKey": ConfigValue(PEM, secret=True),
+        }
     )
     received: list[EngineEvent] = []
     result = session.up(received.append)
@@ -136,8 +141,8 @@ def test_inline_stack_up_keeps_secrets_off_argv_and_out_of_the_environment(
         ["--non-interactive", "stack", "select", "--stack", "lab"],
         ["--non-interactive", "stack", "init", "lab"],
     ]
-    secret_set = next(call for call in stand_in.calls() if "--secret" in call["argv"])
-    assert secret_set["argv"] == [
+    password, key = (call for call in stand_in.calls() if "--secret" in call["argv"])
+    assert password["argv"] == [
         "--non-interactive",
         "config",
         "set",
@@ -146,7 +151,8 @@ def test_inline_stack_up_keeps_secrets_off_argv_and_out_of_the_environment(
         "--stack",
         "lab",
     ]
-    assert secret_set["stdin"] == SECRET
+    assert password["stdin"] == SECRET
+    assert key["stdin"] == PEM, "a value ending in a newline arrives whole"
     up = next(argv for argv in commands if "up" in argv)
     assert "--event-log" in up and "--skip-preview" in up
     history = next(argv for argv in commands if argv[1:3] == ["stack", "history"])
@@ -159,6 +165,7 @@ def test_inline_stack_up_keeps_secrets_off_argv_and_out_of_the_environment(
     assert stored["oscar-test:adminPassword"] == {
         "secure": hashlib.sha256(f"{passphrase}\0{SECRET}".encode()).hexdigest()
     }
+    assert stored["oscar-test:sshKey"] == {"secure": hashlib.sha256(f"{passphrase}\0{PEM}".encode()).hexdigest()}
     for call in stand_in.calls():
         assert "PULUMI_CONFIG_PASSPHRASE" not in call["env"] or call["argv"] == ["version"]
         if call["argv"] != ["version"]:
@@ -166,6 +173,7 @@ def test_inline_stack_up_keeps_secrets_off_argv_and_out_of_the_environment(
         for text in (*call["argv"], *call["env"].values()):
             assert passphrase not in text
             assert SECRET not in text
+            assert "b3BlbnNzaC1rZXktdjEAAAAA" not in text
         if call["argv"] != ["version"]:
             assert call["cwd"] == str(cluster.pulumi_dir / "projects" / "oscar-test")
 
