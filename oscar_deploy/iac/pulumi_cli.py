@@ -180,6 +180,8 @@ def install_pulumi(
             raise OperationError(f"{release.archive}: holds no pulumi binary; check the download URL")
         archive.unlink()
         checksums.unlink()
+        if (target / "bin" / "pulumi").is_file():
+            return target / "bin" / "pulumi"  # another run installed it meanwhile: keep the one it may be using
         if target.exists():
             shutil.rmtree(target)  # an earlier install that lost its binary
         staging.rename(target)

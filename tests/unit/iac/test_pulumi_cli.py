@@ -268,3 +268,23 @@ def test_doctor_prints_the_pulumi_line_and_the_hand_install_fix(
     text = cli("doctor")
     assert text.exit_code == 0
     assert f"pulumi cli: warn; fix: offline, install it by hand: mkdir -p {target}/bin && curl -fsSL " in text.stdout
+
+
+def test_an_install_finished_meanwhile_by_another_run_is_kept(server: ReleaseServer, data_home: Path) -> None:
+    publish(server)
+    mine = install_dir(VERSION) / "bin" / "pulumi"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"#!/bin/sh\necho v3.272.0\n")
+    assert install(server) == mine
+    assert mine.read_bytes() == b"#!/bin/sh\necho v3.272.0\n", "the other run's binary is not replaced"
+    assert leftovers(data_root()) == [VERSION, f"{VERSION}/bin", f"{VERSION}/bin/pulumi"]
+
+
+def test_an_install_that_lost_its_binary_is_replaced(server: ReleaseServer, data_home: Path) -> None:
+    publish(server)
+    broken = install_dir(VERSION) / "bin"
+    broken.mkdir(parents=True)
+    (broken / "pulumi-language-python").write_bytes(b"left over")
+    binary = install(server)
+    assert binary.read_bytes() == wrapper()
+    assert (broken / "pulumi-language-python").read_bytes() != b"left over"
