@@ -287,3 +287,30 @@ def test_a_folder_without_a_project_is_refused(tmp_path: Path) -> None:
         StackTarget.folder(tmp_path, "lab")
     with pytest.raises(ValueError, match="a project folder or an inline program"):
         StackTarget("p", "s")
+
+
+def test_without_a_cli_the_runner_installs_the_pinned_one_and_uses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: ClusterState
+) -> None:
+    from oscar_deploy.iac.pulumi_cli import DOWNLOAD_URL_ENV, install_dir
+    from tests.unit.iac.pulumi_release import VERSION, publish
+    from tests.unit.release_server import ReleaseServer
+
+    server = ReleaseServer()
+    try:
+        publish(server)
+        folder = tmp_path / "stand-in"
+        folder.mkdir()
+        empty = tmp_path / "no-pulumi"
+        empty.mkdir()
+        monkeypatch.setenv("PULUMI_STAND_IN_DIR", str(folder))
+        monkeypatch.setenv("PATH", str(empty))
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+        monkeypatch.setenv(DOWNLOAD_URL_ENV, f"{server.base}/download")
+        made = runner_module.create_runner(cluster)
+        assert isinstance(made, PulumiRunner)
+        assert made.cli.command == str(install_dir(VERSION) / "bin" / "pulumi")
+        made.select(inline())
+        assert StandIn(folder).commands()[-1] == ["--non-interactive", "stack", "init", "lab"]
+    finally:
+        server.close()
