@@ -120,8 +120,11 @@ class PulumiCli(PulumiCommand):
             for reader in readers:
                 reader.start()
             if stdin is not None and process.stdin is not None:
-                with process.stdin:
-                    process.stdin.write(stdin)
+                try:
+                    with process.stdin:
+                        process.stdin.write(stdin)
+                except BrokenPipeError:
+                    pass  # it stopped before reading; its exit code and stderr say why
             for reader in readers:
                 reader.join()
             code = process.wait()
