@@ -7,7 +7,7 @@
 * when the backend reports a lock, the lock is removed (`cancel`) only if every holder is gone, and the
   operation runs again; a live holder stops the command with a line naming it;
 * each recovery is announced in one line starting with "recovered:";
-* engine events drive `PulumiProgress` and a `ProgressDisplay` (the same displays as Ansible's runs);
+* engine events drive `PulumiProgress` and a `TaskDisplay` (the same displays as Ansible's runs);
 * a failure becomes an `OperationError` with one line per error diagnostic, secrets masked.
 """
 
@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from oscar_deploy.errors import OperationError
 from oscar_deploy.iac.progress import PulumiProgress
 from oscar_deploy.iac.recovery import (
     Recovery,
@@ -29,7 +28,8 @@ from oscar_deploy.iac.recovery import (
     without_pending_operations,
 )
 from oscar_deploy.iac.runner import ConfigValue, StackError, StackLocked, StackSession, UpdateResult
-from oscar_deploy.playbooks import ProgressDisplay, QuietDisplay
+from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.progress import Progress, QuietDisplay, TaskDisplay
 
 if TYPE_CHECKING:
     from pulumi.automation.events import EngineEvent
@@ -38,8 +38,6 @@ T = TypeVar("T")
 
 
 def _stderr_note(line: str) -> None:
-    from oscar_deploy.progress import Progress
-
     Progress().note(line)
 
 
@@ -49,7 +47,7 @@ class StackOperations:
     def __init__(
         self,
         session: StackSession,
-        display: ProgressDisplay | None = None,
+        display: TaskDisplay | None = None,
         notify: Callable[[str], None] = _stderr_note,
         secrets: Iterable[str] = (),
         hostname: str | None = None,

@@ -4,7 +4,7 @@ The Automation API hands every engine event to `on_event` (pulumi.automation.eve
 sdk/go/common/apitype/events.go): `resourcePreEvent` when a step starts, `resOutputsEvent` when it is done,
 `resOpFailedEvent` when it failed, `diagnosticEvent` (severity info, info#err, warning or error) and a final
 `summaryEvent` with the count of each operation. `PulumiProgress` turns them into a status line, a line for
-each failure and each deletion or replacement, and a recap, like `playbooks.RunProgress` does for Ansible.
+each failure and each deletion or replacement, and a recap, like `nodes.ansible.RunProgress` does for Ansible.
 
 Lines name a resource by the type and name in its URN, and quote diagnostics with every secret value the run
 knows replaced by [secret]; property values (a step's inputs and outputs) are never read.

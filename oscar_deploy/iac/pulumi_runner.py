@@ -43,7 +43,6 @@ from pulumi.automation import ConfigValue as AutoConfigValue
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError, create_command_error
 from semver import VersionInfo
 
-from oscar_deploy.errors import OperationError
 from oscar_deploy.iac.pulumi_cli import cli_version
 from oscar_deploy.iac.recovery import parse_lock_holders
 from oscar_deploy.iac.runner import (
@@ -55,6 +54,7 @@ from oscar_deploy.iac.runner import (
     StackTarget,
     UpdateResult,
 )
+from oscar_deploy.support.errors import OperationError
 
 T = TypeVar("T")
 # Variables of the user's environment Pulumi must not see: it reads PULUMI_CONFIG_PASSPHRASE before the file.

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from oscar_deploy.errors import OperationError
 from oscar_deploy.iac.recovery import LockHolder
+from oscar_deploy.support.errors import OperationError
 
 if TYPE_CHECKING:
     from pulumi.automation.events import EngineEvent
 
-    from oscar_deploy.state import ClusterState
+    from oscar_deploy.state.folder import ClusterState
     from oscar_deploy.support.download import DownloadReporter
 
 EventHandler = Callable[["EngineEvent"], None]
@@ -95,7 +95,7 @@ class StackTarget:
     @classmethod
     def bundled(cls, name: str, stack: str) -> StackTarget:
         """A project shipped in `stacks/<name>` (beside the package in a wheel, at the root of a checkout)."""
-        from oscar_deploy.resources import layer_dir
+        from oscar_deploy.support.layers import layer_dir
 
         return cls.folder(layer_dir("stacks") / name, stack)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy.errors import SpecError
 from oscar_deploy.iac.backend import backend_url, passphrase_file, projects_dir, pulumi_environment
-from oscar_deploy.spec import parse_spec
-from oscar_deploy.state import ClusterState
+from oscar_deploy.spec.models import parse_spec
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.errors import SpecError
 
 CREDENTIALS = (
     "iac.backend: the URL carries credentials; remove them and export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "

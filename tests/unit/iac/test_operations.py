@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from oscar_deploy.errors import OperationError
 from oscar_deploy.iac.operations import StackOperations
 from oscar_deploy.iac.recovery import LockHolder
 from oscar_deploy.iac.runner import ConfigValue, OutputValue, StackTarget
-from oscar_deploy.playbooks import RunStatus
+from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.progress import RunState
 from tests.doubles.stack_runner import RecordingRunner, install
 from tests.unit.iac.conftest import load
 
@@ -22,19 +22,19 @@ SECRET = "S3cretValueFromConfig42"
 
 
 class RecordingDisplay:
-    """Keeps what a ProgressDisplay is given, as RichDisplay would show it."""
+    """Keeps what a TaskDisplay is given, as LiveDisplay would show it."""
 
     def __init__(self) -> None:
         self.notable: list[str] = []
         self.status: list[str] = []
         self.recaps: list[str] = []
 
-    def update(self, progress: RunStatus, notable: str | None) -> None:
+    def update(self, progress: RunState, notable: str | None) -> None:
         self.status.append(progress.status_line())
         if notable:
             self.notable.append(notable)
 
-    def close(self, progress: RunStatus) -> None:
+    def close(self, progress: RunState) -> None:
         self.recaps.append(progress.recap())
 
 
@@ -184,7 +184,7 @@ def test_destroy_and_refresh_recover_first() -> None:
 
 def test_install_replaces_the_runner_factory(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     from oscar_deploy.iac import runner as runner_module
-    from oscar_deploy.state import ClusterState
+    from oscar_deploy.state.folder import ClusterState
 
     fake = install(monkeypatch)
     made = runner_module.create_runner(ClusterState("lab", root=tmp_path), "s3://team-bucket")
@@ -193,11 +193,11 @@ def test_install_replaces_the_runner_factory(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_the_terminal_display_shows_removals_and_the_recap(capsys: pytest.CaptureFixture[str]) -> None:
-    from oscar_deploy.playbooks import RichDisplay
+    from oscar_deploy.support.progress import LiveDisplay
 
     runner = RecordingRunner()
     runner.stack("oscar-openstack", "lab").events["up"] = load("up-events.json")
-    ops = StackOperations(runner.select(TARGET), RichDisplay(), hostname=HOST)
+    ops = StackOperations(runner.select(TARGET), LiveDisplay(), hostname=HOST)
     ops.up()
     assert capsys.readouterr().err.splitlines() == [
         "  replaced: Port lab-w1-port",

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy.errors import OperationError
 from oscar_deploy.iac.pulumi_cli import (
     DOWNLOAD_URL_ENV,
     PulumiLocation,
@@ -24,6 +23,7 @@ from oscar_deploy.iac.pulumi_cli import (
     pulumi_release,
 )
 from oscar_deploy.support.download import Downloader
+from oscar_deploy.support.errors import OperationError
 from tests.unit.iac.pulumi_release import ARCHIVE, CHECKSUMS, VERSION, archive, publish, wrapper
 from tests.unit.release_server import ReleaseServer, Route
 

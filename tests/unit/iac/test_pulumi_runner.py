@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from pulumi.automation.events import EngineEvent
 
-from oscar_deploy.errors import OperationError
 from oscar_deploy.iac import runner as runner_module
 from oscar_deploy.iac.pulumi_runner import PulumiRunner, PulumiSession
 from oscar_deploy.iac.recovery import LockHolder, without_pending_operations
 from oscar_deploy.iac.runner import ConfigValue, OutputValue, StackError, StackLocked, StackTarget
-from oscar_deploy.state import ClusterState
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.errors import OperationError
 from tests.unit.iac.conftest import load
 from tests.unit.iac.pulumi_release import wrapper
 

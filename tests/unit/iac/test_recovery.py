@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from oscar_deploy.errors import OperationError
 from oscar_deploy.iac.recovery import (
     STALE_LOCK_AGE,
     LockHolder,
@@ -23,6 +22,7 @@ from oscar_deploy.iac.recovery import (
     stale_reason,
     without_pending_operations,
 )
+from oscar_deploy.support.errors import OperationError
 from tests.unit.iac.conftest import load
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
