@@ -13,21 +13,18 @@ recorded in the manifest, which `check_bundle` verifies like every other file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from oscar_deploy import __version__
 from oscar_deploy.spec.arches import ARCHES, canonical_arch
+from oscar_deploy.support.download import Downloader, parse_checksums, sha256_of
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import atomic_write
 
@@ -38,8 +35,6 @@ INSTALLER_URL_ENV = "OSCAR_DEPLOY_K3S_INSTALLER_URL"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 INSTALLER_NAME = "install.sh"
-CHUNK_SIZE = 1 << 20
-ATTEMPTS = 3
 
 
 def parse_arches(text: str, option: str = "--arch") -> list[str]:
@@ -65,151 +60,6 @@ def release_file_url(base: str, version: str, name: str) -> str:
 
 def arch_dir(directory: Path, arch: str) -> Path:
     return directory / arch
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def parse_checksums(text: str, source: str) -> dict[str, str]:
-    """Lines of `sha256sum` output (`<hex>  <name>` or `<hex> *<name>`) -> {name: hex}."""
-    sums: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2 or len(parts[0]) != 64 or any(c not in "0123456789abcdefABCDEF" for c in parts[0]):
-            raise OperationError(f"{source}:{number}: not a sha256sum line; the checksum file is damaged, run again")
-        sums[parts[1].strip().lstrip("*")] = parts[0].lower()
-    return sums
-
-
-# --- progress ---------------------------------------------------------------------------------------------
-
-
-class DownloadReporter(Protocol):
-    """Receives the progress of each download (a rich progress bar in the CLI, nothing in tests)."""
-
-    def start(self, name: str, total: int | None) -> None: ...
-
-    def advance(self, size: int) -> None: ...
-
-    def finish(self, name: str, outcome: str) -> None: ...
-
-
-class SilentReporter:
-    def start(self, name: str, total: int | None) -> None:
-        pass
-
-    def advance(self, size: int) -> None:
-        pass
-
-    def finish(self, name: str, outcome: str) -> None:
-        pass
-
-
-# --- downloading ------------------------------------------------------------------------------------------
-
-
-class Downloader:
-    """Streams URLs to files through a temporary name; retries connection problems, never keeps a partial file."""
-
-    def __init__(
-        self,
-        reporter: DownloadReporter | None = None,
-        attempts: int = ATTEMPTS,
-        backoff: float = 2.0,
-        timeout: float = 30.0,
-    ) -> None:
-        import httpx
-
-        self.reporter = reporter or SilentReporter()
-        self.attempts = attempts
-        self.backoff = backoff
-        self.client = httpx.Client(
-            follow_redirects=True,
-            timeout=httpx.Timeout(timeout, connect=15.0),
-            headers={"User-Agent": f"oscar-deploy/{__version__}", "Accept-Encoding": "identity"},
-        )
-
-    def close(self) -> None:
-        self.client.close()
-
-    def fetch(self, url: str, dest: Path, expected_sha256: str | None = None, label: str | None = None) -> str:
-        """Download `url` to `dest` and return its sha256; with `expected_sha256`, a mismatch is an error.
-
-        Connection errors and truncated transfers are retried; after the last attempt the error names the
-        file. `dest` only ever appears complete (and verified, when a checksum is given).
-        """
-        import httpx
-
-        name = label or dest.name
-        last_problem = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                with self._streamed_to_temp(url, dest, name) as (temp, actual):
-                    if expected_sha256 is not None and actual != expected_sha256:
-                        self.reporter.finish(name, "checksum mismatch, download deleted")
-                        raise OperationError(
-                            f"{name}: sha256 mismatch for {url} (expected {expected_sha256}, got {actual}); "
-                            "the download was deleted and nothing uses it; run again, or check the mirror"
-                        )
-                    temp.replace(dest)
-                self.reporter.finish(name, "downloaded and verified" if expected_sha256 else "downloaded")
-                return actual
-            except _Truncated as exc:
-                last_problem = str(exc)
-            except httpx.HTTPStatusError as exc:
-                status = exc.response.status_code
-                if status < 500:
-                    raise OperationError(
-                        f"{name}: {url} answered HTTP {status}; check the version and the download URL"
-                    ) from None
-                last_problem = f"HTTP {status}"
-            except httpx.TransportError as exc:
-                last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            self.reporter.finish(name, f"attempt {attempt} failed ({last_problem})")
-            if attempt < self.attempts:
-                time.sleep(self.backoff * attempt)
-        raise OperationError(
-            f"{name}: download from {url} failed {self.attempts} times ({last_problem}); "
-            "the partial file was deleted; check the network or the download URL and run again"
-        )
-
-    @contextmanager
-    def _streamed_to_temp(self, url: str, dest: Path, name: str) -> Iterator[tuple[Path, str]]:
-        """Yield (temporary file, its sha256) holding the complete body; the temporary file goes away on error."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        temp = Path(temp_name)
-        try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as handle, self.client.stream("GET", url) as response:
-                response.raise_for_status()
-                length = response.headers.get("Content-Length")
-                expected_size = int(length) if length and length.isdigit() else None
-                self.reporter.start(name, expected_size)
-                for chunk in response.iter_bytes(CHUNK_SIZE):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    self.reporter.advance(len(chunk))
-                received = response.num_bytes_downloaded
-                if expected_size is not None and received != expected_size:
-                    raise _Truncated(f"truncated: {received} of {expected_size} bytes")
-                handle.flush()
-                os.fsync(handle.fileno())
-            temp.chmod(0o644)
-            yield temp, digest.hexdigest()
-        finally:
-            temp.unlink(missing_ok=True)
-
-
-class _Truncated(Exception):
-    """The server closed the transfer before Content-Length bytes arrived."""
 
 
 # --- the bundle -------------------------------------------------------------------------------------------

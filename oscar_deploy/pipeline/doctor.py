@@ -10,6 +10,7 @@ import importlib.util
 import sys
 from collections.abc import Iterable
 
+from oscar_deploy.iac.pulumi_cli import pulumi_doctor_check
 from oscar_deploy.providers.registry import PROVIDERS
 from oscar_deploy.spec.models import TARGETS
 from oscar_deploy.support.checks import Check, find_tool
@@ -64,6 +65,7 @@ def doctor_checks(target: str | None = None, node_arches: Iterable[str] = ()) ->
             f"{sys.executable} -m pip install 'ansible-core>=2.16,<2.22'",
             "configures nodes",
         ),
+        pulumi_doctor_check(),
     ]
     for name, entry in PROVIDERS.items():
         if target is None or name == target:

@@ -10,6 +10,7 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -222,6 +223,50 @@ class PlatformSpec(StrictModel):
         return self
 
 
+# Query parameters of an s3:// backend URL that would carry credentials (Pulumi's S3 backend takes them from the
+# AWS environment variables or profile; a URL ends up in logs, shell history and the spec, so none is accepted).
+CREDENTIAL_WORDS = ("secret", "password", "token", "credential", "accesskey", "access_key", "session")
+
+
+def _backend_url(url: str | None) -> str | None:
+    if url is None or not url.strip():
+        return None
+    if any(char.isspace() for char in url):
+        raise ValueError("must be one URL without spaces, e.g. s3://bucket?endpoint=https://s3.example.org")
+    parts = urlsplit(url)
+    if parts.scheme != "s3":
+        given = f"{parts.scheme}:// is not supported" if parts.scheme else "is not a URL"
+        raise ValueError(
+            f"{given}; leave it empty to keep the state in the cluster's state folder, or use an s3:// URL"
+        )
+    endpoint = dict(parse_qsl(parts.query)).get("endpoint", "")
+    carries_credentials = (
+        "@" in parts.netloc
+        or "@" in urlsplit(endpoint if "://" in endpoint else f"//{endpoint}").netloc
+        or any(word in key.lower() for key, _ in parse_qsl(parts.query) for word in CREDENTIAL_WORDS)
+    )
+    if carries_credentials:
+        raise ValueError(
+            "the URL carries credentials; remove them and export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE) instead"
+        )
+    if not parts.hostname:
+        raise ValueError("names no bucket; use s3://BUCKET?endpoint=https://s3.example.org")
+    return url
+
+
+class IacSpec(StrictModel):
+    backend: str | None = Field(
+        None,
+        description="Where Pulumi keeps the infrastructure state: empty keeps it in the cluster's state folder (no "
+        "account needed); an s3:// URL such as s3://bucket?endpoint=https://s3.example.org&s3ForcePathStyle=true "
+        "shares it with a team through an S3-compatible store, credentials from AWS_ACCESS_KEY_ID/"
+        "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, never from this file.",
+    )
+
+    _check_backend = field_validator("backend")(_backend_url)
+
+
 # The targets, each with its spec section; `Target` spells the same names for the model (tests keep them equal).
 TARGET_SECTIONS: dict[str, type[TargetSettings]] = {
     "local": LocalSpec,
@@ -245,6 +290,7 @@ class ClusterSpec(StrictModel):
     aws: AwsSpec | None = Field(None, description="Settings of target aws.")
     static: StaticSpec | None = Field(None, description="Settings of target static (boards and hosts you own).")
     platform: PlatformSpec = Field(default_factory=PlatformSpec)
+    iac: IacSpec = Field(default_factory=IacSpec, description="Infrastructure state kept by Pulumi.")
     versions: dict[str, str] = Field(
         default_factory=dict,
         description="Overrides of pinned versions, by catalogue key (see `oscar-deploy versions`).",

@@ -11,6 +11,8 @@ Layout (all written atomically; the folder is 0700, every file in it 0600 but th
         journal.json       which phases of `up` completed, when, and with which inputs
         desired.json       desired state commands set (the worker count of `scale`)
         logs/              full logs of each run
+        pulumi/            Pulumi's file backend (.pulumi/), the passphrase file for its secrets and one
+                           working folder per Pulumi project (projects/<project>/: Pulumi.yaml, stack config)
 
 The root is `$OSCAR_DEPLOY_HOME` when set, else `clusters/` under the user's data folder.
 """
@@ -107,6 +109,10 @@ class ClusterState:
     @property
     def logs_dir(self) -> Path:
         return self.path / "logs"
+
+    @property
+    def pulumi_dir(self) -> Path:
+        return self.path / "pulumi"
 
     @property
     def journal(self) -> Journal:

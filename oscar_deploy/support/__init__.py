@@ -1,1 +1,1 @@
-"""Lowest layer: domain errors, guarded file I/O, progress output, where the bundled layers live."""
+"""Lowest layer: domain errors, guarded file I/O, verified downloads, progress output, where the bundled layers live."""

@@ -14,7 +14,6 @@ from oscar_deploy.nodes.bundle import (
     ARCHES,
     DOWNLOAD_URL_ENV,
     INSTALLER_URL_ENV,
-    Downloader,
     build_bundle,
     check_bundle,
     parse_arches,
@@ -22,6 +21,7 @@ from oscar_deploy.nodes.bundle import (
     resolve_urls,
 )
 from oscar_deploy.spec.catalogue import load_catalogue
+from oscar_deploy.support.download import Downloader, DownloadUnreachable
 from oscar_deploy.support.errors import OperationError, UserInputError
 from tests.unit.release_server import ReleaseServer, Route
 
@@ -136,6 +136,7 @@ def test_truncated_transfer_is_retried_then_reported_and_deleted(server: Release
     with pytest.raises(OperationError, match=r"^amd64/k3s: download from .* failed 2 times") as caught:
         build(server, bundle, ["amd64"])
     assert "the partial file was deleted" in str(caught.value)
+    assert not isinstance(caught.value, DownloadUnreachable), "the server was reached: not an offline error"
     assert server.requests.count(binary) == 2
     assert not (bundle / "amd64" / "k3s").exists()
     assert not list(bundle.rglob("*.part"))
@@ -151,7 +152,7 @@ def test_missing_release_and_unreachable_mirror_are_one_line_errors(tmp_path: Pa
         build(server, tmp_path / "b", ["amd64"])
     downloader = Downloader(attempts=2, backoff=0.0, timeout=2.0)
     closed_port = "http://127.0.0.1:9"
-    with pytest.raises(OperationError, match=r"^amd64/sha256sum-amd64.txt: download from http://127.0.0.1:9/"):
+    with pytest.raises(DownloadUnreachable, match=r"^amd64/sha256sum-amd64.txt: download from http://127.0.0.1:9/"):
         build_bundle(tmp_path / "c", VERSION, ["amd64"], closed_port, closed_port, downloader)
 
 

@@ -19,6 +19,7 @@ REQUIRED = {
     "oscar",
     "oscar_chart",
     "faas_supervisor",
+    "pulumi",
     "smoke_test_image",
 }
 

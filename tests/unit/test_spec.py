@@ -174,7 +174,7 @@ def test_rendered_spec_round_trips_and_documents_every_key(target: str) -> None:
     spec = parse_spec(text)
     assert spec == ClusterSpec.model_validate({"name": "lab", "target": target})
     data = yaml.safe_load(text)
-    assert set(data) == {"name", "target", "servers", "workers", target, "platform", "versions"}
+    assert set(data) == {"name", "target", "servers", "workers", target, "platform", "iac", "versions"}
     # every scalar key is preceded by its comment
     lines = text.splitlines()
     for index, line in enumerate(lines):

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
-from oscar_deploy.nodes.bundle import Downloader, build_bundle, parse_arches, resolve_urls
+from oscar_deploy.nodes.bundle import build_bundle, parse_arches, resolve_urls
 from oscar_deploy.nodes.k3s import check_k3s_version
 from oscar_deploy.spec.catalogue import load_catalogue
+from oscar_deploy.support.download import Downloader
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import TransferDisplay
 
