@@ -95,7 +95,6 @@ REMOVED_SERVICE_KEYS = {
     "did you mean 'federation.delegation'?",
     "rescheduler_threshold": "OSCAR v4 has no per-service rescheduler threshold (the server drops this key; the "
     "manager's RESCHEDULER_* settings apply to every service); remove it",
-    "ephemeral_storage_request": "not a key of OSCAR v4.1.2's service type (the server drops it); remove it",
 }
 # Keys whose values are credentials: masked when a definition is printed.
 SECRET_KEYS = frozenset({"secret_key", "password", "auth_password", "token", "refresh_token"})
@@ -528,6 +527,7 @@ class Service(FdlModel):
     cpu: Quantity | None = Field(None, description="CPU limit (default 0.2).")
     total_memory: Quantity | None = Field(None, description="Memory for all jobs at once (YuniKorn).")
     total_cpu: Quantity | None = Field(None, description="CPU for all jobs at once (YuniKorn).")
+    ephemeral_storage_request: Quantity | None = Field(None, description="Ephemeral storage request.")
     enable_gpu: bool | None = Field(None, description="Request one GPU.")
     enable_sgx: bool | None = Field(None, description="Run with the SCONE SGX plugin.")
     log_level: LogLevel | None = Field(None, description="Supervisor log level (default INFO).")
