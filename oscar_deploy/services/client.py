@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import ssl
 import time
 from collections.abc import Callable
@@ -41,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from oscar_deploy.services.compare import differences, same_service, with_secrets_digest
+from oscar_deploy.services.stored import apply_create_defaults, differences, same_service, with_secrets_digest
 from oscar_deploy.state.endpoints import OscarAccess
 from oscar_deploy.support.errors import OperationError
 
@@ -263,7 +264,7 @@ class OscarClient:
 
     def apply_service(self, body: dict[str, Any]) -> ApplyOutcome:
         """Create the service, or update it when it exists and differs from what the server stored."""
-        wanted = with_secrets_digest(body, self.digest_key())
+        wanted = with_secrets_digest(apply_create_defaults(copy.deepcopy(body)), self.digest_key())
         current = self.find_service(str(body["name"]))
         if current is None:
             self.create_service(wanted)

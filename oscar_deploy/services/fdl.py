@@ -51,6 +51,7 @@ from pydantic import (
     model_validator,
 )
 
+from oscar_deploy.services.stored import BUCKET_PROVIDER_TYPES, apply_create_defaults, stored_path
 from oscar_deploy.spec.yamlcheck import (
     KEY_MARK,
     Location,
@@ -71,19 +72,10 @@ PROVIDER_TYPES = ("minio", "s3", "onedata", "webdav", "rucio")
 DEFAULT_PROVIDER_ID = "default"
 # create.go, createBuckets: any other input provider is errInput ("valid inputs are MinIO and dCache", 400).
 INPUT_PROVIDER_TYPES = ("minio", "webdav", "rucio")
-# Providers whose path starts with a bucket; normalizeStoragePaths prefixes the service name to a path without '/'.
-BUCKET_PROVIDER_TYPES = ("minio", "s3")
 # pkg/backends/resources/mount.go, sidecarPodSpec: the rclone sidecar is configured for these providers only.
 MOUNT_PROVIDER_TYPES = ("minio", "s3", "webdav")
 # pkg/types/service.go: ConfigPath and VolumePath, refused as volume mount paths by pkg/utils/volume.go.
 RESERVED_MOUNT_PATHS = ("/oscar/config", "/oscar/bin")
-# create.go checkValues and the Kserve type's UnmarshalJSON: what the server fills in when a key is left out.
-DEFAULT_MEMORY = "256Mi"
-DEFAULT_CPU = "0.2"
-DEFAULT_VISIBILITY = "private"
-DEFAULT_LOG_LEVEL = "INFO"
-DEFAULT_TOPOLOGY = "none"
-DEFAULT_VOLUME_LIFECYCLE = "delete"
 REFRESH_TOKEN_SECRET = "refresh_token"  # noqa: S105 - types.RefreshTokenSecretKey, a name, not a value
 # Keys the server fills in; a definition that sets them would have them overwritten or refused.
 SERVER_POPULATED_KEYS = ("token", "owner", "bucket_list", "deployment", "volume_status", "namespace")
@@ -168,19 +160,6 @@ def split_provider(reference: str) -> tuple[str, str]:
     """`minio.default` -> ("minio", "default"); a bare type means its default id (create.go getProviderInfo)."""
     kind, _, ident = reference.strip().partition(".")
     return kind.lower(), ident or DEFAULT_PROVIDER_ID
-
-
-def stored_path(service_name: str, reference: str, path: str) -> str:
-    """A storage path as create.go's normalizeStoragePaths stores it.
-
-    Spaces and slashes are trimmed at both ends; a MinIO or S3 path without `/` is a folder in the bucket named
-    after the service.
-    """
-    trimmed = path.strip(" /")
-    kind, _ = split_provider(reference)
-    if kind in BUCKET_PROVIDER_TYPES and "/" not in trimmed:
-        return f"{service_name}/{trimmed}"
-    return trimmed
 
 
 class FdlModel(BaseModel):
@@ -748,54 +727,6 @@ class FdlDocument:
 
     def cluster_keys(self) -> list[str]:
         return sorted({definition.cluster_key for definition in self.services})
-
-
-def _normalise_line_endings(script: str) -> str:
-    """create.go stores the script through utils.NormalizeLineEndings: Windows and old-Mac line ends become '\\n'."""
-    return script.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def apply_create_defaults(body: dict[str, Any]) -> dict[str, Any]:
-    """`body` as OSCAR v4.1.2's create handler stores it, for the keys a definition sets.
-
-    Each default, and where upstream applies it:
-    - script: line endings normalised (create.go, `utils.NormalizeLineEndings`);
-    - memory 256Mi, cpu 0.2, visibility private, log_level upper-cased with INFO for anything else
-      (create.go `checkValues`);
-    - input and output paths trimmed of spaces and '/', and `<service>/` put before a MinIO or S3 path without '/'
-      (create.go `normalizeStoragePaths`), except when the service has federation members: upstream forwards the
-      paths as written to the members, each of which prefixes its own service name;
-    - volume: name defaults to the service name and lifecycle_policy to delete when size is set
-      (pkg/utils/volume.go `ValidateVolumeConfig`);
-    - kserve: cpu 0.2, memory 256Mi, set_auth true (the `Kserve` type's `UnmarshalJSON` in pkg/types/service.go);
-    - federation: topology none when left out (create.go `checkValues`).
-    Keys the server derives from its own configuration (token, owner, labels, the minio.default provider) are not
-    filled in here.
-    """
-    name = str(body["name"])
-    body["script"] = _normalise_line_endings(str(body["script"]))
-    body.setdefault("memory", DEFAULT_MEMORY)
-    body.setdefault("cpu", DEFAULT_CPU)
-    body.setdefault("visibility", DEFAULT_VISIBILITY)
-    level = str(body.get("log_level") or "").upper()
-    body["log_level"] = level if level in ("NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"
-    federation = body.get("federation")
-    if isinstance(federation, dict):
-        federation.setdefault("topology", DEFAULT_TOPOLOGY)
-    if not (isinstance(federation, dict) and federation.get("members")):
-        for section in ("input", "output"):
-            for item in body.get(section) or []:
-                item["path"] = stored_path(name, item["storage_provider"], item["path"])
-    volume = body.get("volume")
-    if isinstance(volume, dict) and volume.get("size"):
-        volume.setdefault("name", name)
-        volume.setdefault("lifecycle_policy", DEFAULT_VOLUME_LIFECYCLE)
-    kserve = body.get("kserve")
-    if isinstance(kserve, dict):
-        kserve.setdefault("cpu", DEFAULT_CPU)
-        kserve.setdefault("memory", DEFAULT_MEMORY)
-        kserve.setdefault("set_auth", True)
-    return body
 
 
 def request_body(cluster_key: str, service: Service, fdl: FdlFile) -> dict[str, Any]:

@@ -84,7 +84,8 @@ class VerifyReport:
 
 def smoke_service_body(name: str, image: str) -> dict[str, Any]:
     """The smoke-test service, validated by the same model as any FDL service."""
-    from oscar_deploy.services.fdl import Service, apply_create_defaults
+    from oscar_deploy.services.fdl import Service
+    from oscar_deploy.services.stored import apply_create_defaults
 
     service = Service.model_validate(
         {

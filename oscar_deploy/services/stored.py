@@ -1,7 +1,9 @@
-"""Does the service on the server already match its definition? (`service apply` answers "unchanged" then.)
+"""The service as OSCAR v4.1.2 stores it: the defaults its create handler fills in, and whether a stored service
+already matches a definition (`service apply` answers "unchanged" then).
 
-What `GET /system/services/{name}` returns is the service as OSCAR v4.1.2 stored it, so both sides are brought
-to one form before comparing:
+`apply_create_defaults` gives a request body the values the create handler would give it, so what is sent is what
+is stored. `same_service` compares a definition with what `GET /system/services/{name}` returns; both sides are
+brought to one form first:
 
 - Go drops nothing it knows and writes every field back, zero values included: a key left out and its zero value
   ("", 0, false, an empty list or map) mean the same, so both are pruned.
@@ -25,6 +27,16 @@ import json
 from typing import Any
 
 SECRETS_DIGEST_ANNOTATION = "oscar-deploy/secrets-hmac"
+# create.go checkValues and the Kserve type's UnmarshalJSON: what the server fills in when a key is left out.
+DEFAULT_MEMORY = "256Mi"
+DEFAULT_CPU = "0.2"
+DEFAULT_VISIBILITY = "private"
+DEFAULT_LOG_LEVEL = "INFO"
+DEFAULT_TOPOLOGY = "none"
+DEFAULT_VOLUME_LIFECYCLE = "delete"
+LOG_LEVELS = ("NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Providers whose path starts with a bucket; normalizeStoragePaths puts the service name before one without '/'.
+BUCKET_PROVIDER_TYPES = ("minio", "s3")
 # Filled in by the server from its own state (pkg/types/service.go: read-only or "internal use" fields).
 SERVER_KEYS = ("token", "owner", "namespace", "bucket_list", "volume_status", "deployment")
 # Added by create.go checkValues (and for OIDC users by the create handler); the Knative backend adds its
@@ -43,6 +55,71 @@ SERVER_LABELS = frozenset(
     }
 )
 SERVER_DEFAULTED_FEDERATION_KEYS = ("group_id", "delegation")
+
+
+def provider_kind(reference: str) -> str:
+    """`minio.default` -> "minio" (create.go getProviderInfo lower-cases the type)."""
+    return reference.strip().partition(".")[0].lower()
+
+
+def stored_path(service_name: str, reference: str, path: str) -> str:
+    """A storage path as create.go's normalizeStoragePaths stores it.
+
+    Spaces and slashes are trimmed at both ends; a MinIO or S3 path without `/` is a folder in the bucket named
+    after the service.
+    """
+    trimmed = path.strip(" /")
+    if provider_kind(reference) in BUCKET_PROVIDER_TYPES and "/" not in trimmed:
+        return f"{service_name}/{trimmed}"
+    return trimmed
+
+
+def _normalise_line_endings(script: str) -> str:
+    """create.go stores the script through utils.NormalizeLineEndings: Windows and old-Mac line ends become '\\n'."""
+    return script.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def apply_create_defaults(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` as OSCAR v4.1.2's create handler stores it, for the keys a definition sets.
+
+    Each default, and where upstream applies it:
+    - script: line endings normalised (create.go, `utils.NormalizeLineEndings`);
+    - memory 256Mi, cpu 0.2, visibility private, log_level upper-cased with INFO for anything else
+      (create.go `checkValues`);
+    - input and output paths trimmed of spaces and '/', and `<service>/` put before a MinIO or S3 path without '/'
+      (create.go `normalizeStoragePaths`), except when the service has federation members: upstream forwards the
+      paths as written to the members, each of which prefixes its own service name;
+    - volume: name defaults to the service name and lifecycle_policy to delete when size is set
+      (pkg/utils/volume.go `ValidateVolumeConfig`);
+    - kserve: cpu 0.2, memory 256Mi, set_auth true (the `Kserve` type's `UnmarshalJSON` in pkg/types/service.go);
+    - federation: topology none when left out (create.go `checkValues`).
+    Keys the server derives from its own configuration (token, owner, labels, the minio.default provider) are not
+    filled in here.
+    """
+    name = str(body["name"])
+    body["script"] = _normalise_line_endings(str(body["script"]))
+    body.setdefault("memory", DEFAULT_MEMORY)
+    body.setdefault("cpu", DEFAULT_CPU)
+    body.setdefault("visibility", DEFAULT_VISIBILITY)
+    level = str(body.get("log_level") or "").upper()
+    body["log_level"] = level if level in LOG_LEVELS else DEFAULT_LOG_LEVEL
+    federation = body.get("federation")
+    if isinstance(federation, dict):
+        federation.setdefault("topology", DEFAULT_TOPOLOGY)
+    if not (isinstance(federation, dict) and federation.get("members")):
+        for section in ("input", "output"):
+            for item in body.get(section) or []:
+                item["path"] = stored_path(name, item["storage_provider"], item["path"])
+    volume = body.get("volume")
+    if isinstance(volume, dict) and volume.get("size"):
+        volume.setdefault("name", name)
+        volume.setdefault("lifecycle_policy", DEFAULT_VOLUME_LIFECYCLE)
+    kserve = body.get("kserve")
+    if isinstance(kserve, dict):
+        kserve.setdefault("cpu", DEFAULT_CPU)
+        kserve.setdefault("memory", DEFAULT_MEMORY)
+        kserve.setdefault("set_auth", True)
+    return body
 
 
 def secrets_digest(secrets: dict[str, str], key: str) -> str:
@@ -91,9 +168,13 @@ def _comparable(service: dict[str, Any], stored: bool, wanted_federation: dict[s
             for key in SERVER_DEFAULTED_FEDERATION_KEYS:
                 if key not in wanted_federation:
                     federation.pop(key, None)
+    # Secrets compare by name, and their values by the digest annotation, reported as part of the environment.
+    digest = (data.get("annotations") or {}).pop(SECRETS_DIGEST_ANNOTATION, None)
     environment = data.get("environment")
     if isinstance(environment, dict) and isinstance(environment.get("secrets"), dict):
-        environment["secrets"] = sorted(environment["secrets"])
+        environment["secrets"] = {"names": sorted(environment["secrets"]), "digest": digest}
+    elif digest is not None:
+        data["environment"] = {**(environment or {}), "secrets": {"digest": digest}}
     return _prune(data)
 
 
