@@ -157,6 +157,10 @@ def _comparable(service: dict[str, Any], stored: bool, wanted_federation: dict[s
     data = copy.deepcopy(service)
     for key in SERVER_KEYS:
         data.pop(key, None)
+    if not stored and "name" in data:  # a federated body keeps its paths as written; the server stores them so
+        for section in ("input", "output"):
+            for item in data.get(section) or []:
+                item["path"] = stored_path(str(data["name"]), str(item.get("storage_provider", "")), item["path"])
     if stored:
         labels = data.get("labels") or {}
         data["labels"] = {key: value for key, value in labels.items() if key not in SERVER_LABELS}
