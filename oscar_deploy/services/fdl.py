@@ -593,9 +593,9 @@ class Service(FdlModel):
             secrets = (self.environment.secrets if self.environment else None) or {}
             if not secrets.get(REFRESH_TOKEN_SECRET):
                 raise ValueError(
-                    f"{KEY_MARK}environment.secrets.{REFRESH_TOKEN_SECRET}: required when federation has members "
-                    "(OSCAR refuses the service with 400 without it); add an OIDC refresh token there, e.g. "
-                    "'{{ env(\"OIDC_REFRESH_TOKEN\") }}'"
+                    f"{KEY_MARK}federation.members: a federation with members needs environment.secrets."
+                    f"{REFRESH_TOKEN_SECRET} (OSCAR refuses the service with 400 without it); add an OIDC refresh "
+                    "token there, e.g. '{{ env(\"OIDC_REFRESH_TOKEN\") }}'"
                 )
         return self
 
@@ -945,7 +945,9 @@ def parse_fdl(text: str, source: str, base_dir: Path) -> FdlDocument:
         problems.extend(problem for problem in _with_placeholders(exc, data) if problem[0] not in flagged)
     problems.extend(placeholders)
     if problems or fdl is None:
-        raise document.fail(sorted(problems, key=lambda problem: line_of(document.root, problem[0]) or 0))
+        raise document.fail(
+            sorted(problems, key=lambda problem: (line_of(document.root, problem[0]) or 0, dotted(*problem[0])))
+        )
     if not fdl.functions.oscar:
         raise document.fail([(("functions", "oscar"), "lists no service; add one `- <cluster id>:` entry")])
     definitions = [
