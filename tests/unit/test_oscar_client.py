@@ -10,6 +10,7 @@ import ssl
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from oscar_deploy.services.client import (
@@ -181,6 +182,25 @@ def test_bearer_tokens_are_sent_instead_of_basic_auth(fake: FakeOscar) -> None:
     ):
         client.info()
     assert [kind for _, path, kind, _ in fake.requests] == ["bearer", "bearer"]
+
+
+def test_authentication_per_route(fake: FakeOscar) -> None:
+    """main.go: /health has no auth; /system/* sits behind auth.GetAuthMiddleware (basic auth, gin's 401 with
+    WWW-Authenticate); /run and /job check `Authorization: Bearer <token>` themselves (run.go)."""
+    with _client(fake) as client:
+        client.create_service(SERVICE)
+        token = client.get_service("cowsay")["token"]
+    basic = httpx.BasicAuth(fake.user, fake.password)
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{fake.url}/health").status_code == 200
+    denied = httpx.get(f"{fake.url}/system/info")
+    assert denied.status_code == 401 and denied.headers["WWW-Authenticate"].startswith("Basic")
+    assert httpx.get(f"{fake.url}/system/info", auth=basic).status_code == 200
+    assert httpx.get(f"{fake.url}/system/info", headers=bearer).status_code == 401  # OIDC is off
+    for route in ("/run/cowsay", "/job/cowsay"):
+        assert httpx.post(f"{fake.url}{route}", content=b"eA==", auth=basic).status_code == 401
+    assert httpx.post(f"{fake.url}/run/cowsay", content=b"eA==", headers=bearer).status_code == 200
+    assert httpx.post(f"{fake.url}/job/cowsay", content=b"eA==", headers=bearer).status_code == 201
 
 
 def test_sync_and_async_invocations_and_job_logs(fake: FakeOscar) -> None:
