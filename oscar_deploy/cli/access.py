@@ -4,7 +4,7 @@ A cluster oscar-deploy created is reached through the endpoints file its platfor
 (`<state folder>/endpoints.yaml` and the state's secrets): the one named with --cluster, else
 $OSCAR_DEPLOY_CLUSTER, the one ./cluster.yaml names, or the only cluster there is. Any other OSCAR cluster is
 reached with --endpoint (or $OSCAR_ENDPOINT when no --cluster is given) and credentials from the environment (see
-oscar_deploy/services/endpoints.py). Passwords are never option values.
+oscar_deploy/state/endpoints.py). Passwords are never option values.
 """
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ def resolve_access(
     for given, flag in ((user, "--user"), (ca_file, "--ca-file"), (password_stdin, "--password-stdin")):
         if given:
             raise UserInputError(f"{flag}: only used with --endpoint; a cluster's own state holds its credentials")
-    from oscar_deploy.state.folder import ClusterState
+    from oscar_deploy.state.folder import cluster_state
 
-    return endpoints.access_from_state(ClusterState(cluster or endpoints.default_cluster_name()))
+    # cluster_state refuses a name that is not a cluster name (a path such as ../x never reaches the file system).
+    return endpoints.access_from_state(cluster_state(cluster or endpoints.default_cluster_name()))
 
 
 def connect(access: ClusterAccess) -> OscarClient:

@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from oscar_deploy.services.client import ApplyOutcome, OscarClient
-from oscar_deploy.services.endpoints import OscarAccess
 from oscar_deploy.services.stored import SECRETS_DIGEST_ANNOTATION, stored_path
 from oscar_deploy.services.templating import load_fdl
+from oscar_deploy.state.endpoints import OscarAccess
 from tests.unit.fake_oscar import FakeOscar
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "fdl-corpus"

@@ -256,6 +256,7 @@ def test_a_foreign_cluster_with_the_password_on_stdin_or_a_bearer_token(
         (["--endpoint", "https://oscar:pw@oscar.example.org"], "credentials do not belong in a URL"),
         (["--endpoint", "oscar.example.org"], "must be an http(s) URL"),
         (["--cluster", "nowhere"], "cluster 'nowhere': no state folder"),
+        (["--cluster", "../elsewhere"], "--cluster '../elsewhere': not a cluster name"),
     ],
 )
 def test_bad_cluster_options(cli, arguments: list[str], expected: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ import pytest
 from oscar_deploy.services.client import OscarClient
 from oscar_deploy.services.files import ObjectStore
 from oscar_deploy.services.verify import HINTS, NAME_PREFIX, STEPS, SmokeTest, StepResult, describe_info, format_result
+from oscar_deploy.state.endpoints import MinioAccess, OscarAccess
 from tests.unit.fake_oscar import FakeOscar, service_schema_validator
 from tests.unit.oscar_env import S3Server, write_cluster_state
 from tests.unit.test_oscar_client import FakeTime
