@@ -13,20 +13,23 @@ brought to one form first:
   provider it writes with hidden credentials.
 - Secret values come back empty (create.go keeps the keys and blanks the values after moving them into a
   Kubernetes Secret), so only their names compare; whether the values changed is told by an HMAC of them that
-  `with_secrets_digest` puts in an annotation, keyed with the credential the client authenticates with. The
-  annotation tells nothing about the values to anyone without that credential.
+  `with_secrets_digest` puts in an annotation, keyed with the credential the client authenticates with
+  (stretched with PBKDF2). The annotation tells nothing about the values to anyone without that credential.
 - A federation's group id and delegation, when the definition leaves them out, are whatever the server chose.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac
 import json
 from typing import Any
 
 SECRETS_DIGEST_ANNOTATION = "oscar-deploy/secrets-hmac"
+DIGEST_SALT = b"oscar-deploy secrets digest"
+DIGEST_ROUNDS = 200_000
 # create.go checkValues and the Kserve type's UnmarshalJSON: what the server fills in when a key is left out.
 DEFAULT_MEMORY = "256Mi"
 DEFAULT_CPU = "0.2"
@@ -122,20 +125,26 @@ def apply_create_defaults(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def secrets_digest(secrets: dict[str, str], key: str) -> str:
+@functools.lru_cache(maxsize=4)
+def _digest_key(credential: str) -> bytes:
+    """The HMAC key, stretched from the credential so that guessing a weak password from a digest stays slow."""
+    return hashlib.pbkdf2_hmac("sha256", credential.encode(), DIGEST_SALT, DIGEST_ROUNDS)
+
+
+def secrets_digest(secrets: dict[str, str], credential: str) -> str:
     """HMAC-SHA256 of the secrets (names and values), keyed with a credential the server never returns."""
     canonical = json.dumps(secrets, sort_keys=True, separators=(",", ":")).encode()
-    return hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
+    return hmac.new(_digest_key(credential), canonical, hashlib.sha256).hexdigest()
 
 
-def with_secrets_digest(body: dict[str, Any], key: str) -> dict[str, Any]:
+def with_secrets_digest(body: dict[str, Any], credential: str) -> dict[str, Any]:
     """A copy of `body` whose annotations carry the digest of its secrets (none when it has no secrets)."""
     result = copy.deepcopy(body)
     secrets = (result.get("environment") or {}).get("secrets") or {}
     annotations = dict(result.get("annotations") or {})
     annotations.pop(SECRETS_DIGEST_ANNOTATION, None)
     if secrets:
-        annotations[SECRETS_DIGEST_ANNOTATION] = secrets_digest(secrets, key)
+        annotations[SECRETS_DIGEST_ANNOTATION] = secrets_digest(secrets, credential)
     if annotations:
         result["annotations"] = annotations
     else:

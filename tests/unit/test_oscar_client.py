@@ -24,6 +24,7 @@ from oscar_deploy.services.client import (
     decode_run_output,
 )
 from oscar_deploy.services.files import ObjectStore, minio_access_from_config, split_location, upload_key
+from oscar_deploy.services.stored import SECRETS_DIGEST_ANNOTATION, with_secrets_digest
 from oscar_deploy.state.endpoints import MinioAccess, OscarAccess
 from oscar_deploy.support.errors import OperationError, UserInputError
 from tests.unit.fake_oscar import FakeOscar
@@ -460,3 +461,17 @@ def test_minio_credentials_from_oscars_config(fake: FakeOscar) -> None:
     assert minio_access_from_config(config, None, None).url == "http://minio.minio:9000"
     with pytest.raises(OperationError, match="did not hand out MinIO credentials"):
         minio_access_from_config({"config": {}}, None, None)
+
+
+def test_the_secrets_digest_depends_on_the_values_and_the_credential() -> None:
+    """Secret values come back blank (create.go), so apply compares an HMAC of them kept in an annotation."""
+    body = {"name": "x", "environment": {"secrets": {"API_KEY": "value-1"}}, "annotations": {"team": "a"}}
+    first = with_secrets_digest(body, "admin-password")["annotations"]
+    assert first["team"] == "a" and len(first[SECRETS_DIGEST_ANNOTATION]) == 64
+    assert with_secrets_digest(body, "admin-password")["annotations"] == first
+    assert with_secrets_digest(body, "other-password")["annotations"] != first
+    changed = {**body, "environment": {"secrets": {"API_KEY": "value-2"}}}
+    assert with_secrets_digest(changed, "admin-password")["annotations"] != first
+    assert "value-1" not in json.dumps(first)
+    stale = {"name": "x", "annotations": {SECRETS_DIGEST_ANNOTATION: "old"}}
+    assert "annotations" not in with_secrets_digest(stale, "admin-password")  # no secrets, no digest
