@@ -1,8 +1,10 @@
 """Options shared by the commands that talk to a running cluster (`service`, `files`, `verify`).
 
-A cluster oscar-deploy created is found by name in the state folder; any other OSCAR cluster is reached with
---endpoint and credentials from the environment (see oscar_deploy/services/endpoints.py). Passwords are never
-option values.
+A cluster oscar-deploy created is reached through the endpoints file its platform phase wrote
+(`<state folder>/endpoints.yaml` and the state's secrets): the one named with --cluster, else
+$OSCAR_DEPLOY_CLUSTER, the one ./cluster.yaml names, or the only cluster there is. Any other OSCAR cluster is
+reached with --endpoint (or $OSCAR_ENDPOINT when no --cluster is given) and credentials from the environment (see
+oscar_deploy/state/endpoints.py). Passwords are never option values.
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ CLUSTER_OPTION = typer.Option(
 ENDPOINT_OPTION = typer.Option(
     None,
     "--endpoint",
-    envvar="OSCAR_ENDPOINT",
-    help="OSCAR API of a cluster oscar-deploy did not create; password from $OSCAR_PASSWORD, "
-    "--password-stdin or a prompt, or a bearer token from $OSCAR_TOKEN.",
+    help="OSCAR API of a cluster oscar-deploy did not create (default: $OSCAR_ENDPOINT unless --cluster is given); "
+    "password from $OSCAR_PASSWORD, --password-stdin or a prompt, or a bearer token from $OSCAR_TOKEN.",
 )
 USER_OPTION = typer.Option(None, "--user", help="Basic-auth user with --endpoint (default: $OSCAR_USER or oscar).")
 CA_FILE_OPTION = typer.Option(
@@ -52,9 +53,12 @@ def resolve_access(
     from oscar_deploy.state import endpoints
     from oscar_deploy.support.errors import UserInputError
 
+    if endpoint and cluster:
+        raise UserInputError("--cluster and --endpoint: give one of them, not both")
+    if not endpoint and not cluster:
+        # $OSCAR_ENDPOINT stands for --endpoint, but an explicit --cluster wins over the environment.
+        endpoint = os.environ.get(endpoints.ENDPOINT_ENV) or None
     if endpoint:
-        if cluster:
-            raise UserInputError("--cluster and --endpoint: give one of them, not both")
         token = os.environ.get(endpoints.TOKEN_ENV) or None
         password = None
         if token is None:
@@ -79,9 +83,10 @@ def resolve_access(
     for given, flag in ((user, "--user"), (ca_file, "--ca-file"), (password_stdin, "--password-stdin")):
         if given:
             raise UserInputError(f"{flag}: only used with --endpoint; a cluster's own state holds its credentials")
-    from oscar_deploy.state.folder import ClusterState
+    from oscar_deploy.state.folder import cluster_state
 
-    return endpoints.access_from_state(ClusterState(cluster or endpoints.default_cluster_name()))
+    # cluster_state refuses a name that is not a cluster name (a path such as ../x never reaches the file system).
+    return endpoints.access_from_state(cluster_state(cluster or endpoints.default_cluster_name()))
 
 
 def connect(access: ClusterAccess) -> OscarClient:

@@ -1,23 +1,38 @@
-"""A client for the OSCAR manager's REST API (v4), on httpx.
+"""A client for the OSCAR manager's REST API (v4.1.2), on httpx.
 
-Endpoints (upstream `main.go`; published OpenAPI document `docs/api.yaml`):
+Routes and their authentication (upstream `main.go`, handlers in `pkg/handlers/`):
     GET /health                                   no auth, answers "Ok"
-    GET /system/info, GET /system/config          basic auth or OIDC bearer token
+    GET /system/info, GET /system/config          basic auth (or an OIDC bearer token when OIDC is enabled)
     POST|PUT|GET /system/services, GET|DELETE /system/services/{name}
-    GET /system/logs/{name}, GET /system/logs/{name}/{job}
-    POST /run/{name} (sync, Knative), POST /job/{name} (async): the service's own token as bearer token
+    GET /system/logs/{name}[?page=TOKEN], GET /system/logs/{name}/{job}
+    POST /run/{name} (sync; only when the manager has a serverless backend), POST /job/{name} (async):
+                                                  a bearer token only, the service's own 64-character token
+
+What the handlers answer, and how this client reads it:
+- create: 201; a name that exists already: 400 (409 from older releases), reported as `ServiceExists`;
+  update: 204 (200 when federation members could not all be updated); delete: 204, and OSCAR deletes the
+  service's input buckets itself (delete.go `deleteBuckets`).
+- job listing: pages of JOB_LISTING_LIMIT (70) jobs in name order (a Kubernetes list with `limit` and
+  `continue`); `next_page` is the token for the next page (logs.go `MakeJobsInfoHandler`); every page is read.
+- `/run` answers 404 with gin's "404 page not found" when the route does not exist, that is when the manager runs
+  without a serverless backend; a 502 comes from the manager's reverse proxy while the Knative revision is not
+  ready yet, and is retried for a bounded time.
+- `/system/info`'s `serverless_backend.version` on Knative is the Kubernetes API server's version
+  (`KnativeBackend.GetInfo` asks the discovery client), not Knative's.
 
 Payloads of /run and /job are base64-encoded, as upstream's CLI sends them; a /run answer is decoded when it is
 base64 and passed through otherwise (the supervisor answers either way, depending on the script's output).
 
-Only connection failures (nothing reached the server) are retried: a request the server may have acted on is
-never sent twice. Every error says what was asked, and what the server answered.
+Only connection failures (nothing reached the server) and the gateway's 502 for a revision that is starting
+are retried: any other request the server may have acted on is never sent twice. Every error says what was
+asked, and what the server answered.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import ssl
 import time
 from collections.abc import Callable
@@ -27,6 +42,7 @@ from typing import Any
 
 import httpx
 
+from oscar_deploy.services.stored import apply_create_defaults, differences, same_service, with_secrets_digest
 from oscar_deploy.state.endpoints import OscarAccess
 from oscar_deploy.support.errors import OperationError
 
@@ -35,6 +51,13 @@ CONNECT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
 RETRY_DELAY = 1.0
 ANSWER_EXCERPT = 300
+# How long /run keeps retrying a 502 (the Knative revision is starting), and the pauses in between.
+NOT_READY_WAIT = 120.0
+NOT_READY_FIRST_PAUSE = 1.0
+NOT_READY_MAX_PAUSE = 10.0
+# A bound on job-listing pages (70 jobs each upstream), so a server that keeps answering a token cannot loop us.
+MAX_JOB_PAGES = 1000
+GIN_NO_ROUTE = "404 page not found"
 
 
 class OscarApiError(OperationError):
@@ -47,6 +70,22 @@ class OscarApiError(OperationError):
 
 class ServiceNotFound(OscarApiError):
     pass
+
+
+class ServiceExists(OscarApiError):
+    """A create for a name that exists already (400 from OSCAR v4.1.2)."""
+
+
+class NoServerlessBackend(OperationError):
+    """The manager has no /run route: it runs without a serverless backend (main.go registers /run only then)."""
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What `apply_service` did: "created", "updated" or "unchanged", and for an update the keys that changed."""
+
+    action: str
+    changed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,11 +124,13 @@ class OscarClient:
         retries: int = DEFAULT_RETRIES,
         retry_delay: float = RETRY_DELAY,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.access = access
         self.retries = retries
         self.retry_delay = retry_delay
         self._sleep = sleep
+        self._clock = clock
         headers = {"User-Agent": "oscar-deploy"}
         auth: httpx.Auth | None = None
         if access.token:
@@ -199,7 +240,14 @@ class OscarClient:
             return None
 
     def create_service(self, body: dict[str, Any]) -> None:
-        self._request("POST", "/system/services", json=body, expected=(200, 201))
+        try:
+            self._request("POST", "/system/services", json=body, expected=(200, 201))
+        except OscarApiError as exc:
+            if exc.status_code in (400, 409) and "already exists" in str(exc):
+                raise ServiceExists(
+                    f"{exc}; `oscar-deploy service apply` updates an existing service", exc.status_code
+                ) from None
+            raise
 
     def update_service(self, body: dict[str, Any]) -> None:
         self._request(
@@ -210,16 +258,21 @@ class OscarClient:
             not_found=f"no service {body.get('name')!r} to update",
         )
 
-    def apply_service(self, body: dict[str, Any]) -> str:
-        """Create the service, or update it when it exists and differs: "created", "updated" or "unchanged"."""
+    def digest_key(self) -> str:
+        """The key of the secrets digest: the credential this client authenticates with (never sent in a body)."""
+        return self.access.token or self.access.password or ""
+
+    def apply_service(self, body: dict[str, Any]) -> ApplyOutcome:
+        """Create the service, or update it when it exists and differs from what the server stored."""
+        wanted = with_secrets_digest(apply_create_defaults(copy.deepcopy(body)), self.digest_key())
         current = self.find_service(str(body["name"]))
         if current is None:
-            self.create_service(body)
-            return "created"
-        if _same_definition(body, current):
-            return "unchanged"
-        self.update_service(body)
-        return "updated"
+            self.create_service(wanted)
+            return ApplyOutcome("created")
+        if same_service(wanted, current):
+            return ApplyOutcome("unchanged")
+        self.update_service(wanted)
+        return ApplyOutcome("updated", tuple(differences(wanted, current)))
 
     def delete_service(self, name: str) -> None:
         self._request(
@@ -233,18 +286,48 @@ class OscarClient:
             raise OperationError(f"service {name!r}: the server did not hand out its invocation token")
         return token
 
-    def run(self, name: str, data: bytes, timeout: float = 300.0, decode: bool = True) -> bytes:
-        """Invoke synchronously (`POST /run/{name}`) and return the result."""
-        response = self._request(
-            "POST",
-            f"/run/{name}",
-            content=base64.b64encode(data),
-            headers={"Authorization": f"Bearer {self._service_token(name)}"},
-            auth=None,  # the service's token replaces the client's own credentials
-            not_found=f"no service {name!r}",
-            timeout=timeout,
-        )
-        return decode_run_output(response.content) if decode else response.content
+    def run(
+        self, name: str, data: bytes, timeout: float = 300.0, decode: bool = True, ready_wait: float = NOT_READY_WAIT
+    ) -> bytes:
+        """Invoke synchronously (`POST /run/{name}`) and return the result.
+
+        A 502 means the gateway could not reach the service yet (its Knative revision is starting): the call is
+        made again, with growing pauses, for at most `ready_wait` seconds.
+        """
+        token = self._service_token(name)
+        url = f"{self.access.url}/run/{name}"
+        deadline = self._clock() + ready_wait
+        pause = NOT_READY_FIRST_PAUSE
+        waited_from = self._clock()
+        while True:
+            response = self._request(
+                "POST",
+                f"/run/{name}",
+                content=base64.b64encode(data),
+                headers={"Authorization": f"Bearer {token}"},
+                auth=None,  # the service's token replaces the client's own credentials
+                expected=(200, 404, 502),
+                timeout=timeout,
+            )
+            if response.status_code == 200:
+                return decode_run_output(response.content) if decode else response.content
+            if response.status_code == 404:
+                if GIN_NO_ROUTE in response.text:
+                    raise NoServerlessBackend(
+                        f"POST {url}: the server has no /run route: OSCAR runs without a serverless backend "
+                        "(main.go registers /run only with SERVERLESS_BACKEND set, knative here); invoke it with "
+                        "--async (POST /job), or set SERVERLESS_BACKEND=knative on the manager"
+                    )
+                raise ServiceNotFound(f"POST {url}: no service {name!r} (the server answered 404 Not Found)", 404)
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise OperationError(
+                    f"POST {url}: the service is not ready yet: the gateway answered 502 Bad Gateway for "
+                    f"{self._clock() - waited_from:.0f} s while its Knative revision starts; try again in a "
+                    f"minute, or look at `kubectl -n oscar-svc get ksvc {name}`"
+                )
+            self._sleep(min(pause, remaining))
+            pause = min(pause * 2, NOT_READY_MAX_PAUSE)
 
     def submit_job(self, name: str, data: bytes) -> None:
         """Invoke asynchronously (`POST /job/{name}`): OSCAR starts a Kubernetes job."""
@@ -260,24 +343,40 @@ class OscarClient:
 
     # --- logs -------------------------------------------------------------------------------------------------
     def list_jobs(self, name: str) -> list[JobInfo]:
-        """Jobs of a service, oldest first."""
-        data = self._request("GET", f"/system/logs/{name}", not_found=f"no service {name!r}").json()
-        if not isinstance(data, dict):
-            raise OperationError(f"GET {self.access.url}/system/logs/{name}: expected a JSON object")
-        # v4 wraps the jobs in {"jobs": {...}, "next_page": ...}; v3 answered the mapping itself.
-        jobs = data["jobs"] if isinstance(data.get("jobs"), dict) else data
-        found = [
-            JobInfo(
-                name=str(job_name),
-                status=str(info.get("status", "")),
-                creation_time=info.get("creation_time"),
-                start_time=info.get("start_time"),
-                finish_time=info.get("finish_time"),
-            )
-            for job_name, info in (jobs or {}).items()
-            if isinstance(info, dict)
-        ]
-        return sorted(found, key=lambda job: (job.creation_time or "", job.name))
+        """Jobs of a service, oldest first, from every page (upstream pages by 70 with a continue token)."""
+        found: list[JobInfo] = []
+        token = ""
+        seen: set[str] = set()
+        for _ in range(MAX_JOB_PAGES):
+            params = {"page": token} if token else None
+            response = self._request("GET", f"/system/logs/{name}", params=params, not_found=f"no service {name!r}")
+            data = _json_object(response, f"/system/logs/{name}")
+            # v4 wraps the jobs in {"jobs": {...}, "next_page": ..., "remaining_jobs": ...}; v3 answered the mapping.
+            jobs = data["jobs"] if isinstance(data.get("jobs"), dict) else ({} if "jobs" in data else data)
+            found += [
+                JobInfo(
+                    name=str(job_name),
+                    status=str(info.get("status", "")),
+                    creation_time=info.get("creation_time"),
+                    start_time=info.get("start_time"),
+                    finish_time=info.get("finish_time"),
+                )
+                for job_name, info in jobs.items()
+                if isinstance(info, dict)
+            ]
+            token = str(data.get("next_page") or "")
+            if not token:
+                return sorted(found, key=lambda job: (job.creation_time or "", job.name))
+            if token in seen:
+                raise OperationError(
+                    f"GET {self.access.url}/system/logs/{name}: the server handed out the same page token twice; "
+                    f"{len(found)} jobs read so far"
+                )
+            seen.add(token)
+        raise OperationError(
+            f"GET {self.access.url}/system/logs/{name}: more than {MAX_JOB_PAGES} pages of jobs; delete finished "
+            "jobs (DELETE /system/logs/NAME) and try again"
+        )
 
     def job_log(self, name: str, job: str) -> str:
         return self._request("GET", f"/system/logs/{name}/{job}", not_found=f"no job {job!r} of service {name!r}").text
@@ -304,29 +403,3 @@ def _reason(exc: Exception) -> str:
 def _tls_failure(exc: Exception) -> bool:
     text = str(exc)
     return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
-
-
-# Keys whose stored value the server rewrites or hides, so they can never compare equal.
-_UNCOMPARABLE = ("storage_providers", "clusters")
-
-
-def _same_definition(wanted: dict[str, Any], current: dict[str, Any]) -> bool:
-    """True when every key we would send already has that value on the server (secrets never compare)."""
-    if any(key in wanted for key in _UNCOMPARABLE):
-        return False
-    environment = wanted.get("environment") or {}
-    if environment.get("secrets"):
-        return False  # the server moves secrets into a Kubernetes Secret and does not echo them
-    return all(_contains(value, current.get(key)) for key, value in wanted.items())
-
-
-def _contains(wanted: Any, current: Any) -> bool:
-    if isinstance(wanted, dict):
-        return isinstance(current, dict) and all(_contains(value, current.get(key)) for key, value in wanted.items())
-    if isinstance(wanted, list):
-        return (
-            isinstance(current, list)
-            and len(wanted) == len(current)
-            and all(_contains(item, other) for item, other in zip(wanted, current, strict=True))
-        )
-    return bool(wanted == current)

@@ -1,10 +1,12 @@
-"""The Functions Definition Language (FDL): typed models of an OSCAR v4 service and of an FDL file.
+"""The Functions Definition Language (FDL): typed models of an OSCAR v4.1.2 service and of an FDL file.
 
-Field names, types and allowed values follow upstream's own documentation (grycap/oscar `docs/fdl.md`) and the
-v4 service type (`pkg/types/service.go`, `kserve.go`, `federation.go`). Upstream's CLI still decodes FDL files
-into v3 types and the server's JSON decoding ignores keys it does not know, so a misspelt or outdated key is
-silently dropped there. Here every key is known: an unknown key is an error with a did-you-mean
-(`expose.port`, from upstream's own docs example, points at `expose.api_port`).
+The specification is upstream's Go code at the pinned tag (grycap/oscar v4.1.2): the `Service` type and its parts
+(`pkg/types/service.go`, `storage.go`, `federation.go`, `replica.go`), what the create handler does to a service
+before it stores it (`pkg/handlers/create.go`: `checkValues`, `normalizeStoragePaths`, the input-provider and
+federation checks) and the volume checks (`pkg/utils/volume.go`). The server decodes JSON into that type and drops
+every key it does not know without a word, so here every key is known: an unknown or misplaced key is an error
+with a did-you-mean (`expose.port` points at `expose.api_port`, a service-level `replicas` at
+`federation.members`). A value the server would fail on at apply time is refused here with the server's reason.
 
 An FDL file:
 
@@ -16,10 +18,17 @@ An FDL file:
           script: cowsay.sh      # relative to the FDL file; inlined into the request
     storage_providers:           # minio, s3, onedata, webdav, rucio: {<id>: credentials}
       s3: {results: {access_key: ..., secret_key: ..., region: eu-west-1}}
-    clusters:                    # other OSCAR clusters, for federation and replicas
+    clusters:                    # other OSCAR clusters, for federation members
       other: {endpoint: https://..., auth_user: ..., auth_password: ..., ssl_verify: true}
 
-`minio.default` (or just `minio`) is the cluster's own MinIO; OSCAR fills in its credentials itself.
+`minio.default` (or just `minio`) is the cluster's own MinIO; OSCAR fills in its credentials itself. A MinIO or S3
+`path` without `/` is a folder in the bucket named after the service (`in` means `<service>/in`), as upstream's
+create handler reads it. Certificate checks (`ssl_verify`, `verify`) are plain Go booleans upstream: leaving them
+out means **no** certificate check.
+
+The request body carries the defaults the create handler would fill in (memory, cpu, visibility, log level,
+normalised paths, volume name and lifecycle, KServe resources, federation topology), so what is sent is what the
+server stores and a later `service apply` can tell whether anything changed.
 """
 
 from __future__ import annotations
@@ -42,20 +51,43 @@ from pydantic import (
     model_validator,
 )
 
-from oscar_deploy.spec.yamlcheck import KEY_MARK, YamlDocument, dotted, problems_from
+from oscar_deploy.services.stored import BUCKET_PROVIDER_TYPES, apply_create_defaults, stored_path
+from oscar_deploy.spec.yamlcheck import (
+    KEY_MARK,
+    Location,
+    YamlDocument,
+    dotted,
+    field_keys,
+    line_of,
+    model_at,
+    problems_from,
+)
 from oscar_deploy.support.errors import InvalidDocumentError
 
-MAX_SERVICE_NAME_LENGTH = 39  # `binding:"required,max=39"` in upstream's Service type
+MAX_SERVICE_NAME_LENGTH = 39  # `binding:"required,max=39,min=1"` on Service.Name (pkg/types/service.go)
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PROVIDER_TYPES = ("minio", "s3", "onedata", "webdav", "rucio")
 DEFAULT_PROVIDER_ID = "default"
-# OSCAR's create handler refuses any other input provider ("valid inputs are MinIO and dCache").
-INPUT_PROVIDER_TYPES = ("minio", "webdav")
-BUCKET_PROVIDER_TYPES = ("minio", "s3")
+# create.go, createBuckets: any other input provider is errInput ("valid inputs are MinIO and dCache", 400).
+INPUT_PROVIDER_TYPES = ("minio", "webdav", "rucio")
+# pkg/backends/resources/mount.go, sidecarPodSpec: the rclone sidecar is configured for these providers only.
+MOUNT_PROVIDER_TYPES = ("minio", "s3", "webdav")
+# pkg/types/service.go: ConfigPath and VolumePath, refused as volume mount paths by pkg/utils/volume.go.
+RESERVED_MOUNT_PATHS = ("/oscar/config", "/oscar/bin")
+REFRESH_TOKEN_SECRET = "refresh_token"  # noqa: S105 - types.RefreshTokenSecretKey, a name, not a value
 # Keys the server fills in; a definition that sets them would have them overwritten or refused.
 SERVER_POPULATED_KEYS = ("token", "owner", "bucket_list", "deployment", "volume_status", "namespace")
+# Service-level keys OSCAR v4 no longer has: the server drops them, so what they ask for silently never happens.
+REMOVED_SERVICE_KEYS = {
+    "replicas": "OSCAR v4 reads replicas only as federation members (the server drops this key); "
+    "did you mean 'federation.members'?",
+    "delegation": "OSCAR v4 reads the delegation policy only under federation (the server drops this key); "
+    "did you mean 'federation.delegation'?",
+    "rescheduler_threshold": "OSCAR v4 has no per-service rescheduler threshold (the server drops this key; the "
+    "manager's RESCHEDULER_* settings apply to every service); remove it",
+}
 # Keys whose values are credentials: masked when a definition is printed.
 SECRET_KEYS = frozenset({"secret_key", "password", "auth_password", "token", "refresh_token"})
 MASK = "********"
@@ -89,6 +121,13 @@ def _quantity(value: str) -> str:
     return value
 
 
+def _positive_quantity(value: str) -> str:
+    _quantity(value)
+    if float(re.sub(r"[a-zA-Z]+$", "", value)) <= 0:
+        raise ValueError(f"{value!r} must be more than zero (volume.go: a valid positive quantity)")
+    return value
+
+
 def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
@@ -97,18 +136,30 @@ def _int_to_list(value: Any) -> Any:
     return [value] if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+def _node_port(value: int) -> int:
+    if value != 0 and not 30000 <= value <= 32767:
+        raise ValueError(f"{value} is not a NodePort: use 30000-32767, or 0 to let Kubernetes pick one")
+    return value
+
+
+def _string_to_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
 Quantity = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_quantity)]
+PositiveQuantity = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_positive_quantity)]
 StringMap = Annotated[dict[str, str], BeforeValidator(_string_map)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-NodePort = Annotated[int, Field(ge=30000, le=32767)]
+NodePort = Annotated[int, AfterValidator(_node_port)]
 LogLevel = Annotated[Literal["NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)]
-Delegation = Literal["static", "random", "load-based", "topsis"]
+# pkg/types/federation.go: "Delegation defines the delegation policy: static, random, load-based."
+Delegation = Literal["static", "random", "load-based"]
 
 
 def split_provider(reference: str) -> tuple[str, str]:
-    """`minio.default` -> ("minio", "default"); a bare type (`minio`) means its default id, as upstream."""
-    kind, _, ident = reference.partition(".")
-    return kind, ident or DEFAULT_PROVIDER_ID
+    """`minio.default` -> ("minio", "default"); a bare type means its default id (create.go getProviderInfo)."""
+    kind, _, ident = reference.strip().partition(".")
+    return kind.lower(), ident or DEFAULT_PROVIDER_ID
 
 
 class FdlModel(BaseModel):
@@ -130,10 +181,9 @@ def _provider_reference(value: str) -> str:
 
 
 def _storage_path(value: str) -> str:
-    path = value.strip().strip("/")
-    if not path:
-        raise ValueError("must not be empty; write bucket/folder")
-    return path
+    if not value.strip(" /"):
+        raise ValueError("must not be empty; write bucket/folder, or a folder of the service's own bucket")
+    return value
 
 
 ProviderReference = Annotated[str, AfterValidator(_provider_reference)]
@@ -142,69 +192,78 @@ StoragePath = Annotated[str, AfterValidator(_storage_path)]
 
 class StorageIOConfig(FdlModel):
     storage_provider: ProviderReference = Field(description="`<type>.<id>` of a storage provider, e.g. minio.default.")
-    path: StoragePath = Field(description="Path in the provider; for MinIO and S3 the first part is the bucket.")
+    path: StoragePath = Field(
+        description="Path in the provider; for MinIO and S3 `bucket/folder`, or a folder of the bucket named after "
+        "the service when it has no '/'."
+    )
     suffix: list[str] | None = Field(None, description="Only files ending with one of these (output only).")
     prefix: list[str] | None = Field(None, description="Only files starting with one of these (output only).")
-
-    @model_validator(mode="after")
-    def _bucket_name(self) -> StorageIOConfig:
-        kind, _ = split_provider(self.storage_provider)
-        if kind in BUCKET_PROVIDER_TYPES:
-            bucket = self.path.split("/", 1)[0]
-            if not BUCKET_NAME.match(bucket):
-                raise ValueError(
-                    f"{KEY_MARK}path: {bucket!r} is not a valid bucket name "
-                    "(3-63 lowercase letters, digits, '.' and '-')"
-                )
-        return self
-
-    @property
-    def bucket(self) -> str:
-        return self.path.split("/", 1)[0]
-
-    @property
-    def folder(self) -> str:
-        """The path inside the bucket ('' for the bucket's root)."""
-        return self.path.split("/", 1)[1] if "/" in self.path else ""
 
 
 class MountSettings(FdlModel):
     storage_provider: ProviderReference = Field(description="`<type>.<id>` of the storage provider to mount.")
-    path: StoragePath = Field(description="Folder (bucket/path) mounted inside the container.")
+    path: StoragePath = Field(description="Folder mounted inside the container (bucket/path for MinIO and S3).")
+    options: Annotated[list[str], BeforeValidator(_string_to_list)] | None = Field(
+        None, description="Extra rclone mount flags."
+    )
+
+    @field_validator("storage_provider")
+    @classmethod
+    def _mountable(cls, value: str) -> str:
+        kind, _ = split_provider(value)
+        if kind not in MOUNT_PROVIDER_TYPES:
+            raise ValueError(
+                f"{value!r}: OSCAR's mount sidecar serves {', '.join(MOUNT_PROVIDER_TYPES)} only "
+                f"(mount.go); {kind} cannot be mounted"
+            )
+        return value
 
 
 class VolumeSettings(FdlModel):
-    name: str | None = Field(None, description="Managed volume name; required to mount an existing volume.")
-    size: Quantity | None = Field(None, description="Size of a new volume, e.g. 1Gi.")
-    mount_path: str = Field(description="Absolute path inside the container.")
+    name: str | None = Field(
+        None, description="Managed volume name (default: the service name); required to mount an existing volume."
+    )
+    size: PositiveQuantity | None = Field(None, description="Size of a new volume, e.g. 1Gi.")
+    mount_path: str = Field(description="Absolute path inside the container (not under /oscar/config or /oscar/bin).")
     lifecycle_policy: Literal["delete", "retain"] | None = Field(
-        None, description="Delete (default) or keep a service-created volume with its service."
+        None, description="Delete (default) or keep a service-created volume with its service; needs size."
     )
 
     @field_validator("name")
     @classmethod
     def _dns_name(cls, value: str | None) -> str | None:
-        if value is not None and not DNS_LABEL.match(value):
+        if value is not None and not DNS_LABEL.match(value.strip()):
             raise ValueError(f"{value!r} must be a DNS label (lowercase letters, digits and '-')")
-        return value
+        return value.strip() if value is not None else None
 
     @field_validator("mount_path")
     @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
+    def _mount_path(cls, value: str) -> str:
+        path = value.strip()
+        if not path.startswith("/"):
             raise ValueError(f"{value!r} must be an absolute path such as /data")
-        return value
+        for reserved in RESERVED_MOUNT_PATHS:
+            if path == reserved or path.startswith(reserved + "/"):
+                raise ValueError(f"{value!r} overlaps {reserved}, which OSCAR mounts itself (volume.go); pick another")
+        return path
 
     @model_validator(mode="after")
-    def _new_volume_needs_size(self) -> VolumeSettings:
+    def _size_or_name(self) -> VolumeSettings:
         if self.name is None and self.size is None:
             raise ValueError(f"{KEY_MARK}size: required for a new volume (or set name to mount an existing one)")
+        if self.lifecycle_policy is not None and self.size is None:
+            raise ValueError(
+                f"{KEY_MARK}lifecycle_policy: only valid with size (a volume the service creates); "
+                "add size or remove lifecycle_policy"
+            )
         return self
 
 
 class MinIOProvider(FdlModel):
     endpoint: str | None = Field(None, description="MinIO endpoint URL.")
-    verify: bool | None = Field(None, description="Verify MinIO's TLS certificate.")
+    verify: bool | None = Field(
+        None, description="Verify MinIO's TLS certificate (default false: left out, OSCAR does not check it)."
+    )
     access_key: str | None = Field(None, description="Access key.")
     secret_key: str | None = Field(None, description="Secret key.")
     region: str | None = Field(None, description="Region.")
@@ -289,7 +348,9 @@ class ExposeSettings(FdlModel):
     cpu_threshold: int | None = Field(None, ge=1, le=100, description="CPU percent before another replica.")
     rewrite_target: bool | None = Field(None, description="Rewrite the exposed path prefix.")
     node_port: Annotated[list[NodePort], BeforeValidator(_int_to_list)] | None = Field(
-        None, alias="nodePort", description="NodePort(s) (30000-32767) instead of the ingress path."
+        None,
+        alias="nodePort",
+        description="One NodePort per api_port (30000-32767, or 0 for one Kubernetes picks) instead of the ingress.",
     )
     default_command: bool | None = Field(None, description="Run the image's command instead of the script.")
     set_auth: bool | None = Field(None, description="Protect the exposed service with credentials.")
@@ -317,6 +378,11 @@ class ExposeSettings(FdlModel):
             raise ValueError(f"{KEY_MARK}max_scale: must be >= min_scale")
         if self.auth_type is not None and not self.set_auth:
             raise ValueError(f"{KEY_MARK}auth_type: only used with set_auth: true")
+        if self.node_port is not None and len(self.node_port) != len(self.api_port):
+            raise ValueError(
+                f"{KEY_MARK}nodePort: gives {len(self.node_port)} port(s) for {len(self.api_port)} api_port(s); "
+                "give one per api_port, in the same order (0 lets Kubernetes pick)"
+            )
         return self
 
 
@@ -349,7 +415,9 @@ class Replica(FdlModel):
     cluster_id: str | None = Field(None, description="Cluster id from the top-level clusters (type oscar).")
     service_name: str | None = Field(None, description="Service name in that cluster (type oscar).")
     url: str | None = Field(None, description="Endpoint receiving the events (type endpoint).")
-    ssl_verify: bool | None = Field(None, description="Verify the endpoint's certificate (default true).")
+    ssl_verify: bool | None = Field(
+        None, description="Verify the endpoint's certificate (default false: left out, OSCAR does not check it)."
+    )
     priority: int | None = Field(None, ge=0, description="0 is the highest priority.")
     headers: StringMap | None = Field(None, description="Headers sent with each delegated request.")
 
@@ -365,54 +433,66 @@ class Replica(FdlModel):
 
 
 class FederationSettings(FdlModel):
-    group_id: str | None = Field(None, description="Federation group (default: the service name).")
-    topology: Literal["none", "star", "tree", "mesh"] | None = Field(None, description="Federation topology.")
+    group_id: str | None = Field(None, description="Federation group.")
+    topology: Literal["none", "star", "mesh"] | None = Field(None, description="Federation topology (default none).")
     delegation: Delegation | None = Field(None, description="How jobs are delegated to members.")
-    rescheduler_threshold: int | None = Field(None, ge=0, description="Seconds queued before delegating.")
     members: list[Replica] | None = Field(None, description="Members jobs may be delegated to.")
 
 
-class KServeInference(FdlModel):
-    model_format: str = Field(description="onnx, sklearn, xgboost, pytorch, tensorflow, triton, huggingface.")
-    runtime: str | None = Field(None, description="KServe serving runtime.")
-    api_version: Literal["v1", "v2"] | None = Field(None, description="Inference protocol version.")
+class KServeLLM(FdlModel):
+    model_name: str | None = Field(None, description="Model name (model_format llm).")
+    runtime_image: str | None = Field(None, description="Runtime image of the LLM inference service.")
 
 
-class KServeLLMInference(FdlModel):
-    runtime_image: str | None = Field(None, description="Runtime image for the LLM inference service.")
+def _kserve_misplaced(data: Any) -> Any:
+    """Keys of a later KServe layout (kserve.type, kserve.inference, kserve.llm_inference) that v4.1.2 does not
+    have: say where what they hold belongs."""
+    if isinstance(data, dict):
+        if "inference" in data:
+            raise ValueError(
+                f"{KEY_MARK}inference: OSCAR v4.1.2 has no kserve.inference (the server drops it); write model_format "
+                "and api_version directly under kserve"
+            )
+        if "llm_inference" in data:
+            raise ValueError(
+                f"{KEY_MARK}llm_inference: OSCAR v4.1.2 has no kserve.llm_inference (the server drops it); "
+                "did you mean 'llm' (with model_format: llm)?"
+            )
+        if "type" in data:
+            raise ValueError(
+                f"{KEY_MARK}type: OSCAR v4.1.2 has no kserve.type (the server drops it); the kind of model follows "
+                "from model_format (llm for a language model)"
+            )
+    return data
 
 
 class KServeSettings(FdlModel):
-    type: Literal["inference", "llm_inference"] | None = Field(None, description="Default inference.")
+    model_format: str = Field(
+        description="Model format: onnx, sklearn, xgboost, pytorch, tensorflow, triton, huggingface, llm."
+    )
     storage_uri: str = Field(description="Where KServe loads the model from.")
-    inference: KServeInference | None = None
-    llm_inference: KServeLLMInference | None = None
-    min_scale: int | None = Field(None, ge=0)
-    max_scale: int | None = Field(None, ge=0)
-    cpu: Quantity | None = None
-    memory: Quantity | None = None
-    args: list[str] | None = None
-    env: StringMap | None = None
-    enable_gpu: bool | None = None
-    set_auth: bool | None = None
+    api_version: Literal["v1", "v2"] | None = Field(None, description="Inference protocol version (default v1).")
+    min_scale: int | None = Field(None, ge=0, description="Fewest replicas (default 0).")
+    max_scale: int | None = Field(None, ge=0, description="Most replicas (0: unlimited).")
+    cpu: Quantity | None = Field(None, description="CPU limit (default 0.2).")
+    memory: Quantity | None = Field(None, description="Memory limit (default 256Mi).")
+    args: list[str] | None = Field(None, description="Arguments of the model server.")
+    env: StringMap | None = Field(None, description="Environment variables of the model server.")
+    enable_gpu: bool | None = Field(None, description="Request one GPU.")
+    set_auth: bool | None = Field(None, description="Protect the inference endpoint (default true).")
+    llm: KServeLLM | None = Field(None, description="Settings of a language model (model_format llm).")
 
-    @model_validator(mode="after")
-    def _matching_section(self) -> KServeSettings:
-        if self.type in (None, "inference"):
-            if self.inference is None:
-                raise ValueError(f"{KEY_MARK}inference: required for KServe type inference (needs model_format)")
-            if self.llm_inference is not None:
-                raise ValueError(f"{KEY_MARK}llm_inference: only used with type llm_inference")
-        elif self.inference is not None:
-            raise ValueError(f"{KEY_MARK}inference: only used with type inference")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _misplaced_keys(cls, data: Any) -> Any:
+        return _kserve_misplaced(data)
 
 
 # --- the service ---------------------------------------------------------------------------------------------
 
 
 class Service(FdlModel):
-    """One OSCAR service as the v4 API takes it (`POST /system/services`)."""
+    """One OSCAR service as the v4.1.2 API takes it (`POST /system/services`)."""
 
     name: str = Field(description=f"Service name: a DNS label of at most {MAX_SERVICE_NAME_LENGTH} characters.")
     cluster_id: str | None = Field(None, description="Cluster id (default: the key of the functions.oscar entry).")
@@ -433,11 +513,8 @@ class Service(FdlModel):
     synchronous: SynchronousSettings | None = None
     expose: ExposeSettings | None = None
     kserve: KServeSettings | None = None
-    replicas: list[Replica] | None = Field(None, description="Replicas jobs may be delegated to.")
-    delegation: Delegation | None = Field(None, description="How jobs are delegated to replicas.")
-    rescheduler_threshold: int | None = Field(None, ge=0, description="Seconds queued before delegating.")
     federation: FederationSettings | None = None
-    input: list[StorageIOConfig] | None = Field(None, description="Where input files arrive (minio or webdav).")
+    input: list[StorageIOConfig] | None = Field(None, description="Where input files arrive (minio, webdav, rucio).")
     output: list[StorageIOConfig] | None = Field(None, description="Where result files go.")
     mount: MountSettings | None = Field(None, description="A storage path mounted in the container.")
     volume: VolumeSettings | None = Field(None, description="A managed persistent volume.")
@@ -454,7 +531,7 @@ class Service(FdlModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _not_server_keys(cls, data: Any) -> Any:
+    def _not_server_or_removed_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for key in SERVER_POPULATED_KEYS:
                 if key in data:
@@ -462,6 +539,9 @@ class Service(FdlModel):
             for key in ("storage_providers", "clusters"):
                 if key in data:
                     raise ValueError(f"{KEY_MARK}{key}: belongs at the top level of the FDL file; move it there")
+            for key, message in REMOVED_SERVICE_KEYS.items():
+                if key in data:
+                    raise ValueError(f"{KEY_MARK}{key}: {message}")
         return data
 
     @field_validator("name")
@@ -484,21 +564,55 @@ class Service(FdlModel):
     @classmethod
     def _input_providers(cls, inputs: list[StorageIOConfig] | None) -> list[StorageIOConfig] | None:
         for index, item in enumerate(inputs or []):
-            kind, _ = split_provider(item.storage_provider)
+            kind, ident = split_provider(item.storage_provider)
             if kind not in INPUT_PROVIDER_TYPES:
                 raise ValueError(
                     f"{KEY_MARK}{index}.storage_provider: {item.storage_provider!r}: OSCAR only takes input from "
-                    f"{' or '.join(INPUT_PROVIDER_TYPES)}; use it as an output instead"
+                    f"{', '.join(INPUT_PROVIDER_TYPES)}; use it as an output instead"
+                )
+            if kind == "minio" and ident != DEFAULT_PROVIDER_ID:
+                raise ValueError(
+                    f"{KEY_MARK}{index}.storage_provider: {item.storage_provider!r}: OSCAR takes MinIO input only from "
+                    "its own MinIO (any other fails the create with 'is not the configured in OSCAR'); use "
+                    "minio.default, or this provider as an output"
                 )
             if item.suffix or item.prefix:
                 raise ValueError(f"{KEY_MARK}{index}: suffix and prefix only filter output files; remove them here")
         return inputs
 
     @model_validator(mode="after")
-    def _restricted_needs_users(self) -> Service:
+    def _consistent(self) -> Service:
         if self.visibility == "restricted" and not self.allowed_users:
             raise ValueError(f"{KEY_MARK}allowed_users: required with visibility: restricted")
+        for section in ("input", "output"):
+            for index, item in enumerate(getattr(self, section) or []):
+                self._check_bucket(f"{section}.{index}.path", item.storage_provider, self.stored_path(item))
+        if self.mount is not None:
+            self._check_bucket("mount.path", self.mount.storage_provider, self.mount.path.strip(" /"))
+        if self.federation is not None and self.federation.members:
+            secrets = (self.environment.secrets if self.environment else None) or {}
+            if not secrets.get(REFRESH_TOKEN_SECRET):
+                raise ValueError(
+                    f"{KEY_MARK}federation.members: a federation with members needs environment.secrets."
+                    f"{REFRESH_TOKEN_SECRET} (OSCAR refuses the service with 400 without it); add an OIDC refresh "
+                    "token there, e.g. '{{ env(\"OIDC_REFRESH_TOKEN\") }}'"
+                )
         return self
+
+    @staticmethod
+    def _check_bucket(key: str, reference: str, path: str) -> None:
+        kind, _ = split_provider(reference)
+        if kind not in BUCKET_PROVIDER_TYPES:
+            return
+        bucket = path.split("/", 1)[0]
+        if not BUCKET_NAME.match(bucket):
+            raise ValueError(
+                f"{KEY_MARK}{key}: bucket {bucket!r} (from path {path!r}) is not a valid bucket name "
+                "(3-63 lowercase letters, digits, '.' and '-')"
+            )
+
+    def stored_path(self, item: StorageIOConfig) -> str:
+        return stored_path(self.name, item.storage_provider, item.path)
 
     def storage_references(self) -> list[tuple[tuple[str | int, ...], str]]:
         """(key path inside the service, `<type>.<id>`) of every storage provider the service uses."""
@@ -510,22 +624,18 @@ class Service(FdlModel):
             references.append((("mount", "storage_provider"), self.mount.storage_provider))
         return references
 
-    def replica_list(self) -> list[tuple[tuple[str | int, ...], Replica]]:
-        found: list[tuple[tuple[str | int, ...], Replica]] = [
-            (("replicas", index), replica) for index, replica in enumerate(self.replicas or [])
-        ]
-        if self.federation is not None:
-            found += [
-                (("federation", "members", index), item) for index, item in enumerate(self.federation.members or [])
-            ]
-        return found
+    def federation_members(self) -> list[tuple[tuple[str | int, ...], Replica]]:
+        members = (self.federation.members if self.federation else None) or []
+        return [(("federation", "members", index), member) for index, member in enumerate(members)]
 
 
 class ClusterSettings(FdlModel):
     endpoint: str = Field(description="OSCAR API endpoint of the other cluster.")
     auth_user: str | None = Field(None, description="Basic-auth user.")
     auth_password: str | None = Field(None, description="Basic-auth password.")
-    ssl_verify: bool | None = Field(None, description="Verify the cluster's certificate.")
+    ssl_verify: bool | None = Field(
+        None, description="Verify the cluster's certificate (default false: left out, OSCAR does not check it)."
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -579,10 +689,10 @@ class FdlFile(FdlModel):
                             f"{KEY_MARK}{dotted(*where, *path)}: {reference!r} is not defined under "
                             f"storage_providers.{kind} (defined: {known}); add it there"
                         )
-                for path, replica in service.replica_list():
-                    if replica.type == "oscar" and replica.cluster_id not in (self.clusters or {}):
+                for path, member in service.federation_members():
+                    if member.type == "oscar" and member.cluster_id not in (self.clusters or {}):
                         raise ValueError(
-                            f"{KEY_MARK}{dotted(*where, *path, 'cluster_id')}: {replica.cluster_id!r} is not "
+                            f"{KEY_MARK}{dotted(*where, *path, 'cluster_id')}: {member.cluster_id!r} is not "
                             "defined under the top-level clusters; add it there"
                         )
         return self
@@ -620,9 +730,11 @@ class FdlDocument:
 
 
 def request_body(cluster_key: str, service: Service, fdl: FdlFile) -> dict[str, Any]:
-    """The JSON body of `POST|PUT /system/services`: the service plus the file's providers and clusters."""
+    """The JSON body of `POST|PUT /system/services`: the service, with the server's defaults, plus the file's
+    storage providers and clusters."""
     body: dict[str, Any] = service.model_dump(by_alias=True, exclude_none=True, mode="json")
     body.setdefault("cluster_id", cluster_key)
+    apply_create_defaults(body)
     if fdl.storage_providers is not None:
         providers = fdl.storage_providers.model_dump(by_alias=True, exclude_none=True, mode="json")
         if providers:
@@ -667,34 +779,145 @@ def to_yaml(data: Any) -> str:
     return text
 
 
+# --- placeholders --------------------------------------------------------------------------------------------
+
+# `<vo>`, `<access key>`: how upstream's examples mark a value to fill in.
+ANGLE_PLACEHOLDER = re.compile(r"^<[^<>\n]{1,80}>$")
+# `[topic_arn]` is YAML for a one-item list; as a placeholder it names the value to fill in.
+BRACKET_WORD = re.compile(r"^[A-Za-z_][\w .-]{0,79}$")
+# `"[topic_arn]"` quoted: the same placeholder, read as a string.
+BRACKETED_WORD = re.compile(r"^\[[A-Za-z_][\w .-]{0,79}\]$")
+# pydantic error types that mean "not the kind of value this key takes".
+TYPE_ERRORS = frozenset(
+    {
+        "string_type",
+        "int_type",
+        "int_parsing",
+        "int_from_float",
+        "bool_type",
+        "bool_parsing",
+        "float_type",
+        "float_parsing",
+        "model_type",
+        "model_attributes_type",
+        "dict_type",
+        "list_type",
+        "literal_error",
+    }
+)
+
+
+def _wanted(loc: Location) -> str:
+    """What the key at `loc` takes, from its field description: `the service name: a DNS label ...`."""
+    model = model_at(FdlFile, loc[:-1]) if loc else None
+    field = field_keys(model).get(str(loc[-1])) if model is not None else None
+    description = model.model_fields[field].description if model is not None and field is not None else None
+    if not description:
+        return "the real value"
+    text = description.rstrip(".")
+    return text[0].lower() + text[1:] if text[1:2].islower() else text
+
+
+def placeholder_message(loc: Location, value: Any) -> str | None:
+    """The message for a placeholder left in a file, or None when `value` is not one."""
+    if value is None:
+        return f"placeholder: the value is empty; replace it with {_wanted(loc)}"
+    if isinstance(value, str) and (ANGLE_PLACEHOLDER.match(value.strip()) or BRACKETED_WORD.match(value.strip())):
+        return f"placeholder {value.strip()!r}: replace it with {_wanted(loc)}"
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and BRACKET_WORD.match(value[0]):
+        return f"placeholder [{value[0]}] (YAML reads it as a one-item list): replace it with {_wanted(loc)}"
+    return None
+
+
+def _string_placeholders(data: Any, loc: Location = ()) -> list[tuple[Location, str]]:
+    """Every `<...>` or `[...]` string outside scripts: valid YAML that is never meant literally."""
+    found: list[tuple[Location, str]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key != "script":
+                found += _string_placeholders(value, (*loc, key))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            found += _string_placeholders(item, (*loc, index))
+    elif isinstance(data, str):
+        message = placeholder_message(loc, data)
+        if message is not None:
+            found.append((loc, message))
+    return found
+
+
+def _value_at(data: Any, loc: Location) -> tuple[bool, Any]:
+    for part in loc:
+        found = (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and part < len(data)
+        )
+        if not found:
+            return False, None
+        data = data[part]
+    return True, data
+
+
+def _with_placeholders(exc: ValidationError, data: Any) -> list[tuple[Location, str]]:
+    """pydantic's problems, with "placeholder: replace it with ..." where a type error comes from a placeholder."""
+    problems = problems_from(exc, FdlFile, KNOWN_MISSPELLINGS)
+    for index, item in enumerate(exc.errors()):
+        loc: Location = tuple(item["loc"])
+        if item["type"] not in TYPE_ERRORS:
+            continue
+        present, value = _value_at(data, loc)
+        message = placeholder_message(loc, value) if present else None
+        if message is not None:
+            problems[index] = (loc, message)
+    return problems
+
+
 # --- loading and error reporting -----------------------------------------------------------------------------
 
 
-def _inline_scripts(data: dict[str, Any], base_dir: Path) -> list[tuple[tuple[str | int, ...], str]]:
-    """Replace each service's `script` path by the file's content; returns the problems found."""
-    problems: list[tuple[tuple[str | int, ...], str]] = []
+def _service_entries(data: dict[str, Any]) -> list[tuple[Location, dict[str, Any]]]:
     functions = data.get("functions")
     entries = functions.get("oscar") if isinstance(functions, dict) else None
-    if not isinstance(entries, list):
-        return problems
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
+    found: list[tuple[Location, dict[str, Any]]] = []
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, dict):
+            for cluster_key, service in entry.items():
+                if isinstance(service, dict):
+                    found.append((("functions", "oscar", index, cluster_key), service))
+    return found
+
+
+def _take_misplaced_keys(data: dict[str, Any]) -> list[tuple[Location, str]]:
+    """Problems with keys a service must not have (set by the server, or gone in v4), taken out of `data` so that
+    the rest of each service is still checked and every problem is reported at once."""
+    problems: list[tuple[Location, str]] = []
+    for where, service in _service_entries(data):
+        for key in SERVER_POPULATED_KEYS:
+            if key in service:
+                del service[key]
+                problems.append(((*where, key), "is set by the OSCAR server; remove it"))
+        for key, message in REMOVED_SERVICE_KEYS.items():
+            if key in service:
+                del service[key]
+                problems.append(((*where, key), message))
+    return problems
+
+
+def _inline_scripts(data: dict[str, Any], base_dir: Path) -> list[tuple[Location, str]]:
+    """Replace each service's `script` path by the file's content; returns the problems found."""
+    problems: list[tuple[Location, str]] = []
+    for where, service in _service_entries(data):
+        script = service.get("script")
+        if not isinstance(script, str) or "\n" in script:
+            continue  # not a path: missing, or already the script itself (a YAML block scalar)
+        path = (base_dir / script).expanduser()
+        loc: Location = (*where, "script")
+        if not path.is_file():
+            problems.append((loc, f"script file {path} not found; paths are relative to the FDL file"))
             continue
-        for cluster_key, service in entry.items():
-            if not isinstance(service, dict) or not isinstance(service.get("script"), str):
-                continue
-            script = service["script"]
-            if "\n" in script:
-                continue  # already the script itself (a YAML block scalar)
-            path = (base_dir / script).expanduser()
-            loc: tuple[str | int, ...] = ("functions", "oscar", index, cluster_key, "script")
-            if not path.is_file():
-                problems.append((loc, f"script file {path} not found; paths are relative to the FDL file"))
-                continue
-            try:
-                service["script"] = path.read_text()
-            except (OSError, UnicodeDecodeError) as exc:
-                problems.append((loc, f"cannot read script file {path}: {exc}"))
+        try:
+            service["script"] = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append((loc, f"cannot read script file {path}: {exc}"))
     return problems
 
 
@@ -712,14 +935,19 @@ def parse_fdl(text: str, source: str, base_dir: Path) -> FdlDocument:
     if not isinstance(data, dict):
         raise FdlError([f"{source}: an FDL file is a mapping starting with `functions:`; see templates/services/"])
 
-    problems = _inline_scripts(data, base_dir)
+    problems = _inline_scripts(data, base_dir) + _take_misplaced_keys(data)
+    placeholders = _string_placeholders(data)
     fdl: FdlFile | None = None
     try:
         fdl = FdlFile.model_validate(data)
     except ValidationError as exc:
-        problems.extend(problems_from(exc, FdlFile, KNOWN_MISSPELLINGS))
+        flagged = {loc for loc, _ in placeholders}
+        problems.extend(problem for problem in _with_placeholders(exc, data) if problem[0] not in flagged)
+    problems.extend(placeholders)
     if problems or fdl is None:
-        raise document.fail(problems)
+        raise document.fail(
+            sorted(problems, key=lambda problem: (line_of(document.root, problem[0]) or 0, dotted(*problem[0])))
+        )
     if not fdl.functions.oscar:
         raise document.fail([(("functions", "oscar"), "lists no service; add one `- <cluster id>:` entry")])
     definitions = [

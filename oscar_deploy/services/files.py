@@ -67,23 +67,28 @@ class ObjectStore:
 
         try:
             return operation(**kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = error.get("Code", "?")
-            message = error.get("Message", str(exc))
-            hint = {
-                "NoSuchBucket": "the bucket does not exist; `oscar-deploy files ls` lists the buckets",
-                "NoSuchKey": "no such file; `oscar-deploy files ls BUCKET/PREFIX` lists them",
-                "404": "no such file or bucket",
-                "AccessDenied": "the MinIO credentials may not use this bucket",
-                "InvalidAccessKeyId": "the MinIO access key is unknown to the server",
-                "SignatureDoesNotMatch": "the MinIO secret key is wrong",
-            }.get(code, "")
-            raise OperationError(
-                f"{what} on {self.access.url}: MinIO answered {code}: {message}" + (f"; {hint}" if hint else "")
-            ) from None
-        except BotoCoreError as exc:
-            raise OperationError(f"{what} on {self.access.url}: {exc}; check the MinIO address and CA") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failure(what, exc) from None
+
+    def _failure(self, what: str, exc: Exception) -> OperationError:
+        from botocore.exceptions import ClientError
+
+        if not isinstance(exc, ClientError):
+            return OperationError(f"{what} on {self.access.url}: {exc}; check the MinIO address and CA")
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "?")
+        message = error.get("Message", str(exc))
+        hint = {
+            "NoSuchBucket": "the bucket does not exist; `oscar-deploy files ls` lists the buckets",
+            "NoSuchKey": "no such file; `oscar-deploy files ls BUCKET/PREFIX` lists them",
+            "404": "no such file or bucket",
+            "AccessDenied": "the MinIO credentials may not use this bucket",
+            "InvalidAccessKeyId": "the MinIO access key is unknown to the server",
+            "SignatureDoesNotMatch": "the MinIO secret key is wrong",
+        }.get(code, "")
+        return OperationError(
+            f"{what} on {self.access.url}: MinIO answered {code}: {message}" + (f"; {hint}" if hint else "")
+        )
 
     def put_file(self, local: Path, bucket: str, key: str) -> None:
         if not local.is_file():
@@ -123,6 +128,19 @@ class ObjectStore:
             if not answer.get("IsTruncated"):
                 return found
             token = answer.get("NextContinuationToken")
+
+    def bucket_exists(self, bucket: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            raise self._failure(f"look up bucket {bucket}", exc) from None
+        except BotoCoreError as exc:
+            raise self._failure(f"look up bucket {bucket}", exc) from None
+        return True
 
     def remove_bucket(self, bucket: str) -> None:
         """Delete every object of `bucket`, then the bucket itself."""

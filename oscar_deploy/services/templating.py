@@ -128,10 +128,3 @@ def load_fdl(path: Path, values_files: list[Path] | None = None, assignments: li
     values = load_values(values_files or [], assignments or [])
     rendered = render_template(path.read_text(), str(path), values)
     return parse_fdl(rendered, str(path), path.resolve().parent)
-
-
-def render_fdl_text(path: Path, values_files: list[Path] | None = None, assignments: list[str] | None = None) -> str:
-    """The FDL text after templating, before validation."""
-    if not path.is_file():
-        raise FdlError([f"{path}: no such FDL file; see templates/services/ for examples"])
-    return render_template(path.read_text(), str(path), load_values(values_files or [], assignments or []))

@@ -3,9 +3,11 @@
 It walks the path a user takes, as upstream's own API test suite does (grycap/oscar-tests
 `tests/api/service-lifecycle.robot`): the API answers (/health, /system/info), a service can be created, a file
 uploaded to its input bucket makes OSCAR run a job that writes the output file (MinIO webhook -> /job ->
-Kubernetes job -> supervisor upload), a synchronous call answers (Knative), the job's log can be read, and the
-service can be deleted. The service has a unique name and is deleted (with its bucket) even when a step fails.
-Each step reports pass or fail with its time; the first failure says where to look.
+Kubernetes job -> supervisor upload), a synchronous call answers (Knative; a 502 while the revision starts is
+waited out), the job's log can be read, and the service can be deleted. The service has a unique name and is
+deleted even when a step fails; OSCAR deletes its bucket with it (delete.go), and the smoke test removes the
+bucket itself only when the server left it behind. Each step reports pass or fail with its time; the first
+failure says where to look.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ HINTS = {
     "info": "OSCAR answers but /system/info failed: check the credentials (state secret oscar_password) and "
     "`kubectl -n oscar logs deploy/oscar`",
     "create service": "OSCAR could not create the service: check `kubectl -n oscar logs deploy/oscar` (MinIO "
-    "webhook registration, Knative), the RWX volume `kubectl -n oscar get pvc oscar-pvc`",
+    "webhook registration, Knative), the RWX volume `kubectl -n oscar-svc get pvc oscar-pvc`",
     "upload input": "MinIO refused or is unreachable: check minio_url and the keys in endpoints.yaml and "
     "`kubectl -n minio get pods`",
     "output file": "no result from the asynchronous job: check `oscar-deploy service logs NAME`, "
@@ -83,6 +85,7 @@ class VerifyReport:
 def smoke_service_body(name: str, image: str) -> dict[str, Any]:
     """The smoke-test service, validated by the same model as any FDL service."""
     from oscar_deploy.services.fdl import Service
+    from oscar_deploy.services.stored import apply_create_defaults
 
     service = Service.model_validate(
         {
@@ -99,7 +102,21 @@ def smoke_service_body(name: str, image: str) -> dict[str, Any]:
     )
     body: dict[str, Any] = service.model_dump(by_alias=True, exclude_none=True, mode="json")
     body["cluster_id"] = "oscar-deploy"
-    return body
+    return apply_create_defaults(body)
+
+
+def describe_info(info: dict[str, Any]) -> str:
+    """`/system/info` in one line. On Knative the backend's version is the Kubernetes API server's (upstream's
+    `KnativeBackend.GetInfo` asks the discovery client), so it is not shown as Knative's."""
+    text = f"OSCAR {info.get('version', '?')} on Kubernetes {info.get('kubernetes_version', '?')}"
+    backend = info.get("serverless_backend") or {}
+    name = str(backend.get("name") or "")
+    if not name:
+        return text
+    version = str(backend.get("version") or "")
+    if version and name.lower() != "knative":
+        return f"{text}, backend {name} {version}"
+    return f"{text}, backend {name}"
 
 
 class SmokeTest:
@@ -138,10 +155,7 @@ class SmokeTest:
         return f"answered {answer!r}"
 
     def _info(self) -> str:
-        info = self.client.info()
-        backend = info.get("serverless_backend") or {}
-        backend_text = f", backend {backend.get('name')} {backend.get('version', '')}".rstrip() if backend else ""
-        return f"OSCAR {info.get('version', '?')} on Kubernetes {info.get('kubernetes_version', '?')}{backend_text}"
+        return describe_info(self.client.info())
 
     def _create(self) -> str:
         self._create_attempted = True
@@ -161,7 +175,7 @@ class SmokeTest:
 
     def _run(self) -> str:
         data = f"oscar-deploy verify sync {self.name}\n".encode()
-        answer = self.client.run(self.name, data, timeout=self.timeout)
+        answer = self.client.run(self.name, data, timeout=self.timeout, ready_wait=self.timeout)
         if data.strip() not in answer:
             raise OscarDeployError(f"the answer {answer[:80]!r} does not echo the input")
         return f"echoed {len(data)} bytes"
@@ -186,8 +200,10 @@ class SmokeTest:
             detail = f"service {self.name} was not there"
         if self._store is not None:
             try:
+                if not self._store.bucket_exists(self.name):
+                    return f"{detail}, OSCAR removed its bucket"
                 self._store.remove_bucket(self.name)
-                detail += ", bucket removed"
+                detail += ", bucket removed (OSCAR had left it)"
             except OscarDeployError as exc:
                 detail += f"; bucket {self.name} left behind ({exc})"
         return detail

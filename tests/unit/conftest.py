@@ -19,8 +19,12 @@ def s3_server() -> Iterator[S3Server]:
 
 @pytest.fixture
 def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
-    """A fresh fake OSCAR on an emptied S3 server (a module may override it, e.g. with another processor)."""
+    """A fresh fake OSCAR on an emptied S3 server (a module may override it, e.g. with another processor).
+
+    No test may send a key the real server would drop without a word: the fixture checks it at the end.
+    """
     s3_server.reset()
     server = FakeOscar(s3_endpoint=s3_server.url).start()
     yield server
     server.stop()
+    assert server.dropped == [], f"keys OSCAR v4.1.2 would drop silently: {server.dropped}"

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import socket
 import ssl
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
-from oscar_deploy.services.client import OscarApiError, OscarClient, ServiceNotFound, decode_run_output
+from oscar_deploy.services.client import (
+    ApplyOutcome,
+    JobInfo,
+    NoServerlessBackend,
+    OscarApiError,
+    OscarClient,
+    ServiceExists,
+    ServiceNotFound,
+    decode_run_output,
+)
 from oscar_deploy.services.files import ObjectStore, minio_access_from_config, split_location, upload_key
+from oscar_deploy.services.stored import SECRETS_DIGEST_ANNOTATION, with_secrets_digest
 from oscar_deploy.state.endpoints import MinioAccess, OscarAccess
 from oscar_deploy.support.errors import OperationError, UserInputError
 from tests.unit.fake_oscar import FakeOscar
@@ -39,16 +51,32 @@ def _store(fake: FakeOscar) -> ObjectStore:
     return ObjectStore(MinioAccess(fake.s3_endpoint, fake.s3_access_key, fake.s3_secret_key))
 
 
+class FakeTime:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
 def test_service_lifecycle_and_the_answers_of_the_api(fake: FakeOscar) -> None:
+    """create 201, update 204, delete 204 (pkg/handlers/create.go, update.go, delete.go at v4.1.2)."""
     with _client(fake) as client:
         assert client.health() == "Ok"
         assert client.info()["version"] == "v4.1.2"
         assert client.list_services() == []
 
-        assert client.apply_service(SERVICE) == "created"
-        assert client.apply_service(SERVICE) == "unchanged"  # same definition: no PUT at all
+        assert client.apply_service(SERVICE) == ApplyOutcome("created")
+        assert client.apply_service(SERVICE) == ApplyOutcome("unchanged")  # same definition: no PUT at all
         changed = {**SERVICE, "memory": "512Mi"}
-        assert client.apply_service(changed) == "updated"
+        assert client.apply_service(changed) == ApplyOutcome("updated", ("memory",))
         assert [request[:2] for request in fake.requests if request[0] in ("POST", "PUT")] == [
             ("POST", "/system/services"),
             ("PUT", "/system/services"),
@@ -57,24 +85,81 @@ def test_service_lifecycle_and_the_answers_of_the_api(fake: FakeOscar) -> None:
         assert stored["memory"] == "512Mi" and len(stored["token"]) == 64 and stored["owner"] == "cluster_admin"
         assert [item["name"] for item in client.list_services()] == ["cowsay"]
 
-        with pytest.raises(OscarApiError) as duplicate:
-            client.create_service(SERVICE)
-        assert duplicate.value.status_code == 409
-        assert "409 Conflict: A service with the provided name already exists" in str(duplicate.value)
-
         client.delete_service("cowsay")
         with pytest.raises(ServiceNotFound, match="no service 'cowsay' to delete"):
             client.delete_service("cowsay")
         assert client.find_service("cowsay") is None
-    # Every body that reached the server passed its schema check (a refused one would have raised above).
     assert all(kind == "basic" for method, path, kind, _ in fake.requests if path.startswith("/system/"))
 
 
-def test_the_server_refuses_what_the_schema_does_not_know(fake: FakeOscar) -> None:
-    with _client(fake) as client, pytest.raises(OscarApiError) as caught:
-        client.create_service({**SERVICE, "expose": {"port": 5000}})
-    assert caught.value.status_code == 400
-    assert "The service specification is not valid: expose: Additional properties are not allowed" in str(caught.value)
+def test_a_name_created_twice_is_understood(fake: FakeOscar) -> None:
+    """A second create of one name: 400, not 409 (shared reference note: pkg/handlers/create.go:305-312 at the
+    tag; older copies answer 409 Conflict, which the client reads the same way)."""
+    with _client(fake) as client:
+        client.create_service(SERVICE)
+        with pytest.raises(ServiceExists) as duplicate:
+            client.create_service(SERVICE)
+    assert duplicate.value.status_code == 400
+    assert str(duplicate.value) == (
+        f"POST {fake.url}/system/services: the server answered 400 Bad Request: A service with the provided name "
+        "already exists; `oscar-deploy service apply` updates an existing service"
+    )
+    fake.fail("POST", "/system/services", 409, "A service with the provided name already exists")
+    with _client(fake) as client, pytest.raises(ServiceExists) as older:
+        client.create_service(SERVICE)
+    assert older.value.status_code == 409
+
+
+def test_delete_removes_the_services_input_bucket(fake: FakeOscar) -> None:
+    """delete.go deleteBuckets: the service's MinIO input buckets go with it (shared reference note:
+    delete.go:133-137 at the tag)."""
+    with _client(fake) as client:
+        client.create_service(SERVICE)
+        assert _store(fake).bucket_exists("cowsay-bucket")
+        client.delete_service("cowsay")
+    assert not _store(fake).bucket_exists("cowsay-bucket")
+
+
+def test_the_server_refuses_wrong_types_and_drops_unknown_keys(fake: FakeOscar) -> None:
+    """Go's encoding/json fails a wrong type (400 from ShouldBindJSON in create.go) and drops unknown keys."""
+    with _client(fake) as client:
+        with pytest.raises(OscarApiError) as caught:
+            client.create_service({**SERVICE, "memory": 512})
+        assert caught.value.status_code == 400
+        assert "The service specification is not valid: memory: 512 is not of type 'string', 'null'" in str(
+            caught.value
+        )
+        client.create_service({**SERVICE, "expose": {"api_port": [8080], "port": 5000}, "replicas": []})
+    assert sorted(fake.dropped) == ["cowsay: expose.port", "cowsay: replicas"]
+    assert "replicas" not in fake.services["cowsay"]
+    fake.dropped.clear()
+
+
+def test_apply_compares_with_what_the_server_stores(fake: FakeOscar) -> None:
+    """GET answers the service as Go marshals it: zero values, the server's labels and minio.default, secrets
+    blanked (create.go checkValues; the secrets loop empties the values). None of that is a change."""
+    service = {
+        **SERVICE,
+        "output": [{"storage_provider": "s3.results", "path": "results"}],
+        "storage_providers": {"s3": {"results": {"access_key": "AKIA", "secret_key": "s3-secret", "region": "x"}}},
+        "environment": {"variables": {"GREETING": "moo"}, "secrets": {"API_KEY": "first"}},
+        "labels": {"team": "cows"},
+    }
+    with _client(fake) as client:
+        assert client.apply_service(service) == ApplyOutcome("created")
+        stored = client.get_service("cowsay")
+        assert stored["environment"]["secrets"] == {"API_KEY": ""}
+        assert stored["storage_providers"]["minio"]["default"]["access_key"] == "hidden"
+        assert stored["labels"]["oscar_service"] == "cowsay" and stored["alpine"] is False
+        assert stored["output"] == [{"storage_provider": "s3.results", "path": "cowsay/results"}]
+        assert client.apply_service(service) == ApplyOutcome("unchanged")
+        new_secret = {**service, "environment": {"variables": {"GREETING": "moo"}, "secrets": {"API_KEY": "second"}}}
+        assert client.apply_service(new_secret) == ApplyOutcome("updated", ("environment",))
+        assert client.apply_service(new_secret) == ApplyOutcome("unchanged")
+        fewer = {key: value for key, value in new_secret.items() if key != "labels"}
+        assert client.apply_service(fewer) == ApplyOutcome("updated", ("labels",))
+    digest = fake.services["cowsay"]["annotations"]["oscar-deploy/secrets-hmac"]
+    assert len(digest) == 64 and "second" not in json.dumps(fake.services["cowsay"])
 
 
 def test_bad_credentials_say_so_without_showing_the_password(fake: FakeOscar) -> None:
@@ -88,6 +173,7 @@ def test_bad_credentials_say_so_without_showing_the_password(fake: FakeOscar) ->
 
 
 def test_bearer_tokens_are_sent_instead_of_basic_auth(fake: FakeOscar) -> None:
+    """main.go: /system uses basic auth, or a bearer token when OIDC is enabled."""
     fake.oidc_tokens.add("oidc-access-token")
     with OscarClient(OscarAccess(url=fake.url, token="oidc-access-token")) as client:
         assert client.list_services() == []
@@ -99,7 +185,27 @@ def test_bearer_tokens_are_sent_instead_of_basic_auth(fake: FakeOscar) -> None:
     assert [kind for _, path, kind, _ in fake.requests] == ["bearer", "bearer"]
 
 
+def test_authentication_per_route(fake: FakeOscar) -> None:
+    """main.go: /health has no auth; /system/* sits behind auth.GetAuthMiddleware (basic auth, gin's 401 with
+    WWW-Authenticate); /run and /job check `Authorization: Bearer <token>` themselves (run.go)."""
+    with _client(fake) as client:
+        client.create_service(SERVICE)
+        token = client.get_service("cowsay")["token"]
+    basic = httpx.BasicAuth(fake.user, fake.password)
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{fake.url}/health").status_code == 200
+    denied = httpx.get(f"{fake.url}/system/info")
+    assert denied.status_code == 401 and denied.headers["WWW-Authenticate"].startswith("Basic")
+    assert httpx.get(f"{fake.url}/system/info", auth=basic).status_code == 200
+    assert httpx.get(f"{fake.url}/system/info", headers=bearer).status_code == 401  # OIDC is off
+    for route in ("/run/cowsay", "/job/cowsay"):
+        assert httpx.post(f"{fake.url}{route}", content=b"eA==", auth=basic).status_code == 401
+    assert httpx.post(f"{fake.url}/run/cowsay", content=b"eA==", headers=bearer).status_code == 200
+    assert httpx.post(f"{fake.url}/job/cowsay", content=b"eA==", headers=bearer).status_code == 201
+
+
 def test_sync_and_async_invocations_and_job_logs(fake: FakeOscar) -> None:
+    """/run and /job take only the service's bearer token (pkg/handlers/run.go: `Bearer ` split, 64-char token)."""
     fake.processor = lambda data: b"the cow says: " + data
     binary = bytes(range(256))
     with _client(fake) as client:
@@ -120,6 +226,70 @@ def test_sync_and_async_invocations_and_job_logs(fake: FakeOscar) -> None:
     # The invocations carried the service's own token, never the admin credentials.
     invocations = [kind for method, path, kind, _ in fake.requests if path.startswith(("/run/", "/job/"))]
     assert invocations == ["bearer"] * 4
+
+
+def test_every_page_of_jobs_is_read(fake: FakeOscar) -> None:
+    """logs.go MakeJobsInfoHandler lists pods with Limit=JobListingLimit (70) and Continue=?page=, in name order,
+    and answers next_page (the continue token) and remaining_jobs; oscar-cli follows next_page."""
+    with _client(fake) as client:
+        client.create_service(SERVICE)
+        for _ in range(141):
+            fake.new_job("cowsay", "log")
+        newest = fake.new_job("cowsay", "the newest")
+        jobs = client.list_jobs("cowsay")
+    assert len(jobs) == 142 and jobs[-1] == JobInfo(
+        newest.name, "Succeeded", newest.created, newest.created, newest.created
+    )
+    pages = [path for method, path, _, _ in fake.requests if path == "/system/logs/cowsay"]
+    assert len(pages) == 3  # 70 + 70 + 2
+
+
+def test_a_page_token_handed_out_twice_stops_the_listing(fake: FakeOscar, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _client(fake) as client:
+        client.create_service(SERVICE)
+        fake.new_job("cowsay", "log")
+        monkeypatch.setattr(fake, "job_page", lambda service, token: {"jobs": {}, "next_page": "same"})
+        with pytest.raises(OperationError, match="handed out the same page token twice; 0 jobs read so far"):
+            client.list_jobs("cowsay")
+
+
+def test_run_without_a_serverless_backend_says_so(fake: FakeOscar) -> None:
+    """main.go registers POST /run only when SERVERLESS_BACKEND is set; gin answers "404 page not found"."""
+    fake.serverless_backend = False
+    with _client(fake) as client:
+        client.create_service(SERVICE)
+        with pytest.raises(NoServerlessBackend) as caught:
+            client.run("cowsay", b"x")
+        client.submit_job("cowsay", b"x")  # /job is there without a backend
+    assert str(caught.value) == (
+        f"POST {fake.url}/run/cowsay: the server has no /run route: OSCAR runs without a serverless backend "
+        "(main.go registers /run only with SERVERLESS_BACKEND set, knative here); invoke it with --async "
+        "(POST /job), or set SERVERLESS_BACKEND=knative on the manager"
+    )
+
+
+def test_a_502_while_the_revision_starts_is_waited_out(fake: FakeOscar) -> None:
+    """run.go proxies /run with httputil.ReverseProxy, whose error answer is 502 while the revision is not ready."""
+    time_ = FakeTime()
+    fake.not_ready_runs = 3
+    with _client(fake, sleep=time_.sleep, clock=time_.clock) as client:
+        client.create_service(SERVICE)
+        assert client.run("cowsay", b"hello") == b"hello"
+    assert time_.pauses == [1.0, 2.0, 4.0]
+
+
+def test_a_revision_that_never_gets_ready_fails_after_the_bounded_wait(fake: FakeOscar) -> None:
+    time_ = FakeTime()
+    fake.not_ready_runs = 10_000
+    with _client(fake, sleep=time_.sleep, clock=time_.clock) as client:
+        client.create_service(SERVICE)
+        with pytest.raises(OperationError) as caught:
+            client.run("cowsay", b"hello", ready_wait=30)
+    assert time_.pauses == [1.0, 2.0, 4.0, 8.0, 10.0, 5.0]  # doubling, at most 10 s, never past the wait
+    assert str(caught.value) == (
+        f"POST {fake.url}/run/cowsay: the service is not ready yet: the gateway answered 502 Bad Gateway for 30 s "
+        "while its Knative revision starts; try again in a minute, or look at `kubectl -n oscar-svc get ksvc cowsay`"
+    )
 
 
 def test_run_output_is_decoded_only_when_it_is_base64() -> None:
@@ -291,3 +461,17 @@ def test_minio_credentials_from_oscars_config(fake: FakeOscar) -> None:
     assert minio_access_from_config(config, None, None).url == "http://minio.minio:9000"
     with pytest.raises(OperationError, match="did not hand out MinIO credentials"):
         minio_access_from_config({"config": {}}, None, None)
+
+
+def test_the_secrets_digest_depends_on_the_values_and_the_credential() -> None:
+    """Secret values come back blank (create.go), so apply compares an HMAC of them kept in an annotation."""
+    body = {"name": "x", "environment": {"secrets": {"API_KEY": "value-1"}}, "annotations": {"team": "a"}}
+    first = with_secrets_digest(body, "admin-password")["annotations"]
+    assert first["team"] == "a" and len(first[SECRETS_DIGEST_ANNOTATION]) == 64
+    assert with_secrets_digest(body, "admin-password")["annotations"] == first
+    assert with_secrets_digest(body, "other-password")["annotations"] != first
+    changed = {**body, "environment": {"secrets": {"API_KEY": "value-2"}}}
+    assert with_secrets_digest(changed, "admin-password")["annotations"] != first
+    assert "value-1" not in json.dumps(first)
+    stale = {"name": "x", "annotations": {SECRETS_DIGEST_ANNOTATION: "old"}}
+    assert "annotations" not in with_secrets_digest(stale, "admin-password")  # no secrets, no digest

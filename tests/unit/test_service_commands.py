@@ -48,6 +48,7 @@ def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
     server = FakeOscar(s3_endpoint=s3_server.url, processor=lambda data: b"moo: " + data).start()
     yield server
     server.stop()
+    assert server.dropped == [], f"keys OSCAR v4.1.2 would drop silently: {server.dropped}"
 
 
 @pytest.fixture
@@ -66,11 +67,62 @@ def test_apply_creates_then_leaves_alone_then_updates(cli, demo: FakeOscar) -> N
     assert cli("service", "apply", "cowsay.yaml").stdout == f"cowsay: unchanged on {demo.url}\n"
     (cli.cwd / "values.yaml").write_text("memory: 1Gi\n")
     third = cli("service", "apply", "cowsay.yaml", "-f", "values.yaml")
-    assert third.stdout == f"cowsay: updated on {demo.url}\n"
+    assert third.stdout == f"cowsay: updated on {demo.url} (changed: memory)\n"
     assert demo.services["cowsay"]["memory"] == "1Gi"
     assert demo.services["cowsay"]["script"] == "#!/bin/sh\ncowsay < $INPUT_FILE_PATH\n"
     cli("service", "apply", "cowsay.yaml", "--set", "name=cowsay-two")
     assert sorted(demo.services) == ["cowsay", "cowsay-two"]
+
+
+SECRETS_AND_PROVIDERS = """\
+functions:
+  oscar:
+  - oscar:
+      name: archiver
+      image: ghcr.io/example/archiver
+      script: cowsay.sh
+      input:
+      - storage_provider: minio
+        path: in
+      output:
+      - storage_provider: s3.aws
+        path: archive-bucket/{{ folder | default("daily") }}
+      environment:
+        secrets:
+          AWS_PROFILE_TOKEN: '{{ env("ARCHIVER_TOKEN") }}'
+storage_providers:
+  s3:
+    aws:
+      access_key: AKIAEXAMPLE
+      secret_key: '{{ env("ARCHIVER_AWS_SECRET") }}'
+      region: eu-west-1
+"""
+
+
+def test_apply_leaves_a_service_with_providers_and_secrets_alone(
+    cli, demo: FakeOscar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What GET returns (create.go: secrets blanked, minio.default added, the server's labels, Go's zero values)
+    is compared with what apply sends, normalised the way the create handler stores it."""
+    (cli.cwd / "archiver.yaml").write_text(SECRETS_AND_PROVIDERS)
+    monkeypatch.setenv("ARCHIVER_TOKEN", "token-one")
+    monkeypatch.setenv("ARCHIVER_AWS_SECRET", "aws-secret-one")
+    assert cli("service", "apply", "archiver.yaml").stdout == f"archiver: created on {demo.url}\n"
+    assert demo.services["archiver"]["input"] == [{"storage_provider": "minio", "path": "archiver/in"}]
+    assert cli("service", "apply", "archiver.yaml").stdout == f"archiver: unchanged on {demo.url}\n"
+    monkeypatch.setenv("ARCHIVER_TOKEN", "token-two")
+    changed_secret = cli("service", "apply", "archiver.yaml")
+    assert changed_secret.stdout == f"archiver: updated on {demo.url} (changed: environment)\n"
+    assert "token-two" not in changed_secret.output
+    monkeypatch.setenv("ARCHIVER_AWS_SECRET", "aws-secret-two")
+    changed_provider = cli("service", "apply", "archiver.yaml")
+    assert changed_provider.stdout == f"archiver: updated on {demo.url} (changed: storage_providers)\n"
+    moved = cli("service", "apply", "archiver.yaml", "--set", "folder=weekly")
+    assert moved.stdout == f"archiver: updated on {demo.url} (changed: output)\n"
+    assert cli("service", "apply", "archiver.yaml", "--set", "folder=weekly").stdout.endswith(
+        "unchanged on " + demo.url + "\n"
+    )
+    assert [method for method, *_ in demo.requests if method in ("POST", "PUT")] == ["POST", "PUT", "PUT", "PUT"]
 
 
 def test_apply_refuses_a_bad_file_before_touching_the_cluster(cli, demo: FakeOscar) -> None:
@@ -204,6 +256,7 @@ def test_a_foreign_cluster_with_the_password_on_stdin_or_a_bearer_token(
         (["--endpoint", "https://oscar:pw@oscar.example.org"], "credentials do not belong in a URL"),
         (["--endpoint", "oscar.example.org"], "must be an http(s) URL"),
         (["--cluster", "nowhere"], "cluster 'nowhere': no state folder"),
+        (["--cluster", "../elsewhere"], "--cluster '../elsewhere': not a cluster name"),
     ],
 )
 def test_bad_cluster_options(cli, arguments: list[str], expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,6 +264,28 @@ def test_bad_cluster_options(cli, arguments: list[str], expected: str, monkeypat
     result = cli("service", "list", *arguments)
     assert result.exit_code == 2
     assert expected in result.output
+
+
+def test_an_explicit_cluster_wins_over_oscar_endpoint_in_the_environment(
+    cli, demo: FakeOscar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--cluster reads the endpoints file the platform phase wrote; $OSCAR_ENDPOINT only stands for --endpoint."""
+    monkeypatch.setenv("OSCAR_ENDPOINT", "https://some-other-oscar.example.org")
+    monkeypatch.delenv("OSCAR_PASSWORD", raising=False)
+    result = cli("service", "list", "--cluster", "demo")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"no services on {demo.url}\n"
+    both = cli("service", "list", "--cluster", "demo", "--endpoint", demo.url)
+    assert both.exit_code == 2 and "--cluster and --endpoint: give one of them, not both" in both.stderr
+
+
+def test_files_read_the_only_clusters_endpoints(cli, demo: FakeOscar) -> None:
+    """With one cluster in the state folder, `files` reaches its MinIO through endpoints.yaml and its secrets."""
+    cli("service", "apply", "cowsay.yaml")
+    listed = cli("files", "ls")
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.split() == ["cowsay-files"]
+    assert [path for _, path, _, _ in demo.requests if path == "/system/config"] == []  # no keys asked of OSCAR
 
 
 def test_which_cluster_when_none_is_named(cli, fake: FakeOscar, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,7 +106,11 @@ def apply(
     with connect(access) as client:
         for definition in chosen:
             outcome = client.apply_service(definition.body)
-            typer.echo(f"{definition.name}: {outcome} on {access.oscar.url}")
+            typer.echo(f"{definition.name}: {outcome.action} on {access.oscar.url}" + _changed(outcome.changed))
+
+
+def _changed(keys: tuple[str, ...]) -> str:
+    return f" (changed: {', '.join(keys)})" if keys else ""
 
 
 @service_app.command("list")
