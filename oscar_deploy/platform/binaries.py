@@ -27,7 +27,7 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 
-from oscar_deploy.catalogue import Catalogue
+from oscar_deploy.spec.catalogue import Catalogue
 
 ARCHES = ("amd64", "arm64")
 MOUNT_PATH = "/oscar/bin"

@@ -30,8 +30,6 @@ from typing import Any
 
 import yaml
 
-from oscar_deploy.catalogue import Catalogue
-from oscar_deploy.errors import UserInputError
 from oscar_deploy.platform.model import (
     CA_SECRET,
     CERT_MANAGER_NAMESPACE,
@@ -51,7 +49,9 @@ from oscar_deploy.platform.model import (
     TlsMode,
 )
 from oscar_deploy.platform.storage import metadata
-from oscar_deploy.spec import ClusterSpec
+from oscar_deploy.spec.catalogue import Catalogue
+from oscar_deploy.spec.models import ClusterSpec
+from oscar_deploy.support.errors import UserInputError
 
 ACME_SERVERS = {
     "letsencrypt": "https://acme-v02.api.letsencrypt.org/directory",

@@ -10,8 +10,8 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from oscar_deploy.errors import OperationError
 from oscar_deploy.platform.model import JsonPatch, KubeObject
+from oscar_deploy.support.errors import OperationError
 
 
 def _tokens(path: str) -> list[str]:

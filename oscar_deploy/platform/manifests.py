@@ -17,10 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from oscar_deploy.errors import OperationError
-from oscar_deploy.fsutil import atomic_write
 from oscar_deploy.platform.jsonpatch import apply_patches
 from oscar_deploy.platform.model import KubeObject, ThirdPartyManifest
+from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.files import atomic_write
 
 LOCK_FILE = "manifests.lock.json"
 DOWNLOAD_TIMEOUT = 60

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from oscar_deploy.catalogue import Catalogue
 from oscar_deploy.platform.model import (
     MINIO_API_PORT,
     MINIO_CONSOLE_PORT,
@@ -26,6 +25,7 @@ from oscar_deploy.platform.model import (
     PlatformSecrets,
 )
 from oscar_deploy.platform.storage import metadata
+from oscar_deploy.spec.catalogue import Catalogue
 
 
 def minio_objects(catalogue: Catalogue, size: str, secrets: PlatformSecrets[Any]) -> list[KubeObject]:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
-    from oscar_deploy.catalogue import Catalogue
-    from oscar_deploy.spec import ClusterSpec
+    from oscar_deploy.spec.catalogue import Catalogue
+    from oscar_deploy.spec.models import ClusterSpec
 
 KubeObject = dict[str, Any]
 TlsMode = Literal["selfsigned", "letsencrypt", "letsencrypt-staging"]

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from oscar_deploy.fsutil import atomic_write
 from oscar_deploy.platform.model import JsonPatch, KubeObject, PlatformObjects, ThirdPartyManifest
+from oscar_deploy.support.files import atomic_write
 
 OBJECTS_FILE = "objects.yaml"
 SECRETS_FILE = "secrets.yaml"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from oscar_deploy.catalogue import Catalogue
 from oscar_deploy.platform.binaries import populate_script, release_name
 from oscar_deploy.platform.model import (
     MANAGED_BY,
@@ -23,6 +22,7 @@ from oscar_deploy.platform.model import (
     SERVICES_NAMESPACE,
     KubeObject,
 )
+from oscar_deploy.spec.catalogue import Catalogue
 
 NFS_NAME = "nfs-provisioner"
 # The binaries of amd64 and arm64 (glibc and Alpine supervisors unpacked) take about 0.5 GiB; two releases

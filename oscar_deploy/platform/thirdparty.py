@@ -6,8 +6,8 @@ object or path they expect is missing (an upstream change must be looked at, not
 
 from __future__ import annotations
 
-from oscar_deploy.catalogue import Catalogue
 from oscar_deploy.platform.model import CERT_MANAGER_NAMESPACE, JsonPatch, ThirdPartyManifest
+from oscar_deploy.spec.catalogue import Catalogue
 
 KNATIVE_NAMESPACE = "knative-serving"
 KOURIER_NAMESPACE = "kourier-system"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy.catalogue import Catalogue, load_catalogue
 from oscar_deploy.platform.binaries import populate_script, release_name
+from oscar_deploy.spec.catalogue import Catalogue, load_catalogue
 
 
 def _program(label: str) -> bytes:

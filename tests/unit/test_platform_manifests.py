@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy.errors import OperationError
 from oscar_deploy.platform.jsonpatch import apply_operations, apply_patches
 from oscar_deploy.platform.manifests import LOCK_FILE, ManifestCache, manifest_objects
 from oscar_deploy.platform.model import JsonPatch, ThirdPartyManifest
+from oscar_deploy.support.errors import OperationError
 
 URL = "https://example.invalid/releases/v1/app.yaml"
 TEXT = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: n}\ndata: {a: b}\n"

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from oscar_deploy.catalogue import load_catalogue
-from oscar_deploy.errors import UserInputError
 from oscar_deploy.platform.jsonpatch import apply_patches
 from oscar_deploy.platform.model import PlatformInputs, PlatformObjects, PlatformSecrets
 from oscar_deploy.platform.objects import build_platform
-from oscar_deploy.spec import parse_spec
+from oscar_deploy.spec.catalogue import load_catalogue
+from oscar_deploy.spec.models import parse_spec
+from oscar_deploy.support.errors import UserInputError
 
 SECRETS = PlatformSecrets("oscar-pass-Zq81", "minio-user-Kd02", "minio-pass-Wx77")
 

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from oscar_deploy.catalogue import load_catalogue
+from oscar_deploy.spec.catalogue import load_catalogue
 from tests.conftest import Cli
 
 CRD_DIR = Path(__file__).resolve().parents[1] / "data" / "crds"

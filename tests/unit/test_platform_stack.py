@@ -13,12 +13,12 @@ from typing import Any
 import pulumi
 import pytest
 
-from oscar_deploy.catalogue import load_catalogue
 from oscar_deploy.platform.manifests import ManifestCache
 from oscar_deploy.platform.model import PlatformInputs, PlatformObjects, PlatformSecrets
 from oscar_deploy.platform.objects import build_platform
 from oscar_deploy.platform.stack import PROJECT, declare_platform, outputs, program
-from oscar_deploy.spec import parse_spec
+from oscar_deploy.spec.catalogue import load_catalogue
+from oscar_deploy.spec.models import parse_spec
 from tests.doubles.release_manifests import stand_in_text, stand_in_texts
 
 PASSWORDS = ("oscar-pass-Zq81", "minio-user-Kd02", "minio-pass-Wx77")
