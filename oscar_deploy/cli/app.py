@@ -57,6 +57,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "bundle", "bundle_command", "bundle_app", "Air-gap bundles: k3s artefacts for nodes without internet access."
     ),
     LazyCommand("versions", "versions_command", "versions", "Print every pinned external artefact and its source."),
+    LazyCommand(
+        "render",
+        "render_command",
+        "render",
+        "Write the platform's Kubernetes objects as YAML for GitOps; Secrets only on request.",
+    ),
     LazyCommand("spec", "spec_commands", "spec_app", "Describe the cluster spec format."),
     LazyCommand(
         "service",

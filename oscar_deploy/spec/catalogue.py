@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -27,6 +28,19 @@ SYNTAXES: dict[str, tuple[re.Pattern[str], str]] = {
 IMAGE_REFERENCE = re.compile(r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
 
 
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    """One release artefact of a component; `sha256` None means nobody has pinned it yet (UNPINNED)."""
+
+    name: str
+    sha256: str | None = None
+    arch: str | None = None
+    variant: str | None = None
+
+
 @dataclass(frozen=True)
 class Component:
     key: str
@@ -38,7 +52,28 @@ class Component:
     digest: str | None = None
     download_url: str | None = None
     installer_url: str | None = None
+    release_tag: str = "{version}"
+    files: tuple[ReleaseFile, ...] = ()
+    checksums: str | None = None
+    helm_repo: str | None = None
     overridden: bool = False
+
+    def file(self, name: str) -> ReleaseFile:
+        for release_file in self.files:
+            if release_file.name == name:
+                return release_file
+        raise KeyError(f"{self.key} has no release file {name!r}")
+
+    def file_url(self, name: str) -> str:
+        """`<download_url>/<tag>/<name>`, the tag URL-encoded as GitHub writes it (`+` -> `%2B`)."""
+        if not self.download_url:
+            raise KeyError(f"{self.key} has no download_url")
+        tag = self.release_tag.format(version=self.version)
+        return f"{self.download_url.rstrip('/')}/{quote(tag, safe='')}/{self.file(name).name}"
+
+    @property
+    def unpinned_files(self) -> list[str]:
+        return [release_file.name for release_file in self.files if release_file.sha256 is None]
 
     @property
     def image_reference(self) -> str | None:
@@ -59,6 +94,8 @@ class Component:
         }
         if self.image:
             data["image"] = self.image_reference
+        if self.files:
+            data["files"] = {f.name: f.sha256 or "UNPINNED" for f in self.files}
         return data
 
 
@@ -100,7 +137,8 @@ class Catalogue:
     def with_overrides(self, overrides: dict[str, str]) -> Catalogue:
         components = dict(self.components)
         for key, value in overrides.items():
-            components[key] = replace(components[key], version=str(value), overridden=True, digest=None)
+            unpinned = tuple(replace(release_file, sha256=None) for release_file in components[key].files)
+            components[key] = replace(components[key], version=str(value), overridden=True, digest=None, files=unpinned)
         return replace(self, components=components)
 
     def preflight(self) -> list[tuple[tuple[str, ...], str]]:
@@ -149,6 +187,16 @@ class Catalogue:
         return problems
 
 
+def _release_files(key: str, entries: dict[str, Any] | None) -> tuple[ReleaseFile, ...]:
+    files = []
+    for name, entry in (entries or {}).items():
+        sha256 = entry.get("sha256")
+        if sha256 is not None and not SHA256_HEX.match(str(sha256)):
+            raise ValueError(f"catalogue: {key}.files.{name}.sha256 is not 64 hex digits")
+        files.append(ReleaseFile(name=name, sha256=sha256, arch=entry.get("arch"), variant=entry.get("variant")))
+    return tuple(files)
+
+
 def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
     data = yaml.safe_load(path.read_text())
     components = {
@@ -162,6 +210,10 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
             digest=entry.get("digest"),
             download_url=entry.get("download_url"),
             installer_url=entry.get("installer_url"),
+            release_tag=entry.get("release_tag", "{version}"),
+            files=_release_files(key, entry.get("files")),
+            checksums=entry.get("checksums"),
+            helm_repo=entry.get("helm_repo"),
         )
         for key, entry in data["components"].items()
     }

@@ -23,6 +23,10 @@ Target = Literal["local", "openstack", "aws", "static"]
 Arch = Literal["amd64", "arm64"]
 NAME_PATTERN = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
 NAME_RULE = "use 1-32 lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+# A Kubernetes object name such as a StorageClass's (RFC 1123 subdomain); matched in full.
+OBJECT_NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+# A DNS name: labels of letters, digits and '-', at least two of them; matched in full.
+DOMAIN_PATTERN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
 QUANTITY_PATTERN = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
 
 
@@ -201,17 +205,51 @@ class AutoscalerSpec(StrictModel):
 
 
 class PlatformSpec(StrictModel):
-    domain: str | None = Field(None, description="DNS name of the cluster; empty uses <public-ip>.sslip.io.")
-    tls: Literal["selfsigned", "letsencrypt", "letsencrypt-staging"] = Field(
-        "selfsigned", description="Certificates: a cluster CA, or Let's Encrypt (needs a public domain)."
+    domain: str | None = Field(
+        None,
+        description="DNS name of the cluster (OSCAR at https://<domain>, MinIO at https://minio.<domain>); "
+        "empty uses <first server's public address>.sslip.io.",
+    )
+    tls: Literal["auto", "selfsigned", "letsencrypt", "letsencrypt-staging"] = Field(
+        "auto",
+        description="Certificates: a cluster CA (selfsigned), or Let's Encrypt (needs domain and acme_email); "
+        "auto picks Let's Encrypt when both are set, else the cluster CA.",
     )
     acme_email: str | None = Field(None, description="Contact address for Let's Encrypt.")
-    storage_size: str = Field("50Gi", description="Size of the shared ReadWriteMany volume (NFS).")
+    storage_class: str | None = Field(
+        None,
+        description="Existing ReadWriteMany StorageClass for OSCAR's volumes; empty deploys an in-cluster NFS "
+        "server (every node then needs an NFS client).",
+    )
+    storage_size: str = Field(
+        "50Gi", description="Size of the in-cluster NFS server's volume (unused with storage_class)."
+    )
     minio: MinioSpec = Field(default_factory=MinioSpec)
     oscar: OscarSpec = Field(default_factory=OscarSpec)
     autoscaler: AutoscalerSpec = Field(default_factory=AutoscalerSpec)
 
     _check_size = field_validator("storage_size")(_quantity)
+
+    @field_validator("domain")
+    @classmethod
+    def _dns_name(cls, domain: str | None) -> str | None:
+        if domain is not None and not DOMAIN_PATTERN.fullmatch(domain):
+            raise ValueError(f"{domain!r} is not a DNS name such as oscar.example.org (lowercase, no scheme)")
+        return domain
+
+    @field_validator("storage_class")
+    @classmethod
+    def _object_name(cls, name: str | None) -> str | None:
+        if name is not None and not OBJECT_NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"{name!r} is not a StorageClass name (lowercase letters, digits, '-' and '.')")
+        return name
+
+    @property
+    def tls_mode(self) -> Literal["selfsigned", "letsencrypt", "letsencrypt-staging"]:
+        """The certificates the gateway gets: `auto` resolved (Let's Encrypt needs a domain and an email)."""
+        if self.tls == "auto":
+            return "letsencrypt" if self.domain and self.acme_email else "selfsigned"
+        return self.tls
 
     @model_validator(mode="after")
     def _letsencrypt_needs_domain_and_email(self) -> PlatformSpec:

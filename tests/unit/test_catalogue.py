@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from oscar_deploy.spec.catalogue import SYNTAXES, load_catalogue
+from oscar_deploy.spec.catalogue import CATALOGUE_FILE, SYNTAXES, load_catalogue
+
+CATALOGUE_TEXT = CATALOGUE_FILE.read_text()
 
 REQUIRED = {
     "k3s",
@@ -21,6 +25,8 @@ REQUIRED = {
     "faas_supervisor",
     "pulumi",
     "smoke_test_image",
+    "fwatchdog",
+    "bin_populator",
 }
 
 
@@ -101,3 +107,25 @@ def test_knative_needs_its_minimum_kubernetes() -> None:
         load_catalogue().override_problems({"k3s": "v1.31.12+k3s1", "knative_serving": "1.18.0", "kourier": "1.18.0"})
         == []
     )
+
+
+def test_release_files_urls_pins_and_overrides(tmp_path: Path) -> None:
+    catalogue = load_catalogue()
+    assert catalogue["knative_serving"].file_url("serving-core.yaml") == (
+        "https://github.com/knative/serving/releases/download/knative-v1.20.0/serving-core.yaml"
+    )
+    assert catalogue["fwatchdog"].file_url("fwatchdog-arm64") == (
+        "https://github.com/openfaas/classic-watchdog/releases/download/0.2.1/fwatchdog-arm64"
+    )
+    assert catalogue["fwatchdog"].as_dict()["files"] == {"fwatchdog-amd64": "UNPINNED", "fwatchdog-arm64": "UNPINNED"}
+    pinned = tmp_path / "catalogue.yaml"
+    text = CATALOGUE_TEXT.replace("kourier.yaml: {sha256: null}", f"kourier.yaml: {{sha256: {'a' * 64}}}")
+    pinned.write_text(text)
+    kourier = load_catalogue(pinned)["kourier"]
+    assert kourier.file("kourier.yaml").sha256 == "a" * 64 and kourier.unpinned_files == []
+    overridden = load_catalogue(pinned).with_overrides({"kourier": "1.20.1", "knative_serving": "1.20.3"})["kourier"]
+    assert overridden.unpinned_files == ["kourier.yaml"]
+    assert overridden.file_url("kourier.yaml").endswith("/knative-v1.20.1/kourier.yaml")
+    pinned.write_text(CATALOGUE_TEXT.replace("kourier.yaml: {sha256: null}", "kourier.yaml: {sha256: abc}"))
+    with pytest.raises(ValueError, match=r"^catalogue: kourier.files.kourier.yaml.sha256 is not 64 hex digits$"):
+        load_catalogue(pinned)

@@ -25,7 +25,8 @@ def test_empty_spec_takes_documented_defaults() -> None:
     assert (spec.workers.initial, spec.workers.min, spec.workers.max) == (1, 0, 3)
     assert spec.local is not None and spec.local.worker_arch == "amd64"
     assert spec.openstack is None and spec.aws is None
-    assert spec.platform.tls == "selfsigned"
+    assert (spec.platform.tls, spec.platform.tls_mode) == ("auto", "selfsigned")
+    assert spec.platform.storage_class is None
     assert spec.versions == {}
 
 
@@ -118,6 +119,27 @@ def test_letsencrypt_needs_domain_and_email() -> None:
     assert errors_of("platform:\n  tls: letsencrypt-staging\n  domain: a.example.org\n") == [
         "c.yaml:1: platform.acme_email: required with tls: letsencrypt-staging; set your address"
     ]
+
+
+def test_platform_domain_and_storage_class_are_checked() -> None:
+    assert errors_of("platform:\n  domain: https://oscar.example.org\n") == [
+        "c.yaml:2: platform.domain: 'https://oscar.example.org' is not a DNS name such as oscar.example.org "
+        "(lowercase, no scheme)"
+    ]
+    assert errors_of("platform:\n  storage_class: Fast_RWX\n") == [
+        "c.yaml:2: platform.storage_class: 'Fast_RWX' is not a StorageClass name (lowercase letters, digits, '-' "
+        "and '.')"
+    ]
+    spec = parse_spec("platform:\n  domain: oscar.example.org\n  storage_class: cephfs\n", "c.yaml")
+    assert (spec.platform.domain, spec.platform.storage_class) == ("oscar.example.org", "cephfs")
+
+
+def test_tls_auto_picks_letsencrypt_only_with_domain_and_email() -> None:
+    both = parse_spec("platform:\n  domain: oscar.example.org\n  acme_email: a@example.org\n", "c.yaml")
+    assert both.platform.tls_mode == "letsencrypt"
+    assert parse_spec("platform:\n  domain: oscar.example.org\n", "c.yaml").platform.tls_mode == "selfsigned"
+    forced = parse_spec("platform:\n  domain: a.example.org\n  acme_email: a@example.org\n  tls: selfsigned\n")
+    assert forced.platform.tls_mode == "selfsigned"
 
 
 def test_bad_cidr_size_and_graviton_checks() -> None:

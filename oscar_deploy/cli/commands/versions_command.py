@@ -29,5 +29,7 @@ def versions(file: Path | None = OVERRIDES_OPTION, as_json: bool = JSON_OPTION) 
         version = component.image_reference or component.version
         if component.overridden:
             version += " (spec override)"
+        if component.unpinned_files:
+            version += f" [UNPINNED: {', '.join(component.unpinned_files)}]"
         rows.append((component.key, version, component.description))
     print_table(("component", "version", "what it is"), rows)

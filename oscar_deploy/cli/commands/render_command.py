@@ -1,0 +1,61 @@
+"""`render DIR`: the platform's Kubernetes objects and our settings for third-party components, as YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from oscar_deploy.cli.options import SPEC_OPTION
+
+DIR_ARGUMENT = typer.Argument(..., help="Folder to write into (created if missing).", metavar="DIR")
+WITH_SECRETS_OPTION = typer.Option(
+    False, "--with-secrets", help="Also write the Secrets (generated credentials) to secrets.yaml, mode 0600."
+)
+PUBLIC_ADDRESS_OPTION = typer.Option(
+    None, "--public-address", help="First server's public IP; names the gateway <ip>.sslip.io without a domain."
+)
+
+
+def render(
+    directory: Path = DIR_ARGUMENT,
+    file: Path = SPEC_OPTION,
+    with_secrets: bool = WITH_SECRETS_OPTION,
+    public_address: str | None = PUBLIC_ADDRESS_OPTION,
+) -> None:
+    """Write the platform's Kubernetes objects as YAML for GitOps; Secrets only on request.
+
+    DIR gets objects.yaml, third-party/<component>/kustomization.yaml and, with --with-secrets, secrets.yaml
+    (mode 0600) holding the cluster's generated credentials (created in its state folder if new). The same
+    builder feeds the platform stack, so what is written is what the stack applies.
+    """
+    from oscar_deploy.platform.model import STATE_SECRET_NAMES, PlatformInputs, PlatformSecrets
+    from oscar_deploy.platform.objects import build_platform
+    from oscar_deploy.platform.render import REDACTED, render_platform
+    from oscar_deploy.spec.catalogue import load_catalogue
+    from oscar_deploy.spec.models import load_spec
+    from oscar_deploy.state.folder import cluster_state
+    from oscar_deploy.support.errors import UserInputError
+
+    if directory.exists() and not directory.is_dir():
+        raise UserInputError(f"{directory}: exists and is not a folder; give a folder to write into")
+    spec = load_spec(file)
+    if with_secrets:
+        state = cluster_state(spec.name)
+        secrets = PlatformSecrets(**{field: state.secret(name) for field, name in STATE_SECRET_NAMES.items()})
+    else:
+        secrets = PlatformSecrets(REDACTED, REDACTED, REDACTED)
+    catalogue = load_catalogue().with_overrides(spec.versions)
+    platform = build_platform(PlatformInputs(spec, catalogue, secrets, public_address))
+    written = render_platform(platform, directory, with_secrets)
+    typer.echo(f"wrote {len(platform.non_secrets)} objects to {written[0]}")
+    if with_secrets:
+        typer.echo(f"wrote {len(platform.secrets)} Secrets to {written[1]} (mode 0600)")
+    else:
+        typer.echo(f"left out {len(platform.secrets)} Secrets (--with-secrets writes them)")
+    typer.echo(f"wrote the third-party components' settings to {directory / 'third-party'}")
+    if platform.unpinned:
+        typer.echo(
+            f"warning: {len(platform.unpinned)} release files have no sha256 pin yet (see `oscar-deploy versions`)",
+            err=True,
+        )
