@@ -134,8 +134,10 @@ def test_stopped_node_is_reported_and_restarted(local_cluster: LocalCluster) -> 
 def test_ssh_runs_a_command_and_passes_its_exit_code(local_cluster: LocalCluster) -> None:
     arch = local_cluster.cli("ssh", "server-0", "--", "uname", "-m")
     assert (arch.returncode, arch.stdout.strip()) == (0, "x86_64")
-    failing = local_cluster.cli("ssh", f"oscar-{local_cluster.name}-agent-0", "--", "sh", "-c", "exit 7")
+    failing = local_cluster.cli("ssh", "agent-0", "--", "sh", "-c", "exit 7")
     assert failing.returncode == 7
+    by_container = local_cluster.cli("ssh", f"oscar-{local_cluster.name}-agent-0", "--", "true")
+    assert by_container.returncode == 2, "nodes are named as `status` shows them, not by the provider's resources"
     shell_line = local_cluster.cli("ssh", "server-0", "--", "echo one two | wc -w")
     assert (shell_line.returncode, shell_line.stdout.strip()) == (0, "2")
     unknown = local_cluster.cli("ssh", "agent-9", "--", "true")
