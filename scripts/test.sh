@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command (b) of the README: installs everything the tests need on a fresh Debian machine and runs every
 # check CI runs: ruff (lint and format), mypy, yamllint and ansible-lint on the playbooks, then pytest with
-# every tier (the slow `nodes` tier included). Extra arguments go to pytest.
+# every tier (the slow `nodes` tier included), and the unit tier again with the lowest dependency versions
+# pyproject.toml allows. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,lint]'
 
 echo "== ruff"
 .venv/bin/ruff check .
@@ -24,6 +25,9 @@ if compgen -G "playbooks/*.yml" >/dev/null; then
   echo "== ansible-lint"
   (cd playbooks && ../.venv/bin/ansible-lint --profile production --strict .)
 fi
+
+echo "== lowest allowed dependency versions"
+bash scripts/test-min-versions.sh
 
 echo "== pytest"
 set +e

@@ -45,6 +45,14 @@ BUNDLE_OPTION = typer.Option(
 )
 
 
+UNTIL_OPTION = typer.Option(
+    None,
+    "--until",
+    help="Stop after this phase (provision, prepare, kubernetes, platform or verify), e.g. `--until kubernetes` "
+    "for a bare k3s cluster.",
+)
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True))
 

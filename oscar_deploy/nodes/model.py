@@ -37,6 +37,8 @@ class Node:
     ssh_user: str = "root"
     # Host port on ssh_host forwarded to the node's Kubernetes API (6443), when the provider publishes one.
     api_port: int | None = None
+    # Port on ssh_host where the cluster's HTTPS gateway answers for this node (443 unless published elsewhere).
+    https_port: int | None = None
     # What makes this node this one and not a namesake made later (container or VM id): a node recreated
     # under the same name has another, so the phases that configured the old one run again.
     instance: str = ""

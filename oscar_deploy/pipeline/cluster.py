@@ -13,6 +13,7 @@ from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import Node
 from oscar_deploy.pipeline.node_phases import NODE_PHASES, layer_for
 from oscar_deploy.pipeline.phases import Decision, Phase, PhaseContext, PhaseOutcome, decide, run_phases
+from oscar_deploy.pipeline.platform_phases import PLATFORM_PHASES
 from oscar_deploy.providers.base import Provider
 from oscar_deploy.providers.registry import provider_for
 from oscar_deploy.spec.models import ClusterSpec
@@ -20,7 +21,17 @@ from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
 
-PHASES: tuple[Phase, ...] = NODE_PHASES
+PHASES: tuple[Phase, ...] = NODE_PHASES + PLATFORM_PHASES
+PHASE_NAMES = tuple(phase.name for phase in PHASES)
+
+
+def phases_until(last: str | None) -> tuple[Phase, ...]:
+    """The phases of `up` up to and including `last` (all of them when None)."""
+    if last is None:
+        return PHASES
+    if last not in PHASE_NAMES:
+        raise UserInputError(f"--until {last}: not a phase; use one of {', '.join(PHASE_NAMES)}")
+    return PHASES[: PHASE_NAMES.index(last) + 1]
 
 
 def cluster_context(
@@ -46,17 +57,18 @@ def cluster_context(
     return context
 
 
-def converge(context: PhaseContext, spec_text: str) -> list[PhaseOutcome]:
-    """Run every phase that is not done; record the spec (and the bundle) as applied once all completed."""
+def converge(context: PhaseContext, spec_text: str, until: str | None = None) -> list[PhaseOutcome]:
+    """Run every phase (up to `until`) that is not done; record the spec as applied once they all completed."""
+    phases = phases_until(until)
     context.state.ensure()
     if context.bundle is not None:
         context.state.desired.set_bundle(str(context.bundle.resolve()))
-    outcomes = run_phases(context, PHASES)
+    outcomes = run_phases(context, phases)
     context.state.save_spec(spec_text)
     return outcomes
 
 
-def plan(context: PhaseContext) -> list[Decision]:
+def plan(context: PhaseContext, until: str | None = None) -> list[Decision]:
     """The decisions `up` would take now, without creating, starting or configuring anything."""
     provider, journal = context.provider, context.state.journal
     wanted = provider.plan(context.spec, context.workers)
@@ -72,7 +84,7 @@ def plan(context: PhaseContext) -> list[Decision]:
     # The later phases see the node list provision would leave: new nodes have no instance yet.
     context.nodes = [existing.get(node.name) or Node(node.name, node.role, node.arch, "running") for node in wanted]
     context.nodes = [replace(node, instance=node.instance or "(new)") for node in context.nodes]
-    for phase in PHASES[1:]:
+    for phase in phases_until(until)[1:]:
         decisions.append(decide(phase, phase.inputs(context), journal.get(phase.name)))
     return decisions
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+from oscar_deploy.state.endpoints import MINIO_ACCESS_KEY_SECRET, MINIO_SECRET_KEY_SECRET, OSCAR_PASSWORD_SECRET
+
 if TYPE_CHECKING:
     from oscar_deploy.spec.catalogue import Catalogue
     from oscar_deploy.spec.models import ClusterSpec
 
 KubeObject = dict[str, Any]
+# The Pulumi project of stacks/platform; its config keys are `<project>:<key>`.
+STACK_PROJECT = "oscar-platform"
 TlsMode = Literal["selfsigned", "letsencrypt", "letsencrypt-staging"]
 
 # Names the OSCAR manager v4.1.2 builds on (O:pkg/types/config.go defaults; O:pkg/utils/minio.go webhook URL
@@ -95,11 +99,11 @@ class PlatformSecrets(Generic[SecretValue]):
     minio_secret_key: SecretValue
 
 
-# Names under which `oscar-deploy` keeps these values in the cluster's state folder.
+# Names under which `oscar-deploy` keeps these values in the cluster's state folder (the endpoints contract's).
 STATE_SECRET_NAMES = {
-    "oscar_password": "oscar-password",
-    "minio_access_key": "minio-access-key",
-    "minio_secret_key": "minio-secret-key",
+    "oscar_password": OSCAR_PASSWORD_SECRET,
+    "minio_access_key": MINIO_ACCESS_KEY_SECRET,
+    "minio_secret_key": MINIO_SECRET_KEY_SECRET,
 }
 
 

@@ -25,12 +25,19 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes import _tables
 
 from oscar_deploy.platform.manifests import ManifestCache, manifest_objects
-from oscar_deploy.platform.model import CA_CERTIFICATE_REF, KubeObject, PlatformInputs, PlatformObjects, PlatformSecrets
+from oscar_deploy.platform.model import (
+    CA_CERTIFICATE_REF,
+    STACK_PROJECT,
+    KubeObject,
+    PlatformInputs,
+    PlatformObjects,
+    PlatformSecrets,
+)
 from oscar_deploy.platform.objects import build_platform
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.spec.models import load_spec
 
-PROJECT = "oscar-platform"
+PROJECT = STACK_PROJECT
 
 # API groups pulumi-kubernetes has typed resources for, by the module that holds them.
 BUILTIN_GROUPS = {

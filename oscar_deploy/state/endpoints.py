@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 ENDPOINTS_FILE_NAME = "endpoints.yaml"
 OSCAR_PASSWORD_SECRET = "oscar_password"  # noqa: S105 - a name, not a value
+MINIO_ACCESS_KEY_SECRET = "minio_access_key"  # noqa: S105 - a name, not a value
 MINIO_SECRET_KEY_SECRET = "minio_secret_key"  # noqa: S105 - a name, not a value
 DEFAULT_OSCAR_USER = "oscar"
 DEFAULT_MINIO_REGION = "us-east-1"

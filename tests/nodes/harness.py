@@ -174,7 +174,7 @@ class ClusterFactory:
             f"workers:\n  initial: {workers}\n  min: 0\n  max: {max(workers, 3)}\n"
             f"local:\n  server_arch: {server_arch}\n  worker_arch: {worker_arch}\n"
         )
-        result = cluster.cli("up")
+        result = cluster.cli("up", "--until", "kubernetes")
         assert result.returncode == 0, f"up failed for {name}:\n{result.stdout}\n{result.stderr}"
         return cluster
 

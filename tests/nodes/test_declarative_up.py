@@ -43,13 +43,13 @@ def test_k3s_version_edited_in_the_spec_rolls_through_each_node_once_servers_fir
     build_test_bundle(bundle, SECOND, ("amd64",))
     cluster.spec_file.write_text(cluster.spec_file.read_text() + f"versions:\n  k3s: {SECOND}\n")
 
-    planned = cluster.cli("plan", "--bundle", str(bundle))
+    planned = cluster.cli("plan", "--until", "kubernetes", "--bundle", str(bundle))
     assert planned.returncode == 0, planned.stderr
     assert "prepare: skipped: up to date" in planned.stdout
     assert "kubernetes: runs: changed: bundle" in planned.stdout
     assert f"k3s_version (v1.33.3+k3s1 -> {SECOND})" in planned.stdout
 
-    bumped = cluster.cli("up", "--bundle", str(bundle))
+    bumped = cluster.cli("up", "--until", "kubernetes", "--bundle", str(bundle))
     assert bumped.returncode == 0, bumped.stdout + bumped.stderr
     assert f"kubernetes: upgraded k3s v1.33.3+k3s1 -> {SECOND} on agent-0, server-0" in bumped.stdout
     for node in ("server-0", "agent-0"):
@@ -67,7 +67,7 @@ def test_k3s_version_edited_in_the_spec_rolls_through_each_node_once_servers_fir
         "uncordon agent-0",
     ]
 
-    again = cluster.cli("up", "--bundle", str(bundle))
+    again = cluster.cli("up", "--until", "kubernetes", "--bundle", str(bundle))
     assert again.returncode == 0, again.stderr
     assert "phase kubernetes: up to date" in again.stderr
 
@@ -116,7 +116,7 @@ def test_static_provider_up_status_ssh_scale_by_inventory_and_down(
             check=False,
         )
 
-    made = cli("up")
+    made = cli("up", "--until", "kubernetes")
     assert made.returncode == 0, made.stdout + made.stderr
     status = cli("status", "-c", name)
     assert status.returncode == 0, status.stderr
@@ -136,7 +136,7 @@ def test_static_provider_up_status_ssh_scale_by_inventory_and_down(
     data = yaml.safe_load(boards.read_text())
     del data["k3s_cluster"]["children"]["agent"]["hosts"]["agent-1"]
     boards.write_text(yaml.safe_dump(data))
-    shrunk = cli("up")
+    shrunk = cli("up", "--until", "kubernetes")
     assert shrunk.returncode == 0, shrunk.stdout + shrunk.stderr
     assert "provision: drained and removed agent-1 (no longer wanted)" in shrunk.stdout
     assert "agent-1" not in owned_hosts.node_table()

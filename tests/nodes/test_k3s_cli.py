@@ -71,7 +71,7 @@ def test_up_installs_k3s_and_kubeconfig_merges(k3s_cluster: LocalCluster, tmp_pa
     contexts = yaml.safe_load((home / ".kube" / "config").read_text())["contexts"]
     assert [context["name"] for context in contexts] == [cluster.name]
 
-    again = cluster.cli("up")
+    again = cluster.cli("up", "--until", "kubernetes")
     assert again.returncode == 0, again.stderr
     assert "phase prepare: up to date (completed " in again.stderr
     assert "phase kubernetes: up to date (completed " in again.stderr
@@ -113,7 +113,7 @@ def test_scale_out_and_in_within_the_spec_range(k3s_cluster: LocalCluster) -> No
         ("agent-0", "running"),
     ]
 
-    kept = cluster.cli("up")
+    kept = cluster.cli("up", "--until", "kubernetes")
     assert kept.returncode == 0, kept.stderr
     assert "provision: all 2 node(s) present" in kept.stdout
     assert "phase prepare: up to date" in kept.stderr, "the scaled count is desired state: up keeps it"
@@ -154,7 +154,7 @@ def test_edge_reset_then_install_with_an_unreachable_host(k3s_cluster: LocalClus
             }
         )
     )
-    installed = cluster.cli("edge", "install", "-i", "boards.yml", "--name", edge_name)
+    installed = cluster.cli("edge", "install", "-i", "boards.yml", "--name", edge_name, "--until", "kubernetes")
     assert installed.returncode == 1, installed.stdout + installed.stderr
     errors = [line for line in installed.stderr.splitlines() if line.startswith("error: ")]
     assert errors[0].startswith(f"error: ghost (127.0.0.1:{port}): unreachable: ")
@@ -167,7 +167,7 @@ def test_edge_reset_then_install_with_an_unreachable_host(k3s_cluster: LocalClus
     data = yaml.safe_load(inventory.read_text())
     del data["k3s_cluster"]["children"]["agent"]["hosts"]["ghost"]
     inventory.write_text(yaml.safe_dump(data))
-    fixed = cluster.cli("edge", "install", "-i", "boards.yml", "--name", edge_name)
+    fixed = cluster.cli("edge", "install", "-i", "boards.yml", "--name", edge_name, "--until", "kubernetes")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert on_node(cluster, "server-0", "systemctl is-active k3s") == "active"
     assert (cluster.home / edge_name / "kubeconfig").is_file()

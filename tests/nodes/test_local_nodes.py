@@ -88,7 +88,7 @@ def test_inventory_describes_the_running_nodes(local_cluster: LocalCluster) -> N
 def test_up_twice_creates_nothing(local_cluster: LocalCluster) -> None:
     before = _container_ids(local_cluster)
     inventory_before = local_cluster.inventory.read_text()
-    again = local_cluster.cli("up")
+    again = local_cluster.cli("up", "--until", "kubernetes")
     assert again.returncode == 0, again.stderr
     assert "provision: all 2 node(s) present" in again.stdout
     assert "created" not in again.stdout
@@ -109,7 +109,7 @@ def test_node_deleted_behind_the_tools_back_is_reported_and_recreated(local_clus
     assert "not running: agent-0; `oscar-deploy up` recreates or restarts them" in status.stdout
     assert _status(local_cluster)["agent-0"]["state"] == "missing"
 
-    repaired = local_cluster.cli("up")
+    repaired = local_cluster.cli("up", "--until", "kubernetes")
     assert repaired.returncode == 0, repaired.stderr
     assert "provision: created agent-0" in repaired.stdout
     nodes = _status(local_cluster)
@@ -123,7 +123,7 @@ def test_stopped_node_is_reported_and_restarted(local_cluster: LocalCluster) -> 
     engine().run(["stop", "--time", "2", local_cluster.container("server-0")])
     assert _status(local_cluster)["server-0"]["state"] == "stopped"
 
-    repaired = local_cluster.cli("up")
+    repaired = local_cluster.cli("up", "--until", "kubernetes")
     assert repaired.returncode == 0, repaired.stderr
     assert "provision: started server-0" in repaired.stdout
     assert _status(local_cluster)["server-0"]["state"] == "running"
@@ -198,7 +198,7 @@ def test_image_source_follows_what_the_host_offers(monkeypatch: pytest.MonkeyPat
 def test_lost_key_material_is_replaced_and_let_into_surviving_nodes(local_cluster: LocalCluster) -> None:
     old_key = local_cluster.state.ssh_private_key.read_text()
     local_cluster.state.remove_key_material()
-    again = local_cluster.cli("up")
+    again = local_cluster.cli("up", "--until", "kubernetes")
     assert again.returncode == 0, again.stderr
     assert local_cluster.state.ssh_private_key.read_text() != old_key
     for node in ("server-0", "agent-0"):

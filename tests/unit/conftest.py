@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.fake_oscar import FakeOscar
 from tests.unit.oscar_env import S3Server
+from tests.unit.pipeline_env import PlaybookRun, record_playbooks
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,9 @@ def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
     yield server
     server.stop()
     assert server.dropped == [], f"keys OSCAR v4.1.2 would drop silently: {server.dropped}"
+
+
+@pytest.fixture
+def playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
+    """Ansible runs of the pipeline, recorded instead of run (tests/unit/pipeline_env.py)."""
+    return record_playbooks(monkeypatch)

@@ -3,122 +3,27 @@ says the same without acting. Ansible is replaced by a recorder here (the nodes 
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from oscar_deploy.nodes.model import Node, PlannedNode
 from oscar_deploy.pipeline import cluster as pipeline
-from oscar_deploy.pipeline import node_phases
 from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult, changed_inputs, decide, run_phases
-from oscar_deploy.providers.base import ApplyResult, ScalingMode, counted_plan
-from oscar_deploy.spec.models import ClusterSpec, parse_spec
+from oscar_deploy.spec.models import parse_spec
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.state.journal import PhaseRecord
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
-
-SPEC = "name: demo\nworkers: {initial: 1, max: 3}\n"
-
-
-@dataclass
-class MemoryProvider:
-    """TEST DOUBLE for a provider (the real local one is exercised in the nodes tier): nodes in a dict, each
-    created node gets a new instance id, as a recreated container or VM would."""
-
-    scaling: ScalingMode = "count"
-    ssh_common_args: str = ""
-    machines: dict[str, Node] = field(default_factory=dict)
-    ids: Iterator[int] = field(default_factory=itertools.count)
-    calls: list[str] = field(default_factory=list)
-
-    def plan(self, spec: ClusterSpec, workers: int) -> list[PlannedNode]:
-        return counted_plan(spec, workers, self.nodes())
-
-    def apply(self, plan: Sequence[PlannedNode]) -> ApplyResult:
-        self.calls.append("apply")
-        result = ApplyResult(nodes=[])
-        for node in plan:
-            if node.name not in self.machines:
-                self.machines[node.name] = Node(
-                    node.name,
-                    node.role,
-                    node.arch,
-                    "running",
-                    f"10.0.0.{len(self.machines) + 2}",
-                    "127.0.0.1",
-                    2200 + len(self.machines),
-                    instance=f"i-{next(self.ids)}",
-                )
-                result.created.append(node.name)
-        result.extra = [name for name in self.machines if name not in {node.name for node in plan}]
-        result.nodes = self.nodes()
-        return result
-
-    def nodes(self) -> list[Node]:
-        return list(self.machines.values())
-
-    def destroy(self) -> list[str]:
-        self.machines.clear()
-        return []
-
-    def power_on(self, name: str) -> Node:
-        return self.machines[name]
-
-    def power_off(self, name: str) -> None:
-        self.calls.append(f"power_off {name}")
-
-    def remove(self, name: str) -> list[str]:
-        self.machines.pop(name)
-        return [f"node {name}"]
-
-    def ssh_command(self, node: Node, command: Sequence[str] = ()) -> list[str]:
-        return ["ssh", node.name, *command]
-
-
-@dataclass
-class PlaybookRun:
-    playbook: str
-    limit: str | None
-    k3s_version: str
-
-
-@pytest.fixture
-def playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
-    """TEST DOUBLE for K3sLayer.run (ansible-runner): records each playbook run and reports one changed host."""
-    runs: list[PlaybookRun] = []
-
-    def run(
-        self: node_phases.K3sLayer, playbook: str, extra: Any = None, limit: str | None = None, check: bool = False
-    ):  # type: ignore[no-untyped-def]
-        from oscar_deploy.nodes.ansible import HostStats, PlaybookResult
-
-        runs.append(PlaybookRun(playbook, limit, self.k3s_version))
-        return PlaybookResult(playbook, "successful", 0, {"server-0": HostStats(ok=1, changed=1)}, [], Path("log"))
-
-    monkeypatch.setattr(node_phases.K3sLayer, "run", run)
-    return runs
-
-
-def _context(
-    state_home: Path, provider: MemoryProvider, spec_text: str = SPEC, bundle: Path | None = None
-) -> PhaseContext:
-    spec = parse_spec(spec_text)
-    context = PhaseContext(spec, ClusterState(spec.name), Progress(), provider, bundle=bundle)  # type: ignore[arg-type]
-    context.nodes = provider.nodes()
-    return context
+from tests.unit.pipeline_env import SPEC, MemoryProvider, PlaybookRun, make_context
 
 
 def _up(
     state_home: Path, provider: MemoryProvider, spec_text: str = SPEC, bundle: Path | None = None
 ) -> dict[str, str]:
     """One `up`: the reason each phase gave, by phase."""
-    context = _context(state_home, provider, spec_text, bundle)
-    outcomes = pipeline.converge(context, spec_text)
+    context = make_context(state_home, provider, spec_text, bundle)
+    outcomes = pipeline.converge(context, spec_text, until="kubernetes")
     return {outcome.phase: outcome.decision.reason if outcome.result is None else "ran" for outcome in outcomes}
 
 
@@ -165,8 +70,8 @@ def test_k3s_version_bump_upgrades_known_nodes_once_then_is_a_no_op(
     _up(state_home, provider)
     playbooks.clear()
     bumped = SPEC + "versions: {k3s: v1.33.4+k3s1}\n"
-    context = _context(state_home, provider, bumped)
-    decisions = pipeline.plan(context)
+    context = make_context(state_home, provider, bumped)
+    decisions = pipeline.plan(context, until="kubernetes")
     assert decisions[1].run is False, "the OS does not depend on the k3s version"
     assert decisions[2].reason == "changed: k3s_version (v1.33.3+k3s1 -> v1.33.4+k3s1)"
     _up(state_home, provider, bumped)
@@ -185,7 +90,7 @@ def test_a_new_bundle_reruns_the_k3s_phase_only(state_home: Path, playbooks: lis
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "manifest.json").write_text('{"format": 1}')
-    decisions = pipeline.plan(_context(state_home, provider, bundle=bundle))
+    decisions = pipeline.plan(make_context(state_home, provider, bundle=bundle), until="kubernetes")
     assert [(d.phase, d.run) for d in decisions] == [("provision", False), ("prepare", False), ("kubernetes", True)]
     assert decisions[2].reason.startswith("changed: bundle (none -> ")
 
@@ -196,7 +101,7 @@ def test_more_workers_create_a_node_and_rerun_what_depends_on_the_node_list(
     provider = MemoryProvider()
     _up(state_home, provider)
     ClusterState("demo").desired.set_workers(2)
-    decisions = pipeline.plan(_context(state_home, provider))
+    decisions = pipeline.plan(make_context(state_home, provider), until="kubernetes")
     assert (decisions[0].run, decisions[0].reason) == (True, "create agent-1")
     assert decisions[1].reason == "changed: nodes"
     playbooks.clear()
@@ -219,7 +124,7 @@ def test_fewer_workers_drain_and_remove_the_extra_nodes(state_home: Path, playbo
     ClusterState("demo").ensure().desired.set_workers(2)
     _up(state_home, provider)
     ClusterState("demo").desired.set_workers(1)
-    assert pipeline.plan(_context(state_home, provider))[0].reason == "drain and remove agent-1"
+    assert pipeline.plan(make_context(state_home, provider))[0].reason == "drain and remove agent-1"
     playbooks.clear()
     _up(state_home, provider)
     assert sorted(provider.machines) == ["agent-0", "server-0"]
@@ -233,7 +138,8 @@ def test_plan_changes_nothing(state_home: Path, playbooks: list[PlaybookRun]) ->
     before = {path: path.read_bytes() for path in state_home.rglob("*") if path.is_file()}
     machines = dict(provider.machines)
     playbooks.clear()
-    decisions = pipeline.plan(_context(state_home, provider, SPEC + "versions: {k3s: v1.33.4+k3s1}\n"))
+    bumped = SPEC + "versions: {k3s: v1.33.4+k3s1}\n"
+    decisions = pipeline.plan(make_context(state_home, provider, bumped), until="kubernetes")
     assert [d.run for d in decisions] == [True, True, True]
     assert {path: path.read_bytes() for path in state_home.rglob("*") if path.is_file()} == before
     assert provider.machines == machines and "apply" not in provider.calls[1:]
@@ -261,7 +167,7 @@ def test_a_failing_phase_keeps_the_earlier_ones_and_the_next_run_resumes(state_h
 
         return Phase(name, name, lambda context: {"x": 1}, run)
 
-    context = _context(state_home, MemoryProvider())
+    context = make_context(state_home, MemoryProvider())
     context.state.ensure()
     with pytest.raises(RuntimeError):
         run_phases(context, [phase("a"), phase("b", fail=True), phase("c")])

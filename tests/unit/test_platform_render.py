@@ -126,8 +126,8 @@ def test_secrets_only_with_the_flag_and_private(cli: Cli, state_home: Path) -> N
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     stored = yaml.safe_load((state_home / "demo" / "secrets.yaml").read_text())
     secrets = {o["metadata"]["name"]: o["stringData"] for o in documents(secrets_file)}
-    assert secrets["oscar-manager"]["OSCAR_PASSWORD"] == stored["oscar-password"]
-    assert secrets["minio"]["secretKey"] == stored["minio-secret-key"]
+    assert secrets["oscar-manager"]["OSCAR_PASSWORD"] == stored["oscar_password"]
+    assert secrets["minio"]["secretKey"] == stored["minio_secret_key"]
     for value in stored.values():
         assert value not in (out / "objects.yaml").read_text()
         assert value not in with_secrets.stdout + with_secrets.stderr

@@ -15,6 +15,7 @@ from oscar_deploy.cli.options import (
     JSON_OPTION,
     OPTIONAL_SPEC_OPTION,
     SPEC_OPTION,
+    UNTIL_OPTION,
     YES_OPTION,
     confirm_or_refuse,
     open_cluster,
@@ -39,11 +40,16 @@ COMMAND_ARGUMENT = typer.Argument(
 COLUMNS = ("node", "role", "arch", "state", "address", "ssh")
 
 
-def plan(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION, as_json: bool = JSON_OPTION) -> None:
+def plan(
+    file: Path = SPEC_OPTION,
+    bundle: Path | None = BUNDLE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Show which phases `up` would run and why; changes nothing."""
     spec = load_spec(file)
     context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
-    decisions = plan_phases(context)
+    decisions = plan_phases(context, until)
     if as_json:
         print_json([{"phase": d.phase, "runs": d.run, "reason": d.reason} for d in decisions])
         return
@@ -51,7 +57,7 @@ def plan(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION, as_json:
         typer.echo(f"{decision.phase}: {'runs' if decision.run else 'skipped'}: {decision.reason}")
 
 
-def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION) -> None:
+def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION, until: str | None = UNTIL_OPTION) -> None:
     """Make the cluster the spec describes; runs only what is not done yet.
 
     Each phase runs when it never completed or when one of its inputs changed (the message says which), so a
@@ -60,7 +66,7 @@ def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION) -> None:
     """
     spec = load_spec(file)
     context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
-    outcomes = converge(context, file.read_text(encoding="utf-8"))
+    outcomes = converge(context, file.read_text(encoding="utf-8"), until)
     for outcome in outcomes:
         if outcome.result is not None:
             for line in outcome.result.summary:

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from oscar_deploy.cli.options import BUNDLE_OPTION, YES_OPTION, confirm_or_refuse
+from oscar_deploy.cli.options import BUNDLE_OPTION, UNTIL_OPTION, YES_OPTION, confirm_or_refuse
 from oscar_deploy.nodes.inventory import read_inventory
 from oscar_deploy.nodes.k3s import check_k3s_version, cluster_groups
 from oscar_deploy.pipeline.cluster import cluster_context, converge, teardown
@@ -47,6 +47,7 @@ def install(
     name: str = NAME_OPTION,
     bundle: Path | None = BUNDLE_OPTION,
     k3s_version: str | None = VERSION_OPTION,
+    until: str | None = UNTIL_OPTION,
 ) -> None:
     """Install k3s (servers, then agents) on the inventory's hosts and fetch the admin kubeconfig.
 
@@ -62,7 +63,8 @@ def install(
         f"{inventory}" + (f" with bundle {context.bundle}" if context.bundle else ""),
         err=True,
     )
-    outcomes = converge(context, yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    spec_text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    outcomes = converge(context, spec_text, until)
     for outcome in outcomes:
         if outcome.result is not None:
             for line in outcome.result.summary:

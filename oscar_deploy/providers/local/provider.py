@@ -7,7 +7,8 @@ Names and labels make every resource findable:
 * every one labelled `io.oscar-deploy.cluster=<cluster>`, so `down` and leak checks find them by label.
 
 Ansible reaches nodes over real SSH with the cluster's key: each node's port 22 is published on 127.0.0.1 at
-a free port chosen when the node is created (kept across restarts), and the first server's 6443 likewise.
+a free port chosen when the node is created (kept across restarts), and the first server's 6443 (the Kubernetes
+API) and 443 (the platform's gateway) likewise.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ROLE_LABEL = "io.oscar-deploy.role"
 ARCH_LABEL = "io.oscar-deploy.arch"
 SSH_PORT_LABEL = "io.oscar-deploy.ssh-port"
 API_PORT_LABEL = "io.oscar-deploy.api-port"
+HTTPS_PORT_LABEL = "io.oscar-deploy.https-port"
 LOOPBACK = "127.0.0.1"
 SSH_USER = "root"
 PORT_ATTEMPTS = 3
@@ -124,11 +126,13 @@ class LocalProvider:
             builder = NodeImageBuilder(self.engine, self.progress)
             images = {arch: builder.ensure(arch) for arch in sorted({node.arch for node in missing})}
             subnet = self._ensure_network()
-            taken = {port for node in existing.values() for port in (node.ssh_port, node.api_port) if port}
+            taken = {
+                port for node in existing.values() for port in (node.ssh_port, node.api_port, node.https_port) if port
+            }
             for node in missing:
                 with self.progress.step(f"creating node {node.name} ({node.arch})"):
                     created = self._create(node, images[node.arch], profile, node_ip(subnet, node.name), taken)
-                taken.update(port for port in (created.ssh_port, created.api_port) if port)
+                taken.update(port for port in (created.ssh_port, created.api_port, created.https_port) if port)
                 result.created.append(node.name)
         for node in plan:
             current = existing.get(node.name)
@@ -280,16 +284,21 @@ class LocalProvider:
         attempts = 0
         while True:
             ssh_port = free_loopback_port(tried)
-            api_port = free_loopback_port(tried | {ssh_port}) if node.name == "server-0" else None
-            tried.update(port for port in (ssh_port, api_port) if port)
+            api_port = https_port = None
+            if node.name == "server-0":
+                api_port = free_loopback_port(tried | {ssh_port})
+                https_port = free_loopback_port(tried | {ssh_port, api_port})
+            tried.update(port for port in (ssh_port, api_port, https_port) if port)
             attempts += 1
             try:
-                self._create_with_ports(node, image, profile, address, volume, ssh_port, api_port)
+                self._create_with_ports(node, image, profile, address, volume, ssh_port, api_port, https_port)
             except OperationError as exc:
                 if "address already in use" in str(exc) and attempts < PORT_ATTEMPTS:
                     continue
                 raise
-            return Node(node.name, node.role, node.arch, "running", address, LOOPBACK, ssh_port, SSH_USER, api_port)
+            return Node(
+                node.name, node.role, node.arch, "running", address, LOOPBACK, ssh_port, SSH_USER, api_port, https_port
+            )
 
     def _create_with_ports(
         self,
@@ -300,6 +309,7 @@ class LocalProvider:
         volume: str,
         ssh_port: int,
         api_port: int | None,
+        https_port: int | None,
     ) -> None:
         name = container_name(self.cluster, node.name)
         args = [
@@ -337,6 +347,8 @@ class LocalProvider:
             args += ["--volume", "/lib/modules:/lib/modules:ro"]
         if api_port is not None:
             args += ["--label", f"{API_PORT_LABEL}={api_port}", "--publish", f"{LOOPBACK}:{api_port}:6443"]
+        if https_port is not None:
+            args += ["--label", f"{HTTPS_PORT_LABEL}={https_port}", "--publish", f"{LOOPBACK}:{https_port}:443"]
         args += [image, "/sbin/init"]
         self.engine.run(args)
         try:
@@ -359,7 +371,7 @@ class LocalProvider:
         networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
         address = (networks.get(network_name(self.cluster)) or {}).get("IPAddress") or None
         role: Role = "server" if labels.get(ROLE_LABEL) == "server" else "agent"
-        api_port = labels.get(API_PORT_LABEL)
+        api_port, https_port = labels.get(API_PORT_LABEL), labels.get(HTTPS_PORT_LABEL)
         return Node(
             name=name,
             role=role,
@@ -370,5 +382,6 @@ class LocalProvider:
             ssh_port=int(labels.get(SSH_PORT_LABEL, "22")),
             ssh_user=SSH_USER,
             api_port=int(api_port) if api_port else None,
+            https_port=int(https_port) if https_port else None,
             instance=str(data.get("Id") or ""),
         )

@@ -1,0 +1,202 @@
+"""The platform and verify phases of `up` through the runner seam: the stack is the recording fake
+(tests/doubles/stack_runner.py), the OSCAR it deploys is the fake OSCAR on 127.0.0.1 with moto's S3 standing for
+MinIO, and the cluster's API is tests/doubles/kube_api.py. Ansible is the recorder of test_pipeline."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from oscar_deploy.iac.runner import OutputValue
+from oscar_deploy.pipeline import cluster as pipeline
+from oscar_deploy.pipeline import platform_phases
+from oscar_deploy.pipeline.platform_phases import with_port
+from oscar_deploy.platform.model import STACK_PROJECT
+from oscar_deploy.state.endpoints import access_from_state, read_endpoints
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.errors import OperationError
+from tests.doubles import stack_runner
+from tests.doubles.kube_api import KubeApi, deployment, job
+from tests.unit.fake_oscar import FakeOscar
+from tests.unit.pipeline_env import SPEC, MemoryProvider, PlaybookRun, make_context
+
+CA_PEM = "-----BEGIN CERTIFICATE-----\nTEST DOUBLE: not a certificate\n-----END CERTIFICATE-----\n"
+
+
+@pytest.fixture
+def kube(state_home: Path) -> Iterator[KubeApi]:
+    api = KubeApi()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def deployed(
+    state_home: Path, fake: FakeOscar, kube: KubeApi, monkeypatch: pytest.MonkeyPatch
+) -> stack_runner.RecordingRunner:
+    """The cluster `demo` as the platform stack would leave it: the fake OSCAR answers with the credentials in
+    the state folder, the stack exports its URLs, and the kubeconfig reaches the Kubernetes API double."""
+    state = ClusterState("demo").ensure()
+    state.write_file(
+        state.secrets_file,
+        yaml.safe_dump(
+            {
+                "oscar_password": fake.password,
+                "minio_access_key": fake.s3_access_key,
+                "minio_secret_key": fake.s3_secret_key,
+            }
+        ),
+    )
+    kube.write_kubeconfig(state.kubeconfig_file)
+    runner = stack_runner.install(monkeypatch)
+    runner.stack(STACK_PROJECT, "demo").outputs = {
+        "oscarUrl": OutputValue(fake.url),
+        "dashboardUrl": OutputValue(f"{fake.url}/ui"),
+        "minioUrl": OutputValue(fake.s3_endpoint),
+        "oscarPassword": OutputValue(fake.password, secret=True),
+    }
+    monkeypatch.setattr(platform_phases, "READY_POLL", 0.05)
+    return runner
+
+
+def test_up_runs_every_phase_in_order_and_writes_the_endpoints(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun], fake: FakeOscar
+) -> None:
+    provider = MemoryProvider()
+    outcomes = pipeline.converge(make_context(state_home, provider), SPEC)
+    assert [outcome.phase for outcome in outcomes] == ["provision", "prepare", "kubernetes", "platform", "verify"]
+    assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
+    assert deployed.operations() == ["select", "export_state", "set_config", "up"]
+    config = next(call for call in deployed.calls if call.operation == "set_config").detail["config"]
+    assert config[f"{STACK_PROJECT}:publicAddress"].value == "127.0.0.1"
+    secret_keys = {key for key, value in config.items() if value.secret}
+    assert secret_keys == {
+        f"{STACK_PROJECT}:oscarPassword",
+        f"{STACK_PROJECT}:minioAccessKey",
+        f"{STACK_PROJECT}:minioSecretKey",
+        "kubernetes:kubeconfig",
+    }
+    state = ClusterState("demo")
+    endpoints = read_endpoints(state)
+    assert (endpoints.oscar_url, endpoints.oscar_user, endpoints.minio_url) == (fake.url, "oscar", fake.s3_endpoint)
+    assert endpoints.ca_file is None, "no cluster CA was exported"
+    assert stat.S_IMODE((state.path / "endpoints.yaml").stat().st_mode) == 0o600
+    assert access_from_state(state).oscar.password == fake.password
+    platform_summary = outcomes[3].result.summary if outcomes[3].result else []
+    assert platform_summary[1:] == [f"OSCAR {fake.url}", f"dashboard {fake.url}/ui", f"MinIO {fake.s3_endpoint}"]
+    assert all(fake.password not in line for line in platform_summary)
+    assert outcomes[4].result is not None and outcomes[4].result.summary[0].startswith("smoke test passed")
+
+    again = pipeline.converge(make_context(state_home, provider), SPEC)
+    assert [outcome.result is None for outcome in again] == [False, True, True, True, True]
+
+
+def test_a_failure_inside_the_platform_phase_resumes_there_and_a_platform_input_reruns_it(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun]
+) -> None:
+    provider = MemoryProvider()
+    deployed.stack(STACK_PROJECT, "demo").fail_next("up", "kubernetes:apps/v1:Deployment oscar: timed out")
+    with pytest.raises(OperationError, match="timed out"):
+        pipeline.converge(make_context(state_home, provider), SPEC)
+    journal = ClusterState("demo").journal
+    assert journal.completed("kubernetes") and not journal.completed("platform")
+    playbooks.clear()
+    resumed = pipeline.converge(make_context(state_home, provider), SPEC)
+    assert [outcome.phase for outcome in resumed if outcome.result is not None] == ["provision", "platform", "verify"]
+    assert playbooks == []
+
+    bigger = SPEC + "platform: {minio: {storage_size: 40Gi}}\n"
+    decisions = pipeline.plan(make_context(state_home, provider, bigger))
+    assert [(d.phase, d.run) for d in decisions][1:] == [
+        ("prepare", False),
+        ("kubernetes", False),
+        ("platform", True),
+        ("verify", False),
+    ], "verify follows the platform only once it ran again"
+    assert decisions[3].reason == "changed: platform"
+    pinned = SPEC + "versions: {minio: RELEASE.2025-10-15T17-29-55Z}\n"
+    assert pipeline.plan(make_context(state_home, provider, pinned))[3].reason == "changed: versions"
+    after = pipeline.converge(make_context(state_home, provider, bigger), bigger)
+    assert [outcome.phase for outcome in after if outcome.result is not None] == ["provision", "platform", "verify"]
+
+
+def test_the_cluster_ca_is_saved_for_clients(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun], kube: KubeApi
+) -> None:
+    deployed.stack(STACK_PROJECT, "demo").outputs["caCertificateSecret"] = OutputValue(
+        {"namespace": "cert-manager", "name": "oscar-ca", "key": "ca.crt"}
+    )
+    kube.secrets[("cert-manager", "oscar-ca")] = {"ca.crt": CA_PEM, "tls.key": "not to be read"}
+    pipeline.converge(make_context(state_home, MemoryProvider()), SPEC, until="platform")
+    state = ClusterState("demo")
+    assert (state.path / "ca.crt").read_text() == CA_PEM
+    assert read_endpoints(state).ca_file == "ca.crt"
+    assert "/api/v1/namespaces/cert-manager/secrets/oscar-ca" in kube.requests
+
+
+def test_readiness_timeout_names_each_component_that_is_not_ready(
+    state_home: Path, fake: FakeOscar, kube: KubeApi
+) -> None:
+    from oscar_deploy.platform.probe import ClusterProbe
+    from oscar_deploy.state.endpoints import OscarAccess
+
+    kube.workloads = [
+        deployment("oscar", "oscar", ready=0),
+        deployment("minio", "minio", ready=1),
+        job("oscar-svc", "oscar-bin-populate", failed=2),
+    ]
+    notes: list[str] = []
+    fake.stop()  # OSCAR does not answer
+    access = OscarAccess(fake.url, "oscar", "x")
+    with (
+        ClusterProbe(kube.write_kubeconfig(state_home / "kubeconfig")) as probe,
+        pytest.raises(OperationError) as raised,
+    ):
+        platform_phases.wait_until_ready(access, probe, timeout=0.2, note=notes.append, poll=0.05)
+    lines = str(raised.value).splitlines()
+    assert lines[0].startswith(f"platform: OSCAR did not answer in 0 s (GET {fake.url}/health: cannot connect")
+    assert lines[1:] == [
+        "not ready: deployment oscar/oscar: 0/1 ready",
+        "not ready: job oscar-svc/oscar-bin-populate: 2 failed attempt(s)",
+        "look at: kubectl -n oscar describe deployment oscar",
+    ]
+    assert notes and notes[0].startswith("waiting for the platform: deployment oscar/oscar: 0/1 ready")
+
+
+def test_readiness_passes_once_oscar_answers_with_the_credentials(
+    state_home: Path, fake: FakeOscar, kube: KubeApi
+) -> None:
+    from oscar_deploy.platform.probe import ClusterProbe
+    from oscar_deploy.state.endpoints import OscarAccess
+
+    with ClusterProbe(kube.write_kubeconfig(state_home / "kubeconfig")) as probe:
+        platform_phases.wait_until_ready(OscarAccess(fake.url, fake.user, fake.password), probe, 5, print, 0.05)
+        with pytest.raises(OperationError, match="credentials rejected"):
+            platform_phases.wait_until_ready(OscarAccess(fake.url, fake.user, "wrong"), probe, 0.1, print, 0.05)
+
+
+def test_verify_failure_stops_up_with_the_step_named(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun], fake: FakeOscar
+) -> None:
+    fake.serverless_backend = False
+    with pytest.raises(OperationError, match=r"^verify: run \(sync\) failed: "):
+        pipeline.converge(make_context(state_home, MemoryProvider()), SPEC)
+    assert ClusterState("demo").journal.completed("platform")
+    assert not ClusterState("demo").spec_file.exists(), "up did not finish: the spec is not recorded as applied"
+
+
+@pytest.mark.parametrize(
+    ("url", "port", "expected"),
+    [
+        ("https://127.0.0.1.sslip.io", 40443, "https://127.0.0.1.sslip.io:40443"),
+        ("https://127.0.0.1.sslip.io/ui", 40443, "https://127.0.0.1.sslip.io:40443/ui"),
+        ("https://oscar.example.org", 443, "https://oscar.example.org"),
+        ("https://oscar.example.org", None, "https://oscar.example.org"),
+    ],
+)
+def test_urls_carry_the_published_gateway_port(url: str, port: int | None, expected: str) -> None:
+    assert with_port(url, port) == expected
