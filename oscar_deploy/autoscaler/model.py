@@ -311,13 +311,17 @@ class PolicyState:
     `needed_history` holds (time, nodes needed per template) over the last `idle_time`, so capacity is only
     given back after demand has stayed low that long; `pressure_at` is the last time pods were pending beyond
     the ready capacity; `unneeded_since` times drain candidates; `cordoned_by_us` tells our cordons apart from
-    an administrator's, which the policy never undoes.
+    an administrator's, which the policy never undoes. `running` (pod -> CPU, memory requests) and `released`
+    ((time, CPU, memory) of pods that finished recently) measure how fast running pods free room.
     """
 
     needed_history: tuple[tuple[float, Mapping[str, int]], ...] = ()
     pressure_at: float | None = None
     unneeded_since: Mapping[str, float] = field(default_factory=dict)
     cordoned_by_us: frozenset[str] = frozenset()
+    running: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    released: tuple[tuple[float, int, int], ...] = ()
+    first_seen: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

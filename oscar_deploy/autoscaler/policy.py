@@ -9,21 +9,24 @@ Rules, in the order they are applied:
    decreasing onto ready nodes, then nodes we cordoned (uncordon), then booting nodes, then new nodes of the
    cheapest template that admits them (per architecture and labels), within `max_nodes` and
    `max_concurrent_boots`. Pods pending longer than `reconsider_job_time` skip ready nodes' free space: the
-   scheduler has had its chance there.
+   scheduler has had its chance there. Younger pods do not boot a node when the room that running pods freed
+   over the last two boot times, at the same rate, would hold them within one boot time: they would start
+   before the node is Ready anyway. They get a node once they have waited `reconsider_job_time`.
 3. `min_nodes` workers run or boot at all times, and `extra_nodes_free` of them stay idle (the warm buffer).
 4. A node that has been empty for `idle_time` is powered off. Scale-in never takes the cluster below
    `min_nodes`, never touches a node an administrator cordoned, and never powers off or drains a node that
    runs a pod which may not be interrupted (an OSCAR job).
-5. Consolidation: when the nodes that the demand of the last `idle_time` needed at its peak (packed
-   first-fit-decreasing, plus one node of slack) are fewer than the ready nodes, and no pod was pending
+5. Consolidation: when the nodes that the demand of the last 2 x `idle_time` needed at its peak (packed
+   first-fit-decreasing, plus two nodes of slack) are fewer than the ready nodes, and no pod was pending
    beyond the ready capacity in that time, the least loaded surplus nodes are cordoned: their jobs finish,
    no new pod starts there, and they power off once empty. A surplus node whose pods may all move, that uses
    less than `consolidation_threshold` of its node and whose pods fit on the other nodes, is drained after
    being unneeded for `idle_time`. Our cordons are lifted as soon as demand needs the node again.
 
 Flapping is damped by the peak-over-window demand (capacity is given back only after demand stayed low for
-`idle_time`), by not consolidating nodes that became Ready less than `idle_time` ago, by waiting `idle_time`
-after the last pending pressure, and by reusing cordoned nodes before booting new ones.
+2 x `idle_time`), by not consolidating nodes that became Ready less than `idle_time` ago, by waiting as long
+after the last pending pressure, by not booting for pods that running pods will make room for sooner than a
+boot, and by reusing cordoned nodes before booting new ones.
 """
 
 from __future__ import annotations
@@ -43,9 +46,20 @@ from oscar_deploy.autoscaler.model import (
     PowerState,
     Resources,
 )
-from oscar_deploy.autoscaler.packing import Bin, Demand, PodClass, classes_of, nodes_needed, pack, selector_key
+from oscar_deploy.autoscaler.packing import (
+    Bin,
+    Demand,
+    PackResult,
+    PodClass,
+    classes_of,
+    nodes_needed,
+    pack,
+    selector_key,
+)
 
-SLACK_NODES = 1
+# Consolidation gives capacity back only below the peak of the last WINDOW_FACTOR x idle_time, plus slack.
+SLACK_NODES = 2
+WINDOW_FACTOR = 2.0
 
 
 def decide(snapshot: ClusterSnapshot, config: PolicyConfig, state: PolicyState | None = None) -> PolicyResult:
@@ -86,6 +100,7 @@ class _Round:
         self.decided.add(node.name)
 
     def run(self) -> PolicyResult:
+        self._track_releases()
         self._boots()
         self._demand()
         self._minimum_and_buffer()
@@ -98,6 +113,9 @@ class _Round:
             pressure_at=self.pressure_at,
             unneeded_since=self.unneeded_since,
             cordoned_by_us=self.ours,
+            running=self.running,
+            released=self.released,
+            first_seen=self.first_seen,
         )
         return PolicyResult(tuple(self.decisions), state, tuple(self.notes))
 
@@ -135,6 +153,8 @@ class _Round:
         if not demand:
             return
         classes = classes_of(demand)
+        late_classes = [c for c in classes if c.new_only]
+        young_classes = [c for c in classes if not c.new_only]
         # Most loaded ready nodes first, so the count of idle nodes left for the warm buffer is honest.
         ready_bins = [
             _bin(n, "ready")
@@ -148,12 +168,29 @@ class _Round:
             template = self.template_of[node.name]
             if template is not None:
                 available[template.name] = available.get(template.name, 0) + 1
-        result = pack(
-            classes, ready_bins + cordoned_bins + booting_bins, self.templates, available, self._new_node_room()
+        bins = ready_bins + cordoned_bins + booting_bins
+        first = pack(late_classes, bins, self.templates, available, self._new_node_room())
+        for fresh in first.new:
+            assert fresh.template is not None
+            available[fresh.template.name] -= 1
+        second = pack(
+            young_classes, bins + first.new, self.templates, available, self._new_node_room() - len(first.new)
         )
-        self.used_by_demand = {b.name for b in result.used}
-        if any(b.kind != "ready" for b in result.used) or result.unplaced:
+        new_bins = first.new + second.new
+        if second.new and self._absorbed_soon(second.new):
+            new_bins = first.new
+            waiting = sum(b.placed for b in second.new)
+            self.notes.append(
+                f"{waiting} pending pod(s) should start within {self.config.boot_time_estimate:.0f}s as running "
+                f"pods finish, before a new node could be Ready; a node is booted for them if they still wait "
+                f"after {self.config.reconsider_job_time:.0f}s"
+            )
+        kept = {id(b) for b in new_bins}
+        used_bins = [b for b in first.used + second.used if b.kind != "new" or id(b) in kept]
+        self.used_by_demand = {b.name for b in used_bins}
+        if any(b.kind != "ready" for b in used_bins) or first.unplaced or second.unplaced or second.new:
             self.pressure_at = self.now
+        result = PackResult(used_bins, new_bins, first.unplaced + second.unplaced)
         for used in result.used:
             if used.kind == "cordoned":
                 node = next(n for n in self.ready if n.name == used.name)
@@ -171,6 +208,44 @@ class _Round:
             )
         for pod_class, count, why in result.unplaced:
             self.notes.append(self._unplaced_note(pod_class, count, why))
+
+    def _track_releases(self) -> None:
+        """Updates which pods run and which finished since the last call (their requests are freed room)."""
+        running: dict[str, tuple[int, int]] = {}
+        for node in self.ready:
+            for pod in node.pods:
+                running[pod.name] = (pod.requests.cpu_milli, pod.requests.memory_mib)
+        window = self._release_window()
+        released = [entry for entry in self.state.released if entry[0] >= self.now - window]
+        cpu = memory = 0
+        for name, (pod_cpu, pod_memory) in self.state.running.items():
+            if name not in running:
+                cpu += pod_cpu
+                memory += pod_memory
+        if cpu or memory:
+            released.append((self.now, cpu, memory))
+        self.running = running
+        self.released = tuple(released)
+        self.first_seen = self.now if self.state.first_seen is None else self.state.first_seen
+
+    def _release_window(self) -> float:
+        return max(2 * self.config.boot_time_estimate, 4 * self.config.period)
+
+    def _absorbed_soon(self, new_bins: list[Bin]) -> bool:
+        """Whether room freed at the recent rate would hold the pods of `new_bins` within one boot time."""
+        assert self.first_seen is not None
+        observed = min(self.now - self.first_seen, self._release_window())
+        if observed <= 0:
+            return False
+        cpu_rate = sum(entry[1] for entry in self.released) / observed
+        memory_rate = sum(entry[2] for entry in self.released) / observed
+        need_cpu = need_memory = 0
+        for fresh in new_bins:
+            assert fresh.template is not None
+            need_cpu += fresh.template.allocatable.cpu_milli - fresh.free.cpu_milli
+            need_memory += fresh.template.allocatable.memory_mib - fresh.free.memory_mib
+        horizon = self.config.boot_time_estimate
+        return need_cpu <= cpu_rate * horizon and need_memory <= memory_rate * horizon
 
     def _kueue_demand(self) -> list[Demand]:
         headroom = dict(self.snapshot.queue_headroom)
@@ -291,7 +366,7 @@ class _Round:
         for pending in self.snapshot.pending:
             pods.append((pending.requests, pending.node_selector, False, 1))
         needed_now = nodes_needed(classes_of(pods), self.templates)
-        horizon = self.now - self.config.idle_time
+        horizon = self.now - self._window()
         history = [(t, n) for t, n in self.state.needed_history if t >= horizon]
         history.append((self.now, needed_now))
         self.history = tuple(history)
@@ -304,8 +379,11 @@ class _Round:
                 peak[name] = max(peak.get(name, 0), count)
         return peak
 
+    def _window(self) -> float:
+        return self.config.idle_time * WINDOW_FACTOR
+
     def _consolidate(self, peak: Mapping[str, int], removable: int) -> None:
-        quiet = self.pressure_at is None or self.pressure_at < self.now - self.config.idle_time
+        quiet = self.pressure_at is None or self.pressure_at < self.now - self._window()
         may_shrink = quiet and self.history_covers_window
         for template in self.templates:
             members = [
@@ -338,7 +416,7 @@ class _Round:
                 self._add(
                     Action.CORDON,
                     node,
-                    f"the last {self.config.idle_time:.0f}s of demand fit on {target - SLACK_NODES} "
+                    f"the last {self._window():.0f}s of demand fit on {target - SLACK_NODES} "
                     f"{template.name} node(s) (+{SLACK_NODES} slack) and {len(active)} are ready; no new pods "
                     f"here, it powers off once its {len(node.pods)} pod(s) finish",
                 )
