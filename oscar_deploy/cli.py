@@ -103,6 +103,10 @@ def _register() -> None:
     app.add_typer(edge_commands.edge_app, name="edge")
     app.command("scale")(scale_command.scale)
 
+    from oscar_deploy.commands import autoscaler_command
+
+    app.add_typer(autoscaler_command.autoscaler_app, name="autoscaler")
+
 
 _register()
 
