@@ -51,6 +51,7 @@ from oscar_deploy.autoscaler.packing import (
     Demand,
     PackResult,
     PodClass,
+    Selector,
     classes_of,
     nodes_needed,
     pack,
@@ -76,6 +77,7 @@ class _Round:
         self.state = state
         self.now = snapshot.now
         self.templates = list(config.templates)
+        self.named = {t.name: t for t in self.templates}
         self.decisions: list[Decision] = []
         self.notes: list[str] = []
         self.decided: set[str] = set()
@@ -93,6 +95,8 @@ class _Round:
         self.unneeded_since: dict[str, float] = {}
 
     def _template(self, node: NodeInfo) -> NodeTemplate | None:
+        if node.template:
+            return self.named.get(node.template)
         return next((t for t in self.templates if t.describes(node)), None)
 
     def _add(self, action: Action, node: NodeInfo, reason: str) -> None:
@@ -355,20 +359,10 @@ class _Round:
     # Rule 5: consolidation ---------------------------------------------------------------------------------
 
     def _needed_history(self) -> dict[str, int]:
-        pods: list[Demand] = []
-        for node in self.ready + self.booting:
-            selector = {ARCH_LABEL: node.arch}
-            template = self.template_of[node.name]
-            if template is not None:
-                selector.update(template.labels)
-            for pod in node.pods:
-                pods.append((pod.requests, selector, False, 1))
-        for pending in self.snapshot.pending:
-            pods.append((pending.requests, pending.node_selector, False, 1))
-        needed_now = nodes_needed(classes_of(pods), self.templates)
         horizon = self.now - self._window()
         history = [(t, n) for t, n in self.state.needed_history if t >= horizon]
-        history.append((self.now, needed_now))
+        if not history or self.now - history[-1][0] >= self.config.period:
+            history.append((self.now, self._needed_now()))
         self.history = tuple(history)
         self.history_covers_window = bool(self.state.needed_history) and (
             self.state.needed_history[0][0] <= horizon + self.config.period
@@ -381,6 +375,29 @@ class _Round:
 
     def _window(self) -> float:
         return self.config.idle_time * WINDOW_FACTOR
+
+    def _needed_now(self) -> dict[str, int]:
+        """Fresh nodes of each template that the running and pending pods would fill, packed FFD."""
+        counts: dict[tuple[Resources, Selector], int] = {}
+        selectors: dict[str, Selector] = {}
+        for node in self.ready + self.booting:
+            if not node.pods:
+                continue
+            selector = selectors.get(node.name)
+            if selector is None:
+                labels = {ARCH_LABEL: node.arch}
+                template = self.template_of[node.name]
+                if template is not None:
+                    labels.update(template.labels)
+                selector = selector_key(labels)
+            for pod in node.pods:
+                key = (pod.requests, selector)
+                counts[key] = counts.get(key, 0) + 1
+        for pending in self.snapshot.pending:
+            key = (pending.requests, selector_key(pending.node_selector))
+            counts[key] = counts.get(key, 0) + 1
+        demand: list[Demand] = [(req, dict(sel), False, count) for (req, sel), count in counts.items()]
+        return nodes_needed(classes_of(demand), self.templates)
 
     def _consolidate(self, peak: Mapping[str, int], removable: int) -> None:
         quiet = self.pressure_at is None or self.pressure_at < self.now - self._window()
