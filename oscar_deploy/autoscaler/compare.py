@@ -93,7 +93,7 @@ def evaluate_goals(reference: RunMetrics, default: Point, sweep: Sequence[Point]
             Goal(
                 "G1 fewer node-hours at equal or lower p95 wait",
                 False,
-                f"no {knob} reaches CLUES-OSCAR's p95 of {ref_p95:.0f}s",
+                f"no {knob} within the cycle limit reaches CLUES-OSCAR's p95 of {ref_p95:.0f}s",
             )
         )
     else:
@@ -112,7 +112,7 @@ def evaluate_goals(reference: RunMetrics, default: Point, sweep: Sequence[Point]
             Goal(
                 "G2 p95 wait at most half at equal node-hours",
                 False,
-                f"no {knob} stays within CLUES-OSCAR's {ref_nh:.1f} node-h",
+                f"no {knob} within the cycle limit stays within CLUES-OSCAR's {ref_nh:.1f} node-h",
             )
         )
     else:
