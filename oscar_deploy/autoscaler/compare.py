@@ -14,6 +14,7 @@ Baselines run at their documented defaults; they are never tuned here.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -254,6 +255,10 @@ def simulate_command(
     if speedup <= 0:
         raise UserInputError(f"--speedup {speedup:g}: must be more than 0")
     if plot_path is not None:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UserInputError(
+                "--plot: matplotlib is not installed; install it with pip install 'oscar-deploy[plot]'"
+            )
         if plot_path.suffix.lower() != ".png":
             raise UserInputError(f"--plot {plot_path}: the plot is a PNG image; give a file name ending in .png")
         if not plot_path.parent.is_dir():
