@@ -37,7 +37,12 @@ def timed_up(workdir: Path, env: dict[str, str], ssh_log: Path) -> tuple[float, 
     ssh_log.write_text("")
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "oscar_deploy", "up", "--until", "kubernetes"], cwd=workdir, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "oscar_deploy", "up", "--until", "kubernetes"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:

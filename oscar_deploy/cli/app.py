@@ -58,6 +58,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
     ),
     LazyCommand("versions", "versions_command", "versions", "Print every pinned external artefact and its source."),
     LazyCommand(
+        "autoscaler",
+        "autoscaler_command",
+        "autoscaler_app",
+        "Elasticity: the autoscaler's policy, simulated against the baselines it has to beat.",
+    ),
+    LazyCommand(
         "render",
         "render_command",
         "render",

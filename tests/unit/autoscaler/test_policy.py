@@ -1,0 +1,330 @@
+"""The scaling policy, one rule at a time: packing, booting capacity, job safety, consolidation, Kueue, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from oscar_deploy.autoscaler.model import (
+    ARCH_LABEL,
+    Action,
+    ClusterSnapshot,
+    KueueWorkload,
+    NodeInfo,
+    NodeTemplate,
+    PendingPod,
+    PodInfo,
+    PodSet,
+    PolicyConfig,
+    PolicyState,
+    PowerState,
+    Resources,
+    config_from_values,
+)
+from oscar_deploy.autoscaler.policy import decide
+
+WN = NodeTemplate("wn", "amd64", Resources.node(2000, 4096))
+ARM = NodeTemplate("board", "arm64", Resources.node(4000, 8192), cost_per_hour=0.5)
+ON, OFF, BOOTING = PowerState.ON, PowerState.OFF, PowerState.BOOTING
+
+
+def job(name: str, cpu: int = 500, memory: int = 512) -> PodInfo:
+    return PodInfo(name, Resources.request(cpu, memory), interruptible=False)
+
+
+def knative(name: str, cpu: int = 200, memory: int = 256) -> PodInfo:
+    return PodInfo(name, Resources.request(cpu, memory), interruptible=True)
+
+
+def node(
+    name: str,
+    power: PowerState = ON,
+    *pods: PodInfo,
+    since: float = 0.0,
+    idle_since: float | None = None,
+    cordoned: bool = False,
+    template: NodeTemplate = WN,
+) -> NodeInfo:
+    if power is ON and not pods and idle_since is None:
+        idle_since = since
+    return NodeInfo(
+        name,
+        template.arch,
+        template.allocatable,
+        power,
+        power_since=since,
+        pods=tuple(pods),
+        cordoned=cordoned,
+        idle_since=idle_since if not pods else None,
+        template=template.name,
+    )
+
+
+def pending(name: str, cpu: int = 500, memory: int = 512, created: float = 0.0, arch: str | None = None) -> PendingPod:
+    selector = {ARCH_LABEL: arch} if arch else {}
+    return PendingPod(name, Resources.request(cpu, memory), created=created, node_selector=selector)
+
+
+def applying_cordons(n: NodeInfo, state: PolicyState) -> NodeInfo:
+    """The node as the cluster shows it after the policy's cordons were applied."""
+    return node(n.name, n.power, *n.pods, since=n.power_since, cordoned=n.name in state.cordoned_by_us)
+
+
+def config(**overrides: object) -> PolicyConfig:
+    values: dict[str, object] = {
+        "templates": (WN,),
+        "min_nodes": 0,
+        "max_nodes": 5,
+        "idle_time": 300.0,
+        "boot_time_estimate": 180.0,
+    }
+    values.update(overrides)
+    return PolicyConfig(**values)  # type: ignore[arg-type]
+
+
+def actions(result) -> list[tuple[str, str]]:
+    return [(d.action.value, d.node) for d in result.decisions]
+
+
+def test_pending_pods_are_packed_first_fit_decreasing_onto_new_nodes() -> None:
+    nodes = tuple(node(f"wn-{i}", OFF) for i in range(1, 6))
+    pods = (pending("a", 1500), pending("b", 1000), pending("c", 500), pending("d", 500), pending("e", 400))
+    result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=pods), config())
+    # FFD: [1500+500], [1000+500+400] -> two nodes, not one per pod.
+    assert actions(result) == [("power-on", "wn-1"), ("power-on", "wn-2")]
+    assert result.decisions[0].reason == (
+        "2 pending pod(s) fit on no ready or booting node; a new wn node (amd64) holds them"
+    )
+    assert result.decisions[1].reason.startswith("3 pending pod(s)")
+
+
+def test_booting_nodes_count_as_capacity() -> None:
+    nodes = (node("wn-1", BOOTING, since=0), node("wn-2", OFF))
+    result = decide(ClusterSnapshot(now=60, nodes=nodes, pending=(pending("a", 1000), pending("b", 1000))), config())
+    assert actions(result) == []
+    one_more = decide(
+        ClusterSnapshot(now=60, nodes=nodes, pending=(pending("a", 1000), pending("b", 1000), pending("c"))), config()
+    )
+    assert actions(one_more) == [("power-on", "wn-2")]
+
+
+def test_a_boot_far_beyond_the_estimate_stops_counting_and_times_out() -> None:
+    nodes = (node("wn-1", BOOTING, since=0), node("wn-2", OFF))
+    stuck = decide(ClusterSnapshot(now=361, nodes=nodes, pending=(pending("a"),)), config())
+    assert actions(stuck) == [("power-on", "wn-2")]
+    assert "wn-1: booting for 361s (estimate 180s); not counted as coming capacity" in stuck.notes
+    timed_out = decide(ClusterSnapshot(now=3001, nodes=nodes), config())
+    assert actions(timed_out) == [("power-off", "wn-1")]
+    assert timed_out.decisions[0].reason == "booting for 3001s, longer than max_wait_poweron (3000s)"
+
+
+def test_empty_node_powers_off_after_exactly_idle_time() -> None:
+    nodes = (node("wn-1", ON, idle_since=100.0),)
+    assert actions(decide(ClusterSnapshot(now=399, nodes=nodes), config())) == []
+    result = decide(ClusterSnapshot(now=400, nodes=nodes), config())
+    assert actions(result) == [("power-off", "wn-1")]
+    assert result.decisions[0].reason == "empty for 300s (idle_time 300s)"
+
+
+def test_never_powers_off_or_drains_a_node_running_a_job() -> None:
+    cfg = config(idle_time=60.0)
+    busy = node("wn-1", ON, job("j1", 100))
+    idle = node("wn-2", ON, idle_since=0.0)
+    state = PolicyState()
+    seen: list[tuple[str, str]] = []
+    for now in range(0, 3600, 20):
+        result = decide(ClusterSnapshot(now=float(now), nodes=(busy, idle)), cfg, state)
+        state = result.state
+        seen += actions(result)
+    assert ("power-off", "wn-1") not in seen
+    assert ("drain", "wn-1") not in seen
+    assert ("power-off", "wn-2") in seen
+
+
+def test_surplus_node_with_a_job_is_cordoned_not_drained_and_powers_off_once_empty() -> None:
+    cfg = config(idle_time=60.0)
+    loaded = [node(f"wn-{i}", ON, job(f"j{i}a", 800), job(f"j{i}b", 800)) for i in (1, 2)]
+    light = [node(f"wn-{i}", ON, job(f"j{i}", 100)) for i in (3, 4)]
+    state = PolicyState()
+    for now in range(0, 400, 20):
+        result = decide(ClusterSnapshot(now=float(now), nodes=(*loaded, *light)), cfg, state)
+        state = result.state
+        assert result.decisions == ()  # demand fits on 2 nodes, +2 slack: 4 ready nodes are not a surplus
+    extra = node("wn-5", ON, job("j5", 100))
+    state = PolicyState()
+    decided = []
+    for now in range(0, 400, 20):
+        nodes = tuple(applying_cordons(n, state) for n in (*loaded, *light, extra))
+        result = decide(ClusterSnapshot(now=float(now), nodes=nodes), cfg, state)
+        state = result.state
+        decided += [(now, d) for d in result.decisions]
+    assert [(now, d.action, d.node) for now, d in decided] == [(100, Action.CORDON, "wn-3")]
+    assert decided[0][1].reason == (
+        "the last 120s of demand fit on 2 wn node(s) (+2 slack) and 5 are ready; no new pods here, it powers off "
+        "once its 1 pod(s) finish"
+    )
+    assert state.cordoned_by_us == frozenset({"wn-3"})
+    # Still running its job: nothing more. Once empty, it powers off at once.
+    still = node("wn-3", ON, job("j3", 100), cordoned=True)
+    assert actions(decide(ClusterSnapshot(now=420, nodes=(*loaded, still, light[1], extra)), cfg, state)) == []
+    empty = node("wn-3", ON, cordoned=True, idle_since=430)
+    done = decide(ClusterSnapshot(now=440, nodes=(*loaded, empty, light[1], extra)), cfg, state)
+    assert actions(done) == [("power-off", "wn-3")]
+    assert done.decisions[0].reason == "cordoned to consolidate and now empty"
+
+
+def test_nearly_idle_node_of_movable_pods_is_drained_after_idle_time() -> None:
+    cfg = config(idle_time=60.0)
+    others = [node(f"wn-{i}", ON, job(f"j{i}", 600)) for i in (1, 2, 3)]
+    light = node("wn-4", ON, knative("k1"))
+    state = PolicyState()
+    drained_at = None
+    for now in range(0, 400, 20):
+        result = decide(ClusterSnapshot(now=float(now), nodes=(*others, light)), cfg, state)
+        state = result.state
+        if ("drain", "wn-4") in actions(result):
+            drained_at = now
+            reason = result.decisions[0].reason
+            break
+    assert drained_at is not None
+    assert drained_at == 160  # once 2 x idle_time of history is seen (t=100), unneeded for idle_time (60 s)
+    assert reason.startswith("its 1 pod(s) may move, use 10% of it and fit on the other nodes; unneeded for")
+
+
+def test_min_equals_max_keeps_every_worker_on() -> None:
+    cfg = config(min_nodes=2, max_nodes=2)
+    nodes = (node("wn-1", ON, idle_since=0.0), node("wn-2", OFF))
+    result = decide(ClusterSnapshot(now=10_000, nodes=nodes), cfg)
+    assert actions(result) == [("power-on", "wn-2")]
+    assert result.decisions[0].reason == "workers.min is 2; 1 running or booting"
+    both = (node("wn-1", ON, idle_since=0.0), node("wn-2", ON, idle_since=0.0))
+    assert actions(decide(ClusterSnapshot(now=10_000, nodes=both), cfg)) == []
+
+
+def test_max_nodes_is_never_exceeded() -> None:
+    cfg = config(max_nodes=2)
+    nodes = (node("wn-1", ON, job("j", 1900)), node("wn-2", BOOTING, since=0.0), node("wn-3", OFF))
+    result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a", 1900), pending("b", 1900))), cfg)
+    assert actions(result) == []
+    assert "1 pending pod(s) of 1900m CPU, 512Mi wait: max_nodes (2) reached" in result.notes
+
+
+def test_max_concurrent_boots_limits_power_ons() -> None:
+    cfg = config(max_concurrent_boots=2)
+    nodes = (node("wn-1", BOOTING, since=0.0), *(node(f"wn-{i}", OFF) for i in range(2, 6)))
+    pods = tuple(pending(f"p{i}", 1900) for i in range(4))
+    result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=pods), cfg)
+    assert actions(result) == [("power-on", "wn-2")]
+    assert "2 pending pod(s) of 1900m CPU, 512Mi wait: max_concurrent_boots (2) nodes are booting" in result.notes
+
+
+def test_warm_buffer_keeps_extra_nodes_free() -> None:
+    cfg = config(extra_nodes_free=1)
+    result = decide(ClusterSnapshot(now=0, nodes=(node("wn-1", OFF), node("wn-2", OFF))), cfg)
+    assert actions(result) == [("power-on", "wn-1")]
+    assert result.decisions[0].reason == "keeping 1 idle worker(s) ready (extra_nodes_free); 0 idle now"
+    two_idle = (node("wn-1", ON, idle_since=0.0), node("wn-2", ON, idle_since=10.0))
+    assert actions(decide(ClusterSnapshot(now=1000, nodes=two_idle), cfg)) == [("power-off", "wn-1")]
+
+
+def test_kueue_workloads_within_quota_are_demand() -> None:
+    nodes = tuple(node(f"wn-{i}", OFF) for i in range(1, 5))
+    workload = KueueWorkload("w1", "user-a", (PodSet(3, Resources.request(1000, 1024)),), created=5)
+    snapshot = ClusterSnapshot(now=10, nodes=nodes, workloads=(workload,))
+    assert actions(decide(snapshot, config())) == [("power-on", "wn-1"), ("power-on", "wn-2")]
+    held = ClusterSnapshot(now=10, nodes=nodes, workloads=(workload,), queue_headroom={"user-a": Resources(2000, 2048)})
+    result = decide(held, config())
+    assert actions(result) == []
+    assert result.notes == ("1 Kueue workload(s) wait for quota, not for nodes; not counted as demand",)
+
+
+def test_pods_are_packed_per_arch_and_template() -> None:
+    cfg = config(templates=(WN, ARM))
+    nodes = (node("wn-1", OFF), node("board-1", OFF, template=ARM))
+    result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a", arch="arm64"),)), cfg)
+    assert actions(result) == [("power-on", "board-1")]
+    amd = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("b", arch="amd64"),)), cfg)
+    assert actions(amd) == [("power-on", "wn-1")]
+    # Without a selector the cheapest template that fits wins.
+    anyarch = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("c"),)), cfg)
+    assert actions(anyarch) == [("power-on", "board-1")]
+    nowhere = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("d", arch="riscv64"),)), cfg)
+    assert actions(nowhere) == []
+    assert nowhere.notes == (
+        "1 pending pod(s) of 500m CPU, 512Mi (kubernetes.io/arch=riscv64) fit no node template; they stay pending",
+    )
+
+
+def test_a_pod_pending_past_reconsider_job_time_gets_a_new_node() -> None:
+    nodes = (node("wn-1", ON, job("j", 1000)), node("wn-2", OFF))
+    fresh = decide(ClusterSnapshot(now=30, nodes=nodes, pending=(pending("a", created=0),)), config())
+    assert actions(fresh) == []  # it fits wn-1's free space: the scheduler will place it
+    late = decide(ClusterSnapshot(now=61, nodes=nodes, pending=(pending("a", created=0),)), config())
+    assert actions(late) == [("power-on", "wn-2")]
+
+
+def test_an_administrators_cordon_is_left_alone() -> None:
+    nodes = (node("wn-1", ON, cordoned=True, idle_since=0.0), node("wn-2", OFF))
+    result = decide(ClusterSnapshot(now=10_000, nodes=nodes, pending=(pending("a"),)), config())
+    assert actions(result) == [("power-on", "wn-2")]
+
+
+def test_our_cordoned_node_is_reused_before_booting_a_new_one() -> None:
+    state = PolicyState(cordoned_by_us=frozenset({"wn-1"}))
+    nodes = (node("wn-1", ON, job("j", 500), cordoned=True), node("wn-2", OFF))
+    result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a"),)), config(), state)
+    assert actions(result) == [("uncordon", "wn-1")]
+    assert result.state.cordoned_by_us == frozenset()
+
+
+def test_flapping_demand_does_not_cycle_power() -> None:
+    """Short jobs arriving every 200 s (less than idle_time) keep one node on; nothing is powered off."""
+    cfg = config(idle_time=300.0)
+    state = PolicyState()
+    power_offs = 0
+    power_ons = 0
+    for now in range(0, 7200, 20):
+        phase = now % 200
+        if phase < 20:
+            nodes = (node("wn-1", ON, job("j", 500), since=0), node("wn-2", OFF))
+        else:
+            nodes = (node("wn-1", ON, since=0, idle_since=float(now - phase + 20)), node("wn-2", OFF))
+        result = decide(ClusterSnapshot(now=float(now), nodes=nodes), cfg, state)
+        state = result.state
+        power_offs += sum(d.action is Action.POWER_OFF for d in result.decisions)
+        power_ons += sum(d.action is Action.POWER_ON for d in result.decisions)
+    assert (power_ons, power_offs) == (0, 0)
+
+
+def test_cordon_is_not_undone_and_redone_each_period() -> None:
+    """Load oscillating between low and high every period changes the cordons at most once per window."""
+    cfg = config(idle_time=120.0)
+    state = PolicyState()
+    changes = []
+    for now in range(0, 1200, 20):
+        heavy = (now // 20) % 2 == 0
+        pods = [job(f"j{i}", 1800 if heavy else 200) for i in range(4)]
+        nodes = tuple(
+            node(f"wn-{i + 1}", ON, pods[i], cordoned=f"wn-{i + 1}" in state.cordoned_by_us) for i in range(4)
+        )
+        result = decide(ClusterSnapshot(now=float(now), nodes=nodes), cfg, state)
+        state = result.state
+        changes += [(now, d.action) for d in result.decisions]
+    assert changes == []  # the peak over the window always needs all four nodes
+
+
+def test_config_from_spec_values_and_validation() -> None:
+    cfg = config_from_values(
+        templates=(WN,),
+        min_nodes=1,
+        max_nodes=4,
+        idle_time=300,
+        reconsider_job_time=60,
+        max_wait_poweron=3000,
+        period=20,
+        extra_nodes_free=1,
+    )
+    assert (cfg.min_nodes, cfg.max_nodes, cfg.idle_time, cfg.extra_nodes_free, cfg.period) == (1, 4, 300.0, 1, 20.0)
+    with pytest.raises(ValueError, match=r"min_nodes/max_nodes: need 0 <= min <= max \(got 3, 2\)"):
+        config(min_nodes=3, max_nodes=2)
+    with pytest.raises(ValueError, match="templates: at least one node template is needed"):
+        config(templates=())
