@@ -21,6 +21,7 @@ SCHEMA_FILE_NAME = "cluster.schema.json"
 TARGETS = ("local", "openstack", "aws", "static")
 Target = Literal["local", "openstack", "aws", "static"]
 Arch = Literal["amd64", "arm64"]
+PublicAddresses = Literal["first-server", "all"]
 NAME_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 QUANTITY_PATTERN = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
 
@@ -105,6 +106,11 @@ class OpenStackSpec(StrictModel):
     )
     external_network: str = Field("public", description="External network for the router and the floating IP.")
     ssh_user: str = Field("ubuntu", description="Login user of the image.")
+    arch: Arch = Field("amd64", description="CPU architecture of the image and the flavors' hosts.")
+    floating_ips: PublicAddresses = Field(
+        "first-server",
+        description="Nodes with a floating IP: the first server only (the others are reached through it), or all.",
+    )
     allowed_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],
         description="Addresses allowed to reach SSH, the Kubernetes API and HTTPS; narrow this to your own.",
@@ -119,7 +125,19 @@ class AwsSpec(StrictModel):
     arch: Arch = Field("amd64", description="CPU architecture of every node (arm64 selects Graviton types).")
     server_instance_type: str = Field("t3.large", description="Instance type of the server nodes.")
     worker_instance_type: str = Field("t3.medium", description="Instance type of the worker nodes.")
-    ami: str | None = Field(None, description="AMI id; empty picks the newest Ubuntu 24.04 for the arch.")
+    ami: str | None = Field(None, description="AMI id; empty looks up the newest by ami_owner, ami_name and arch.")
+    ami_owner: str = Field(
+        "099720109477", description="Owner account of the AMI looked up when ami is empty (Canonical's by default)."
+    )
+    ami_name: str = Field(
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-*-server-*",
+        description="Name pattern (* matches anything) of the AMI looked up when ami is empty; the newest wins.",
+    )
+    disk_gb: int = Field(40, ge=20, le=16384, description="Size of each node's root disk in GiB.")
+    elastic_ips: PublicAddresses = Field(
+        "first-server",
+        description="Nodes with an Elastic IP: the first server only (the others are reached through it), or all.",
+    )
     ssh_user: str = Field("ubuntu", description="Login user of the AMI.")
     allowed_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],

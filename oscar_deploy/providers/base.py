@@ -100,12 +100,12 @@ def planned_nodes(spec: ClusterSpec) -> list[PlannedNode]:
 
 
 def _arches(spec: ClusterSpec) -> tuple[str, str]:
-    from oscar_deploy.spec import AwsSpec, LocalSpec
+    from oscar_deploy.spec import AwsSpec, LocalSpec, OpenStackSpec
 
     settings = spec.target_settings()
     if isinstance(settings, LocalSpec):
         return settings.server_arch, settings.worker_arch
-    if isinstance(settings, AwsSpec):
+    if isinstance(settings, AwsSpec | OpenStackSpec):
         return settings.arch, settings.arch
     return "amd64", "amd64"
 

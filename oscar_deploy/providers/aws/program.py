@@ -20,9 +20,9 @@ instance (ignore_changes); new nodes get the newest AMI.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oscar_deploy.providers.vm import (
     ClusterShape,
@@ -36,6 +36,10 @@ from oscar_deploy.providers.vm import (
     render_user_data,
     resource_name,
 )
+
+if TYPE_CHECKING:
+    from oscar_deploy.providers.base import PlannedNode
+    from oscar_deploy.spec import ClusterSpec
 
 # AWS names CPU architectures its own way.
 AWS_ARCH = {"amd64": "x86_64", "arm64": "arm64"}
@@ -241,6 +245,38 @@ def _record(
         )
 
     return pulumi.Output.all(private_address, public_address, jump_host).apply(build)
+
+
+def input_from_spec(
+    spec: ClusterSpec,
+    *,
+    public_key: str,
+    nodes: Sequence[PlannedNode] | None = None,
+    host_keys: Mapping[str, HostKey] | None = None,
+) -> AwsProgramInput:
+    """The program input for a cluster spec: its planned nodes (or `nodes`, e.g. after a scale) and its keys."""
+    from oscar_deploy.providers.base import planned_nodes
+    from oscar_deploy.providers.vm import vm_nodes
+    from oscar_deploy.spec import AwsSpec
+
+    settings = spec.target_settings()
+    if not isinstance(settings, AwsSpec):
+        raise ValueError(f"spec target is {spec.target}, not aws")
+    return AwsProgramInput(
+        cluster=spec.name,
+        nodes=vm_nodes(
+            planned_nodes(spec) if nodes is None else nodes,
+            settings.server_instance_type,
+            settings.worker_instance_type,
+        ),
+        ssh_user=settings.ssh_user,
+        public_key=public_key,
+        allowed_cidrs=tuple(settings.allowed_cidrs),
+        public_addresses=settings.elastic_ips,
+        host_keys=dict(host_keys or {}),
+        ami=settings.ami or AmiLookup(settings.ami_owner, settings.ami_name),
+        disk_gb=settings.disk_gb,
+    )
 
 
 def input_from_config(config: Any) -> AwsProgramInput:

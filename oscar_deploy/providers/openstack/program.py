@@ -18,9 +18,9 @@ User data is only read on first boot, so a changed template never replaces a run
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oscar_deploy.providers.vm import (
     ClusterShape,
@@ -34,6 +34,10 @@ from oscar_deploy.providers.vm import (
     render_user_data,
     resource_name,
 )
+
+if TYPE_CHECKING:
+    from oscar_deploy.providers.base import PlannedNode
+    from oscar_deploy.spec import ClusterSpec
 
 DEFAULT_SUBNET_CIDR = "10.20.0.0/22"
 METADATA_PREFIX = "oscar-deploy-"
@@ -208,6 +212,35 @@ def _record(
         )
 
     return pulumi.Output.all(private_address, public_address, jump_host).apply(build)
+
+
+def input_from_spec(
+    spec: ClusterSpec,
+    *,
+    public_key: str,
+    nodes: Sequence[PlannedNode] | None = None,
+    host_keys: Mapping[str, HostKey] | None = None,
+) -> OpenStackProgramInput:
+    """The program input for a cluster spec: its planned nodes (or `nodes`, e.g. after a scale) and its keys."""
+    from oscar_deploy.providers.base import planned_nodes
+    from oscar_deploy.providers.vm import vm_nodes
+    from oscar_deploy.spec import OpenStackSpec
+
+    settings = spec.target_settings()
+    if not isinstance(settings, OpenStackSpec):
+        raise ValueError(f"spec target is {spec.target}, not openstack")
+    return OpenStackProgramInput(
+        cluster=spec.name,
+        nodes=vm_nodes(planned_nodes(spec) if nodes is None else nodes, settings.server_flavor, settings.worker_flavor),
+        ssh_user=settings.ssh_user,
+        public_key=public_key,
+        allowed_cidrs=tuple(settings.allowed_cidrs),
+        public_addresses=settings.floating_ips,
+        host_keys=dict(host_keys or {}),
+        image=settings.image,
+        external_network=settings.external_network,
+        network=settings.network or NewNetwork(),
+    )
 
 
 def input_from_config(config: Any) -> OpenStackProgramInput:
