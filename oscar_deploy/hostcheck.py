@@ -43,7 +43,6 @@ PYTHON_MODULES = (
     "ansible",
     "ansible_runner",
     "pulumi",
-    "openstack",
     "boto3",
     "kubernetes",
     "httpx",
@@ -225,6 +224,22 @@ def _python_check() -> Check:
     return Check("python packages", "ok", f"{len(PYTHON_MODULES)} modules importable ({sys.executable})")
 
 
+def _extra_check(extra: str) -> Check:
+    """The cloud SDKs of one target, installed by the package extra of the same name."""
+    from oscar_deploy.extras import EXTRA_MODULES, install_command
+
+    missing = [name for name in EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
+    if missing:
+        return Check(
+            f"{extra} sdk",
+            "missing",
+            f"not importable: {', '.join(missing)} (target {extra} only)",
+            install_command(extra),
+            (extra,),
+        )
+    return Check(f"{extra} sdk", "ok", f"{', '.join(EXTRA_MODULES[extra])} importable")
+
+
 def _tool_check(
     name: str, tool: str, fix: str, needed_for: tuple[str, ...], purpose: str, absent: Status = "missing"
 ) -> Check:
@@ -373,6 +388,8 @@ def doctor_checks(node_arches: Iterable[str] = ()) -> list[Check]:
         _debootstrap_check(),
         _node_image_check(),
         _pulumi_check(),
+        _extra_check("openstack"),
+        _extra_check("aws"),
         _openstack_credentials_check(),
         _aws_credentials_check(),
     ]

@@ -24,9 +24,11 @@ class PreflightError(UserInputError):
 
 @dataclass
 class PreflightReport:
-    """Gaps found, plus what the preflight learnt that the provider can use (never printed as a whole)."""
+    """Gaps found, notes (checks that could not run, shown but not blocking), and what the preflight learnt that
+    the provider can use (never printed as a whole: it may hold a token)."""
 
     gaps: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -86,7 +86,7 @@ def declare(spec: AwsProgramInput) -> None:
     """Declare the cluster's resources in the running Pulumi program and export its nodes."""
     import pulumi
 
-    from oscar_deploy.providers.extras import import_extra
+    from oscar_deploy.extras import import_extra
 
     check_input(spec)
     aws: Any = import_extra("pulumi_aws", "aws")

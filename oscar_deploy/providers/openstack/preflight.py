@@ -67,7 +67,7 @@ def needs_for(
 
 def preflight(spec: ClusterSpec, needs: OpenStackNeeds | None = None) -> PreflightReport:
     """Every gap between the spec and the cloud; `report.facts` holds the connection details for the provider."""
-    from oscar_deploy.providers.extras import import_extra
+    from oscar_deploy.extras import import_extra
 
     openstack: Any = import_extra("openstack", "openstack")
     settings = _settings(spec)

@@ -75,7 +75,7 @@ def declare(spec: OpenStackProgramInput) -> None:
     """Declare the cluster's resources in the running Pulumi program and export its nodes."""
     import pulumi
 
-    from oscar_deploy.providers.extras import import_extra
+    from oscar_deploy.extras import import_extra
 
     check_input(spec)
     openstack: Any = import_extra("pulumi_openstack", "openstack")

@@ -28,7 +28,7 @@ def install_command(extra: str) -> str:
 
 def import_extra(module: str, extra: str) -> ModuleType:
     """Import `module`, which the extra `extra` installs, or fail with the command that installs it."""
-    if module not in EXTRA_MODULES.get(extra, ()):
+    if module.split(".")[0] not in EXTRA_MODULES.get(extra, ()):
         raise ValueError(f"{module} is not a module of the {extra!r} extra")
     try:
         return importlib.import_module(module)
