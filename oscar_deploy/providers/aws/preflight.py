@@ -135,7 +135,7 @@ def _role_types(settings: AwsSpec, needs: AwsNeeds) -> dict[str, tuple[str, str]
         "server": ("aws.server_instance_type", settings.server_instance_type),
         "agent": ("aws.worker_instance_type", settings.worker_instance_type),
     }
-    return {role: wanted[role] for role in sorted({node.role for node in needs.nodes})}
+    return {role: wanted[role] for role in ("server", "agent") if any(node.role == role for node in needs.nodes)}
 
 
 def _check_instance_types(ec2: Any, settings: AwsSpec, needs: AwsNeeds, report: PreflightReport) -> dict[str, Any]:

@@ -73,12 +73,12 @@ def preflight(spec: ClusterSpec, needs: OpenStackNeeds | None = None) -> Preflig
     settings = _settings(spec)
     needs = needs or needs_for(spec)
     report = PreflightReport()
-    connection = _connect(openstack, settings, report)
-    if connection is None:
-        return report
     with warnings.catch_warnings():
-        # find_* warn that ignore_missing=True changes default in openstacksdk 6; we ask for it explicitly.
+        # openstacksdk warns about its own future (find_*'s ignore_missing default, influxdb); not the user's concern.
         warnings.simplefilter("ignore")
+        connection = _connect(openstack, settings, report)
+        if connection is None:
+            return report
         flavors = _check_flavors(openstack, connection, settings, needs, report)
         _check_image(openstack, connection, settings, needs, flavors, report)
         _check_networks(openstack, connection, settings, report)
@@ -195,7 +195,7 @@ def _check_flavors(
         "server": ("openstack.server_flavor", settings.server_flavor),
         "agent": ("openstack.worker_flavor", settings.worker_flavor),
     }
-    roles = sorted({node.role for node in needs.nodes})
+    roles = [role for role in ("server", "agent") if any(node.role == role for node in needs.nodes)]
     found: dict[str, Any] = {}
     for role in roles:
         key, name = wanted[role]
