@@ -137,15 +137,21 @@ def run_program(
     invokes: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]],
     *,
     preview: bool = False,
+    project: str = "oscar-deploy-test",
+    config: Mapping[str, str] | None = None,
 ) -> ProgramRun:
-    """Run `program` to completion under mocks, as `pulumi preview` (preview=True) or `pulumi up` would."""
+    """Run `program` to completion under mocks, as `pulumi preview` (preview=True) or `pulumi up` would.
+
+    `config` is the stack's config, keys as the CLI stores them (`<project>:<key>`).
+    """
     mocks = CloudMocks(invokes)
     monitor = RecordingMonitor(mocks)
     loop = asyncio.new_event_loop()
     try:
         asyncio.set_event_loop(loop)
         # set_mocks makes a root stack and closes it at once; run_in_stack makes the one the program exports to.
-        pulumi.runtime.set_mocks(mocks, project="oscar-deploy-test", stack="test", preview=preview, monitor=monitor)
+        pulumi.runtime.set_mocks(mocks, project=project, stack="test", preview=preview, monitor=monitor)
+        pulumi.runtime.set_all_config(dict(config or {}))
         settings.set_root_resource(None)
         loop.run_until_complete(run_in_stack(program))
     finally:

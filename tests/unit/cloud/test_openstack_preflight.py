@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,7 +70,7 @@ def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenS
     config = tmp_path / "clouds.yaml"
     config.write_text(yaml.safe_dump(clouds))
     config.chmod(0o600)
-    for name in [name for name in __import__("os").environ if name.startswith("OS_")]:
+    for name in [name for name in os.environ if name.startswith("OS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(config))
     monkeypatch.chdir(tmp_path)
@@ -218,7 +219,7 @@ def test_expired_access_token_is_one_line_saying_how_to_get_a_new_one(cloud: Fak
 
 
 def test_refused_password_is_one_line(cloud: FakeOpenStack) -> None:
-    report = preflight(spec().model_copy(update={"openstack": spec().openstack.model_copy(update={"cloud": "lab"})}))  # type: ignore[union-attr]
+    report = preflight(parse_spec("name: lab\ntarget: openstack\nopenstack: {cloud: lab}\n"))
     assert report.gaps == [
         "openstack.cloud: cloud 'lab' refused the credentials in clouds.yaml (Keystone answered 401); "
         "renew them (for example a new application credential from your dashboard)"
@@ -238,7 +239,7 @@ def test_unreachable_identity_service(cloud: FakeOpenStack, tmp_path: Path) -> N
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    config = Path(__import__("os").environ["OS_CLIENT_CONFIG_FILE"])
+    config = Path(os.environ["OS_CLIENT_CONFIG_FILE"])
     data = yaml.safe_load(config.read_text())
     data["clouds"]["egi"]["auth"]["auth_url"] = f"http://127.0.0.1:{closed_port}/identity/v3"
     config.write_text(yaml.safe_dump(data))
