@@ -39,7 +39,7 @@ ARCHES = ("amd64", "arm64")
 class HostKey:
     """An ed25519 SSH host key pair in OpenSSH format: the node presents it, the controller pins the public half."""
 
-    private: str
+    private: str = field(repr=False)
     public: str
 
 

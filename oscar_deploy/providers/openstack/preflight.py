@@ -139,7 +139,9 @@ def _connect(openstack: Any, settings: OpenStackSpec, report: PreflightReport) -
         return None
     except ksa.MissingRequiredOptions as exc:
         names = ", ".join(option.dest for option in exc.options)
-        report.gap("openstack.cloud", f"cloud {cloud!r} lacks {names} in clouds.yaml", "add them under its auth:")
+        report.gap(
+            "openstack.cloud", f"cloud {cloud!r} lacks {names} in clouds.yaml", f"add it under clouds.{cloud}.auth"
+        )
         return None
     except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.DiscoveryFailure, ksa.SSLError) as exc:
         report.gap(

@@ -231,3 +231,24 @@ def test_disk_size_boundaries_are_accepted() -> None:
     for size in (8, 16384):
         result = run(spec_with(disk_gb=size))
         assert {i.inputs["rootBlockDevice"]["volumeSize"] for i in result.of_type(INSTANCE)} == {size}
+
+
+def test_input_from_a_cluster_spec() -> None:
+    from oscar_deploy.providers.aws.program import AmiLookup, input_from_spec
+    from oscar_deploy.spec import parse_spec
+
+    spec = parse_spec(
+        "name: lab\ntarget: aws\nworkers: {initial: 2}\n"
+        "aws: {arch: arm64, server_instance_type: t4g.large, worker_instance_type: t4g.small, disk_gb: 80,\n"
+        "  elastic_ips: all, ami_owner: '123456789012', ami_name: 'custom-*'}\n"
+    )
+    program_input = input_from_spec(spec, public_key=PUBLIC_KEY)
+    assert program_input.ami == AmiLookup("123456789012", "custom-*")
+    assert (program_input.disk_gb, program_input.public_addresses) == (80, "all")
+    assert [(n.size, n.arch) for n in program_input.nodes] == [("t4g.large", "arm64")] + [("t4g.small", "arm64")] * 2
+    result = run(program_input)
+    assert len(result.of_type(EIP)) == 3
+    ((_, args),) = result.mocks.calls
+    assert args["owners"] == ["123456789012"]
+    pinned = parse_spec("name: lab\ntarget: aws\naws: {ami: ami-0123456789abcdef0}\n")
+    assert input_from_spec(pinned, public_key=PUBLIC_KEY).ami == "ami-0123456789abcdef0"

@@ -226,6 +226,23 @@ def test_refused_password_is_one_line(cloud: FakeOpenStack) -> None:
     ]
 
 
+def test_a_cloud_without_its_access_token(cloud: FakeOpenStack) -> None:
+    config = Path(os.environ["OS_CLIENT_CONFIG_FILE"])
+    data = yaml.safe_load(config.read_text())
+    del data["clouds"]["egi"]["auth"]["access_token"]
+    config.write_text(yaml.safe_dump(data))
+    assert preflight(spec()).gaps == [
+        "openstack.cloud: cloud 'egi' lacks access_token in clouds.yaml; add it under clouds.egi.auth"
+    ]
+    assert cloud.requests == []
+
+
+def test_the_report_never_shows_the_token(cloud: FakeOpenStack) -> None:
+    report = preflight(spec())
+    assert report.facts["token"] not in repr(report)
+    assert ACCESS_TOKEN not in repr(report)
+
+
 def test_unknown_cloud_lists_the_known_ones(cloud: FakeOpenStack) -> None:
     report = preflight(parse_spec("name: lab\ntarget: openstack\nopenstack: {cloud: nowhere}\n"))
     assert report.gaps == [

@@ -241,3 +241,31 @@ def test_exported_node_records() -> None:
 def test_bad_input_is_refused_before_anything_is_declared(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(".", r"\.")):
         run(spec_with(**changes))
+
+
+def test_input_from_a_cluster_spec(host_keys: dict[str, HostKey]) -> None:
+    from oscar_deploy.providers.base import PlannedNode
+    from oscar_deploy.providers.openstack.program import input_from_spec
+    from oscar_deploy.spec import parse_spec
+
+    spec = parse_spec(
+        "name: egi-lab\ntarget: openstack\nservers: {count: 3}\nworkers: {initial: 2, max: 4}\n"
+        "openstack: {image: 'Image for EGI Ubuntu 24.04', server_flavor: m2.large, worker_flavor: m2.small,\n"
+        "  network: vo-net, floating_ips: all, arch: arm64, allowed_cidrs: [198.51.100.0/24]}\n"
+    )
+    program_input = input_from_spec(spec, public_key=PUBLIC_KEY, host_keys=host_keys)
+    assert program_input.cluster == "egi-lab"
+    assert [(n.name, n.role, n.size, n.arch) for n in program_input.nodes] == [
+        ("server-0", "server", "m2.large", "arm64"),
+        ("server-1", "server", "m2.large", "arm64"),
+        ("server-2", "server", "m2.large", "arm64"),
+        ("agent-0", "agent", "m2.small", "arm64"),
+        ("agent-1", "agent", "m2.small", "arm64"),
+    ]
+    assert (program_input.network, program_input.public_addresses) == ("vo-net", "all")
+    assert program_input.allowed_cidrs == ("198.51.100.0/24",)
+    scaled = input_from_spec(spec, public_key=PUBLIC_KEY, nodes=[PlannedNode("server-0", "server", "arm64")])
+    assert [node.name for node in scaled.nodes] == ["server-0"]
+    result = run(program_input)
+    assert len(result.of_type(FLOATING_IP)) == 5
+    assert input_from_spec(parse_spec("name: x\ntarget: openstack\n"), public_key=PUBLIC_KEY).network == NewNetwork()

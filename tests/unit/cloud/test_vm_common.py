@@ -74,6 +74,7 @@ def test_generated_host_keys_are_openssh_ed25519(tmp_path: Path) -> None:
     derived = subprocess.run(["ssh-keygen", "-y", "-f", str(private)], capture_output=True, text=True, check=True)
     assert derived.stdout.split()[:2] == key.public.split()[:2]
     assert generate_host_key("x").private != generate_host_key("x").private
+    assert key.private not in repr(key)
 
 
 def test_firewall_rules_are_the_same_list_for_every_cloud() -> None:
