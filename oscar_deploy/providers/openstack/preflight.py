@@ -13,14 +13,14 @@ Checked, all in one run, each gap one line naming the spec key and the fix:
   quota details), against what the nodes to create need.
 
 The Pulumi OpenStack provider reads clouds.yaml through gophercloud, which has no OIDC access-token login; for
-such clouds `provider_config` hands the Keystone token this preflight obtained to the stack instead.
+such clouds `provider_settings` hands the Keystone token this preflight obtained to the provider instead.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from oscar_deploy.providers.base import PlannedNode, planned_nodes
@@ -86,23 +86,30 @@ def preflight(spec: ClusterSpec, needs: OpenStackNeeds | None = None) -> Preflig
     return report
 
 
-def provider_config(connection_facts: dict[str, Any]) -> dict[str, tuple[str, bool]]:
-    """Pulumi config for the OpenStack provider: `{key: (value, secret)}`.
+@dataclass(frozen=True)
+class ProviderSettings:
+    """How the Pulumi OpenStack provider logs in: stack config (never secret) and environment for the pulumi
+    process. The Keystone token travels only in the environment: the Automation API's set_config puts config
+    values on the pulumi command line."""
 
-    Clouds gophercloud can log in to get `openstack:cloud` (it reads the same clouds.yaml); OIDC clouds get the
-    Keystone token of the preflight's session, scoped to the project, which lives as long as Keystone allows
-    (an hour by default).
+    config: dict[str, str]
+    environment: dict[str, str] = field(repr=False)
+
+
+def provider_settings(facts: dict[str, Any]) -> ProviderSettings:
+    """Settings for the Pulumi OpenStack provider from a successful preflight's `report.facts`.
+
+    Clouds gophercloud can log in to get `openstack:cloud` (it reads the same clouds.yaml). OIDC clouds get the
+    Keystone token of the preflight's session, scoped to the project (it lives as long as Keystone allows, an hour
+    by default), in OS_TOKEN, which the provider reads when `openstack:token` is unset; OS_CLOUD is emptied so the
+    provider does not go back to the clouds.yaml entry it cannot use.
     """
-    if connection_facts["auth_type"] not in OIDC_AUTH_TYPES:
-        return {"openstack:cloud": (connection_facts["cloud"], False)}
-    config = {
-        "openstack:authUrl": (connection_facts["auth_url"], False),
-        "openstack:token": (connection_facts["token"], True),
-        "openstack:tenantId": (connection_facts["project_id"], False),
-    }
-    if connection_facts.get("region"):
-        config["openstack:region"] = (connection_facts["region"], False)
-    return config
+    if facts["auth_type"] not in OIDC_AUTH_TYPES:
+        return ProviderSettings(config={"openstack:cloud": facts["cloud"]}, environment={})
+    config = {"openstack:authUrl": facts["auth_url"], "openstack:tenantId": facts["project_id"]}
+    if facts.get("region"):
+        config["openstack:region"] = facts["region"]
+    return ProviderSettings(config=config, environment={"OS_TOKEN": facts["token"], "OS_CLOUD": ""})
 
 
 def _settings(spec: ClusterSpec) -> OpenStackSpec:

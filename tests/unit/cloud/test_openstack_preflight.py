@@ -12,7 +12,7 @@ import yaml
 
 from oscar_deploy.providers.base import PlannedNode
 from oscar_deploy.providers.gaps import PreflightError
-from oscar_deploy.providers.openstack.preflight import needs_for, preflight, provider_config
+from oscar_deploy.providers.openstack.preflight import needs_for, preflight, provider_settings
 from oscar_deploy.spec import ClusterSpec, parse_spec
 from tests.doubles.openstack_api import PROJECT_ID, FakeOpenStack
 
@@ -286,15 +286,17 @@ def test_a_scale_out_needs_only_its_new_nodes(cloud: FakeOpenStack) -> None:
     ]
 
 
-def test_provider_config_hands_oidc_clouds_a_keystone_token(cloud: FakeOpenStack) -> None:
+def test_provider_settings_hand_oidc_clouds_a_keystone_token_in_the_environment(cloud: FakeOpenStack) -> None:
     report = preflight(spec())
-    config = provider_config(report.facts)
-    assert config["openstack:authUrl"] == (cloud.auth_url, False)
-    assert config["openstack:tenantId"] == (PROJECT_ID, False)
-    assert config["openstack:region"] == ("RegionOne", False)
-    token, secret = config["openstack:token"]
-    assert secret is True
-    assert len(token) == 32 and token != ACCESS_TOKEN
-    assert provider_config({**report.facts, "auth_type": "v3applicationcredential"}) == {
-        "openstack:cloud": ("egi", False)
+    settings = provider_settings(report.facts)
+    assert settings.config == {
+        "openstack:authUrl": cloud.auth_url,
+        "openstack:tenantId": PROJECT_ID,
+        "openstack:region": "RegionOne",
     }
+    token = settings.environment["OS_TOKEN"]
+    assert len(token) == 32 and token != ACCESS_TOKEN
+    assert settings.environment["OS_CLOUD"] == ""
+    assert token not in repr(settings)
+    password_cloud = provider_settings({**report.facts, "auth_type": "v3applicationcredential"})
+    assert (password_cloud.config, password_cloud.environment) == ({"openstack:cloud": "egi"}, {})
