@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -86,7 +87,7 @@ def main() -> None:
         child(args.child[0], int(args.child[1]))
         return
     print(f"{'cloud':<10} {'workers':>7} {'resources':>9} {'seconds':>8} {'cpu s':>8} {'process':>8} {'peak MiB':>9}")
-    worst = 0.0
+    worst, worst_cpu = 0.0, 0.0
     for cloud in ("openstack", "aws"):
         for workers in (1, args.workers):
             figures = measure(cloud, workers)
@@ -96,9 +97,13 @@ def main() -> None:
                 f"{figures['cpu']:>8.2f} {figures['process']:>8.2f} {figures['peak_mib']:>9.0f} {label}"
             )
             if workers != 1:
-                worst = max(worst, figures["seconds"])
+                worst, worst_cpu = max(worst, figures["seconds"]), max(worst_cpu, figures["cpu"])
     verdict = "meets" if worst < GOAL_SECONDS else "misses"
-    print(f"slowest plan of {args.workers} workers: {worst:.2f} s, {verdict} the goal of {GOAL_SECONDS:.0f} s")
+    load = os.getloadavg()[0]
+    print(
+        f"slowest plan of {args.workers} workers: {worst:.2f} s wall ({worst_cpu:.2f} s CPU), {verdict} the goal of "
+        f"{GOAL_SECONDS:.0f} s; load average {load:.1f} on {os.cpu_count()} CPUs (wall time grows with it)"
+    )
 
 
 if __name__ == "__main__":
