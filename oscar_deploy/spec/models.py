@@ -27,6 +27,7 @@ NAME_RULE = "use 1-32 lowercase letters, digits and '-', starting with a letter 
 OBJECT_NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
 # A DNS name: labels of letters, digits and '-', at least two of them; matched in full.
 DOMAIN_PATTERN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
+PublicAddresses = Literal["first-server", "all"]
 QUANTITY_PATTERN = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
 
 
@@ -131,12 +132,20 @@ class OpenStackSpec(TargetSettings):
     )
     external_network: str = Field("public", description="External network for the router and the floating IP.")
     ssh_user: str = Field("ubuntu", description="Login user of the image.")
+    arch: Arch = Field("amd64", description="CPU architecture of the image and the flavors' hosts.")
+    floating_ips: PublicAddresses = Field(
+        "first-server",
+        description="Nodes with a floating IP: the first server only (the others are reached through it), or all.",
+    )
     allowed_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],
         description="Addresses allowed to reach SSH, the Kubernetes API and HTTPS; narrow this to your own.",
     )
 
     _check_cidrs = field_validator("allowed_cidrs")(_cidr_list)
+
+    def node_arch(self, role: str) -> str:
+        return self.arch
 
 
 class AwsSpec(TargetSettings):
@@ -145,7 +154,19 @@ class AwsSpec(TargetSettings):
     arch: Arch = Field("amd64", description="CPU architecture of every node (arm64 selects Graviton types).")
     server_instance_type: str = Field("t3.large", description="Instance type of the server nodes.")
     worker_instance_type: str = Field("t3.medium", description="Instance type of the worker nodes.")
-    ami: str | None = Field(None, description="AMI id; empty picks the newest Ubuntu 24.04 for the arch.")
+    ami: str | None = Field(None, description="AMI id; empty looks up the newest by ami_owner, ami_name and arch.")
+    ami_owner: str = Field(
+        "099720109477", description="Owner account of the AMI looked up when ami is empty (Canonical's by default)."
+    )
+    ami_name: str = Field(
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-*-server-*",
+        description="Name pattern (* matches anything) of the AMI looked up when ami is empty; the newest wins.",
+    )
+    disk_gb: int = Field(40, ge=20, le=16384, description="Size of each node's root disk in GiB.")
+    elastic_ips: PublicAddresses = Field(
+        "first-server",
+        description="Nodes with an Elastic IP: the first server only (the others are reached through it), or all.",
+    )
     ssh_user: str = Field("ubuntu", description="Login user of the AMI.")
     allowed_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],

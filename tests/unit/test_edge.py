@@ -61,7 +61,7 @@ def write(cli, name: str, text: str) -> Path:
 
 def test_install_takes_a_k3s_ansible_inventory_as_is(cli, recorded_runs: list[dict[str, Any]]) -> None:
     write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
-    result = cli("edge", "install", "-i", "boards.yml", "--name", "pis")
+    result = cli("edge", "install", "-i", "boards.yml", "--name", "pis", "--until", "kubernetes")
     assert result.exit_code == 0, result.output
     assert [run["playbook"] for run in recorded_runs] == ["prepare.yml", "kubernetes.yml"]
     state = ClusterState("pis")
@@ -87,7 +87,7 @@ def test_install_takes_a_k3s_ansible_inventory_as_is(cli, recorded_runs: list[di
     assert applied["static"] == {"inventory": str((cli.cwd / "boards.yml").resolve())}
 
     recorded_runs.clear()
-    again = cli("edge", "install", "-i", "boards.yml", "--name", "pis")
+    again = cli("edge", "install", "-i", "boards.yml", "--name", "pis", "--until", "kubernetes")
     assert again.exit_code == 0, again.output
     assert recorded_runs == [], "a converged edge cluster runs no playbook"
     status = cli("status", "-c", "pis")
@@ -97,7 +97,7 @@ def test_install_takes_a_k3s_ansible_inventory_as_is(cli, recorded_runs: list[di
 
 def test_install_refuses_a_k3s_version_the_platform_cannot_run_on(cli, recorded_runs: list) -> None:
     write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY.replace("v1.33.4+k3s1", "v1.31.12+k3s1"))
-    result = cli("edge", "install", "-i", "boards.yml")
+    result = cli("edge", "install", "-i", "boards.yml", "--until", "kubernetes")
     assert result.exit_code == 2
     assert result.stderr == (
         "error: boards.yml: k3s_version: Kubernetes 1.31 (v1.31.12+k3s1) is older than Knative 1.20.0 supports "
@@ -120,13 +120,24 @@ def test_install_version_option_and_bundle(cli, recorded_runs: list[dict[str, An
     }
     (bundle / "manifest.json").write_text(json.dumps(manifest))
 
-    mismatch = cli("edge", "install", "-i", "boards.yml", "--bundle", str(bundle))
+    mismatch = cli("edge", "install", "-i", "boards.yml", "--bundle", str(bundle), "--until", "kubernetes")
     assert mismatch.exit_code == 2
     assert "bundle holds k3s v1.33.3+k3s1 but the cluster pins v1.33.4+k3s1" in mismatch.stderr
     assert [run["playbook"] for run in recorded_runs] == ["prepare.yml"], "the OS is prepared before k3s"
 
     recorded_runs.clear()
-    result = cli("edge", "install", "-i", "boards.yml", "--bundle", str(bundle), "--k3s-version", "v1.33.3+k3s1")
+    result = cli(
+        "edge",
+        "install",
+        "-i",
+        "boards.yml",
+        "--bundle",
+        str(bundle),
+        "--k3s-version",
+        "v1.33.3+k3s1",
+        "--until",
+        "kubernetes",
+    )
     assert result.exit_code == 0, result.output
     assert [run["playbook"] for run in recorded_runs] == ["kubernetes.yml"]
     assert recorded_runs[0]["vars"]["k3s_version"] == "v1.33.3+k3s1"
@@ -146,7 +157,7 @@ def test_install_refuses_bad_inventories_in_one_line(
     cli, recorded_runs: list[dict[str, Any]], inventory: str, expected: str
 ) -> None:
     write(cli, "boards.yml", inventory)
-    result = cli("edge", "install", "-i", "boards.yml")
+    result = cli("edge", "install", "-i", "boards.yml", "--until", "kubernetes")
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"error: {expected}")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -154,12 +165,12 @@ def test_install_refuses_bad_inventories_in_one_line(
 
 
 def test_install_refuses_missing_inventory_and_a_spec_clusters_name(cli, recorded_runs: list) -> None:
-    missing = cli("edge", "install", "-i", "nowhere.yml")
+    missing = cli("edge", "install", "-i", "nowhere.yml", "--until", "kubernetes")
     assert missing.exit_code == 2
     assert "nowhere.yml: no such inventory" in missing.stderr
     write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY)
     ClusterState("lab").save_spec("name: lab\n")
-    taken = cli("edge", "install", "-i", "boards.yml", "--name", "lab")
+    taken = cli("edge", "install", "-i", "boards.yml", "--name", "lab", "--until", "kubernetes")
     assert taken.exit_code == 2
     assert taken.stderr == "error: --name lab: cluster lab is a local cluster made by `up`; choose another --name\n"
     assert recorded_runs == []
