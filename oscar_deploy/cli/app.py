@@ -50,6 +50,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand("scale", "scale_command", "scale", "Grow or shrink the workers to N; removed ones are drained first."),
     LazyCommand("kubeconfig", "kubeconfig_command", "kubeconfig", "Print the path of the cluster's admin kubeconfig."),
     LazyCommand(
+        "credentials",
+        "credentials_command",
+        "credentials",
+        "Print the cluster's OSCAR, dashboard and MinIO URLs and credentials.",
+    ),
+    LazyCommand(
         "down", "cluster_commands", "down", "Remove the cluster: its nodes (k3s from hosts you own), its state."
     ),
     LazyCommand("edge", "edge_commands", "edge_app", "k3s on boards and hosts you already own, from an inventory."),

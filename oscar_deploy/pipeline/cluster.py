@@ -13,10 +13,11 @@ from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import Node
 from oscar_deploy.pipeline.node_phases import NODE_PHASES, layer_for
 from oscar_deploy.pipeline.phases import Decision, Phase, PhaseContext, PhaseOutcome, decide, run_phases
-from oscar_deploy.pipeline.platform_phases import PLATFORM_PHASES
+from oscar_deploy.pipeline.platform_phases import CA_FILE_NAME, PLATFORM_PHASES, platform_stack
 from oscar_deploy.providers.base import Provider
 from oscar_deploy.providers.registry import provider_for
 from oscar_deploy.spec.models import ClusterSpec
+from oscar_deploy.state.endpoints import ENDPOINTS_FILE_NAME
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
@@ -89,11 +90,31 @@ def plan(context: PhaseContext, until: str | None = None) -> list[Decision]:
     return decisions
 
 
+def remove_platform(context: PhaseContext) -> list[str]:
+    """Destroy the platform stack (every object it made in the cluster) and its state; the nodes and k3s stay,
+    and the next `up` installs the platform again."""
+    state = context.state
+    if not state.journal.completed("platform") and not (state.path / "pulumi").is_dir():
+        return []
+    operations = platform_stack(context)
+    changes = operations.destroy()
+    operations.session.remove()
+    state.journal.forget("platform", "verify")
+    for leftover in (state.path / ENDPOINTS_FILE_NAME, state.path / CA_FILE_NAME):
+        leftover.unlink(missing_ok=True)
+    return [f"platform stack ({changes.get('delete', 0)} resource(s)), endpoints and cluster CA"]
+
+
 def teardown(context: PhaseContext) -> list[str]:
     """Remove the cluster: hosts you own get k3s reset (and stay yours), nodes a provider made are destroyed
-    with everything made for them; then the key material and the state folder go. Returns what was removed."""
+    with everything made for them; then the key material and the state folder go. Returns what was removed.
+
+    A platform whose stack state lives outside the state folder (a shared backend) is destroyed first, so no
+    stack is left behind there; in the state folder it goes with the folder."""
     provider, state = context.provider, context.state
     removed: list[str] = []
+    if context.spec.iac.backend and state.journal.completed("platform"):
+        removed += remove_platform(context)
     if provider.scaling == "inventory" and context.nodes:
         # The cluster's own inventory may be missing (hosts set up by hand, or a first `up` that stopped early).
         write_inventory(state, context.nodes, provider.ssh_common_args, private_key=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,7 +30,13 @@ from oscar_deploy.platform.probe import ClusterProbe
 from oscar_deploy.services.client import OscarClient
 from oscar_deploy.services.verify import format_result, verify_cluster
 from oscar_deploy.spec.catalogue import load_catalogue
-from oscar_deploy.state.endpoints import OscarAccess, PlatformEndpoints, access_from_state, write_endpoints
+from oscar_deploy.state.endpoints import (
+    ENDPOINTS_FILE_NAME,
+    OscarAccess,
+    PlatformEndpoints,
+    access_from_state,
+    write_endpoints,
+)
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.state.journal import PhaseRecord
 from oscar_deploy.support.errors import OperationError
@@ -230,6 +237,57 @@ def wait_until_ready(
         first = unready[0]
         lines.append(f"look at: kubectl -n {first.namespace} describe {first.kind.lower()} {first.name}")
     raise OperationError("\n".join(lines))
+
+
+# --- status ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlatformStatus:
+    """What `status` says of the platform: where OSCAR is, whether it answers, which components are not ready."""
+
+    oscar_url: str
+    answers: str
+    workloads: int
+    not_ready: list[str]
+    problem: str | None = None
+
+    def lines(self) -> list[str]:
+        lines = [f"platform: OSCAR {self.oscar_url}: {self.answers}"]
+        if self.problem:
+            lines.append(f"platform: components unknown ({self.problem})")
+        else:
+            lines.append(f"platform: {self.workloads - len(self.not_ready)} of {self.workloads} component(s) ready")
+            lines += [f"  not ready: {line}" for line in self.not_ready]
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "oscar_url": self.oscar_url,
+            "oscar": self.answers,
+            "components": self.workloads,
+            "not_ready": self.not_ready,
+            "problem": self.problem,
+        }
+
+
+def platform_status(state: ClusterState) -> PlatformStatus | None:
+    """The platform's health, read from OSCAR's /health and the cluster's workloads; None without a platform."""
+    if not (state.path / ENDPOINTS_FILE_NAME).is_file():
+        return None
+    access = access_from_state(state)
+    try:
+        with OscarClient(access.oscar, timeout=10, retries=0) as client:
+            answers = f"answers ({client.health()})"
+    except OperationError as exc:
+        answers = f"does not answer ({exc})"
+    try:
+        with ClusterProbe(state.kubeconfig_file) as probe:
+            workloads = probe.workloads()
+    except OperationError as exc:
+        return PlatformStatus(access.oscar.url, answers, 0, [], str(exc))
+    not_ready = [workload.line() for workload in workloads if not workload.ready]
+    return PlatformStatus(access.oscar.url, answers, len(workloads), not_ready)
 
 
 # --- verify ---------------------------------------------------------------------------------------------------

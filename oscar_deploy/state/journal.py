@@ -97,3 +97,10 @@ class Journal:
         }
         self._save(data)
         return record
+
+    def forget(self, *phases: str) -> None:
+        """Drop the records of `phases` (their work was undone), so the next `up` runs them again."""
+        data = self._load()
+        for phase in phases:
+            data["phases"].pop(phase, None)
+        self._save(data)

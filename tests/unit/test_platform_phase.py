@@ -200,3 +200,64 @@ def test_verify_failure_stops_up_with_the_step_named(
 )
 def test_urls_carry_the_published_gateway_port(url: str, port: int | None, expected: str) -> None:
     assert with_port(url, port) == expected
+
+
+def test_credentials_are_masked_unless_asked_for(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun], fake: FakeOscar, cli
+) -> None:  # type: ignore[no-untyped-def]
+    pipeline.converge(make_context(state_home, MemoryProvider()), SPEC, until="platform")
+    masked = cli("credentials", "-c", "demo")
+    assert masked.exit_code == 0, masked.output
+    assert fake.password not in masked.stdout and fake.s3_secret_key not in masked.stdout
+    assert masked.stdout.splitlines()[0] == f"OSCAR      {fake.url}  user oscar  password ********"
+    assert masked.stdout.splitlines()[-1] == "passwords and keys masked; --show-secrets prints them"
+    shown = cli("credentials", "-c", "demo", "--show-secrets", "--json")
+    data = yaml.safe_load(shown.stdout)
+    assert (data["oscar"]["password"], data["minio"]["secret_key"]) == (fake.password, fake.s3_secret_key)
+    config = state_home / "oscar-cli.yaml"
+    written = cli("credentials", "-c", "demo", "--oscar-cli", "--config-file", str(config))
+    assert written.exit_code == 0, written.output
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert fake.password in config.read_text()
+
+
+def test_status_reports_the_platform_from_oscar_and_the_cluster(
+    state_home: Path,
+    deployed: stack_runner.RecordingRunner,
+    playbooks: list[PlaybookRun],
+    fake: FakeOscar,
+    kube: KubeApi,
+) -> None:
+    state = ClusterState("demo")
+    assert platform_phases.platform_status(state) is None, "no platform before the platform phase"
+    pipeline.converge(make_context(state_home, MemoryProvider()), SPEC, until="platform")
+    kube.workloads = [deployment("oscar", "oscar", ready=1), deployment("knative-serving", "activator", ready=0)]
+    status = platform_phases.platform_status(state)
+    assert status is not None
+    assert status.lines() == [
+        f"platform: OSCAR {fake.url}: answers (Ok)",
+        "platform: 1 of 2 component(s) ready",
+        "  not ready: deployment knative-serving/activator: 0/1 ready",
+    ]
+    kube.stop()
+    unreachable = platform_phases.platform_status(state)
+    assert unreachable is not None and unreachable.problem is not None
+    assert unreachable.problem.startswith("Kubernetes API unreachable")
+
+
+def test_down_keep_nodes_removes_only_the_platform(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun]
+) -> None:
+    provider = MemoryProvider()
+    pipeline.converge(make_context(state_home, provider), SPEC)
+    nodes = dict(provider.machines)
+    removed = pipeline.remove_platform(make_context(state_home, provider))
+    assert removed == ["platform stack (0 resource(s)), endpoints and cluster CA"]
+    assert deployed.operations()[-3:] == ["export_state", "destroy", "remove"]
+    state = ClusterState("demo")
+    assert not (state.path / "endpoints.yaml").exists()
+    assert state.journal.completed("kubernetes") and not state.journal.completed("platform")
+    assert not state.journal.completed("verify")
+    assert provider.machines == nodes, "nodes and k3s stay"
+    decisions = pipeline.plan(make_context(state_home, provider))
+    assert [(d.phase, d.run) for d in decisions][3:] == [("platform", True), ("verify", True)]

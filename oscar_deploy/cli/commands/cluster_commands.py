@@ -23,9 +23,10 @@ from oscar_deploy.cli.options import (
     print_table,
 )
 from oscar_deploy.nodes.model import Node, node_sort_key
-from oscar_deploy.pipeline.cluster import cluster_context, converge, teardown
+from oscar_deploy.pipeline.cluster import cluster_context, converge, remove_platform, teardown
 from oscar_deploy.pipeline.cluster import plan as plan_phases
 from oscar_deploy.pipeline.phases import PhaseContext
+from oscar_deploy.pipeline.platform_phases import platform_status
 from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec
 from oscar_deploy.state.folder import cluster_state
 from oscar_deploy.support.errors import UserInputError
@@ -88,14 +89,27 @@ def status(
     context = _context(file, cluster)
     nodes = _with_missing(context)
     spec = context.spec
+    platform = platform_status(context.state)
     if as_json:
-        print_json({"cluster": spec.name, "target": spec.target, "nodes": [node.as_dict() for node in nodes]})
+        print_json(
+            {
+                "cluster": spec.name,
+                "target": spec.target,
+                "nodes": [node.as_dict() for node in nodes],
+                "platform": platform.as_dict() if platform else None,
+            }
+        )
         return
     typer.echo(f"cluster {spec.name} (target {spec.target})")
     _print_nodes(nodes)
     broken = [node.name for node in nodes if node.state != "running"]
     if broken:
         typer.echo(f"not running: {', '.join(broken)}; `oscar-deploy up` recreates or restarts them")
+    if platform is None:
+        typer.echo("platform: not installed; `oscar-deploy up` installs it")
+        return
+    for line in platform.lines():
+        typer.echo(line)
 
 
 def ssh(
@@ -128,16 +142,35 @@ def remote_command(words: list[str]) -> list[str]:
     return words if len(words) <= 1 else [shlex.join(words)]
 
 
+KEEP_NODES_OPTION = typer.Option(
+    False, "--keep-nodes", help="Remove only the platform (its stack and every object it made); nodes and k3s stay."
+)
+
+
 def down(
-    file: Path | None = OPTIONAL_SPEC_OPTION, cluster: str | None = CLUSTER_NAME_OPTION, yes: bool = YES_OPTION
+    file: Path | None = OPTIONAL_SPEC_OPTION,
+    cluster: str | None = CLUSTER_NAME_OPTION,
+    yes: bool = YES_OPTION,
+    keep_nodes: bool = KEEP_NODES_OPTION,
 ) -> None:
     """Remove the cluster: its nodes (k3s from hosts you own), its state.
 
     Nodes a provider made are deleted with their network, volumes and keys; hosts you own are reset (k3s and
-    everything the playbooks added is removed) and stay yours. The state folder goes last.
+    everything the playbooks added is removed) and stay yours. The state folder goes last. With --keep-nodes
+    only the platform goes (MinIO's data with it), for a reinstall by the next `up`.
     """
     context = _context(file, cluster)
     spec, state = context.spec, context.state
+    if keep_nodes:
+        confirm_or_refuse(
+            yes,
+            f"down --keep-nodes: the platform of cluster {spec.name} would be deleted (MinIO's data too) but there is "
+            "no terminal to confirm on; pass --yes to delete it",
+            f"Delete the platform of cluster {spec.name}: OSCAR, its services, MinIO and every bucket in it?",
+        )
+        removed = remove_platform(context)
+        typer.echo(f"removed {removed[0]}" if removed else f"cluster {spec.name}: no platform to remove")
+        return
     owned = context.provider.scaling == "inventory"
     what = (
         f"reset k3s and its data on {len(context.nodes)} host(s) you own"
