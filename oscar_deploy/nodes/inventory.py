@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -130,13 +131,15 @@ def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryVie
 
 
 def _inventory_problem(stderr: str, path: Path) -> str:
-    """The most telling line of ansible-inventory's complaints about a file."""
+    """The most telling complaint of ansible-inventory about a file: the one of the plugin its name suggests.
+
+    ansible-core wraps its warnings across lines and words them differently from version to version
+    ("with yaml plugin:" before 2.19, "with 'yaml' plugin:" since), so warnings are joined first."""
     preferred = "yaml" if path.suffix in (".yml", ".yaml") else "ini"
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in lines:
-        if f"with '{preferred}' plugin:" in line:
-            return one_line(line.split(" plugin: ", 1)[1])
-    for line in lines:
-        if line.startswith(("[WARNING]", "[ERROR]")):
-            return one_line(line.split(": ", 1)[-1])
-    return "ansible-inventory could not read it"
+    entries = [" ".join(entry.split()) for entry in re.split(r"\[(?:WARNING|ERROR)\]:?|^ERROR!", stderr, flags=re.M)]
+    entries = [entry for entry in entries if entry]
+    for marker in (f"with '{preferred}' plugin:", f"with {preferred} plugin:"):
+        for entry in entries:
+            if marker in entry:
+                return one_line(entry.split(marker, 1)[1])
+    return one_line(entries[0]) if entries else "ansible-inventory could not read it"
