@@ -23,8 +23,6 @@ from oscar_deploy.support.errors import OperationError
 if TYPE_CHECKING:
     from pulumi.automation.events import EngineEvent
 
-    from oscar_deploy.state.folder import ClusterState
-    from oscar_deploy.support.download import DownloadReporter
 
 EventHandler = Callable[["EngineEvent"], None]
 
@@ -149,22 +147,3 @@ class StackRunner(Protocol):
     def select(self, target: StackTarget) -> StackSession:
         """The stack, created first when the backend does not have it yet."""
         ...
-
-
-def create_runner(
-    state: ClusterState,
-    backend: str | None = None,
-    reporter: DownloadReporter | None = None,
-    log: Callable[[str], None] = lambda _line: None,
-) -> StackRunner:
-    """The runner for one cluster: the Pulumi CLI found or installed, the backend, the passphrase file.
-
-    Tests replace this function (tests/doubles/stack_runner.py); call it through the module.
-    """
-    from oscar_deploy.iac.backend import backend_url, passphrase_file, projects_dir, pulumi_environment
-    from oscar_deploy.iac.pulumi_cli import ensure_pulumi
-    from oscar_deploy.iac.pulumi_runner import PulumiCli, PulumiRunner
-
-    binary = ensure_pulumi(reporter, log)
-    env = pulumi_environment(backend_url(state, backend), passphrase_file(state))
-    return PulumiRunner(PulumiCli(binary), env, projects_dir(state))

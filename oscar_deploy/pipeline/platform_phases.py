@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from oscar_deploy.iac import runner as iac_runner
+from oscar_deploy.iac import factory
 from oscar_deploy.iac.operations import StackOperations
 from oscar_deploy.iac.runner import ConfigValue, OutputValue, StackTarget
 from oscar_deploy.nodes.model import Node
@@ -165,7 +165,7 @@ def platform(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
 def platform_stack(context: PhaseContext, secrets: Any = ()) -> StackOperations:
     """The cluster's platform stack, through the runner (the Pulumi CLI is installed first when missing)."""
     with TransferDisplay() as reporter:
-        runner = iac_runner.create_runner(context.state, context.spec.iac.backend, reporter, context.progress.note)
+        runner = factory.create_runner(context.state, context.spec.iac.backend, reporter, context.progress.note)
     session = runner.select(StackTarget.bundled(STACK, context.spec.name))
     return StackOperations(session, display=LiveDisplay(), secrets=secrets)
 

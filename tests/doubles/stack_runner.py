@@ -13,7 +13,7 @@ scripts what a stack answers through `runner.stack(project, stack)`: outputs, th
 operation, a failure, pending operations left by an interrupted update, or a lock held by some process.
 Secret config values are recorded as `ConfigValue` objects, whose repr never shows them.
 
-`install(monkeypatch)` replaces `oscar_deploy.iac.runner.create_runner` so CLI flows get this runner.
+`install(monkeypatch)` replaces `oscar_deploy.iac.factory.create_runner` so CLI flows get this runner.
 Nothing here ships in the wheel.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from pulumi.automation.events import EngineEvent
 
-from oscar_deploy.iac import runner as runner_module
+from oscar_deploy.iac import factory as runner_module
 from oscar_deploy.iac.recovery import LockHolder
 from oscar_deploy.iac.runner import (
     ConfigValue,
@@ -200,7 +200,7 @@ def _not_selected_yet() -> None:
 
 
 def install(monkeypatch: pytest.MonkeyPatch, runner: RecordingRunner | None = None) -> RecordingRunner:
-    """Make `oscar_deploy.iac.runner.create_runner` return `runner` (a new one by default); returns it."""
+    """Make `oscar_deploy.iac.factory.create_runner` return `runner` (a new one by default); returns it."""
     runner = runner or RecordingRunner()
 
     def create_runner(state: Any, backend: str | None = None, *_args: Any, **_kwargs: Any) -> RecordingRunner:

@@ -183,7 +183,7 @@ def test_destroy_and_refresh_recover_first() -> None:
 
 
 def test_install_replaces_the_runner_factory(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from oscar_deploy.iac import runner as runner_module
+    from oscar_deploy.iac import factory as runner_module
     from oscar_deploy.state.folder import ClusterState
 
     fake = install(monkeypatch)

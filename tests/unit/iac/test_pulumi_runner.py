@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pulumi.automation.events import EngineEvent
 
-from oscar_deploy.iac import runner as runner_module
+from oscar_deploy.iac import factory as runner_module
 from oscar_deploy.iac.pulumi_runner import PulumiRunner, PulumiSession
 from oscar_deploy.iac.recovery import LockHolder, without_pending_operations
 from oscar_deploy.iac.runner import ConfigValue, OutputValue, StackError, StackLocked, StackTarget
