@@ -35,3 +35,10 @@ class InvalidDocumentError(UserInputError):
 
 class SpecError(InvalidDocumentError):
     """A cluster spec that does not validate."""
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value as an error message shows it: quoted, control characters escaped, long ones cut (a 1 MB value, or
+    a secret pasted in the wrong place, is never echoed whole)."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
