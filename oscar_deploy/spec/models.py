@@ -15,7 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from oscar_deploy.spec.yamlcheck import KEY_MARK, PARENT, Location, YamlDocument, problems_from
-from oscar_deploy.support.errors import SpecError
+from oscar_deploy.support.errors import SpecError, shown
+from oscar_deploy.support.files import read_user_text, shown_path
 
 DEFAULT_SPEC_FILE = "cluster.yaml"
 SCHEMA_FILE_NAME = "cluster.schema.json"
@@ -37,7 +38,7 @@ def is_cluster_name(name: str) -> bool:
 
 def shown_name(name: str, limit: int = 40) -> str:
     """A name as an error message shows it: quoted, control characters escaped, long ones cut."""
-    return repr(name if len(name) <= limit else name[:limit] + "...")
+    return shown(name, limit)
 
 
 class StrictModel(BaseModel):
@@ -390,11 +391,14 @@ def parse_spec(text: str, source: str = DEFAULT_SPEC_FILE) -> ClusterSpec:
     return spec
 
 
+def read_spec_text(path: Path) -> str:
+    """The text of a spec file, read with the guards every user file gets (regular file, size, UTF-8)."""
+    return read_user_text(path, "spec file", missing="create one with `oscar-deploy init` or pass -f FILE")
+
+
 def load_spec(path: Path) -> ClusterSpec:
     """Read and validate a spec file, including the version overrides against the catalogue."""
-    if not path.is_file():
-        raise SpecError([f"{path}: no such spec file; create one with `oscar-deploy init` or pass -f FILE"])
-    spec = parse_spec(path.read_text(), str(path))
+    spec = parse_spec(read_spec_text(path), shown_path(path))
     if spec.static is not None:
         # Relative to the spec file, so commands run from any folder find the same inventory.
         inventory = (path.parent / spec.static.inventory).resolve()

@@ -18,7 +18,7 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import AliasChoices, BaseModel, ValidationError
 
-from oscar_deploy.support.errors import InvalidDocumentError
+from oscar_deploy.support.errors import InvalidDocumentError, shown
 
 KEY_MARK = "@"
 PARENT = "{parent}"
@@ -238,6 +238,45 @@ def yaml_problem(exc: yaml.YAMLError, source: str) -> str:
     return f"{where}: not valid YAML ({problem}); fix the syntax at that line"
 
 
+def _text_wanted(annotation: Any) -> bool:
+    return unwrap(annotation) is str
+
+
+def keep_scalar_text(node: yaml.Node | None, data: Any, annotation: Any) -> None:
+    """Where `annotation` (a model, or a list or dict of them) wants a string, put the scalar back as written.
+
+    YAML 1.1 reads `1.10` as the number 1.1, `012345` as 5349, `0x1F` as 31 and `on` as true; Go's YAML decoders
+    (what upstream's tools use) keep the text of any scalar decoded into a string. Changes `data` in place.
+    """
+    target = unwrap(annotation)
+    model = model_class(target)
+    if model is not None and isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+        keys = field_keys(model)
+        pairs = [(str(key.value), value) for key, value in node.value if str(key.value) in keys]
+        for key, value_node in pairs:
+            if key in data:
+                wanted = model.model_fields[keys[key]].annotation
+                _keep_item(value_node, data, key, wanted)
+    elif get_origin(target) is dict and isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+        wanted = get_args(target)[1]
+        for key_node, value_node in node.value:
+            if key_node.value in data:
+                _keep_item(value_node, data, key_node.value, wanted)
+    elif get_origin(target) is list and isinstance(node, yaml.SequenceNode) and isinstance(data, list):
+        wanted = get_args(target)[0]
+        for index, item_node in enumerate(node.value[: len(data)]):
+            _keep_item(item_node, data, index, wanted)
+
+
+def _keep_item(node: yaml.Node, container: Any, key: Any, wanted: Any) -> None:
+    value = container[key]
+    if _text_wanted(wanted):
+        if isinstance(node, yaml.ScalarNode) and value is not None and not isinstance(value, str):
+            container[key] = node.value
+    else:
+        keep_scalar_text(node, value, wanted)
+
+
 class YamlDocument:
     """A parsed YAML text that remembers where each key stands, to report problems by line."""
 
@@ -289,7 +328,7 @@ def problems_from(
         elif kind == "missing":
             message = "required key is missing"
         elif kind == "literal_error":
-            message = f"{item['input']!r} is not allowed; {message.replace('Input should be', 'use')}"
+            message = f"{shown(item['input'])} is not allowed; {message.replace('Input should be', 'use')}"
         else:
             message = message.removeprefix("Value error, ")
         if message.startswith(KEY_MARK):

@@ -89,13 +89,13 @@ def _os_problem(exc: OSError) -> str:
 # --- reading ---------------------------------------------------------------------------------------------------
 
 
-def check_regular_file(path: Path, what: str, missing: str | None = None) -> Path:
+def check_regular_file(path: Path, what: str, missing: str | None = None, name: str | None = None) -> Path:
     """`path` once it is known to be a regular file (symbolic links followed); a one-line error otherwise.
 
     `what` names the file in messages ("spec file", "--input file"); `missing` is the advice when it does not
-    exist (default: "pass an existing file").
+    exist (default: "pass an existing file"); `name` is how messages call it (default: the path).
     """
-    name = shown_path(path)
+    name = name or shown_path(path)
     if not str(path):
         raise UserInputError(f"{what}: the path is empty; pass a file")
     try:
@@ -112,11 +112,15 @@ def check_regular_file(path: Path, what: str, missing: str | None = None) -> Pat
 
 
 def read_user_bytes(
-    path: Path, what: str, limit: int | None = MAX_DOCUMENT_BYTES, missing: str | None = None
+    path: Path,
+    what: str,
+    limit: int | None = MAX_DOCUMENT_BYTES,
+    missing: str | None = None,
+    name: str | None = None,
 ) -> bytes:
     """The content of the regular file `path`, at most `limit` bytes (None: no limit, for data uploads)."""
-    check_regular_file(path, what, missing)
-    name = shown_path(path)
+    name = name or shown_path(path)
+    check_regular_file(path, what, missing, name)
     try:
         # O_NONBLOCK: should the file be swapped for a FIFO after the check, opening it does not hang.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -148,9 +152,12 @@ def decode_text(data: bytes, name: str, what: str) -> str:
         ) from None
 
 
-def read_user_text(path: Path, what: str, limit: int = MAX_DOCUMENT_BYTES, missing: str | None = None) -> str:
+def read_user_text(
+    path: Path, what: str, limit: int = MAX_DOCUMENT_BYTES, missing: str | None = None, name: str | None = None
+) -> str:
     """The UTF-8 text of the regular file `path`, at most `limit` bytes; one-line errors naming the file."""
-    return decode_text(read_user_bytes(path, what, limit, missing), shown_path(path), what)
+    name = name or shown_path(path)
+    return decode_text(read_user_bytes(path, what, limit, missing, name), name, what)
 
 
 def inside_folder(folder: Path, reference: str) -> Path | None:
