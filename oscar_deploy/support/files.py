@@ -107,7 +107,7 @@ def check_regular_file(path: Path, what: str, missing: str | None = None, name: 
     except OSError as exc:
         raise UserInputError(f"{name}: cannot read the {what} ({_os_problem(exc)})") from None
     if not stat.S_ISREG(mode):
-        raise UserInputError(f"{name}: is {kind_of(mode)}, not a regular file; pass a {what} that is a file")
+        raise UserInputError(f"{name}: is {kind_of(mode)}, not a regular file; pass a regular file as the {what}")
     return path
 
 
@@ -129,7 +129,7 @@ def read_user_bytes(
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise UserInputError(f"{name}: is {kind_of(mode)}, not a regular file; pass a {what} that is a file")
+            raise UserInputError(f"{name}: is {kind_of(mode)}, not a regular file; pass a regular file as the {what}")
         with os.fdopen(os.dup(fd), "rb") as handle:
             data = handle.read() if limit is None else handle.read(limit + 1)
     except OSError as exc:
