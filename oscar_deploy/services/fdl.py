@@ -66,6 +66,7 @@ from oscar_deploy.spec.yamlcheck import (
 )
 from oscar_deploy.support.errors import InvalidDocumentError, UserInputError, shown
 from oscar_deploy.support.files import inside_folder, read_user_text, shown_path
+from oscar_deploy.support.urls import mask_url, url_problem
 
 MAX_SERVICE_NAME_LENGTH = 39  # `binding:"required,max=39,min=1"` on Service.Name (pkg/types/service.go)
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -430,8 +431,10 @@ class Replica(FdlModel):
             for key in ("cluster_id", "service_name"):
                 if not getattr(self, key):
                     raise ValueError(f"{KEY_MARK}{key}: required for a replica of type oscar")
-        elif not self.url or not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"{KEY_MARK}url: an http(s) URL is required for a replica of type endpoint")
+        elif not self.url or url_problem(self.url) is not None:
+            problem = url_problem(self.url) if self.url else None
+            detail = f" ({shown(mask_url(self.url), 80)} {problem})" if self.url and problem else ""
+            raise ValueError(f"{KEY_MARK}url: an http(s) URL is required for a replica of type endpoint{detail}")
         return self
 
 
@@ -643,8 +646,10 @@ class ClusterSettings(FdlModel):
     @field_validator("endpoint")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{shown(value)} must be an http(s) URL")
+        problem = url_problem(value)
+        if problem is not None:
+            hint = "; put them in auth_user and auth_password" if "credentials" in problem else ""
+            raise ValueError(f"{shown(mask_url(value), 80)} {problem}{hint}")
         return value.rstrip("/")
 
 
@@ -762,6 +767,8 @@ def mask_secrets(data: Any, inside_secrets: bool = False) -> Any:
         return masked
     if isinstance(data, list):
         return [mask_secrets(item) for item in data]
+    if isinstance(data, str):
+        return mask_url(data)  # user:password@ in any URL
     return data
 
 

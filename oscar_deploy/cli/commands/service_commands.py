@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -36,7 +37,18 @@ INPUT_OPTION = typer.Option(None, "--input", "-i", dir_okay=False, help="Input f
 OUTPUT_OPTION = typer.Option(None, "--output", "-o", dir_okay=False, help="Write the result here (default: stdout).")
 ASYNC_OPTION = typer.Option(False, "--async", help="Start a job (POST /job) instead of waiting for the result.")
 RAW_OPTION = typer.Option(False, "--raw", help="Print the answer as received, without base64 decoding.")
-TIMEOUT_OPTION = typer.Option(300.0, "--timeout", min=1.0, help="Seconds to wait for a synchronous result.")
+MAX_TIMEOUT = 86400.0
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds; give 1 to {MAX_TIMEOUT:.0f}")
+    return value
+
+
+TIMEOUT_OPTION = typer.Option(
+    300.0, "--timeout", min=1.0, max=MAX_TIMEOUT, callback=_finite, help="Seconds to wait for a synchronous result."
+)
 CONFIG_FILE_OPTION = typer.Option(
     Path("~/.oscar-cli/config.yaml"), "--config-file", dir_okay=False, help="oscar-cli configuration file."
 )
