@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from oscar_deploy import __version__
-from oscar_deploy.support.errors import EXIT_FAILED, OscarDeployError
+from oscar_deploy.support.errors import EXIT_BAD_INPUT, EXIT_FAILED, OscarDeployError
 
 # typer re-exports click's exception types under its own names; their common base is click's ClickException,
 # whichever click typer uses (its own copy from typer 0.26, the click package before).
@@ -87,10 +87,42 @@ def click_command(entry: LazyCommand) -> Any:
     """The click object of one command, made the way typer makes it for an app holding only that command."""
     loaded = entry.load()
     if isinstance(loaded, typer.Typer):
-        return typer.main.get_group(loaded)
-    holder = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
-    holder.command(name=entry.name)(loaded)
-    return typer.main.get_command(holder)
+        command = typer.main.get_group(loaded)
+    else:
+        holder = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
+        holder.command(name=entry.name)(loaded)
+        command = typer.main.get_command(holder)
+    _refuse_empty_values(command)
+    return command
+
+
+def _refuse_empty_values(command: Any) -> None:
+    """An empty option value or argument is a usage error for every parameter of `command` and its
+    sub-commands: `-f ''` would otherwise become the current folder, `service delete ''` a request for nothing."""
+    for param in command.params:
+        param.process_value = _non_empty(param, param.process_value)
+    for sub_command in (getattr(command, "commands", None) or {}).values():
+        _refuse_empty_values(sub_command)
+
+
+def _non_empty(param: Any, process_value: Any) -> Any:
+    def checked(ctx: Any, value: Any) -> Any:
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(item, str) and item == "" for item in values):
+            raise typer.BadParameter("is empty; give a value", ctx=ctx, param=param)
+        return process_value(ctx, value)
+
+    return checked
+
+
+def usage_line(exc: Exception) -> str:
+    """A click/typer usage error as one line: `error: <what>; see oscar-deploy COMMAND -h`."""
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    message = " ".join(message.split()).rstrip(".") or type(exc).__name__
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "oscar-deploy"
+    return f"error: {message}; see {command} -h"
 
 
 class LazyGroup(TyperGroup):
@@ -121,6 +153,26 @@ class LazyGroup(TyperGroup):
             super().format_help(ctx, formatter)
         finally:
             self.listing = False
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """click's `main`, with each usage error (ours and click's own, at any level) as one line and exit 2
+        instead of click's boxed usage text."""
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except CLICK_EXCEPTION as exc:
+            if not standalone_mode:
+                raise
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one has shown the help already
+                sys.stderr.write(usage_line(exc) + "\n")
+            sys.exit(getattr(exc, "exit_code", EXIT_BAD_INPUT))
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            sys.stderr.write("aborted\n")
+            sys.exit(EXIT_FAILED)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         try:
