@@ -153,8 +153,16 @@ def _string_to_list(value: Any) -> Any:
 Quantity = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_quantity)]
 PositiveQuantity = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_positive_quantity)]
 StringMap = Annotated[dict[str, str], BeforeValidator(_string_map)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-NodePort = Annotated[int, AfterValidator(_node_port)]
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{'true' if value else 'false'} is not a number; give a whole number")
+    return value
+
+
+# A whole number; pydantic would take `true` for 1 (Go's JSON decoder refuses a boolean for an int).
+Integer = Annotated[int, BeforeValidator(_not_bool)]
+Port = Annotated[Integer, Field(ge=1, le=65535)]
+NodePort = Annotated[Integer, AfterValidator(_node_port)]
 LogLevel = Annotated[Literal["NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)]
 # pkg/types/federation.go: "Delegation defines the delegation policy: static, random, load-based."
 Delegation = Literal["static", "random", "load-based"]
@@ -333,8 +341,8 @@ class StorageProviders(FdlModel):
 
 
 class SynchronousSettings(FdlModel):
-    min_scale: int | None = Field(None, ge=0, description="Fewest replicas kept running (Knative).")
-    max_scale: int | None = Field(None, ge=0, description="Most replicas (0: unlimited).")
+    min_scale: Integer | None = Field(None, ge=0, description="Fewest replicas kept running (Knative).")
+    max_scale: Integer | None = Field(None, ge=0, description="Most replicas (0: unlimited).")
 
     @model_validator(mode="after")
     def _ordered(self) -> SynchronousSettings:
@@ -344,12 +352,12 @@ class SynchronousSettings(FdlModel):
 
 
 class ExposeSettings(FdlModel):
-    min_scale: int | None = Field(None, ge=0, description="Fewest replicas (default 1).")
-    max_scale: int | None = Field(None, ge=1, description="Most replicas (default 10).")
+    min_scale: Integer | None = Field(None, ge=0, description="Fewest replicas (default 1).")
+    max_scale: Integer | None = Field(None, ge=1, description="Most replicas (default 10).")
     api_port: Annotated[list[Port], BeforeValidator(_int_to_list)] = Field(
         description="Port(s) inside the container where the API listens; a single number is accepted."
     )
-    cpu_threshold: int | None = Field(None, ge=1, le=100, description="CPU percent before another replica.")
+    cpu_threshold: Integer | None = Field(None, ge=1, le=100, description="CPU percent before another replica.")
     rewrite_target: bool | None = Field(None, description="Rewrite the exposed path prefix.")
     node_port: Annotated[list[NodePort], BeforeValidator(_int_to_list)] | None = Field(
         None,
@@ -422,7 +430,7 @@ class Replica(FdlModel):
     ssl_verify: bool | None = Field(
         None, description="Verify the endpoint's certificate (default false: left out, OSCAR does not check it)."
     )
-    priority: int | None = Field(None, ge=0, description="0 is the highest priority.")
+    priority: Integer | None = Field(None, ge=0, description="0 is the highest priority.")
     headers: StringMap | None = Field(None, description="Headers sent with each delegated request.")
 
     @model_validator(mode="after")
@@ -478,8 +486,8 @@ class KServeSettings(FdlModel):
     )
     storage_uri: str = Field(description="Where KServe loads the model from.")
     api_version: Literal["v1", "v2"] | None = Field(None, description="Inference protocol version (default v1).")
-    min_scale: int | None = Field(None, ge=0, description="Fewest replicas (default 0).")
-    max_scale: int | None = Field(None, ge=0, description="Most replicas (0: unlimited).")
+    min_scale: Integer | None = Field(None, ge=0, description="Fewest replicas (default 0).")
+    max_scale: Integer | None = Field(None, ge=0, description="Most replicas (0: unlimited).")
     cpu: Quantity | None = Field(None, description="CPU limit (default 0.2).")
     memory: Quantity | None = Field(None, description="Memory limit (default 256Mi).")
     args: list[str] | None = Field(None, description="Arguments of the model server.")
