@@ -86,6 +86,7 @@ COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
 def click_command(entry: LazyCommand) -> Any:
     """The click object of one command, made the way typer makes it for an app holding only that command."""
     loaded = entry.load()
+    command: Any
     if isinstance(loaded, typer.Typer):
         command = typer.main.get_group(loaded)
     else:
@@ -154,11 +155,13 @@ class LazyGroup(TyperGroup):
         finally:
             self.listing = False
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
         """click's `main`, with each usage error (ours and click's own, at any level) as one line and exit 2
         instead of click's boxed usage text."""
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(args, prog_name, standalone_mode=False, **kwargs)
         except CLICK_EXCEPTION as exc:
             if not standalone_mode:
                 raise

@@ -30,8 +30,8 @@ import yaml
 
 from oscar_deploy.nodes.ansible import ansible_environment, one_line
 from oscar_deploy.nodes.model import Node
-from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.spec.yamlcheck import YamlLimitError, duplicate_keys, load_yaml, yaml_problem
+from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import InvalidDocumentError, UserInputError, shown
 from oscar_deploy.support.files import read_user_bytes, read_user_text, shown_path
 from oscar_deploy.support.layers import layer_dir

@@ -230,7 +230,9 @@ class OscarClient:
 
     def get_service(self, name: str) -> dict[str, Any]:
         response = self._request(
-            "GET", f"/system/services/{checked_name(name)}", not_found=f"no service {name!r}; `oscar-deploy service list` shows them"
+            "GET",
+            f"/system/services/{checked_name(name)}",
+            not_found=f"no service {name!r}; `oscar-deploy service list` shows them",
         )
         return _json_object(response, f"/system/services/{checked_name(name)}")
 
@@ -277,7 +279,10 @@ class OscarClient:
 
     def delete_service(self, name: str) -> None:
         self._request(
-            "DELETE", f"/system/services/{checked_name(name)}", expected=(200, 204), not_found=f"no service {name!r} to delete"
+            "DELETE",
+            f"/system/services/{checked_name(name)}",
+            expected=(200, 204),
+            not_found=f"no service {name!r} to delete",
         )
 
     # --- invocations ----------------------------------------------------------------------------------------
@@ -350,7 +355,9 @@ class OscarClient:
         seen: set[str] = set()
         for _ in range(MAX_JOB_PAGES):
             params = {"page": token} if token else None
-            response = self._request("GET", f"/system/logs/{checked_name(name)}", params=params, not_found=f"no service {name!r}")
+            response = self._request(
+                "GET", f"/system/logs/{checked_name(name)}", params=params, not_found=f"no service {name!r}"
+            )
             data = _json_object(response, f"/system/logs/{checked_name(name)}")
             # v4 wraps the jobs in {"jobs": {...}, "next_page": ..., "remaining_jobs": ...}; v3 answered the mapping.
             jobs = data["jobs"] if isinstance(data.get("jobs"), dict) else ({} if "jobs" in data else data)
@@ -380,7 +387,11 @@ class OscarClient:
         )
 
     def job_log(self, name: str, job: str) -> str:
-        return self._request("GET", f"/system/logs/{checked_name(name)}/{checked_name(job, 'job')}", not_found=f"no job {job!r} of service {name!r}").text
+        return self._request(
+            "GET",
+            f"/system/logs/{checked_name(name)}/{checked_name(job, 'job')}",
+            not_found=f"no job {job!r} of service {name!r}",
+        ).text
 
 
 # --- helpers -----------------------------------------------------------------------------------------------

@@ -153,6 +153,8 @@ def _string_to_list(value: Any) -> Any:
 Quantity = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_quantity)]
 PositiveQuantity = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_positive_quantity)]
 StringMap = Annotated[dict[str, str], BeforeValidator(_string_map)]
+
+
 def _not_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"{'true' if value else 'false'} is not a number; give a whole number")
@@ -186,7 +188,9 @@ class FdlModel(BaseModel):
 def _provider_reference(value: str) -> str:
     kind, ident = split_provider(value)
     if kind not in PROVIDER_TYPES:
-        raise ValueError(f"{shown(value)}: provider type must be one of {', '.join(PROVIDER_TYPES)} (as in minio.default)")
+        raise ValueError(
+            f"{shown(value)}: provider type must be one of {', '.join(PROVIDER_TYPES)} (as in minio.default)"
+        )
     if not ident:
         raise ValueError(f"{shown(value)}: write <type>.<id>, e.g. minio.default")
     return value
@@ -256,7 +260,9 @@ class VolumeSettings(FdlModel):
             raise ValueError(f"{shown(value)} must be an absolute path such as /data")
         for reserved in RESERVED_MOUNT_PATHS:
             if path == reserved or path.startswith(reserved + "/"):
-                raise ValueError(f"{shown(value)} overlaps {reserved}, which OSCAR mounts itself (volume.go); pick another")
+                raise ValueError(
+                    f"{shown(value)} overlaps {reserved}, which OSCAR mounts itself (volume.go); pick another"
+                )
         return path
 
     @model_validator(mode="after")
@@ -562,7 +568,9 @@ class Service(FdlModel):
     @classmethod
     def _dns_label(cls, name: str) -> str:
         if len(name) > MAX_SERVICE_NAME_LENGTH:
-            raise ValueError(f"{shown(name)} has {len(name)} characters; OSCAR allows at most {MAX_SERVICE_NAME_LENGTH}")
+            raise ValueError(
+                f"{shown(name)} has {len(name)} characters; OSCAR allows at most {MAX_SERVICE_NAME_LENGTH}"
+            )
         if not DNS_LABEL.fullmatch(name):
             raise ValueError(f"{shown(name)} must be DNS-safe: lowercase letters, digits and '-', not at either end")
         return name
@@ -586,8 +594,8 @@ class Service(FdlModel):
                 )
             if kind == "minio" and ident != DEFAULT_PROVIDER_ID:
                 raise ValueError(
-                    f"{KEY_MARK}{index}.storage_provider: {shown(item.storage_provider)}: OSCAR takes MinIO input only from "
-                    "its own MinIO (any other fails the create with 'is not the configured in OSCAR'); use "
+                    f"{KEY_MARK}{index}.storage_provider: {shown(item.storage_provider)}: OSCAR takes MinIO input only "
+                    "from its own MinIO (any other fails the create with 'is not the configured in OSCAR'); use "
                     "minio.default, or this provider as an output"
                 )
             if item.suffix or item.prefix:
@@ -840,7 +848,9 @@ def placeholder_message(loc: Location, value: Any) -> str | None:
     """The message for a placeholder left in a file, or None when `value` is not one."""
     if value is None:
         return f"placeholder: the value is empty; replace it with {_wanted(loc)}"
-    if isinstance(value, str) and (ANGLE_PLACEHOLDER.fullmatch(value.strip()) or BRACKETED_WORD.fullmatch(value.strip())):
+    if isinstance(value, str) and (
+        ANGLE_PLACEHOLDER.fullmatch(value.strip()) or BRACKETED_WORD.fullmatch(value.strip())
+    ):
         return f"placeholder {value.strip()!r}: replace it with {_wanted(loc)}"
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and BRACKET_WORD.fullmatch(value[0]):
         return f"placeholder [{value[0]}] (YAML reads it as a one-item list): replace it with {_wanted(loc)}"
@@ -965,9 +975,7 @@ def _inline_scripts(data: dict[str, Any], base_dir: Path) -> list[tuple[Location
 KNOWN_MISSPELLINGS = {"port": "api_port", "node_port": "nodePort", "nodeport": "nodePort"}
 
 
-def parse_fdl(
-    text: str, source: str, base_dir: Path, put_back: Callable[[Any], Any] | None = None
-) -> FdlDocument:
+def parse_fdl(text: str, source: str, base_dir: Path, put_back: Callable[[Any], Any] | None = None) -> FdlDocument:
     """Validate FDL text (already rendered from its template); scripts are read relative to `base_dir`.
 
     `put_back` puts the values the template inserted into the parsed data (see services.templating). Every

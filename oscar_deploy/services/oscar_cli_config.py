@@ -43,7 +43,9 @@ def is_cli_config(text: str) -> bool:
         return False
     if data is None:
         return True
-    return isinstance(data, dict) and isinstance(data.get("oscar"), dict) and set(map(str, data)) <= {"oscar", "default"}
+    return (
+        isinstance(data, dict) and isinstance(data.get("oscar"), dict) and set(map(str, data)) <= {"oscar", "default"}
+    )
 
 
 def write_cluster_entry(
@@ -87,5 +89,7 @@ def write_cluster_entry(
     became_default = make_default or not config.get("default") or config.get("default") not in clusters
     if became_default:
         config["default"] = access.cluster_id
-    write_user_file(target, yaml.safe_dump(config, sort_keys=True), "oscar-cli configuration", 0o600, create_parents=True)
+    write_user_file(
+        target, yaml.safe_dump(config, sort_keys=True), "oscar-cli configuration", 0o600, create_parents=True
+    )
     return bool(became_default)

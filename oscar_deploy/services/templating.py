@@ -187,9 +187,21 @@ def _time_budget(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _power_too_large(base: Any, exponent: Any) -> bool:
+    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0 or abs(base) <= 1:
+        return False
+    return exponent * abs(base).bit_length() > MAX_POWER_BITS
+
+
+def _repetition_too_large(left: Any, right: Any) -> bool:
+    sized, count = (left, right) if isinstance(right, int) else (right, left)
+    return isinstance(sized, str | list | tuple) and isinstance(count, int) and len(sized) * count > MAX_OUTPUT_CHARS
+
+
 def _environment(folder: Path, insertions: Insertions, loaded: set[str]) -> Any:
     import jinja2
-    from jinja2.sandbox import SandboxedEnvironment, SecurityError
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import SandboxedEnvironment
     from markupsafe import Markup
 
     class FolderLoader(jinja2.BaseLoader):
@@ -212,14 +224,10 @@ def _environment(folder: Path, insertions: Insertions, loaded: set[str]) -> Any:
         intercepted_binops = frozenset({"*", "**"})
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
-                if abs(left) > 1 and right * abs(left).bit_length() > MAX_POWER_BITS:
-                    raise SecurityError(f"the result of ** would have more than {MAX_POWER_BITS} bits")
-            if operator == "*":
-                sized, count = (left, right) if isinstance(right, int) else (right, left)
-                if isinstance(sized, str | list | tuple) and isinstance(count, int):
-                    if len(sized) * count > MAX_OUTPUT_CHARS:
-                        raise SecurityError(f"repeating a value makes more than {MAX_OUTPUT_CHARS} items")
+            if operator == "**" and _power_too_large(left, right):
+                raise SecurityError(f"the result of ** would have more than {MAX_POWER_BITS} bits")
+            if operator == "*" and _repetition_too_large(left, right):
+                raise SecurityError(f"repeating a value makes more than {MAX_OUTPUT_CHARS} items")
             return super().call_binop(context, operator, left, right)
 
     def finalize(value: Any) -> Any:
@@ -228,8 +236,9 @@ def _environment(folder: Path, insertions: Insertions, loaded: set[str]) -> Any:
         if isinstance(value, Markup):
             return value  # text the template made (a macro, tojson, | safe): YAML as written
         if isinstance(value, str):
-            return Markup(insertions.marker(value))
-        return Markup(str(value))
+            # A marker is letters and digits only, and the output is YAML, not HTML: nothing to escape.
+            return Markup(insertions.marker(value))  # noqa: S704
+        return Markup(str(value))  # noqa: S704 - a number, boolean or collection as Jinja prints it
 
     def env(name: str, default: str | None = None) -> str:
         value = os.environ.get(name, default)
@@ -261,14 +270,16 @@ def _template_line(traceback: TracebackType | None, files: set[str]) -> tuple[st
     return found
 
 
-def render_template(text: str, source: str, values: dict[str, Any], folder: Path | None = None) -> tuple[str, Insertions]:
+def render_template(
+    text: str, source: str, values: dict[str, Any], folder: Path | None = None
+) -> tuple[str, Insertions]:
     """Render FDL template text in the sandbox; a template error is an FdlError naming file and line.
 
     Returns the YAML text, holding a marker where `{{ ... }}` printed a string, and the insertions that put the
     strings back into the parsed data.
     """
     import jinja2
-    from jinja2.sandbox import SecurityError
+    from jinja2.exceptions import SecurityError
 
     insertions = Insertions()
     files = {source}

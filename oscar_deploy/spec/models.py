@@ -64,7 +64,8 @@ def _quantity(value: str) -> str:
 
 class ServersSpec(StrictModel):
     count: int = Field(
-        1, strict=True,
+        1,
+        strict=True,
         ge=1,
         le=7,
         description="Number of k3s servers: 1, or 3/5/7 for a highly available control plane (embedded etcd).",
@@ -199,8 +200,12 @@ class OscarSpec(StrictModel):
 class AutoscalerSpec(StrictModel):
     enabled: bool = Field(False, description="Add and remove workers with the load (between workers.min and max).")
     idle_time: int = Field(300, strict=True, ge=30, description="Seconds a worker stays idle before it is removed.")
-    reconsider_job_time: int = Field(60, strict=True, ge=5, description="Seconds before a still-pending job asks again.")
-    max_wait_poweron: int = Field(3000, strict=True, ge=60, description="Seconds a new worker may take to become Ready.")
+    reconsider_job_time: int = Field(
+        60, strict=True, ge=5, description="Seconds before a still-pending job asks again."
+    )
+    max_wait_poweron: int = Field(
+        3000, strict=True, ge=60, description="Seconds a new worker may take to become Ready."
+    )
     period: int = Field(20, strict=True, ge=5, description="Seconds between two looks at nodes and pending pods.")
     extra_nodes_free: int = Field(0, strict=True, ge=0, description="Idle workers to keep ready for the next burst.")
 

@@ -147,21 +147,19 @@ class _GuardedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                raise YamlLimitError(
-                    problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=self.peek_event().start_mark
-                )
-            node: yaml.Node = super().compose_node(parent, index)  # type: ignore[no-untyped-call]
-            return node
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise YamlLimitError(problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=event.start_mark)
+            return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         try:
-            value: int = super().construct_yaml_int(node)  # type: ignore[no-untyped-call]
+            value: int = super().construct_yaml_int(node)
             return value
         except ValueError:
             raise YamlLimitError(problem="a number with too many digits", problem_mark=node.start_mark) from None

@@ -185,7 +185,9 @@ def make_private_dirs(folder: Path) -> None:
         missing.append(current)
         current = current.parent
     if current.exists() and not current.is_dir():
-        raise UserInputError(f"{shown_path(folder)}: {shown_path(current)} is not a folder; move it away or pick another")
+        raise UserInputError(
+            f"{shown_path(folder)}: {shown_path(current)} is not a folder; move it away or pick another"
+        )
     for part in reversed(missing):
         try:
             part.mkdir(mode=0o700)
