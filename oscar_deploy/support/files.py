@@ -238,12 +238,16 @@ def check_write_target(
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserInputError(f"{name}: folder {shown_path(folder)} is not writable; pick another path")
     if mode is not None and of_kind is not None and not _is_kind(target, of_kind):
-        question = f"{name} is not a {what}; replace it?"
+        question = f"{name} is not {_a(what)}; replace it?"
         if confirm is None or not confirm(question):
             raise UserInputError(
-                f"{name}: exists and is not a {what}, so it is not replaced; move it away or pick another path"
+                f"{name}: exists and is not {_a(what)}, so it is not replaced; move it away or pick another path"
             )
     return target
+
+
+def _a(what: str) -> str:
+    return f"{'an' if what[:1] in 'aeiou' else 'a'} {what}"
 
 
 def _is_kind(path: Path, of_kind: Callable[[str], bool]) -> bool:
