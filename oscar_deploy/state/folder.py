@@ -44,9 +44,13 @@ def state_root() -> Path:
     override = os.environ.get(STATE_HOME_ENV)
     if override:
         root = Path(override).expanduser()
-        if root.exists() and not root.is_dir():
+        existing = root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            what = "is not a folder" if existing == root else f"is under {shown_path(existing)}, which is not a folder"
             raise UserInputError(
-                f"{STATE_HOME_ENV}={shown_path(override)}: is not a folder; point it at a folder (created if missing)"
+                f"{STATE_HOME_ENV}={shown_path(override)}: {what}; point it at a folder (created if missing)"
             )
         return root
     import platformdirs

@@ -35,6 +35,8 @@ class Hostile:
             "TMPDIR": str(scratch / "tmp"),
             "OSCAR_DEPLOY_HOME": str(self.state),
             "OSCAR_PASSWORD": PASSWORD,
+            "OSCAR_MINIO_ENDPOINT": "http://127.0.0.1:9",
+            "OSCAR_MINIO_ACCESS_KEY": "access",
             "OSCAR_MINIO_SECRET_KEY": MINIO_SECRET,
             "LANG": "C.UTF-8",
         }
