@@ -231,4 +231,4 @@ def _root(
 
 
 def main() -> None:
-    app()
+    app(prog_name="oscar-deploy")  # also under `python -m oscar_deploy`, so messages name the command users type

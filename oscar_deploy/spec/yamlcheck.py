@@ -256,9 +256,16 @@ def keep_scalar_text(node: yaml.Node | None, data: Any, annotation: Any) -> None
                 wanted = model.model_fields[keys[key]].annotation
                 _keep_item(value_node, data, key, wanted)
     elif get_origin(target) is dict and isinstance(node, yaml.MappingNode) and isinstance(data, dict):
-        wanted = get_args(target)[1]
+        key_type, wanted = get_args(target)
+        scalar_keys = all(isinstance(key, yaml.ScalarNode) and key.value != "<<" for key, _ in node.value)
+        if _text_wanted(key_type) and scalar_keys and not all(isinstance(key, str) for key in data):
+            # `ON: 1` and `YES: 2` name two variables, not the key True twice: rebuilt from the nodes.
+            constructor = yaml.constructor.SafeConstructor()
+            rebuilt = {key.value: constructor.construct_object(value, deep=True) for key, value in node.value}
+            data.clear()
+            data.update(rebuilt)
         for key_node, value_node in node.value:
-            if key_node.value in data:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value in data:
                 _keep_item(value_node, data, key_node.value, wanted)
     elif get_origin(target) is list and isinstance(node, yaml.SequenceNode) and isinstance(data, list):
         wanted = get_args(target)[0]

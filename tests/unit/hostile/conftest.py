@@ -83,7 +83,9 @@ class Hostile:
 
 
 @pytest.fixture
-def hostile(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
+def hostile(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Hostile]:
     outside = tmp_path_factory.mktemp("outside")
     (outside / "cluster.yaml").write_text(OUTSIDE_SPEC)
     (outside / "config").write_text(OUTSIDE_KUBECONFIG)

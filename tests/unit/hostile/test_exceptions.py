@@ -21,8 +21,16 @@ NOT_UTF8 = b"name: caf\xe9\n"
             ("service", "validate", "svc.yaml", "-f", "v.yaml"),
             "v.yaml:2: the values file is not UTF-8 text (byte 0xff)",
         ),
-        ({"boards.yml": b"[server]\n\xfe\n"}, ("edge", "install", "-i", "boards.yml"), "boards.yml:2: the inventory is"),
-        ({"ca.pem": b"\xff\xfe"}, ("service", "list", "--endpoint", "https://127.0.0.1:9", "--ca-file", "ca.pem"), "ca.pem:1"),
+        (
+            {"boards.yml": b"[server]\n\xfe\n"},
+            ("edge", "install", "-i", "boards.yml"),
+            "boards.yml:2: the inventory is",
+        ),
+        (
+            {"ca.pem": b"\xff\xfe"},
+            ("service", "list", "--endpoint", "https://127.0.0.1:9", "--ca-file", "ca.pem"),
+            "ca.pem:1",
+        ),
     ],
     ids=["spec", "fdl", "values", "inventory", "ca file"],
 )

@@ -43,7 +43,10 @@ def test_bad_names_never_reach_a_path(hostile, args: tuple[str, ...], expected: 
         ('name: "oscar\\n"\n', "c.yaml:1: name: 'oscar\\n' is not a valid name"),
         ("name: " + "a" * 1_000_000 + "\n", "c.yaml:1: name: 'aaaaaaaaaa"),
         ('platform: {storage_size: "20Gi\\n"}\n', "c.yaml:1: platform.storage_size: '20Gi\\n' is not a size"),
-        ('platform: {domain: "oscar.example.org\\n"}\n', "c.yaml:1: platform.domain: 'oscar.example.org\\n' is not a DNS"),
+        (
+            'platform: {domain: "oscar.example.org\\n"}\n',
+            "c.yaml:1: platform.domain: 'oscar.example.org\\n' is not a DNS",
+        ),
         ('versions: {k3s: "v1.33.3+k3s1\\n"}\n', "c.yaml:1: versions.k3s: "),
     ],
     ids=["name", "1 MB name", "size", "domain", "version"],
@@ -59,11 +62,11 @@ def test_spec_values_are_matched_in_full(hostile, text: str, expected: str) -> N
     [
         ("", '"svc\\n"', "functions.oscar.0.demo.name: 'svc\\n' must be DNS-safe"),
         (
-            "      input:\n      - {storage_provider: minio, path: \"bucket\\n/in\"}\n",
+            '      input:\n      - {storage_provider: minio, path: "bucket\\n/in"}\n',
             "svc",
             "functions.oscar.0.demo.input.0.path: bucket 'bucket\\n' (from path 'bucket\\n/in') is not a valid bucket",
         ),
-        ("      memory: \"1Gi\\n\"\n", "svc", "functions.oscar.0.demo.memory: '1Gi\\n' is not a Kubernetes quantity"),
+        ('      memory: "1Gi\\n"\n', "svc", "functions.oscar.0.demo.memory: '1Gi\\n' is not a Kubernetes quantity"),
     ],
     ids=["service name", "bucket", "quantity"],
 )

@@ -51,7 +51,10 @@ def test_files_in_a_state_folder_are_refused_even_next_to_the_fdl(hostile) -> No
     [
         (lambda work: work.joinpath("run.sh").mkdir(), "script: run.sh: is a folder, not a regular file"),
         (lambda work: __import__("os").mkfifo(work / "run.sh"), "script: run.sh: is a FIFO (named pipe)"),
-        (lambda work: work.joinpath("run.sh").write_bytes(b"echo \xff\n"), "script: run.sh:1: the script file is not UTF-8"),
+        (
+            lambda work: work.joinpath("run.sh").write_bytes(b"echo \xff\n"),
+            "script: run.sh:1: the script file is not UTF-8",
+        ),
         (
             lambda work: work.joinpath("run.sh").write_bytes(b"#" * (1024 * 1024 + 1)),
             "script: run.sh: the script file is larger than 1 MiB",

@@ -19,7 +19,10 @@ ENDPOINT = ["--endpoint", "http://127.0.0.1:9"]  # nothing listens: a case that 
         (["init", "--force", "-f", "/dev/null"], "/dev/null: is a character device; the cluster spec is only written"),
         (["service", "cli-config", "--config-file", "/dev/null", *ENDPOINT], "/dev/null: is a character device"),
         (["kubeconfig", "-c", "demo", "--merge", "--into", "/dev/null"], "/dev/null: is a character device"),
-        (["service", "run", "svc", "--input", "in.txt", "--output", "/dev/null", *ENDPOINT], "/dev/null: is a character"),
+        (
+            ["service", "run", "svc", "--input", "in.txt", "--output", "/dev/null", *ENDPOINT],
+            "/dev/null: is a character",
+        ),
         (["service", "run", "svc", "--input", "in.txt", "--output", "fifo", *ENDPOINT], "fifo: is a FIFO (named pipe)"),
         (
             ["service", "run", "svc", "--input", "in.txt", "--output", "/proc/nope/x", *ENDPOINT],
