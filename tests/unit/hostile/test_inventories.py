@@ -35,7 +35,8 @@ from tests.unit.hostile.contract import assert_refused
         (
             "boards.yml",
             "server:\n  hosts:\n    pi: {ansible_hots: 192.0.2.10}\n",
-            "boards.yml:3: host 'pi': variable 'ansible_hots' is not one the playbooks read; did you mean 'ansible_host'?",
+            "boards.yml:3: host 'pi': variable 'ansible_hots' is not one the playbooks read; "
+            "did you mean 'ansible_host'?",
         ),
         (
             "boards.ini",
@@ -46,7 +47,8 @@ from tests.unit.hostile.contract import assert_refused
         (
             "boards.ini",
             "[all:vars]\nairgap_dri=/srv/bundle\n[server]\npi\n",
-            "boards.ini:2: group 'all' vars: variable 'airgap_dri' is not one the playbooks read; did you mean 'airgap_dir'?",
+            "boards.ini:2: group 'all' vars: variable 'airgap_dri' is not one the playbooks read; "
+            "did you mean 'airgap_dir'?",
         ),
     ],
     ids=[

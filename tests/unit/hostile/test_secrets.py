@@ -76,7 +76,10 @@ def test_an_fdl_cluster_endpoint_with_credentials(hostile) -> None:
 
 def test_a_minio_endpoint_with_credentials_is_masked_in_render(hostile) -> None:
     hostile.write("run.sh", "echo hi\n")
-    extra = "storage_providers:\n  minio:\n    other: {endpoint: 'https://ak:S3CRET@minio.example.org', access_key: a, secret_key: b}\n"
+    extra = (
+        "storage_providers:\n  minio:\n"
+        "    other: {endpoint: 'https://ak:S3CRET@minio.example.org', access_key: a, secret_key: b}\n"
+    )
     hostile.write("svc.yaml", service_fdl(extra_top=extra))
     result = hostile.run("service", "render", "svc.yaml")
     assert result.exit_code == 0, result.stderr

@@ -43,7 +43,8 @@ def test_cli_config_refuses_to_rewrite_a_cluster_spec(hostile) -> None:
     spec = hostile.outside / "cluster.yaml"
     line = assert_refused(hostile.run("service", "cli-config", "--config-file", str(spec), *ENDPOINT))
     assert line == (
-        f"{spec}: exists and is not an oscar-cli configuration, so it is not replaced; move it away or pick another path"
+        f"{spec}: exists and is not an oscar-cli configuration, so it is not replaced; "
+        "move it away or pick another path"
     )
     assert spec.read_text() == OUTSIDE_SPEC
 
