@@ -17,7 +17,13 @@ import typer
 from typer.core import TyperGroup
 
 from oscar_deploy import __version__
-from oscar_deploy.support.errors import EXIT_BAD_INPUT, EXIT_FAILED, OscarDeployError
+from oscar_deploy.support.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    InvalidDocumentError,
+    OscarDeployError,
+    printable,
+)
 
 # typer re-exports click's exception types under its own names; their common base is click's ClickException,
 # whichever click typer uses (its own copy from typer 0.26, the click package before).
@@ -123,7 +129,7 @@ def usage_line(exc: Exception) -> str:
     message = " ".join(message.split()).rstrip(".") or type(exc).__name__
     ctx = getattr(exc, "ctx", None)
     command = getattr(ctx, "command_path", None) or "oscar-deploy"
-    return f"error: {message}; see {command} -h"
+    return printable(f"error: {message}; see {command} -h")
 
 
 class LazyGroup(TyperGroup):
@@ -183,8 +189,11 @@ class LazyGroup(TyperGroup):
         except OscarDeployError as exc:
             if _debug_requested(ctx):
                 raise
-            for line in str(exc).splitlines() or [type(exc).__name__]:
-                sys.stderr.write(f"error: {line}\n")
+            # A document's problems are escaped lines already; other messages may hold several (a playbook's).
+            lines = exc.lines if isinstance(exc, InvalidDocumentError) else str(exc).split("\n")
+            lines = [line for line in lines if line] or [type(exc).__name__]
+            for line in lines:
+                sys.stderr.write(f"error: {printable(line)}\n")
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             if _debug_requested(ctx):
@@ -196,7 +205,8 @@ class LazyGroup(TyperGroup):
         except Exception as exc:
             if _debug_requested(ctx):
                 raise
-            sys.stderr.write(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
+            line = printable(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            sys.stderr.write(line + "\n")
             ctx.exit(EXIT_FAILED)
 
 

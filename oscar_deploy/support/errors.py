@@ -29,8 +29,8 @@ class InvalidDocumentError(UserInputError):
     """A YAML document that does not validate: one line per problem, each naming the file, line and key."""
 
     def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        super().__init__("\n".join(lines))
+        self.lines = [printable(line) for line in lines]  # a key holding a line break stays on its line
+        super().__init__("\n".join(self.lines))
 
 
 class SpecError(InvalidDocumentError):
@@ -42,3 +42,9 @@ def shown(value: object, limit: int = 40) -> str:
     a secret pasted in the wrong place, is never echoed whole)."""
     text = value if isinstance(value, str) else str(value)
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def printable(line: str) -> str:
+    """`line` with every character that is not printable escaped (\\n, \\x1e, \\u2028...): a message stays one
+    line on a terminal and for `splitlines()`, whatever a file's keys or a flag's value hold."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in line)
