@@ -26,7 +26,7 @@ from oscar_deploy import __version__
 from oscar_deploy.spec.arches import ARCHES, canonical_arch
 from oscar_deploy.support.download import Downloader, parse_checksums, sha256_of
 from oscar_deploy.support.errors import OperationError, UserInputError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import atomic_write, read_user_text
 from oscar_deploy.support.urls import http_url
 
 # Overrides of the catalogue's URLs, for a mirror (and for tests, which serve files from 127.0.0.1).
@@ -97,8 +97,9 @@ def load_manifest(directory: Path) -> BundleManifest:
         raise UserInputError(
             f"{directory}: not an air-gap bundle (no {MANIFEST_NAME}); build one with `oscar-deploy bundle build`"
         )
+    text = read_user_text(path, "bundle manifest")  # a user's folder: a FIFO or a huge file is refused
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(text)
         if data.get("format") != MANIFEST_FORMAT:
             raise UserInputError(
                 f"{path}: bundle format {data.get('format')!r} is not {MANIFEST_FORMAT}; rebuild it with this version"
