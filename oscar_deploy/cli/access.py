@@ -66,6 +66,8 @@ def resolve_access(
                 if stdin_is_data:
                     raise UserInputError("--password-stdin: standard input carries the data here; use --input FILE")
                 password = sys.stdin.readline().rstrip("\r\n")
+                if not password:
+                    raise UserInputError("--password-stdin: standard input holds no password; pipe the password in")
             else:
                 password = os.environ.get(endpoints.PASSWORD_ENV)
                 if password is None and sys.stdin.isatty():

@@ -17,7 +17,13 @@ import typer
 from typer.core import TyperGroup
 
 from oscar_deploy import __version__
-from oscar_deploy.support.errors import EXIT_FAILED, OscarDeployError
+from oscar_deploy.support.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    InvalidDocumentError,
+    OscarDeployError,
+    printable,
+)
 
 # typer re-exports click's exception types under its own names; their common base is click's ClickException,
 # whichever click typer uses (its own copy from typer 0.26, the click package before).
@@ -98,11 +104,44 @@ COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
 def click_command(entry: LazyCommand) -> Any:
     """The click object of one command, made the way typer makes it for an app holding only that command."""
     loaded = entry.load()
+    command: Any
     if isinstance(loaded, typer.Typer):
-        return typer.main.get_group(loaded)
-    holder = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
-    holder.command(name=entry.name)(loaded)
-    return typer.main.get_command(holder)
+        command = typer.main.get_group(loaded)
+    else:
+        holder = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
+        holder.command(name=entry.name)(loaded)
+        command = typer.main.get_command(holder)
+    _refuse_empty_values(command)
+    return command
+
+
+def _refuse_empty_values(command: Any) -> None:
+    """An empty option value or argument is a usage error for every parameter of `command` and its
+    sub-commands: `-f ''` would otherwise become the current folder, `service delete ''` a request for nothing."""
+    for param in command.params:
+        param.process_value = _non_empty(param, param.process_value)
+    for sub_command in (getattr(command, "commands", None) or {}).values():
+        _refuse_empty_values(sub_command)
+
+
+def _non_empty(param: Any, process_value: Any) -> Any:
+    def checked(ctx: Any, value: Any) -> Any:
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(item, str) and item == "" for item in values):
+            raise typer.BadParameter("is empty; give a value", ctx=ctx, param=param)
+        return process_value(ctx, value)
+
+    return checked
+
+
+def usage_line(exc: Exception) -> str:
+    """A click/typer usage error as one line: `error: <what>; see oscar-deploy COMMAND -h`."""
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    message = " ".join(message.split()).rstrip(".") or type(exc).__name__
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "oscar-deploy"
+    return printable(f"error: {message}; see {command} -h")
 
 
 class LazyGroup(TyperGroup):
@@ -134,14 +173,39 @@ class LazyGroup(TyperGroup):
         finally:
             self.listing = False
 
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
+        """click's `main`, with each usage error (ours and click's own, at any level) as one line and exit 2
+        instead of click's boxed usage text."""
+        try:
+            result = super().main(args, prog_name, standalone_mode=False, **kwargs)
+        except CLICK_EXCEPTION as exc:
+            if not standalone_mode:
+                raise
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one has shown the help already
+                sys.stderr.write(usage_line(exc) + "\n")
+            sys.exit(getattr(exc, "exit_code", EXIT_BAD_INPUT))
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            sys.stderr.write("aborted\n")
+            sys.exit(EXIT_FAILED)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except OscarDeployError as exc:
             if _debug_requested(ctx):
                 raise
-            for line in str(exc).splitlines() or [type(exc).__name__]:
-                sys.stderr.write(f"error: {line}\n")
+            # A document's problems are escaped lines already; other messages may hold several (a playbook's).
+            lines = exc.lines if isinstance(exc, InvalidDocumentError) else str(exc).split("\n")
+            lines = [line for line in lines if line] or [type(exc).__name__]
+            for line in lines:
+                sys.stderr.write(f"error: {printable(line)}\n")
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             if _debug_requested(ctx):
@@ -153,7 +217,8 @@ class LazyGroup(TyperGroup):
         except Exception as exc:
             if _debug_requested(ctx):
                 raise
-            sys.stderr.write(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
+            line = printable(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            sys.stderr.write(line + "\n")
             ctx.exit(EXIT_FAILED)
 
 
@@ -188,4 +253,4 @@ def _root(
 
 
 def main() -> None:
-    app()
+    app(prog_name="oscar-deploy")  # also under `python -m oscar_deploy`, so messages name the command users type

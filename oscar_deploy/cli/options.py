@@ -108,3 +108,8 @@ def confirm_or_refuse(yes: bool, refusal: str, question: str) -> None:
     if not stdin_is_terminal():
         raise UserInputError(refusal)
     typer.confirm(question, abort=True)
+
+
+def confirm_replace(question: str) -> bool:
+    """Whether to replace a file of another kind: asked on a terminal (default no); never without one."""
+    return stdin_is_terminal() and typer.confirm(question, default=False)

@@ -26,7 +26,8 @@ from oscar_deploy import __version__
 from oscar_deploy.spec.arches import ARCHES, canonical_arch
 from oscar_deploy.support.download import Downloader, parse_checksums, sha256_of
 from oscar_deploy.support.errors import OperationError, UserInputError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import atomic_write, read_user_text
+from oscar_deploy.support.urls import http_url
 
 # Overrides of the catalogue's URLs, for a mirror (and for tests, which serve files from 127.0.0.1).
 DOWNLOAD_URL_ENV = "OSCAR_DEPLOY_K3S_DOWNLOAD_URL"
@@ -96,8 +97,9 @@ def load_manifest(directory: Path) -> BundleManifest:
         raise UserInputError(
             f"{directory}: not an air-gap bundle (no {MANIFEST_NAME}); build one with `oscar-deploy bundle build`"
         )
+    text = read_user_text(path, "bundle manifest")  # a user's folder: a FIFO or a huge file is refused
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(text)
         if data.get("format") != MANIFEST_FORMAT:
             raise UserInputError(
                 f"{path}: bundle format {data.get('format')!r} is not {MANIFEST_FORMAT}; rebuild it with this version"
@@ -121,11 +123,18 @@ def resolve_urls(download_url: str | None, installer_url: str | None) -> tuple[s
     from oscar_deploy.spec.catalogue import load_catalogue
 
     k3s = load_catalogue()["k3s"]
-    download = download_url or os.environ.get(DOWNLOAD_URL_ENV) or k3s.download_url
-    installer = installer_url or os.environ.get(INSTALLER_URL_ENV) or k3s.installer_url
-    if not download or not installer:
-        raise OperationError("catalogue: k3s has no download_url/installer_url; reinstall oscar-deploy")
-    return download, installer
+    chosen = []
+    for given, env, pinned, flag in (
+        (download_url, DOWNLOAD_URL_ENV, k3s.download_url, "--download-url"),
+        (installer_url, INSTALLER_URL_ENV, k3s.installer_url, "--installer-url"),
+    ):
+        value = given or os.environ.get(env) or pinned
+        if not value:
+            raise OperationError("catalogue: k3s has no download_url/installer_url; reinstall oscar-deploy")
+        where = flag if given else (env if os.environ.get(env) else "catalogue: k3s")
+        # Checked before anything is downloaded or created; credentials go to ~/.netrc, never into a URL.
+        chosen.append(http_url(value, where, "put them in ~/.netrc for the mirror's host instead"))
+    return chosen[0], chosen[1]
 
 
 def _already_verified(path: Path, expected: str) -> bool:

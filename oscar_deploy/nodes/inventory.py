@@ -16,6 +16,7 @@ keeps its own further variables.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -29,8 +30,10 @@ import yaml
 
 from oscar_deploy.nodes.ansible import ansible_environment, one_line
 from oscar_deploy.nodes.model import Node
+from oscar_deploy.spec.yamlcheck import YamlLimitError, duplicate_keys, load_yaml, yaml_problem
 from oscar_deploy.state.folder import ClusterState
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.errors import InvalidDocumentError, UserInputError, shown
+from oscar_deploy.support.files import read_user_bytes, read_user_text, shown_path
 from oscar_deploy.support.layers import layer_dir
 
 HEADER = "# Written by `oscar-deploy up` from the provider's nodes; rewritten on every run, do not edit.\n"
@@ -98,12 +101,166 @@ class InventoryView:
         return f"{address}:{port}" if port and str(port) != "22" else address
 
 
+# Variables of k3s-io/k3s-ansible's inventories (inventory-sample.yml): an inventory written for it works here.
+K3S_ANSIBLE_VARIABLES = frozenset(
+    {
+        "k3s_version", "token", "api_endpoint", "api_port", "extra_server_args", "extra_agent_args",
+        "cluster_context", "k3s_server_location", "systemd_dir", "extra_service_envs", "user_kubectl",
+        "extra_manifests", "airgap_dir", "server_config_yaml", "agent_config_yaml", "registries_config_yaml",
+    }
+)  # fmt: skip
+# Ansible's own connection and privilege variables, the ones inventories set.
+ANSIBLE_VARIABLES = frozenset(
+    {
+        "ansible_host", "ansible_port", "ansible_user", "ansible_password", "ansible_connection",
+        "ansible_ssh_private_key_file", "ansible_private_key_file", "ansible_ssh_common_args",
+        "ansible_ssh_extra_args", "ansible_ssh_pass", "ansible_become", "ansible_become_method",
+        "ansible_become_user", "ansible_become_password", "ansible_become_pass", "ansible_python_interpreter",
+        "ansible_shell_type", "ansible_timeout", "ansible_ssh_executable", "ansible_sftp_extra_args",
+        "ansible_scp_extra_args", "ansible_pipelining",
+    }
+)  # fmt: skip
+# Variables our inventory writes for each host.
+HOST_VARIABLES = frozenset({"arch", "node_address", "node_name", "cluster_name", "k3s_api_public_port"})
+# A name this close to a known variable (difflib's ratio) but not equal is taken for a misspelling of it.
+MISSPELLING_CUTOFF = 0.85
+TEMPLATE_NAME = re.compile(r"(?:\{\{\s*|default\()([a-z_][a-z0-9_]*)")
+
+
+def known_variables(playbook_dir: Path) -> frozenset[str]:
+    """Every variable the playbooks read: their roles' defaults and argument specs, the k3s-ansible names those
+    defaults fall back to, Ansible's connection variables and the ones our inventory writes."""
+    names = set(K3S_ANSIBLE_VARIABLES | ANSIBLE_VARIABLES | HOST_VARIABLES)
+    for defaults in sorted(playbook_dir.glob("roles/*/defaults/main.yml")):
+        text = defaults.read_text(encoding="utf-8")
+        names.update(re.findall(r"^([a-z_][a-z0-9_]*):", text, re.MULTILINE))
+        names.update(TEMPLATE_NAME.findall(text))
+    for specs in sorted(playbook_dir.glob("roles/*/meta/argument_specs.yml")):
+        names.update(re.findall(r"^ {6}([a-z_][a-z0-9_]*):", specs.read_text(encoding="utf-8"), re.MULTILINE))
+    return frozenset(names)
+
+
+def _misspelling(name: str, known: frozenset[str]) -> str | None:
+    if name in known:
+        return None
+    close = difflib.get_close_matches(name, known, n=1, cutoff=MISSPELLING_CUTOFF)
+    return close[0] if close else None
+
+
+def _yaml_problems(text: str, source: str, known: frozenset[str]) -> list[str] | None:
+    """Duplicate keys (a host given twice keeps only its last variables) and misspelt variables, by line; None
+    when the text is not YAML (Ansible then reads it as INI, whatever its name)."""
+    try:
+        root, _ = load_yaml(text)
+    except YamlLimitError as exc:
+        return [yaml_problem(exc, source)]
+    except yaml.YAMLError:
+        return None
+    problems = [f"{source}:{line}: {message}" for line, message in duplicate_keys(root)]
+
+    def variables(node: yaml.Node | None, owner: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, _value in node.value:
+                match = _misspelling(str(key.value), known)
+                if match is not None:
+                    problems.append(
+                        f"{source}:{key.start_mark.line + 1}: {owner}: variable {shown(str(key.value))} is not "
+                        f"one the playbooks read; did you mean {match!r}?"
+                    )
+
+    def group(node: yaml.Node | None, name: str) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            return
+        for key, value in node.value:
+            if key.value == "hosts" and isinstance(value, yaml.MappingNode):
+                for host, host_vars in value.value:
+                    variables(host_vars, f"host {shown(str(host.value))}")
+            elif key.value == "vars":
+                variables(value, f"group {shown(name)} vars")
+            elif key.value == "children" and isinstance(value, yaml.MappingNode):
+                for child, child_node in value.value:
+                    group(child_node, str(child.value))
+
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            group(value, str(key.value))
+    return problems
+
+
+def _ini_problems(text: str, source: str, known: frozenset[str]) -> list[str]:
+    """The INI format's duplicate hosts (in one section) and misspelt variables, by line."""
+    problems: list[str] = []
+    section = "ungrouped"
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith((";", "#")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section, seen = line[1:-1], {}
+            continue
+        if section.endswith(":children"):
+            continue
+        words = shlex_split(line)
+        if not words:
+            continue
+        if section.endswith(":vars"):
+            assignments, owner = [line], f"group {shown(section[: -len(':vars')])} vars"
+        else:
+            host, assignments, owner = words[0], words[1:], f"host {shown(words[0])}"
+            if host in seen:
+                problems.append(
+                    f"{source}:{number}: host {shown(host)}: given twice in [{section}] (first at line {seen[host]}); "
+                    "keep one"
+                )
+            seen.setdefault(host, number)
+        for assignment in assignments:
+            name = assignment.split("=", 1)[0].strip()
+            match = _misspelling(name, known)
+            if match is not None:
+                problems.append(
+                    f"{source}:{number}: {owner}: variable {shown(name)} is not one the playbooks read; "
+                    f"did you mean {match!r}?"
+                )
+    return problems
+
+
+def shlex_split(line: str) -> list[str]:
+    import shlex
+
+    try:
+        return shlex.split(line, comments=True)
+    except ValueError:
+        return line.split()
+
+
+def check_inventory(path: Path, playbook_dir: Path | None = None) -> None:
+    """Refuse, in one line each, what Ansible would read silently wrong or not survive: a file that is not a
+    regular file (a FIFO hangs, /dev/zero never ends), one too large, not UTF-8, hosts given twice, variables
+    that look like misspelt names of the playbooks' own."""
+    name = shown_path(path)
+    if path.is_dir():
+        for entry in sorted(path.rglob("*")):
+            if not any(part.startswith(".") for part in entry.relative_to(path).parts) and not entry.is_dir():
+                read_user_bytes(entry, "inventory file")
+        return
+    text = read_user_text(path, "inventory", missing="pass an Ansible inventory file with -i")
+    known = known_variables(playbook_dir or layer_dir("playbooks"))
+    problems = _yaml_problems(text, name, known) if path.suffix in (".yml", ".yaml", ".json") else None
+    if problems is None:
+        problems = _ini_problems(text, name, known)
+    if problems:
+        raise InvalidDocumentError(problems)
+
+
 def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryView:
-    """Parse `path` with Ansible itself (INI, YAML, folders: whatever ansible-playbook accepts)."""
+    """Parse `path` with Ansible itself (INI, YAML, folders: whatever ansible-playbook accepts), once
+    `check_inventory` has passed it."""
     import subprocess
 
     if not path.exists():
-        raise UserInputError(f"{path}: no such inventory; pass an Ansible inventory file with -i")
+        raise UserInputError(f"{shown_path(path)}: no such inventory; pass an Ansible inventory file with -i")
+    check_inventory(path, playbook_dir)
     env = {
         **os.environ,
         **ansible_environment(playbook_dir or layer_dir("playbooks")),

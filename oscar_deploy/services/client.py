@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -44,7 +45,7 @@ import httpx
 
 from oscar_deploy.services.stored import apply_create_defaults, differences, same_service, with_secrets_digest
 from oscar_deploy.state.endpoints import OscarAccess
-from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.errors import OperationError, UserInputError, shown
 
 DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
@@ -229,9 +230,11 @@ class OscarClient:
 
     def get_service(self, name: str) -> dict[str, Any]:
         response = self._request(
-            "GET", f"/system/services/{name}", not_found=f"no service {name!r}; `oscar-deploy service list` shows them"
+            "GET",
+            f"/system/services/{checked_name(name)}",
+            not_found=f"no service {name!r}; `oscar-deploy service list` shows them",
         )
-        return _json_object(response, f"/system/services/{name}")
+        return _json_object(response, f"/system/services/{checked_name(name)}")
 
     def find_service(self, name: str) -> dict[str, Any] | None:
         try:
@@ -276,7 +279,10 @@ class OscarClient:
 
     def delete_service(self, name: str) -> None:
         self._request(
-            "DELETE", f"/system/services/{name}", expected=(200, 204), not_found=f"no service {name!r} to delete"
+            "DELETE",
+            f"/system/services/{checked_name(name)}",
+            expected=(200, 204),
+            not_found=f"no service {name!r} to delete",
         )
 
     # --- invocations ----------------------------------------------------------------------------------------
@@ -295,14 +301,14 @@ class OscarClient:
         made again, with growing pauses, for at most `ready_wait` seconds.
         """
         token = self._service_token(name)
-        url = f"{self.access.url}/run/{name}"
+        url = f"{self.access.url}/run/{checked_name(name)}"
         deadline = self._clock() + ready_wait
         pause = NOT_READY_FIRST_PAUSE
         waited_from = self._clock()
         while True:
             response = self._request(
                 "POST",
-                f"/run/{name}",
+                f"/run/{checked_name(name)}",
                 content=base64.b64encode(data),
                 headers={"Authorization": f"Bearer {token}"},
                 auth=None,  # the service's token replaces the client's own credentials
@@ -333,7 +339,7 @@ class OscarClient:
         """Invoke asynchronously (`POST /job/{name}`): OSCAR starts a Kubernetes job."""
         self._request(
             "POST",
-            f"/job/{name}",
+            f"/job/{checked_name(name)}",
             content=base64.b64encode(data),
             headers={"Authorization": f"Bearer {self._service_token(name)}"},
             auth=None,
@@ -349,8 +355,10 @@ class OscarClient:
         seen: set[str] = set()
         for _ in range(MAX_JOB_PAGES):
             params = {"page": token} if token else None
-            response = self._request("GET", f"/system/logs/{name}", params=params, not_found=f"no service {name!r}")
-            data = _json_object(response, f"/system/logs/{name}")
+            response = self._request(
+                "GET", f"/system/logs/{checked_name(name)}", params=params, not_found=f"no service {name!r}"
+            )
+            data = _json_object(response, f"/system/logs/{checked_name(name)}")
             # v4 wraps the jobs in {"jobs": {...}, "next_page": ..., "remaining_jobs": ...}; v3 answered the mapping.
             jobs = data["jobs"] if isinstance(data.get("jobs"), dict) else ({} if "jobs" in data else data)
             found += [
@@ -379,10 +387,27 @@ class OscarClient:
         )
 
     def job_log(self, name: str, job: str) -> str:
-        return self._request("GET", f"/system/logs/{name}/{job}", not_found=f"no job {job!r} of service {name!r}").text
+        return self._request(
+            "GET",
+            f"/system/logs/{checked_name(name)}/{checked_name(job, 'job')}",
+            not_found=f"no job {job!r} of service {name!r}",
+        ).text
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
+
+
+# A service name (pkg/types/service.go: at most 39 characters, DNS-safe) or a Kubernetes job name (a DNS label).
+NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def checked_name(name: str, what: str = "service") -> str:
+    """`name` once it is a service (or job) name, so it can be put in a URL path: `../../health` or '' never is."""
+    if not NAME.fullmatch(name):
+        raise UserInputError(
+            f"{what} {shown(name)}: not a {what} name (lowercase letters, digits and '-', not at either end)"
+        )
+    return name
 
 
 def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:

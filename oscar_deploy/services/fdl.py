@@ -34,6 +34,7 @@ server stores and a later `service apply` can tell whether anything changed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -58,16 +59,19 @@ from oscar_deploy.spec.yamlcheck import (
     YamlDocument,
     dotted,
     field_keys,
+    keep_scalar_text,
     line_of,
     model_at,
     problems_from,
 )
-from oscar_deploy.support.errors import InvalidDocumentError
+from oscar_deploy.support.errors import InvalidDocumentError, UserInputError, shown
+from oscar_deploy.support.files import inside_folder, read_user_text, shown_path
+from oscar_deploy.support.urls import mask_url, url_problem
 
 MAX_SERVICE_NAME_LENGTH = 39  # `binding:"required,max=39,min=1"` on Service.Name (pkg/types/service.go)
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+QUANTITY = re.compile(r"([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 PROVIDER_TYPES = ("minio", "s3", "onedata", "webdav", "rucio")
 DEFAULT_PROVIDER_ID = "default"
 # create.go, createBuckets: any other input provider is errInput ("valid inputs are MinIO and dCache", 400).
@@ -116,15 +120,15 @@ def _string_map(value: Any) -> Any:
 
 
 def _quantity(value: str) -> str:
-    if not QUANTITY.match(value):
-        raise ValueError(f"{value!r} is not a Kubernetes quantity such as 0.5, 500m, 256Mi or 2Gi")
+    if not QUANTITY.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not a Kubernetes quantity such as 0.5, 500m, 256Mi or 2Gi")
     return value
 
 
 def _positive_quantity(value: str) -> str:
     _quantity(value)
     if float(re.sub(r"[a-zA-Z]+$", "", value)) <= 0:
-        raise ValueError(f"{value!r} must be more than zero (volume.go: a valid positive quantity)")
+        raise ValueError(f"{shown(value)} must be more than zero (volume.go: a valid positive quantity)")
     return value
 
 
@@ -133,7 +137,7 @@ def _upper(value: Any) -> Any:
 
 
 def _int_to_list(value: Any) -> Any:
-    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    return [value] if isinstance(value, int | str) and not isinstance(value, bool) else value
 
 
 def _node_port(value: int) -> int:
@@ -149,8 +153,18 @@ def _string_to_list(value: Any) -> Any:
 Quantity = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_quantity)]
 PositiveQuantity = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_positive_quantity)]
 StringMap = Annotated[dict[str, str], BeforeValidator(_string_map)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-NodePort = Annotated[int, AfterValidator(_node_port)]
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{'true' if value else 'false'} is not a number; give a whole number")
+    return value
+
+
+# A whole number; pydantic would take `true` for 1 (Go's JSON decoder refuses a boolean for an int).
+Integer = Annotated[int, BeforeValidator(_not_bool)]
+Port = Annotated[Integer, Field(ge=1, le=65535)]
+NodePort = Annotated[Integer, AfterValidator(_node_port)]
 LogLevel = Annotated[Literal["NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)]
 # pkg/types/federation.go: "Delegation defines the delegation policy: static, random, load-based."
 Delegation = Literal["static", "random", "load-based"]
@@ -174,9 +188,11 @@ class FdlModel(BaseModel):
 def _provider_reference(value: str) -> str:
     kind, ident = split_provider(value)
     if kind not in PROVIDER_TYPES:
-        raise ValueError(f"{value!r}: provider type must be one of {', '.join(PROVIDER_TYPES)} (as in minio.default)")
+        raise ValueError(
+            f"{shown(value)}: provider type must be one of {', '.join(PROVIDER_TYPES)} (as in minio.default)"
+        )
     if not ident:
-        raise ValueError(f"{value!r}: write <type>.<id>, e.g. minio.default")
+        raise ValueError(f"{shown(value)}: write <type>.<id>, e.g. minio.default")
     return value
 
 
@@ -213,7 +229,7 @@ class MountSettings(FdlModel):
         kind, _ = split_provider(value)
         if kind not in MOUNT_PROVIDER_TYPES:
             raise ValueError(
-                f"{value!r}: OSCAR's mount sidecar serves {', '.join(MOUNT_PROVIDER_TYPES)} only "
+                f"{shown(value)}: OSCAR's mount sidecar serves {', '.join(MOUNT_PROVIDER_TYPES)} only "
                 f"(mount.go); {kind} cannot be mounted"
             )
         return value
@@ -232,8 +248,8 @@ class VolumeSettings(FdlModel):
     @field_validator("name")
     @classmethod
     def _dns_name(cls, value: str | None) -> str | None:
-        if value is not None and not DNS_LABEL.match(value.strip()):
-            raise ValueError(f"{value!r} must be a DNS label (lowercase letters, digits and '-')")
+        if value is not None and not DNS_LABEL.fullmatch(value.strip()):
+            raise ValueError(f"{shown(value)} must be a DNS label (lowercase letters, digits and '-')")
         return value.strip() if value is not None else None
 
     @field_validator("mount_path")
@@ -241,10 +257,12 @@ class VolumeSettings(FdlModel):
     def _mount_path(cls, value: str) -> str:
         path = value.strip()
         if not path.startswith("/"):
-            raise ValueError(f"{value!r} must be an absolute path such as /data")
+            raise ValueError(f"{shown(value)} must be an absolute path such as /data")
         for reserved in RESERVED_MOUNT_PATHS:
             if path == reserved or path.startswith(reserved + "/"):
-                raise ValueError(f"{value!r} overlaps {reserved}, which OSCAR mounts itself (volume.go); pick another")
+                raise ValueError(
+                    f"{shown(value)} overlaps {reserved}, which OSCAR mounts itself (volume.go); pick another"
+                )
         return path
 
     @model_validator(mode="after")
@@ -290,7 +308,7 @@ class WebDavProvider(FdlModel):
     @classmethod
     def _no_scheme(cls, value: str) -> str:
         if "://" in value:
-            raise ValueError(f"{value!r}: write the host name without the protocol (OSCAR always uses https)")
+            raise ValueError(f"{shown(value)}: write the host name without the protocol (OSCAR always uses https)")
         return value
 
 
@@ -329,8 +347,8 @@ class StorageProviders(FdlModel):
 
 
 class SynchronousSettings(FdlModel):
-    min_scale: int | None = Field(None, ge=0, description="Fewest replicas kept running (Knative).")
-    max_scale: int | None = Field(None, ge=0, description="Most replicas (0: unlimited).")
+    min_scale: Integer | None = Field(None, ge=0, description="Fewest replicas kept running (Knative).")
+    max_scale: Integer | None = Field(None, ge=0, description="Most replicas (0: unlimited).")
 
     @model_validator(mode="after")
     def _ordered(self) -> SynchronousSettings:
@@ -340,12 +358,12 @@ class SynchronousSettings(FdlModel):
 
 
 class ExposeSettings(FdlModel):
-    min_scale: int | None = Field(None, ge=0, description="Fewest replicas (default 1).")
-    max_scale: int | None = Field(None, ge=1, description="Most replicas (default 10).")
+    min_scale: Integer | None = Field(None, ge=0, description="Fewest replicas (default 1).")
+    max_scale: Integer | None = Field(None, ge=1, description="Most replicas (default 10).")
     api_port: Annotated[list[Port], BeforeValidator(_int_to_list)] = Field(
         description="Port(s) inside the container where the API listens; a single number is accepted."
     )
-    cpu_threshold: int | None = Field(None, ge=1, le=100, description="CPU percent before another replica.")
+    cpu_threshold: Integer | None = Field(None, ge=1, le=100, description="CPU percent before another replica.")
     rewrite_target: bool | None = Field(None, description="Rewrite the exposed path prefix.")
     node_port: Annotated[list[NodePort], BeforeValidator(_int_to_list)] | None = Field(
         None,
@@ -369,7 +387,7 @@ class ExposeSettings(FdlModel):
     @classmethod
     def _absolute_path(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("/"):
-            raise ValueError(f"{value!r} must start with /")
+            raise ValueError(f"{shown(value)} must start with /")
         return value
 
     @model_validator(mode="after")
@@ -418,7 +436,7 @@ class Replica(FdlModel):
     ssl_verify: bool | None = Field(
         None, description="Verify the endpoint's certificate (default false: left out, OSCAR does not check it)."
     )
-    priority: int | None = Field(None, ge=0, description="0 is the highest priority.")
+    priority: Integer | None = Field(None, ge=0, description="0 is the highest priority.")
     headers: StringMap | None = Field(None, description="Headers sent with each delegated request.")
 
     @model_validator(mode="after")
@@ -427,8 +445,10 @@ class Replica(FdlModel):
             for key in ("cluster_id", "service_name"):
                 if not getattr(self, key):
                     raise ValueError(f"{KEY_MARK}{key}: required for a replica of type oscar")
-        elif not self.url or not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"{KEY_MARK}url: an http(s) URL is required for a replica of type endpoint")
+        elif not self.url or url_problem(self.url) is not None:
+            problem = url_problem(self.url) if self.url else None
+            detail = f" ({shown(mask_url(self.url), 80)} {problem})" if self.url and problem else ""
+            raise ValueError(f"{KEY_MARK}url: an http(s) URL is required for a replica of type endpoint{detail}")
         return self
 
 
@@ -472,8 +492,8 @@ class KServeSettings(FdlModel):
     )
     storage_uri: str = Field(description="Where KServe loads the model from.")
     api_version: Literal["v1", "v2"] | None = Field(None, description="Inference protocol version (default v1).")
-    min_scale: int | None = Field(None, ge=0, description="Fewest replicas (default 0).")
-    max_scale: int | None = Field(None, ge=0, description="Most replicas (0: unlimited).")
+    min_scale: Integer | None = Field(None, ge=0, description="Fewest replicas (default 0).")
+    max_scale: Integer | None = Field(None, ge=0, description="Most replicas (0: unlimited).")
     cpu: Quantity | None = Field(None, description="CPU limit (default 0.2).")
     memory: Quantity | None = Field(None, description="Memory limit (default 256Mi).")
     args: list[str] | None = Field(None, description="Arguments of the model server.")
@@ -548,9 +568,11 @@ class Service(FdlModel):
     @classmethod
     def _dns_label(cls, name: str) -> str:
         if len(name) > MAX_SERVICE_NAME_LENGTH:
-            raise ValueError(f"{name!r} has {len(name)} characters; OSCAR allows at most {MAX_SERVICE_NAME_LENGTH}")
-        if not DNS_LABEL.match(name):
-            raise ValueError(f"{name!r} must be DNS-safe: lowercase letters, digits and '-', not at either end")
+            raise ValueError(
+                f"{shown(name)} has {len(name)} characters; OSCAR allows at most {MAX_SERVICE_NAME_LENGTH}"
+            )
+        if not DNS_LABEL.fullmatch(name):
+            raise ValueError(f"{shown(name)} must be DNS-safe: lowercase letters, digits and '-', not at either end")
         return name
 
     @field_validator("script")
@@ -567,13 +589,13 @@ class Service(FdlModel):
             kind, ident = split_provider(item.storage_provider)
             if kind not in INPUT_PROVIDER_TYPES:
                 raise ValueError(
-                    f"{KEY_MARK}{index}.storage_provider: {item.storage_provider!r}: OSCAR only takes input from "
+                    f"{KEY_MARK}{index}.storage_provider: {shown(item.storage_provider)}: OSCAR only takes input from "
                     f"{', '.join(INPUT_PROVIDER_TYPES)}; use it as an output instead"
                 )
             if kind == "minio" and ident != DEFAULT_PROVIDER_ID:
                 raise ValueError(
-                    f"{KEY_MARK}{index}.storage_provider: {item.storage_provider!r}: OSCAR takes MinIO input only from "
-                    "its own MinIO (any other fails the create with 'is not the configured in OSCAR'); use "
+                    f"{KEY_MARK}{index}.storage_provider: {shown(item.storage_provider)}: OSCAR takes MinIO input only "
+                    "from its own MinIO (any other fails the create with 'is not the configured in OSCAR'); use "
                     "minio.default, or this provider as an output"
                 )
             if item.suffix or item.prefix:
@@ -605,9 +627,9 @@ class Service(FdlModel):
         if kind not in BUCKET_PROVIDER_TYPES:
             return
         bucket = path.split("/", 1)[0]
-        if not BUCKET_NAME.match(bucket):
+        if not BUCKET_NAME.fullmatch(bucket):
             raise ValueError(
-                f"{KEY_MARK}{key}: bucket {bucket!r} (from path {path!r}) is not a valid bucket name "
+                f"{KEY_MARK}{key}: bucket {shown(bucket)} (from path {shown(path)}) is not a valid bucket name "
                 "(3-63 lowercase letters, digits, '.' and '-')"
             )
 
@@ -640,8 +662,10 @@ class ClusterSettings(FdlModel):
     @field_validator("endpoint")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} must be an http(s) URL")
+        problem = url_problem(value)
+        if problem is not None:
+            hint = "; put them in auth_user and auth_password" if "credentials" in problem else ""
+            raise ValueError(f"{shown(mask_url(value), 80)} {problem}{hint}")
         return value.rstrip("/")
 
 
@@ -675,7 +699,7 @@ class FdlFile(FdlModel):
                 where = ("functions", "oscar", index, cluster_key)
                 if service.name in seen:
                     raise ValueError(
-                        f"{KEY_MARK}{dotted(*where, 'name')}: {service.name!r} is defined twice "
+                        f"{KEY_MARK}{dotted(*where, 'name')}: {shown(service.name)} is defined twice "
                         f"(also at {seen[service.name]}); service names must be unique"
                     )
                 seen[service.name] = dotted(*where)
@@ -686,13 +710,13 @@ class FdlFile(FdlModel):
                     if ident not in providers.ids(kind):
                         known = ", ".join(f"{kind}.{name}" for name in providers.ids(kind)) or "none"
                         raise ValueError(
-                            f"{KEY_MARK}{dotted(*where, *path)}: {reference!r} is not defined under "
+                            f"{KEY_MARK}{dotted(*where, *path)}: {shown(reference)} is not defined under "
                             f"storage_providers.{kind} (defined: {known}); add it there"
                         )
                 for path, member in service.federation_members():
                     if member.type == "oscar" and member.cluster_id not in (self.clusters or {}):
                         raise ValueError(
-                            f"{KEY_MARK}{dotted(*where, *path, 'cluster_id')}: {member.cluster_id!r} is not "
+                            f"{KEY_MARK}{dotted(*where, *path, 'cluster_id')}: {shown(member.cluster_id)} is not "
                             "defined under the top-level clusters; add it there"
                         )
         return self
@@ -759,6 +783,8 @@ def mask_secrets(data: Any, inside_secrets: bool = False) -> Any:
         return masked
     if isinstance(data, list):
         return [mask_secrets(item) for item in data]
+    if isinstance(data, str):
+        return mask_url(data)  # user:password@ in any URL
     return data
 
 
@@ -782,11 +808,11 @@ def to_yaml(data: Any) -> str:
 # --- placeholders --------------------------------------------------------------------------------------------
 
 # `<vo>`, `<access key>`: how upstream's examples mark a value to fill in.
-ANGLE_PLACEHOLDER = re.compile(r"^<[^<>\n]{1,80}>$")
+ANGLE_PLACEHOLDER = re.compile(r"<[^<>\n]{1,80}>")
 # `[topic_arn]` is YAML for a one-item list; as a placeholder it names the value to fill in.
-BRACKET_WORD = re.compile(r"^[A-Za-z_][\w .-]{0,79}$")
+BRACKET_WORD = re.compile(r"[A-Za-z_][\w .-]{0,79}")
 # `"[topic_arn]"` quoted: the same placeholder, read as a string.
-BRACKETED_WORD = re.compile(r"^\[[A-Za-z_][\w .-]{0,79}\]$")
+BRACKETED_WORD = re.compile(r"\[[A-Za-z_][\w .-]{0,79}\]")
 # pydantic error types that mean "not the kind of value this key takes".
 TYPE_ERRORS = frozenset(
     {
@@ -822,9 +848,11 @@ def placeholder_message(loc: Location, value: Any) -> str | None:
     """The message for a placeholder left in a file, or None when `value` is not one."""
     if value is None:
         return f"placeholder: the value is empty; replace it with {_wanted(loc)}"
-    if isinstance(value, str) and (ANGLE_PLACEHOLDER.match(value.strip()) or BRACKETED_WORD.match(value.strip())):
+    if isinstance(value, str) and (
+        ANGLE_PLACEHOLDER.fullmatch(value.strip()) or BRACKETED_WORD.fullmatch(value.strip())
+    ):
         return f"placeholder {value.strip()!r}: replace it with {_wanted(loc)}"
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and BRACKET_WORD.match(value[0]):
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and BRACKET_WORD.fullmatch(value[0]):
         return f"placeholder [{value[0]}] (YAML reads it as a one-item list): replace it with {_wanted(loc)}"
     return None
 
@@ -902,6 +930,24 @@ def _take_misplaced_keys(data: dict[str, Any]) -> list[tuple[Location, str]]:
     return problems
 
 
+def referenced_file(base_dir: Path, reference: str) -> Path | None:
+    """The file an FDL names (a script, an include), or None when it is not inside the FDL's folder.
+
+    `..`, absolute paths and symbolic links leading out are refused, and so is anything in oscar-deploy's state
+    folders (a cluster's secrets.yaml), even when the FDL sits among them.
+    """
+    from oscar_deploy.state.folder import state_root
+
+    path = inside_folder(base_dir, reference)
+    if path is None:
+        return None
+    try:
+        root = state_root().resolve()
+    except UserInputError:
+        return path
+    return None if path.is_relative_to(root) else path
+
+
 def _inline_scripts(data: dict[str, Any], base_dir: Path) -> list[tuple[Location, str]]:
     """Replace each service's `script` path by the file's content; returns the problems found."""
     problems: list[tuple[Location, str]] = []
@@ -909,15 +955,19 @@ def _inline_scripts(data: dict[str, Any], base_dir: Path) -> list[tuple[Location
         script = service.get("script")
         if not isinstance(script, str) or "\n" in script:
             continue  # not a path: missing, or already the script itself (a YAML block scalar)
-        path = (base_dir / script).expanduser()
         loc: Location = (*where, "script")
-        if not path.is_file():
-            problems.append((loc, f"script file {path} not found; paths are relative to the FDL file"))
+        path = referenced_file(base_dir, script)
+        if path is None:
+            problems.append(
+                (loc, f"script file {shown(script)} is outside the FDL's folder; keep scripts next to the FDL file")
+            )
             continue
         try:
-            service["script"] = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append((loc, f"cannot read script file {path}: {exc}"))
+            service["script"] = read_user_text(
+                path, "script file", missing="paths are relative to the FDL file", name=shown_path(script)
+            )
+        except UserInputError as exc:
+            problems.append((loc, str(exc)))
     return problems
 
 
@@ -925,13 +975,18 @@ def _inline_scripts(data: dict[str, Any], base_dir: Path) -> list[tuple[Location
 KNOWN_MISSPELLINGS = {"port": "api_port", "node_port": "nodePort", "nodeport": "nodePort"}
 
 
-def parse_fdl(text: str, source: str, base_dir: Path) -> FdlDocument:
+def parse_fdl(text: str, source: str, base_dir: Path, put_back: Callable[[Any], Any] | None = None) -> FdlDocument:
     """Validate FDL text (already rendered from its template); scripts are read relative to `base_dir`.
 
-    Every problem becomes one line `source:line: key.path: message`.
+    `put_back` puts the values the template inserted into the parsed data (see services.templating). Every
+    problem becomes one line `source:line: key.path: message`.
     """
     document = YamlDocument(text, source, FdlError)
     data = document.data
+    if isinstance(data, dict):
+        keep_scalar_text(document.root, data, FdlFile)
+    if put_back is not None:
+        data = put_back(data)
     if not isinstance(data, dict):
         raise FdlError([f"{source}: an FDL file is a mapping starting with `functions:`; see templates/services/"])
 

@@ -19,6 +19,7 @@ it verifies against the CA bundle named by SSL_CERT_FILE (Go's standard variable
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,34 @@ DEFAULT_MEMORY = "256Mi"
 DEFAULT_LOG_LEVEL = "INFO"
 
 
-def write_cluster_entry(config_path: Path, access: OscarAccess, make_default: bool) -> bool:
-    """Add or replace the cluster's entry; returns whether it became the default cluster."""
+def is_cli_config(text: str) -> bool:
+    """Whether `text` is an oscar-cli configuration (or empty): what may be rewritten without asking."""
     import yaml
 
-    from oscar_deploy.support.files import atomic_write
+    from oscar_deploy.spec.yamlcheck import load_yaml
+
+    try:
+        _, data = load_yaml(text)
+    except yaml.YAMLError:
+        return False
+    if data is None:
+        return True
+    return (
+        isinstance(data, dict) and isinstance(data.get("oscar"), dict) and set(map(str, data)) <= {"oscar", "default"}
+    )
+
+
+def write_cluster_entry(
+    config_path: Path, access: OscarAccess, make_default: bool, confirm: Callable[[str], bool] | None = None
+) -> bool:
+    """Add or replace the cluster's entry; returns whether it became the default cluster.
+
+    Any other file at `config_path` (a cluster spec, a device) is not replaced unless `confirm` allows it.
+    """
+    import yaml
+
+    from oscar_deploy.spec.yamlcheck import load_yaml
+    from oscar_deploy.support.files import check_write_target, read_user_text, write_user_file
 
     if access.user is None or access.password is None:
         raise UserInputError(
@@ -42,15 +66,18 @@ def write_cluster_entry(config_path: Path, access: OscarAccess, make_default: bo
             "(oscar-cli reads OIDC tokens from oidc-agent)"
         )
     path = config_path.expanduser()
+    target = check_write_target(
+        path, "oscar-cli configuration", create_parents=True, of_kind=is_cli_config, confirm=confirm
+    )
     config: dict[str, Any] = {}
-    if path.is_file():
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict) or not isinstance(loaded.get("oscar", {}), dict):
-            raise UserInputError(f"{path}: not an oscar-cli configuration (expected `oscar:` with clusters)")
-        config = loaded
+    if target.is_file():
+        text = read_user_text(target, "oscar-cli configuration")
+        if is_cli_config(text):
+            config = load_yaml(text)[1] or {}
     clusters: dict[str, Any] = config.setdefault("oscar", {}) or {}
     config["oscar"] = clusters
-    previous = clusters.get(access.cluster_id) or {}
+    previous = clusters.get(access.cluster_id)
+    previous = previous if isinstance(previous, dict) else {}
     clusters[access.cluster_id] = {
         "endpoint": access.url,
         "auth_user": access.user,
@@ -62,6 +89,7 @@ def write_cluster_entry(config_path: Path, access: OscarAccess, make_default: bo
     became_default = make_default or not config.get("default") or config.get("default") not in clusters
     if became_default:
         config["default"] = access.cluster_id
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write(path, yaml.safe_dump(config, sort_keys=True), 0o600)
+    write_user_file(
+        target, yaml.safe_dump(config, sort_keys=True), "oscar-cli configuration", 0o600, create_parents=True
+    )
     return bool(became_default)

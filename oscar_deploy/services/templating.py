@@ -5,31 +5,49 @@ never renders as an empty string. Later sources win: values files in the order g
 `--set a.b=c` sets a nested value; `true`/`false` and plain decimal numbers become booleans and numbers, anything
 else stays a string. Credentials belong in a values file or the environment, never on a command line: the
 template function `env("NAME")` reads an environment variable (an error when it is not set).
+
+An FDL may come from anyone, so templates run in Jinja's sandbox (no attribute of Python's internals is
+reachable), `{% include %}` and `{% import %}` read only files in the FDL's folder, and rendering has a budget
+(time, output size, range sizes, string repetition). Every string a `{{ ... }}` prints (a value, an environment
+variable) is inserted into the document as data, after the YAML is parsed: a password holding `#`, `!` or `*`
+stays that password, a version `1.10` stays the text `1.10`, and a value never shows in a YAML error. Text the
+template itself makes (a macro's output, `tojson`, `| safe`) is YAML text as written.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
-import yaml
-
 from oscar_deploy.services.fdl import FdlDocument, FdlError, parse_fdl
+from oscar_deploy.spec.yamlcheck import load_yaml, yaml_problem
+from oscar_deploy.support.errors import UserInputError, shown
+from oscar_deploy.support.files import MAX_DOCUMENT_BYTES, inside_folder, read_user_text, shown_path
 
-INTEGER = re.compile(r"^-?(0|[1-9][0-9]*)$")
-FLOAT = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+$")
-KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+FLOAT = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+")
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+RENDER_SECONDS = 10
+MAX_OUTPUT_CHARS = MAX_DOCUMENT_BYTES
+# The largest integer `**` may produce, in bits (a 10**10**10 would take the machine's memory).
+MAX_POWER_BITS = 4096
 
 
 def _typed(text: str) -> Any:
     if text in ("true", "false"):
         return text == "true"
-    if INTEGER.match(text):
+    if INTEGER.fullmatch(text):
         return int(text)
-    if FLOAT.match(text):
+    if FLOAT.fullmatch(text):
         return float(text)
     return text
 
@@ -44,27 +62,36 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _values_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    source = shown_path(path)
+    try:
+        text = read_user_text(path, "values file", missing="pass an existing YAML file with -f")
+    except UserInputError as exc:
+        raise FdlError([str(exc)]) from None
+    try:
+        _, data = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise FdlError([yaml_problem(exc, source)]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FdlError([f"{source}: a values file must be a YAML mapping of names to values"])
+    return data
+
+
 def load_values(values_files: list[Path], assignments: list[str]) -> dict[str, Any]:
     """The template context: each values file merged in order, then each `key=value` assignment."""
     values: dict[str, Any] = {}
     for path in values_files:
-        if not path.is_file():
-            raise FdlError([f"{path}: no such values file; pass an existing YAML file with -f"])
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            raise FdlError([f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix that line"]) from None
-        if data is None:
-            continue
-        if not isinstance(data, dict):
-            raise FdlError([f"{path}: a values file must be a YAML mapping of names to values"])
-        values = _merge(values, data)
+        values = _merge(values, _values_file(path))
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
-        if not sep or not KEY.match(key):
-            raise FdlError([f"--set {assignment}: write NAME=VALUE (NAME may be dotted, e.g. minio.bucket=images)"])
+        if not sep or not KEY.fullmatch(key):
+            # The value is never shown: it may be a secret given in the wrong place.
+            given = shown_path(key[:60]) + ("=..." if sep else "")
+            raise FdlError([f"--set {given}: write NAME=VALUE (NAME may be dotted, e.g. minio.bucket=images)"])
         nested: dict[str, Any] = {}
         cursor = nested
         *parents, leaf = key.split(".")
@@ -75,56 +102,252 @@ def load_values(values_files: list[Path], assignments: list[str]) -> dict[str, A
     return values
 
 
-def _template_line(traceback: TracebackType | None, template_name: str) -> int | None:
-    """Jinja2 rewrites tracebacks so a frame points at the template's own line; find the last such frame."""
-    line = None
-    while traceback is not None:
-        if traceback.tb_frame.f_code.co_filename == template_name:
-            line = traceback.tb_lineno
-        traceback = traceback.tb_next
-    return line
+# --- inserting values as data -----------------------------------------------------------------------------------
 
 
-def _environment_variable(name: str, default: str | None = None) -> str:
+@dataclass
+class Insertions:
+    """The strings `{{ ... }}` printed, each replaced in the text by a marker and put back after YAML parsing."""
+
+    nonce: str = field(default_factory=lambda: secrets.token_hex(8))
+    values: list[str] = field(default_factory=list)
+    # Values read from the environment: never shown in a message.
+    hidden: list[str] = field(default_factory=list)
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(f"odv{self.nonce}n([0-9]+)z")
+
+    def marker(self, value: str) -> str:
+        self.values.append(value)
+        return f"odv{self.nonce}n{len(self.values) - 1}z"
+
+    def _text(self, text: str, depth: int = 0) -> Any:
+        pattern = self.pattern
+        whole = pattern.fullmatch(text)
+        if whole is not None and depth == 0:
+            return self._text(self.values[int(whole.group(1))], depth + 1)
+        if depth > 8 or self.nonce not in text:
+            return text
+        return pattern.sub(lambda match: str(self._text(self.values[int(match.group(1))], depth + 1)), text)
+
+    def put_back(self, data: Any) -> Any:
+        """`data` with every marker replaced by its value (in place; each container once, whatever the aliases)."""
+        if not self.values:
+            return data
+        done: set[int] = set()
+
+        def visit(item: Any) -> Any:
+            if isinstance(item, str):
+                return self._text(item)
+            if id(item) in done:
+                return item
+            done.add(id(item))
+            if isinstance(item, dict):
+                pairs = [(visit(key), visit(value)) for key, value in item.items()]
+                item.clear()
+                item.update(pairs)
+            elif isinstance(item, list):
+                item[:] = [visit(value) for value in item]
+            return item
+
+        return visit(data)
+
+    def scrub(self, line: str) -> str:
+        """`line` with every environment value blanked out, should a message have caught one."""
+        for value in sorted(self.hidden, key=len, reverse=True):
+            # Whole, and as messages cut long values short (see support.errors.shown).
+            for part in (value, value[:200], value[:80], value[:40]):
+                if len(part) >= 3:
+                    line = line.replace(part, "****")
+        return line
+
+
+# --- the sandbox ------------------------------------------------------------------------------------------------
+
+
+class _TooSlow(Exception):
+    """Raised in the rendering thread when the time budget is spent."""
+
+
+@contextmanager
+def _time_budget(seconds: int) -> Iterator[None]:
+    """Stop a render that runs longer than `seconds` (a loop nested over large ranges), where signals can."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(_signum: int, _frame: FrameType | None) -> None:
+        raise _TooSlow()
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _power_too_large(base: Any, exponent: Any) -> bool:
+    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0 or abs(base) <= 1:
+        return False
+    return exponent * abs(base).bit_length() > MAX_POWER_BITS
+
+
+def _repetition_too_large(left: Any, right: Any) -> bool:
+    sized, count = (left, right) if isinstance(right, int) else (right, left)
+    return isinstance(sized, str | list | tuple) and isinstance(count, int) and len(sized) * count > MAX_OUTPUT_CHARS
+
+
+def _environment(folder: Path, insertions: Insertions, loaded: set[str]) -> Any:
     import jinja2
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import SandboxedEnvironment
+    from markupsafe import Markup
 
-    value = os.environ.get(name, default)
-    if value is None:
-        raise jinja2.UndefinedError(f"environment variable {name!r} is not set")
-    return value
+    class FolderLoader(jinja2.BaseLoader):
+        """Templates by path relative to the FDL's folder; nothing outside it (no `..`, no absolute path, no link
+        leading out)."""
 
+        def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+            path = inside_folder(folder, template)
+            if path is None:
+                raise jinja2.TemplateNotFound(
+                    template,
+                    f"{shown(template)} is outside the FDL's folder {shown_path(folder)}; only files in that "
+                    "folder can be included",
+                )
+            text = read_user_text(path, "included template")
+            loaded.add(str(path))
+            return text, str(path), lambda: True
 
-def render_template(text: str, source: str, values: dict[str, Any]) -> str:
-    """Render FDL template text; a missing value or a template error is an FdlError naming file and line."""
-    import jinja2
+    class BudgetedSandbox(SandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
 
-    environment = jinja2.Environment(
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**" and _power_too_large(left, right):
+                raise SecurityError(f"the result of ** would have more than {MAX_POWER_BITS} bits")
+            if operator == "*" and _repetition_too_large(left, right):
+                raise SecurityError(f"repeating a value makes more than {MAX_OUTPUT_CHARS} items")
+            return super().call_binop(context, operator, left, right)
+
+    def finalize(value: Any) -> Any:
+        if isinstance(value, jinja2.Undefined):
+            return value  # StrictUndefined raises when printed
+        if isinstance(value, Markup):
+            return value  # text the template made (a macro, tojson, | safe): YAML as written
+        if isinstance(value, str):
+            # A marker is letters and digits only, and the output is YAML, not HTML: nothing to escape.
+            return Markup(insertions.marker(value))  # noqa: S704
+        return Markup(str(value))  # noqa: S704 - a number, boolean or collection as Jinja prints it
+
+    def env(name: str, default: str | None = None) -> str:
+        value = os.environ.get(name, default)
+        if value is None:
+            raise jinja2.UndefinedError(f"environment variable {name!r} is not set")
+        insertions.hidden.append(value)
+        return value
+
+    environment = BudgetedSandbox(
+        loader=FolderLoader(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - the output is YAML, not HTML
+        autoescape=True,  # with `finalize`: what `{{ }}` prints is a marker, not escaped HTML
+        finalize=finalize,
     )
-    environment.globals["env"] = _environment_variable
+    env.__qualname__ = env.__name__  # messages say env(), not the closure's full name
+    environment.globals["env"] = env
+    return environment
+
+
+def _template_line(traceback: TracebackType | None, files: set[str]) -> tuple[str, int] | None:
+    """Jinja2 rewrites tracebacks so a frame points at a template's own line; the innermost such frame."""
+    found = None
+    while traceback is not None:
+        filename = traceback.tb_frame.f_code.co_filename
+        if filename in files:
+            found = (filename, traceback.tb_lineno)
+        traceback = traceback.tb_next
+    return found
+
+
+def render_template(
+    text: str, source: str, values: dict[str, Any], folder: Path | None = None
+) -> tuple[str, Insertions]:
+    """Render FDL template text in the sandbox; a template error is an FdlError naming file and line.
+
+    Returns the YAML text, holding a marker where `{{ ... }}` printed a string, and the insertions that put the
+    strings back into the parsed data.
+    """
+    import jinja2
+    from jinja2.exceptions import SecurityError
+
+    insertions = Insertions()
+    files = {source}
+    environment = _environment(folder or Path.cwd(), insertions, files)
+
+    def where(exc: BaseException) -> str:
+        found = _template_line(exc.__traceback__, files)
+        return f"{shown_path(found[0]) if found[0] != source else source}:{found[1]}" if found else source
+
+    def fail(line: str) -> FdlError:
+        return FdlError([insertions.scrub(line)])
+
     try:
-        template = environment.from_string(text)
-        template.name = template.filename = source
-        return template.render(values)
+        with _time_budget(RENDER_SECONDS):
+            template = environment.from_string(text)
+            template.name = template.filename = source
+            pieces: list[str] = []
+            size = 0
+            for piece in template.generate(values):
+                size += len(piece)
+                if size > MAX_OUTPUT_CHARS:
+                    raise fail(f"{source}: the template renders more than {MAX_OUTPUT_CHARS} characters; simplify it")
+                pieces.append(piece)
+        return "".join(pieces), insertions
+    except FdlError:
+        raise
     except jinja2.TemplateSyntaxError as exc:
-        raise FdlError([f"{source}:{exc.lineno}: template syntax error: {exc.message}"]) from None
+        name = source if exc.filename in (None, source) else shown_path(exc.filename)
+        raise fail(f"{name}:{exc.lineno}: template syntax error: {exc.message}") from None
     except jinja2.UndefinedError as exc:
-        line = _template_line(exc.__traceback__, source)
-        where = f"{source}:{line}" if line else source
         fix = (
             "export it before running the command"
             if (exc.message or "").startswith("environment variable")
             else "give it with --set NAME=VALUE or in a values file (-f values.yaml)"
         )
-        raise FdlError([f"{where}: {exc.message}; {fix}"]) from None
+        raise fail(f"{where(exc)}: {exc.message}; {fix}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise fail(f"{where(exc)}: include: {exc.message}") from None
+    except SecurityError as exc:
+        raise fail(f"{where(exc)}: not allowed in a template: {exc}") from None
+    except _TooSlow as exc:
+        raise fail(
+            f"{where(exc)}: the template ran longer than {RENDER_SECONDS} s (a loop over too much?); simplify it"
+        ) from None
+    except RecursionError:
+        raise fail(f"{source}: the template is nested too deeply; flatten it") from None
+    except MemoryError:
+        raise fail(f"{source}: the template needs too much memory; simplify it") from None
+    except UserInputError as exc:  # an included file that cannot be read
+        raise fail(f"{source}: include: {exc}") from None
+    except Exception as exc:
+        message = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise fail(f"{where(exc)}: template error: {message}") from None
 
 
 def load_fdl(path: Path, values_files: list[Path] | None = None, assignments: list[str] | None = None) -> FdlDocument:
     """Render the FDL template at `path` with the given values and validate the result."""
-    if not path.is_file():
-        raise FdlError([f"{path}: no such FDL file; see templates/services/ for examples"])
+    source = shown_path(path)
+    try:
+        text = read_user_text(path, "FDL file", missing="see templates/services/ for examples")
+    except UserInputError as exc:
+        raise FdlError([str(exc)]) from None
     values = load_values(values_files or [], assignments or [])
-    rendered = render_template(path.read_text(), str(path), values)
-    return parse_fdl(rendered, str(path), path.resolve().parent)
+    folder = path.resolve().parent
+    rendered, insertions = render_template(text, source, values, folder)
+    try:
+        return parse_fdl(rendered, source, folder, insertions.put_back)
+    except FdlError as exc:
+        raise FdlError([insertions.scrub(line) for line in exc.lines]) from None

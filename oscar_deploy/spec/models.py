@@ -15,7 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from oscar_deploy.spec.yamlcheck import KEY_MARK, PARENT, Location, YamlDocument, problems_from
-from oscar_deploy.support.errors import SpecError
+from oscar_deploy.support.errors import SpecError, UserInputError, shown
+from oscar_deploy.support.files import read_user_text, shown_path
 
 DEFAULT_SPEC_FILE = "cluster.yaml"
 SCHEMA_FILE_NAME = "cluster.schema.json"
@@ -38,7 +39,7 @@ def is_cluster_name(name: str) -> bool:
 
 def shown_name(name: str, limit: int = 40) -> str:
     """A name as an error message shows it: quoted, control characters escaped, long ones cut."""
-    return repr(name if len(name) <= limit else name[:limit] + "...")
+    return shown(name, limit)
 
 
 class StrictModel(BaseModel):
@@ -65,6 +66,7 @@ def _quantity(value: str) -> str:
 class ServersSpec(StrictModel):
     count: int = Field(
         1,
+        strict=True,
         ge=1,
         le=7,
         description="Number of k3s servers: 1, or 3/5/7 for a highly available control plane (embedded etcd).",
@@ -79,9 +81,9 @@ class ServersSpec(StrictModel):
 
 
 class WorkersSpec(StrictModel):
-    initial: int = Field(1, ge=0, description="Workers created by `up`.")
-    min: int = Field(0, ge=0, description="Fewest workers `scale` and the autoscaler may leave running.")
-    max: int = Field(3, ge=0, le=200, description="Most workers `scale` and the autoscaler may create.")
+    initial: int = Field(1, strict=True, ge=0, description="Workers created by `up`.")
+    min: int = Field(0, strict=True, ge=0, description="Fewest workers `scale` and the autoscaler may leave running.")
+    max: int = Field(3, strict=True, ge=0, le=200, description="Most workers `scale` and the autoscaler may create.")
 
     @field_validator("max")
     @classmethod
@@ -218,11 +220,15 @@ class OscarSpec(StrictModel):
 
 class AutoscalerSpec(StrictModel):
     enabled: bool = Field(False, description="Add and remove workers with the load (between workers.min and max).")
-    idle_time: int = Field(300, ge=30, description="Seconds a worker stays idle before it is removed.")
-    reconsider_job_time: int = Field(60, ge=5, description="Seconds before a still-pending job asks again.")
-    max_wait_poweron: int = Field(3000, ge=60, description="Seconds a new worker may take to become Ready.")
-    period: int = Field(20, ge=5, description="Seconds between two looks at nodes and pending pods.")
-    extra_nodes_free: int = Field(0, ge=0, description="Idle workers to keep ready for the next burst.")
+    idle_time: int = Field(300, strict=True, ge=30, description="Seconds a worker stays idle before it is removed.")
+    reconsider_job_time: int = Field(
+        60, strict=True, ge=5, description="Seconds before a still-pending job asks again."
+    )
+    max_wait_poweron: int = Field(
+        3000, strict=True, ge=60, description="Seconds a new worker may take to become Ready."
+    )
+    period: int = Field(20, strict=True, ge=5, description="Seconds between two looks at nodes and pending pods.")
+    extra_nodes_free: int = Field(0, strict=True, ge=0, description="Idle workers to keep ready for the next burst.")
 
 
 class PlatformSpec(StrictModel):
@@ -411,11 +417,17 @@ def parse_spec(text: str, source: str = DEFAULT_SPEC_FILE) -> ClusterSpec:
     return spec
 
 
+def read_spec_text(path: Path) -> str:
+    """The text of a spec file, read with the guards every user file gets (regular file, size, UTF-8)."""
+    try:
+        return read_user_text(path, "spec file", missing="create one with `oscar-deploy init` or pass -f FILE")
+    except UserInputError as exc:
+        raise SpecError([str(exc)]) from None
+
+
 def load_spec(path: Path) -> ClusterSpec:
     """Read and validate a spec file, including the version overrides against the catalogue."""
-    if not path.is_file():
-        raise SpecError([f"{path}: no such spec file; create one with `oscar-deploy init` or pass -f FILE"])
-    spec = parse_spec(path.read_text(), str(path))
+    spec = parse_spec(read_spec_text(path), shown_path(path))
     if spec.static is not None:
         # Relative to the spec file, so commands run from any folder find the same inventory.
         inventory = (path.parent / spec.static.inventory).resolve()

@@ -55,9 +55,32 @@ def render_spec(name: str, target: str, file_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+SCHEMA_TITLE = "oscar-deploy cluster spec"
+
+
+def is_spec_text(text: str) -> bool:
+    """Whether `text` is a cluster spec (valid or not) or empty: what `init --force` may replace without asking."""
+    from oscar_deploy.spec.yamlcheck import load_yaml
+
+    try:
+        _, data = load_yaml(text)
+    except yaml.YAMLError:
+        return False
+    return data is None or (isinstance(data, dict) and set(map(str, data)) <= set(ClusterSpec.model_fields))
+
+
+def is_schema_text(text: str) -> bool:
+    """Whether `text` is the spec schema `init` writes (any version of it)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("title") == SCHEMA_TITLE
+
+
 def json_schema() -> str:
     schema = ClusterSpec.model_json_schema()
-    schema["title"] = "oscar-deploy cluster spec"
+    schema["title"] = SCHEMA_TITLE
     return json.dumps(schema, indent=2) + "\n"
 
 

@@ -18,7 +18,7 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import AliasChoices, BaseModel, ValidationError
 
-from oscar_deploy.support.errors import InvalidDocumentError
+from oscar_deploy.support.errors import InvalidDocumentError, shown
 
 KEY_MARK = "@"
 PARENT = "{parent}"
@@ -99,22 +99,187 @@ def line_of(root: yaml.Node | None, path: Location) -> int | None:
 
 
 def duplicate_keys(node: yaml.Node | None, path: Location = ()) -> list[tuple[int, str]]:
-    """(line, message) for each key given twice in one mapping; YAML loaders keep the last one without a word."""
+    """(line, message) for each key given twice in one mapping; YAML loaders keep the last one without a word.
+
+    Each node is visited once, however many aliases refer to it (a walk of the expanded tree would take
+    exponential time on an alias bomb); its path is that of its first use.
+    """
     found: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    pending: list[tuple[yaml.Node, Location]] = [(node, path)] if node is not None else []
+    while pending:
+        current, where = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        children: list[tuple[yaml.Node, Location]] = []
+        if isinstance(current, yaml.MappingNode):
+            first_line: dict[str, int] = {}
+            for key_node, value_node in current.value:
+                key = str(key_node.value)
+                line = key_node.start_mark.line + 1
+                if key in first_line:
+                    found.append(
+                        (line, f"{dotted(*where, key)}: given twice (first at line {first_line[key]}); keep one")
+                    )
+                else:
+                    first_line[key] = line
+                children.append((value_node, (*where, key)))
+        elif isinstance(current, yaml.SequenceNode):
+            children = [(item, (*where, index)) for index, item in enumerate(current.value)]
+        pending.extend(reversed(children))
+    return sorted(found)
+
+
+# Limits of a YAML document a user gives us; ours are a few hundred values deep at most.
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+
+class YamlLimitError(yaml.MarkedYAMLError):
+    """A document past our limits (nesting, values after alias expansion, a recursive alias)."""
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a nesting limit (its composer recurses once per level)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise YamlLimitError(problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            value: int = super().construct_yaml_int(node)
+            return value
+        except ValueError:
+            raise YamlLimitError(problem="a number with too many digits", problem_mark=node.start_mark) from None
+
+
+_GuardedLoader.add_constructor("tag:yaml.org,2002:int", _GuardedLoader.construct_yaml_int)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        first_line: dict[str, int] = {}
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_expansion(root: yaml.Node) -> None:
+    """Refuse a recursive alias, and a document with more than MAX_VALUES values once aliases are expanded
+    (a 9-level alias bomb holds 9^9): each node is visited once, so this is linear in the text."""
+    sizes: dict[int, int] = {}
+    in_progress: set[int] = set()
+    pending: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while pending:
+        node, finished = pending.pop()
+        key = id(node)
+        if finished:
+            in_progress.discard(key)
+            sizes[key] = min(1 + sum(sizes[id(child)] for child in _children(node)), MAX_VALUES + 1)
+            continue
+        if key in sizes:
+            continue
+        if key in in_progress:
+            raise YamlLimitError(
+                problem="an alias refers to a node that contains it (a recursive structure); remove it",
+                problem_mark=node.start_mark,
+            )
+        in_progress.add(key)
+        pending.append((node, True))
+        pending.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    if sizes[id(root)] > MAX_VALUES:
+        raise YamlLimitError(
+            problem=f"more than {MAX_VALUES} values once aliases are expanded; write a smaller document",
+            problem_mark=root.start_mark,
+        )
+
+
+def load_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree and the data of one YAML document, within the limits above (yaml.YAMLError otherwise).
+
+    One parse serves both: the nodes (lines, duplicate keys) and the data built from them.
+    """
+    loader = _GuardedLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        check_expansion(root)
+        try:
+            data = loader.construct_document(root)
+        except RecursionError:
+            raise YamlLimitError(problem="merge keys nested too deeply", problem_mark=root.start_mark) from None
+        return root, data
+    finally:
+        loader.dispose()
+
+
+def yaml_problem(exc: yaml.YAMLError, source: str) -> str:
+    """One line for a YAML error: `source:line: not valid YAML (problem); ...` (no echo of the offending text)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{source}:{mark.line + 1}" if mark is not None else source
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    if isinstance(exc, YamlLimitError):
+        return f"{where}: {problem}"
+    return f"{where}: not valid YAML ({problem}); fix the syntax at that line"
+
+
+def _text_wanted(annotation: Any) -> bool:
+    return unwrap(annotation) is str
+
+
+def keep_scalar_text(node: yaml.Node | None, data: Any, annotation: Any) -> None:
+    """Where `annotation` (a model, or a list or dict of them) wants a string, put the scalar back as written.
+
+    YAML 1.1 reads `1.10` as the number 1.1, `012345` as 5349, `0x1F` as 31 and `on` as true; Go's YAML decoders
+    (what upstream's tools use) keep the text of any scalar decoded into a string. Changes `data` in place.
+    """
+    target = unwrap(annotation)
+    model = model_class(target)
+    if model is not None and isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+        keys = field_keys(model)
+        pairs = [(str(key.value), value) for key, value in node.value if str(key.value) in keys]
+        for key, value_node in pairs:
+            if key in data:
+                wanted = model.model_fields[keys[key]].annotation
+                _keep_item(value_node, data, key, wanted)
+    elif get_origin(target) is dict and isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+        key_type, wanted = get_args(target)
+        scalar_keys = all(isinstance(key, yaml.ScalarNode) and key.value != "<<" for key, _ in node.value)
+        if _text_wanted(key_type) and scalar_keys and not all(isinstance(key, str) for key in data):
+            # `ON: 1` and `YES: 2` name two variables, not the key True twice: rebuilt from the nodes.
+            constructor = yaml.constructor.SafeConstructor()
+            rebuilt = {key.value: constructor.construct_object(value, deep=True) for key, value in node.value}
+            data.clear()
+            data.update(rebuilt)
         for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in first_line:
-                found.append((line, f"{dotted(*path, key)}: given twice (first at line {first_line[key]}); keep one"))
-            else:
-                first_line[key] = line
-            found += duplicate_keys(value_node, (*path, key))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            found += duplicate_keys(item, (*path, index))
-    return found
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value in data:
+                _keep_item(value_node, data, key_node.value, wanted)
+    elif get_origin(target) is list and isinstance(node, yaml.SequenceNode) and isinstance(data, list):
+        wanted = get_args(target)[0]
+        for index, item_node in enumerate(node.value[: len(data)]):
+            _keep_item(item_node, data, index, wanted)
+
+
+def _keep_item(node: yaml.Node, container: Any, key: Any, wanted: Any) -> None:
+    value = container[key]
+    if _text_wanted(wanted):
+        if isinstance(node, yaml.ScalarNode) and value is not None and not isinstance(value, str):
+            container[key] = node.value
+    else:
+        keep_scalar_text(node, value, wanted)
 
 
 class YamlDocument:
@@ -124,13 +289,9 @@ class YamlDocument:
         self.source = source
         self.error = error
         try:
-            self.root = yaml.compose(text)
-            self.data: Any = yaml.safe_load(text)
+            self.root, self.data = load_yaml(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{source}:{mark.line + 1}" if mark is not None else source
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise error([f"{where}: not valid YAML ({problem}); fix the syntax at that line"]) from None
+            raise error([yaml_problem(exc, source)]) from None
         duplicates = duplicate_keys(self.root)
         if duplicates:
             raise error([f"{source}:{line}: {message}" for line, message in duplicates])
@@ -172,7 +333,7 @@ def problems_from(
         elif kind == "missing":
             message = "required key is missing"
         elif kind == "literal_error":
-            message = f"{item['input']!r} is not allowed; {message.replace('Input should be', 'use')}"
+            message = f"{shown(item['input'])} is not allowed; {message.replace('Input should be', 'use')}"
         else:
             message = message.removeprefix("Value error, ")
         if message.startswith(KEY_MARK):

@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import read_user_text, shown_path
+from oscar_deploy.support.urls import http_url
 
 if TYPE_CHECKING:
     from oscar_deploy.state.folder import ClusterState
@@ -102,11 +104,15 @@ class ClusterAccess:
 
 
 def _normalise_url(url: str, what: str) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise UserInputError(f"{what} {url!r}: must be an http(s) URL such as https://oscar.example.org")
-    if "@" in url.split("://", 1)[1].split("/", 1)[0]:
-        raise UserInputError(f"{what}: credentials do not belong in a URL; use the user option and OSCAR_PASSWORD")
-    return url.rstrip("/")
+    return http_url(url, what, "use the user option and OSCAR_PASSWORD (or OSCAR_TOKEN)")
+
+
+def check_ca_file(path: Path, where: str) -> Path:
+    """A CA bundle, once it is a regular file of PEM certificates (a FIFO would hang the TLS set-up)."""
+    text = read_user_text(path, "CA file", missing="pass the PEM CA bundle of the cluster")
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise UserInputError(f"{where} {shown_path(path)}: holds no PEM certificate; pass the cluster's CA bundle")
+    return path
 
 
 def write_endpoints(state: ClusterState, endpoints: PlatformEndpoints) -> Path:
@@ -124,13 +130,18 @@ def write_endpoints(state: ClusterState, endpoints: PlatformEndpoints) -> Path:
 def read_endpoints(state: ClusterState) -> PlatformEndpoints:
     import yaml
 
+    from oscar_deploy.spec.yamlcheck import load_yaml, yaml_problem
+
     path = state.path / ENDPOINTS_FILE_NAME
-    if not path.is_file():
+    if not path.exists():
         raise UserInputError(
             f"cluster {state.name!r}: {path} does not exist yet (the platform phase writes it); "
             "run `oscar-deploy up`, or pass --endpoint for a cluster oscar-deploy did not create"
         )
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = load_yaml(read_user_text(path, "endpoints file"))[1] or {}
+    except yaml.YAMLError as exc:
+        raise UserInputError(f"{yaml_problem(exc, str(path))}; run `oscar-deploy up` again to rewrite it") from None
     expected = set(PlatformEndpoints.__dataclass_fields__)
     required = {"oscar_url", "oscar_user", "minio_url", "minio_access_key"}
     if not isinstance(data, dict) or not required <= set(data) or not set(data) <= expected:
@@ -138,7 +149,10 @@ def read_endpoints(state: ClusterState) -> PlatformEndpoints:
             f"{path}: expected keys {', '.join(sorted(required))} (and optionally minio_region, ca_file); "
             "run `oscar-deploy up` again to rewrite it"
         )
-    return PlatformEndpoints(**{key: str(value) for key, value in data.items()})
+    endpoints = PlatformEndpoints(**{key: str(value) for key, value in data.items()})
+    for key in ("oscar_url", "minio_url"):
+        _normalise_url(getattr(endpoints, key), f"{path}: {key}")
+    return endpoints
 
 
 def _stored_secret(state: ClusterState, key: str) -> str:
@@ -160,8 +174,7 @@ def access_from_state(state: ClusterState) -> ClusterAccess:
         ca_file = Path(endpoints.ca_file)
         if not ca_file.is_absolute():
             ca_file = state.path / ca_file
-        if not ca_file.is_file():
-            raise UserInputError(f"{state.path / ENDPOINTS_FILE_NAME}: ca_file {ca_file} does not exist")
+        check_ca_file(ca_file, f"{state.path / ENDPOINTS_FILE_NAME}: ca_file")
     oscar = OscarAccess(
         url=endpoints.oscar_url,
         user=endpoints.oscar_user,
@@ -189,8 +202,8 @@ def access_from_flags(
 ) -> ClusterAccess:
     """Access to a cluster oscar-deploy did not create; MinIO comes from the OSCAR_MINIO_* variables."""
     url = _normalise_url(endpoint, "--endpoint")
-    if ca_file is not None and not ca_file.is_file():
-        raise UserInputError(f"--ca-file {ca_file}: no such file; pass the PEM CA bundle of the cluster")
+    if ca_file is not None:
+        check_ca_file(ca_file, "--ca-file")
     if token is None and password is None:
         raise UserInputError(
             f"--endpoint {url}: no credentials; set {PASSWORD_ENV} (or use --password-stdin) or {TOKEN_ENV}"

@@ -32,7 +32,7 @@ from oscar_deploy.spec.models import NAME_RULE, is_cluster_name, shown_name
 from oscar_deploy.state.desired import DesiredState
 from oscar_deploy.state.journal import Journal
 from oscar_deploy.support.errors import OperationError, UserInputError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import atomic_write, make_private_dirs, shown_path
 
 STATE_HOME_ENV = "OSCAR_DEPLOY_HOME"
 SECRET_ALPHABET = string.ascii_letters + string.digits
@@ -43,7 +43,16 @@ def state_root() -> Path:
     """Folder holding one sub-folder per cluster."""
     override = os.environ.get(STATE_HOME_ENV)
     if override:
-        return Path(override).expanduser()
+        root = Path(override).expanduser()
+        existing = root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            what = "is not a folder" if existing == root else f"is under {shown_path(existing)}, which is not a folder"
+            raise UserInputError(
+                f"{STATE_HOME_ENV}={shown_path(override)}: {what}; point it at a folder (created if missing)"
+            )
+        return root
     import platformdirs
 
     return Path(platformdirs.user_data_dir("oscar-deploy")) / "clusters"
@@ -127,8 +136,9 @@ class ClusterState:
         return self.path.is_dir()
 
     def ensure(self) -> ClusterState:
-        """Create the folder (0700) if needed and tighten its mode if someone loosened it."""
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Create the folder (0700, and so any missing parent) if needed and tighten its mode if someone
+        loosened it."""
+        make_private_dirs(self.path)
         self.path.chmod(0o700)
         return self
 

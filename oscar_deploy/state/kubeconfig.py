@@ -6,24 +6,48 @@ the file atomically with mode 0600: it holds client keys. Merging twice gives th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from oscar_deploy.spec.yamlcheck import load_yaml
 from oscar_deploy.support.errors import OperationError, UserInputError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import check_write_target, read_user_text, shown_path, write_user_file
 
 SECTIONS = ("clusters", "users", "contexts")
 
 
-def _load(path: Path, what: str) -> dict[str, Any]:
+KUBECONFIG_KEYS = frozenset({"apiVersion", "kind", "clusters", "users", "contexts", "current-context", "preferences"})
+
+
+def is_kubeconfig(text: str) -> bool:
+    """Whether `text` is a kubeconfig (or empty): what a merge may replace without asking."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        _, data = load_yaml(text)
+    except yaml.YAMLError:
+        return False
+    return data is None or (isinstance(data, dict) and (not data or _looks_like_kubeconfig(data)))
+
+
+def _looks_like_kubeconfig(data: dict[Any, Any]) -> bool:
+    return data.get("kind") == "Config" or set(map(str, data)) <= KUBECONFIG_KEYS | {"extensions"}
+
+
+def _load(path: Path, what: str) -> dict[str, Any]:
+    source = shown_path(path)
+    text = read_user_text(path, what)
+    try:
+        _, data = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: {what} is not valid YAML ({exc}); fix or move it, then run again") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise UserInputError(f"{where}: {what} is not valid YAML ({problem}); fix or move it, then run again") from None
+    data = data or {}
     if not isinstance(data, dict):
-        raise UserInputError(f"{path}: {what} is not a kubeconfig mapping; fix or move it, then run again")
+        raise UserInputError(f"{source}: {what} is not a kubeconfig mapping; fix or move it, then run again")
     return data
 
 
@@ -35,12 +59,30 @@ def _single(data: dict[str, Any], section: str, path: Path) -> dict[str, Any]:
     return entry
 
 
-def merge_kubeconfig(source: Path, target: Path, context: str, switch: bool = True) -> str | None:
-    """Merge the one cluster of `source` into `target` as `context`; returns the previous current context."""
+def merge_kubeconfig(
+    source: Path,
+    target: Path,
+    context: str,
+    switch: bool = True,
+    confirm: Callable[[str], bool] | None = None,
+) -> str | None:
+    """Merge the one cluster of `source` into `target` as `context`; returns the previous current context.
+
+    `target` must be a kubeconfig, a new file, or a file `confirm` allows to replace (it holds client keys
+    afterwards, so a spec or a device is never written over without a word).
+    """
     cluster_config = _load(source, "the cluster's kubeconfig")
     cluster = _single(cluster_config, "clusters", source)
     user = _single(cluster_config, "users", source)
-    merged = _load(target, "your kubeconfig") if target.is_file() else {}
+    file = check_write_target(target, "kubeconfig", create_parents=True)
+    merged = _load(file, "your kubeconfig") if file.is_file() else {}
+    if merged and not _looks_like_kubeconfig(merged):
+        name = shown_path(target)
+        if confirm is None or not confirm(f"{name} is not a kubeconfig; replace it?"):
+            raise UserInputError(
+                f"{name}: exists and is not a kubeconfig, so it is not replaced; move it away or pick another --into"
+            )
+        merged = {}
     merged.setdefault("apiVersion", "v1")
     merged.setdefault("kind", "Config")
     merged.setdefault("preferences", {})
@@ -60,6 +102,6 @@ def merge_kubeconfig(source: Path, target: Path, context: str, switch: bool = Tr
     previous = merged.get("current-context") or None
     if switch or not previous:
         merged["current-context"] = context
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write(target, yaml.safe_dump(merged, sort_keys=False, default_flow_style=False), 0o600)
+    text = yaml.safe_dump(merged, sort_keys=False, default_flow_style=False)
+    write_user_file(file, text, "kubeconfig", 0o600, create_parents=True)
     return str(previous) if previous else None

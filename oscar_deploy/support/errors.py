@@ -28,9 +28,22 @@ class InvalidDocumentError(UserInputError):
     """A YAML document that does not validate: one line per problem, each naming the file, line and key."""
 
     def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        super().__init__("\n".join(lines))
+        self.lines = [printable(line) for line in lines]  # a key holding a line break stays on its line
+        super().__init__("\n".join(self.lines))
 
 
 class SpecError(InvalidDocumentError):
     """A cluster spec that does not validate."""
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value as an error message shows it: quoted, control characters escaped, long ones cut (a 1 MB value, or
+    a secret pasted in the wrong place, is never echoed whole)."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def printable(line: str) -> str:
+    """`line` with every character that is not printable escaped (\\n, \\x1e, \\u2028...): a message stays one
+    line on a terminal and for `splitlines()`, whatever a file's keys or a flag's value hold."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in line)

@@ -640,7 +640,7 @@ def test_the_body_carries_the_create_handlers_defaults(tmp_path: Path) -> None:
         ),
         (
             MINIMAL_SERVICE.replace("run.sh", "missing/run.sh"),
-            "missing/run.sh not found; paths are relative to the FDL file",
+            "script: missing/run.sh: no such script file; paths are relative to the FDL file",
         ),
         (
             MINIMAL_SERVICE + "  - other:\n      name: minimal\n      image: x\n      script: run.sh\n",
@@ -742,7 +742,7 @@ def test_env_function_reads_the_environment_or_names_the_missing_variable(
     ("values_text", "assignment", "expected"),
     [
         (None, "novalue", "--set novalue: write NAME=VALUE"),
-        (None, "9bad=1", "--set 9bad=1: write NAME=VALUE"),
+        (None, "9bad=1", "--set 9bad=...: write NAME=VALUE"),
         ("- a list\n", None, "a values file must be a YAML mapping"),
         ("a: [1\n", None, "values.yaml:2: not valid YAML"),
     ],

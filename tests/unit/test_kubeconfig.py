@@ -135,6 +135,6 @@ def test_merge_refuses_a_damaged_kubeconfig_without_touching_it(cli, home: Path)
     target.write_text("clusters: [unclosed\n")
     result = cli("kubeconfig", "-c", "lab", "--merge")
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {target}: your kubeconfig is not valid YAML")
+    assert result.stderr.startswith(f"error: {target}:2: your kubeconfig is not valid YAML")
     assert target.read_text() == "clusters: [unclosed\n"
     assert cli("kubeconfig", "-c", "lab", "--context", "x").exit_code == 2

@@ -253,7 +253,10 @@ def test_a_foreign_cluster_with_the_password_on_stdin_or_a_bearer_token(
         (["--password", "secret"], "No such option"),
         (["--user", "admin"], "--user: only used with --endpoint"),
         (["--cluster", "demo", "--endpoint", "https://oscar.example.org"], "give one of them, not both"),
-        (["--endpoint", "https://oscar:pw@oscar.example.org"], "credentials do not belong in a URL"),
+        (
+            ["--endpoint", "https://oscar:pw@oscar.example.org"],
+            "--endpoint 'https://****@oscar.example.org': carries credentials, which do not belong in a URL",
+        ),
         (["--endpoint", "oscar.example.org"], "must be an http(s) URL"),
         (["--cluster", "nowhere"], "cluster 'nowhere': no state folder"),
         (["--cluster", "../elsewhere"], "--cluster '../elsewhere': not a cluster name"),
@@ -331,7 +334,7 @@ def test_endpoints_record_round_trip_and_secrets_are_never_invented(state_home: 
     assert access.oscar.password == state.secret("oscar_password")
     assert state.secret("oscar_password") not in repr(access)  # never in a log line or traceback
     assert state.secret("minio_secret_key") not in repr(access)
-    with pytest.raises(UserInputError, match="credentials do not belong in a URL"):
+    with pytest.raises(UserInputError, match=r"oscar_url 'https://\*\*\*\*@oscar.example.org': carries credentials"):
         write_endpoints(state, PlatformEndpoints("https://u:p@oscar.example.org", "oscar", "https://m", "k"))
     path.write_text("oscar_url: https://x\n")
     with pytest.raises(UserInputError, match="expected keys minio_access_key, minio_url, oscar_url, oscar_user"):

@@ -27,7 +27,7 @@ from oscar_deploy.pipeline.cluster import cluster_context, converge, remove_plat
 from oscar_deploy.pipeline.cluster import plan as plan_phases
 from oscar_deploy.pipeline.phases import PhaseContext
 from oscar_deploy.pipeline.platform_phases import platform_status
-from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec
+from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec, read_spec_text
 from oscar_deploy.state.folder import cluster_state
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
@@ -67,7 +67,7 @@ def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION, until: str
     """
     spec = load_spec(file)
     context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
-    outcomes = converge(context, file.read_text(encoding="utf-8"), until)
+    outcomes = converge(context, read_spec_text(file), until)
     for outcome in outcomes:
         if outcome.result is not None:
             for line in outcome.result.summary:

@@ -39,14 +39,15 @@ def put(
     """Upload files: `files put a.jpg b.jpg images/input/` (a service's input path starts a job per file)."""
     from oscar_deploy.services.files import object_store_for, split_location, upload_key
     from oscar_deploy.support.errors import UserInputError
+    from oscar_deploy.support.files import check_regular_file
 
     if len(paths) < 2:
         raise UserInputError("files put: give the local file(s) and then the destination BUCKET/PATH")
     *sources, destination = paths
     locals_ = [Path(source) for source in sources]
     for local in locals_:
-        if not local.is_file():
-            raise UserInputError(f"{local}: no such file to upload")
+        # Data may be large (no size cap), but a FIFO or a device would never end.
+        check_regular_file(local, "file to upload")
     bucket, key = split_location(destination)
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
     with connect(access) as client:
@@ -70,21 +71,24 @@ def get(
     """Download one file: `files get images/output/a.jpg` (or `... -` to print it)."""
     from oscar_deploy.services.files import object_store_for, split_location
     from oscar_deploy.support.errors import UserInputError
-    from oscar_deploy.support.files import atomic_write
+    from oscar_deploy.support.files import check_write_target, write_user_file
 
     bucket, key = split_location(remote)
     if not key or key.endswith("/"):
         raise UserInputError(f"{remote}: name a file (BUCKET/PATH); `oscar-deploy files ls {remote}` lists them")
+    target = None
+    if local != "-":
+        target = Path(local) if local else Path(key.rsplit("/", 1)[-1])
+        if target.is_dir():
+            target = target / key.rsplit("/", 1)[-1]
+        check_write_target(target, "local file")  # before the download
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
     with connect(access) as client:
         data = object_store_for(access, client).get_bytes(bucket, key)
-    if local == "-":
+    if target is None:
         typer.echo(data, nl=False)
         return
-    target = Path(local) if local else Path(key.rsplit("/", 1)[-1])
-    if target.is_dir():
-        target = target / key.rsplit("/", 1)[-1]
-    atomic_write(target, data, 0o644)
+    write_user_file(target, data, "local file", 0o644)
     typer.echo(f"{bucket}/{key} -> {target} ({len(data)} bytes)", err=True)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, OPTIONAL_SPEC_OPTION, cluster_name
+from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, OPTIONAL_SPEC_OPTION, cluster_name, confirm_replace
 from oscar_deploy.state.folder import cluster_state
 from oscar_deploy.state.kubeconfig import merge_kubeconfig
 from oscar_deploy.support.errors import UserInputError
@@ -48,7 +48,9 @@ def kubeconfig(
 
     target = into or Path.home() / ".kube" / "config"
     context_name = context or name
-    previous = merge_kubeconfig(state.kubeconfig_file, target, context_name, switch=not keep_current_context)
+    previous = merge_kubeconfig(
+        state.kubeconfig_file, target, context_name, switch=not keep_current_context, confirm=confirm_replace
+    )
     if keep_current_context and previous:
         switched = f"current context stays {previous}"
     elif previous and previous != context_name:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from oscar_deploy.cli.access import (
     connect,
     resolve_access,
 )
-from oscar_deploy.cli.options import JSON_OPTION, print_json
+from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json
 
 service_app = typer.Typer(
     help="OSCAR services from FDL files: validate, render, apply, list, delete, run, logs.", no_args_is_help=True
@@ -36,7 +37,18 @@ INPUT_OPTION = typer.Option(None, "--input", "-i", dir_okay=False, help="Input f
 OUTPUT_OPTION = typer.Option(None, "--output", "-o", dir_okay=False, help="Write the result here (default: stdout).")
 ASYNC_OPTION = typer.Option(False, "--async", help="Start a job (POST /job) instead of waiting for the result.")
 RAW_OPTION = typer.Option(False, "--raw", help="Print the answer as received, without base64 decoding.")
-TIMEOUT_OPTION = typer.Option(300.0, "--timeout", min=1.0, help="Seconds to wait for a synchronous result.")
+MAX_TIMEOUT = 86400.0
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds; give 1 to {MAX_TIMEOUT:.0f}")
+    return value
+
+
+TIMEOUT_OPTION = typer.Option(
+    300.0, "--timeout", min=1.0, max=MAX_TIMEOUT, callback=_finite, help="Seconds to wait for a synchronous result."
+)
 CONFIG_FILE_OPTION = typer.Option(
     Path("~/.oscar-cli/config.yaml"), "--config-file", dir_okay=False, help="oscar-cli configuration file."
 )
@@ -184,12 +196,12 @@ def run(
 ) -> None:
     """Invoke a service with a file or standard input: synchronously (POST /run) or as a job (--async)."""
     from oscar_deploy.support.errors import UserInputError
-    from oscar_deploy.support.files import atomic_write
+    from oscar_deploy.support.files import check_write_target, read_user_bytes, write_user_file
 
+    if output_file is not None:
+        check_write_target(output_file, "--output file")  # before the service runs: its result must not be lost
     if input_file is not None:
-        if not input_file.is_file():
-            raise UserInputError(f"--input {input_file}: no such file")
-        data = input_file.read_bytes()
+        data = read_user_bytes(input_file, "--input file", limit=None)
     elif sys.stdin.isatty():
         raise UserInputError("no input: pass --input FILE or pipe the data into standard input")
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin, stdin_is_data=input_file is None)
@@ -202,7 +214,7 @@ def run(
             return
         result = client.run(name, data, timeout=timeout, decode=not raw)
     if output_file is not None:
-        atomic_write(output_file, result, 0o644)
+        write_user_file(output_file, result, "--output file", 0o644)
         typer.echo(f"{name}: {len(result)} bytes written to {output_file}", err=True)
     else:
         typer.echo(result, nl=False)
@@ -252,10 +264,19 @@ def cli_config(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """Add the cluster to upstream's oscar-cli config (file 0600; the password never touches a command line)."""
-    from oscar_deploy.services.oscar_cli_config import write_cluster_entry
+    from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
+    from oscar_deploy.support.files import check_write_target
 
+    # Checked before anything is asked: a spec or a device at that path is refused first.
+    target = check_write_target(
+        config_file.expanduser(),
+        "oscar-cli configuration",
+        create_parents=True,
+        of_kind=is_cli_config,
+        confirm=confirm_replace,
+    )
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
-    is_default = write_cluster_entry(config_file, access.oscar, make_default)
+    is_default = write_cluster_entry(target, access.oscar, make_default, confirm=lambda _question: True)
     path = config_file.expanduser()
     typer.echo(
         f"{path}: cluster {access.oscar.cluster_id} ({access.oscar.url})" + (", the default" if is_default else "")

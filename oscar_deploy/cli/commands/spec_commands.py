@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from oscar_deploy.cli.options import SPEC_OPTION
+from oscar_deploy.cli.options import SPEC_OPTION, confirm_replace
 from oscar_deploy.spec.models import NAME_RULE, SCHEMA_FILE_NAME, TARGETS, is_cluster_name, load_spec, shown_name
-from oscar_deploy.spec.template import json_schema, render_spec
+from oscar_deploy.spec.template import is_schema_text, is_spec_text, json_schema, render_spec
 from oscar_deploy.support.errors import UserInputError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import check_write_target, write_user_file
 
 spec_app = typer.Typer(help="Describe the cluster spec format.", no_args_is_help=True)
 
@@ -28,8 +28,12 @@ def init(
         raise UserInputError(f"--name {shown_name(name)}: {NAME_RULE}")
     if file.exists() and not force:
         raise UserInputError(f"{file}: already exists; edit it, pass --force to overwrite, or choose -f FILE")
-    atomic_write(file, render_spec(name, target, file.name), 0o644)
-    atomic_write(file.parent / SCHEMA_FILE_NAME, json_schema(), 0o644)
+    schema_file = file.parent / SCHEMA_FILE_NAME
+    # Both targets are checked before either is written, so a bad one leaves no partial output.
+    for path, what, of_kind in ((file, "cluster spec", is_spec_text), (schema_file, "spec schema", is_schema_text)):
+        check_write_target(path, what, of_kind=of_kind, confirm=confirm_replace)
+    write_user_file(file, render_spec(name, target, file.name), "cluster spec", 0o644)
+    write_user_file(schema_file, json_schema(), "spec schema", 0o644)
     typer.echo(f"wrote {file} (target {target}, cluster {name}); edit it, then run `oscar-deploy validate`")
 
 
