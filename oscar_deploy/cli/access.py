@@ -9,16 +9,18 @@ oscar_deploy/state/endpoints.py). Passwords are never option values.
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-if TYPE_CHECKING:
-    from oscar_deploy.services.client import OscarClient
-    from oscar_deploy.state.endpoints import ClusterAccess
+from oscar_deploy.services.client import OscarClient
+from oscar_deploy.state import endpoints
+from oscar_deploy.state.endpoints import ClusterAccess
+from oscar_deploy.state.folder import cluster_state
+from oscar_deploy.support.errors import UserInputError
 
 CLUSTER_OPTION = typer.Option(
     None,
@@ -50,9 +52,6 @@ def resolve_access(
     stdin_is_data: bool = False,
 ) -> ClusterAccess:
     """The OSCAR and MinIO access the options and environment select."""
-    from oscar_deploy.state import endpoints
-    from oscar_deploy.support.errors import UserInputError
-
     if endpoint and cluster:
         raise UserInputError("--cluster and --endpoint: give one of them, not both")
     if not endpoint and not cluster:
@@ -71,8 +70,6 @@ def resolve_access(
             else:
                 password = os.environ.get(endpoints.PASSWORD_ENV)
                 if password is None and sys.stdin.isatty():
-                    import getpass
-
                     password = getpass.getpass(f"OSCAR password for {endpoint}: ")
         env_ca = os.environ.get(endpoints.CA_FILE_ENV)
         return endpoints.access_from_flags(
@@ -85,13 +82,10 @@ def resolve_access(
     for given, flag in ((user, "--user"), (ca_file, "--ca-file"), (password_stdin, "--password-stdin")):
         if given:
             raise UserInputError(f"{flag}: only used with --endpoint; a cluster's own state holds its credentials")
-    from oscar_deploy.state.folder import cluster_state
 
     # cluster_state refuses a name that is not a cluster name (a path such as ../x never reaches the file system).
     return endpoints.access_from_state(cluster_state(cluster or endpoints.default_cluster_name()))
 
 
 def connect(access: ClusterAccess) -> OscarClient:
-    from oscar_deploy.services.client import OscarClient
-
     return OscarClient(access.oscar)

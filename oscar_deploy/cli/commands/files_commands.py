@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -16,6 +17,9 @@ from oscar_deploy.cli.access import (
     resolve_access,
 )
 from oscar_deploy.cli.options import JSON_OPTION, print_json
+from oscar_deploy.services.files import object_store_for, split_location, upload_key
+from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import check_regular_file, check_write_target, write_user_file
 
 files_app = typer.Typer(
     help="Files in the cluster's MinIO buckets (BUCKET/PATH, as in FDL paths).", no_args_is_help=True
@@ -37,10 +41,6 @@ def put(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """Upload files: `files put a.jpg b.jpg images/input/` (a service's input path starts a job per file)."""
-    from oscar_deploy.services.files import object_store_for, split_location, upload_key
-    from oscar_deploy.support.errors import UserInputError
-    from oscar_deploy.support.files import check_regular_file
-
     if len(paths) < 2:
         raise UserInputError("files put: give the local file(s) and then the destination BUCKET/PATH")
     *sources, destination = paths
@@ -69,10 +69,6 @@ def get(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """Download one file: `files get images/output/a.jpg` (or `... -` to print it)."""
-    from oscar_deploy.services.files import object_store_for, split_location
-    from oscar_deploy.support.errors import UserInputError
-    from oscar_deploy.support.files import check_write_target, write_user_file
-
     bucket, key = split_location(remote)
     if not key or key.endswith("/"):
         raise UserInputError(f"{remote}: name a file (BUCKET/PATH); `oscar-deploy files ls {remote}` lists them")
@@ -103,10 +99,6 @@ def ls(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """List buckets, or the files of a bucket or folder."""
-    from dataclasses import asdict
-
-    from oscar_deploy.services.files import object_store_for, split_location
-
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
     with connect(access) as client:
         store = object_store_for(access, client)

@@ -7,6 +7,13 @@ from pathlib import Path
 import typer
 
 from oscar_deploy.cli.options import SPEC_OPTION
+from oscar_deploy.platform.model import STATE_SECRET_NAMES, PlatformInputs, PlatformSecrets
+from oscar_deploy.platform.objects import build_platform
+from oscar_deploy.platform.render import REDACTED, render_platform
+from oscar_deploy.spec.catalogue import load_catalogue
+from oscar_deploy.spec.models import load_spec
+from oscar_deploy.state.folder import cluster_state
+from oscar_deploy.support.errors import UserInputError
 
 DIR_ARGUMENT = typer.Argument(..., help="Folder to write into (created if missing).", metavar="DIR")
 WITH_SECRETS_OPTION = typer.Option(
@@ -29,14 +36,6 @@ def render(
     (mode 0600) holding the cluster's generated credentials (created in its state folder if new). The same
     builder feeds the platform stack, so what is written is what the stack applies.
     """
-    from oscar_deploy.platform.model import STATE_SECRET_NAMES, PlatformInputs, PlatformSecrets
-    from oscar_deploy.platform.objects import build_platform
-    from oscar_deploy.platform.render import REDACTED, render_platform
-    from oscar_deploy.spec.catalogue import load_catalogue
-    from oscar_deploy.spec.models import load_spec
-    from oscar_deploy.state.folder import cluster_state
-    from oscar_deploy.support.errors import UserInputError
-
     if directory.exists() and not directory.is_dir():
         raise UserInputError(f"{directory}: exists and is not a folder; give a folder to write into")
     spec = load_spec(file)

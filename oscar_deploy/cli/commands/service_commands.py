@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -18,6 +19,11 @@ from oscar_deploy.cli.access import (
     resolve_access,
 )
 from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json
+from oscar_deploy.services.fdl import mask_secrets, to_yaml
+from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
+from oscar_deploy.services.templating import load_fdl
+from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import check_write_target, read_user_bytes, write_user_file
 
 service_app = typer.Typer(
     help="OSCAR services from FDL files: validate, render, apply, list, delete, run, logs.", no_args_is_help=True
@@ -60,8 +66,6 @@ def validate(
     fdl: Path = FDL_ARGUMENT, values: list[Path] | None = VALUES_OPTION, sets: list[str] | None = SET_OPTION
 ) -> None:
     """Render and check an FDL file: every problem is one line with file, line and key; exit code 2 if any."""
-    from oscar_deploy.services.templating import load_fdl
-
     document = load_fdl(fdl, values, sets)
     typer.echo(f"{fdl}: valid, {len(document.services)} service(s)")
     for definition in document.services:
@@ -77,9 +81,6 @@ def render(
     show_secrets: bool = SHOW_SECRETS_OPTION,
 ) -> None:
     """Print the FDL after templating and validation (scripts inlined), or with --json the API request bodies."""
-    from oscar_deploy.services.fdl import mask_secrets, to_yaml
-    from oscar_deploy.services.templating import load_fdl
-
     document = load_fdl(fdl, values, sets)
 
     def shown(data: object) -> object:
@@ -104,9 +105,6 @@ def apply(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """Create the FDL file's services, or update those that exist and differ (safe to run again)."""
-    from oscar_deploy.services.templating import load_fdl
-    from oscar_deploy.support.errors import UserInputError
-
     document = load_fdl(fdl, values, sets)
     keys = document.cluster_keys()
     if cluster_key is not None and cluster_key not in keys:
@@ -135,8 +133,6 @@ def list_services(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """List the cluster's services."""
-    from oscar_deploy.services.fdl import mask_secrets
-
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
     with connect(access) as client:
         services = client.list_services()
@@ -195,9 +191,6 @@ def run(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """Invoke a service with a file or standard input: synchronously (POST /run) or as a job (--async)."""
-    from oscar_deploy.support.errors import UserInputError
-    from oscar_deploy.support.files import check_write_target, read_user_bytes, write_user_file
-
     if output_file is not None:
         check_write_target(output_file, "--output file")  # before the service runs: its result must not be lost
     if input_file is not None:
@@ -232,8 +225,6 @@ def logs(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """List a service's jobs, or print the log of one job."""
-    from dataclasses import asdict
-
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
     with connect(access) as client:
         if job is not None:
@@ -264,9 +255,6 @@ def cli_config(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """Add the cluster to upstream's oscar-cli config (file 0600; the password never touches a command line)."""
-    from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
-    from oscar_deploy.support.files import check_write_target
-
     # Checked before anything is asked: a spec or a device at that path is refused first.
     target = check_write_target(
         config_file.expanduser(),

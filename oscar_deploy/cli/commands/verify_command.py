@@ -14,6 +14,8 @@ from oscar_deploy.cli.access import (
     USER_OPTION,
     resolve_access,
 )
+from oscar_deploy.services.verify import StepResult, format_result, verify_cluster
+from oscar_deploy.support.errors import OperationError
 
 IMAGE_OPTION = typer.Option(
     None, "--image", help="Image of the smoke-test service (default: the catalogue's smoke_test_image)."
@@ -33,9 +35,6 @@ def verify(
     password_stdin: bool = PASSWORD_STDIN_OPTION,
 ) -> None:
     """Smoke-test a running cluster: health, info, a service's async and sync paths, job log, clean-up."""
-    from oscar_deploy.services.verify import StepResult, format_result, verify_cluster
-    from oscar_deploy.support.errors import OperationError
-
     access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
 
     def report(result: StepResult) -> None:
