@@ -69,6 +69,9 @@ class StackTarget:
     stack: str
     program_dir: Path | None = None
     program: Callable[[], None] | None = field(default=None, compare=False)
+    # Variables for the pulumi process and the provider plugins it starts, on top of the runner's own (a cloud
+    # login token, for instance). Never stack config: the Automation API puts config values on argv.
+    environment: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if (self.program_dir is None) == (self.program is None):
@@ -148,6 +151,10 @@ class StackSession(Protocol):
 class StackRunner(Protocol):
     def select(self, target: StackTarget) -> StackSession:
         """The stack, created first when the backend does not have it yet."""
+        ...
+
+    def exists(self, target: StackTarget) -> bool:
+        """Whether the backend has the stack (never creates it)."""
         ...
 
 
