@@ -22,7 +22,7 @@ from oscar_deploy.support.progress import Progress
 from tests.doubles import stack_runner
 from tests.doubles.service_quotas import FakeServiceQuotas
 from tests.unit.cloud.cloud_env import ProgramResponder, SshWaits
-from tests.unit.cloud.test_aws_preflight import AL2023, AMAZON, moto_url, quotas  # noqa: F401 (fixtures)
+from tests.unit.cloud.test_aws_preflight import AL2023, AMAZON
 from tests.unit.pipeline_env import PlaybookRun
 
 STACK = "oscar-aws/lab"
@@ -40,7 +40,7 @@ def ssh_waits(monkeypatch: pytest.MonkeyPatch) -> SshWaits:
 
 
 @pytest.fixture
-def instances(quotas: FakeServiceQuotas) -> dict[str, str]:  # noqa: F811
+def instances(quotas: FakeServiceQuotas) -> dict[str, str]:
     """Two running moto instances standing for server-0 and agent-0, by node name."""
     ec2 = boto3.session.Session(profile_name="research", region_name="eu-west-1").client("ec2")
     image = ec2.describe_images(Owners=[AMAZON], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]
@@ -57,7 +57,7 @@ def state_of(instance: str) -> str:
 def test_up_cloud_aws_writes_the_spec_from_the_profile_and_region_of_the_shell(
     cli,
     quotas: FakeServiceQuotas,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # type: ignore[no-untyped-def]
     runner = stack_runner.install(monkeypatch)
     monkeypatch.setenv("AWS_PROFILE", "research")
