@@ -31,7 +31,8 @@ def requirement(target: str) -> str | None:
     if target == "openstack" and not os.environ.get("OS_CLOUD"):
         return "no OpenStack credentials: set OS_CLOUD to an entry of your clouds.yaml"
     if target == "aws" and not (
-        os.environ.get("AWS_PROFILE") or (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"))
+        os.environ.get("AWS_PROFILE")
+        or (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"))
     ):
         return "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     return None
