@@ -38,9 +38,10 @@ from pulumi.automation import (
     PulumiCommand,
     Stack,
     create_or_select_stack,
+    select_stack,
 )
 from pulumi.automation import ConfigValue as AutoConfigValue
-from pulumi.automation.errors import CommandError, ConcurrentUpdateError, create_command_error
+from pulumi.automation.errors import CommandError, ConcurrentUpdateError, StackNotFoundError, create_command_error
 from semver import VersionInfo
 
 from oscar_deploy.iac.pulumi_cli import cli_version
@@ -286,16 +287,7 @@ class PulumiRunner:
         self.projects_dir = projects_dir
 
     def select(self, target: StackTarget) -> PulumiSession:
-        work_dir = self.projects_dir / target.project
-        work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        settings = None
-        if target.program_dir is not None:
-            _copy_project(target.program_dir, work_dir)
-        else:
-            settings = ProjectSettings(name=target.project, runtime="python")
-        options = LocalWorkspaceOptions(
-            work_dir=str(work_dir), env_vars=self.env, pulumi_command=self.cli, project_settings=settings
-        )
+        work_dir, options, env = self._workspace(target)
         stack = call_pulumi(
             target,
             "stack select",
@@ -307,7 +299,43 @@ class PulumiRunner:
                 opts=options,
             ),
         )
-        return PulumiSession(stack, target, self.cli, self.env, work_dir)
+        return PulumiSession(stack, target, self.cli, env, work_dir)
+
+    def exists(self, target: StackTarget) -> bool:
+        work_dir, options, _env = self._workspace(target)
+        try:
+            call_pulumi(
+                target,
+                "stack select",
+                lambda: select_stack(
+                    stack_name=target.stack,
+                    project_name=target.project if target.program is not None else None,
+                    program=target.program,
+                    work_dir=str(work_dir) if target.program is None else None,
+                    opts=options,
+                ),
+            )
+        except StackError as exc:
+            if isinstance(exc.__context__, StackNotFoundError) or "no stack named" in exc.detail:
+                return False
+            raise
+        return True
+
+    def _workspace(self, target: StackTarget) -> tuple[Path, LocalWorkspaceOptions, dict[str, str]]:
+        """The project's working folder and the workspace options; the target's own environment is added to
+        the runner's for every command of that stack."""
+        work_dir = self.projects_dir / target.project
+        work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings = None
+        if target.program_dir is not None:
+            _copy_project(target.program_dir, work_dir)
+        else:
+            settings = ProjectSettings(name=target.project, runtime="python")
+        env = {**self.env, **target.environment}
+        options = LocalWorkspaceOptions(
+            work_dir=str(work_dir), env_vars=env, pulumi_command=self.cli, project_settings=settings
+        )
+        return work_dir, options, env
 
 
 def _copy_project(source: Path, work_dir: Path) -> None:

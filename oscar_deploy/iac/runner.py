@@ -2,10 +2,10 @@
 
 Phases talk to `StackRunner` only: `select` a stack (created the first time) of a Pulumi project, either a
 folder under `stacks/` or an inline program, then set its config, preview, up, refresh, destroy, read outputs,
-export or import its state, cancel (remove its locks) or remove it. `create_runner` gives the real one,
-`pulumi_runner.PulumiRunner` over the Automation API; tests of CLI flows replace `create_runner` with the
-recording fake in tests/doubles/stack_runner.py, so callers call it through this module
-(`runner.create_runner(...)`), never a copy imported by name.
+export or import its state, cancel (remove its locks) or remove it. `factory.create_runner` gives the real
+one, `pulumi_runner.PulumiRunner` over the Automation API; tests of CLI flows replace it with the recording
+fake in tests/doubles/stack_runner.py, so callers call it through that module (`factory.create_runner(...)`),
+never a copy imported by name.
 
 This module imports no Pulumi code: the seam costs nothing until a stack is run.
 """
@@ -67,6 +67,9 @@ class StackTarget:
     stack: str
     program_dir: Path | None = None
     program: Callable[[], None] | None = field(default=None, compare=False)
+    # Variables for the pulumi process and the provider plugins it starts, on top of the runner's own (a cloud
+    # login token, for instance). Never stack config: the Automation API puts config values on argv.
+    environment: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if (self.program_dir is None) == (self.program is None):
@@ -146,4 +149,8 @@ class StackSession(Protocol):
 class StackRunner(Protocol):
     def select(self, target: StackTarget) -> StackSession:
         """The stack, created first when the backend does not have it yet."""
+        ...
+
+    def exists(self, target: StackTarget) -> bool:
+        """Whether the backend has the stack (never creates it)."""
         ...

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import Node
+from oscar_deploy.pipeline.infrastructure import PulumiStacks
 from oscar_deploy.pipeline.node_phases import NODE_PHASES, layer_for
 from oscar_deploy.pipeline.phases import Decision, Phase, PhaseContext, PhaseOutcome, decide, run_phases
 from oscar_deploy.pipeline.platform_phases import CA_FILE_NAME, PLATFORM_PHASES, platform_stack
 from oscar_deploy.providers.base import Provider
+from oscar_deploy.providers.cloud import CloudProvider, change_summary
 from oscar_deploy.providers.registry import provider_for
 from oscar_deploy.spec.models import ClusterSpec
 from oscar_deploy.state.endpoints import ENDPOINTS_FILE_NAME
@@ -35,6 +37,11 @@ def phases_until(last: str | None) -> tuple[Phase, ...]:
     return PHASES[: PHASE_NAMES.index(last) + 1]
 
 
+def cluster_provider(spec: ClusterSpec, state: ClusterState, progress: Progress) -> Provider:
+    """The provider of the spec's target; cloud providers get the cluster's stacks on the Pulumi runner."""
+    return provider_for(spec, state, progress, PulumiStacks(spec, state, progress))
+
+
 def cluster_context(
     spec: ClusterSpec,
     state: ClusterState,
@@ -52,7 +59,7 @@ def cluster_context(
             raise UserInputError(
                 f"bundle {bundle}: remembered from an earlier `up --bundle` but gone; pass --bundle DIR again"
             )
-    provider = provider or provider_for(spec, state, progress)
+    provider = provider or cluster_provider(spec, state, progress)
     context = PhaseContext(spec, state, progress, provider, bundle=bundle)
     context.nodes = context.provider.nodes()
     return context
@@ -81,7 +88,13 @@ def plan(context: PhaseContext, until: str | None = None) -> list[Decision]:
     provision = [f"create {', '.join(create)}" if create else "", f"start {', '.join(start)}" if start else ""]
     provision.append(f"drain and remove {', '.join(remove)}" if remove else "")
     work = "; ".join(item for item in provision if item) or f"all {len(wanted)} node(s) present, nothing to do"
-    decisions = [Decision("provision", bool(create or start or remove), work)]
+    runs = bool(create or start or remove)
+    if isinstance(provider, CloudProvider):
+        # The stack may differ from the spec where the node list does not show it (an edited allowed_cidrs).
+        changes = provider.preview(wanted)
+        runs = runs or any(count for operation, count in changes.items() if operation != "same")
+        work += f"; pulumi preview of stack {provider.project}/{context.spec.name}: {change_summary(changes)}"
+    decisions = [Decision("provision", runs, work)]
     # The later phases see the node list provision would leave: new nodes have no instance yet.
     context.nodes = [existing.get(node.name) or Node(node.name, node.role, node.arch, "running") for node in wanted]
     context.nodes = [replace(node, instance=node.instance or "(new)") for node in context.nodes]
@@ -105,6 +118,13 @@ def remove_platform(context: PhaseContext) -> list[str]:
     return [f"platform stack ({changes.get('delete', 0)} resource(s)), endpoints and cluster CA"]
 
 
+def check_teardown(context: PhaseContext) -> None:
+    """Refuse to tear down a cloud cluster whose state folder and stack backend disagree (the message says how
+    to resolve it); other targets have nothing to compare."""
+    if isinstance(context.provider, CloudProvider):
+        context.provider.check_teardown()
+
+
 def teardown(context: PhaseContext) -> list[str]:
     """Remove the cluster: hosts you own get k3s reset (and stay yours), nodes a provider made are destroyed
     with everything made for them; then the key material and the state folder go. Returns what was removed.
@@ -112,6 +132,7 @@ def teardown(context: PhaseContext) -> list[str]:
     A platform whose stack state lives outside the state folder (a shared backend) is destroyed first, so no
     stack is left behind there; in the state folder it goes with the folder."""
     provider, state = context.provider, context.state
+    check_teardown(context)
     removed: list[str] = []
     if context.spec.iac.backend and state.journal.completed("platform"):
         removed += remove_platform(context)

@@ -14,7 +14,6 @@ from oscar_deploy.iac.pulumi_cli import pulumi_doctor_check
 from oscar_deploy.providers.registry import PROVIDERS
 from oscar_deploy.spec.models import TARGETS
 from oscar_deploy.support.checks import Check, find_tool
-from oscar_deploy.support.extras import EXTRA_MODULES, install_command
 
 # What every target needs in this Python: the CLI, the spec, Ansible, the platform and service clients.
 PYTHON_MODULES = (
@@ -53,20 +52,6 @@ def tool_check(name: str, tool: str, fix: str, purpose: str) -> Check:
     return Check(name, "missing", f"{tool}: not found on PATH ({purpose})", fix, TARGETS)
 
 
-def extra_check(extra: str) -> Check:
-    """The cloud SDKs of one target, installed by the package extra of the same name."""
-    missing = [name for name in EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
-    if missing:
-        return Check(
-            f"{extra} sdk",
-            "missing",
-            f"not importable: {', '.join(missing)} (target {extra} only)",
-            install_command(extra),
-            (extra,),
-        )
-    return Check(f"{extra} sdk", "ok", f"{', '.join(EXTRA_MODULES[extra])} importable")
-
-
 def doctor_checks(target: str | None = None, node_arches: Iterable[str] = ()) -> list[Check]:
     """The shared checks, then those of `target`'s provider (of every provider when no target is given)."""
     checks = [
@@ -85,14 +70,13 @@ def doctor_checks(target: str | None = None, node_arches: Iterable[str] = ()) ->
     for name, entry in PROVIDERS.items():
         if target is None or name == target:
             checks += entry.doctor_checks(node_arches if name == target else ())
-    checks += [extra_check(extra) for extra in EXTRA_MODULES if target in (None, extra)]
     if target is not None and target not in PROVIDERS:
         checks.append(
             Check(
                 f"target {target}",
                 "missing",
                 "no provider for it in this version",
-                "use target local or static",
+                f"use target {' or '.join(PROVIDERS)}",
                 (target,),
             )
         )

@@ -1,8 +1,9 @@
 """The interface every provider shares: which nodes the cluster should have, and create/list/power/destroy them.
 
-`local` (podman containers) and `static` (hosts you own, from an inventory) implement `Provider`; the phases of
-`up`, `status`, `ssh`, `scale`, `down` and the autoscaler only talk to this interface, and find a target's
-provider through `oscar_deploy.providers.registry`.
+`local` (podman containers), `openstack` and `aws` (VMs of a Pulumi stack, `providers/cloud.py`) and `static`
+(hosts you own, from an inventory) implement `Provider`; the phases of `up`, `status`, `ssh`, `scale`, `down`
+and the autoscaler only talk to this interface, and find a target's provider through
+`oscar_deploy.providers.registry`.
 """
 
 from __future__ import annotations

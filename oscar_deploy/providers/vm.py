@@ -13,6 +13,7 @@ Nothing here imports Pulumi or a cloud SDK, so the provider classes and the CLI 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import json
@@ -182,15 +183,18 @@ def node_record(
     ssh_user: str,
     jump_host: str | None,
     host_key: HostKey | None,
+    instance_id: str | None = None,
 ) -> dict[str, Any]:
     """What the programs export per node; the provider writes the inventory from it.
 
     `jump_host` is the public address of the first server when the node has no public address of its own
-    (reach it with `-o ProxyJump=<ssh_user>@<jump_host>`), else None.
+    (reach it with `-o ProxyJump=<ssh_user>@<jump_host>`), else None. `instance_id` is the cloud's id of the VM:
+    a VM made again under the same name has another, so the node is configured again.
     """
     return {
         "name": node.name,
         "vm_name": resource_name(cluster, node.name),
+        "instance_id": instance_id,
         "role": node.role,
         "arch": node.arch,
         "private_address": private_address,
@@ -214,6 +218,7 @@ class NodeRecord:
     ssh_user: str
     jump_host: str | None
     host_key: str | None
+    instance_id: str | None = None
 
     @classmethod
     def from_output(cls, value: Mapping[str, Any]) -> NodeRecord:
@@ -230,7 +235,12 @@ class NodeRecord:
             ssh_user=str(value["ssh_user"]),
             jump_host=value.get("jump_host"),
             host_key=value.get("host_key"),
+            instance_id=value.get("instance_id"),
         )
+
+    def as_output(self) -> dict[str, Any]:
+        """The record as the stack exports it (without empty values)."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
 
 
 def generate_host_key(comment: str) -> HostKey:

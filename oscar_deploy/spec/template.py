@@ -7,6 +7,8 @@ code: a field added there appears everywhere without another edit.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -47,9 +49,13 @@ def _emit(model: BaseModel, indent: int, lines: list[str]) -> None:
             lines.append(f"{pad}{name}: {rendered}".rstrip())
 
 
-def render_spec(name: str, target: str, file_name: str) -> str:
-    """A complete, commented spec for `target` with every default written out."""
-    spec = ClusterSpec.model_validate({"name": name, "target": target})
+def render_spec(name: str, target: str, file_name: str, settings: Mapping[str, Any] | None = None) -> str:
+    """A complete, commented spec for `target` with every default written out (`settings` replace some of the
+    target section's defaults)."""
+    data: dict[str, Any] = {"name": name, "target": target}
+    if settings:
+        data[target] = dict(settings)
+    spec = ClusterSpec.model_validate(data)
     lines = [HEADER.format(schema=SCHEMA_FILE_NAME, file=file_name).rstrip()]
     _emit(spec, 0, lines)
     return "\n".join(lines) + "\n"
@@ -76,6 +82,22 @@ def is_schema_text(text: str) -> bool:
     except ValueError:
         return False
     return isinstance(data, dict) and data.get("title") == SCHEMA_TITLE
+
+
+def settings_from_environment(target: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the user's shell already says about a cloud target: the clouds.yaml entry in OS_CLOUD; the AWS
+    profile in AWS_PROFILE and the region in AWS_REGION (or AWS_DEFAULT_REGION)."""
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    if target == "openstack" and env.get("OS_CLOUD"):
+        found["cloud"] = env["OS_CLOUD"]
+    if target == "aws":
+        if env.get("AWS_PROFILE"):
+            found["profile"] = env["AWS_PROFILE"]
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        if region:
+            found["region"] = region
+    return found
 
 
 def json_schema() -> str:

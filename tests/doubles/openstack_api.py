@@ -9,7 +9,9 @@ openstacksdk makes for oscar-deploy's preflight, in the shapes of the upstream A
   `POST /v3/OS-FEDERATION/identity_providers/{idp}/protocols/{protocol}/auth` with the OIDC access token as a
   Bearer token; a token the identity provider no longer accepts gets 401);
 * Nova v2.1 (https://docs.openstack.org/api-ref/compute/): version documents, `GET /flavors/{id}`,
-  `GET /flavors/detail`, `GET /limits`;
+  `GET /flavors/detail`, `GET /limits`, `GET /servers/{id}` and the server actions `os-stop` / `os-start`
+  (`POST /servers/{id}/action`, answered 202 with no body; the server is SHUTOFF / ACTIVE right away, where a
+  real cloud takes a while and reports the change in `status`);
 * Glance v2 (https://docs.openstack.org/api-ref/image/v2/): version documents, `GET /v2/images/{id}`,
   `GET /v2/images?name=`;
 * Neutron v2.0 (https://docs.openstack.org/api-ref/network/v2/): version documents, `GET /v2.0/networks/{id}`,
@@ -66,6 +68,8 @@ class FakeOpenStack:
     # OIDC access tokens the identity provider still accepts, by identity provider and protocol.
     access_tokens: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
+    # Servers by id: {"id", "name", "status"}; actions change `status`.
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -117,6 +121,8 @@ class FakeOpenStack:
         if path in ("/identity", "/identity/v3"):
             return self._send(handler, 200, self._identity_versions(path))
         service, _, rest = path.lstrip("/").partition("/")
+        if method == "POST" and service == "compute":
+            return self._server_action(handler, rest, body)
         if service not in ("compute", "image", "network") or method != "GET":
             return self._not_found(handler)
         if rest in ("", "v2.1", "v2", "v2.0"):
@@ -239,7 +245,30 @@ class FakeOpenStack:
             for flavor in self.flavors:
                 if flavor["id"] == wanted:
                     return {"flavor": self._flavor(flavor)}
+        if path.startswith("servers/") and path.removeprefix("servers/") in self.servers:
+            return {"server": {"links": [], "metadata": {}, **self.servers[path.removeprefix("servers/")]}}
         return None
+
+    def _server_action(self, handler: BaseHTTPRequestHandler, rest: str, body: dict[str, Any]) -> None:
+        if handler.headers.get("X-Auth-Token") not in {token for token, scoped in self._tokens.items() if scoped}:
+            return self._send(handler, 401, {"error": {"code": 401, "title": "Unauthorized", "message": "Token"}})
+        match = re.fullmatch(r"v2\.1/servers/([^/]+)/action", rest)
+        server = self.servers.get(match.group(1)) if match else None
+        if server is None:
+            return self._not_found(handler)
+        statuses = {"os-stop": ("ACTIVE", "SHUTOFF"), "os-start": ("SHUTOFF", "ACTIVE")}
+        action = next(iter(body), "")
+        if action not in statuses:
+            return self._send(handler, 400, {"badRequest": {"code": 400, "message": f"unknown action {action}"}})
+        before, after = statuses[action]
+        if server["status"] != before:
+            # Nova's answer to stopping a stopped server (or starting a running one).
+            message = f"Cannot '{action.removeprefix('os-')}' instance {server['id']} while it is in vm_state"
+            return self._send(handler, 409, {"conflictingRequest": {"code": 409, "message": message}})
+        server["status"] = after
+        handler.send_response(202)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
     def _flavor(self, flavor: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -10,8 +10,11 @@ like the diy backend's CancelCurrentUpdate) and remove it.
 Every call is recorded, in order, as `Call(stack, operation, detail)` in `RecordingRunner.calls`, with
 `stack` the `project/stack` name: tests assert on `runner.operations()` or on the calls themselves. A test
 scripts what a stack answers through `runner.stack(project, stack)`: outputs, the engine events of an
-operation, a failure, pending operations left by an interrupted update, or a lock held by some process.
-Secret config values are recorded as `ConfigValue` objects, whose repr never shows them.
+operation, a failure, pending operations left by an interrupted update, or a lock held by some process; or
+gives it a `responder`, which stands for running the stack's inline program: called with the target at each
+`up`, it returns the outputs the program would export. Secret config values are recorded as `ConfigValue`
+objects, whose repr never shows them; a `select` records the names of the target's environment variables
+(never their values); the values are kept in `RecordingRunner.environments` for tests that check them.
 
 `install(monkeypatch)` replaces `oscar_deploy.iac.factory.create_runner` so CLI flows get this runner.
 Nothing here ships in the wheel.
@@ -20,7 +23,7 @@ Nothing here ships in the wheel.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,6 +76,8 @@ class FakeStack:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     locks: list[LockHolder] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
+    # Stands for the program: the outputs an `up` of `target` exports (None: the scripted `outputs`).
+    responder: Callable[[StackTarget], dict[str, OutputValue]] | None = None
 
     def fail_next(self, operation: str, message: str, **leaves: Any) -> None:
         self.failures[operation] = Failure(message, **leaves)
@@ -134,6 +139,8 @@ class FakeSession:
         self._record("up", refresh=refresh)
         self._send("up", on_event)
         self._stack.deployment.pop("pending_operations", None)
+        if self._stack.responder is not None:
+            self._stack.outputs = self._stack.responder(self.target)
         return UpdateResult(dict(self._stack.changes), dict(self._stack.outputs))
 
     def refresh(self, on_event: EventHandler) -> dict[str, int]:
@@ -175,6 +182,7 @@ class RecordingRunner:
         self.calls: list[Call] = []
         self.stacks: dict[str, FakeStack] = {}
         self.created_for: list[tuple[str, str | None]] = []
+        self.environments: list[dict[str, str]] = []
 
     def stack(self, project: str, stack: str) -> FakeStack:
         """The scripted stack (made on first use; `select` creates it in the 'backend' and sets its target)."""
@@ -186,9 +194,16 @@ class RecordingRunner:
     def select(self, target: StackTarget) -> FakeSession:
         scripted = self.stack(target.project, target.stack)
         scripted.target = target
-        self.calls.append(Call(target.name, "select", {"created": not scripted.created}))
+        self.calls.append(
+            Call(target.name, "select", {"created": not scripted.created, "environment": sorted(target.environment)})
+        )
+        self.environments.append(dict(target.environment))
         scripted.created = True
         return FakeSession(self, scripted)
+
+    def exists(self, target: StackTarget) -> bool:
+        self.calls.append(Call(target.name, "exists"))
+        return target.name in self.stacks and self.stacks[target.name].created
 
     def operations(self, stack: str | None = None) -> list[str]:
         """The operations called, in order (of one `project/stack` when given)."""

@@ -183,14 +183,6 @@ def test_foreign_arch_readiness_names_the_fix(tmp_path: Path) -> None:
 # --- commands that refuse before touching anything -----------------------------------------------------------
 
 
-def test_up_refuses_targets_without_a_provider_yet(cli) -> None:  # type: ignore[no-untyped-def]
-    (cli.cwd / "cluster.yaml").write_text("name: cloudy\ntarget: aws\n")
-    result = cli("up")
-    assert result.exit_code == 2
-    assert "error: target aws: this version makes clusters on target local or static only" in result.output
-    assert "Traceback" not in result.output
-
-
 def test_local_engine_docker_is_refused_with_the_fix(cli) -> None:  # type: ignore[no-untyped-def]
     (cli.cwd / "cluster.yaml").write_text("name: dock\nlocal: {engine: docker}\n")
     result = cli("status")

@@ -23,13 +23,15 @@ from oscar_deploy.cli.options import (
     print_table,
 )
 from oscar_deploy.nodes.model import Node, node_sort_key
-from oscar_deploy.pipeline.cluster import cluster_context, converge, remove_platform, teardown
+from oscar_deploy.pipeline.cluster import check_teardown, cluster_context, converge, remove_platform, teardown
 from oscar_deploy.pipeline.cluster import plan as plan_phases
 from oscar_deploy.pipeline.phases import PhaseContext
 from oscar_deploy.pipeline.platform_phases import platform_status
 from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec, read_spec_text
+from oscar_deploy.spec.template import render_spec, settings_from_environment
 from oscar_deploy.state.folder import cluster_state
 from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import atomic_write
 from oscar_deploy.support.progress import Progress
 
 NODE_ARGUMENT = typer.Argument(..., help="Node name as `status` shows it, e.g. server-0 or agent-1.")
@@ -39,6 +41,15 @@ COMMAND_ARGUMENT = typer.Argument(
     "one word is a shell line (`-- 'ls | wc -l'`); a login shell when empty.",
 )
 COLUMNS = ("node", "role", "arch", "state", "address", "ssh")
+# Targets `up --cloud` makes a spec for; hosts you own come from an inventory (`edge install -i FILE`).
+CLOUD_TARGETS = ("local", "openstack", "aws")
+CLOUD_OPTION = typer.Option(
+    None,
+    "--cloud",
+    help="local, openstack or aws. Without the spec file, writes the default spec for it first (cluster "
+    "`oscar`; the cloud from $OS_CLOUD, the profile and region from $AWS_PROFILE and $AWS_REGION); with one, it "
+    "must be the spec's target.",
+)
 
 
 def plan(
@@ -58,13 +69,20 @@ def plan(
         typer.echo(f"{decision.phase}: {'runs' if decision.run else 'skipped'}: {decision.reason}")
 
 
-def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION, until: str | None = UNTIL_OPTION) -> None:
+def up(
+    file: Path = SPEC_OPTION,
+    bundle: Path | None = BUNDLE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    cloud: str | None = CLOUD_OPTION,
+) -> None:
     """Make the cluster the spec describes; runs only what is not done yet.
 
     Each phase runs when it never completed or when one of its inputs changed (the message says which), so a
     re-run after a failure resumes, a spec edit does what it needs (a new k3s version upgrades node by node),
-    and a converged cluster is left alone.
+    and a converged cluster is left alone. `--cloud openstack` without a spec file writes the default one first.
     """
+    if cloud is not None:
+        _spec_for_cloud(file, cloud)
     spec = load_spec(file)
     context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
     outcomes = converge(context, read_spec_text(file), until)
@@ -77,6 +95,25 @@ def up(file: Path = SPEC_OPTION, bundle: Path | None = BUNDLE_OPTION, until: str
     spec_flag = "" if file == Path(DEFAULT_SPEC_FILE) else f" -f {file}"
     first = next((node.name for node in context.nodes if node.role == "server"), "server-0")
     typer.echo(f"log in with: oscar-deploy ssh{spec_flag} {first}")
+
+
+def _spec_for_cloud(file: Path, cloud: str) -> None:
+    """`up --cloud T`: write T's default spec when `file` does not exist; refuse a spec of another target."""
+    if cloud not in CLOUD_TARGETS:
+        raise UserInputError(
+            f"--cloud {cloud}: use one of {', '.join(CLOUD_TARGETS)} (hosts you own: `oscar-deploy edge install -i "
+            "INVENTORY`)"
+        )
+    if not file.exists():
+        atomic_write(file, render_spec("oscar", cloud, file.name, settings_from_environment(cloud)), 0o644)
+        typer.echo(f"wrote {file} (target {cloud}, cluster oscar); edit it and run `up` again to change the cluster")
+        return
+    spec = load_spec(file)
+    if spec.target != cloud:
+        raise UserInputError(
+            f"--cloud {cloud}: {file} describes a cluster on target {spec.target}; drop --cloud, set `target: {cloud}` "
+            f"in {file}, or pass another spec with -f"
+        )
 
 
 def status(
@@ -161,6 +198,8 @@ def down(
     """
     context = _context(file, cluster)
     spec, state = context.spec, context.state
+    if not keep_nodes:
+        check_teardown(context)
     if keep_nodes:
         confirm_or_refuse(
             yes,

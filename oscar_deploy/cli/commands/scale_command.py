@@ -9,9 +9,8 @@ import typer
 from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, OPTIONAL_SPEC_OPTION, open_cluster
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import node_sort_key
-from oscar_deploy.pipeline.cluster import cluster_context
+from oscar_deploy.pipeline.cluster import cluster_context, cluster_provider
 from oscar_deploy.pipeline.node_phases import layer_for, scale_in
-from oscar_deploy.providers.registry import provider_for
 from oscar_deploy.spec.models import ClusterSpec
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
@@ -33,7 +32,7 @@ def scale(
     spec, state = open_cluster(file, cluster)
     _check_range(spec, workers)
     progress = Progress()
-    provider = provider_for(spec, state, progress)
+    provider = cluster_provider(spec, state, progress)
     if provider.scaling == "inventory":
         raise UserInputError(
             f"cluster {spec.name}: target {spec.target} scales by its inventory; add or remove hosts there "

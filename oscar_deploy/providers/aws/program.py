@@ -174,7 +174,7 @@ def declare(spec: AwsProgramInput) -> None:
             public_address = elastic_ip.public_ip
             if index == 0:
                 jump_host = elastic_ip.public_ip
-        records.append(_record(spec, node, host_key, instance.private_ip, public_address, jump_host))
+        records.append(_record(spec, node, host_key, instance.private_ip, public_address, jump_host, instance.id))
 
     pulumi.export("nodes", pulumi.Output.all(*records))
     pulumi.export("jump_host", jump_host)
@@ -227,13 +227,14 @@ def _record(
     private_address: Any,
     public_address: Any,
     jump_host: Any,
+    instance_id: Any,
 ) -> Any:
     import pulumi
 
     own_public = public_address is not None
 
     def build(values: list[Any]) -> dict[str, Any]:
-        private, public, jump = values
+        private, public, jump, instance = values
         return node_record(
             cluster=spec.cluster,
             node=node,
@@ -242,9 +243,10 @@ def _record(
             ssh_user=spec.ssh_user,
             jump_host=None if own_public else jump,
             host_key=host_key,
+            instance_id=instance,
         )
 
-    return pulumi.Output.all(private_address, public_address, jump_host).apply(build)
+    return pulumi.Output.all(private_address, public_address, jump_host, instance_id).apply(build)
 
 
 def input_from_spec(

@@ -87,6 +87,21 @@ def preflight(spec: ClusterSpec, needs: OpenStackNeeds | None = None) -> Preflig
     return report
 
 
+def connect(spec: ClusterSpec) -> tuple[Any, dict[str, Any]]:
+    """A logged-in openstacksdk connection to the spec's cloud and the facts `provider_settings` needs; a login
+    that fails stops with the same one line the preflight gives (PreflightError)."""
+    from oscar_deploy.support.extras import import_extra
+
+    openstack: Any = import_extra("openstack", "openstack")
+    report = PreflightReport()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        connection = _connect(openstack, _settings(spec), report)
+    if connection is None:
+        report.raise_for_gaps()
+    return connection, report.facts
+
+
 @dataclass(frozen=True)
 class ProviderSettings:
     """How the Pulumi OpenStack provider logs in: stack config (never secret) and environment for the pulumi

@@ -127,7 +127,7 @@ def declare(spec: OpenStackProgramInput) -> None:
             fixed_ips=[networking.PortFixedIpArgs(subnet_id=subnet_id)] if subnet_id is not None else None,
         )
         host_key = spec.host_keys.get(node.name)
-        openstack.compute.Instance(
+        server = openstack.compute.Instance(
             name(node.name),
             name=name(node.name),
             flavor_name=node.size,
@@ -156,7 +156,7 @@ def declare(spec: OpenStackProgramInput) -> None:
             if index == 0:
                 jump_host = floating_ip.address
         private_address = port.all_fixed_ips.apply(lambda ips: ips[0] if ips else None)
-        records.append(_record(spec, node, host_key, private_address, public_address, jump_host))
+        records.append(_record(spec, node, host_key, private_address, public_address, jump_host, server.id))
 
     pulumi.export("nodes", pulumi.Output.all(*records))
     pulumi.export("jump_host", jump_host)
@@ -194,13 +194,14 @@ def _record(
     private_address: Any,
     public_address: Any,
     jump_host: Any,
+    instance_id: Any,
 ) -> Any:
     import pulumi
 
     own_public = public_address is not None
 
     def build(values: list[Any]) -> dict[str, Any]:
-        private, public, jump = values
+        private, public, jump, instance = values
         return node_record(
             cluster=spec.cluster,
             node=node,
@@ -209,9 +210,10 @@ def _record(
             ssh_user=spec.ssh_user,
             jump_host=None if own_public else jump,
             host_key=host_key,
+            instance_id=instance,
         )
 
-    return pulumi.Output.all(private_address, public_address, jump_host).apply(build)
+    return pulumi.Output.all(private_address, public_address, jump_host, instance_id).apply(build)
 
 
 def input_from_spec(

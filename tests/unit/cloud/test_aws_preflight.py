@@ -6,15 +6,8 @@ owned by 137112412989 (moto/ec2/resources/latest_amis/eu-west-1.json).
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import boto3
-import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from oscar_deploy.providers.aws.preflight import STANDARD_VCPU_QUOTA, is_standard_family, needs_for, preflight
 from oscar_deploy.providers.base import PlannedNode
@@ -23,36 +16,6 @@ from tests.doubles.service_quotas import FakeServiceQuotas
 
 AMAZON = "137112412989"
 AL2023 = "al2023-ami-2023.*-kernel-*"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    httpx.post(f"{url}/moto-api/reset").raise_for_status()
-    yield url
-    server.stop()
-
-
-@pytest.fixture
-def quotas(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServiceQuotas]:
-    fake = FakeServiceQuotas(quotas={("ec2", STANDARD_VCPU_QUOTA): 16.0})
-    for name in [name for name in os.environ if name.startswith("AWS_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", fake.url)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    (tmp_path / "aws-credentials").write_text(
-        "[research]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
-    )
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    yield fake
-    fake.stop()
 
 
 def spec(extra: str = "", workers: int = 2, arch: str = "arm64", ami_name: str = AL2023) -> ClusterSpec:

@@ -211,6 +211,7 @@ def test_exported_node_records() -> None:
     assert server == {
         "name": "server-0",
         "vm_name": "lab-server-0",
+        "instance_id": "lab-server-0-id",
         "role": "server",
         "arch": "arm64",
         "public_address": "203.0.113.10",
@@ -219,6 +220,7 @@ def test_exported_node_records() -> None:
     assert agent == {
         "name": "agent-0",
         "vm_name": "lab-agent-0",
+        "instance_id": "lab-agent-0-id",
         "role": "agent",
         "arch": "arm64",
         "ssh_user": "ubuntu",

@@ -11,7 +11,7 @@ import yaml
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from oscar_deploy.pipeline.doctor import extra_check
+from oscar_deploy.providers.cloud import sdk_check as extra_check
 from oscar_deploy.providers.vm import (
     HostKey,
     NodeRecord,

@@ -314,3 +314,26 @@ def test_without_a_cli_the_runner_installs_the_pinned_one_and_uses_it(
         assert StandIn(folder).commands()[-1] == ["--non-interactive", "stack", "init", "lab"]
     finally:
         server.close()
+
+
+def test_exists_never_creates_and_a_target_environment_reaches_every_command_of_its_stack(
+    runner: PulumiRunner, stand_in: StandIn
+) -> None:
+    token = "gAAAAABkeystone-token-for-the-provider"
+    target = StackTarget("oscar-test", "lab", program=lambda: None, environment={"OS_TOKEN": token, "OS_CLOUD": ""})
+    summary = {"sequence": 1, "summaryEvent": {"resourceChanges": {"same": 1}, "durationSeconds": 1}}
+    stand_in.update(scenario={"preview": {"events": [summary]}})
+    assert runner.exists(target) is False
+    assert "organization/oscar-test/lab" not in stand_in.state()["stacks"], "exists made no stack"
+    session = runner.select(target)
+    session.preview(lambda event: None)
+    assert runner.exists(target) is True
+    other = runner.select(inline("other"))
+    other.preview(lambda event: None)
+    calls = [call for call in stand_in.calls() if call["argv"] != ["version"]]
+    for call in calls:
+        mine = "lab" in call["argv"] or any(arg.endswith("/lab") for arg in call["argv"])
+        assert (call["env"].get("OS_TOKEN") == token) is mine, call["argv"]
+        assert token not in " ".join(call["argv"])
+    assert "OS_TOKEN" not in os.environ
+    assert repr(target).count(token) == 0

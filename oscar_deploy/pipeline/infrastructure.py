@@ -1,0 +1,71 @@
+"""The cloud providers' stacks on the Pulumi runner: `providers.cloud.InfrastructureStacks` over `iac`.
+
+Providers sit below `iac` in the layer order, so the pipeline builds this and hands it to them (through the
+provider registry). Each run selects the cluster's stack of the provider's project with the provider's inline
+program and the environment it needs for the pulumi process (a login token), sets the provider's plain stack
+config, and goes through `StackOperations`: recovery of an interrupted update, progress, one-line errors.
+The runner itself (and the Pulumi CLI, installed on first use) is made only when a stack is first touched, so
+`status` on a cluster whose nodes are recorded never needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oscar_deploy.iac import factory
+from oscar_deploy.iac.operations import StackOperations
+from oscar_deploy.iac.runner import ConfigValue, StackRunner, StackTarget
+from oscar_deploy.providers.cloud import StackProgram, no_program
+from oscar_deploy.spec.models import ClusterSpec
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.progress import LiveDisplay, Progress, TransferDisplay
+
+
+class PulumiStacks:
+    """The stacks of one cluster (each named after it) in the cluster's Pulumi backend."""
+
+    def __init__(self, spec: ClusterSpec, state: ClusterState, progress: Progress) -> None:
+        self.spec = spec
+        self.state = state
+        self.progress = progress
+        self._runner: StackRunner | None = None
+
+    @property
+    def runner(self) -> StackRunner:
+        if self._runner is None:
+            with TransferDisplay() as reporter:
+                self._runner = factory.create_runner(self.state, self.spec.iac.backend, reporter, self.progress.note)
+        return self._runner
+
+    def where(self) -> str:
+        return f"backend {self.spec.iac.backend}" if self.spec.iac.backend else "the state folder's Pulumi backend"
+
+    def _target(self, run: StackProgram) -> StackTarget:
+        return StackTarget(run.project, self.spec.name, program=run.program, environment=dict(run.environment))
+
+    def _operations(self, run: StackProgram) -> StackOperations:
+        session = self.runner.select(self._target(run))
+        operations = StackOperations(session, display=LiveDisplay(), secrets=run.environment.values())
+        if run.config:
+            operations.configure({key: ConfigValue(value) for key, value in run.config.items()})
+        return operations
+
+    def exists(self, project: str) -> bool:
+        return self.runner.exists(StackTarget(project, self.spec.name, program=no_program))
+
+    def outputs(self, project: str) -> dict[str, Any]:
+        session = self.runner.select(StackTarget(project, self.spec.name, program=no_program))
+        return {key: output.value for key, output in session.outputs().items()}
+
+    def preview(self, run: StackProgram) -> dict[str, int]:
+        return self._operations(run).preview()
+
+    def up(self, run: StackProgram) -> dict[str, Any]:
+        result = self._operations(run).up()
+        return {key: output.value for key, output in result.outputs.items()}
+
+    def destroy(self, run: StackProgram) -> dict[str, int]:
+        return self._operations(run).destroy()
+
+    def remove(self, project: str) -> None:
+        self.runner.select(StackTarget(project, self.spec.name, program=no_program)).remove()

@@ -1,0 +1,82 @@
+"""Provider `aws`: nodes are EC2 instances of the cluster's Pulumi stack (project oscar-aws, the program in
+`program.py`).
+
+Credentials come from boto3's and the Pulumi AWS provider's usual chain: `aws.profile` when set (passed to
+both), else the environment (AWS_PROFILE, AWS_ACCESS_KEY_ID...), the shared files, an instance role. Nothing
+secret goes into stack config: only the region and the profile's name.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from oscar_deploy.nodes.model import PlannedNode
+from oscar_deploy.providers.aws import preflight as checks
+from oscar_deploy.providers.cloud import CloudProvider, StackAccess, sdk_check
+from oscar_deploy.providers.gaps import PreflightReport
+from oscar_deploy.providers.vm import HostKey, NodeRecord
+from oscar_deploy.spec.models import AwsSpec
+from oscar_deploy.support.checks import Check
+from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.extras import import_extra
+
+# Waiter polls: every 5 s for up to 10 minutes.
+POWER_WAITER = {"Delay": 5, "MaxAttempts": 120}
+
+
+class AwsProvider(CloudProvider):
+    project = "oscar-aws"
+    target = "aws"
+
+    @property
+    def settings(self) -> AwsSpec:
+        settings = self.spec.target_settings()
+        assert isinstance(settings, AwsSpec)  # the registry hands each provider its own target's specs
+        return settings
+
+    def preflight(self, to_create: Sequence[PlannedNode], new_cluster: bool) -> PreflightReport:
+        return checks.preflight(self.spec, checks.needs_for(self.spec, to_create))
+
+    def access(self, facts: Mapping[str, Any] | None) -> StackAccess:
+        config = {"aws:region": self.settings.region}
+        if self.settings.profile:
+            config["aws:profile"] = self.settings.profile
+        return StackAccess(config)
+
+    def program(self, nodes: Sequence[PlannedNode], host_keys: Mapping[str, HostKey], public_key: str) -> Any:
+        from oscar_deploy.providers.aws import program
+
+        spec = program.input_from_spec(self.spec, public_key=public_key, nodes=nodes, host_keys=host_keys)
+        return functools.partial(program.declare, spec)
+
+    def set_power(self, record: NodeRecord, on: bool) -> None:
+        """StartInstances / StopInstances on the node's instance, then EC2's waiter for running / stopped."""
+        boto3: Any = import_extra("boto3", "aws")
+        errors: Any = import_extra("botocore.exceptions", "aws")
+        if not record.instance_id:
+            raise OperationError(f"node {record.name}: no instance id recorded; run `oscar-deploy up` first")
+        session = boto3.session.Session(profile_name=self.settings.profile, region_name=self.settings.region)
+        ec2 = session.client("ec2")
+        ids = [record.instance_id]
+        try:
+            if on:
+                ec2.start_instances(InstanceIds=ids)
+                ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig=POWER_WAITER)
+            else:
+                ec2.stop_instances(InstanceIds=ids)
+                ec2.get_waiter("instance_stopped").wait(InstanceIds=ids, WaiterConfig=POWER_WAITER)
+        except (errors.ClientError, errors.WaiterError) as exc:
+            raise OperationError(
+                f"node {record.name}: instance {record.instance_id} did not {'start' if on else 'stop'} "
+                f"({_first_line(exc)}); look at it in the EC2 console"
+            ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def doctor_checks(arches: Iterable[str]) -> list[Check]:
+    return [sdk_check("aws")]

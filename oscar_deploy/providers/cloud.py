@@ -1,0 +1,509 @@
+"""What the OpenStack and AWS providers share: nodes made by one Pulumi stack per cluster, read back from the
+stack's outputs, reached over SSH with host keys pinned before the first connection.
+
+The providers sit below `iac` (the Pulumi runner) in the layer order, so they never import it: the pipeline
+hands each cloud provider an `InfrastructureStacks` (built on the runner in pipeline/infrastructure.py), and a
+provider says what to run as a `StackProgram`: the project, the inline program (the cloud's `declare` with its
+input), the provider's stack config (never secret) and the environment of the pulumi process (a cloud login
+token travels there, never through stack config, which the Automation API puts on the command line).
+
+What a cloud cluster keeps in its state folder:
+
+    infrastructure.json  the nodes as the stack's last update exported them, each with its power state, and when
+                         that was written; `status` reads them from here without a cloud call. They are as
+                         fresh as the last `up`, `scale`, `down` or power change made through this state folder:
+                         a VM stopped or deleted in the cloud's console, or a change made from another machine
+                         sharing the backend, shows only after the next `up`. Also the digest of the last plan
+                         the preflight passed, so the preflight runs once per plan change.
+    ssh/host_keys.json   each node's SSH host key pair (0600), generated here and handed to the program for
+                         cloud-init, so the controller knows the key before the VM first boots
+    ssh/known_hosts      the public halves, pinned under every address of the node
+    ssh/config           what every ssh to the nodes uses: the cluster's key, that known_hosts only, and
+                         StrictHostKeyChecking yes; passed with -F, which ssh also passes to the ProxyJump hop
+                         through the first server (options given with -o are not passed on)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from oscar_deploy.nodes.model import Node, NodeState, PlannedNode, node_sort_key
+from oscar_deploy.providers.base import ApplyResult, ScalingMode, counted_plan
+from oscar_deploy.providers.gaps import PreflightReport
+from oscar_deploy.providers.vm import HostKey, NodeRecord, generate_host_key
+from oscar_deploy.spec.models import ClusterSpec
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.checks import Check, find_tool
+from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.extras import EXTRA_MODULES, install_command
+from oscar_deploy.support.progress import Progress
+
+INFRASTRUCTURE_FILE = "infrastructure.json"
+HOST_KEYS_FILE = "host_keys.json"
+KNOWN_HOSTS_FILE = "known_hosts"
+SSH_CONFIG_FILE = "config"
+# A new VM boots, runs cloud-init and starts sshd: minutes on a busy cloud.
+SSH_WAIT_SECONDS = 900.0
+SSH_POLL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class StackProgram:
+    """One run of a cluster's infrastructure stack: which project, the inline program, the provider's stack config
+    (plain values only) and variables for the pulumi process (where a login token goes)."""
+
+    project: str
+    program: Callable[[], None]
+    config: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+class InfrastructureStacks(Protocol):
+    """The cluster's stacks as a cloud provider uses them (the stack is named after the cluster)."""
+
+    def where(self) -> str:
+        """The backend holding the stacks, for messages."""
+        ...
+
+    def exists(self, project: str) -> bool: ...
+
+    def outputs(self, project: str) -> dict[str, Any]: ...
+
+    def preview(self, run: StackProgram) -> dict[str, int]: ...
+
+    def up(self, run: StackProgram) -> dict[str, Any]:
+        """Update the stack; returns its outputs (values)."""
+        ...
+
+    def destroy(self, run: StackProgram) -> dict[str, int]: ...
+
+    def remove(self, project: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class StackAccess:
+    """How the cloud's Pulumi provider logs in for one run: stack config and environment of the pulumi process."""
+
+    config: Mapping[str, str]
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+def no_program() -> None:
+    """The program of runs that never execute it (outputs, destroy, remove): declares nothing."""
+
+
+def change_summary(changes: Mapping[str, int]) -> str:
+    """Pulumi's counts per operation as one phrase: `2 to create, 1 to delete, 9 unchanged`."""
+    words = {"create": "to create", "update": "to update", "replace": "to replace", "delete": "to delete"}
+    parts = [f"{changes[key]} {label}" for key, label in words.items() if changes.get(key)]
+    if changes.get("same"):
+        parts.append(f"{changes['same']} unchanged")
+    return ", ".join(parts) or "no resources"
+
+
+class CloudProvider:
+    """Nodes of one cluster as VMs of a Pulumi stack; the subclasses know their cloud (login, preflight, program,
+    power)."""
+
+    ssh_common_args = ""  # per node: each node's variables carry its own (ProxyJump only where needed)
+    scaling: ScalingMode = "count"
+    project = ""
+    target = ""
+
+    def __init__(self, spec: ClusterSpec, state: ClusterState, progress: Progress, stacks: InfrastructureStacks):
+        self.spec = spec
+        self.state = state
+        self.progress = progress
+        self.stacks = stacks
+
+    # --- what each cloud provides -----------------------------------------------------------------------------
+    def preflight(self, to_create: Sequence[PlannedNode], new_cluster: bool) -> PreflightReport:
+        """Every gap between the spec and the cloud for creating `to_create` (report.facts: the login)."""
+        raise NotImplementedError
+
+    def access(self, facts: Mapping[str, Any] | None) -> StackAccess:
+        """The Pulumi provider's login, from a preflight's facts when one just ran, else by logging in."""
+        raise NotImplementedError
+
+    def program(self, nodes: Sequence[PlannedNode], host_keys: Mapping[str, HostKey], public_key: str) -> Any:
+        """The inline program declaring `nodes` (servers first)."""
+        raise NotImplementedError
+
+    def set_power(self, record: NodeRecord, on: bool) -> None:
+        """Start (on) or stop one VM through the cloud's SDK and wait until it is in that state."""
+        raise NotImplementedError
+
+    # --- Provider interface -----------------------------------------------------------------------------------
+    def plan(self, spec: ClusterSpec, workers: int) -> list[PlannedNode]:
+        return counted_plan(spec, workers, self.nodes())
+
+    def apply(self, plan: Sequence[PlannedNode]) -> ApplyResult:
+        """Preflight (once per plan change), then the stack up with the planned nodes plus those that exist but
+        are no longer planned (the caller drains them before `remove`); stopped nodes are started."""
+        self.state.ensure_ssh_keypair()
+        public_key = self.state.ssh_public_key.read_text(encoding="utf-8").strip()
+        existing = {record.name: record for record in self.stack_records()}
+        planned = {node.name for node in plan}
+        kept = [
+            PlannedNode(record.name, record.role, record.arch)
+            for record in existing.values()
+            if record.name not in planned
+        ]
+        declared = sorted([*plan, *kept], key=lambda node: node_sort_key(node.name))
+        to_create = [node for node in plan if node.name not in existing]
+        digest = self._plan_digest(declared)
+        facts: Mapping[str, Any] | None = None
+        if to_create and self._cache().get("preflight") != digest:
+            with self.progress.step(f"preflight: can {self.target} hold {len(to_create)} new node(s)"):
+                report = self.preflight(to_create, new_cluster=not existing)
+            for note in report.notes:
+                self.progress.note(note)
+            report.raise_for_gaps()
+            facts = report.facts
+        access = self.access(facts)
+        host_keys = self._host_keys(declared, persist=True)
+        outputs = self.stacks.up(
+            StackProgram(self.project, self.program(declared, host_keys, public_key), access.config, access.environment)
+        )
+        records = records_from_outputs(outputs)
+        states = {node.name: node.state for node in self.nodes()}
+        self._save(records, states, preflight=digest)
+        result = ApplyResult(nodes=[], extra=sorted((node.name for node in kept), key=node_sort_key))
+        for node in plan:
+            if node.name not in existing:
+                result.created.append(node.name)
+            elif states.get(node.name) == "stopped":
+                self.power_on(node.name, wait=False)
+                result.started.append(node.name)
+            else:
+                result.unchanged.append(node.name)
+        nodes = {node.name: node for node in self.nodes()}
+        fresh = [name for name in (*result.created, *result.started) if name in nodes]
+        missing = sorted(planned - set(nodes))
+        if missing:
+            raise OperationError(
+                f"stack {self.project}/{self.spec.name}: no output for node(s) {', '.join(missing)}; the program "
+                "did not declare them (run `oscar-deploy up` again, or report it)"
+            )
+        self.wait_for_ssh([nodes[name] for name in fresh])
+        result.nodes = self.nodes()
+        return result
+
+    def nodes(self) -> list[Node]:
+        """The nodes as the last update exported them (the state folder's copy; no cloud call)."""
+        entries = self._cache().get("nodes") or []
+        nodes = [self._node(NodeRecord.from_output(entry), entry.get("state", "running")) for entry in entries]
+        return sorted(nodes, key=lambda node: node_sort_key(node.name))
+
+    def destroy(self) -> list[str]:
+        """Every resource of the stack (VMs, addresses, network, security group, key pair), then the stack."""
+        removed: list[str] = []
+        if self.stacks.exists(self.project):
+            access = self.access(None)
+            changes = self.stacks.destroy(StackProgram(self.project, no_program, access.config, access.environment))
+            self.stacks.remove(self.project)
+            removed.append(
+                f"stack {self.project}/{self.spec.name} ({changes.get('delete', 0)} resource(s): VMs, addresses, "
+                "network, security group, key pair)"
+            )
+        for path in (self.state.path / INFRASTRUCTURE_FILE, *self._ssh_files()):
+            path.unlink(missing_ok=True)
+        return removed
+
+    def power_on(self, name: str, wait: bool = True) -> Node:
+        record = self._record(name)
+        self.set_power(record, on=True)
+        self._set_state(name, "running")
+        node = next(node for node in self.nodes() if node.name == name)
+        if wait:
+            self.wait_for_ssh([node])
+        return node
+
+    def power_off(self, name: str) -> None:
+        record = self._record(name)
+        self.set_power(record, on=False)
+        self._set_state(name, "stopped")
+
+    def remove(self, name: str) -> list[str]:
+        """The stack up without `name`: its VM (and its address, port or disk) goes, the rest stays."""
+        records = self.stack_records()
+        gone = next((record for record in records if record.name == name), None)
+        if gone is None:
+            known = ", ".join(record.name for record in records) or "none"
+            raise UserInputError(f"node {name!r}: not in cluster {self.spec.name} (nodes: {known})")
+        keep = [PlannedNode(record.name, record.role, record.arch) for record in records if record.name != name]
+        public_key = self.state.ssh_public_key.read_text(encoding="utf-8").strip()
+        host_keys = self._host_keys(keep, persist=True)
+        access = self.access(None)
+        outputs = self.stacks.up(
+            StackProgram(self.project, self.program(keep, host_keys, public_key), access.config, access.environment)
+        )
+        states = {node.name: node.state for node in self.nodes()}
+        self._save(records_from_outputs(outputs), states)
+        self._forget_host_key(name)
+        return [f"VM {gone.vm_name}"]
+
+    def ssh_command(self, node: Node, command: Sequence[str] = ()) -> list[str]:
+        ssh = find_tool("ssh")
+        if ssh is None:
+            raise UserInputError("ssh: not found on PATH; install it: sudo apt-get install -y openssh-client")
+        if node.ssh_host is None:
+            raise OperationError(f"node {node.name}: no SSH address known; run `oscar-deploy up`")
+        options = shlex.split(str(node.variables.get("ansible_ssh_common_args", "")))
+        return [ssh, *options, "-p", str(node.ssh_port), f"{node.ssh_user}@{node.ssh_host}", *command]
+
+    # --- what `plan` and `down` ask first ---------------------------------------------------------------------
+    def preview(self, plan: Sequence[PlannedNode]) -> dict[str, int]:
+        """Pulumi's preview of the update `up` would make for `plan` (count per operation); writes nothing in the
+        state folder."""
+        existing = {record.name: record for record in self.stack_records()}
+        planned = {node.name for node in plan}
+        kept = [
+            PlannedNode(record.name, record.role, record.arch)
+            for record in existing.values()
+            if record.name not in planned
+        ]
+        declared = sorted([*plan, *kept], key=lambda node: node_sort_key(node.name))
+        public_key = (
+            self.state.ssh_public_key.read_text(encoding="utf-8").strip()
+            if self.state.ssh_public_key.is_file()
+            else generate_host_key("preview").public
+        )
+        access = self.access(None)
+        return self.stacks.preview(
+            StackProgram(
+                self.project,
+                self.program(declared, self._host_keys(declared, persist=False), public_key),
+                access.config,
+                access.environment,
+            )
+        )
+
+    def check_teardown(self) -> None:
+        """Refuse `down` when the state folder and the backend disagree about the nodes, saying how to resolve it."""
+        recorded = sorted((entry["name"] for entry in self._cache().get("nodes") or []), key=node_sort_key)
+        exists = self.stacks.exists(self.project)
+        in_backend = sorted((record.name for record in self.stack_records()), key=node_sort_key) if exists else []
+        stack = f"stack {self.project}/{self.spec.name}"
+        where = self.stacks.where()
+        if recorded and not exists:
+            raise UserInputError(
+                f"down: cluster {self.spec.name}: the state folder records nodes {', '.join(recorded)} but {where} "
+                f"has no {stack}; if `up` used another backend, set iac.backend in the spec to it and run down "
+                f"again; if the VMs are gone already, delete {self.state.path} by hand"
+            )
+        if in_backend and not recorded:
+            raise UserInputError(
+                f"down: cluster {self.spec.name}: {stack} in {where} has nodes {', '.join(in_backend)} that the state "
+                "folder does not record; run `oscar-deploy up` to read them back (or rename this cluster if that "
+                "stack is another cluster's), then down"
+            )
+        if recorded != in_backend:
+            raise UserInputError(
+                f"down: cluster {self.spec.name}: the state folder records nodes {', '.join(recorded)} but {stack} in "
+                f"{where} has {', '.join(in_backend) or 'none'}; run `oscar-deploy up` to bring them together, then "
+                "down"
+            )
+
+    # --- reading the stack ------------------------------------------------------------------------------------
+    def stack_records(self) -> list[NodeRecord]:
+        """The nodes the backend's stack exported at its last update (none when there is no stack)."""
+        if not self.stacks.exists(self.project):
+            return []
+        return records_from_outputs(self.stacks.outputs(self.project))
+
+    def wait_for_ssh(self, nodes: Sequence[Node], timeout: float = SSH_WAIT_SECONDS) -> None:
+        """Until each node runs `true` over SSH with its pinned host key (the first server first: it is the jump
+        host of the others)."""
+        if not nodes:
+            return
+        names = ", ".join(node.name for node in nodes)
+        deadline = time.monotonic() + timeout
+        pending = sorted(nodes, key=lambda node: node_sort_key(node.name))
+        with self.progress.step(f"waiting for SSH on {names}"):
+            while pending:
+                pending = [node for node in pending if not self._answers_ssh(node)]
+                if not pending:
+                    return
+                if time.monotonic() > deadline:
+                    late = pending[0]
+                    raise OperationError(
+                        f"node {late.name} ({late.ssh_host}): no SSH answer in {timeout:.0f} s; check the VM's console "
+                        f"log in the cloud's dashboard and that {late.ssh_host} is reachable from here, then run "
+                        "`oscar-deploy up` again"
+                    )
+                time.sleep(SSH_POLL_SECONDS)
+
+    def _answers_ssh(self, node: Node) -> bool:
+        command = self.ssh_command(node, ["true"])
+        command[1:1] = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
+
+    # --- the state folder -------------------------------------------------------------------------------------
+    def _cache(self) -> dict[str, Any]:
+        path = self.state.path / INFRASTRUCTURE_FILE
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise OperationError(f"{path}: not JSON; delete it and run `oscar-deploy up` to write it again") from None
+        return data if isinstance(data, dict) else {}
+
+    def _save(
+        self, records: Sequence[NodeRecord], states: Mapping[str, NodeState], preflight: str | None = None
+    ) -> None:
+        cache = self._cache()
+        cache["written_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        cache["stack"] = f"{self.project}/{self.spec.name}"
+        cache["nodes"] = [{**record.as_output(), "state": states.get(record.name, "running")} for record in records]
+        if preflight is not None:
+            cache["preflight"] = preflight
+        self.state.write_file(self.state.path / INFRASTRUCTURE_FILE, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        self._write_ssh_files(records)
+
+    def _set_state(self, name: str, state: NodeState) -> None:
+        cache = self._cache()
+        for entry in cache.get("nodes") or []:
+            if entry.get("name") == name:
+                entry["state"] = state
+        self.state.write_file(self.state.path / INFRASTRUCTURE_FILE, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+
+    def _record(self, name: str) -> NodeRecord:
+        for entry in self._cache().get("nodes") or []:
+            if entry.get("name") == name:
+                return NodeRecord.from_output(entry)
+        known = ", ".join(node.name for node in self.nodes()) or "none"
+        raise UserInputError(f"node {name!r}: not in cluster {self.spec.name} (nodes: {known})")
+
+    def _plan_digest(self, nodes: Iterable[PlannedNode]) -> str:
+        data = {
+            "settings": self.spec.target_settings().model_dump(mode="json"),
+            "nodes": [f"{node.name} {node.role} {node.arch}" for node in nodes],
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _ssh_files(self) -> tuple[Path, Path, Path]:
+        ssh = self.state.ssh_dir
+        return ssh / HOST_KEYS_FILE, ssh / KNOWN_HOSTS_FILE, ssh / SSH_CONFIG_FILE
+
+    def _stored_host_keys(self) -> dict[str, HostKey]:
+        from oscar_deploy.providers.vm import host_keys_from_json
+
+        path = self._ssh_files()[0]
+        if not path.is_file():
+            return {}
+        try:
+            return host_keys_from_json(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise OperationError(f"{path}: {exc}; restore it from a backup of the state folder") from None
+
+    def _host_keys(self, nodes: Iterable[PlannedNode], persist: bool) -> dict[str, HostKey]:
+        """The host key of each node: the stored one, or a new one (stored before the VM is made when `persist`)."""
+        stored = self._stored_host_keys()
+        keys = {}
+        for node in nodes:
+            keys[node.name] = stored.get(node.name) or generate_host_key(f"root@{self.spec.name}-{node.name}")
+        if persist and any(name not in stored for name in keys):
+            self._write_host_keys({**stored, **keys})
+        return keys
+
+    def _forget_host_key(self, name: str) -> None:
+        stored = self._stored_host_keys()
+        if stored.pop(name, None) is not None:
+            self._write_host_keys(stored)
+
+    def _write_host_keys(self, keys: Mapping[str, HostKey]) -> None:
+        data = {name: {"private": key.private, "public": key.public} for name, key in sorted(keys.items())}
+        self.state.write_file(self._ssh_files()[0], json.dumps(data, indent=1) + "\n", 0o600)
+
+    def _write_ssh_files(self, records: Sequence[NodeRecord]) -> None:
+        _keys, known_hosts, config = self._ssh_files()
+        lines = []
+        for record in records:
+            if record.host_key:
+                addresses = [address for address in (record.public_address, record.private_address) if address]
+                lines.append(f"{','.join(dict.fromkeys(addresses))} {record.host_key}")
+        self.state.write_file(known_hosts, "".join(line + "\n" for line in lines), 0o600)
+        settings = {
+            "IdentityFile": self.state.ssh_private_key,
+            "IdentitiesOnly": "yes",
+            "UserKnownHostsFile": known_hosts,
+            "GlobalKnownHostsFile": "/dev/null",
+            "StrictHostKeyChecking": "yes",
+            "PasswordAuthentication": "no",
+            "ServerAliveInterval": "30",
+        }
+        text = [
+            f"# Written by oscar-deploy for cluster {self.spec.name}: `ssh -F` this file to reach its nodes.",
+            "Host *",
+        ]
+        text += [f"  {key} {_config_value(str(value))}" for key, value in settings.items()]
+        self.state.write_file(config, "\n".join(text) + "\n", 0o600)
+
+    def _node(self, record: NodeRecord, state: str) -> Node:
+        config = self._ssh_files()[2]
+        options = ["-F", str(config)]
+        host = record.public_address or record.private_address
+        if record.public_address is None and record.jump_host:
+            options += ["-o", f"ProxyJump={record.ssh_user}@{record.jump_host}"]
+        return Node(
+            name=record.name,
+            role=record.role,
+            arch=record.arch,
+            state="stopped" if state == "stopped" else "running",
+            address=record.private_address,
+            ssh_host=host,
+            ssh_port=22,
+            ssh_user=record.ssh_user,
+            instance=record.instance_id or record.vm_name,
+            variables={"ansible_ssh_common_args": shlex.join(options)},
+        )
+
+
+def records_from_outputs(outputs: Mapping[str, Any]) -> list[NodeRecord]:
+    """The `nodes` output of a cloud stack, read back; anything else is a stack of another program."""
+    entries = outputs.get("nodes") or []
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise OperationError("stack output nodes: not a list of node records; the stack was made by another program")
+    try:
+        return sorted(
+            (NodeRecord.from_output(entry) for entry in entries), key=lambda record: node_sort_key(record.name)
+        )
+    except (KeyError, ValueError) as exc:
+        raise OperationError(f"stack output nodes: {exc}; the stack was made by another program") from None
+
+
+def _config_value(value: str) -> str:
+    """A value in ssh_config: double-quoted when it holds blanks (ssh_config has no escape for a quote)."""
+    if '"' in value or "\n" in value:
+        raise OperationError(f"{value}: a path with a quote or a newline cannot go into ssh_config; use another folder")
+    return f'"{value}"' if any(char.isspace() for char in value) else value
+
+
+def sdk_check(extra: str) -> Check:
+    """The doctor line of one cloud's SDKs, installed by the package extra of the same name."""
+    missing = [name for name in EXTRA_MODULES[extra] if importlib.util.find_spec(name) is None]
+    if missing:
+        return Check(
+            f"{extra} sdk",
+            "missing",
+            f"not importable: {', '.join(missing)} (target {extra} only)",
+            install_command(extra),
+            (extra,),
+        )
+    return Check(f"{extra} sdk", "ok", f"{', '.join(EXTRA_MODULES[extra])} importable")

@@ -1,0 +1,77 @@
+"""Provider `openstack`: nodes are servers of the cluster's Pulumi stack (project oscar-openstack, the program in
+`program.py`), on any OpenStack cloud that openstacksdk's clouds.yaml loader can log in to, EGI FedCloud's
+OIDC access tokens included.
+
+The login comes from the cloud named by `openstack.cloud` in clouds.yaml. openstacksdk logs in (for the
+preflight, for each update, and to stop or start a server); the Pulumi OpenStack provider then gets either the
+same clouds.yaml entry (`openstack:cloud`) or, for OIDC clouds it cannot log in to itself, the Keystone token of
+that login in OS_TOKEN in the pulumi process's environment (`preflight.provider_settings`).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from oscar_deploy.nodes.model import PlannedNode
+from oscar_deploy.providers.cloud import CloudProvider, StackAccess, sdk_check
+from oscar_deploy.providers.gaps import PreflightReport
+from oscar_deploy.providers.openstack import preflight as checks
+from oscar_deploy.providers.vm import HostKey, NodeRecord
+from oscar_deploy.support.checks import Check
+from oscar_deploy.support.errors import OperationError
+
+# Servers take a while to stop cleanly (the guest shuts down) and to boot.
+POWER_WAIT_SECONDS = 600
+
+
+class OpenStackProvider(CloudProvider):
+    project = "oscar-openstack"
+    target = "openstack"
+
+    def preflight(self, to_create: Sequence[PlannedNode], new_cluster: bool) -> PreflightReport:
+        return checks.preflight(self.spec, checks.needs_for(self.spec, to_create, new_cluster=new_cluster))
+
+    def access(self, facts: Mapping[str, Any] | None) -> StackAccess:
+        if facts is None:
+            _connection, facts = checks.connect(self.spec)
+        settings = checks.provider_settings(dict(facts))
+        return StackAccess(settings.config, settings.environment)
+
+    def program(self, nodes: Sequence[PlannedNode], host_keys: Mapping[str, HostKey], public_key: str) -> Any:
+        from oscar_deploy.providers.openstack import program
+
+        spec = program.input_from_spec(self.spec, public_key=public_key, nodes=nodes, host_keys=host_keys)
+        return functools.partial(program.declare, spec)
+
+    def set_power(self, record: NodeRecord, on: bool) -> None:
+        """`os-start` / `os-stop` on the server (Nova's server actions), then wait for ACTIVE / SHUTOFF."""
+        connection, _facts = checks.connect(self.spec)
+        wanted = "ACTIVE" if on else "SHUTOFF"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compute = connection.compute
+            server = (
+                compute.get_server(record.instance_id)
+                if record.instance_id
+                else compute.find_server(record.vm_name, ignore_missing=False)
+            )
+            if server.status == wanted:
+                return
+            if on:
+                compute.start_server(server)
+            else:
+                compute.stop_server(server)
+            try:
+                compute.wait_for_server(server, status=wanted, failures=["ERROR"], interval=2, wait=POWER_WAIT_SECONDS)
+            except Exception as exc:  # openstacksdk raises ResourceTimeout or ResourceFailure
+                raise OperationError(
+                    f"node {record.name}: server {record.vm_name} did not become {wanted} ({type(exc).__name__}); "
+                    "look at it in the cloud's dashboard"
+                ) from None
+
+
+def doctor_checks(arches: Iterable[str]) -> list[Check]:
+    return [sdk_check("openstack")]

@@ -1,0 +1,422 @@
+"""`up`, `plan`, `scale`, `down` and power on target openstack through typer's runner.
+
+openstacksdk logs in and runs the preflight for real against the OpenStack API double on 127.0.0.1 (EGI
+FedCloud's OIDC access-token login, from a temporary clouds.yaml); the Pulumi runner is the recording fake
+(tests/doubles/stack_runner.py) whose responder stands for the program; Ansible runs are recorded
+(tests/unit/pipeline_env.py). The phases after provision run for real on local nodes in the nodes tier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from oscar_deploy.iac.runner import ConfigValue
+from oscar_deploy.pipeline.cluster import cluster_provider
+from oscar_deploy.providers.cloud import CloudProvider
+from oscar_deploy.spec.models import parse_spec
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.progress import Progress
+from tests.doubles import stack_runner
+from tests.doubles.openstack_api import PROJECT_ID, FakeOpenStack
+from tests.unit.cloud.cloud_env import ProgramResponder, SshWaits
+from tests.unit.cloud.test_openstack_preflight import ACCESS_TOKEN, cloud_content
+from tests.unit.pipeline_env import PlaybookRun
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+STACK = "oscar-openstack/lab"
+SPEC = "name: lab\ntarget: openstack\nworkers: {initial: 1, max: 3}\nopenstack: {cloud: egi}\n"
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenStack]:
+    server = FakeOpenStack(**cloud_content(), access_tokens={("egi.eu", "openid"): {ACCESS_TOKEN}})  # type: ignore[arg-type]
+    clouds = {
+        "clouds": {
+            "egi": {
+                "auth_type": "v3oidcaccesstoken",
+                "auth": {
+                    "auth_url": server.auth_url,
+                    "identity_provider": "egi.eu",
+                    "protocol": "openid",
+                    "access_token": ACCESS_TOKEN,
+                    "project_id": PROJECT_ID,
+                },
+                "identity_api_version": 3,
+                "region_name": "RegionOne",
+            }
+        }
+    }
+    config = tmp_path / "clouds.yaml"
+    config.write_text(yaml.safe_dump(clouds))
+    for name in [name for name in os.environ if name.startswith("OS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(config))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> stack_runner.RecordingRunner:
+    runner = stack_runner.install(monkeypatch)
+    runner.stack("oscar-openstack", "lab").responder = ProgramResponder()
+    runner.stack("oscar-openstack", "oscar").responder = ProgramResponder()
+    return runner
+
+
+@pytest.fixture
+def ssh_waits(monkeypatch: pytest.MonkeyPatch) -> SshWaits:
+    waits = SshWaits()
+    monkeypatch.setattr(CloudProvider, "wait_for_ssh", waits.method())
+    return waits
+
+
+def responder(runner: stack_runner.RecordingRunner, stack: str = STACK) -> ProgramResponder:
+    found = runner.stacks[stack].responder
+    assert isinstance(found, ProgramResponder)
+    return found
+
+
+def decisions(output: str) -> list[str]:
+    """The lines `plan` prints (the progress lines on stderr are indented)."""
+    return [line for line in output.splitlines() if not line.startswith(" ")]
+
+
+def inventory_hosts(state: ClusterState) -> dict[str, dict[str, object]]:
+    data = yaml.safe_load(state.inventory_file.read_text())
+    groups = data["k3s_cluster"]["children"]
+    return {**groups["server"]["hosts"], **groups["agent"]["hosts"]}
+
+
+def test_up_cloud_openstack_without_a_spec_writes_one_and_makes_the_cluster(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OS_CLOUD", "egi")
+    result = cli("up", "--cloud", "openstack", "--until", "kubernetes")
+    assert result.exit_code == 0, result.output
+    spec = parse_spec((cli.cwd / "cluster.yaml").read_text())
+    assert (spec.target, spec.name, spec.openstack.cloud) == ("openstack", "oscar", "egi")  # type: ignore[union-attr]
+    assert result.output.splitlines()[0] == (
+        "wrote cluster.yaml (target openstack, cluster oscar); edit it and run `up` again to change the cluster"
+    )
+    assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
+    assert ssh_waits.waited == [["server-0", "agent-0"]]
+    assert "provision: created server-0, agent-0" in result.output
+
+
+def test_up_passes_the_keystone_token_only_through_the_environment_and_pins_host_keys(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    result = cli("up", "--until", "kubernetes")
+    assert result.exit_code == 0, result.output
+    state = ClusterState("lab")
+
+    # The token of the preflight's login reaches the pulumi process's environment, never the stack config.
+    token = runner.environments[-1]["OS_TOKEN"]
+    assert cloud._tokens.get(token) is True, "a project-scoped token the cloud issued"
+    assert runner.environments[-1]["OS_CLOUD"] == ""
+    configs = [call.detail["config"] for call in runner.calls if call.operation == "set_config"]
+    assert configs and all(token not in str(item.value) for config in configs for item in config.values())
+    assert configs[-1] == {
+        "openstack:authUrl": ConfigValue(cloud.auth_url),
+        "openstack:tenantId": ConfigValue(PROJECT_ID),
+        "openstack:region": ConfigValue("RegionOne"),
+    }
+    assert token not in result.output
+    for path in state.path.rglob("*"):
+        if path.is_file():
+            assert token not in path.read_text(errors="replace"), path
+
+    # The program got a host key per node; their public halves are pinned under every address of the node.
+    program_input = responder(runner).last
+    assert [node.name for node in program_input.nodes] == ["server-0", "agent-0"]
+    keys = program_input.host_keys
+    known = (state.ssh_dir / "known_hosts").read_text().splitlines()
+    assert known == [
+        f"127.0.11.10,127.0.1.10 {keys['server-0'].public}",
+        f"127.0.2.10 {keys['agent-0'].public}",
+    ]
+    assert oct((state.ssh_dir / "host_keys.json").stat().st_mode & 0o777) == "0o600"
+    config = (state.ssh_dir / "config").read_text()
+    assert "  StrictHostKeyChecking yes\n" in config
+    assert f"  UserKnownHostsFile {state.ssh_dir / 'known_hosts'}\n" in config
+    assert "  GlobalKnownHostsFile /dev/null\n" in config
+
+    # The same inventory the local target writes; the worker is reached through the first server.
+    hosts = inventory_hosts(state)
+    assert hosts["server-0"] == {
+        "ansible_host": "127.0.11.10",
+        "ansible_port": 22,
+        "ansible_user": "ubuntu",
+        "ansible_ssh_private_key_file": str(state.ssh_private_key),
+        "arch": "amd64",
+        "node_address": "127.0.1.10",
+        "ansible_ssh_common_args": f"-F {state.ssh_dir / 'config'}",
+    }
+    assert hosts["agent-0"]["ansible_host"] == "127.0.2.10"
+    assert hosts["agent-0"]["ansible_ssh_common_args"] == (
+        f"-F {state.ssh_dir / 'config'} -o ProxyJump=ubuntu@127.0.11.10"
+    )
+
+    # `status` reads the recorded nodes: no stack call, no cloud call.
+    calls, requests = len(runner.calls), len(cloud.requests)
+    status = cli("status", "--json")
+    assert status.exit_code == 0, status.output
+    nodes = {node["name"]: node for node in json.loads(status.output)["nodes"]}
+    assert (nodes["agent-0"]["state"], nodes["agent-0"]["address"]) == ("running", "127.0.2.10")
+    assert (len(runner.calls), len(cloud.requests)) == (calls, requests)
+
+
+def test_the_preflight_runs_once_per_plan_change_and_its_gaps_stop_up(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    assert any("/flavors" in request for request in cloud.requests)
+    cloud.requests.clear()
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert not any("/flavors" in request or "/limits" in request for request in cloud.requests), "no preflight"
+    assert "provision: all 2 node(s) present" in again.output
+    assert runner.operations(STACK).count("up") == 2, "up keeps the stack as the spec says"
+
+    cloud.compute_limits.update(maxTotalInstances=2, totalInstancesUsed=2)
+    grown = cli("scale", "--workers", "2")
+    assert grown.exit_code == 2, grown.output
+    assert "error: workers.initial: the nodes need 1 instances, the quota leaves 0 of 2;" in grown.output
+    assert runner.operations(STACK).count("up") == 2, "nothing was created"
+
+
+def test_an_expired_access_token_is_one_line_saying_how_to_get_a_new_one(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    cloud.access_tokens.clear()
+    result = cli("up")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1].startswith(
+        "error: openstack.cloud: the OIDC access token of cloud 'egi' is expired or revoked (Keystone answered 401)"
+    )
+    assert "up" not in runner.operations(STACK)
+
+
+def test_plan_shows_the_pulumi_preview_in_the_provision_decision_and_changes_nothing(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    state = ClusterState("lab")
+    before = {path: path.read_bytes() for path in state.path.rglob("*") if path.is_file()}
+    runner.stacks[STACK].changes = {"same": 14, "update": 1}
+    planned = cli("plan", "--until", "kubernetes")
+    assert planned.exit_code == 0, planned.output
+    assert decisions(planned.output)[:3] == [
+        "provision: runs: all 2 node(s) present, nothing to do; pulumi preview of stack oscar-openstack/lab: "
+        "1 to update, 14 unchanged",
+        "prepare: skipped: up to date (completed " + state.journal.get("prepare").completed_at + ")",  # type: ignore[union-attr]
+        "kubernetes: skipped: up to date (completed " + state.journal.get("kubernetes").completed_at + ")",  # type: ignore[union-attr]
+    ]
+    assert runner.operations(STACK)[-1] == "preview"
+    assert "OS_TOKEN" in runner.environments[-1]
+    after = {path: path.read_bytes() for path in state.path.rglob("*") if path.is_file()}
+    assert after == before
+
+    runner.stacks[STACK].changes = {"same": 15}
+    scaled = cli("plan", "--until", "provision", "--json")
+    assert json.loads(scaled.stdout) == [
+        {
+            "phase": "provision",
+            "runs": False,
+            "reason": "all 2 node(s) present, nothing to do; pulumi preview of stack oscar-openstack/lab: 15 unchanged",
+        }
+    ]
+
+
+def test_scale_out_and_in_drains_before_the_vm_goes(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    state = ClusterState("lab")
+    grown = cli("scale", "--workers", "2")
+    assert grown.exit_code == 0, grown.output
+    assert grown.output.splitlines()[-1] == "cluster lab: 2 worker(s); added agent-1"
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0", "agent-1"]
+    assert playbooks[-1].playbook == "scale.yml"
+    assert "127.0.2.11 " in (state.ssh_dir / "known_hosts").read_text()
+
+    playbooks.clear()
+    ups_before = runner.operations(STACK).count("up")
+    shrunk = cli("scale", "--workers", "1")
+    assert shrunk.exit_code == 0, shrunk.output
+    assert shrunk.output.splitlines()[-1] == "cluster lab: 1 worker(s); drained and removed agent-1"
+    assert [run.playbook for run in playbooks] == ["remove-node.yml"]
+    assert runner.operations(STACK).count("up") == ups_before + 1, "the VM went after the drain, by a stack up"
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0"]
+    assert "agent-1" not in inventory_hosts(state)
+    assert "127.0.2.11 " not in (state.ssh_dir / "known_hosts").read_text()
+    assert "agent-1" not in json.loads((state.ssh_dir / "host_keys.json").read_text())
+
+
+def test_an_interrupted_update_is_resumed_by_the_next_up(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    urn = "urn:pulumi:lab::oscar-openstack::openstack:compute/instance:Instance::lab-agent-0"
+    runner.stack("oscar-openstack", "lab").fail_next(
+        "up", "creating Instance lab-agent-0: the server did not boot", pending=(("creating", urn),)
+    )
+    failed = cli("up", "--until", "kubernetes")
+    assert failed.exit_code == 1
+    assert (
+        "error: oscar-openstack/lab: Stack oscar-openstack/lab: creating Instance lab-agent-0: the server did not boot"
+        in failed.output
+    )
+    assert playbooks == []
+    resumed = cli("up", "--until", "kubernetes")
+    assert resumed.exit_code == 0, resumed.output
+    assert "recovered: 1 pending operation from an interrupted update (created: Instance lab-agent-0)" in (
+        resumed.output
+    )
+    ups = [call for call in runner.calls if call.stack == STACK and call.operation == "up"]
+    assert [call.detail["refresh"] for call in ups] == [False, True]
+    assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
+
+
+def test_down_asks_then_destroys_the_stack_and_removes_it(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    refused = cli("down")
+    assert refused.exit_code == 2
+    assert "no terminal to confirm on; pass --yes" in refused.output
+    assert "destroy" not in runner.operations(STACK)
+    done = cli("down", "--yes")
+    assert done.exit_code == 0, done.output
+    operations = runner.operations(STACK)
+    assert operations[-1] == "remove" and "destroy" in operations
+    assert STACK not in runner.stacks
+    assert "removed stack oscar-openstack/lab" in done.output
+    assert not ClusterState("lab").path.exists()
+
+
+def test_down_refuses_when_the_state_folder_and_the_backend_disagree(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    state = ClusterState("lab")
+    scripted = runner.stacks.pop(STACK)
+    missing = cli("down", "--yes")
+    assert missing.exit_code == 2
+    assert missing.output.strip() == (
+        "error: down: cluster lab: the state folder records nodes server-0, agent-0 but the state folder's Pulumi "
+        "backend has no stack oscar-openstack/lab; if `up` used another backend, set iac.backend in the spec to it "
+        f"and run down again; if the VMs are gone already, delete {state.path} by hand"
+    )
+    runner.stacks[STACK] = scripted
+    (state.path / "infrastructure.json").unlink()
+    unrecorded = cli("down", "--yes")
+    assert unrecorded.exit_code == 2
+    assert unrecorded.output.strip() == (
+        "error: down: cluster lab: stack oscar-openstack/lab in the state folder's Pulumi backend has nodes "
+        "server-0, agent-0 that the state folder does not record; run `oscar-deploy up` to read them back (or "
+        "rename this cluster if that stack is another cluster's), then down"
+    )
+    assert "destroy" not in runner.operations(STACK)
+    assert state.path.exists()
+    assert cli("up", "--until", "kubernetes").exit_code == 0, "up reads the nodes back"
+    assert cli("down", "--yes").exit_code == 0
+
+
+def test_up_cloud_must_agree_with_the_spec(cli, runner: stack_runner.RecordingRunner) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    result = cli("up", "--cloud", "aws")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: --cloud aws: cluster.yaml describes a cluster on target openstack; drop --cloud, set `target: aws` "
+        "in cluster.yaml, or pass another spec with -f"
+    )
+    other = cli("up", "--cloud", "static")
+    assert other.exit_code == 2
+    assert other.output.strip() == (
+        "error: --cloud static: use one of local, openstack, aws (hosts you own: `oscar-deploy edge install -i "
+        "INVENTORY`)"
+    )
+    assert runner.calls == []
+
+
+def test_power_off_and_on_go_through_nova_server_actions(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ids = responder(runner).ids
+    cloud.servers.update({ids[name]: {"id": ids[name], "name": f"lab-{name}", "status": "ACTIVE"} for name in ids})
+    spec = parse_spec(SPEC)
+    provider = cluster_provider(spec, ClusterState("lab"), Progress())
+    provider.power_off("agent-0")
+    assert cloud.servers[ids["agent-0"]]["status"] == "SHUTOFF"
+    assert f"POST /compute/v2.1/servers/{ids['agent-0']}/action" in cloud.requests
+    status = cli("status", "--json")
+    assert {node["name"]: node["state"] for node in json.loads(status.output)["nodes"]} == {
+        "server-0": "running",
+        "agent-0": "stopped",
+    }
+    planned = cli("plan", "--until", "provision")
+    assert decisions(planned.output)[0].startswith("provision: runs: start agent-0;")
+    waited = len(ssh_waits.waited)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert "provision: started agent-0" in again.output
+    assert cloud.servers[ids["agent-0"]]["status"] == "ACTIVE"
+    assert ssh_waits.waited[waited:] == [["agent-0"]]
+    node = provider.power_on("agent-0")
+    assert node.state == "running" and ssh_waits.waited[-1] == ["agent-0"]
