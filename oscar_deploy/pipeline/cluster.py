@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import yaml
+
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import Node
 from oscar_deploy.pipeline.infrastructure import PulumiStacks
@@ -63,6 +65,13 @@ def cluster_context(
     context = PhaseContext(spec, state, progress, provider, bundle=bundle)
     context.nodes = context.provider.nodes()
     return context
+
+
+def applied_spec_text(spec: ClusterSpec, source: str) -> str:
+    """The spec as `up` records it applied: every key, paths absolute (commands that read it run from any
+    folder), and where it came from."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    return f"# Applied by oscar-deploy to cluster {spec.name}, from {source}.\n" + yaml.safe_dump(data, sort_keys=False)
 
 
 def converge(context: PhaseContext, spec_text: str, until: str | None = None) -> list[PhaseOutcome]:

@@ -23,11 +23,18 @@ from oscar_deploy.cli.options import (
     print_table,
 )
 from oscar_deploy.nodes.model import Node, node_sort_key
-from oscar_deploy.pipeline.cluster import check_teardown, cluster_context, converge, remove_platform, teardown
+from oscar_deploy.pipeline.cluster import (
+    applied_spec_text,
+    check_teardown,
+    cluster_context,
+    converge,
+    remove_platform,
+    teardown,
+)
 from oscar_deploy.pipeline.cluster import plan as plan_phases
 from oscar_deploy.pipeline.phases import PhaseContext
 from oscar_deploy.pipeline.platform_phases import platform_status
-from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec, read_spec_text
+from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec
 from oscar_deploy.spec.template import render_spec, settings_from_environment
 from oscar_deploy.state.folder import cluster_state
 from oscar_deploy.support.errors import UserInputError
@@ -85,7 +92,7 @@ def up(
         _spec_for_cloud(file, cloud)
     spec = load_spec(file)
     context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
-    outcomes = converge(context, read_spec_text(file), until)
+    outcomes = converge(context, applied_spec_text(spec, str(file.resolve())), until)
     for outcome in outcomes:
         if outcome.result is not None:
             for line in outcome.result.summary:

@@ -14,7 +14,7 @@ import yaml
 from oscar_deploy.cli.options import BUNDLE_OPTION, UNTIL_OPTION, YES_OPTION, confirm_or_refuse
 from oscar_deploy.nodes.inventory import read_inventory
 from oscar_deploy.nodes.k3s import check_k3s_version, cluster_groups
-from oscar_deploy.pipeline.cluster import cluster_context, converge, teardown
+from oscar_deploy.pipeline.cluster import applied_spec_text, cluster_context, converge, teardown
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.spec.models import ClusterSpec, load_spec, parse_spec
 from oscar_deploy.state.folder import ClusterState, cluster_state
@@ -63,8 +63,7 @@ def install(
         f"{inventory}" + (f" with bundle {context.bundle}" if context.bundle else ""),
         err=True,
     )
-    spec_text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    outcomes = converge(context, spec_text, until)
+    outcomes = converge(context, applied_spec_text(spec, f"edge install -i {inventory.resolve()}"), until)
     for outcome in outcomes:
         if outcome.result is not None:
             for line in outcome.result.summary:
