@@ -1,4 +1,6 @@
-"""Options shared by the commands that talk to a running cluster (`service`, `files`, `verify`).
+"""Options shared by the commands that talk to a running cluster (`service`, `files`, `verify`), declared once:
+`@cluster_access` gives a command --cluster, --endpoint, --user, --ca-file and --password-stdin, and hands them
+to it as one `AccessOptions` (its parameter `reach`), resolved when the command is ready to connect.
 
 A cluster oscar-deploy created is reached through the endpoints file its platform phase wrote
 (`<state folder>/endpoints.yaml` and the state's secrets): the one named with --cluster, else
@@ -9,10 +11,15 @@ oscar_deploy/state/endpoints.py). Passwords are never option values.
 
 from __future__ import annotations
 
+import functools
 import getpass
+import inspect
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 
@@ -41,6 +48,57 @@ CA_FILE_OPTION = typer.Option(
 PASSWORD_STDIN_OPTION = typer.Option(
     False, "--password-stdin", help="Read the --endpoint password from the first line of standard input."
 )
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class AccessOptions:
+    """The access options a command was given; `resolve` turns them into OSCAR and MinIO access."""
+
+    cluster: str | None = None
+    endpoint: str | None = None
+    user: str | None = None
+    ca_file: Path | None = None
+    password_stdin: bool = False
+
+    def resolve(self, stdin_is_data: bool = False) -> ClusterAccess:
+        """Resolve now (after the command checked its other input): `stdin_is_data` when standard input
+        carries the command's data, so it cannot also carry a password."""
+        return resolve_access(
+            self.cluster, self.endpoint, self.user, self.ca_file, self.password_stdin, stdin_is_data=stdin_is_data
+        )
+
+
+# The options `cluster_access` adds, as typer reads them from a signature: name, type, declaration.
+ACCESS_PARAMETERS = (
+    ("cluster", str | None, CLUSTER_OPTION),
+    ("endpoint", str | None, ENDPOINT_OPTION),
+    ("user", str | None, USER_OPTION),
+    ("ca_file", Path | None, CA_FILE_OPTION),
+    ("password_stdin", bool, PASSWORD_STDIN_OPTION),
+)
+
+
+def cluster_access(command: Command) -> Command:
+    """Give `command` the cluster-access options; it receives them as `reach: AccessOptions`."""
+    signature = inspect.signature(command)
+    kept = [parameter for name, parameter in signature.parameters.items() if name != "reach"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+        for name, annotation, option in ACCESS_PARAMETERS
+    ]
+
+    @functools.wraps(command)
+    def with_access(*args: Any, **kwargs: Any) -> Any:
+        options = AccessOptions(**{name: kwargs.pop(name) for name, _, _ in ACCESS_PARAMETERS})
+        return command(*args, reach=options, **kwargs)
+
+    annotations = {key: value for key, value in command.__annotations__.items() if key != "reach"}
+    with_access.__annotations__ = {**annotations, **{name: annotation for name, annotation, _ in ACCESS_PARAMETERS}}
+    with_access.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+    return with_access  # type: ignore[return-value]
 
 
 def resolve_access(

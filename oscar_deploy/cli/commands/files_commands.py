@@ -8,13 +8,9 @@ from pathlib import Path
 import typer
 
 from oscar_deploy.cli.access import (
-    CA_FILE_OPTION,
-    CLUSTER_OPTION,
-    ENDPOINT_OPTION,
-    PASSWORD_STDIN_OPTION,
-    USER_OPTION,
+    AccessOptions,
+    cluster_access,
     connect,
-    resolve_access,
 )
 from oscar_deploy.cli.options import JSON_OPTION, print_json
 from oscar_deploy.services.files import object_store_for, split_location, upload_key
@@ -32,13 +28,11 @@ LOCATION_ARGUMENT = typer.Argument(None, help="BUCKET or BUCKET/PREFIX; without 
 
 
 @files_app.command("put")
+@cluster_access
 def put(
     paths: list[str] = SOURCES_ARGUMENT,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """Upload files: `files put a.jpg b.jpg images/input/` (a service's input path starts a job per file)."""
     if len(paths) < 2:
@@ -49,7 +43,7 @@ def put(
         # Data may be large (no size cap), but a FIFO or a device would never end.
         check_regular_file(local, "file to upload")
     bucket, key = split_location(destination)
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    access = reach.resolve()
     with connect(access) as client:
         store = object_store_for(access, client)
         for local in locals_:
@@ -59,14 +53,12 @@ def put(
 
 
 @files_app.command("get")
+@cluster_access
 def get(
     remote: str = REMOTE_ARGUMENT,
     local: str | None = LOCAL_ARGUMENT,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """Download one file: `files get images/output/a.jpg` (or `... -` to print it)."""
     bucket, key = split_location(remote)
@@ -78,7 +70,7 @@ def get(
         if target.is_dir():
             target = target / key.rsplit("/", 1)[-1]
         check_write_target(target, "local file")  # before the download
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    access = reach.resolve()
     with connect(access) as client:
         data = object_store_for(access, client).get_bytes(bucket, key)
     if target is None:
@@ -89,17 +81,15 @@ def get(
 
 
 @files_app.command("ls")
+@cluster_access
 def ls(
     location: str | None = LOCATION_ARGUMENT,
     as_json: bool = JSON_OPTION,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """List buckets, or the files of a bucket or folder."""
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    access = reach.resolve()
     with connect(access) as client:
         store = object_store_for(access, client)
         if location is None:

@@ -10,13 +10,9 @@ from pathlib import Path
 import typer
 
 from oscar_deploy.cli.access import (
-    CA_FILE_OPTION,
-    CLUSTER_OPTION,
-    ENDPOINT_OPTION,
-    PASSWORD_STDIN_OPTION,
-    USER_OPTION,
+    AccessOptions,
+    cluster_access,
     connect,
-    resolve_access,
 )
 from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json
 from oscar_deploy.services.fdl import mask_secrets, to_yaml
@@ -93,16 +89,14 @@ def render(
 
 
 @service_app.command("apply")
+@cluster_access
 def apply(
     fdl: Path = FDL_ARGUMENT,
     values: list[Path] | None = VALUES_OPTION,
     sets: list[str] | None = SET_OPTION,
     cluster_key: str | None = CLUSTER_KEY_OPTION,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """Create the FDL file's services, or update those that exist and differ (safe to run again)."""
     document = load_fdl(fdl, values, sets)
@@ -112,7 +106,7 @@ def apply(
     if cluster_key is None and len(keys) > 1:
         raise UserInputError(f"{fdl}: lists services for clusters {', '.join(keys)}; pick one with --cluster-id")
     chosen = [item for item in document.services if cluster_key in (None, item.cluster_key)]
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    access = reach.resolve()
     with connect(access) as client:
         for definition in chosen:
             outcome = client.apply_service(definition.body)
@@ -124,16 +118,14 @@ def _changed(keys: tuple[str, ...]) -> str:
 
 
 @service_app.command("list")
+@cluster_access
 def list_services(
     as_json: bool = JSON_OPTION,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """List the cluster's services."""
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    access = reach.resolve()
     with connect(access) as client:
         services = client.list_services()
     if as_json:
@@ -160,16 +152,14 @@ def list_services(
 
 
 @service_app.command("delete")
+@cluster_access
 def delete(
     names: list[str] = NAMES_ARGUMENT,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """Delete services by name."""
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    access = reach.resolve()
     with connect(access) as client:
         for name in names:
             client.delete_service(name)
@@ -177,6 +167,7 @@ def delete(
 
 
 @service_app.command("run")
+@cluster_access
 def run(
     name: str = NAME_ARGUMENT,
     input_file: Path | None = INPUT_OPTION,
@@ -184,11 +175,8 @@ def run(
     asynchronous: bool = ASYNC_OPTION,
     raw: bool = RAW_OPTION,
     timeout: float = TIMEOUT_OPTION,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """Invoke a service with a file or standard input: synchronously (POST /run) or as a job (--async)."""
     if output_file is not None:
@@ -197,7 +185,7 @@ def run(
         data = read_user_bytes(input_file, "--input file", limit=None)
     elif sys.stdin.isatty():
         raise UserInputError("no input: pass --input FILE or pipe the data into standard input")
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin, stdin_is_data=input_file is None)
+    access = reach.resolve(stdin_is_data=input_file is None)
     if input_file is None:
         data = sys.stdin.buffer.read()
     with connect(access) as client:
@@ -214,18 +202,16 @@ def run(
 
 
 @service_app.command("logs")
+@cluster_access
 def logs(
     name: str = NAME_ARGUMENT,
     job: str | None = JOB_ARGUMENT,
     as_json: bool = JSON_OPTION,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """List a service's jobs, or print the log of one job."""
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    access = reach.resolve()
     with connect(access) as client:
         if job is not None:
             typer.echo(client.job_log(name, job), nl=False)
@@ -245,14 +231,12 @@ def logs(
 
 
 @service_app.command("cli-config")
+@cluster_access
 def cli_config(
     config_file: Path = CONFIG_FILE_OPTION,
     make_default: bool = DEFAULT_OPTION,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """Add the cluster to upstream's oscar-cli config (file 0600; the password never touches a command line)."""
     # Checked before anything is asked: a spec or a device at that path is refused first.
@@ -263,7 +247,7 @@ def cli_config(
         of_kind=is_cli_config,
         confirm=confirm_replace,
     )
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    access = reach.resolve()
     is_default = write_cluster_entry(target, access.oscar, make_default, confirm=lambda _question: True)
     path = config_file.expanduser()
     typer.echo(

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from oscar_deploy.cli.access import (
-    CA_FILE_OPTION,
-    CLUSTER_OPTION,
-    ENDPOINT_OPTION,
-    PASSWORD_STDIN_OPTION,
-    USER_OPTION,
-    resolve_access,
+    AccessOptions,
+    cluster_access,
 )
 from oscar_deploy.services.verify import StepResult, format_result, verify_cluster
 from oscar_deploy.support.errors import OperationError
@@ -25,17 +19,15 @@ VERIFY_TIMEOUT_OPTION = typer.Option(
 )
 
 
+@cluster_access
 def verify(
     image: str | None = IMAGE_OPTION,
     timeout: float = VERIFY_TIMEOUT_OPTION,
-    cluster: str | None = CLUSTER_OPTION,
-    endpoint: str | None = ENDPOINT_OPTION,
-    user: str | None = USER_OPTION,
-    ca_file: Path | None = CA_FILE_OPTION,
-    password_stdin: bool = PASSWORD_STDIN_OPTION,
+    *,
+    reach: AccessOptions,
 ) -> None:
     """Smoke-test a running cluster: health, info, a service's async and sync paths, job log, clean-up."""
-    access = resolve_access(cluster, endpoint, user, ca_file, password_stdin)
+    access = reach.resolve()
 
     def report(result: StepResult) -> None:
         for line in format_result(result):
