@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from oscar_deploy.iac.backend import backend_url, passphrase_file, projects_dir, pulumi_environment
-from oscar_deploy.iac.pulumi_cli import ensure_pulumi
-from oscar_deploy.iac.pulumi_runner import PulumiCli, PulumiRunner
 from oscar_deploy.iac.runner import StackRunner
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.download import DownloadReporter
@@ -26,6 +24,10 @@ def create_runner(
 
     Tests replace this function (tests/doubles/stack_runner.py); call it through the module.
     """
+    # Pulumi's SDK takes most of a second to import: only commands that run a stack pay for it.
+    from oscar_deploy.iac.pulumi_cli import ensure_pulumi
+    from oscar_deploy.iac.pulumi_runner import PulumiCli, PulumiRunner
+
     binary = ensure_pulumi(reporter, log)
     env = pulumi_environment(backend_url(state, backend), passphrase_file(state))
     return PulumiRunner(PulumiCli(binary), env, projects_dir(state))
