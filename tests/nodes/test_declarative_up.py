@@ -120,7 +120,8 @@ def test_static_provider_up_status_ssh_scale_by_inventory_and_down(
     assert made.returncode == 0, made.stdout + made.stderr
     status = cli("status", "-c", name)
     assert status.returncode == 0, status.stderr
-    rows = [line.split()[:4] for line in status.stdout.splitlines()[2:]]
+    rows = [line.split()[:4] for line in status.stdout.splitlines()[2:] if not line.startswith("platform:")]
+    assert "platform: not installed; `oscar-deploy up` installs it" in status.stdout
     assert rows == [
         ["server-0", "server", "amd64", "running"],
         ["agent-0", "agent", "amd64", "running"],
