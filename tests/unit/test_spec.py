@@ -221,3 +221,22 @@ def test_a_key_given_twice_is_refused() -> None:
     assert errors_of("workers:\n  max: 5\n  max: 2\n") == [
         "c.yaml:3: workers.max: given twice (first at line 2); keep one"
     ]
+
+
+def test_the_target_names_are_one_list() -> None:
+    """`Target` (what the model accepts) spells exactly the targets that have a spec section."""
+    from typing import get_args
+
+    from oscar_deploy.spec.models import TARGET_SECTIONS, Target
+
+    assert get_args(Target) == TARGETS == tuple(TARGET_SECTIONS)
+
+
+def test_the_node_arches_are_the_arch_tables() -> None:
+    """The spec's `Arch` names exactly the arches providers make nodes of (oscar_deploy/spec/arches.py)."""
+    from typing import get_args
+
+    from oscar_deploy.spec.arches import NODE_ARCHES
+    from oscar_deploy.spec.models import Arch
+
+    assert get_args(Arch) == NODE_ARCHES
