@@ -66,7 +66,10 @@ COMMANDS: tuple[LazyCommand, ...] = (
     ),
     LazyCommand("edge", "edge_commands", "edge_app", "k3s on boards and hosts you already own, from an inventory."),
     LazyCommand(
-        "bundle", "bundle_command", "bundle_app", "Air-gap bundles: k3s artefacts for nodes without internet access."
+        "bundle",
+        "bundle_command",
+        "bundle_app",
+        "Air-gap bundles: k3s and the OSCAR platform for clusters without internet access.",
     ),
     LazyCommand("versions", "versions_command", "versions", "Print every pinned external artefact and its source."),
     LazyCommand(

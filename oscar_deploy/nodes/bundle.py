@@ -36,6 +36,8 @@ INSTALLER_URL_ENV = "OSCAR_DEPLOY_K3S_INSTALLER_URL"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 INSTALLER_NAME = "install.sh"
+# Folder of the platform's files inside a bundle (oscar_deploy.platform.bundle writes it).
+PLATFORM_DIR = "platform/"
 
 
 def parse_arches(text: str, option: str = "--arch") -> list[str]:
@@ -76,6 +78,9 @@ class BundleManifest:
     download_url: str = ""
     installer_url: str = ""
     created_at: str = ""
+    # What `oscar_deploy.platform.bundle` added (images, release manifests, binaries, chart); its files are in
+    # `files` under platform/ like every other file.
+    platform: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = {
@@ -88,6 +93,8 @@ class BundleManifest:
             "created_at": self.created_at,
             "files": dict(sorted(self.files.items())),
         }
+        if self.platform:
+            data["platform"] = self.platform
         return json.dumps(data, indent=2) + "\n"
 
 
@@ -111,6 +118,7 @@ def load_manifest(directory: Path) -> BundleManifest:
             download_url=str(data.get("download_url", "")),
             installer_url=str(data.get("installer_url", "")),
             created_at=str(data.get("created_at", "")),
+            platform=dict(data.get("platform") or {}),
         )
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise UserInputError(
@@ -160,6 +168,10 @@ def build_bundle(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     previous = _previous_manifest(directory)
+    if previous is not None:
+        # The platform's part is the platform builder's to check and renew; it is carried over as it is.
+        manifest.platform = previous.platform
+        manifest.files.update({key: value for key, value in previous.files.items() if key.startswith(PLATFORM_DIR)})
     if previous is not None and previous.k3s_version == version:
         # Architectures built earlier for the same version stay in the bundle while their files still verify.
         for arch in previous.arches:
@@ -209,8 +221,17 @@ def build_bundle(
         digest = downloader.fetch(release_file_url(installer_url, version, INSTALLER_NAME), installer)
         installer.chmod(0o755)
         manifest.files[INSTALLER_NAME] = {"sha256": digest, "size": installer.stat().st_size}
-    atomic_write(directory / MANIFEST_NAME, manifest.to_json(), 0o644)
+    save_manifest(directory, manifest)
     return manifest
+
+
+def save_manifest(directory: Path, manifest: BundleManifest) -> None:
+    atomic_write(directory / MANIFEST_NAME, manifest.to_json(), 0o644)
+
+
+def previous_manifest(directory: Path) -> BundleManifest | None:
+    """The bundle's manifest when it has a readable one (a damaged one is rebuilt), else None."""
+    return _previous_manifest(directory)
 
 
 def _previous_manifest(directory: Path) -> BundleManifest | None:

@@ -18,7 +18,9 @@ classic watchdog executes `fprocess` directly, so no OSCAR setting changes.
 
 The Job that fills the volume downloads both CPUs' files, checks each against the catalogue's sha256 (a file
 nobody has pinned yet is reported as UNPINNED with the digest it had), unpacks them into a new release folder,
-then replaces the dispatchers and removes older release folders.
+then replaces the dispatchers and removes older release folders. On a cluster installed from an air-gap bundle
+it copies the same files from the bundle's folder on the servers instead (mounted at BUNDLE_MOUNT), checked
+against the digests the bundle recorded.
 """
 
 from __future__ import annotations
@@ -27,10 +29,14 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 
+from oscar_deploy.platform.model import OfflinePlatform
 from oscar_deploy.spec.catalogue import Catalogue
+from oscar_deploy.support.errors import UserInputError
 
 ARCHES = ("amd64", "arm64")
 MOUNT_PATH = "/oscar/bin"
+# Where the populate Job sees the bundle's files folder of its server (a read-only hostPath).
+BUNDLE_MOUNT = "/bundle"
 
 _ARCH_CASE = """case "$(uname -m)" in
   x86_64 | amd64) arch=amd64 ;;
@@ -96,9 +102,22 @@ def release_name(catalogue: Catalogue) -> str:
     return "r-" + hashlib.sha256(material.encode()).hexdigest()[:10]
 
 
-def populate_script(catalogue: Catalogue) -> str:
-    """The POSIX shell script the Job runs (busybox or GNU tools): `sh populate.sh [DIR]`, DIR default /data."""
+def populate_script(catalogue: Catalogue, offline: OfflinePlatform | None = None) -> str:
+    """The POSIX shell script the Job runs (busybox or GNU tools): `sh populate.sh [DIR]`, DIR default /data.
+
+    With `offline`, every file comes from the bundle's folder (BUNDLE_MOUNT) instead of its release URL."""
     release = release_name(catalogue)
+    if offline is not None:
+        missing = [d.url for d in downloads(catalogue) if d.url not in offline.files]
+        if missing:
+            raise UserInputError(
+                f"air-gap bundle: lacks {', '.join(missing)}; rebuild it with `oscar-deploy bundle build`"
+            )
+    get = (
+        f'  cp "{BUNDLE_MOUNT}/$1" "$3" || {{ echo "not in the air-gap bundle: $1" >&2; exit 1; }}'
+        if offline
+        else '  wget -q -O "$3" "$1" || { echo "download failed: $1" >&2; exit 1; }'
+    )
     lines = [
         "#!/bin/sh",
         "# Written by oscar-deploy: fills OSCAR's binaries volume for amd64 and arm64 nodes.",
@@ -113,8 +132,8 @@ def populate_script(catalogue: Catalogue) -> str:
         'rm -rf "$stage"',
         'mkdir -p "$stage"',
         "trap 'rm -rf \"$stage\"' EXIT",
-        "fetch() { # URL SHA256-or-empty FILE",
-        '  wget -q -O "$3" "$1" || { echo "download failed: $1" >&2; exit 1; }',
+        f"fetch() {{ # {'BUNDLED-NAME' if offline else 'URL'} SHA256-or-empty FILE",
+        get,
         '  actual=$(sha256sum "$3" | cut -d" " -f1)',
         '  if [ -z "$2" ]; then',
         '    echo "UNPINNED $1 sha256=$actual"',
@@ -127,15 +146,17 @@ def populate_script(catalogue: Catalogue) -> str:
     for arch in ARCHES:
         lines.append(f'mkdir -p "$stage/{arch}/alpine"')
     for index, download in enumerate(downloads(catalogue)):
-        sha = shlex.quote(download.sha256 or "")
+        bundled = offline.files[download.url] if offline else None
+        sha = shlex.quote(bundled.sha256 if bundled else download.sha256 or "")
+        source = shlex.quote(bundled.name if bundled else download.url)
         if download.unzip:
             archive = f'"$stage/download-{index}.zip"'
-            lines.append(f"fetch {shlex.quote(download.url)} {sha} {archive}")
+            lines.append(f"fetch {source} {sha} {archive}")
             lines.append(f'unzip -q -o {archive} -d "$stage/{download.arch}/{download.target}"')
             lines.append(f"rm -f {archive}")
         else:
             path = f'"$stage/{download.arch}/{download.target}"'
-            lines.append(f"fetch {shlex.quote(download.url)} {sha} {path}")
+            lines.append(f"fetch {source} {sha} {path}")
             lines.append(f"chmod 0755 {path}")
     lines += [
         'rm -rf "$dest/$release"',

@@ -46,6 +46,7 @@ from oscar_deploy.platform.model import (
     OSCAR_NAMESPACE,
     OSCAR_PORT,
     KubeObject,
+    OfflinePlatform,
     TlsMode,
 )
 from oscar_deploy.platform.storage import metadata
@@ -84,7 +85,8 @@ def minio_host(host: str) -> str:
     return f"minio.{host}"
 
 
-def traefik_helm_chart(catalogue: Catalogue) -> KubeObject:
+def traefik_helm_chart(catalogue: Catalogue, offline: OfflinePlatform | None = None) -> KubeObject:
+    """The chart from its repository, or offline the bundled archive (`chartContent` overrides `chart`)."""
     chart = catalogue["traefik_chart"]
     values = {
         "providers": {"kubernetesGateway": {"enabled": True}},
@@ -97,24 +99,29 @@ def traefik_helm_chart(catalogue: Catalogue) -> KubeObject:
         # k3s's ServiceLB publishes a LoadBalancer service on every node's ports 80 and 443.
         "service": {"type": "LoadBalancer"},
     }
+    source = (
+        {"chart": "traefik", "chartContent": offline.traefik_chart}
+        if offline is not None
+        else {"repo": chart.helm_repo, "chart": "traefik", "version": chart.version}
+    )
     return {
         "apiVersion": "helm.cattle.io/v1",
         "kind": "HelmChart",
         "metadata": metadata("traefik", TRAEFIK_HELM_NAMESPACE),
         "spec": {
-            "repo": chart.helm_repo,
-            "chart": "traefik",
-            "version": chart.version,
+            **source,
             "targetNamespace": GATEWAY_NAMESPACE,
             "valuesContent": yaml.safe_dump(values, sort_keys=True),
         },
     }
 
 
-def gateway_objects(spec: ClusterSpec, catalogue: Catalogue, host: str, tls_mode: TlsMode) -> list[KubeObject]:
+def gateway_objects(
+    spec: ClusterSpec, catalogue: Catalogue, host: str, tls_mode: TlsMode, offline: OfflinePlatform | None = None
+) -> list[KubeObject]:
     hosts = [host, minio_host(host)]
     everyone = {"namespaces": {"from": "All"}}
-    objects: list[KubeObject] = [traefik_helm_chart(catalogue)]
+    objects: list[KubeObject] = [traefik_helm_chart(catalogue, offline)]
     objects += issuer_objects(spec, tls_mode)
     objects += [
         {

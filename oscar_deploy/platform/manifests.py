@@ -105,3 +105,14 @@ def manifest_objects(manifest: ThirdPartyManifest, text: str) -> list[KubeObject
         if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
             raise OperationError(f"{manifest.url}: a document is not a Kubernetes object")
     return apply_patches(documents, manifest.patches, manifest.url)
+
+
+def offline_manifest(manifest: ThirdPartyManifest, text: str) -> ThirdPartyManifest:
+    """The manifest with the pull-policy patches an offline cluster needs (thirdparty.pull_policy_patches),
+    worked out from its objects after our other patches."""
+    from dataclasses import replace
+
+    from oscar_deploy.platform.thirdparty import pull_policy_patches
+
+    extra = pull_policy_patches(manifest_objects(manifest, text))
+    return replace(manifest, patches=(*manifest.patches, *extra)) if extra else manifest

@@ -107,14 +107,43 @@ STATE_SECRET_NAMES = {
 }
 
 
+# Where the airgap role puts the bundle's fwatchdog and supervisor files on every server (its default
+# `airgap_platform_files_dir`; inside k3s' data folder, so a reset removes them with it).
+BUNDLE_FILES_HOST_PATH = "/var/lib/rancher/k3s/oscar-deploy/files"
+
+
+@dataclass(frozen=True)
+class BundledFile:
+    """A release file the air-gap bundle carries: its name in the servers' files folder and its sha256."""
+
+    name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class OfflinePlatform:
+    """What changes when the cluster installs from an air-gap bundle instead of the internet.
+
+    `files` maps a release URL of the binaries volume to the bundled copy; `registries` are the registries of
+    the bundled images (Knative must not resolve their tags: it would ask the real registry); `traefik_chart`
+    is the bundled chart archive, base64, which k3s's helm-controller installs instead of fetching it.
+    """
+
+    files: dict[str, BundledFile]
+    registries: tuple[str, ...]
+    traefik_chart: str
+
+
 @dataclass(frozen=True)
 class PlatformInputs(Generic[SecretValue]):
-    """Everything the builder reads. `public_address` is the first server's public address (for sslip.io)."""
+    """Everything the builder reads. `public_address` is the first server's public address (for sslip.io);
+    `offline` is set when the cluster installs from an air-gap bundle."""
 
     spec: ClusterSpec
     catalogue: Catalogue
     secrets: PlatformSecrets[SecretValue]
     public_address: str | None = None
+    offline: OfflinePlatform | None = None
 
 
 @dataclass(frozen=True)

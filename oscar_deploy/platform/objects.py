@@ -43,7 +43,7 @@ from oscar_deploy.platform.model import (
     PlatformSecrets,
 )
 from oscar_deploy.platform.storage import metadata, nfs_objects, oscar_volume_objects
-from oscar_deploy.platform.thirdparty import third_party_manifests
+from oscar_deploy.platform.thirdparty import skipped_tag_resolution, third_party_manifests
 
 ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 READ_VERBS = ["get", "list", "watch"]
@@ -61,12 +61,12 @@ def build_platform(inputs: PlatformInputs[Any]) -> PlatformObjects:
     objects += oscar_rbac()
     if platform.storage_class is None:
         objects += nfs_objects(catalogue, platform.storage_size)
-    objects += oscar_volume_objects(catalogue, storage_class)
+    objects += oscar_volume_objects(catalogue, storage_class, inputs.offline)
     objects += minio_objects(catalogue, platform.minio.storage_size, inputs.secrets)
     objects += oscar_objects(inputs, host, storage_class)
-    objects += gateway_objects(spec, catalogue, host, tls_mode)
+    objects += gateway_objects(spec, catalogue, host, tls_mode, inputs.offline)
 
-    third_party = third_party_manifests(catalogue)
+    third_party = third_party_manifests(catalogue, skipped_tag_resolution(spec, inputs.offline))
     unpinned = [manifest.url for manifest in third_party if not manifest.pinned]
     for key in ("fwatchdog", "faas_supervisor"):
         unpinned += [catalogue[key].file_url(name) for name in catalogue[key].unpinned_files]

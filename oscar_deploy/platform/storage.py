@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from oscar_deploy.platform.binaries import populate_script, release_name
+from oscar_deploy.platform.binaries import BUNDLE_MOUNT, populate_script, release_name
 from oscar_deploy.platform.model import (
+    BUNDLE_FILES_HOST_PATH,
     MANAGED_BY,
     NFS_NAMESPACE,
     NFS_PROVISIONER_NAME,
@@ -21,6 +22,7 @@ from oscar_deploy.platform.model import (
     OSCAR_PVC,
     SERVICES_NAMESPACE,
     KubeObject,
+    OfflinePlatform,
 )
 from oscar_deploy.spec.catalogue import Catalogue
 
@@ -147,13 +149,37 @@ def nfs_objects(catalogue: Catalogue, size: str) -> list[KubeObject]:
     ]
 
 
-def oscar_volume_objects(catalogue: Catalogue, storage_class: str) -> list[KubeObject]:
-    """`oscar-pvc` (ReadWriteMany, mounted read-only at /oscar/bin in every service pod) and the Job filling it."""
-    script = populate_script(catalogue)
+def oscar_volume_objects(
+    catalogue: Catalogue, storage_class: str, offline: OfflinePlatform | None = None
+) -> list[KubeObject]:
+    """`oscar-pvc` (ReadWriteMany, mounted read-only at /oscar/bin in every service pod) and the Job filling it.
+
+    Offline, the Job runs on a server (where the airgap role put the bundle's files) and copies them from there.
+    """
+    script = populate_script(catalogue, offline)
     release = release_name(catalogue)
     # The Job's name follows its script: a new pin gets a new Job (a Job's pod template cannot change).
     job_name = "oscar-bin-" + hashlib.sha256(script.encode()).hexdigest()[:10]
     labels = {"app.kubernetes.io/name": "oscar-bin-populator"}
+    mounts: list[dict[str, Any]] = [
+        {"name": "bin", "mountPath": "/data"},
+        {"name": "script", "mountPath": "/script", "readOnly": True},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "bin", "persistentVolumeClaim": {"claimName": OSCAR_PVC}},
+        {"name": "script", "configMap": {"name": job_name}},
+    ]
+    placement: dict[str, Any] = {}
+    if offline is not None:
+        mounts.append({"name": "bundle", "mountPath": BUNDLE_MOUNT, "readOnly": True})
+        volumes.append({"name": "bundle", "hostPath": {"path": BUNDLE_FILES_HOST_PATH, "type": "Directory"}})
+        placement = {
+            "nodeSelector": {"node-role.kubernetes.io/control-plane": "true"},
+            "tolerations": [
+                {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+                {"key": "CriticalAddonsOnly", "operator": "Exists"},
+            ],
+        }
     return [
         {
             "apiVersion": "v1",
@@ -184,22 +210,17 @@ def oscar_volume_objects(catalogue: Catalogue, storage_class: str) -> list[KubeO
                     "metadata": {"labels": labels},
                     "spec": {
                         "restartPolicy": "OnFailure",
+                        **placement,
                         "containers": [
                             {
                                 "name": "populate",
                                 "image": catalogue["bin_populator"].image_reference,
                                 "imagePullPolicy": "IfNotPresent",
                                 "command": ["/bin/sh", "/script/populate.sh", "/data"],
-                                "volumeMounts": [
-                                    {"name": "bin", "mountPath": "/data"},
-                                    {"name": "script", "mountPath": "/script", "readOnly": True},
-                                ],
+                                "volumeMounts": mounts,
                             }
                         ],
-                        "volumes": [
-                            {"name": "bin", "persistentVolumeClaim": {"claimName": OSCAR_PVC}},
-                            {"name": "script", "configMap": {"name": job_name}},
-                        ],
+                        "volumes": volumes,
                     },
                 },
             },

@@ -231,6 +231,51 @@ class AutoscalerSpec(StrictModel):
     extra_nodes_free: int = Field(0, strict=True, ge=0, description="Idle workers to keep ready for the next burst.")
 
 
+REGISTRY_HOST_PATTERN = re.compile(r"(\*|[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?)")
+
+
+class RegistryMirrorSpec(StrictModel):
+    url: str | None = Field(
+        None,
+        description="Registry mirror every node pulls through (k3s registries.yaml), e.g. "
+        "https://registry.example.org:5000; empty for none. OSCAR service pods always pull their image, so an "
+        "offline cluster needs one for the services' images.",
+    )
+    registries: list[str] = Field(
+        default_factory=lambda: ["docker.io", "ghcr.io", "quay.io"],
+        description="Registries the mirror stands in for ('*' for every registry); with an air-gap bundle Knative "
+        "also skips resolving tags against them (it would ask the real registry).",
+    )
+    insecure_skip_verify: bool = Field(
+        False, description="Accept the mirror's certificate without checking it (a mirror with a self-made CA)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _mirror_url(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL such as https://registry.example.org:5000")
+        if parts.username or parts.password:
+            raise ValueError("the URL carries credentials; a mirror for pulls must not need them here")
+        return url.rstrip("/")
+
+    @field_validator("registries")
+    @classmethod
+    def _registry_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not REGISTRY_HOST_PATTERN.fullmatch(name):
+                raise ValueError(f"{name!r} is not a registry host such as docker.io or registry.example.org:5000")
+        return names
+
+    @property
+    def host(self) -> str | None:
+        """The mirror's host[:port], as registries.yaml `configs` and Knative name it."""
+        return urlsplit(self.url).netloc if self.url else None
+
+
 class PlatformSpec(StrictModel):
     domain: str | None = Field(
         None,
@@ -254,6 +299,7 @@ class PlatformSpec(StrictModel):
     minio: MinioSpec = Field(default_factory=MinioSpec)
     oscar: OscarSpec = Field(default_factory=OscarSpec)
     autoscaler: AutoscalerSpec = Field(default_factory=AutoscalerSpec)
+    registry_mirror: RegistryMirrorSpec = Field(default_factory=RegistryMirrorSpec)
 
     _check_size = field_validator("storage_size")(_quantity)
 

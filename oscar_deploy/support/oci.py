@@ -230,6 +230,7 @@ def fetch_image(
         manifest = _json(manifest_raw, what, "image manifest")
         blobs = [manifest.get("config") or {}, *(manifest.get("layers") or [])]
         contents: list[tuple[str, bytes | Path]] = []
+        blob_paths: list[Path] = []
         for blob in blobs:
             digest = str(blob.get("digest", ""))
             path = staging / digest.removeprefix("sha256:")
@@ -242,8 +243,9 @@ def fetch_image(
                     "uses it; the registry serves a damaged or tampered layer"
                 )
             contents.append((digest, path))
+            blob_paths.append(path)
         if not is_index:
-            config = _json(Path(contents[0][1]).read_bytes(), what, "image config")
+            config = _json(blob_paths[0].read_bytes(), what, "image config")
             if config.get("architecture") != arch:
                 raise OperationError(
                     f"{what}: a single-arch image built for {config.get('architecture')!r}; "

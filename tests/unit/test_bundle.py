@@ -180,7 +180,7 @@ def test_cli_builds_a_bundle_from_the_overridden_urls(
     monkeypatch.setenv(DOWNLOAD_URL_ENV, f"{server.base}/download")
     monkeypatch.setenv(INSTALLER_URL_ENV, f"{server.base}/raw")
     bundle = tmp_path / "airgap"
-    result = cli("bundle", "build", "--arch", "amd64,arm64", str(bundle))
+    result = cli("bundle", "build", "--k3s-only", "--arch", "amd64,arm64", str(bundle))
     assert result.exit_code == 0, result.output
     assert f"bundle {bundle}: k3s {VERSION} for amd64, arm64, 7 files verified" in result.stdout
     assert check_bundle(bundle, VERSION, ["amd64", "arm64"]).arches == ["amd64", "arm64"]
