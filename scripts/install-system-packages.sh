@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test tiers need: podman and runc for local nodes, debootstrap to build
-# their base images offline, qemu-user-static and binfmt-support for arm64 nodes, and the SSH client
-# Ansible uses. Idempotent: packages already present are left as they are.
+# their base images offline, qemu-user-static and binfmt-support for arm64 nodes, the SSH client Ansible
+# uses, skopeo (air-gap bundles copy the platform's images with it) and docker-registry (the registry the
+# bundle tests start on 127.0.0.1 with their own configuration). Idempotent: packages already present are left
+# as they are.
 set -euo pipefail
 
 packages=(podman runc debootstrap qemu-user-static binfmt-support openssh-client iproute2 uidmap
-  slirp4netns fuse-overlayfs)
+  slirp4netns fuse-overlayfs skopeo docker-registry)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -20,6 +22,10 @@ if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
+    # Tests start their own registry; the package's service (port 5000 on every address) is not wanted.
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 # Foreign-arch nodes run under qemu-user through binfmt_misc; mount it and enable aarch64 where we can.

@@ -69,6 +69,8 @@ def mirrored(url: str) -> str:
     if not mirror:
         return url
     return f"{mirror}/{url.split('://', 1)[-1]}"
+
+
 # A placeholder address for building the objects only to read their images (the gateway host needs one).
 _PLACEHOLDER_ADDRESS = "192.0.2.1"
 # Knative's queue-proxy image: data key of ConfigMap knative-serving/config-deployment, both spellings.

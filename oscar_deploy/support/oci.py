@@ -161,6 +161,9 @@ class Skopeo:
         if completed.returncode != 0:
             lines = completed.stderr.decode(errors="replace").strip().splitlines()
             detail = lines[-1] if lines else f"exit code {completed.returncode}"
+            message = re.search(r'msg="((?:[^"\\]|\\.)*)"', detail)  # logrus' fatal line: keep its message
+            if message:
+                detail = message.group(1).replace('\\"', '"')
             raise OperationError(f"{what}: skopeo failed: {detail}")
         return completed.stdout
 
