@@ -116,7 +116,7 @@ def start_offline_sources(root: Path, arches: tuple[str, ...] = ("amd64", "arm64
         names = ARCHES[arch]
         files = {
             names.k3s_binary: stand_in_binary(version, arch),
-            names.k3s_images: f"TEST DOUBLE: stands in for upstream's {names.k3s_images}; not an image archive\n".encode(),
+            names.k3s_images: f"TEST DOUBLE: stands in for upstream's {names.k3s_images}; not an archive\n".encode(),
         }
         sums = "".join(f"{hashlib.sha256(body).hexdigest()}  {name}\n" for name, body in files.items())
         for name, body in {**files, names.k3s_checksums: sums.encode()}.items():

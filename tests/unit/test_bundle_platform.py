@@ -18,7 +18,6 @@ from oscar_deploy.nodes.bundle import check_bundle, load_manifest
 from oscar_deploy.support.errors import OperationError
 from oscar_deploy.support.oci import Skopeo, archive_images, fetch_image, parse_reference
 from tests.offline_sources import (
-    KNATIVE_QUEUE,
     METRICS_SERVER_IMAGE,
     OfflineSources,
     spec_text,
