@@ -15,6 +15,7 @@ from typing import Any
 from oscar_deploy.nodes.ansible import PlaybookResult, run_playbook
 from oscar_deploy.nodes.inventory import InventoryView, read_inventory
 from oscar_deploy.spec.catalogue import SYNTAXES
+from oscar_deploy.spec.models import RegistryMirrorSpec
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import TaskDisplay
@@ -41,6 +42,17 @@ def use_bundle(bundle: Path | None, version: str, arches: Iterable[str] = ()) ->
     return bundle.resolve()
 
 
+def registries_config(mirror: RegistryMirrorSpec) -> dict[str, Any]:
+    """k3s' registries.yaml for the spec's mirror (https://docs.k3s.io/installation/private-registry): every
+    registry it stands in for pulls through it; empty without a mirror."""
+    if not mirror.url or not mirror.host:
+        return {}
+    config: dict[str, Any] = {"mirrors": {name: {"endpoint": [mirror.url]} for name in mirror.registries}}
+    if mirror.insecure_skip_verify:
+        config["configs"] = {mirror.host: {"tls": {"insecure_skip_verify": True}}}
+    return config
+
+
 @dataclass
 class K3sLayer:
     """Runs the k3s playbooks against one cluster's inventory, with the cluster's token and pinned version."""
@@ -50,6 +62,8 @@ class K3sLayer:
     k3s_version: str
     bundle: Path | None = None
     display: TaskDisplay | None = None
+    # registries.yaml for the nodes (`registries_config`); empty leaves the playbooks' default (none).
+    registries: dict[str, Any] | None = None
 
     def variables(self) -> dict[str, Any]:
         from oscar_deploy.nodes.bundle import resolve_urls
@@ -64,6 +78,9 @@ class K3sLayer:
         # Only when given: an inventory's own `airgap_dir` (k3s-ansible style) must keep working otherwise.
         if self.bundle is not None:
             variables["k3s_airgap_dir"] = str(self.bundle)
+        # Only when set: without it the role's default (none) also removes a registries.yaml it wrote earlier.
+        if self.registries:
+            variables["airgap_registries"] = self.registries
         return variables
 
     def run(

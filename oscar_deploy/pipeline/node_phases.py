@@ -15,7 +15,7 @@ from typing import Any
 from oscar_deploy.nodes.ansible import PlaybookResult
 from oscar_deploy.nodes.bundle import MANIFEST_NAME
 from oscar_deploy.nodes.inventory import write_inventory
-from oscar_deploy.nodes.k3s import K3sLayer, use_bundle
+from oscar_deploy.nodes.k3s import K3sLayer, registries_config, use_bundle
 from oscar_deploy.nodes.model import Node
 from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult
 from oscar_deploy.spec.catalogue import load_catalogue
@@ -73,6 +73,7 @@ def kubernetes_inputs(context: PhaseContext) -> dict[str, Any]:
         "nodes": node_list(context.nodes),
         "k3s_version": k3s_version(context),
         "bundle": bundle_digest(context),
+        "registries": registries_config(context.spec.platform.registry_mirror),
         "playbooks": playbooks_digest(),
     }
 
@@ -154,7 +155,10 @@ def layer_for(context: PhaseContext, verify_bundle: bool = False) -> K3sLayer:
     if bundle is not None:
         arches = sorted({node.arch for node in context.nodes if node.arch})
         bundle = use_bundle(bundle, version, arches) if verify_bundle else bundle.resolve()
-    return K3sLayer(context.state, context.state.inventory_file, version, bundle, display=LiveDisplay())
+    registries = registries_config(context.spec.platform.registry_mirror)
+    return K3sLayer(
+        context.state, context.state.inventory_file, version, bundle, display=LiveDisplay(), registries=registries
+    )
 
 
 def _result(result: PlaybookResult, done: str, unchanged: str) -> PhaseResult:
