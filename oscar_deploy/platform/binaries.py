@@ -105,7 +105,8 @@ def release_name(catalogue: Catalogue) -> str:
 def populate_script(catalogue: Catalogue, offline: OfflinePlatform | None = None) -> str:
     """The POSIX shell script the Job runs (busybox or GNU tools): `sh populate.sh [DIR]`, DIR default /data.
 
-    With `offline`, every file comes from the bundle's folder (BUNDLE_MOUNT) instead of its release URL."""
+    With `offline`, every file comes from the bundle's folder instead of its release URL: `sh populate.sh [DIR
+    [FILES]]`, FILES default BUNDLE_MOUNT."""
     release = release_name(catalogue)
     if offline is not None:
         missing = [d.url for d in downloads(catalogue) if d.url not in offline.files]
@@ -113,8 +114,9 @@ def populate_script(catalogue: Catalogue, offline: OfflinePlatform | None = None
             raise UserInputError(
                 f"air-gap bundle: lacks {', '.join(missing)}; rebuild it with `oscar-deploy bundle build`"
             )
+    pinned_by = "the bundle recorded" if offline else "the catalogue pins"
     get = (
-        f'  cp "{BUNDLE_MOUNT}/$1" "$3" || {{ echo "not in the air-gap bundle: $1" >&2; exit 1; }}'
+        '  cp "$src/$1" "$3" || { echo "not in the air-gap bundle: $1" >&2; exit 1; }'
         if offline
         else '  wget -q -O "$3" "$1" || { echo "download failed: $1" >&2; exit 1; }'
     )
@@ -123,6 +125,7 @@ def populate_script(catalogue: Catalogue, offline: OfflinePlatform | None = None
         "# Written by oscar-deploy: fills OSCAR's binaries volume for amd64 and arm64 nodes.",
         "set -eu",
         'dest="${1:-/data}"',
+        *([f'src="${{2:-{BUNDLE_MOUNT}}}"'] if offline else []),
         f"release={release}",
         'if [ -d "$dest/$release" ] && grep -qs "/$release/" "$dest/fwatchdog"; then',
         '  echo "oscar-pvc already holds release $release"',
@@ -138,7 +141,7 @@ def populate_script(catalogue: Catalogue, offline: OfflinePlatform | None = None
         '  if [ -z "$2" ]; then',
         '    echo "UNPINNED $1 sha256=$actual"',
         '  elif [ "$actual" != "$2" ]; then',
-        '    echo "checksum mismatch: $1 has sha256 $actual, the catalogue pins $2" >&2',
+        f'    echo "checksum mismatch: $1 has sha256 $actual, {pinned_by} $2" >&2',
         "    exit 1",
         "  fi",
         "}",

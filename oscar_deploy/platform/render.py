@@ -3,7 +3,8 @@
 DIR/objects.yaml                        every object we generate but the Secrets, in apply order
 DIR/secrets.yaml                        the Secrets (only when asked for; mode 0600)
 DIR/third-party/<component>/kustomization.yaml
-                                        the pinned upstream release manifests and our JSON patches
+                                        the pinned upstream release manifests and our JSON patches; from an
+                                        air-gap bundle, the manifests are copied beside it and named by file
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ def dump_documents(objects: list[Any]) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def kustomization(manifests: list[ThirdPartyManifest]) -> dict[str, Any]:
+def kustomization(manifests: list[ThirdPartyManifest], local: bool = False) -> dict[str, Any]:
+    """Resources by upstream URL, or with `local` by file name (the copies written beside it)."""
     patches = [_kustomize_patch(patch) for manifest in manifests for patch in manifest.patches]
     data: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [manifest.url for manifest in manifests],
+        "resources": [manifest.file if local else manifest.url for manifest in manifests],
     }
     if patches:
         data["patches"] = patches
@@ -65,18 +67,21 @@ def _kustomize_patch(patch: JsonPatch) -> dict[str, Any]:
     return {"target": target, "patch": dump_documents([list(patch.operations)]).strip()}
 
 
-def _kustomization_text(manifests: list[ThirdPartyManifest]) -> str:
+def _kustomization_text(manifests: list[ThirdPartyManifest], local: bool = False) -> str:
     header = ["# Written by oscar-deploy render: upstream release manifests and oscar-deploy's settings for them."]
     for manifest in manifests:
         pin = f"sha256 {manifest.sha256}" if manifest.sha256 else "UNPINNED (no sha256 in the catalogue yet)"
         header.append(f"# {manifest.url}: {pin}")
     for manifest in manifests:
         header += [f"# patch {p.kind} {p.name}: {p.why}" for p in manifest.patches]
-    return "\n".join(header) + "\n" + dump_documents([kustomization(manifests)])
+    return "\n".join(header) + "\n" + dump_documents([kustomization(manifests, local)])
 
 
-def render_platform(platform: PlatformObjects, directory: Path, with_secrets: bool) -> list[Path]:
-    """Write the platform's YAML into `directory`; returns the files written."""
+def render_platform(
+    platform: PlatformObjects, directory: Path, with_secrets: bool, manifest_texts: dict[str, str] | None = None
+) -> list[Path]:
+    """Write the platform's YAML into `directory`; returns the files written. With `manifest_texts` (by URL, from
+    an air-gap bundle) the release manifests are written beside their kustomization, which names them by file."""
     written = []
     objects_text = (
         "# Written by oscar-deploy render: the OSCAR platform's own objects, in apply order.\n"
@@ -94,8 +99,13 @@ def render_platform(platform: PlatformObjects, directory: Path, with_secrets: bo
     for manifest in platform.third_party:
         by_component.setdefault(manifest.component, []).append(manifest)
     for component, manifests in by_component.items():
-        path = directory / THIRD_PARTY_DIR / component.replace("_", "-") / "kustomization.yaml"
-        atomic_write(path, _kustomization_text(manifests), 0o644)
+        folder = directory / THIRD_PARTY_DIR / component.replace("_", "-")
+        if manifest_texts is not None:
+            for manifest in manifests:
+                atomic_write(folder / manifest.file, manifest_texts[manifest.url], 0o644)
+                written.append(folder / manifest.file)
+        path = folder / "kustomization.yaml"
+        atomic_write(path, _kustomization_text(manifests, local=manifest_texts is not None), 0o644)
         written.append(path)
     return written
 

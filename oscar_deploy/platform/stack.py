@@ -7,6 +7,8 @@ Stack configuration (namespace `oscar-platform`; `oscar-deploy` sets it, and so 
     specFile        path of the cluster spec (relative to the stack folder or absolute)
     publicAddress   the first server's public address (names the gateway <ip>.sslip.io without a domain)
     manifestCache   folder holding downloaded release manifests and their lock file (default .manifests)
+    bundleDir       an air-gap bundle (`oscar-deploy bundle build`): the cluster is offline, the release
+                    manifests come from the bundle, and the objects use what the nodes imported from it
     oscarPassword, minioAccessKey, minioSecretKey   secrets (`pulumi config set --secret`)
 
 Kubernetes access is the provider's own: `kubernetes:kubeconfig` or KUBECONFIG.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes import _tables
 
-from oscar_deploy.platform.manifests import ManifestCache, manifest_objects
+from oscar_deploy.nodes.bundle import check_bundle
+from oscar_deploy.platform.bundle import bundled_manifest_texts, offline_platform
+from oscar_deploy.platform.manifests import ManifestCache, manifest_objects, offline_manifest
 from oscar_deploy.platform.model import (
     CA_CERTIFICATE_REF,
     STACK_PROJECT,
@@ -162,12 +166,21 @@ def program(stack_dir: Path) -> None:
         minio_secret_key=config.require_secret("minioSecretKey"),
     )
     catalogue = load_catalogue().with_overrides(spec.versions)
-    platform = build_platform(PlatformInputs(spec, catalogue, secrets, config.get("publicAddress")))
-    cache_dir = Path(config.get("manifestCache") or ".manifests")
-    cache = ManifestCache(cache_dir if cache_dir.is_absolute() else stack_dir / cache_dir)
-    texts = {manifest.url: cache.text(manifest) for manifest in platform.third_party}
-    for url, digest in cache.recorded:
-        pulumi.log.warn(f"UNPINNED {url}: trusted on first use with sha256 {digest}; pin it in the catalogue")
+    bundle_dir = config.get("bundleDir")
+    if bundle_dir:
+        bundle = Path(bundle_dir) if Path(bundle_dir).is_absolute() else stack_dir / bundle_dir
+        check_bundle(bundle, catalogue.version("k3s"), [])
+        offline = offline_platform(bundle)
+        platform = build_platform(PlatformInputs(spec, catalogue, secrets, config.get("publicAddress"), offline))
+        texts = bundled_manifest_texts(bundle, platform.third_party)
+        platform = replace(platform, third_party=[offline_manifest(m, texts[m.url]) for m in platform.third_party])
+    else:
+        platform = build_platform(PlatformInputs(spec, catalogue, secrets, config.get("publicAddress")))
+        cache_dir = Path(config.get("manifestCache") or ".manifests")
+        cache = ManifestCache(cache_dir if cache_dir.is_absolute() else stack_dir / cache_dir)
+        texts = {manifest.url: cache.text(manifest) for manifest in platform.third_party}
+        for url, digest in cache.recorded:
+            pulumi.log.warn(f"UNPINNED {url}: trusted on first use with sha256 {digest}; pin it in the catalogue")
     declare_platform(platform, texts)
     for key, value in outputs(platform, secrets, spec.platform.oscar.username).items():
         pulumi.export(key, value)

@@ -4,20 +4,26 @@ and the whole `bundle build` / `bundle inspect` from sources served on 127.0.0.1
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
 import signal
 import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from oscar_deploy.nodes.bundle import check_bundle, load_manifest
+from oscar_deploy.platform.model import BUNDLE_FILES_HOST_PATH
 from oscar_deploy.support.errors import OperationError
 from oscar_deploy.support.oci import Skopeo, archive_images, fetch_image, parse_reference
 from tests.offline_sources import (
+    KNATIVE_QUEUE,
     METRICS_SERVER_IMAGE,
     OfflineSources,
     spec_text,
@@ -124,12 +130,21 @@ def _build(sources: OfflineSources, bundle: Path, spec: Path, mirror: str) -> su
     )
 
 
-def test_bundle_build_is_interrupted_then_resumed_and_inspect_matches_the_spec(
-    sources: OfflineSources, tmp_path: Path
-) -> None:
-    spec = tmp_path / "cluster.yaml"
+@dataclass
+class Resumed:
+    bundle: Path
+    spec: Path
+    finished_before: list[str]
+    stalled_layer: str
+
+
+@pytest.fixture(scope="module")
+def resumed(sources: OfflineSources, tmp_path_factory: pytest.TempPathFactory) -> Resumed:
+    """`bundle build` killed while a layer is half downloaded, then run again to the end."""
+    root = tmp_path_factory.mktemp("resumed")
+    spec = root / "cluster.yaml"
     spec.write_text(spec_text("offline"))
-    bundle = tmp_path / "bundle"
+    bundle = root / "bundle"
     stalled_layer = sources.images[METRICS_SERVER_IMAGE].layers["arm64"]
     proxy = StallingProxy(sources.registry.host, stalled_layer)
     try:
@@ -150,12 +165,24 @@ def test_bundle_build_is_interrupted_then_resumed_and_inspect_matches_the_spec(
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err[-3000:]
     assert "platform image archives" in out
-    for ref in finished_before:
+    return Resumed(bundle, spec, finished_before, stalled_layer)
+
+
+def test_an_interrupted_build_resumes_without_fetching_finished_images_again(
+    sources: OfflineSources, resumed: Resumed
+) -> None:
+    for ref in resumed.finished_before:
         layer = sources.images[ref].layers["arm64"]
         assert sources.registry.blob_downloads(layer) == 1, f"{ref} was downloaded again"
-    assert sources.registry.blob_downloads(stalled_layer) == 2  # cut off once, then fetched whole
-    assert not (bundle / ".staging").exists()
+    assert sources.registry.blob_downloads(resumed.stalled_layer) == 2  # cut off once, then fetched whole
+    assert not (resumed.bundle / ".staging").exists()
+    assert not [p for p in resumed.bundle.rglob(".*.part")]
 
+
+def test_the_bundle_holds_every_image_per_arch_and_every_platform_file(
+    sources: OfflineSources, resumed: Resumed
+) -> None:
+    bundle = resumed.bundle
     manifest = check_bundle(bundle, sources.k3s_version, ["amd64", "arm64"])
     images = manifest.platform["images"]
     assert {(e["reference"], e["arch"]) for e in images} == {(r, a) for r in sources.images for a in ("amd64", "arm64")}
@@ -166,6 +193,12 @@ def test_bundle_build_is_interrupted_then_resumed_and_inspect_matches_the_spec(
         assert manifest.files[entry["file"]]["sha256"] == entry["sha256"]
         names = archive_images(bundle / entry["file"])
         assert {name for name, _ in names} == set(parse_reference(entry["reference"]).names)
+    found = {entry["reference"]: entry["found_in"] for entry in images}
+    assert found[METRICS_SERVER_IMAGE] == "metrics_server/components.yaml"
+    assert [ref for ref in found if ref.startswith(KNATIVE_QUEUE)] == [
+        ref for ref, where in found.items() if where == "knative_serving/serving-core.yaml (Knative queue-proxy)"
+    ]
+    assert found["docker.io/traefik:v3.5.0"] == "traefik chart"
     assert {m["component"] for m in manifest.platform["manifests"]} == {
         "gateway_api",
         "cert_manager",
@@ -173,39 +206,82 @@ def test_bundle_build_is_interrupted_then_resumed_and_inspect_matches_the_spec(
         "kourier",
         "metrics_server",
     }
-    assert len(manifest.platform["binaries"]) == 6
+    assert sorted(b["name"] for b in manifest.platform["binaries"]) == [
+        "fwatchdog-amd64",
+        "fwatchdog-arm64",
+        "supervisor-alpine-arm64.zip",
+        "supervisor-alpine.zip",
+        "supervisor-arm64.zip",
+        "supervisor.zip",
+    ]
     assert manifest.platform["charts"][0]["image"] == "docker.io/traefik:v3.5.0"
 
-    matches = subprocess.run(
-        [sys.executable, "-m", "oscar_deploy", "bundle", "inspect", str(bundle), "-f", str(spec)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+def test_inspect_lists_the_bundle_and_tells_whether_it_matches_a_spec(resumed: Resumed, tmp_path: Path) -> None:
+    matches = _oscar("bundle", "inspect", str(resumed.bundle), "-f", str(resumed.spec))
     assert matches.returncode == 0, matches.stderr
-    assert f"matches {spec}" in matches.stdout
+    assert f"matches {resumed.spec}" in matches.stdout
     assert f"image {METRICS_SERVER_IMAGE} arm64 " in matches.stdout
+    assert "platform for amd64, arm64" in matches.stdout
 
     other = tmp_path / "other.yaml"
-    other.write_text(spec_text("other", "local:\n  server_arch: amd64\n").replace("minio:", "oscar: 4.1.3\n  minio:"))
-    differs = subprocess.run(
-        [sys.executable, "-m", "oscar_deploy", "bundle", "inspect", str(bundle), "-f", str(other)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    other.write_text(spec_text("other").replace("minio:", "oscar: 4.1.3\n  minio:"))
+    differs = _oscar("bundle", "inspect", str(resumed.bundle), "-f", str(other))
     assert differs.returncode == 1
     assert "  oscar: bundle has 4.1.2, the spec pins 4.1.3" in differs.stdout
     assert "  image ghcr.io/grycap/oscar:4.1.3: not in the bundle;" in differs.stdout
 
-    # A damaged archive is named and replaced by the next build, never used.
-    victim = bundle / images[0]["file"]
-    victim.write_bytes(b"damaged")
-    broken = subprocess.run(
-        [sys.executable, "-m", "oscar_deploy", "bundle", "inspect", str(bundle)],
+
+def test_render_with_the_bundle_writes_the_offline_platform(resumed: Resumed, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _oscar(
+        "render", str(out), "-f", str(resumed.spec), "--public-address", "192.0.2.10", "--bundle", str(resumed.bundle)
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = load_manifest(resumed.bundle)
+    objects = list(yaml.safe_load_all((out / "objects.yaml").read_text()))
+    chart = next(o for o in objects if o["kind"] == "HelmChart")
+    chart_file = resumed.bundle / manifest.platform["charts"][0]["path"]
+    assert base64.b64decode(chart["spec"]["chartContent"]) == chart_file.read_bytes()
+    assert "repo" not in chart["spec"]
+    job = next(o for o in objects if o["kind"] == "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "bundle", "hostPath": {"path": BUNDLE_FILES_HOST_PATH, "type": "Directory"}} in pod["volumes"]
+    assert pod["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
+    script = next(o for o in objects if o["kind"] == "ConfigMap" and "populate.sh" in o.get("data", {}))
+    assert "wget" not in script["data"]["populate.sh"]
+    knative = out / "third-party" / "knative-serving"
+    kustomization = yaml.safe_load((knative / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["serving-crds.yaml", "serving-core.yaml"]
+    for name in kustomization["resources"]:
+        entry = next(m for m in manifest.platform["manifests"] if m["file"] == name)
+        assert (knative / name).read_bytes() == (resumed.bundle / entry["path"]).read_bytes()
+    skip = next(p for p in kustomization["patches"] if p["target"]["name"] == "config-deployment")
+    values = {op["value"] for op in yaml.safe_load(skip["patch"])}
+    (registries,) = values
+    assert {"ghcr.io", "quay.io", "registry.k8s.io", "gcr.io", "docker.io", "index.docker.io"} <= set(
+        registries.split(",")
+    )
+
+
+def test_a_damaged_archive_is_named_and_never_used(resumed: Resumed, tmp_path: Path) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(resumed.bundle, copy)
+    entry = load_manifest(copy).platform["images"][0]
+    (copy / entry["file"]).write_bytes(b"damaged")
+    broken = _oscar("bundle", "inspect", str(copy))
+    assert broken.returncode == 2
+    assert broken.stderr.strip() == (
+        f"error: bundle {copy}: {entry['file']} does not match the manifest's sha256; "
+        "run `oscar-deploy bundle build` again to replace it"
+    )
+
+
+def _oscar(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oscar_deploy", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
-    assert broken.returncode == 2
-    assert f"{images[0]['file']} does not match the manifest's sha256" in broken.stderr

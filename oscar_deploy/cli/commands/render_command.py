@@ -22,6 +22,11 @@ WITH_SECRETS_OPTION = typer.Option(
 PUBLIC_ADDRESS_OPTION = typer.Option(
     None, "--public-address", help="First server's public IP; names the gateway <ip>.sslip.io without a domain."
 )
+BUNDLE_OPTION = typer.Option(
+    None,
+    "--bundle",
+    help="Air-gap bundle (`bundle build`): render for an offline cluster, with the bundled release manifests.",
+)
 
 
 def render(
@@ -29,12 +34,14 @@ def render(
     file: Path = SPEC_OPTION,
     with_secrets: bool = WITH_SECRETS_OPTION,
     public_address: str | None = PUBLIC_ADDRESS_OPTION,
+    bundle: Path | None = BUNDLE_OPTION,
 ) -> None:
     """Write the platform's Kubernetes objects as YAML for GitOps; Secrets only on request.
 
     DIR gets objects.yaml, third-party/<component>/kustomization.yaml and, with --with-secrets, secrets.yaml
     (mode 0600) holding the cluster's generated credentials (created in its state folder if new). The same
-    builder feeds the platform stack, so what is written is what the stack applies.
+    builder feeds the platform stack, so what is written is what the stack applies. With --bundle, the objects
+    are those of an offline cluster and each third-party folder holds the bundled manifests it applies.
     """
     if directory.exists() and not directory.is_dir():
         raise UserInputError(f"{directory}: exists and is not a folder; give a folder to write into")
@@ -45,8 +52,21 @@ def render(
     else:
         secrets = PlatformSecrets(REDACTED, REDACTED, REDACTED)
     catalogue = load_catalogue().with_overrides(spec.versions)
-    platform = build_platform(PlatformInputs(spec, catalogue, secrets, public_address))
-    written = render_platform(platform, directory, with_secrets)
+    offline = texts = None
+    if bundle is not None:
+        from dataclasses import replace
+
+        from oscar_deploy.nodes.bundle import check_bundle
+        from oscar_deploy.platform.bundle import bundled_manifest_texts, offline_platform
+        from oscar_deploy.platform.manifests import offline_manifest
+
+        check_bundle(bundle, catalogue.version("k3s"), [])
+        offline = offline_platform(bundle)
+    platform = build_platform(PlatformInputs(spec, catalogue, secrets, public_address, offline))
+    if bundle is not None:
+        texts = bundled_manifest_texts(bundle, platform.third_party)
+        platform = replace(platform, third_party=[offline_manifest(m, texts[m.url]) for m in platform.third_party])
+    written = render_platform(platform, directory, with_secrets, texts)
     typer.echo(f"wrote {len(platform.non_secrets)} objects to {written[0]}")
     if with_secrets:
         typer.echo(f"wrote {len(platform.secrets)} Secrets to {written[1]} (mode 0600)")
