@@ -52,6 +52,20 @@ def tool_check(name: str, tool: str, fix: str, purpose: str) -> Check:
     return Check(name, "missing", f"{tool}: not found on PATH ({purpose})", fix, TARGETS)
 
 
+def skopeo_check() -> Check:
+    """skopeo copies the platform's images into air-gap bundles; nothing else needs it, so it never blocks."""
+    path = find_tool("skopeo")
+    purpose = "`bundle build` copies the platform's images with it"
+    if path:
+        return Check("skopeo", "ok", f"{path} ({purpose})")
+    return Check(
+        "skopeo",
+        "warn",
+        f"skopeo: not found on PATH ({purpose}; a --k3s-only bundle does without)",
+        "sudo apt-get install -y skopeo",
+    )
+
+
 def doctor_checks(target: str | None = None, node_arches: Iterable[str] = ()) -> list[Check]:
     """The shared checks, then those of `target`'s provider (of every provider when no target is given)."""
     checks = [
@@ -66,6 +80,7 @@ def doctor_checks(target: str | None = None, node_arches: Iterable[str] = ()) ->
             "configures nodes",
         ),
         pulumi_doctor_check(),
+        skopeo_check(),
     ]
     for name, entry in PROVIDERS.items():
         if target is None or name == target:

@@ -87,3 +87,18 @@ def test_up_without_podman_fails_in_one_line_before_touching_anything(
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: podman: not found on PATH; install it: {PODMAN_FIX}"
     assert not (state_home / "nopod").exists()
+
+
+def test_skopeo_is_a_warning_for_bundles_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oscar_deploy.pipeline.doctor import skopeo_check
+    from oscar_deploy.support import checks
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(checks.sys, "executable", str(tmp_path / "python"))
+    missing = skopeo_check()
+    assert (missing.status, missing.fix, missing.needed_for) == ("warn", "sudo apt-get install -y skopeo", ())
+    tool = tmp_path / "skopeo"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    found = skopeo_check()
+    assert found.status == "ok" and found.detail.startswith(f"{tool} (")
