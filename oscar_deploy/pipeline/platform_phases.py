@@ -11,6 +11,7 @@ certificates come from it), so `service`, `files` and `verify` find the cluster 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import yaml
 from oscar_deploy.iac import factory
 from oscar_deploy.iac.operations import StackOperations
 from oscar_deploy.iac.runner import ConfigValue, OutputValue, StackTarget
+from oscar_deploy.nodes.bundle import previous_manifest
 from oscar_deploy.nodes.model import Node
 from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult
 from oscar_deploy.platform.model import MINIO_REGION, STACK_PROJECT, STATE_SECRET_NAMES
@@ -86,8 +88,17 @@ def program_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+def platform_bundle(context: PhaseContext) -> Path | None:
+    """The cluster's bundle when it carries the platform (then the stack installs offline from it), else None."""
+    if context.bundle is None:
+        return None
+    manifest = previous_manifest(context.bundle)
+    return context.bundle.resolve() if manifest is not None and manifest.platform else None
+
+
 def platform_inputs(context: PhaseContext) -> dict[str, Any]:
     catalogue = load_catalogue().with_overrides(context.spec.versions)
+    bundle = platform_bundle(context)
     server = first_server(context) if any(node.role == "server" for node in context.nodes) else None
     return {
         "platform": context.spec.platform.model_dump(mode="json"),
@@ -97,7 +108,15 @@ def platform_inputs(context: PhaseContext) -> dict[str, Any]:
         "cluster": f"{server.name} {server.instance}" if server else None,
         "backend": context.spec.iac.backend,
         "program": program_digest(),
+        # Offline from a bundle: its platform part (images, manifests, files) is what the stack installs.
+        "bundle": _platform_digest(bundle) if bundle else None,
     }
+
+
+def _platform_digest(bundle: Path) -> str:
+    manifest = previous_manifest(bundle)
+    platform = json.dumps(manifest.platform if manifest else {}, sort_keys=True)
+    return hashlib.sha256(platform.encode()).hexdigest()[:16]
 
 
 def verify_inputs(context: PhaseContext) -> dict[str, Any]:
@@ -125,6 +144,9 @@ def platform(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
         f"{STACK_PROJECT}:minioSecretKey": ConfigValue(secrets["minio_secret_key"], secret=True),
         "kubernetes:kubeconfig": ConfigValue(state.kubeconfig_file.read_text(encoding="utf-8"), secret=True),
     }
+    # Always set: an empty value clears the bundle an earlier `up` gave (set-all only adds and replaces keys).
+    bundle = platform_bundle(context)
+    config[f"{STACK_PROJECT}:bundleDir"] = ConfigValue(str(bundle) if bundle else "")
     operations = platform_stack(context, secrets.values())
     result = operations.up(config)
     outputs = result.outputs

@@ -261,3 +261,27 @@ def test_down_keep_nodes_removes_only_the_platform(
     assert provider.machines == nodes, "nodes and k3s stay"
     decisions = pipeline.plan(make_context(state_home, provider))
     assert [(d.phase, d.run) for d in decisions][3:] == [("platform", True), ("verify", True)]
+
+
+def test_a_bundle_with_the_platform_makes_the_stack_install_offline(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun], tmp_path: Path
+) -> None:
+    from oscar_deploy.nodes.bundle import load_manifest, save_manifest
+    from tests.doubles.bundle import build_test_bundle
+
+    provider = MemoryProvider()
+    bundle = tmp_path / "bundle"
+    build_test_bundle(bundle, "v1.33.3+k3s1", ("amd64",))
+    pipeline.converge(make_context(state_home, provider, bundle=bundle), SPEC)
+    config = next(call for call in deployed.calls if call.operation == "set_config").detail["config"]
+    assert config[f"{STACK_PROJECT}:bundleDir"].value == "", "a k3s-only bundle leaves the platform online"
+
+    manifest = load_manifest(bundle)
+    manifest.platform = {"arches": ["amd64"], "images": [{"reference": "docker.io/library/alpine:3.22.1"}]}
+    save_manifest(bundle, manifest)
+    context = make_context(state_home, provider, bundle=bundle)
+    decisions = {decision.phase: decision for decision in pipeline.plan(context)}
+    assert decisions["platform"].run and "bundle" in decisions["platform"].reason
+    pipeline.converge(make_context(state_home, provider, bundle=bundle), SPEC)
+    configs = [call.detail["config"] for call in deployed.calls if call.operation == "set_config"]
+    assert configs[-1][f"{STACK_PROJECT}:bundleDir"].value == str(bundle.resolve())
