@@ -1,4 +1,5 @@
-"""`up --bundle` on local nodes with no route out: a bundle made by the real `bundle build` (sources on 127.0.0.1,
+"""`up --bundle --until kubernetes` (the k3s phases; no Pulumi CLI here for the platform phase) on local nodes with
+no route out: a bundle made by the real `bundle build` (sources on 127.0.0.1,
 tests/offline_sources.py), nodes whose default route is deleted and whose every other outbound packet is
 rejected and counted, then `up`: the k3s phases complete, each node holds every image archive of its arch where
 k3s imports them (and the labelled k3s stand-in of tests/doubles/k3s records importing each image by name), the
@@ -126,7 +127,18 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Offline]:
             "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
         }
         up = subprocess.run(
-            [sys.executable, "-m", "oscar_deploy", "up", "-f", str(spec), "--bundle", str(bundle)],
+            [
+                sys.executable,
+                "-m",
+                "oscar_deploy",
+                "up",
+                "-f",
+                str(spec),
+                "--bundle",
+                str(bundle),
+                "--until",
+                "kubernetes",
+            ],
             env=env,
             capture_output=True,
             text=True,
