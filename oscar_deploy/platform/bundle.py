@@ -250,7 +250,7 @@ class PlatformBundleBuilder:
         relative = f"{PLATFORM}/manifests/{manifest.component}/{manifest.file}"
         earlier = self._previous_entries("manifests", "url").get(manifest.url, {})
         expected = manifest.sha256 or earlier.get("sha256")
-        sha256 = self._download(manifest.url, relative, expected, f"{manifest.component} {manifest.file}")
+        sha256 = self._download(manifest.url, relative, expected)
         return {
             "component": manifest.component,
             "file": manifest.file,
@@ -267,7 +267,7 @@ class PlatformBundleBuilder:
             name = download.url.rsplit("/", 1)[-1]
             relative = f"{PLATFORM}/files/{name}"
             expected = download.sha256 or earlier.get(download.url, {}).get("sha256")
-            sha256 = self._download(download.url, relative, expected, name)
+            sha256 = self._download(download.url, relative, expected)
             entries.append(
                 {"url": download.url, "name": name, "arch": download.arch, "path": relative, "sha256": sha256}
             )
@@ -285,7 +285,7 @@ class PlatformBundleBuilder:
             self._record(relative, sha256, (self.directory / relative).stat().st_size)
         else:
             url, sha256 = self._chart_in_index(component.helm_repo, "traefik", component.version)
-            self._download(url, relative, sha256, f"traefik chart {component.version}")
+            self._download(url, relative, sha256)
         image = chart_image((self.directory / relative).read_bytes(), relative)
         return {
             "component": "traefik_chart",
@@ -312,17 +312,15 @@ class PlatformBundleBuilder:
                 return urljoin(repo.rstrip("/") + "/", str(entry["urls"][0])), str(entry["digest"])
         raise OperationError(f"{index_url}: lists no {name} chart {version} with a digest; check the version")
 
-    def _download(self, url: str, relative: str, expected: str | None, label: str) -> str:
+    def _download(self, url: str, relative: str, expected: str | None) -> str:
         path = self.directory / relative
         if expected and self._verified(relative, expected):
             self.log(f"{relative}: already in the bundle and verified")
         else:
             if path.exists():
                 path.unlink()  # a stale or damaged copy: never used, fetched again and checked
-            try:
-                expected = self.downloader.fetch(mirrored(url), path, expected, label=relative)
-            except OperationError as exc:
-                raise OperationError(f"{relative} ({label}): {exc}") from None
+            # The downloader's errors name the file (`relative`) and the URL it came from.
+            expected = self.downloader.fetch(mirrored(url), path, expected, label=relative)
         assert expected is not None
         self._record(relative, expected, path.stat().st_size)
         return expected

@@ -30,6 +30,7 @@ from tests.offline_sources import (
     start_offline_sources,
 )
 from tests.registry import Registry, StallingProxy, build_layout
+from tests.unit.release_server import Route
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,9 @@ def test_a_tampered_layer_is_refused_and_nothing_is_kept(registry: Registry, tmp
     fetch_image(Skopeo(tls_verify=False), ref, "amd64", tmp_path / "b", "amd64.tar", tmp_path / "staging")
 
 
-def _build(sources: OfflineSources, bundle: Path, spec: Path, mirror: str) -> subprocess.Popen[str]:
+def _build(
+    sources: OfflineSources, bundle: Path, spec: Path, mirror: str, arches: str = "amd64,arm64"
+) -> subprocess.Popen[str]:
     import os
 
     return subprocess.Popen(
@@ -116,7 +119,7 @@ def _build(sources: OfflineSources, bundle: Path, spec: Path, mirror: str) -> su
             "-f",
             str(spec),
             "--arch",
-            "amd64,arm64",
+            arches,
             "--registry-mirror",
             mirror,
             "--insecure-registry",
@@ -285,3 +288,32 @@ def _oscar(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_a_release_file_that_changed_upstream_is_refused_and_named(sources: OfflineSources, tmp_path: Path) -> None:
+    """An unpinned manifest is held to the digest the bundle first recorded: a changed one is deleted, named."""
+    spec = tmp_path / "cluster.yaml"
+    spec.write_text(spec_text("changed"))
+    bundle = tmp_path / "bundle"
+    first = _build(sources, bundle, spec, sources.registry.host, arches="amd64")
+    assert first.wait(600) == 0, first.communicate()[1][-2000:]
+    entry = next(m for m in load_manifest(bundle).platform["manifests"] if m["file"] == "serving-core.yaml")
+    route = next(path for path in sources.server.routes if path.endswith("/serving-core.yaml"))
+    served = sources.server.routes[route]
+    try:
+        sources.server.routes[route] = Route(served.body + b"# changed upstream\n")
+        (bundle / entry["path"]).write_text("damaged copy\n")
+        second = _build(sources, bundle, spec, sources.registry.host, arches="amd64")
+        _, err = second.communicate(timeout=600)
+    finally:
+        sources.server.routes[route] = served
+    assert second.returncode == 1
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: {entry['path']}: sha256 mismatch for {sources.server.base}/mirror/github.com/knative/serving/"
+        )
+    )
+    assert f"(expected {entry['sha256']}," in err
+    assert not (bundle / entry["path"]).exists()
