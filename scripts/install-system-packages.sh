@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test tiers need: podman and runc for local nodes, debootstrap to build
 # their base images offline, qemu-user-static and binfmt-support for arm64 nodes, the SSH client Ansible
-# uses, skopeo (air-gap bundles copy the platform's images with it) and docker-registry (the registry the
-# bundle tests start on 127.0.0.1 with their own configuration). Idempotent: packages already present are left
-# as they are.
+# uses, skopeo (air-gap bundles copy the platform's images with it), docker-registry (the registry the
+# bundle tests start on 127.0.0.1 with their own configuration) and iptables (the offline nodes test rejects
+# and counts what nodes send out). Idempotent: packages already present are left as they are.
 set -euo pipefail
 
 packages=(podman runc debootstrap qemu-user-static binfmt-support openssh-client iproute2 uidmap
-  slirp4netns fuse-overlayfs skopeo docker-registry)
+  slirp4netns fuse-overlayfs skopeo docker-registry iptables)
 
 missing=()
 for pkg in "${packages[@]}"; do
