@@ -160,6 +160,15 @@ def platform_images(
 # --- building -----------------------------------------------------------------------------------------------
 
 
+def check_platform_arches(arches: Iterable[str]) -> None:
+    unsupported = [arch for arch in arches if arch not in BINARY_ARCHES]
+    if unsupported:
+        raise UserInputError(
+            f"--arch {','.join(unsupported)}: the OSCAR platform runs on {' and '.join(BINARY_ARCHES)} nodes "
+            "only; build a k3s-only bundle for those with --k3s-only"
+        )
+
+
 @dataclass
 class PlatformBundleBuilder:
     """Fills the platform's part of a bundle folder; keeps what still verifies from an earlier run."""
@@ -179,7 +188,7 @@ class PlatformBundleBuilder:
             raise UserInputError(f"{self.directory}: no bundle manifest; the k3s part must be built first")
         self.manifest: BundleManifest = manifest
         self.previous: dict[str, Any] = dict(manifest.platform)
-        self.recorded: dict[str, Any] = {}
+        self.kept: set[str] = set()
 
     # Each kept or fetched file is recorded at once and the manifest saved after each image, so an interrupted
     # run keeps what it finished; entries of an earlier run not reached yet stay listed until replaced.
@@ -213,13 +222,7 @@ class PlatformBundleBuilder:
         return {str(entry[key]): entry for entry in self.previous.get(kind) or [] if isinstance(entry, dict)}
 
     def build(self) -> dict[str, Any]:
-        unsupported = [arch for arch in self.arches if arch not in BINARY_ARCHES]
-        if unsupported:
-            raise UserInputError(
-                f"--arch {','.join(unsupported)}: the OSCAR platform runs on {' and '.join(BINARY_ARCHES)} nodes "
-                "only; build a k3s-only bundle for those with --k3s-only"
-            )
-        self.kept: set[str] = set()
+        check_platform_arches(self.arches)
         section: dict[str, Any] = {
             "arches": sorted(self.arches),
             "versions": {key: component.version for key, component in self.catalogue.components.items()},

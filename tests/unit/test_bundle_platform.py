@@ -317,3 +317,13 @@ def test_a_release_file_that_changed_upstream_is_refused_and_named(sources: Offl
     )
     assert f"(expected {entry['sha256']}," in err
     assert not (bundle / entry["path"]).exists()
+
+
+def test_arm_boards_get_a_k3s_only_bundle(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    refused = cli("bundle", "build", "--arch", "arm64,arm", str(tmp_path / "b"))
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == (
+        "error: --arch arm: the OSCAR platform runs on amd64 and arm64 nodes only; "
+        "build a k3s-only bundle for those with --k3s-only"
+    )
+    assert not (tmp_path / "b").exists(), "refused before anything was downloaded"

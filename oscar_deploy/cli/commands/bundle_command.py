@@ -101,6 +101,10 @@ def build(
     if registry_mirror is not None and ("/" in registry_mirror or not registry_mirror.strip()):
         raise UserInputError(f"--registry-mirror {registry_mirror!r}: give HOST or HOST:PORT, without a scheme")
     releases, installers = resolve_urls(download_url, installer_url)
+    if not k3s_only:
+        from oscar_deploy.platform.bundle import check_platform_arches
+
+        check_platform_arches(arches)  # before anything is downloaded
 
     with TransferDisplay() as reporter:
         downloader = Downloader(reporter)
