@@ -17,10 +17,14 @@ from oscar_deploy.nodes.bundle import (
     resolve_urls,
 )
 from oscar_deploy.nodes.k3s import check_k3s_version
+from oscar_deploy.platform.bundle import PlatformBundleBuilder, check_platform_arches, container_images
+from oscar_deploy.platform.model import PlatformInputs, PlatformSecrets
+from oscar_deploy.platform.objects import build_platform
 from oscar_deploy.spec.catalogue import Catalogue, load_catalogue
 from oscar_deploy.spec.models import ClusterSpec, load_spec
 from oscar_deploy.support.download import Downloader
 from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.oci import Skopeo
 from oscar_deploy.support.progress import TransferDisplay
 
 bundle_app = typer.Typer(
@@ -102,8 +106,6 @@ def build(
         raise UserInputError(f"--registry-mirror {registry_mirror!r}: give HOST or HOST:PORT, without a scheme")
     releases, installers = resolve_urls(download_url, installer_url)
     if not k3s_only:
-        from oscar_deploy.platform.bundle import check_platform_arches
-
         check_platform_arches(arches)  # before anything is downloaded
 
     with TransferDisplay() as reporter:
@@ -113,9 +115,6 @@ def build(
                 directory, version, arches, releases, installers, downloader, log=reporter.console.print
             )
             if not k3s_only:
-                from oscar_deploy.platform.bundle import PlatformBundleBuilder
-                from oscar_deploy.support.oci import Skopeo
-
                 PlatformBundleBuilder(
                     directory,
                     catalogue,
@@ -230,10 +229,6 @@ def bundle_mismatches(manifest: BundleManifest, spec: ClusterSpec) -> list[str]:
 
 def _wanted_images(catalogue: Catalogue, spec: ClusterSpec) -> list[str]:
     """Images of the spec's own objects and pins (the release manifests' images come with their pinned files)."""
-    from oscar_deploy.platform.bundle import container_images
-    from oscar_deploy.platform.model import PlatformInputs, PlatformSecrets
-    from oscar_deploy.platform.objects import build_platform
-
     objects = build_platform(PlatformInputs(spec, catalogue, PlatformSecrets("-", "-", "-"), "192.0.2.1")).objects
     wanted = container_images(objects)
     smoke = catalogue["smoke_test_image"].image_reference

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from oscar_deploy.cli.options import SPEC_OPTION
+from oscar_deploy.nodes.bundle import check_bundle
+from oscar_deploy.platform.bundle import bundled_manifest_texts, offline_platform
+from oscar_deploy.platform.manifests import offline_manifest
 from oscar_deploy.platform.model import STATE_SECRET_NAMES, PlatformInputs, PlatformSecrets
 from oscar_deploy.platform.objects import build_platform
 from oscar_deploy.platform.render import REDACTED, render_platform
@@ -54,12 +58,6 @@ def render(
     catalogue = load_catalogue().with_overrides(spec.versions)
     offline = texts = None
     if bundle is not None:
-        from dataclasses import replace
-
-        from oscar_deploy.nodes.bundle import check_bundle
-        from oscar_deploy.platform.bundle import bundled_manifest_texts, offline_platform
-        from oscar_deploy.platform.manifests import offline_manifest
-
         check_bundle(bundle, catalogue.version("k3s"), [])
         offline = offline_platform(bundle)
     platform = build_platform(PlatformInputs(spec, catalogue, secrets, public_address, offline))
