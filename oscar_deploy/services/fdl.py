@@ -177,9 +177,13 @@ def split_provider(reference: str) -> tuple[str, str]:
 
 
 class FdlModel(BaseModel):
-    """Unknown keys are errors: upstream would drop them without a word."""
+    """Unknown keys are errors: upstream would drop them without a word.
 
-    model_config = ConfigDict(extra="forbid")
+    Upstream's KServe settings have keys `model_name` and `model_format`: pydantic before 2.10 would warn
+    about them (its `model_` namespace) on every run, so that namespace is not protected here.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 # --- storage -------------------------------------------------------------------------------------------------

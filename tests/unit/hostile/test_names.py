@@ -24,7 +24,7 @@ ENDPOINT = ["--endpoint", "http://127.0.0.1:9"]  # nothing listens: a request wo
         (("service", "delete", "svc\n", *ENDPOINT), "service 'svc\\n': not a service name"),
         (("service", "logs", "svc", "../job", *ENDPOINT), "job '../job': not a job name"),
         (("service", "run", "a/b", "-i", "boards.yml", *ENDPOINT), "service 'a/b': not a service name"),
-        (("service", "delete", "", *ENDPOINT), "Invalid value for 'names': is empty"),
+        (("service", "delete", "", *ENDPOINT), "is empty; give a value"),
         (("bundle", "build", "b", "--k3s-version", "v1.33.3+k3s1\n"), "--k3s-version: 'v1.33.3+k3s1\\n' is not a k3s"),
         (("edge", "install", "-i", "boards.yml", "--k3s-version", "v1.33.3+k3s1\n"), "is not a k3s release"),
     ],
