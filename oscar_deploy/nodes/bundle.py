@@ -1,14 +1,15 @@
 """The air-gap bundle: the pinned k3s release artefacts, downloaded from upstream and verified.
 
 `build_bundle` fetches, per CPU architecture, the k3s binary, the airgap images archive and upstream's
-`sha256sum-<arch>.txt` from `<download_url>/<version>/<file>` (the k3s catalogue entry's URL, or a mirror),
-plus `install.sh` from `<installer_url>/<version>/install.sh`. Every artefact is streamed to a temporary
-name, checked against upstream's sha256 file and only then renamed into place: a partial or mismatching
-download is deleted and never used. `manifest.json` records the version, the architectures and the sha256
-of every file, so `up --bundle` and `edge install --bundle` can refuse a bundle that does not match.
+`sha256sum-<arch>.txt` from `<download_url>/<version>/<file>` (the k3s catalogue entry's URL, or a mirror).
+Every artefact is streamed to a temporary name, checked against upstream's sha256 file and only then renamed
+into place: a partial or mismatching download is deleted and never used. `manifest.json` records the version,
+the architectures and the sha256 of every file, so `up --bundle` and `edge install --bundle` can refuse a
+bundle that does not match.
 
-upstream's install.sh has no published checksum: it is taken from the release tag over HTTPS and its sha256
-recorded in the manifest, which `check_bundle` verifies like every other file.
+Upstream's install.sh is not part of a bundle: the playbooks install k3s without it (they write its
+configuration and units themselves), and it has no published checksum to verify it against. A bundle built by
+an earlier version still works; rebuilding it removes its install.sh.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import atomic_write, read_user_text
 from oscar_deploy.support.urls import http_url
 
-# Overrides of the catalogue's URLs, for a mirror (and for tests, which serve files from 127.0.0.1).
+# Override of the catalogue's URL, for a mirror (and for tests, which serve files from 127.0.0.1).
 DOWNLOAD_URL_ENV = "OSCAR_DEPLOY_K3S_DOWNLOAD_URL"
-INSTALLER_URL_ENV = "OSCAR_DEPLOY_K3S_INSTALLER_URL"
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
-INSTALLER_NAME = "install.sh"
+# What bundles built by earlier versions also held; removed when such a bundle is rebuilt.
+LEGACY_INSTALLER_NAME = "install.sh"
 # Folder of the platform's files inside a bundle (oscar_deploy.platform.bundle writes it).
 PLATFORM_DIR = "platform/"
 
@@ -76,7 +77,6 @@ class BundleManifest:
     arches: list[str]
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     download_url: str = ""
-    installer_url: str = ""
     created_at: str = ""
     # What `oscar_deploy.platform.bundle` added (images, release manifests, binaries, chart); its files are in
     # `files` under platform/ like every other file.
@@ -89,7 +89,6 @@ class BundleManifest:
             "k3s_version": self.k3s_version,
             "arches": sorted(self.arches),
             "download_url": self.download_url,
-            "installer_url": self.installer_url,
             "created_at": self.created_at,
             "files": dict(sorted(self.files.items())),
         }
@@ -116,7 +115,6 @@ def load_manifest(directory: Path) -> BundleManifest:
             arches=[str(arch) for arch in data["arches"]],
             files={str(key): dict(value) for key, value in data["files"].items()},
             download_url=str(data.get("download_url", "")),
-            installer_url=str(data.get("installer_url", "")),
             created_at=str(data.get("created_at", "")),
             platform=dict(data.get("platform") or {}),
         )
@@ -126,23 +124,16 @@ def load_manifest(directory: Path) -> BundleManifest:
         ) from None
 
 
-def resolve_urls(download_url: str | None, installer_url: str | None) -> tuple[str, str]:
-    """Explicit URLs, else the environment overrides, else the catalogue's upstream URLs."""
+def resolve_download_url(download_url: str | None) -> str:
+    """The explicit URL, else the environment override, else the catalogue's upstream URL."""
     from oscar_deploy.spec.catalogue import load_catalogue
 
-    k3s = load_catalogue()["k3s"]
-    chosen = []
-    for given, env, pinned, flag in (
-        (download_url, DOWNLOAD_URL_ENV, k3s.download_url, "--download-url"),
-        (installer_url, INSTALLER_URL_ENV, k3s.installer_url, "--installer-url"),
-    ):
-        value = given or os.environ.get(env) or pinned
-        if not value:
-            raise OperationError("catalogue: k3s has no download_url/installer_url; reinstall oscar-deploy")
-        where = flag if given else (env if os.environ.get(env) else "catalogue: k3s")
-        # Checked before anything is downloaded or created; credentials go to ~/.netrc, never into a URL.
-        chosen.append(http_url(value, where, "put them in ~/.netrc for the mirror's host instead"))
-    return chosen[0], chosen[1]
+    value = download_url or os.environ.get(DOWNLOAD_URL_ENV) or load_catalogue()["k3s"].download_url
+    if not value:
+        raise OperationError("catalogue: k3s has no download_url; reinstall oscar-deploy")
+    where = "--download-url" if download_url else (DOWNLOAD_URL_ENV if os.environ.get(DOWNLOAD_URL_ENV) else "catalogue: k3s")
+    # Checked before anything is downloaded or created; credentials go to ~/.netrc, never into a URL.
+    return http_url(value, where, "put them in ~/.netrc for the mirror's host instead")
 
 
 def _already_verified(path: Path, expected: str) -> bool:
@@ -154,7 +145,6 @@ def build_bundle(
     version: str,
     arches: Iterable[str],
     download_url: str,
-    installer_url: str,
     downloader: Downloader,
     log: Callable[[str], None] = lambda _line: None,
 ) -> BundleManifest:
@@ -164,7 +154,6 @@ def build_bundle(
         k3s_version=version,
         arches=[],
         download_url=download_url,
-        installer_url=installer_url,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     previous = _previous_manifest(directory)
@@ -212,15 +201,9 @@ def build_bundle(
         if arch not in manifest.arches:
             manifest.arches.append(arch)
 
-    installer = directory / INSTALLER_NAME
-    recorded = previous.files.get(INSTALLER_NAME) if previous and previous.k3s_version == version else None
-    if recorded and _already_verified(installer, str(recorded["sha256"])):
-        log(f"{INSTALLER_NAME}: already in the bundle and verified")
-        manifest.files[INSTALLER_NAME] = recorded
-    else:
-        digest = downloader.fetch(release_file_url(installer_url, version, INSTALLER_NAME), installer)
-        installer.chmod(0o755)
-        manifest.files[INSTALLER_NAME] = {"sha256": digest, "size": installer.stat().st_size}
+    if previous is not None and LEGACY_INSTALLER_NAME in previous.files:
+        (directory / LEGACY_INSTALLER_NAME).unlink(missing_ok=True)
+        log(f"{LEGACY_INSTALLER_NAME}: removed (bundles no longer carry upstream's installer)")
     save_manifest(directory, manifest)
     return manifest
 

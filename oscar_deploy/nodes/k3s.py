@@ -25,7 +25,7 @@ TOKEN_SECRET_NAME = "k3s_token"  # noqa: S105 - a key, not a password
 
 
 def check_k3s_version(version: str, where: str) -> str:
-    """Refuse what is not a k3s release tag (a bare `1.33.3` makes the installer fail on every node)."""
+    """Refuse what is not a k3s release tag (a bare `1.33.3` names no release file on any node)."""
     pattern, example = SYNTAXES["k3s"]
     if not pattern.fullmatch(version):
         raise UserInputError(f"{where}: {version!r} is not a k3s release; use {example}")
@@ -64,20 +64,23 @@ class K3sLayer:
     display: TaskDisplay | None = None
     # registries.yaml for the nodes (`registries_config`); empty leaves the playbooks' default (none).
     registries: dict[str, Any] | None = None
+    # Whether every file of the bundle was checked against its manifest (use_bundle) before this run.
+    bundle_checked: bool = False
 
     def variables(self) -> dict[str, Any]:
-        from oscar_deploy.nodes.bundle import resolve_urls
+        from oscar_deploy.nodes.bundle import resolve_download_url
 
-        download_url, _installer_url = resolve_urls(None, None)
         variables: dict[str, Any] = {
             "k3s_version": self.k3s_version,
-            "k3s_release_url": download_url,
+            "k3s_release_url": resolve_download_url(None),
             "k3s_cluster_name": self.state.name,
             "k3s_kubeconfig_dest": str(self.state.kubeconfig_file),
         }
         # Only when given: an inventory's own `airgap_dir` (k3s-ansible style) must keep working otherwise.
         if self.bundle is not None:
             variables["k3s_airgap_dir"] = str(self.bundle)
+            # The roles then do not hash the bundle's files again.
+            variables["k3s_airgap_checked"] = self.bundle_checked
         # Only when set: without it the role's default (none) also removes a registries.yaml it wrote earlier.
         if self.registries:
             variables["airgap_registries"] = self.registries

@@ -157,7 +157,13 @@ def layer_for(context: PhaseContext, verify_bundle: bool = False) -> K3sLayer:
         bundle = use_bundle(bundle, version, arches) if verify_bundle else bundle.resolve()
     registries = registries_config(context.spec.platform.registry_mirror)
     return K3sLayer(
-        context.state, context.state.inventory_file, version, bundle, display=LiveDisplay(), registries=registries
+        context.state,
+        context.state.inventory_file,
+        version,
+        bundle,
+        display=LiveDisplay(),
+        registries=registries,
+        bundle_checked=verify_bundle,
     )
 
 

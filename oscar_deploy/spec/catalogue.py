@@ -51,7 +51,6 @@ class Component:
     image: str | None = None
     digest: str | None = None
     download_url: str | None = None
-    installer_url: str | None = None
     release_tag: str = "{version}"
     files: tuple[ReleaseFile, ...] = ()
     checksums: str | None = None
@@ -209,7 +208,6 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
             image=entry.get("image"),
             digest=entry.get("digest"),
             download_url=entry.get("download_url"),
-            installer_url=entry.get("installer_url"),
             release_tag=entry.get("release_tag", "{version}"),
             files=_release_files(key, entry.get("files")),
             checksums=entry.get("checksums"),

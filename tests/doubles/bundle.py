@@ -1,10 +1,9 @@
 """Builds an air-gap bundle folder for tests, in the layout `oscar-deploy bundle build` writes
-(oscar_deploy/bundle.py: manifest.json, install.sh, <arch>/<upstream file names>), from test doubles:
+(oscar_deploy/nodes/bundle.py: manifest.json, <arch>/<upstream file names>), from test doubles:
 
 * the k3s binary of each architecture is the labelled stand-in `tests/doubles/k3s` with the version and
   the architecture written into it (so each version and architecture has its own checksum, like upstream's);
 * the images archive is a small file saying it stands in for upstream's `k3s-airgap-images-<arch>.tar.zst`;
-* install.sh is a small script saying it stands in for upstream's install.sh (the roles copy it, never run it);
 * `sha256sum-<arch>.txt` lists the real sha256 of those files, as upstream's does for its own.
 
 Nothing here ships in the wheel.
@@ -16,17 +15,10 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from oscar_deploy.nodes.bundle import INSTALLER_NAME, MANIFEST_NAME, BundleManifest
+from oscar_deploy.nodes.bundle import MANIFEST_NAME, BundleManifest
 from oscar_deploy.spec.arches import ARCHES
 
 STAND_IN = Path(__file__).resolve().parent / "k3s"
-
-INSTALLER_STAND_IN = """#!/bin/sh
-# TEST DOUBLE: stands in for upstream's install.sh (https://get.k3s.io, k3s-io/k3s install.sh) in a test
-# bundle. oscar-deploy's airgap role copies install.sh to the nodes for their users and never runs it.
-echo "stand-in install.sh for k3s {version}: not the real installer" >&2
-exit 1
-"""
 
 
 def stand_in_binary(version: str, arch: str) -> bytes:
@@ -62,12 +54,5 @@ def build_test_bundle(directory: Path, version: str, arches: Sequence[str]) -> B
             "sha256": hashlib.sha256(checksums.read_bytes()).hexdigest(),
             "size": checksums.stat().st_size,
         }
-    installer = directory / INSTALLER_NAME
-    installer.write_text(INSTALLER_STAND_IN.format(version=version))
-    installer.chmod(0o755)
-    manifest.files[INSTALLER_NAME] = {
-        "sha256": hashlib.sha256(installer.read_bytes()).hexdigest(),
-        "size": installer.stat().st_size,
-    }
     (directory / MANIFEST_NAME).write_text(manifest.to_json())
     return manifest

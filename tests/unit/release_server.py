@@ -1,11 +1,10 @@
 """Test double: a k3s release download server on 127.0.0.1.
 
 Stands for GitHub's release downloads (https://github.com/k3s-io/k3s/releases/download/<tag>/<asset>, tag
-URL-encoded as `v1.33.3%2Bk3s1` like GitHub's own asset links) and raw.githubusercontent.com's tagged
-`install.sh`. Upstream publishes per architecture `k3s[-arm64|-armhf]`, `k3s-airgap-images-<arch>.tar.zst`
-and `sha256sum-<arch>.txt` listing their sha256 (https://docs.k3s.io/installation/airgap). The files here are
-small made-up payloads; the server can lie about a checksum or cut a transfer short, which is what the
-downloader must survive.
+URL-encoded as `v1.33.3%2Bk3s1` like GitHub's own asset links). Upstream publishes per architecture
+`k3s[-arm64|-armhf]`, `k3s-airgap-images-<arch>.tar.zst` and `sha256sum-<arch>.txt` listing their sha256
+(https://docs.k3s.io/installation/airgap). The files here are small made-up payloads; the server can lie about
+a checksum or cut a transfer short, which is what the downloader must survive.
 """
 
 from __future__ import annotations
@@ -79,7 +78,4 @@ class ReleaseServer:
             self.routes[f"/download/{version_path}/{checksums}"] = Route(("\n".join(lines) + "\n").encode())
             payloads[binary] = binary_body
             payloads[images] = images_body
-        installer = b"#!/bin/sh\n# install.sh stand-in\n"
-        self.routes[f"/raw/{version_path}/install.sh"] = Route(installer)
-        payloads["install.sh"] = installer
         return payloads

@@ -13,12 +13,11 @@ import pytest
 from oscar_deploy.nodes.bundle import (
     ARCHES,
     DOWNLOAD_URL_ENV,
-    INSTALLER_URL_ENV,
     build_bundle,
     check_bundle,
     parse_arches,
     release_file_url,
-    resolve_urls,
+    resolve_download_url,
 )
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.support.download import Downloader, DownloadUnreachable
@@ -40,28 +39,22 @@ def server() -> Iterator[ReleaseServer]:
 def build(server: ReleaseServer, directory: Path, arches: list[str], version: str = VERSION):
     downloader = Downloader(attempts=2, backoff=0.0, timeout=5.0)
     try:
-        return build_bundle(directory, version, arches, f"{server.base}/download", f"{server.base}/raw", downloader)
+        return build_bundle(directory, version, arches, f"{server.base}/download", downloader)
     finally:
         downloader.close()
 
 
-def test_default_urls_are_upstreams_and_the_environment_overrides_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_url_is_upstreams_and_the_environment_overrides_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DOWNLOAD_URL_ENV, raising=False)
-    monkeypatch.delenv(INSTALLER_URL_ENV, raising=False)
-    download, installer = resolve_urls(None, None)
+    download = resolve_download_url(None)
     assert download == "https://github.com/k3s-io/k3s/releases/download"
-    assert installer == "https://raw.githubusercontent.com/k3s-io/k3s"
     assert release_file_url(download, VERSION, "k3s") == (
         "https://github.com/k3s-io/k3s/releases/download/v1.33.3%2Bk3s1/k3s"
     )
-    assert release_file_url(installer, VERSION, "install.sh") == (
-        "https://raw.githubusercontent.com/k3s-io/k3s/v1.33.3%2Bk3s1/install.sh"
-    )
     assert load_catalogue()["k3s"].download_url == download
     monkeypatch.setenv(DOWNLOAD_URL_ENV, "http://127.0.0.1:1/mirror")
-    monkeypatch.setenv(INSTALLER_URL_ENV, "http://127.0.0.1:1/raw")
-    assert resolve_urls(None, None) == ("http://127.0.0.1:1/mirror", "http://127.0.0.1:1/raw")
-    assert resolve_urls("http://127.0.0.1:2/x", None)[0] == "http://127.0.0.1:2/x"
+    assert resolve_download_url(None) == "http://127.0.0.1:1/mirror"
+    assert resolve_download_url("http://127.0.0.1:2/x") == "http://127.0.0.1:2/x"
 
 
 def test_parse_arches_accepts_aliases_and_names_the_bad_one() -> None:
@@ -82,17 +75,24 @@ def test_good_release_is_downloaded_verified_and_described(server: ReleaseServer
         "k3s-airgap-images-arm64.tar.zst"
     ]
     assert stat.S_IMODE((bundle / "amd64" / "k3s").stat().st_mode) == 0o755
-    assert (bundle / "install.sh").read_bytes() == payloads["install.sh"]
     assert not list(bundle.rglob("*.part")), "no temporary file left behind"
-    # The URLs carry the tag encoded the way GitHub links its assets.
+    # The URLs carry the tag encoded the way GitHub links its assets; upstream's install.sh is not fetched.
     assert f"/download/{VERSION_PATH}/k3s" in server.requests
-    assert f"/raw/{VERSION_PATH}/install.sh" in server.requests
+    assert not [path for path in server.requests if path.endswith("install.sh")]
+    assert not (bundle / "install.sh").exists()
 
     recorded = json.loads((bundle / "manifest.json").read_text())
     assert recorded["k3s_version"] == VERSION
     assert recorded["arches"] == ["amd64", "arm64"]
     assert recorded["files"]["amd64/k3s"]["sha256"] == hashlib.sha256(payloads["k3s"]).hexdigest()
-    assert recorded["files"]["install.sh"]["sha256"] == hashlib.sha256(payloads["install.sh"]).hexdigest()
+    assert sorted(recorded["files"]) == [
+        "amd64/k3s",
+        "amd64/k3s-airgap-images-amd64.tar.zst",
+        "amd64/sha256sum-amd64.txt",
+        "arm64/k3s-airgap-images-arm64.tar.zst",
+        "arm64/k3s-arm64",
+        "arm64/sha256sum-arm64.txt",
+    ]
     assert sorted(manifest.arches) == ["amd64", "arm64"]
     assert check_bundle(bundle, VERSION, ["arm64"]).k3s_version == VERSION
 
@@ -103,13 +103,33 @@ def test_rerun_skips_verified_files_and_adds_an_architecture(server: ReleaseServ
     build(server, bundle, ["amd64"])
     server.requests.clear()
     build(server, bundle, ["amd64", "arm64"])
-    big_amd64 = [path for path in server.requests if path.endswith(("/k3s", "amd64.tar.zst", "install.sh"))]
+    big_amd64 = [path for path in server.requests if path.endswith(("/k3s", "amd64.tar.zst"))]
     assert big_amd64 == [], "verified files are not downloaded again"
     assert f"/download/{VERSION_PATH}/k3s-arm64" in server.requests
     server.requests.clear()
     build(server, bundle, ["arm64"])
     # amd64 was built earlier for the same version and still verifies, so it stays in the bundle.
     assert check_bundle(bundle, VERSION, ["amd64", "arm64"]).arches == ["amd64", "arm64"]
+
+
+def test_a_bundle_with_install_sh_from_an_earlier_version_works_and_a_rebuild_drops_it(
+    server: ReleaseServer, tmp_path: Path
+) -> None:
+    """Bundles used to carry upstream's install.sh (never run on the nodes); they stay valid, and rebuilding one
+    removes the file and its manifest entry."""
+    server.publish_release(VERSION_PATH, {"amd64": NAMES["amd64"]})
+    bundle = tmp_path / "bundle"
+    build(server, bundle, ["amd64"])
+    installer = b"#!/bin/sh\n# upstream install.sh\n"
+    (bundle / "install.sh").write_bytes(installer)
+    recorded = json.loads((bundle / "manifest.json").read_text())
+    recorded["files"]["install.sh"] = {"sha256": hashlib.sha256(installer).hexdigest(), "size": len(installer)}
+    (bundle / "manifest.json").write_text(json.dumps(recorded))
+    assert "install.sh" in check_bundle(bundle, VERSION, ["amd64"]).files
+
+    build(server, bundle, ["amd64"])
+    assert not (bundle / "install.sh").exists()
+    assert "install.sh" not in check_bundle(bundle, VERSION, ["amd64"]).files
 
 
 def test_bad_checksum_names_the_file_and_leaves_nothing(server: ReleaseServer, tmp_path: Path) -> None:
@@ -153,7 +173,7 @@ def test_missing_release_and_unreachable_mirror_are_one_line_errors(tmp_path: Pa
     downloader = Downloader(attempts=2, backoff=0.0, timeout=2.0)
     closed_port = "http://127.0.0.1:9"
     with pytest.raises(DownloadUnreachable, match=r"^amd64/sha256sum-amd64.txt: download from http://127.0.0.1:9/"):
-        build_bundle(tmp_path / "c", VERSION, ["amd64"], closed_port, closed_port, downloader)
+        build_bundle(tmp_path / "c", VERSION, ["amd64"], closed_port, downloader)
 
 
 def test_check_bundle_refuses_other_version_missing_arch_and_changed_files(
@@ -178,11 +198,10 @@ def test_cli_builds_a_bundle_from_the_overridden_urls(
 ) -> None:
     server.publish_release(VERSION_PATH, {a: NAMES[a] for a in ("amd64", "arm64")})
     monkeypatch.setenv(DOWNLOAD_URL_ENV, f"{server.base}/download")
-    monkeypatch.setenv(INSTALLER_URL_ENV, f"{server.base}/raw")
     bundle = tmp_path / "airgap"
     result = cli("bundle", "build", "--k3s-only", "--arch", "amd64,arm64", str(bundle))
     assert result.exit_code == 0, result.output
-    assert f"bundle {bundle}: k3s {VERSION} for amd64, arm64, 7 files verified" in result.stdout
+    assert f"bundle {bundle}: k3s {VERSION} for amd64, arm64, 6 files verified" in result.stdout
     assert check_bundle(bundle, VERSION, ["amd64", "arm64"]).arches == ["amd64", "arm64"]
 
     bad = cli("bundle", "build", "--arch", "sparc", str(bundle))

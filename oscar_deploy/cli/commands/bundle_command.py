@@ -14,7 +14,7 @@ from oscar_deploy.nodes.bundle import (
     check_bundle,
     load_manifest,
     parse_arches,
-    resolve_urls,
+    resolve_download_url,
 )
 from oscar_deploy.nodes.k3s import check_k3s_version
 from oscar_deploy.platform.bundle import PlatformBundleBuilder, check_platform_arches, container_images
@@ -49,12 +49,6 @@ DOWNLOAD_URL_OPTION = typer.Option(
     envvar="OSCAR_DEPLOY_K3S_DOWNLOAD_URL",
     help="Base URL of k3s release files (a mirror); default https://github.com/k3s-io/k3s/releases/download.",
 )
-INSTALLER_URL_OPTION = typer.Option(
-    None,
-    "--installer-url",
-    envvar="OSCAR_DEPLOY_K3S_INSTALLER_URL",
-    help="Base URL of install.sh at a release tag; default https://raw.githubusercontent.com/k3s-io/k3s.",
-)
 MIRROR_OPTION = typer.Option(
     None,
     "--registry-mirror",
@@ -87,7 +81,6 @@ def build(
     file: Path | None = SPEC_OPTION,
     k3s_version: str | None = VERSION_OPTION,
     download_url: str | None = DOWNLOAD_URL_OPTION,
-    installer_url: str | None = INSTALLER_URL_OPTION,
     registry_mirror: str | None = MIRROR_OPTION,
     insecure_registry: bool = INSECURE_OPTION,
     k3s_only: bool = K3S_ONLY_OPTION,
@@ -104,16 +97,14 @@ def build(
         raise UserInputError(f"{directory}: exists and is not a folder; choose another bundle folder")
     if registry_mirror is not None and ("/" in registry_mirror or not registry_mirror.strip()):
         raise UserInputError(f"--registry-mirror {registry_mirror!r}: give HOST or HOST:PORT, without a scheme")
-    releases, installers = resolve_urls(download_url, installer_url)
+    releases = resolve_download_url(download_url)
     if not k3s_only:
         check_platform_arches(arches)  # before anything is downloaded
 
     with TransferDisplay() as reporter:
         downloader = Downloader(reporter)
         try:
-            manifest = build_bundle(
-                directory, version, arches, releases, installers, downloader, log=reporter.console.print
-            )
+            manifest = build_bundle(directory, version, arches, releases, downloader, log=reporter.console.print)
             if not k3s_only:
                 PlatformBundleBuilder(
                     directory,
