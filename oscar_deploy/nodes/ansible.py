@@ -7,6 +7,9 @@
   the folder (with ansible-runner's own artefacts, which hold task results) is deleted after the run;
 - follows ansible-runner's events to show the current play, task and host counts on stderr;
 - writes the complete output to a log file in the cluster's state folder;
+- keeps one SSH connection per host for the whole run (ansible.cfg: ControlMaster, ControlPersist, pipelining),
+  with its control sockets in the run's private folder, so that no run reuses a connection another one opened
+  (a node of a destroyed cluster can leave a stale one behind, and its port can be given to a new node);
 - turns a failed run into an `OperationError` with one line per failed host (`host (address): task: msg`),
   and one per unreachable host (`host (address): unreachable: msg; check SSH to it`). Ansible carries on
   with the other hosts, so their work is kept; running the same command again continues from there.
@@ -239,7 +242,8 @@ def run_playbook(
         raise UserInputError(f"{inventory}: no such inventory; pass an Ansible inventory file")
     display = display or QuietDisplay()
     progress = RunProgress(playbook=playbook)
-    private_dir = Path(tempfile.mkdtemp(prefix="oscar-deploy-ansible-"))
+    # A short name: the SSH control sockets live in it (cp/<40 hex digits>), and a socket path has ~104 bytes at most.
+    private_dir = Path(tempfile.mkdtemp(prefix="oscar-ansible-"))
     log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         env_dir = private_dir / "env"
@@ -275,7 +279,7 @@ def run_playbook(
                     project_dir=str(directory),
                     playbook=playbook,
                     inventory=str(inventory.resolve()),
-                    envvars=ansible_environment(directory),
+                    envvars={**ansible_environment(directory), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(private_dir / "cp")},
                     suppress_env_files=True,
                     limit=limit,
                     tags=tags,

@@ -122,6 +122,11 @@ class NodeCluster:
         log = "/var/lib/rancher/k3s/standin-starts.log"
         return self.ssh(node, f"cat {log} 2>/dev/null || true").stdout.splitlines()
 
+    def ssh_logins(self, node: str) -> int:
+        """How many SSH connections the node's sshd accepted so far (each run should open one per node)."""
+        log = self.ssh(node, "journalctl --unit ssh --no-pager --output cat", check=False).stdout
+        return sum("Accepted publickey" in line for line in log.splitlines())
+
     def kubectl_calls(self, node: str) -> list[str]:
         log = "/var/lib/rancher/k3s/standin-kubectl.log"
         return self.ssh(node, f"cat {log} 2>/dev/null || true").stdout.splitlines()
@@ -173,6 +178,27 @@ class NodeCluster:
             tags=tags,
             raise_on_failure=False,
         )
+
+
+def changes(result: PlaybookResult) -> dict[str, int]:
+    """Changed tasks per host of a run (its PLAY RECAP)."""
+    return {host: stats.changed for host, stats in result.stats.items()}
+
+
+def role_tasks(result: PlaybookResult, host: str) -> set[str]:
+    """The roles that ran tasks on `host` (not skipped), read from the run's log: {"prereq", "airgap", ...}."""
+    roles: set[str] = set()
+    task = ""
+    for line in result.log_file.read_text().splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.split("[", 1)[1].split("]", 1)[0]
+        elif (
+            line.startswith(("ok: [", "changed: [", "failed: [", "fatal: ["))
+            and " : " in task
+            and line.split("[", 1)[1].split("]", 1)[0] == host
+        ):
+            roles.add(task.split(" : ", 1)[0])
+    return roles
 
 
 def describe(result: PlaybookResult) -> str:
