@@ -179,6 +179,42 @@ FAILURES = {
         "the inventory says arch=",
     ),
     "unsupported operating system": (TWO_NODES, {"validate_supported_os_families": ["Plan9"]}, "is not supported"),
+    # k3s-io/k3s-ansible inventory settings: honoured, else refused by name.
+    "k3s-ansible installer environment": (
+        TWO_NODES,
+        {"extra_install_envs": {"INSTALL_K3S_SKIP_SELINUX_RPM": "true"}},
+        "inventory: extra_install_envs: the roles never run upstream install.sh; put k3s settings in server_config",
+    ),
+    "k3s-ansible kubeconfig for the SSH user": (
+        TWO_NODES,
+        {"user_kubectl": True},
+        "inventory: user_kubectl: a kubeconfig for the SSH user on the servers is not made",
+    ),
+    "k3s-ansible data folder": (
+        TWO_NODES,
+        {"k3s_server_location": "/data/k3s"},
+        "inventory: k3s_server_location /data/k3s: another k3s data folder is not supported",
+    ),
+    "k3s-ansible unit environment": (
+        TWO_NODES,
+        {"extra_service_envs": ["HTTP_PROXY=http://proxy:3128"]},
+        "inventory: extra_service_envs: environment variables for the k3s units are not supported",
+    ),
+    "api port out of range": (
+        TWO_NODES,
+        {"api_port": 70000},
+        "api_port 70000: not a TCP port; use a number from 1 to 65535",
+    ),
+    "registries not a mapping": (
+        TWO_NODES,
+        {"registries_config_yaml": "- docker.io\n- quay.io\n"},
+        "registries_config_yaml: not a YAML mapping (mirrors:, configs:)",
+    ),
+    "missing extra manifest": (
+        TWO_NODES,
+        {"extra_manifests": ["/nonexistent/extra.yaml"]},
+        "extra_manifests: /nonexistent/extra.yaml: no such file on the controller",
+    ),
 }
 
 
@@ -189,6 +225,26 @@ def test_validate_stops_with_one_clear_message(tmp_path: Path, good: dict[str, A
     assert rc != 0, output
     assert message in output, output
     assert "changed=1" not in output
+
+
+def test_validate_accepts_the_k3s_ansible_sample_settings_it_honours(tmp_path: Path, good: dict[str, Any]) -> None:
+    """k3s-io/k3s-ansible's inventory-sample.yml settings that are honoured, or that ask for what the roles do
+    anyway, pass the checks."""
+    manifest = tmp_path / "extra.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: extra\n")
+    settings = {
+        "api_port": 7443,
+        "cluster_context": "lab",
+        "manage_firewall": False,
+        "extra_manifests": [str(manifest)],
+        "registries_config_yaml": "mirrors:\n  docker.io:\n    endpoint: [https://mirror.example]\n",
+        "k3s_server_location": "/var/lib/rancher/k3s",
+        "systemd_dir": "/etc/systemd/system",
+        "user_kubectl": False,
+        "k3s_wait_ready": True,
+    }
+    rc, output = run_validate(tmp_path, TWO_NODES, {**good, **settings})
+    assert rc == 0, output
 
 
 def test_validate_refuses_a_bundle_without_the_nodes_architecture(tmp_path: Path, good: dict[str, Any]) -> None:
@@ -202,7 +258,33 @@ def test_validate_refuses_a_bundle_without_the_nodes_architecture(tmp_path: Path
 
 
 def test_role_default_version_is_the_catalogue_pin() -> None:
+    """The pin lives in the catalogue; the k3s role's default (for plain ansible-playbook runs) must equal it, and
+    no other file of the roles names a k3s version."""
     from oscar_deploy.spec.catalogue import load_catalogue
 
     defaults = yaml.safe_load((PLAYBOOKS / "roles" / "k3s" / "defaults" / "main.yml").read_text())
-    assert defaults["k3s_version"] == load_catalogue().version("k3s") == VERSION
+    assert defaults["k3s_version"] == load_catalogue().version("k3s")
+    release = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+")
+
+    def names_a_release(path: Path) -> bool:
+        # Comments and messages may show an example; a value may not.
+        lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
+        return any(release.search(line.replace("e.g. v1.33.3+k3s1", "")) for line in lines)
+
+    files = [path for path in sorted(PLAYBOOKS.rglob("*")) if path.is_file() and path.suffix in (".yml", ".j2")]
+    assert [str(path.relative_to(PLAYBOOKS)) for path in files if names_a_release(path)] == [
+        "roles/k3s/defaults/main.yml"
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_spec_defaults_are_the_role_defaults(role: str) -> None:
+    """A default stated in meta/argument_specs.yml (what ansible-doc shows) is the one defaults/main.yml sets."""
+    folder = PLAYBOOKS / "roles" / role
+    specs = yaml.safe_load((folder / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    defaults_file = folder / "defaults" / "main.yml"
+    defaults = yaml.safe_load(defaults_file.read_text()) or {} if defaults_file.exists() else {}
+    for entry in specs.values():
+        for name, option in (entry.get("options") or {}).items():
+            if "default" in option and name in defaults:
+                assert option["default"] == defaults[name], f"{role}: {name}"
