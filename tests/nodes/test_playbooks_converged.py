@@ -162,3 +162,15 @@ def test_the_drift_check_runs_every_role_and_finds_what_the_records_hide(cluster
     assert again.succeeded, describe(again)
     assert changes(again) == {"server-0": 0, "agent-0": 0}
     assert main_pids(cluster) == after
+
+
+def test_modules_are_pipelined_no_file_is_left_on_the_node_for_them(cluster: NodeCluster) -> None:
+    """With pipelining a module goes to the node's Python on standard input: no temporary folder is made for it
+    (without pipelining Ansible makes ~/.ansible/tmp and copies each module there first)."""
+    cluster.ssh("server-0", "rm -rf /root/.ansible")
+    cluster.kubeconfig.unlink()
+    result = cluster.playbook("kubernetes.yml", VERSION, tags="kubeconfig")
+    assert result.succeeded, describe(result)
+    assert "TASK [k3s_server : Read the admin kubeconfig]" in result.log_file.read_text()
+    assert cluster.kubeconfig.is_file()
+    assert not cluster.exists("server-0", "/root/.ansible")

@@ -246,3 +246,29 @@ def test_live_display_prints_plays_failures_and_a_recap_outside_a_terminal() -> 
         "  site.yml: 3 host(s), 1 task(s): 1 ok, 1 changed, 1 failed",
     ]
     assert progress.problems == [ansible.HostProblem("pi-2", "Install packages", "no space")]
+
+
+def test_runs_keep_one_ssh_connection_per_host_and_pipeline_modules() -> None:
+    """The settings every run of the bundled playbooks gets (the project's ansible.cfg, through the runner's
+    environment): SSH multiplexing (ControlMaster, ControlPersist) and pipelining. The local-node tier checks
+    their effect (one sshd login per node and run, no module copied to a node)."""
+    import os
+    import subprocess
+
+    from oscar_deploy.support.layers import layer_dir
+
+    directory = layer_dir("playbooks")
+    environment = {**os.environ, **ansible.ansible_environment(directory)}
+    dump = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-config"), "dump", "--only-changed", "-t", "all"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    settings = dict(
+        (line.split("(", 1)[0].strip(), line.split(" = ", 1)[1].strip()) for line in dump.splitlines() if " = " in line
+    )
+    assert settings["CONFIG_FILE"] == str(directory / "ansible.cfg")
+    assert settings["pipelining"] == "True"
+    assert {"ControlMaster=auto", "ControlPersist=120s"} <= set(settings["ssh_args"].split())
