@@ -23,12 +23,8 @@ from pathlib import Path
 # The test stand-ins (tests/doubles) and the node helper live in the checkout, beside this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-<<<<<<< HEAD
+from oscar_deploy.nodes.ansible import PlaybookResult
 from oscar_deploy.nodes.model import PlannedNode
-=======
-from oscar_deploy.playbooks import PlaybookResult
-from oscar_deploy.providers.base import PlannedNode
->>>>>>> e9f00cf (reset: one call stops the units, one removes files, links and empty parents; tests: pipelining and multiplexing settings, and no module file left on a node; benchmark: first, second and drift-check runs with changed/executed tasks per host)
 from tests.nodes.k3s_nodes import NodeCluster, describe
 
 RUNS = (

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from oscar_deploy.providers.base import PlannedNode
+from oscar_deploy.nodes.model import PlannedNode
 from tests.nodes.k3s_nodes import NodeCluster, changes, describe, file_sha256, role_tasks
 
 pytestmark = pytest.mark.nodes

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oscar_deploy.providers.base import PlannedNode
+from oscar_deploy.nodes.model import PlannedNode
 from tests.nodes.k3s_nodes import NodeCluster, changes, describe
 
 pytestmark = pytest.mark.nodes
