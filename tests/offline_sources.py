@@ -1,7 +1,7 @@
 """Everything `oscar-deploy bundle build` downloads, served on 127.0.0.1 for tests:
 
 * a release server (tests/unit/release_server.py) with the k3s release files (the labelled k3s stand-in of
-  tests/doubles/k3s as binary, a labelled stand-in images archive, upstream-style sha256sum files, install.sh),
+  tests/doubles/k3s as binary, a labelled stand-in images archive, upstream-style sha256sum files),
   and, under /mirror/<host>/<path> (OSCAR_DEPLOY_RELEASE_MIRROR), stand-ins of the third-party release manifests
   (tests/doubles/release_manifests.py, plus one workload each whose image is in the registry below), of
   fwatchdog and the supervisor archives, and of the Traefik chart with its Helm repository index.yaml
@@ -29,7 +29,7 @@ from oscar_deploy.platform.thirdparty import third_party_manifests
 from oscar_deploy.spec.arches import ARCHES
 from oscar_deploy.spec.catalogue import Catalogue, load_catalogue
 from oscar_deploy.support.oci import parse_reference
-from tests.doubles.bundle import INSTALLER_STAND_IN, stand_in_binary
+from tests.doubles.bundle import stand_in_binary
 from tests.doubles.release_manifests import STAND_INS
 from tests.registry import Registry, TinyImage, build_layout
 from tests.unit.release_server import ReleaseServer, Route
@@ -97,7 +97,6 @@ class OfflineSources:
     def env(self) -> dict[str, str]:
         return {
             "OSCAR_DEPLOY_K3S_DOWNLOAD_URL": f"{self.server.base}/download",
-            "OSCAR_DEPLOY_K3S_INSTALLER_URL": f"{self.server.base}/raw",
             "OSCAR_DEPLOY_RELEASE_MIRROR": f"{self.server.base}/mirror",
         }
 
@@ -121,7 +120,6 @@ def start_offline_sources(root: Path, arches: tuple[str, ...] = ("amd64", "arm64
         sums = "".join(f"{hashlib.sha256(body).hexdigest()}  {name}\n" for name, body in files.items())
         for name, body in {**files, names.k3s_checksums: sums.encode()}.items():
             server.routes[f"/download/{version_path}/{name}"] = Route(body)
-    server.routes[f"/raw/{version_path}/install.sh"] = Route(INSTALLER_STAND_IN.format(version=version).encode())
 
     # One distinct two-arch image per reference; the knative ones are pinned by digest, as upstream's are.
     references = [

@@ -131,7 +131,9 @@ def resolve_download_url(download_url: str | None) -> str:
     value = download_url or os.environ.get(DOWNLOAD_URL_ENV) or load_catalogue()["k3s"].download_url
     if not value:
         raise OperationError("catalogue: k3s has no download_url; reinstall oscar-deploy")
-    where = "--download-url" if download_url else (DOWNLOAD_URL_ENV if os.environ.get(DOWNLOAD_URL_ENV) else "catalogue: k3s")
+    where = (
+        "--download-url" if download_url else DOWNLOAD_URL_ENV if os.environ.get(DOWNLOAD_URL_ENV) else "catalogue: k3s"
+    )
     # Checked before anything is downloaded or created; credentials go to ~/.netrc, never into a URL.
     return http_url(value, where, "put them in ~/.netrc for the mirror's host instead")
 

@@ -85,7 +85,7 @@ def test_the_sample_settings_are_honoured(cluster: NodeCluster) -> None:
 
     # registries_config_yaml on every node, private; extra_manifests in the servers' auto-deploy folder.
     for node in ("server-0", "agent-0"):
-        assert cluster.read(node, "/etc/rancher/k3s/registries.yaml") == REGISTRIES
+        assert yaml.safe_load(cluster.read(node, "/etc/rancher/k3s/registries.yaml")) == yaml.safe_load(REGISTRIES)
         assert cluster.ssh(node, "stat -c %a /etc/rancher/k3s/registries.yaml").stdout.strip() == "600"
     assert cluster.read("server-0", "/var/lib/rancher/k3s/server/manifests/lab-extra.yaml") == MANIFEST
     assert not cluster.exists("agent-0", "/var/lib/rancher/k3s/server/manifests/lab-extra.yaml")
@@ -102,7 +102,7 @@ def test_a_changed_registry_setting_reaches_the_nodes_and_restarts_k3s_once(clus
     result = cluster.playbook("site.yml", VERSION)
     assert result.succeeded, describe(result)
     for node in ("server-0", "agent-0"):
-        assert cluster.read(node, "/etc/rancher/k3s/registries.yaml") == changed
+        assert yaml.safe_load(cluster.read(node, "/etc/rancher/k3s/registries.yaml")) == yaml.safe_load(changed)
         assert len(cluster.starts(node)) == starts[node] + 1
 
 
