@@ -46,13 +46,14 @@ def cluster_context(
     return context
 
 
-def converge(context: PhaseContext, spec_text: str) -> list[PhaseOutcome]:
-    """Run every phase that is not done; record the spec (and the bundle) as applied once all completed."""
-    context.state.ensure()
-    if context.bundle is not None:
-        context.state.desired.set_bundle(str(context.bundle.resolve()))
-    outcomes = run_phases(context, PHASES)
-    context.state.save_spec(spec_text)
+def converge(context: PhaseContext, spec_text: str, operation: str = "up") -> list[PhaseOutcome]:
+    """Run every phase that is not done; record the spec (and the bundle) as applied once all completed.
+    Holds the cluster's lock meanwhile, in the name of `operation` (the command, for whoever is refused)."""
+    with context.state.operation(operation, context.progress.note):
+        if context.bundle is not None:
+            context.state.desired.set_bundle(str(context.bundle.resolve()))
+        outcomes = run_phases(context, PHASES)
+        context.state.save_spec(spec_text)
     return outcomes
 
 
@@ -77,18 +78,21 @@ def plan(context: PhaseContext) -> list[Decision]:
     return decisions
 
 
-def teardown(context: PhaseContext) -> list[str]:
+def teardown(context: PhaseContext, operation: str = "down") -> list[str]:
     """Remove the cluster: hosts you own get k3s reset (and stay yours), nodes a provider made are destroyed
-    with everything made for them; then the key material and the state folder go. Returns what was removed."""
+    with everything made for them; then the key material and the state folder go. Returns what was removed.
+    Holds the cluster's lock meanwhile, in the name of `operation`."""
     provider, state = context.provider, context.state
     removed: list[str] = []
-    if provider.scaling == "inventory" and context.nodes:
-        # The cluster's own inventory may be missing (hosts set up by hand, or a first `up` that stopped early).
-        write_inventory(state, context.nodes, provider.ssh_common_args, private_key=False)
-        layer_for(context).run("reset.yml", {"reset_confirmation": "yes"})
-        removed += [f"k3s from {node.name}" for node in context.nodes]
-    with context.progress.step(f"removing cluster {context.spec.name}"):
-        removed += provider.destroy()
-        state.remove_key_material()
-        state.destroy()
+    with state.operation(operation, context.progress.note):
+        if provider.scaling == "inventory" and context.nodes:
+            # The cluster's own inventory may be missing (hosts set up by hand, or a first `up` that stopped
+            # early).
+            write_inventory(state, context.nodes, provider.ssh_common_args, private_key=False)
+            layer_for(context).run("reset.yml", {"reset_confirmation": "yes"})
+            removed += [f"k3s from {node.name}" for node in context.nodes]
+        with context.progress.step(f"removing cluster {context.spec.name}"):
+            removed += provider.destroy()
+            state.remove_key_material()
+            state.destroy()
     return removed
