@@ -45,7 +45,8 @@ def guarded(command: Sequence[str], *, grace: float, pid_file: Path | None = Non
     options = ["--parent", str(os.getpid()), "--grace", f"{grace:g}"]
     if pid_file is not None:
         options += ["--pid-file", str(pid_file)]
-    return [sys.executable, "-m", GUARD_MODULE, *options, "--", *command]
+    # -P: the working folder (a run's, a project's) is not put on the module path.
+    return [sys.executable, "-P", "-m", GUARD_MODULE, *options, "--", *command]
 
 
 def stop_and_wait(guard_pid: Callable[[], int | None], ended: Callable[[float], bool], what: str, grace: float) -> None:
