@@ -265,14 +265,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         fd = os.open(options.pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(f"{os.getpid()}\n")
-    if guard.requests:
-        return 130
     try:
-        guard.start()
-    except OSError as exc:
-        sys.stderr.write(f"{command[0]}: cannot start: {exc.strerror or exc}\n")
-        return 127
-    try:
+        if guard.requests:
+            return 130  # asked to stop before the command started: start nothing
+        try:
+            guard.start()
+        except OSError as exc:
+            sys.stderr.write(f"{command[0]}: cannot start: {exc.strerror or exc}\n")
+            return 127
         return guard.run()
     finally:
         if options.pid_file is not None:

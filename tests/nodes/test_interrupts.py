@@ -4,6 +4,9 @@ nothing of the killed run keeps running (ansible-playbook, its workers, ssh and 
 of it is left outside the cluster's state folder, the journal does not claim the interrupted phase, and the
 next `up` converges. A second `up` while one runs is refused, naming the first.
 
+The random point in prepare counts from the start of prepare.yml; in kubernetes, from its first SSH connection
+(the first ssh control master), so that those daemons are among what must not survive.
+
 The random points come from a seed printed at the start (set OSCAR_TEST_SEED to replay a failure). k3s on the
 nodes is the labelled stand-in tests/doubles/k3s, from the tier's air-gap bundle of stand-ins.
 """
@@ -54,6 +57,13 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def environment_mentions(pid: int, text: bytes) -> bool:
@@ -111,12 +121,19 @@ class Run:
                 found.add(int(entry.name))
         return found
 
+    def control_masters(self) -> list[int]:
+        """ssh's ControlPersist masters of this run: daemons (setsid) titled with their socket path, relative
+        to the run's folder."""
+        return [pid for pid in self.processes() if re.fullmatch(r"ssh: cp/\w+ \[mux\]", command_line(pid))]
+
     def ended(self, processes: set[int]) -> bool:
         """Whether none of `processes` (taken at the kill) nor any newer process of the run is alive."""
         return not any(alive(pid) for pid in processes | self.processes())
 
     def left_outside(self) -> list[str]:
-        return sorted(str(path) for folder in (self.tmp, self.home) for path in folder.rglob("*"))
+        """Files (sockets included) in the run's TMPDIR and HOME. Folders do not count: every ansible-playbook
+        makes its (empty) home folder `~/.ansible` when it starts (ansible/cli/__init__.py, cli_executor)."""
+        return sorted(str(path) for folder in (self.tmp, self.home) for path in folder.rglob("*") if not path.is_dir())
 
 
 def forget(cluster: LocalCluster, *phases: str) -> None:
@@ -149,10 +166,13 @@ def test_kill_9_in_prepare_and_in_kubernetes_leaves_nothing_and_up_converges(
         folder = run.playbook_folder(playbook)
         guard = read_pid(folder / GUARD_PID_FILE)
         assert guard is not None
+        if playbook == "kubernetes":  # from its first SSH connection on, so that ssh's masters are killed too
+            wait_for(lambda: bool(run.control_masters()), 120, "an ssh control master")  # noqa: B023
         delay = rng.uniform(0.5, LATEST_POINT)
         time.sleep(delay)
         processes = run.processes()
         assert alive(guard), f"{playbook}.yml ended within {delay:.1f} s; the random point missed it"
+        assert playbook == "prepare" or run.control_masters(), "ssh's control masters are among the victims"
         os.killpg(run.process.pid, signal.SIGKILL)
         run.process.wait(timeout=60)
         killed.append(run.process.pid)
@@ -183,10 +203,13 @@ def test_ctrl_c_in_kubernetes_exits_130_and_a_second_up_meanwhile_is_refused(
         second.stderr.strip(),
     ), second.stderr
 
+    wait_for(lambda: bool(run.control_masters()), 120, "an ssh control master")
     delay = rng.uniform(0.5, LATEST_POINT)
     time.sleep(delay)
     processes = run.processes()
     assert alive(guard), f"kubernetes.yml ended within {delay:.1f} s; the random point missed it"
+    masters = run.control_masters()
+    assert masters and all(Path(f"/proc/{pid}/cwd").readlink() == folder for pid in masters)
     started = time.monotonic()
     os.killpg(run.process.pid, signal.SIGINT)
     _, stderr = run.process.communicate(timeout=120)

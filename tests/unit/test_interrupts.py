@@ -291,3 +291,16 @@ def test_pulumi_is_stopped_in_order_and_its_plugins_with_it(tmp_path: Path, pulu
         cli.wait(timeout=30)
     wait_for(lambda: not any(alive(pid) for pid in run), 30, "pulumi and its plugin to end")
     assert (folder / "interrupted").read_text() == "SIGINT", "pulumi was given its orderly cancel"
+
+
+def test_ctrl_c_at_a_confirmation_is_an_interrupt_and_no_is_a_refusal(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    state = ClusterState("lab")
+    state.save_spec("name: lab\ntarget: local\n")
+    monkeypatch.setattr("oscar_deploy.cli.options.stdin_is_terminal", lambda: True)
+    interrupted = cli("down", "-c", "lab", input="")  # the question gets no answer: Ctrl-C or end of input
+    assert interrupted.exit_code == 130
+    assert interrupted.stderr.splitlines()[-1] == INTERRUPTED
+    declined = cli("down", "-c", "lab", input="n\n")
+    assert declined.exit_code == 1
+    assert "interrupted" not in declined.stderr, "a no is an answer, not an interrupt"
+    assert state.spec_file.is_file(), "nothing was removed"
