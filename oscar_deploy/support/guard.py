@@ -15,6 +15,10 @@ ansible-playbook and pulumi run as `python -m oscar_deploy.support.guard [option
 
 The CLI side: `guarded` builds the command line, `stop_and_wait` handles a Ctrl-C while a guarded tool runs,
 `stop_leftover` ends the guard of a run whose CLI crashed before it could.
+
+The parent-death signal and the subreaper are Linux's (prctl(2)); elsewhere the guard still stops the tool and
+its descendants when asked, reading the process table from `ps`, but neither notices the CLI's death nor adopts
+processes that detach.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -95,14 +100,10 @@ def stop_leftover(pid_file: Path, timeout: float = 15.0) -> bool:
 
 
 def _is_guard_of(pid: int, pid_file: Path) -> bool:
-    try:
-        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = _stat_fields(pid)
-    except OSError:
+    listed = processes().get(pid)
+    if listed is None:
         return False
-    if state is None or state[0] == "Z":
-        return False
-    return GUARD_MODULE.encode() in words and os.fsencode(pid_file) in words
+    return GUARD_MODULE in listed.command and str(pid_file) in listed.command
 
 
 def _signal(pid: int, signum: int) -> None:
@@ -110,26 +111,53 @@ def _signal(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-# --- the guard process ----------------------------------------------------------------------------------------
+# --- the process table ----------------------------------------------------------------------------------------
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name: state, ppid, pgrp, session, ..."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()
+@dataclass(frozen=True)
+class Listed:
+    parent: int
+    command: str
+
+
+def processes() -> dict[int, Listed]:
+    """The living processes (zombies left out) by pid: from /proc on Linux, else from `ps`."""
+    if not Path("/proc/self/stat").is_file():
+        return _from_ps()
+    table: dict[int, Listed] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text(encoding="utf-8", errors="replace")
+            command = Path(entry.path, "cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        fields = stat.rpartition(")")[2].split()  # after the command name: state, ppid, ...
+        if fields and fields[0] != "Z":
+            table[int(entry.name)] = Listed(int(fields[1]), os.fsdecode(command.replace(b"\0", b" ")).strip())
+    return table
+
+
+def _from_ps() -> dict[int, Listed]:
+    import subprocess
+
+    listing = subprocess.run(
+        ["ps", "-A", "-o", "pid=,ppid=,stat=,command="], capture_output=True, text=True, check=False
+    ).stdout
+    table: dict[int, Listed] = {}
+    for line in listing.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit() and not parts[2].startswith("Z"):
+            table[int(parts[0])] = Listed(int(parts[1]), parts[3] if len(parts) > 3 else "")
+    return table
 
 
 def descendants(root: int) -> list[int]:
-    """Every living process below `root` in the process tree (from /proc), parents before their children."""
+    """Every living process below `root` in the process tree, parents before their children."""
     children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields and fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for pid, listed in processes().items():
+        children.setdefault(listed.parent, []).append(pid)
     found: list[int] = []
     pending = [root]
     while pending:

@@ -156,3 +156,18 @@ def test_stop_leftover_ends_a_guard_and_never_a_stranger(tool, tmp_path: Path) -
     assert stop_leftover(pid_file) is True
     guard.wait(timeout=10)
     assert [pid for pid in below if alive(pid)] == []
+
+
+def test_the_process_table_from_ps_agrees_with_proc() -> None:
+    """Systems without /proc read the table from `ps`; both must name this process and its parent alike."""
+    from oscar_deploy.support.guard import _from_ps, processes
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        for table in (processes(), _from_ps()):
+            assert table[os.getpid()].parent == os.getppid()
+            assert table[child.pid].parent == os.getpid()
+            assert table[child.pid].command == "sleep 30"
+    finally:
+        child.kill()
+        child.wait()
