@@ -318,7 +318,8 @@ def run_playbook(
                 settings={"suppress_ansible_output": True},
             )
             config.prepare()
-            # No cancel callback: ansible-runner would install its own SIGINT handler; Ctrl-C stays ours.
+            # Runner itself, not ansible_runner.run: that one replaces the SIGINT and SIGTERM handlers when given no
+            # cancel callback (utils.signal_handler), and a Ctrl-C would then only be noticed between pexpect polls.
             runner = Runner(config, event_handler=on_event)
             try:
                 status, rc = _run_guarded(runner, private_dir / GUARD_PID_FILE)
