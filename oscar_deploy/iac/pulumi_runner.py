@@ -119,21 +119,23 @@ class PulumiCli(PulumiCommand):
             stderr=subprocess.PIPE,
             encoding="utf-8",
         ) as process:
-            readers = [
-                threading.Thread(target=_read_lines, args=(process.stdout, on_output, stdout), daemon=True),
-                threading.Thread(target=_read_lines, args=(process.stderr, on_error, stderr), daemon=True),
-            ]
-            for reader in readers:
-                reader.start()
+            # Events, not Thread.join: on Python 3.11 a join interrupted by Ctrl-C marks the thread as ended while
+            # it still runs (threading.Thread._wait_for_tstate_lock).
+            read = [threading.Event(), threading.Event()]
+            for stream, callback, lines, done in (
+                (process.stdout, on_output, stdout, read[0]),
+                (process.stderr, on_error, stderr, read[1]),
+            ):
+                threading.Thread(target=_read_lines, args=(stream, callback, lines, done), daemon=True).start()
             try:
                 _feed(process, stdin)
-                for reader in readers:
-                    reader.join()
+                for done in read:
+                    done.wait()
                 code = process.wait()
             except KeyboardInterrupt:
                 stop_and_wait(lambda: process.pid, lambda timeout: _ended(process, timeout), "pulumi", STOP_GRACE)
-                for reader in readers:
-                    reader.join(5)  # everything that held the pipes has ended: they are at their end
+                for done in read:
+                    done.wait(5)  # everything that held the pipes has ended: they are at their end
                 raise
         result = CommandResult(stdout="\n".join(stdout), stderr="\n".join(stderr), code=code)
         if code != 0:
@@ -158,15 +160,20 @@ def _ended(process: subprocess.Popen[str], timeout: float) -> bool:
     return True
 
 
-def _read_lines(stream: IO[str] | None, callback: Callable[[str], Any] | None, lines: list[str]) -> None:
-    if stream is None:
-        return
-    for line in iter(stream.readline, ""):
-        stripped = line.rstrip()
-        if callback is not None:
-            callback(stripped)
-        lines.append(stripped)
-    stream.close()
+def _read_lines(
+    stream: IO[str] | None, callback: Callable[[str], Any] | None, lines: list[str], done: threading.Event
+) -> None:
+    try:
+        if stream is None:
+            return
+        for line in iter(stream.readline, ""):
+            stripped = line.rstrip()
+            if callback is not None:
+                callback(stripped)
+            lines.append(stripped)
+        stream.close()
+    finally:
+        done.set()
 
 
 class PulumiSession:

@@ -349,24 +349,23 @@ def _run_guarded(runner: Any, pid_file: Path) -> tuple[str, int | None]:
     runner.config.command = guarded(runner.config.command, grace=STOP_GRACE, pid_file=pid_file)
     outcome: list[tuple[str, int | None]] = []
     failure: list[BaseException] = []
+    # An event, not Thread.join: on Python 3.11 a join interrupted by Ctrl-C marks the thread as ended while it
+    # still runs (threading.Thread._wait_for_tstate_lock releases the lock the running thread holds).
+    finished = threading.Event()
 
     def work() -> None:
         try:
             outcome.append(runner.run())
         except BaseException as exc:  # handed to the calling thread
             failure.append(exc)
+        finally:
+            finished.set()
 
-    thread = threading.Thread(target=work, name="ansible-runner", daemon=True)
-    thread.start()
+    threading.Thread(target=work, name="ansible-runner", daemon=True).start()
     try:
-        thread.join()
+        finished.wait()
     except KeyboardInterrupt:
-
-        def ended(timeout: float) -> bool:
-            thread.join(timeout)
-            return not thread.is_alive()
-
-        stop_and_wait(lambda: read_pid(pid_file), ended, "ansible-playbook", STOP_GRACE)
+        stop_and_wait(lambda: read_pid(pid_file), finished.wait, "ansible-playbook", STOP_GRACE)
         raise
     if failure:
         raise failure[0]

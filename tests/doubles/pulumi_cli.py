@@ -20,7 +20,8 @@ operation; the real CLI cannot run in this test tier (no download, no cloud). Th
   per lock; `cancel` removes the locks (pkg/backend/diy CancelCurrentUpdate); with `hold` in an operation's
   scenario the operation starts a child (as Pulumi starts its provider plugins, in its process group), writes
   `held` (its pid and the child's) and runs until SIGINT, Pulumi's signal to cancel an update, after which it
-  writes `interrupted` and ends with the scenario's exit code;
+  writes `interrupted` and ends with the scenario's exit code; every SIGINT or SIGTERM it gets is appended to
+  `signals` (SIGTERM ends it at once);
 * `stack output --json [--show-secrets]` masks secret outputs as "[secret]" unless asked not to;
   `stack history --json` prints one update summary; `stack export` prints `{"version": 3, "deployment": ...}`
   and `stack import --file F` replaces it; `stack rm --yes S` deletes the stack.
@@ -216,12 +217,19 @@ def hold_until_interrupted(folder: Path) -> None:
     import subprocess
     import time
 
+    def note(signum: int) -> None:
+        with (folder / "signals").open("a") as record:
+            record.write(f"{signal.Signals(signum).name}\n")
+
     interrupted: list[int] = []
     signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _frame: (note(signum), sys.exit(128 + signum)))
     plugin = subprocess.Popen(["sleep", "600"])
-    (folder / "held").write_text(json.dumps({"pid": os.getpid(), "plugin": plugin.pid}))
+    (folder / "held.part").write_text(json.dumps({"pid": os.getpid(), "plugin": plugin.pid}))
+    (folder / "held.part").rename(folder / "held")
     while not interrupted:
         time.sleep(0.05)
+    note(interrupted[0])
     (folder / "interrupted").write_text("SIGINT")
 
 

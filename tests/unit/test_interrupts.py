@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,11 +60,12 @@ class Scratch:
         self.home = root / "state"
         self.markers = root / "markers"
         self.tmp = root / "tmp"
-        # The hosts are this machine (`connection: local`): Ansible's remote temporary files land in this HOME.
+        # The hosts are this machine (`connection: local`): their side's temporary files go to this HOME (remote_tmp)
+        # and its tmp/ (module payloads, through the slow playbook's TMPDIR).
         self.user_home = root / "user-home"
         self.slow_flag = root / "slow"
         self.state = ClusterState("intr", root=self.home)
-        for folder in (self.home, self.markers, self.tmp, self.user_home):
+        for folder in (self.home, self.markers, self.tmp, self.user_home / "tmp"):
             folder.mkdir(parents=True)
         self.slow_flag.touch()
         (root / "hosts.yml").write_text(
@@ -77,6 +79,7 @@ class Scratch:
             "OSCAR_DEPLOY_HOME": str(self.home),
             "OSCAR_TEST_MARKERS": str(self.markers),
             "OSCAR_TEST_SLOW": str(self.slow_flag),
+            "OSCAR_TEST_REMOTE_TMP": str(self.user_home / "tmp"),
             "TMPDIR": str(self.tmp),
             "HOME": str(self.user_home),
             "PYTHONPATH": str(REPOSITORY),
@@ -135,6 +138,7 @@ def test_the_private_folder_is_made_under_the_given_root_and_removed(tmp_path: P
     monkeypatch.setenv("TMPDIR", str(scratch_tmp))
     monkeypatch.setenv("OSCAR_TEST_MARKERS", str(markers))
     monkeypatch.setenv("OSCAR_TEST_SLOW", str(tmp_path / "absent"))
+    monkeypatch.setenv("OSCAR_TEST_REMOTE_TMP", str(markers))
     hosts = tmp_path / "hosts.ini"
     hosts.write_text(f"[all]\nnode-a ansible_connection=local ansible_python_interpreter={sys.executable}\n")
     runs = tmp_path / "state" / "lab" / "run"
@@ -148,6 +152,31 @@ def test_the_private_folder_is_made_under_the_given_root_and_removed(tmp_path: P
     assert oct(runs.stat().st_mode & 0o777) == "0o700"
     assert list(runs.iterdir()) == [], "the run's folder goes when it ends"
     assert list(scratch_tmp.iterdir()) == [], "nothing of the run in the system's temporary folder"
+
+
+def test_a_ctrl_c_returns_only_once_nothing_of_the_run_is_left(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """In-process, so the moment KeyboardInterrupt comes out of run_playbook can be checked: by then the guard
+    and everything below it have ended and been reaped, and the private folder is gone."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    (tmp_path / "slow").touch()
+    monkeypatch.setenv("OSCAR_TEST_MARKERS", str(markers))
+    monkeypatch.setenv("OSCAR_TEST_SLOW", str(tmp_path / "slow"))
+    monkeypatch.setenv("OSCAR_TEST_REMOTE_TMP", str(markers))
+    hosts = tmp_path / "hosts.ini"
+    hosts.write_text(f"[all]\nnode-a ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    runs = tmp_path / "run"
+    before = set(descendants(os.getpid()))
+
+    def press_ctrl_c() -> None:
+        wait_for(lambda: any(_command(pid).startswith("sleep 600") for pid in descendants(os.getpid())), 120, "sleep")
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_playbook("prepare.yml", hosts, tmp_path / "run.log", playbook_dir=SLOW_PLAYBOOKS, private_root=runs)
+    assert [_command(pid) for pid in set(descendants(os.getpid())) - before] == []
+    assert list(runs.iterdir()) == []
 
 
 def test_ctrl_c_stops_the_playbook_and_exits_130_with_the_journal_true(scratch: Scratch) -> None:
@@ -169,7 +198,7 @@ def test_ctrl_c_stops_the_playbook_and_exits_130_with_the_journal_true(scratch: 
     assert took < 15, f"stopping took {took:.1f} s"
     assert [pid for pid in run if alive(pid)] == [], "nothing of the run is left running"
     assert sorted(scratch.state.journal.records()) == ["provision"], "the interrupted prepare is not recorded"
-    assert scratch.run_folders() == []
+    assert scratch.run_folders() == [], [str(path) for path in folder.rglob("*")]
     assert list(scratch.tmp.iterdir()) == []
 
     scratch.slow_flag.unlink()
@@ -290,7 +319,9 @@ def test_pulumi_is_stopped_in_order_and_its_plugins_with_it(tmp_path: Path, pulu
         os.killpg(cli.pid, signal.SIGKILL)
         cli.wait(timeout=30)
     wait_for(lambda: not any(alive(pid) for pid in run), 30, "pulumi and its plugin to end")
-    assert (folder / "interrupted").read_text() == "SIGINT", "pulumi was given its orderly cancel"
+    signals = folder / "signals"
+    assert signals.is_file() and signals.read_text() == "SIGINT\n", "pulumi was given its orderly cancel, and only it"
+    assert (folder / "interrupted").read_text() == "SIGINT"
 
 
 def test_ctrl_c_at_a_confirmation_is_an_interrupt_and_no_is_a_refusal(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
