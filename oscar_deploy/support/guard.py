@@ -4,13 +4,15 @@ ansible-playbook and pulumi run as `python -m oscar_deploy.support.guard [option
 
 - runs in a session of its own (ansible-runner's pty already gives it one), so a Ctrl-C in the terminal reaches
   the CLI only, and the CLI decides what happens to the tool;
-- asks the kernel for SIGTERM when the CLI dies, even by `kill -9` (PR_SET_PDEATHSIG);
+- asks the kernel for SIGHUP when the CLI dies, even by `kill -9` (PR_SET_PDEATHSIG);
 - is a child subreaper (PR_SET_CHILD_SUBREAPER): processes that leave the tool's process group or session
   (Ansible's workers call setsid, ssh's ControlPersist master daemonises) are re-parented to the guard instead
   of init, so it can find and end every descendant;
-- on SIGTERM, SIGINT or SIGHUP (the CLI asking after a Ctrl-C, or the CLI gone) sends the tool's process group
-  SIGINT, the tool's own orderly stop (what a Ctrl-C in a terminal sends), waits `--grace` seconds, then ends
-  every descendant; a second request ends them at once;
+- on a stop request, SIGTERM or SIGINT (the CLI asking after a Ctrl-C), or SIGHUP (the CLI is gone), sends the
+  tool's process group SIGINT, the tool's own orderly stop (what a Ctrl-C in a terminal sends), waits `--grace`
+  seconds, then ends every descendant; a second SIGTERM or SIGINT ends them at once. SIGHUP only ever counts
+  once: the kernel sends the parent-death signal again for each thread of the CLI that ends, and a pty's
+  hangup says the same;
 - when the tool ends on its own, ends what it left behind (ssh control masters) and exits with its exit code.
 
 The CLI side: `guarded` builds the command line, `stop_and_wait` handles a Ctrl-C while a guarded tool runs,
@@ -37,7 +39,10 @@ from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# Each a request to stop; a second one, to stop at once.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# The CLI is gone (the parent-death signal, or the hangup of ansible-runner's pty): a first request, never a second.
+PARENT_GONE = signal.SIGHUP
 # After the tool itself ended (or the grace ran out): how long what is left gets to act on SIGTERM.
 TERM_GRACE = 2.0
 GUARD_MODULE = "oscar_deploy.support.guard"
@@ -117,6 +122,7 @@ def _signal(pid: int, signum: int) -> None:
 @dataclass(frozen=True)
 class Listed:
     parent: int
+    group: int
     command: str
 
 
@@ -133,9 +139,10 @@ def processes() -> dict[int, Listed]:
             command = Path(entry.path, "cmdline").read_bytes()
         except OSError:
             continue  # ended meanwhile
-        fields = stat.rpartition(")")[2].split()  # after the command name: state, ppid, ...
-        if fields and fields[0] != "Z":
-            table[int(entry.name)] = Listed(int(fields[1]), os.fsdecode(command.replace(b"\0", b" ")).strip())
+        fields = stat.rpartition(")")[2].split()  # after the command name: state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[0] != "Z":
+            text = os.fsdecode(command.replace(b"\0", b" ")).strip()
+            table[int(entry.name)] = Listed(int(fields[1]), int(fields[2]), text)
     return table
 
 
@@ -143,13 +150,13 @@ def _from_ps() -> dict[int, Listed]:
     import subprocess
 
     listing = subprocess.run(
-        ["ps", "-A", "-o", "pid=,ppid=,stat=,command="], capture_output=True, text=True, check=False
+        ["ps", "-A", "-o", "pid=,ppid=,pgid=,stat=,command="], capture_output=True, text=True, check=False
     ).stdout
     table: dict[int, Listed] = {}
     for line in listing.splitlines():
-        parts = line.split(None, 3)
-        if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit() and not parts[2].startswith("Z"):
-            table[int(parts[0])] = Listed(int(parts[1]), parts[3] if len(parts) > 3 else "")
+        parts = line.split(None, 4)
+        if len(parts) >= 4 and all(part.isdigit() for part in parts[:3]) and not parts[3].startswith("Z"):
+            table[int(parts[0])] = Listed(int(parts[1]), int(parts[2]), parts[4] if len(parts) > 4 else "")
     return table
 
 
@@ -181,8 +188,6 @@ class Guard:
         self.command = list(command)
         self.grace = grace
         self.requests = 0
-        # Set once the tool's process group was sent SIGINT: the guard, in that group too, ignores its own copy.
-        self.interrupting = False
         self.child: int | None = None
         self.status: int | None = None
         self.wake_read, wake_write = os.pipe()
@@ -191,11 +196,14 @@ class Guard:
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_stop)
+        signal.signal(PARENT_GONE, self._on_parent_gone)
         signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)  # only to wake the loop up
 
-    def _on_stop(self, signum: int, _frame: object) -> None:
-        if not (signum == signal.SIGINT and self.interrupting):
-            self.requests += 1
+    def _on_stop(self, _signum: int, _frame: object) -> None:
+        self.requests += 1
+
+    def _on_parent_gone(self, _signum: int, _frame: object) -> None:
+        self.requests = max(self.requests, 1)
 
     def start(self) -> None:
         # The tool gets default signal actions and no blocked signals, whatever the guard was started with.
@@ -203,7 +211,7 @@ class Guard:
             self.command[0],
             self.command,
             os.environ,
-            setsigdef=(*STOP_SIGNALS, signal.SIGPIPE, signal.SIGCHLD),
+            setsigdef=(*STOP_SIGNALS, PARENT_GONE, signal.SIGPIPE, signal.SIGCHLD),
             setsigmask=(),
         )
 
@@ -228,13 +236,16 @@ class Guard:
         return code if code >= 0 else 128 - code  # killed by signal N: 128 + N, as a shell reports it
 
     def interrupt(self) -> None:
-        """SIGINT to the tool's process group, as a Ctrl-C in a terminal would send it: the tool's orderly stop."""
+        """SIGINT to the tool's process group, as a Ctrl-C in a terminal would send it: the tool's orderly stop.
+        The guard shares that group (ansible-runner's pty makes it the foreground one) and leaves itself out."""
         assert self.child is not None
-        self.interrupting = True
         try:
-            os.killpg(os.getpgid(self.child), signal.SIGINT)
-        except (ProcessLookupError, PermissionError):
-            _signal(self.child, signal.SIGINT)
+            group = os.getpgid(self.child)
+        except ProcessLookupError:
+            return
+        for pid, listed in processes().items():
+            if listed.group == group and pid != os.getpid():
+                _signal(pid, signal.SIGINT)
 
     def _reap(self) -> bool:
         """Collect every child that ended; False once the guard has no child left."""
@@ -271,8 +282,8 @@ class Guard:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=GUARD_MODULE,
-        description="Run COMMAND; end it and all it started when asked (SIGTERM, SIGINT, SIGHUP) or when the "
-        "parent process dies.",
+        description="Run COMMAND; end it and all it started when asked (SIGTERM, SIGINT) or when the parent "
+        "process dies (SIGHUP).",
     )
     parser.add_argument("--parent", type=int, help="pid of the process this run belongs to")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds COMMAND gets to stop after SIGINT")
@@ -286,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.setsid()
     guard = Guard(command, options.grace)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(PR_SET_PDEATHSIG, PARENT_GONE)
     if options.parent is not None and os.getppid() != options.parent:
         return 1  # the parent died before the death signal was armed: start nothing
     if options.pid_file is not None:
