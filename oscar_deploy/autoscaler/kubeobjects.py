@@ -216,7 +216,7 @@ def is_oscar_job(pod: Obj) -> bool:
 def interruptible(pod: Obj) -> bool:
     """Whether evicting the pod loses no work (see the module's docstring)."""
     annotations = _mapping(_mapping(pod.get("metadata")).get("annotations"))
-    override = annotations.get(SAFE_TO_EVICT)
+    override = str(annotations.get(SAFE_TO_EVICT, ""))
     if override in ("true", "false"):
         return override == "true"
     kinds = _owner_kinds(pod)

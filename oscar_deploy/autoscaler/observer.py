@@ -222,7 +222,8 @@ def kueue_version(api_client: Any) -> str | None:
     """The version of the Kueue API this cluster serves (its preferred one we can read), or None."""
     from kubernetes import client
 
-    response = client.ApisApi(api_client).get_api_versions(_preload_content=False, _request_timeout=(10.0, 30.0))
+    apis: Any = client.ApisApi(api_client)
+    response = apis.get_api_versions(_preload_content=False, _request_timeout=(10.0, 30.0))
     try:
         groups = json.loads(response.data).get("groups") or []
     finally:
