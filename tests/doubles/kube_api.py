@@ -131,7 +131,13 @@ class KubeApi:
         # (a negative count refuses for ever).
         self.guarded: dict[tuple[str, str], int] = {}
         self.patches: list[tuple[str, str, Any]] = []
+        # A watch ends after the timeoutSeconds it asks for, at most this long (a test shortens it to see resumes).
+        self.watch_seconds = 30.0
+        # Collections the caller may not read, answered 403 as RBAC refuses them: path -> resource name.
+        self.forbidden: dict[str, str] = {}
         self.changed = threading.Condition()
+        self.expirations = 0
+        self.watching: dict[str, int] = {}  # open watches by path
         self.closing = False
         api = self
 
@@ -180,6 +186,13 @@ class KubeApi:
         with self.changed:
             self.events.clear()
             self.oldest = self.version
+
+    def expire_watches(self) -> None:
+        """Open watches get an ERROR event with 410 Expired, as the API server sends when its watch cache no
+        longer holds the version a watch is at."""
+        with self.changed:
+            self.expirations += 1
+            self.changed.notify_all()
 
     def load_recorded(self, folder: Path) -> None:
         """The recorded list responses of `folder` (nodes.json, pods.json, workloads.json) as the initial
@@ -243,6 +256,13 @@ class KubeApi:
             )
         if path == "/apis":
             return self._answer(handler, 200, self._discovery())
+        if path in self.forbidden:
+            resource = self.forbidden[path]
+            message = (
+                f'{resource} is forbidden: User "system:serviceaccount:oscar:oscar-autoscaler" cannot list '
+                f'resource "{resource}" in API group "" at the cluster scope'
+            )
+            return self._answer(handler, 403, status(403, "Forbidden", message))
         if path in COLLECTIONS and (self.kueue or not path.startswith(f"/apis/{KUEUE_GROUP}")):
             if query.get("watch") in ("true", "1"):
                 return self._watch(handler, path, query)
@@ -287,7 +307,7 @@ class KubeApi:
     def _watch(self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str]) -> None:
         kind, api_version, _ = COLLECTIONS[path]
         since = int(query.get("resourceVersion", "0") or 0)
-        deadline = time.monotonic() + min(float(query.get("timeoutSeconds", "30")), 30.0)
+        deadline = time.monotonic() + min(float(query.get("timeoutSeconds", "30")), self.watch_seconds)
         bookmarks = query.get("allowWatchBookmarks") == "true"
         selector = query.get("fieldSelector", "")
         handler.send_response(200)
@@ -341,12 +361,35 @@ class KubeApi:
                 send({"type": "ERROR", "object": status(410, "Expired", f"too old resource version: {since}")})
                 return
             position = since or self.version
+            generation = self.expirations
             current = [{"type": "ADDED", "object": obj} for obj in self._selected(path, query)] if not since else []
+            self.watching[path] = self.watching.get(path, 0) + 1
+        try:
+            self._events(send, send_selected, kind, current, position, generation, deadline, bookmarks)
+        finally:
+            with self.changed:
+                self.watching[path] -= 1
+
+    def _events(
+        self,
+        send: Callable[[dict[str, Any]], bool],
+        send_selected: Callable[[dict[str, Any]], bool],
+        kind: str,
+        current: list[dict[str, Any]],
+        position: int,
+        generation: int,
+        deadline: float,
+        bookmarks: bool,
+    ) -> None:
         for event in current:
             if not send(event):
                 return
+        expired = status(410, "Expired", "The resourceVersion for the provided watch is too old.")
         while not self.closing:
             with self.changed:
+                if self.expirations != generation:
+                    send({"type": "ERROR", "object": expired})
+                    return
                 fresh = [(v, e) for v, k, e in self.events if k == kind and v > position]
                 if not fresh:
                     left = deadline - time.monotonic()
