@@ -17,7 +17,7 @@ resource version that is too old, BOOKMARK events, field selectors):
 Objects live in `store`, each change gets the next resourceVersion and is kept in an event log that watches
 replay from the version they ask for; `compact()` forgets the log so a watch from before gets 410 Gone, as
 etcd compaction does. Tests change objects with `put` and `remove` (or `load_recorded` for the recorded
-responses under tests/data/kube) and read `requests` (method and path of every call). Plain HTTP, no auth: the
+responses under tests/data/kube) and read `requests` (the path of each GET) and `calls` (method, path and query of every request). Plain HTTP, no auth: the
 kubeconfig it writes points at it. Nothing here ships in the wheel.
 """
 
@@ -120,7 +120,8 @@ class KubeApi:
     def __init__(self, kueue: bool = False) -> None:
         self.workloads: list[dict[str, Any]] = []
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}
-        self.requests: list[str] = []
+        self.requests: list[str] = []  # the path of every GET
+        self.calls: list[str] = []  # `METHOD path?query` of every request
         self.kueue = kueue
         # Watched objects by kind, then (namespace, name); the event log holds (resourceVersion, kind, event).
         self.store: dict[str, dict[tuple[str, str], dict[str, Any]]] = {kind: {} for kind, _, _ in COLLECTIONS.values()}
@@ -247,7 +248,8 @@ class KubeApi:
         parts = urlsplit(handler.path)
         path = parts.path.rstrip("/")
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        self.requests.append(f"GET {handler.path}")
+        self.requests.append(path)
+        self.calls.append(f"GET {handler.path}")
         if path in LISTS:
             version, list_kind, kind = LISTS[path]
             items = [dict(item, apiVersion=version) for item in self.workloads if item["kind"] == kind]
@@ -410,7 +412,7 @@ class KubeApi:
 
     def _patch(self, handler: BaseHTTPRequestHandler) -> None:
         path = urlsplit(handler.path).path.rstrip("/")
-        self.requests.append(f"PATCH {handler.path}")
+        self.calls.append(f"PATCH {handler.path}")
         body = self._body(handler)
         content_type = handler.headers.get("Content-Type", "")
         segments = path.strip("/").split("/")
@@ -439,7 +441,7 @@ class KubeApi:
 
     def _post(self, handler: BaseHTTPRequestHandler) -> None:
         path = urlsplit(handler.path).path.rstrip("/")
-        self.requests.append(f"POST {handler.path}")
+        self.calls.append(f"POST {handler.path}")
         body = self._body(handler)
         segments = path.strip("/").split("/")
         if not (len(segments) == 7 and segments[:3] == ["api", "v1", "namespaces"] and segments[4] == "pods"):

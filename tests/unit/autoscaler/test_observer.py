@@ -55,7 +55,7 @@ def test_lists_once_then_watches_from_the_lists_version(api: KubeApi, observer: 
     assert sorted(n["metadata"]["name"] for n in view.nodes) == ["agent-0", "agent-1", "agent-2", "server-0"]
     assert len(view.pods) == 6 and len(view.workloads) == 3 and view.errors == []
     assert observer.reflectors["pods"].wait_for_version("5210", 5)
-    gets = [line.removeprefix("GET ") for line in api.requests if line.startswith("GET ")]
+    gets = [line.removeprefix("GET ") for line in api.calls if line.startswith("GET ")]
     assert gets[0] == "/apis/", "API discovery first: is Kueue served, in which version"
     lists = [path for path in gets if "watch=true" not in path and path != "/apis/"]
     watches = [path for path in gets if "watch=true" in path]
@@ -156,7 +156,7 @@ def test_a_watch_the_server_ends_resumes_from_its_version(api: KubeApi, tmp_path
         cordoned = next(n for n in watching.view().nodes if n["metadata"]["name"] == "agent-1")
         assert cordoned["spec"]["unschedulable"] is True
         assert nodes.lists == 1, "a watch that ended is resumed from the last version seen, without a list"
-        resumes = [line for line in api.requests if line.startswith("GET /api/v1/nodes?") and "watch=true" in line]
+        resumes = [line for line in api.calls if line.startswith("GET /api/v1/nodes?") and "watch=true" in line]
         assert len(resumes) >= 3
         assert all("resourceVersion=5210" in line for line in resumes), "nothing changed before the cordon"
     finally:
