@@ -1,5 +1,7 @@
 """Cordon, uncordon and drain a worker through the Kubernetes API, before it is powered off.
 
+Answers are read raw (no client models): only the status matters here.
+
 * Cordon and uncordon patch the Node's `spec.unschedulable` (a JSON Patch, as `kubectl cordon` changes the same
   field): a cordoned node takes no new pods, its running pods go on.
 * Draining asks for each pod's eviction (`POST .../pods/NAME/eviction`, policy/v1), never deletes a pod: the API
@@ -94,7 +96,11 @@ class NodeActions:
     def _schedulable(self, name: str, unschedulable: bool) -> None:
         patch = [{"op": "add", "path": "/spec/unschedulable", "value": unschedulable}]
         verb = "cordon" if unschedulable else "uncordon"
-        self._call(f"{verb} {name}", lambda: self.core.patch_node(name, patch, _request_timeout=REQUEST_TIMEOUT))
+        response = self._call(
+            f"{verb} {name}",
+            lambda: self.core.patch_node(name, patch, _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
+        )
+        response.release_conn()
 
     def cordon(self, name: str) -> None:
         self._schedulable(name, True)
@@ -127,7 +133,9 @@ class NodeActions:
             metadata=self.client.V1ObjectMeta(name=name, namespace=namespace),
         )
         try:
-            self.core.create_namespaced_pod_eviction(name, namespace, body, _request_timeout=REQUEST_TIMEOUT)
+            response = self.core.create_namespaced_pod_eviction(
+                name, namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
         except self.client.exceptions.ApiException as exc:
             if exc.status == 429:
                 return "refused"
@@ -136,6 +144,7 @@ class NodeActions:
             return error_text(exc)
         except urllib3.exceptions.HTTPError as exc:
             return error_text(exc)
+        response.release_conn()
         return "evicted"
 
 

@@ -15,8 +15,8 @@ Each round:
    * cordon and uncordon as decided;
 4. writes one line to the decisions log when something was decided, done or noted anew.
 
-A power action that fails leaves the worker marked failed for a pause that doubles at each failure (1, 2, 4,
-8, then 15 minutes), so the policy turns to another worker meanwhile. The loop stops between two rounds on
+A power action that fails leaves the worker out of the policy's view for a pause that doubles at each failure
+(1, 2, 4, 8, then 15 minutes), so the policy turns to another worker meanwhile. The loop stops between two rounds on
 SIGTERM or SIGINT (the caller sets `stop`), stops its watches and logs why.
 """
 
@@ -185,6 +185,8 @@ class Runtime:
             if decision.action is Action.POWER_OFF:
                 return self._power_off(name, node, registered, now)
             if decision.action is Action.DRAIN:
+                if name in self.draining:
+                    return "draining already"
                 self.actions.cordon(name)
                 self.record.cordoned.add(name)
                 self.draining.setdefault(name, "")
@@ -221,9 +223,6 @@ class Runtime:
         return "powered on"
 
     def _power_off(self, name: str, node: NodeInfo | None, registered: bool, now: float) -> str:
-        if node is not None and node.power is PowerState.FAILED and name in self.record.failed_until:
-            when = self.record.failed_until[name]
-            return f"skipped: its last power action failed; retried after {when - now:.0f}s"
         if node is not None and node.power is PowerState.ON:
             self.actions.cordon(name)
             self.record.cordoned.add(name)

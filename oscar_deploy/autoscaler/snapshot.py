@@ -9,8 +9,9 @@ A worker's power state combines three sources:
   or since it was first seen not Ready: a worker that crashed is given up after max_wait_poweron like a boot);
 * the runtime's own record, where the machine layer cannot tell (`unknown`, a board woken by wake-on-LAN): a
   worker is booting after our power-on until Ready, stopping after our power-off while its node still looks
-  Ready (the kubelet's last heartbeat), and off otherwise when not Ready. A power action that failed marks the
-  worker FAILED until its retry pause ends, so the policy picks another worker meanwhile.
+  Ready (the kubelet's last heartbeat), and off otherwise when not Ready.
+A worker whose last power action failed is left out of the snapshot until its retry pause ends, so the policy
+turns to another worker meanwhile (a worker we cordoned stays cordoned: nothing new lands on it).
 
 Node templates (what a new worker of a kind brings) are learnt from the workers registered with Kubernetes, one
 per architecture: the smallest allocatable of that kind (so packing never overestimates a node) and the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from oscar_deploy.autoscaler.kubeobjects import (
@@ -145,7 +147,7 @@ def _power(
     """The worker's power state, since when, and a note when something looks wrong."""
     name = machine.name
     ready = view is not None and view.ready
-    if record.failed_until.get(name, 0.0) > now or machine.power == "failed":
+    if machine.power == "failed":
         return PowerState.FAILED, now, None
     if machine.power == "off":
         return PowerState.OFF, record.powered_off.get(name, 0.0), None
@@ -232,6 +234,11 @@ def build_observation(
         if template is None:
             if templates:
                 notes.append(f"{name}: no registered worker of its architecture ({arch or 'unknown'}); left out")
+            continue
+        paused = record.failed_until.get(name, 0.0)
+        if paused > now:
+            until = datetime.fromtimestamp(paused, UTC).strftime("%H:%M:%SZ")
+            notes.append(f"{name}: left out until {until}: its last power action failed")
             continue
         power, since, note = _power(machine, view, record, history, now)
         if note:

@@ -16,9 +16,12 @@ resource version that is too old, BOOKMARK events, field selectors):
 
 Objects live in `store`, each change gets the next resourceVersion and is kept in an event log that watches
 replay from the version they ask for; `compact()` forgets the log so a watch from before gets 410 Gone, as
-etcd compaction does. Tests change objects with `put` and `remove` (or `load_recorded` for the recorded
-responses under tests/data/kube) and read `requests` (the path of each GET) and `calls` (method, path and query of every request). Plain HTTP, no auth: the
-kubeconfig it writes points at it. Nothing here ships in the wheel.
+etcd compaction does, and `expire_watches()` sends open watches the ERROR 410 event the API server sends when
+its watch cache moved on. A watch streams chunked JSON lines and ends after its timeoutSeconds (at most
+`watch_seconds`), with a BOOKMARK when asked for. Tests change objects with `put`, `remove`, `load_recorded` and
+`replay` (the recorded responses under tests/data/kube), refuse a collection with 403 (`forbidden`), and read
+`requests` (the path of each GET), `calls` (method, path and query of every request) and `patches`.
+Plain HTTP, no auth: the kubeconfig it writes points at it. Nothing here ships in the wheel.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import base64
 import contextlib
 import copy
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -158,7 +162,13 @@ class KubeApi:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A client that closes a kept-alive connection is no error of the server's.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
