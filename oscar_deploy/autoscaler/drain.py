@@ -133,7 +133,7 @@ class NodeActions:
             metadata=self.client.V1ObjectMeta(name=name, namespace=namespace),
         )
         try:
-            response = self.core.create_namespaced_pod_eviction(
+            response: Any = self.core.create_namespaced_pod_eviction(
                 name, namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
             )
         except self.client.exceptions.ApiException as exc:
