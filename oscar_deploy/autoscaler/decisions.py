@@ -2,8 +2,9 @@
 
 All live in `<state folder>/autoscaler/` (0700; files 0600):
 
-    decisions.jsonl     one JSON object per line: `start`, `round` (decisions with reasons and outcomes, drain
-                        progress, notes), `error` and `stop` events, each with its UTC `time`
+    decisions.jsonl     one JSON object per line: `start`, `round` (decisions with reasons and outcomes, steps of
+                        earlier ones such as drain progress, notes, the workers seen), `error` and `stop`
+                        events, each with its UTC `time`
     decisions.jsonl.1   the previous part: when the log passes its size limit it is renamed here (replacing
                         the older part), so both together never exceed twice the limit
     state.json          what the runtime did to each worker (power actions, its cordons, boot durations)

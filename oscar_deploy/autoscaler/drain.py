@@ -100,7 +100,7 @@ class NodeActions:
             f"{verb} {name}",
             lambda: self.core.patch_node(name, patch, _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
         )
-        response.release_conn()
+        _done_with(response)
 
     def cordon(self, name: str) -> None:
         self._schedulable(name, True)
@@ -144,8 +144,14 @@ class NodeActions:
             return error_text(exc)
         except urllib3.exceptions.HTTPError as exc:
             return error_text(exc)
-        response.release_conn()
+        _done_with(response)
         return "evicted"
+
+
+def _done_with(response: Any) -> None:
+    """Read what is left of a raw answer before its connection goes back to the pool for the next request."""
+    response.drain_conn()
+    response.release_conn()
 
 
 def workload_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:

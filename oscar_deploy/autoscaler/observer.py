@@ -180,6 +180,8 @@ class Reflector:
                         return
             finally:
                 self._response = None
+                # A watch left mid-stream (410, stop) has unread bytes: its connection must not be reused.
+                response.close()
                 response.release_conn()
 
     def _apply(self, event: dict[str, Any]) -> None:
@@ -223,7 +225,12 @@ def kueue_version(api_client: Any) -> str | None:
     from kubernetes import client
 
     apis: Any = client.ApisApi(api_client)
-    response = apis.get_api_versions(_preload_content=False, _request_timeout=(10.0, 30.0))
+    try:
+        response = apis.get_api_versions(_preload_content=False, _request_timeout=(10.0, 30.0))
+    except Exception as exc:  # the API refused or could not be reached (urllib3 errors have no common base here)
+        raise OperationError(
+            f"Kubernetes API: API discovery failed ({error_text(exc)}); check the autoscaler's kubeconfig"
+        ) from None
     try:
         groups = json.loads(response.data).get("groups") or []
     finally:

@@ -78,7 +78,8 @@ class Round:
     """What one round decided and did, as the decisions log records it."""
 
     decisions: list[dict[str, str]] = field(default_factory=list)
-    drains: list[dict[str, str]] = field(default_factory=list)
+    # Progress of earlier decisions: drain steps, cordons lifted late (action, node, outcome).
+    steps: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -108,6 +109,7 @@ class Runtime:
         self.failures: dict[str, int] = {}
         self.booting: dict[str, float] = {}
         self.last_notes: list[str] = []
+        self.last_error = ""
 
     # --- the loop -----------------------------------------------------------------------------------------------
 
@@ -128,8 +130,12 @@ class Runtime:
                 started = time.monotonic()
                 try:
                     self.round()
+                    self.last_error = ""
                 except (OscarDeployError, OSError) as exc:
-                    self.log.write({"event": "error", "error": str(exc).splitlines()[0]}, self.clock())
+                    error = str(exc).splitlines()[0]
+                    if error != self.last_error:  # the same failure round after round is logged once
+                        self.log.write({"event": "error", "error": error}, self.clock())
+                    self.last_error = error
                 if once:
                     break
                 stop.wait(max(0.0, self.settings.period - (time.monotonic() - started)))
@@ -165,10 +171,10 @@ class Runtime:
         self._continue_drains(observation, done, now)
         done.counts = _counts(observation.snapshot)
         save_record(self.state_file, self.record)
-        if done.decisions or done.drains or done.notes != self.last_notes:
+        if done.decisions or done.steps or done.notes != self.last_notes:
             entry: dict[str, Any] = {"event": "round", "decisions": done.decisions}
-            if done.drains:
-                entry["drains"] = done.drains
+            if done.steps:
+                entry["steps"] = done.steps
             entry.update(notes=done.notes, counts=done.counts)
             self.log.write(entry, now)
             self.last_notes = done.notes
@@ -198,6 +204,7 @@ class Runtime:
             if decision.action is Action.UNCORDON:
                 self.actions.uncordon(name)
                 self.record.cordoned.discard(name)
+                self.record.uncordon_pending.discard(name)
                 self.draining.pop(name, None)
                 return "uncordoned"
         except OscarDeployError as exc:
@@ -216,9 +223,10 @@ class Runtime:
         if name in self.record.cordoned and registered:
             try:
                 self.actions.uncordon(name)
-                self.record.cordoned.discard(name)
             except OscarDeployError as exc:
+                self.record.uncordon_pending.add(name)
                 return f"powered on; uncordon failed ({str(exc).splitlines()[0]}), retried next period"
+            self.record.cordoned.discard(name)
             return "powered on; uncordoned"
         return "powered on"
 
@@ -275,21 +283,22 @@ class Runtime:
                 if outcome == self.draining[name]:
                     continue
                 self.draining[name] = outcome
-            done.drains.append({"node": name, "outcome": outcome})
+            done.steps.append({"action": "drain-step", "node": name, "outcome": outcome})
 
     def _finish_uncordons(self, observation: Observation, done: Round) -> None:
-        """Lift cordons we left on workers we powered on, when that failed at power-on time."""
-        for name in sorted(self.record.cordoned):
-            view = observation.views.get(name)
-            if self.record.last_action(name) != "on" or name in self.draining or view is None:
+        """Lift the cordons we left on workers we powered on, where that failed at power-on time."""
+        for name in sorted(self.record.uncordon_pending):
+            if self.record.last_action(name) != "on" or name not in observation.views:
+                self.record.uncordon_pending.discard(name)
                 continue
             try:
                 self.actions.uncordon(name)
             except OscarDeployError as exc:
                 done.notes.append(f"{name}: uncordon after power-on failed ({str(exc).splitlines()[0]})")
                 continue
+            self.record.uncordon_pending.discard(name)
             self.record.cordoned.discard(name)
-            done.drains.append({"node": name, "outcome": "uncordoned after its power-on"})
+            done.steps.append({"action": "uncordon", "node": name, "outcome": "uncordoned after its power-on"})
 
     # --- boot times -------------------------------------------------------------------------------------------------
 

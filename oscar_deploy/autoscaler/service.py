@@ -207,16 +207,8 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
         if entry.get("event") == "round":
             for decision in entry.get("decisions") or []:
                 rows.append({"time": time, **{key: str(decision.get(key, "")) for key in _ROW_KEYS}})
-            for drain in entry.get("drains") or []:
-                rows.append(
-                    {
-                        "time": time,
-                        "action": "drain-step",
-                        "node": str(drain.get("node", "")),
-                        "reason": "",
-                        "outcome": str(drain.get("outcome", "")),
-                    }
-                )
+            for step in entry.get("steps") or []:
+                rows.append({"time": time, "reason": "", **{key: str(step.get(key, "")) for key in _STEP_KEYS}})
             notes = [str(note) for note in entry.get("notes") or []]
             counts = {str(k): int(v) for k, v in (entry.get("counts") or {}).items() if isinstance(v, int)}
         elif entry.get("event") == "error":
@@ -236,3 +228,4 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
 
 
 _ROW_KEYS = ("action", "node", "reason", "outcome")
+_STEP_KEYS = ("action", "node", "outcome")

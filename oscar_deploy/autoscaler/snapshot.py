@@ -63,6 +63,8 @@ class PowerRecord:
     powered_off: dict[str, float] = field(default_factory=dict)
     failed_until: dict[str, float] = field(default_factory=dict)
     cordoned: set[str] = field(default_factory=set)
+    # Workers powered on whose cordon (ours) could not be lifted yet: tried again each round.
+    uncordon_pending: set[str] = field(default_factory=set)
     boot_seconds: list[float] = field(default_factory=list)
 
     def last_action(self, name: str) -> str | None:
@@ -77,6 +79,7 @@ class PowerRecord:
             "powered_off": dict(sorted(self.powered_off.items())),
             "failed_until": dict(sorted(self.failed_until.items())),
             "cordoned": sorted(self.cordoned),
+            "uncordon_pending": sorted(self.uncordon_pending),
             "boot_seconds": list(self.boot_seconds),
         }
 
@@ -88,13 +91,17 @@ class PowerRecord:
                 return {}
             return {str(k): float(v) for k, v in values.items() if isinstance(v, int | float)}
 
-        cordoned = data.get("cordoned")
+        def names(key: str) -> set[str]:
+            values = data.get(key)
+            return {str(name) for name in values} if isinstance(values, list) else set()
+
         boots = data.get("boot_seconds")
         return cls(
             powered_on=times("powered_on"),
             powered_off=times("powered_off"),
             failed_until=times("failed_until"),
-            cordoned={str(name) for name in cordoned} if isinstance(cordoned, list) else set(),
+            cordoned=names("cordoned"),
+            uncordon_pending=names("uncordon_pending"),
             boot_seconds=[float(v) for v in boots if isinstance(v, int | float)] if isinstance(boots, list) else [],
         )
 

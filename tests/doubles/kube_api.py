@@ -140,6 +140,8 @@ class KubeApi:
         self.watch_seconds = 30.0
         # Collections the caller may not read, answered 403 as RBAC refuses them: path -> resource name.
         self.forbidden: dict[str, str] = {}
+        # Nodes whose PATCH fails with 500 (an API server in trouble), until the test removes them.
+        self.failing_patches: set[str] = set()
         self.changed = threading.Condition()
         self.expirations = 0
         self.watching: dict[str, int] = {}  # open watches by path
@@ -429,6 +431,8 @@ class KubeApi:
         if len(segments) != 4 or segments[:3] != ["api", "v1", "nodes"]:
             return self._answer(handler, 404, status(404, "NotFound", f"the server could not find {path}"))
         name = segments[3]
+        if name in self.failing_patches:
+            return self._answer(handler, 500, status(500, "InternalError", "etcdserver: request timed out"))
         with self.changed:
             node = self.store["Node"].get(("", name))
             if node is None:

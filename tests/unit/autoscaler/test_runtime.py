@@ -63,7 +63,7 @@ class Loop:
         for _ in range(count):
             result = self.runtime.round()
             done += [{"at": self.now[0] - T0, **d} for d in result.decisions]
-            done += [{"at": self.now[0] - T0, "action": "drain-step", **d} for d in result.drains]
+            done += [{"at": self.now[0] - T0, **step} for step in result.steps]
             self.now[0] += PERIOD
             time.sleep(0.05)  # the watches deliver what the round's actions changed
         return done
@@ -151,12 +151,39 @@ def test_a_pending_job_powers_on_a_worker_which_is_uncordoned_and_its_boot_measu
     assert stat.S_IMODE((loop.folder / "state.json").stat().st_mode) == 0o600
 
 
+def test_an_uncordon_that_fails_at_power_on_is_retried(make_loop: Any) -> None:
+    objects = [
+        node("agent-0", since=T0 - 3600),
+        node("agent-1", ready=False, since=T0 - 1800, cordoned=True),
+        pod("oscar-svc", "job-a", "agent-0", cpu="1500m", owner="Job", created=T0 - 600),
+        pod("oscar-svc", "job-b", None, cpu="1", owner="Job", created=T0 - 90),
+    ]
+    record = PowerRecord(powered_off={"agent-1": T0 - 1800}, cordoned={"agent-1"})
+    loop = make_loop(objects, {"agent-0": "on", "agent-1": "off"}, record)
+    loop.api.failing_patches.add("agent-1")
+    (decision,) = loop.rounds(1)
+    assert decision["outcome"] == (
+        "powered on; uncordon failed (uncordon agent-1: 500 Internal Server Error: etcdserver: request timed out), "
+        "retried next period"
+    )
+    assert load_record(loop.folder / "state.json").uncordon_pending == {"agent-1"}
+    loop.api.failing_patches.clear()
+    assert loop.rounds(1) == [
+        {"at": 5.0, "action": "uncordon", "node": "agent-1", "outcome": "uncordoned after its power-on"}
+    ]
+    saved = load_record(loop.folder / "state.json")
+    assert (saved.uncordon_pending, saved.cordoned) == (set(), set())
+    assert "unschedulable" not in loop.api.store["Node"][("", "agent-1")]["spec"]
+
+
 def test_consolidation_drains_through_a_disruption_budget_and_powers_off_once(make_loop: Any) -> None:
     objects = [node("server-0", since=T0 - 3600, server=True)]
     for index, cpu in enumerate(["300m", "400m", "200m", "500m"]):
         objects.append(node(f"agent-{index}", since=T0 - 3600))
         objects.append(pod("oscar-svc", f"web-{index}", f"agent-{index}", cpu=cpu, memory="256Mi", created=T0 - 3000))
-    loop = make_loop(objects, {f"agent-{index}": "on" for index in range(4)})
+    # The workers were powered on by the autoscaler long ago: its consolidation cordon must still hold.
+    record = PowerRecord(powered_on={f"agent-{index}": T0 - 3600 for index in range(4)})
+    loop = make_loop(objects, {f"agent-{index}": "on" for index in range(4)}, record)
     loop.api.guarded[("oscar-svc", "web-2")] = 1  # its budget refuses the first eviction
     done = loop.rounds(22)
     assert [(d["at"], d["action"], d["node"], d["outcome"]) for d in done] == [
