@@ -110,7 +110,8 @@ def power_manager_for(spec: ClusterSpec, state: ClusterState) -> tuple[PowerMana
 
         assert spec.static is not None
         provider = StaticProvider(state, Path(spec.static.inventory))
-        commands = CommandPower(provider.nodes, spec.static.power_on_command, spec.static.power_off_command)
+        settings = spec.static
+        commands = CommandPower(provider.nodes, settings.power_on_command or [], settings.power_off_command or [])
         return commands, "the commands of static.power_on_command and static.power_off_command"
     if spec.target == "aws":
         from oscar_deploy.providers.aws.power import Ec2Power

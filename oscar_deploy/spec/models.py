@@ -203,9 +203,11 @@ class AwsSpec(TargetSettings):
 COMMAND_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
 
 
-def _power_command(command: list[str]) -> list[str]:
+def _power_command(command: list[str] | None) -> list[str] | None:
+    if command is None:
+        return None
     if not command:
-        return command
+        raise ValueError("give the program and its arguments, or leave the key out")
     if not command[0] or "{" in command[0] or "}" in command[0]:
         raise ValueError("the first item is the program to run: a plain name or path, without {placeholders}")
     for index, item in enumerate(command):
@@ -223,16 +225,16 @@ class StaticSpec(TargetSettings):
         description="Ansible inventory (groups `server` and `agent`) of the hosts or boards you already own; "
         "relative to this file.",
     )
-    power_on_command: list[str] = Field(
-        default_factory=list,
+    power_on_command: list[str] | None = Field(
+        None,
         max_length=64,
         description="For the autoscaler: the command that switches a worker on, as a list of arguments run "
         "without a shell, e.g. [wakeonlan, '{mac_address}']. {node} is the host's inventory name; "
         "{ansible_host}, {ansible_user}, {ansible_port}, {node_address} and any other host variable of the "
         "inventory can be named the same way.",
     )
-    power_off_command: list[str] = Field(
-        default_factory=list,
+    power_off_command: list[str] | None = Field(
+        None,
         max_length=64,
         description="For the autoscaler: the command that switches a worker off (it is drained first), e.g. "
         "[ssh, -o, BatchMode=yes, '{ansible_user}@{ansible_host}', sudo, systemctl, poweroff].",

@@ -139,6 +139,7 @@ def test_the_spec_needs_both_commands_for_the_autoscaler_on_static() -> None:
             "static.power_on_command: the first item is the program to run: a plain name or path, without "
             "{placeholders}",
         ),
+        ("[]", "static.power_on_command: give the program and its arguments, or leave the key out"),
         ("[wakeonlan, '{mac']", "static.power_on_command: item 1 ('{mac'): braces only as {name} placeholders"),
         (
             "[wakeonlan, '{0.__class__}']",
