@@ -94,6 +94,11 @@ def status(code: int, reason: str, message: str, details: dict[str, Any] | None 
     return body
 
 
+def flag(value: str | None) -> bool:
+    """A boolean query parameter as the API server reads it (Go's strconv.ParseBool: true, True, 1, t...)."""
+    return value in ("1", "t", "T", "TRUE", "true", "True")
+
+
 def object_key(obj: dict[str, Any]) -> tuple[str, str]:
     meta = obj["metadata"]
     return (str(meta.get("namespace") or ""), str(meta["name"]))
@@ -278,7 +283,7 @@ class KubeApi:
             )
             return self._answer(handler, 403, status(403, "Forbidden", message))
         if path in COLLECTIONS and (self.kueue or not path.startswith(f"/apis/{KUEUE_GROUP}")):
-            if query.get("watch") in ("true", "1"):
+            if flag(query.get("watch")):
                 return self._watch(handler, path, query)
             return self._list(handler, path, query)
         segments = path.strip("/").split("/")
@@ -322,7 +327,7 @@ class KubeApi:
         kind, api_version, _ = COLLECTIONS[path]
         since = int(query.get("resourceVersion", "0") or 0)
         deadline = time.monotonic() + min(float(query.get("timeoutSeconds", "30")), self.watch_seconds)
-        bookmarks = query.get("allowWatchBookmarks") == "true"
+        bookmarks = flag(query.get("allowWatchBookmarks"))
         selector = query.get("fieldSelector", "")
         handler.send_response(200)
         handler.send_header("Content-Type", "application/json")

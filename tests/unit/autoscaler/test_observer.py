@@ -17,7 +17,7 @@ from oscar_deploy.autoscaler.observer import RUNNING_PODS, ClusterObserver
 from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord, build_observation
 from oscar_deploy.providers.power import Machine
 from oscar_deploy.support.errors import OperationError
-from tests.doubles.kube_api import KubeApi
+from tests.doubles.kube_api import KubeApi, flag
 
 RECORDED = Path(__file__).parents[2] / "data" / "kube"
 NOW = datetime.fromisoformat("2026-05-04T10:00:00+00:00").timestamp()
@@ -25,6 +25,10 @@ MACHINES = [Machine("agent-0", "on", "amd64"), Machine("agent-1", "on", "amd64")
 JOB_ON_AGENT_0 = "oscar-svc/3f2b8c1e-6a0d-4f57-9b8e-2c1d0e7a5b64-x7k2q"
 KNATIVE_POD = "oscar-svc/cowsay-00001-deployment-7f6d9c5b8-2lq9w"
 PENDING_JOB = "oscar-svc/a81c42d9-0f3e-4c6b-8d27-5e9b1f4a3c70-p4m9z"
+
+
+def is_watch(path: str) -> bool:
+    return flag(parse_qs(urlsplit(path).query).get("watch", [""])[0])
 
 
 def epoch(text: str) -> float:
@@ -57,8 +61,8 @@ def test_lists_once_then_watches_from_the_lists_version(api: KubeApi, observer: 
     assert observer.reflectors["pods"].wait_for_version("5210", 5)
     gets = [line.removeprefix("GET ") for line in api.calls if line.startswith("GET ")]
     assert gets[0] == "/apis/", "API discovery first: is Kueue served, in which version"
-    lists = [path for path in gets if "watch=true" not in path and path != "/apis/"]
-    watches = [path for path in gets if "watch=true" in path]
+    lists = [path for path in gets if not is_watch(path) and path != "/apis/"]
+    watches = [path for path in gets if is_watch(path)]
     assert sorted(path.split("?")[0] for path in lists) == [
         "/api/v1/nodes",
         "/api/v1/pods",
@@ -71,7 +75,8 @@ def test_lists_once_then_watches_from_the_lists_version(api: KubeApi, observer: 
             assert query["fieldSelector"] == [RUNNING_PODS]
     for path in watches:
         query = parse_qs(urlsplit(path).query)
-        assert (query["resourceVersion"], query["allowWatchBookmarks"]) == (["5210"], ["true"]), path
+        # kubernetes 31 writes booleans as True, later clients as true: the API server reads both.
+        assert query["resourceVersion"] == ["5210"] and query["allowWatchBookmarks"][0].lower() == "true", path
 
 
 def test_the_recorded_cluster_as_the_policy_sees_it(observer: ClusterObserver) -> None:
@@ -156,7 +161,7 @@ def test_a_watch_the_server_ends_resumes_from_its_version(api: KubeApi, tmp_path
         cordoned = next(n for n in watching.view().nodes if n["metadata"]["name"] == "agent-1")
         assert cordoned["spec"]["unschedulable"] is True
         assert nodes.lists == 1, "a watch that ended is resumed from the last version seen, without a list"
-        resumes = [line for line in api.calls if line.startswith("GET /api/v1/nodes?") and "watch=true" in line]
+        resumes = [line for line in api.calls if line.startswith("GET /api/v1/nodes?") and is_watch(line)]
         assert len(resumes) >= 3
         assert all("resourceVersion=5210" in line for line in resumes), "nothing changed before the cordon"
     finally:
