@@ -163,7 +163,13 @@ def run_autoscaler(spec: ClusterSpec, state: ClusterState, once: bool) -> None:
         from oscar_deploy.autoscaler.observer import ClusterObserver
         from oscar_deploy.autoscaler.runtime import Runtime, Settings
 
-        api_client = kube_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        try:
+            api_client = kube_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        except (kube_config.ConfigException, yaml.YAMLError, KeyError, TypeError) as exc:
+            raise UserInputError(
+                f"{kubeconfig}: not a usable kubeconfig ({str(exc).splitlines()[0][:120]}); remove it and run again "
+                "to write it anew from the cluster"
+            ) from None
         log = DecisionsLog(folder / LOG_NAME)
         stop = threading.Event()
         received: list[str] = []

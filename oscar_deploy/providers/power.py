@@ -7,7 +7,8 @@ kept), plus `machines()`, the power state of each worker as the machine layer re
 minutes to boot and the autoscaler watches it become Ready through Kubernetes instead of blocking on SSH. A
 provider that wants `Provider.power_on` semantics calls the power manager, then waits for SSH itself.
 
-Implementations: `ProviderPower` (any provider with power_on/power_off, e.g. the local podman nodes),
+Implementations: `ProviderPower` (any provider with power_on/power_off, e.g. the local podman nodes, whose
+power_on does wait for SSH: a few seconds for a container),
 `providers.aws.power.Ec2Power`, `providers.openstack.power.OpenStackPower`, and
 `providers.static.power.CommandPower` (wake-on-LAN, SSH poweroff, any configured command).
 Only workers (agents) are ever powered: every implementation refuses a server.

@@ -133,6 +133,16 @@ def test_a_kubeconfig_others_may_read_is_refused(edge: Cli) -> None:
     )
 
 
+def test_a_broken_kubeconfig_is_one_line(edge: Cli) -> None:
+    kubeconfig = Path(os.environ["OSCAR_DEPLOY_HOME"]) / "edge" / "autoscaler" / "kubeconfig"
+    kubeconfig.write_text("clusters: []\n")
+    result = edge("autoscaler", "run", "--once")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {kubeconfig}: not a usable kubeconfig (")
+    assert result.stderr.endswith("); remove it and run again to write it anew from the cluster\n")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_the_service_stops_cleanly_on_sigterm_and_runs_once_per_cluster(edge: Cli, state_home: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     service = subprocess.Popen(
