@@ -71,9 +71,10 @@ class FakeOpenStack:
     access_tokens: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
     # Servers by id: {"id", "name", "status"}, optionally "metadata" and "OS-EXT-STS:task_state"; actions
-    # change `status`; each action is recorded in `requests` with its body.
+    # change `status`; each action's path and body is recorded in `actions`.
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    actions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, bool] = {}  # issued token -> scoped
@@ -126,7 +127,7 @@ class FakeOpenStack:
         service, _, rest = path.lstrip("/").partition("/")
         if method == "POST" and service == "compute":
             with self._lock:
-                self.requests[-1] += f" {body!r}"
+                self.actions.append((rest, body))
             return self._server_action(handler, rest, body)
         if service not in ("compute", "image", "network") or method != "GET":
             return self._not_found(handler)

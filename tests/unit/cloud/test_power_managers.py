@@ -242,10 +242,9 @@ def test_openstack_power_stops_and_starts_workers(cloud: tuple[FakeOpenStack, Pa
         "lab-agent-1": "ACTIVE",
         "other-agent-0": "ACTIVE",
     }
-    actions = [request for request in fake.requests if request.startswith("POST /compute")]
-    assert actions == [
-        "POST /compute/v2.1/servers/lab-agent-1-id/action {'os-start': None}",
-        "POST /compute/v2.1/servers/lab-agent-0-id/action {'os-stop': None}",
+    assert fake.actions == [
+        ("v2.1/servers/lab-agent-1-id/action", {"os-start": None}),
+        ("v2.1/servers/lab-agent-0-id/action", {"os-stop": None}),
     ]
 
 
@@ -259,8 +258,7 @@ def test_openstack_power_shelves_and_unshelves_in_shelve_mode(cloud: tuple[FakeO
     assert power.machines() == [Machine("agent-0", "off", "amd64"), Machine("agent-1", "off", "amd64")]
     power.power_on("agent-0")
     assert statuses(fake)["lab-agent-0"] == "ACTIVE"
-    actions = [request.split(" ", 2)[2] for request in fake.requests if request.startswith("POST /compute")]
-    assert actions == ["{'shelve': None}", "{'shelve': None}", "{'unshelve': None}"]
+    assert [body for _, body in fake.actions] == [{"shelve": None}, {"shelve": None}, {"unshelve": None}]
 
 
 def test_openstack_power_waits_out_a_busy_server_and_refuses_servers(cloud: tuple[FakeOpenStack, Path]) -> None:
