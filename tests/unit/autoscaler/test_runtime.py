@@ -216,9 +216,10 @@ def test_a_job_arriving_before_the_power_off_keeps_the_node_up(make_loop: Any) -
     objects = [node("server-0", since=T0 - 3600, server=True), node("agent-0", since=T0 - 3600)]
     loop = make_loop(objects, {"agent-0": "on"})
     assert loop.rounds(6) == []  # empty since the first look: idle_time (30 s) has not passed
-    # The job is bound between the watch's last event and the power-off: the fresh look at the node sees it.
-    loop.api.put(pod("oscar-svc", "job-late", "agent-0", owner="Job", created=T0 + 29))
+    # The job is bound after the watch's last event reached the round (the pods watch is stopped first, so its
+    # copy stays without it): the fresh look at the node before the power-off sees it.
     loop.observer.reflectors["pods"].stop()
+    loop.api.put(pod("oscar-svc", "job-late", "agent-0", owner="Job", created=T0 + 29))
     (decision,) = loop.rounds(1)
     assert (decision["action"], decision["outcome"]) == (
         "power-off",
