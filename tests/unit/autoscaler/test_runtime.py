@@ -65,8 +65,16 @@ class Loop:
             done += [{"at": self.now[0] - T0, **d} for d in result.decisions]
             done += [{"at": self.now[0] - T0, **step} for step in result.steps]
             self.now[0] += PERIOD
-            time.sleep(0.05)  # the watches deliver what the round's actions changed
+            self.caught_up()
         return done
+
+    def caught_up(self) -> None:
+        """Wait until the watches hold what the round's actions changed (cordons, evictions)."""
+        for kind, name in (("Node", "nodes"), ("Pod", "pods")):
+            reflector = self.observer.reflectors[name]
+            versions = [version for version, of_kind, _ in self.api.events if of_kind == kind]
+            if versions and reflector._thread.is_alive():
+                assert reflector.wait_for_version(str(max(versions)), 10), name
 
     def log(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in (self.folder / "decisions.jsonl").read_text().splitlines()]
