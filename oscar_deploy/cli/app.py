@@ -76,7 +76,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "autoscaler",
         "autoscaler_command",
         "autoscaler_app",
-        "Elasticity: the autoscaler's policy, simulated against the baselines it has to beat.",
+        "Elasticity: run the autoscaler, see what it decided and why, or simulate its policy against baselines.",
     ),
     LazyCommand(
         "render",

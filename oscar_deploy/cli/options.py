@@ -107,7 +107,12 @@ def confirm_or_refuse(yes: bool, refusal: str, question: str) -> None:
         return
     if not stdin_is_terminal():
         raise UserInputError(refusal)
-    typer.confirm(question, abort=True)
+    try:
+        agreed = typer.confirm(question)
+    except typer.Abort:
+        raise KeyboardInterrupt from None  # Ctrl-C (or end of input) at the question: an interrupt like any other
+    if not agreed:
+        raise typer.Abort()
 
 
 def confirm_replace(question: str) -> bool:

@@ -56,6 +56,7 @@ from oscar_deploy.iac.runner import (
     UpdateResult,
 )
 from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.guard import guarded, stop_and_wait
 
 T = TypeVar("T")
 # Variables of the user's environment Pulumi must not see: it reads PULUMI_CONFIG_PASSPHRASE before the file.
@@ -63,6 +64,9 @@ WITHHELD_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE",)
 # Files of a project folder that belong to one stack or to a local run, never copied into a cluster's project.
 NOT_COPIED = ("Pulumi.*.yaml", "Pulumi.*.yml", "__pycache__", "venv", ".venv")
 DETAIL_LIMIT = 300
+# Seconds pulumi gets to finish the resource operations under way after a Ctrl-C (its own orderly cancel, which
+# keeps the checkpoint true) before it and its plugins are killed; what a kill leaves, iac.recovery mends.
+STOP_GRACE = 30.0
 
 
 class PulumiCli(PulumiCommand):
@@ -71,8 +75,10 @@ class PulumiCli(PulumiCommand):
     Every command the Automation API runs goes through `run`, like upstream's: `--non-interactive` first,
     PULUMI_AUTOMATION_API set, the binary's folder first on PATH (plugins shipped beside it), output streamed
     to the callbacks line by line, a failure raised as the Automation API's own error classes. What differs:
-    the user's PULUMI_CONFIG_PASSPHRASE is withheld, stdin is empty unless a value is passed to it, and the
-    version comes from the binary we were given rather than from `pulumi` on PATH.
+    the user's PULUMI_CONFIG_PASSPHRASE is withheld, stdin is empty unless a value is passed to it, the
+    version comes from the binary we were given rather than from `pulumi` on PATH, and pulumi runs under
+    `oscar_deploy.support.guard`: it and its plugins die with the CLI, and a Ctrl-C lets pulumi cancel in
+    order (a second one kills it), waits for it, and goes on as KeyboardInterrupt.
     """
 
     def __init__(self, binary: Path) -> None:
@@ -106,7 +112,7 @@ class PulumiCli(PulumiCommand):
         stdout: list[str] = []
         stderr: list[str] = []
         with subprocess.Popen(
-            [self.command, *arguments],
+            guarded([self.command, *arguments], grace=STOP_GRACE),
             cwd=cwd,
             env=self.environment(additional_env),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -114,36 +120,61 @@ class PulumiCli(PulumiCommand):
             stderr=subprocess.PIPE,
             encoding="utf-8",
         ) as process:
-            readers = [
-                threading.Thread(target=_read_lines, args=(process.stdout, on_output, stdout), daemon=True),
-                threading.Thread(target=_read_lines, args=(process.stderr, on_error, stderr), daemon=True),
-            ]
-            for reader in readers:
-                reader.start()
-            if stdin is not None and process.stdin is not None:
-                try:
-                    with process.stdin:
-                        process.stdin.write(stdin)
-                except BrokenPipeError:
-                    pass  # it stopped before reading; its exit code and stderr say why
-            for reader in readers:
-                reader.join()
-            code = process.wait()
+            # Events, not Thread.join: on Python 3.11 a join interrupted by Ctrl-C marks the thread as ended while
+            # it still runs (threading.Thread._wait_for_tstate_lock).
+            read = [threading.Event(), threading.Event()]
+            for stream, callback, lines, done in (
+                (process.stdout, on_output, stdout, read[0]),
+                (process.stderr, on_error, stderr, read[1]),
+            ):
+                threading.Thread(target=_read_lines, args=(stream, callback, lines, done), daemon=True).start()
+            try:
+                _feed(process, stdin)
+                for done in read:
+                    done.wait()
+                code = process.wait()
+            except KeyboardInterrupt:
+                stop_and_wait(lambda: process.pid, lambda timeout: _ended(process, timeout), "pulumi", STOP_GRACE)
+                for done in read:
+                    done.wait(5)  # everything that held the pipes has ended: they are at their end
+                raise
         result = CommandResult(stdout="\n".join(stdout), stderr="\n".join(stderr), code=code)
         if code != 0:
             raise create_command_error(result)
         return result
 
 
-def _read_lines(stream: IO[str] | None, callback: Callable[[str], Any] | None, lines: list[str]) -> None:
-    if stream is None:
-        return
-    for line in iter(stream.readline, ""):
-        stripped = line.rstrip()
-        if callback is not None:
-            callback(stripped)
-        lines.append(stripped)
-    stream.close()
+def _feed(process: subprocess.Popen[str], stdin: str | None) -> None:
+    if stdin is not None and process.stdin is not None:
+        try:
+            with process.stdin:
+                process.stdin.write(stdin)
+        except BrokenPipeError:
+            pass  # it stopped before reading; its exit code and stderr say why
+
+
+def _ended(process: subprocess.Popen[str], timeout: float) -> bool:
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _read_lines(
+    stream: IO[str] | None, callback: Callable[[str], Any] | None, lines: list[str], done: threading.Event
+) -> None:
+    try:
+        if stream is None:
+            return
+        for line in iter(stream.readline, ""):
+            stripped = line.rstrip()
+            if callback is not None:
+                callback(stripped)
+            lines.append(stripped)
+        stream.close()
+    finally:
+        done.set()
 
 
 class PulumiSession:

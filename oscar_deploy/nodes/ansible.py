@@ -2,9 +2,12 @@
 
 `run_playbook` is the only way the CLI starts Ansible. It
 
-- passes every variable through a 0600 file in a private temporary folder (`-e @file`), so secrets such as
-  the k3s token never appear on a command line, in the environment of other processes or in our logs;
-  the folder (with ansible-runner's own artefacts, which hold task results) is deleted after the run;
+- passes every variable through a 0600 file in a private folder (`-e @file`), so secrets such as the k3s
+  token never appear on a command line, in the environment of other processes or in our logs; the folder
+  (inside the cluster's state folder when the caller gives one, with ansible-runner's artefacts, which hold
+  task results and facts, Ansible's temporary files and ssh's control sockets) is deleted after the run;
+- runs ansible-playbook under `oscar_deploy.support.guard`, so it and everything it starts die with the CLI,
+  and a Ctrl-C stops them, waits for them, and ends in KeyboardInterrupt (the CLI's `interrupted`, exit 130);
 - follows ansible-runner's events to show the current play, task and host counts on stderr;
 - writes the complete output to a log file in the cluster's state folder;
 - keeps one SSH connection per host for the whole run (ansible.cfg: ControlMaster, ControlPersist, pipelining),
@@ -22,18 +25,25 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.guard import GUARD_PID_FILE, guarded, read_pid, stop_and_wait
 from oscar_deploy.support.layers import layer_dir
 from oscar_deploy.support.progress import QuietDisplay, TaskDisplay
 
 MESSAGE_LIMIT = 300
+# Seconds ansible-playbook gets to stop on its own after a Ctrl-C before everything it started is killed.
+STOP_GRACE = 10.0
+# In the run's private folder: ssh's control sockets.
+CONTROL_DIR = "cp"
 # Results a host can have in one task, in the order the progress line shows them.
 OUTCOMES = ("ok", "changed", "failed", "unreachable", "skipped")
 
@@ -182,14 +192,33 @@ def ansible_config(playbook_dir: Path) -> Path | None:
     return config if config.is_file() else None
 
 
-def ansible_environment(playbook_dir: Path) -> dict[str, str]:
+def ansible_environment(playbook_dir: Path, private_dir: Path | None = None) -> dict[str, str]:
+    """Variables ansible-playbook runs with; with `private_dir` (the run's working folder), Ansible's own files
+    of the run live there too: its local temporary folders and ssh's control sockets."""
     # ansible-playbook sits beside the interpreter running us (a virtualenv need not be on PATH).
     path = os.pathsep.join(filter(None, (str(Path(sys.executable).parent), os.environ.get("PATH"))))
     env = {"PATH": path, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0"}
     config = ansible_config(playbook_dir)
     if config is not None:
         env["ANSIBLE_CONFIG"] = str(config)
+    if private_dir is not None:
+        env["ANSIBLE_LOCAL_TEMP"] = str(private_dir / "tmp")
+        env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(private_dir / CONTROL_DIR)
+        # Relative to the run's working folder: a socket path must stay under 108 bytes (less the 17 ssh adds
+        # while it creates one), which a state folder's absolute path can exceed on its own.
+        env["ANSIBLE_SSH_CONTROL_PATH"] = f"{CONTROL_DIR}/%%C"
     return env
+
+
+def private_run_dir(private_root: Path | None, playbook: str) -> Path:
+    """A new private (0700) folder for one run: under `private_root` (the CLI passes the cluster's `run/`),
+    else a temporary folder of the system's, for callers without a state folder."""
+    if private_root is None:
+        return Path(tempfile.mkdtemp(prefix="oscar-deploy-ansible-"))
+    private_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_root.chmod(0o700)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return Path(tempfile.mkdtemp(prefix=f"{stamp}-{Path(playbook).stem}-", dir=private_root))
 
 
 def _host_stats(final: Mapping[str, Mapping[str, int]]) -> dict[str, HostStats]:
@@ -218,6 +247,7 @@ def run_playbook(
     *,
     secret_files: Mapping[str, str] | None = None,
     playbook_dir: Path | None = None,
+    private_root: Path | None = None,
     limit: str | None = None,
     tags: str | None = None,
     check: bool = False,
@@ -230,21 +260,22 @@ def run_playbook(
 
     `secret_files` maps a variable to a secret: the secret is written to a private file for the run's length
     and the variable set to that file's path (e.g. `k3s_token_file`), so the value is never a variable at all.
-    Raises `OperationError` naming each failed or unreachable host (with its address from `host_address`)
-    unless `raise_on_failure` is false.
+    The run's private folder is made under `private_root` (the cluster's `run/`; a system temporary folder
+    without it) and removed afterwards. Raises `OperationError` naming each failed or unreachable host (with
+    its address from `host_address`) unless `raise_on_failure` is false. A Ctrl-C stops ansible-playbook and
+    everything it started, waits for that, and raises KeyboardInterrupt.
     """
-    import ansible_runner
+    from ansible_runner import Runner, RunnerConfig
 
-    directory = playbook_dir or layer_dir("playbooks")
+    directory = (playbook_dir or layer_dir("playbooks")).resolve()
     if not (directory / playbook).is_file():
         raise OperationError(f"{directory / playbook}: playbook not found; reinstall oscar-deploy")
     if not inventory.is_file() and not inventory.is_dir():
         raise UserInputError(f"{inventory}: no such inventory; pass an Ansible inventory file")
     display = display or QuietDisplay()
     progress = RunProgress(playbook=playbook)
-    # A short name: the SSH control sockets live in it (cp/<40 hex digits>), and a socket path has ~104 bytes at most.
-    private_dir = Path(tempfile.mkdtemp(prefix="oscar-ansible-"))
     log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir = private_run_dir(private_root, playbook)
     try:
         env_dir = private_dir / "env"
         env_dir.mkdir(mode=0o700)
@@ -273,39 +304,75 @@ def run_playbook(
                 display.update(progress, progress.handle(event))
                 return False  # nothing reads ansible-runner's own copy of the events
 
+            config = RunnerConfig(
+                private_data_dir=str(private_dir),
+                # ansible-playbook works in the private folder (ssh's control sockets are relative to it) and
+                # is given the playbook by its full path.
+                project_dir=str(private_dir),
+                playbook=str(directory / playbook),
+                inventory=str(inventory.resolve()),
+                envvars=ansible_environment(directory, private_dir),
+                suppress_env_files=True,
+                limit=limit,
+                tags=tags,
+                forks=forks,
+                cmdline="--check --diff" if check else None,
+                quiet=True,
+                settings={"suppress_ansible_output": True},
+            )
+            config.prepare()
+            # Runner itself, not ansible_runner.run: that one replaces the SIGINT and SIGTERM handlers when given no
+            # cancel callback (utils.signal_handler), and a Ctrl-C would then only be noticed between pexpect polls.
+            runner = Runner(config, event_handler=on_event)
             try:
-                runner = ansible_runner.run(
-                    private_data_dir=str(private_dir),
-                    project_dir=str(directory),
-                    playbook=playbook,
-                    inventory=str(inventory.resolve()),
-                    envvars={**ansible_environment(directory), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(private_dir / "cp")},
-                    suppress_env_files=True,
-                    limit=limit,
-                    tags=tags,
-                    forks=forks,
-                    cmdline="--check --diff" if check else None,
-                    quiet=True,
-                    event_handler=on_event,
-                    settings={"suppress_ansible_output": True},
-                )
+                status, rc = _run_guarded(runner, private_dir / GUARD_PID_FILE)
             finally:
                 display.close(progress)
-            log.write(f"# {progress.recap()}; status {runner.status}, rc {runner.rc}\n")
+            log.write(f"# {progress.recap()}; status {status}, rc {rc}\n")
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)
 
     result = PlaybookResult(
         playbook=playbook,
-        status=str(runner.status),
-        rc=int(runner.rc if runner.rc is not None else -1),
-        stats=_host_stats(progress.final_stats or (runner.stats or {})),
+        status=str(status),
+        rc=int(rc if rc is not None else -1),
+        stats=_host_stats(progress.final_stats),
         problems=progress.problems,
         log_file=log_file,
     )
     if raise_on_failure and not result.succeeded:
         raise playbook_error(result, host_address)
     return result
+
+
+def _run_guarded(runner: Any, pid_file: Path) -> tuple[str, int | None]:
+    """Run ansible-runner's `runner` with ansible-playbook under the guard (it dies with us), in a thread so
+    that a Ctrl-C reaches this one: then the guard stops ansible-playbook and all it started, the runner sees
+    it end, and KeyboardInterrupt is raised once nothing of the run is left."""
+    runner.config.command = guarded(runner.config.command, grace=STOP_GRACE, pid_file=pid_file)
+    outcome: list[tuple[str, int | None]] = []
+    failure: list[BaseException] = []
+    # An event, not Thread.join: on Python 3.11 a join interrupted by Ctrl-C marks the thread as ended while it
+    # still runs (threading.Thread._wait_for_tstate_lock releases the lock the running thread holds).
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.append(runner.run())
+        except BaseException as exc:  # handed to the calling thread
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    threading.Thread(target=work, name="ansible-runner", daemon=True).start()
+    try:
+        finished.wait()
+    except KeyboardInterrupt:
+        stop_and_wait(lambda: read_pid(pid_file), finished.wait, "ansible-playbook", STOP_GRACE)
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def playbook_error(result: PlaybookResult, host_address: Callable[[str], str | None] | None = None) -> OperationError:

@@ -100,6 +100,7 @@ class K3sLayer:
             self.state.log_file(f"ansible-{Path(playbook).stem}"),
             {**self.variables(), **(extra or {})},
             secret_files={"k3s_token_file": self.state.secret(TOKEN_SECRET_NAME)},
+            private_root=self.state.runs_dir,
             limit=limit,
             check=check,
             display=self.display,

@@ -74,14 +74,18 @@ def applied_spec_text(spec: ClusterSpec, source: str) -> str:
     return f"# Applied by oscar-deploy to cluster {spec.name}, from {source}.\n" + yaml.safe_dump(data, sort_keys=False)
 
 
-def converge(context: PhaseContext, spec_text: str, until: str | None = None) -> list[PhaseOutcome]:
-    """Run every phase (up to `until`) that is not done; record the spec as applied once they all completed."""
+def converge(
+    context: PhaseContext, spec_text: str, until: str | None = None, operation: str = "up"
+) -> list[PhaseOutcome]:
+    """Run every phase (up to `until`) that is not done; record the spec as applied once they all completed.
+    Holds the cluster's lock meanwhile, in the name of `operation` (the command, for whoever is refused)."""
     phases = phases_until(until)
     context.state.ensure()
-    if context.bundle is not None:
-        context.state.desired.set_bundle(str(context.bundle.resolve()))
-    outcomes = run_phases(context, phases)
-    context.state.save_spec(spec_text)
+    with context.state.operation(operation, context.progress.note):
+        if context.bundle is not None:
+            context.state.desired.set_bundle(str(context.bundle.resolve()))
+        outcomes = run_phases(context, phases)
+        context.state.save_spec(spec_text)
     return outcomes
 
 
@@ -118,6 +122,12 @@ def remove_platform(context: PhaseContext) -> list[str]:
     state = context.state
     if not state.journal.completed("platform") and not (state.path / "pulumi").is_dir():
         return []
+    with state.operation("down --keep-nodes", context.progress.note):
+        return _destroy_platform(context)
+
+
+def _destroy_platform(context: PhaseContext) -> list[str]:
+    state = context.state
     operations = platform_stack(context)
     changes = operations.destroy()
     operations.session.remove()
@@ -134,24 +144,27 @@ def check_teardown(context: PhaseContext) -> None:
         context.provider.check_teardown()
 
 
-def teardown(context: PhaseContext) -> list[str]:
+def teardown(context: PhaseContext, operation: str = "down") -> list[str]:
     """Remove the cluster: hosts you own get k3s reset (and stay yours), nodes a provider made are destroyed
     with everything made for them; then the key material and the state folder go. Returns what was removed.
+    Holds the cluster's lock meanwhile, in the name of `operation`.
 
     A platform whose stack state lives outside the state folder (a shared backend) is destroyed first, so no
     stack is left behind there; in the state folder it goes with the folder."""
     provider, state = context.provider, context.state
     check_teardown(context)
     removed: list[str] = []
-    if context.spec.iac.backend and state.journal.completed("platform"):
-        removed += remove_platform(context)
-    if provider.scaling == "inventory" and context.nodes:
-        # The cluster's own inventory may be missing (hosts set up by hand, or a first `up` that stopped early).
-        write_inventory(state, context.nodes, provider.ssh_common_args, private_key=False)
-        layer_for(context).run("reset.yml", {"reset_confirmation": "yes"})
-        removed += [f"k3s from {node.name}" for node in context.nodes]
-    with context.progress.step(f"removing cluster {context.spec.name}"):
-        removed += provider.destroy()
-        state.remove_key_material()
-        state.destroy()
+    with state.operation(operation, context.progress.note):
+        if context.spec.iac.backend and state.journal.completed("platform"):
+            removed += _destroy_platform(context)
+        if provider.scaling == "inventory" and context.nodes:
+            # The cluster's own inventory may be missing (hosts set up by hand, or a first `up` that stopped
+            # early).
+            write_inventory(state, context.nodes, provider.ssh_common_args, private_key=False)
+            layer_for(context).run("reset.yml", {"reset_confirmation": "yes"})
+            removed += [f"k3s from {node.name}" for node in context.nodes]
+        with context.progress.step(f"removing cluster {context.spec.name}"):
+            removed += provider.destroy()
+            state.remove_key_material()
+            state.destroy()
     return removed

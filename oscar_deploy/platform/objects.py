@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from oscar_deploy.platform.autoscaler import autoscaler_access_objects
 from oscar_deploy.platform.gateway import gateway_host, gateway_objects, minio_host
 from oscar_deploy.platform.minio import minio_objects
 from oscar_deploy.platform.model import (
@@ -65,6 +66,8 @@ def build_platform(inputs: PlatformInputs[Any]) -> PlatformObjects:
     objects += minio_objects(catalogue, platform.minio.storage_size, inputs.secrets)
     objects += oscar_objects(inputs, host, storage_class)
     objects += gateway_objects(spec, catalogue, host, tls_mode, inputs.offline)
+    if platform.autoscaler.enabled:
+        objects += autoscaler_access_objects()
 
     third_party = third_party_manifests(catalogue, skipped_tag_resolution(spec, inputs.offline))
     unpinned = [manifest.url for manifest in third_party if not manifest.pinned]

@@ -144,6 +144,12 @@ class OpenStackSpec(TargetSettings):
         description="Addresses allowed to reach SSH, the Kubernetes API and HTTPS; narrow this to your own.",
     )
 
+    worker_power_off: Literal["stop", "shelve"] = Field(
+        "stop",
+        description="How the autoscaler powers a worker off: stop (fast to start again; most clouds still count "
+        "its cores against the quota) or shelve (frees the hypervisor; slower to start).",
+    )
+
     _check_cidrs = field_validator("allowed_cidrs")(_cidr_list)
 
     def node_arch(self, role: str) -> str:
@@ -193,12 +199,48 @@ class AwsSpec(TargetSettings):
         return self
 
 
+# A placeholder of a power command: `{name}`, filled per host (see oscar_deploy/providers/static/power.py).
+COMMAND_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
+
+
+def _power_command(command: list[str] | None) -> list[str] | None:
+    if command is None:
+        return None
+    if not command:
+        raise ValueError("give the program and its arguments, or leave the key out")
+    if not command[0] or "{" in command[0] or "}" in command[0]:
+        raise ValueError("the first item is the program to run: a plain name or path, without {placeholders}")
+    for index, item in enumerate(command):
+        if "\x00" in item or "\n" in item:
+            raise ValueError(f"item {index}: control characters are not allowed")
+        bare = COMMAND_PLACEHOLDER.sub("", item)
+        if "{" in bare or "}" in bare:
+            raise ValueError(f"item {index} ({shown_name(item)}): braces only as {{name}} placeholders")
+    return command
+
+
 class StaticSpec(TargetSettings):
     inventory: str = Field(
         "inventory.yml",
         description="Ansible inventory (groups `server` and `agent`) of the hosts or boards you already own; "
         "relative to this file.",
     )
+    power_on_command: list[str] | None = Field(
+        None,
+        max_length=64,
+        description="For the autoscaler: the command that switches a worker on, as a list of arguments run "
+        "without a shell, e.g. [wakeonlan, '{mac_address}']. {node} is the host's inventory name; "
+        "{ansible_host}, {ansible_user}, {ansible_port}, {node_address} and any other host variable of the "
+        "inventory can be named the same way.",
+    )
+    power_off_command: list[str] | None = Field(
+        None,
+        max_length=64,
+        description="For the autoscaler: the command that switches a worker off (it is drained first), e.g. "
+        "[ssh, -o, BatchMode=yes, '{ansible_user}@{ansible_host}', sudo, systemctl, poweroff].",
+    )
+
+    _check_commands = field_validator("power_on_command", "power_off_command")(_power_command)
 
 
 class MinioSpec(StrictModel):
@@ -424,6 +466,18 @@ class ClusterSpec(StrictModel):
                 )
         if getattr(self, self.target) is None:
             setattr(self, self.target, TARGET_SECTIONS[self.target]())
+        return self
+
+    @model_validator(mode="after")
+    def _static_autoscaler_needs_commands(self) -> ClusterSpec:
+        if self.target == "static" and self.platform.autoscaler.enabled and self.static is not None:
+            for key in ("power_on_command", "power_off_command"):
+                if not getattr(self.static, key):
+                    raise ValueError(
+                        f"{KEY_MARK}static.{key}: platform.autoscaler needs it on target static; give the "
+                        "command (e.g. wake-on-LAN to switch on, SSH poweroff to switch off) or disable the "
+                        "autoscaler"
+                    )
         return self
 
     def target_settings(self) -> TargetSettings:

@@ -10,6 +10,10 @@ Layout (all written atomically; the folder is 0700, every file in it 0600 but th
         kubeconfig         admin kubeconfig, server address reachable from the controller
         journal.json       which phases of `up` completed, when, and with which inputs
         desired.json       desired state commands set (the worker count of `scale`)
+        lock               held (flock) by the one operation running on the cluster, with a note of it
+        run/               one private folder per running playbook (ansible-runner's files: variables, the
+                           token file, facts, ssh control sockets); left only by a crashed run, and removed
+                           when the next operation takes the lock
         logs/              full logs of each run
         pulumi/            Pulumi's file backend (.pulumi/), the passphrase file for its secrets and one
                            working folder per Pulumi project (projects/<project>/: Pulumi.yaml, stack config)
@@ -23,6 +27,8 @@ import os
 import secrets
 import shutil
 import string
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,8 +37,10 @@ import yaml
 from oscar_deploy.spec.models import NAME_RULE, is_cluster_name, shown_name
 from oscar_deploy.state.desired import DesiredState
 from oscar_deploy.state.journal import Journal
+from oscar_deploy.state.lock import hold
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import atomic_write, make_private_dirs, shown_path
+from oscar_deploy.support.guard import GUARD_PID_FILE, stop_leftover
 
 STATE_HOME_ENV = "OSCAR_DEPLOY_HOME"
 SECRET_ALPHABET = string.ascii_letters + string.digits
@@ -124,6 +132,15 @@ class ClusterState:
         return self.path / "pulumi"
 
     @property
+    def lock_file(self) -> Path:
+        return self.path / "lock"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Private folders of running playbooks (`run_playbook`'s `private_root`)."""
+        return self.path / "run"
+
+    @property
     def journal(self) -> Journal:
         return Journal(self.path / "journal.json")
 
@@ -146,6 +163,34 @@ class ClusterState:
         if not self.exists():
             raise UserInputError(f"cluster {self.name!r}: no state folder at {self.path}; run `oscar-deploy up` first")
         return self
+
+    @contextmanager
+    def operation(self, command: str, warn: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the cluster's lock while `command` runs (a second operation is refused naming this one); once
+        held, whatever a crashed earlier run left in `run/` is stopped and removed."""
+        with hold(self.lock_file, self.name, command, warn):
+            self.ensure()
+            self.clear_runs()
+            yield
+
+    def clear_runs(self) -> list[str]:
+        """Stop the processes of, and remove, every run folder left by a crashed run; returns their names.
+        Only safe while holding the lock: then no run of this cluster is alive to own them."""
+        if not self.runs_dir.is_dir():
+            return []
+        removed = []
+        for folder in sorted(self.runs_dir.iterdir()):
+            if folder.is_dir() and not folder.is_symlink():
+                if not stop_leftover(folder / GUARD_PID_FILE):
+                    raise OperationError(
+                        f"{folder}: the processes of a crashed run do not stop; end them (see {GUARD_PID_FILE} "
+                        "there) and run this again"
+                    )
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                folder.unlink(missing_ok=True)
+            removed.append(folder.name)
+        return removed
 
     def destroy(self) -> None:
         """Remove the whole folder: secrets, keys, inventory, kubeconfig, logs."""

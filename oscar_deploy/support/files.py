@@ -3,7 +3,8 @@
 Reading: only regular files (a FIFO would hang, a device such as /dev/zero would never end, a folder is a typo),
 at most a size cap (a document is a few KiB; 50 MB of YAML would take minutes and hundreds of MB), UTF-8 text
 with a message naming the file and line when it is not. Referenced files (FDL scripts, template includes) must
-resolve inside the folder of the file that names them.
+resolve inside the folder of the file that names them. A file holding credentials is read only when no other
+user may read or change it (`read_private_file`).
 
 Writing: atomic (a crash never leaves a half-written file), with the mode from the first byte on, only onto a
 regular file or a new one (never over a device, a FIFO or a folder), checked before any side effect, and never
@@ -277,3 +278,16 @@ def write_user_file(
     except OSError as exc:
         raise UserInputError(f"{shown_path(path)}: cannot write the {what} ({_os_problem(exc)})") from None
     return target
+
+
+def read_private_file(path: Path, what: str) -> str:
+    """The text of a file holding credentials, refused when other users may read or change it (group or
+    others have any permission): such a file may already have leaked, and must not be trusted either."""
+    check_regular_file(path, f"file of {what}", missing=f"{what} are expected there")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise UserInputError(
+            f"{path}: mode {mode:04o} lets other users read or change {what}; run `chmod 600 {path}` "
+            "(and replace the credentials if others may have copied them)"
+        )
+    return read_user_text(path, f"file of {what}")

@@ -9,9 +9,11 @@ openstacksdk makes for oscar-deploy's preflight, in the shapes of the upstream A
   `POST /v3/OS-FEDERATION/identity_providers/{idp}/protocols/{protocol}/auth` with the OIDC access token as a
   Bearer token; a token the identity provider no longer accepts gets 401);
 * Nova v2.1 (https://docs.openstack.org/api-ref/compute/): version documents, `GET /flavors/{id}`,
-  `GET /flavors/detail`, `GET /limits`, `GET /servers/{id}` and the server actions `os-stop` / `os-start`
-  (`POST /servers/{id}/action`, answered 202 with no body; the server is SHUTOFF / ACTIVE right away, where a
-  real cloud takes a while and reports the change in `status`);
+  `GET /flavors/detail`, `GET /limits`, `GET /servers/detail`, `GET /servers/{id}` and the server actions
+  `os-stop` / `os-start` / `shelve` / `unshelve` (`POST /servers/{id}/action`, answered 202 with no body; the
+  server is SHUTOFF / ACTIVE / SHELVED_OFFLOADED right away, where a real cloud takes a while and reports the
+  change in `status` (a shelve ends offloaded at once, as with Nova's default shelved_offload_time of 0); 409
+  Conflict from a state the action cannot start from or while a task runs (`OS-EXT-STS:task_state`));
 * Glance v2 (https://docs.openstack.org/api-ref/image/v2/): version documents, `GET /v2/images/{id}`,
   `GET /v2/images?name=`;
 * Neutron v2.0 (https://docs.openstack.org/api-ref/network/v2/): version documents, `GET /v2.0/networks/{id}`,
@@ -68,9 +70,11 @@ class FakeOpenStack:
     # OIDC access tokens the identity provider still accepts, by identity provider and protocol.
     access_tokens: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
-    # Servers by id: {"id", "name", "status"}; actions change `status`.
+    # Servers by id: {"id", "name", "status"}, optionally "metadata" and "OS-EXT-STS:task_state"; actions
+    # change `status`; each action's path and body is recorded in `actions`.
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    actions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, bool] = {}  # issued token -> scoped
@@ -122,6 +126,8 @@ class FakeOpenStack:
             return self._send(handler, 200, self._identity_versions(path))
         service, _, rest = path.lstrip("/").partition("/")
         if method == "POST" and service == "compute":
+            with self._lock:
+                self.actions.append((rest, body))
             return self._server_action(handler, rest, body)
         if service not in ("compute", "image", "network") or method != "GET":
             return self._not_found(handler)
@@ -245,9 +251,23 @@ class FakeOpenStack:
             for flavor in self.flavors:
                 if flavor["id"] == wanted:
                     return {"flavor": self._flavor(flavor)}
+        if path == "servers/detail":
+            return {"servers": [self._server(server) for server in self.servers.values()]}
         if path.startswith("servers/") and path.removeprefix("servers/") in self.servers:
-            return {"server": {"links": [], "metadata": {}, **self.servers[path.removeprefix("servers/")]}}
+            return {"server": self._server(self.servers[path.removeprefix("servers/")])}
         return None
+
+    def _server(self, server: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "tenant_id": PROJECT_ID,
+            "user_id": USER_ID,
+            "links": [],
+            "metadata": {},
+            "addresses": {},
+            "OS-EXT-STS:task_state": None,
+            "OS-EXT-STS:vm_state": str(server["status"]).lower(),
+            **server,
+        }
 
     def _server_action(self, handler: BaseHTTPRequestHandler, rest: str, body: dict[str, Any]) -> None:
         if handler.headers.get("X-Auth-Token") not in {token for token, scoped in self._tokens.items() if scoped}:
@@ -256,12 +276,17 @@ class FakeOpenStack:
         server = self.servers.get(match.group(1)) if match else None
         if server is None:
             return self._not_found(handler)
-        statuses = {"os-stop": ("ACTIVE", "SHUTOFF"), "os-start": ("SHUTOFF", "ACTIVE")}
+        statuses = {
+            "os-stop": (("ACTIVE",), "SHUTOFF"),
+            "os-start": (("SHUTOFF",), "ACTIVE"),
+            "shelve": (("ACTIVE", "SHUTOFF"), "SHELVED_OFFLOADED"),
+            "unshelve": (("SHELVED", "SHELVED_OFFLOADED"), "ACTIVE"),
+        }
         action = next(iter(body), "")
         if action not in statuses:
             return self._send(handler, 400, {"badRequest": {"code": 400, "message": f"unknown action {action}"}})
         before, after = statuses[action]
-        if server["status"] != before:
+        if server["status"] not in before or server.get("OS-EXT-STS:task_state"):
             # Nova's answer to stopping a stopped server (or starting a running one).
             message = f"Cannot '{action.removeprefix('os-')}' instance {server['id']} while it is in vm_state"
             return self._send(handler, 409, {"conflictingRequest": {"code": 409, "message": message}})

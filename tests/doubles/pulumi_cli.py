@@ -17,7 +17,11 @@ operation; the real CLI cannot run in this test tier (no download, no cloud). Th
 * `up`, `preview`, `refresh`, `destroy` send the scenario's engine events and end with its exit code and
   stderr; with a lock in the state they fail with the diy backend's message (pkg/backend/diy/lock.go):
   "the stack is currently locked by N lock(s)..." and one "<url>: created by user@host (pid N) at <time>" line
-  per lock; `cancel` removes the locks (pkg/backend/diy CancelCurrentUpdate);
+  per lock; `cancel` removes the locks (pkg/backend/diy CancelCurrentUpdate); with `hold` in an operation's
+  scenario the operation starts a child (as Pulumi starts its provider plugins, in its process group), writes
+  `held` (its pid and the child's) and runs until SIGINT, Pulumi's signal to cancel an update, after which it
+  writes `interrupted` and ends with the scenario's exit code; every SIGINT or SIGTERM it gets is appended to
+  `signals` (SIGTERM ends it at once);
 * `stack output --json [--show-secrets]` masks secret outputs as "[secret]" unless asked not to;
   `stack history --json` prints one update summary; `stack export` prints `{"version": 3, "deployment": ...}`
   and `stack import --file F` replaces it; `stack rm --yes S` deletes the stack.
@@ -195,6 +199,8 @@ def dispatch(args: list[str], state: dict[str, Any], record: dict[str, Any]) -> 
 def operation(command: str, args: list[str], state: dict[str, Any], stack: dict[str, Any]) -> int:
     scenario = state["scenario"].get(command, {})
     send_events(option(args, "--event-log"), scenario.get("events", []))
+    if scenario.get("hold"):
+        hold_until_interrupted(Path(os.environ["PULUMI_STAND_IN_DIR"]))
     code = int(scenario.get("exit", 0))
     if scenario.get("stderr"):
         sys.stderr.write(scenario["stderr"] + "\n")
@@ -204,6 +210,27 @@ def operation(command: str, args: list[str], state: dict[str, Any], stack: dict[
     if code == 0 and command == "destroy":
         stack["outputs"] = {}
     return code
+
+
+def hold_until_interrupted(folder: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    def note(signum: int) -> None:
+        with (folder / "signals").open("a") as record:
+            record.write(f"{signal.Signals(signum).name}\n")
+
+    interrupted: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _frame: (note(signum), sys.exit(128 + signum)))
+    plugin = subprocess.Popen(["sleep", "600"])
+    (folder / "held.part").write_text(json.dumps({"pid": os.getpid(), "plugin": plugin.pid}))
+    (folder / "held.part").rename(folder / "held")
+    while not interrupted:
+        time.sleep(0.05)
+    note(interrupted[0])
+    (folder / "interrupted").write_text("SIGINT")
 
 
 def send_events(destination: str | None, events: list[dict[str, Any]]) -> None:

@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @dataclass
 class Route:
     body: bytes
-    # "ok" serves the body, "truncate" announces the full length and closes after half of it.
+    # "ok" serves the body, "truncate" announces the full length and closes after half of it, "stall" sends half
+    # of it and then nothing until the server is closed (a transfer that hangs).
     behaviour: str = "ok"
 
 
@@ -29,6 +30,7 @@ class ReleaseServer:
 
     def __post_init__(self) -> None:
         server = self
+        self.closing = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -40,6 +42,12 @@ class ReleaseServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(route.body)))
                 self.end_headers()
+                if route.behaviour == "stall":
+                    self.wfile.write(route.body[: len(route.body) // 2])
+                    self.wfile.flush()
+                    server.closing.wait(60)
+                    self.close_connection = True
+                    return
                 if route.behaviour == "truncate":
                     self.wfile.write(route.body[: len(route.body) // 2])
                     self.wfile.flush()
@@ -59,6 +67,7 @@ class ReleaseServer:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def close(self) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

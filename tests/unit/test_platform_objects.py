@@ -320,3 +320,16 @@ def test_unpinned_release_files_are_listed() -> None:
     assert "https://github.com/grycap/faas-supervisor/releases/download/1.6.2/supervisor-alpine-arm64.zip" in (
         platform.unpinned
     )
+
+
+def test_the_autoscaler_gets_its_account_only_when_enabled() -> None:
+    kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in build().objects}
+    assert ("ServiceAccount", "oscar-autoscaler") not in kinds
+    enabled = build("name: demo\nplatform: {autoscaler: {enabled: true}}\n")
+    names = [(obj["kind"], obj["metadata"]["name"]) for obj in enabled.objects]
+    assert names[-4:] == [
+        ("ServiceAccount", "oscar-autoscaler"),
+        ("Secret", "oscar-autoscaler-token"),
+        ("ClusterRole", "oscar-autoscaler"),
+        ("ClusterRoleBinding", "oscar-autoscaler"),
+    ]

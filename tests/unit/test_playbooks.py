@@ -56,18 +56,17 @@ class Recorder:
 
 @pytest.fixture
 def captured_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The ansible-playbook command lines ansible-runner actually ran."""
+    """The command lines ansible-runner actually ran (the guard's, with ansible-playbook's after `--`)."""
     import ansible_runner
 
     commands: list[list[str]] = []
-    real_run = ansible_runner.run
+    real_run = ansible_runner.Runner.run
 
-    def run(**kwargs: Any) -> Any:
-        runner = real_run(**kwargs)
-        commands.append(list(runner.config.command))
-        return runner
+    def run(self: Any) -> Any:
+        commands.append(list(self.config.command))
+        return real_run(self)
 
-    monkeypatch.setattr(ansible_runner, "run", run)
+    monkeypatch.setattr(ansible_runner.Runner, "run", run)
     return commands
 
 

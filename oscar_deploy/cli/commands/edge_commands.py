@@ -63,7 +63,8 @@ def install(
         f"{inventory}" + (f" with bundle {context.bundle}" if context.bundle else ""),
         err=True,
     )
-    outcomes = converge(context, applied_spec_text(spec, f"edge install -i {inventory.resolve()}"), until)
+    applied = applied_spec_text(spec, f"edge install -i {inventory.resolve()}")
+    outcomes = converge(context, applied, until, operation="edge install")
     for outcome in outcomes:
         if outcome.result is not None:
             for line in outcome.result.summary:
@@ -91,7 +92,7 @@ def reset(inventory: Path = INVENTORY_OPTION, name: str = NAME_OPTION, yes: bool
         "no terminal to confirm on, pass --yes to go ahead",
         f"Remove k3s, its data and every workload from {len(hosts)} host(s) ({', '.join(hosts)})?",
     )
-    teardown(context)
+    teardown(context, "edge reset")
     typer.echo(
         f"edge cluster {name}: k3s removed from {', '.join(hosts)}; a context merged into your "
         f"kubeconfig stays until you delete it (`kubectl config delete-context {name}`)"

@@ -40,21 +40,24 @@ def scale(
         )
     if not state.journal.completed("kubernetes"):
         raise UserInputError(f"cluster {spec.name}: k3s is not installed yet; run `oscar-deploy up` first")
-    context = cluster_context(spec, state, progress, provider=provider)
-    agents = sorted((node for node in context.nodes if node.role == "agent"), key=lambda node: node_sort_key(node.name))
-    if workers > len(agents):
-        applied = provider.apply(provider.plan(spec, workers))
-        write_inventory(state, applied.nodes, provider.ssh_common_args)
-        context.nodes = applied.nodes
-        layer_for(context, verify_bundle=True).run("scale.yml")
-        done = f"added {', '.join(applied.created) or 'no new node'}"
-    elif workers < len(agents):
-        victims = [node.name for node in reversed(agents)][: len(agents) - workers]
-        scale_in(context, victims)
-        done = f"drained and removed {', '.join(victims)}"
-    else:
-        done = "nothing to do"
-    state.desired.set_workers(workers)
+    with state.operation(f"scale --workers {workers}", progress.note):
+        context = cluster_context(spec, state, progress, provider=provider)
+        agents = sorted(
+            (node for node in context.nodes if node.role == "agent"), key=lambda node: node_sort_key(node.name)
+        )
+        if workers > len(agents):
+            applied = provider.apply(provider.plan(spec, workers))
+            write_inventory(state, applied.nodes, provider.ssh_common_args)
+            context.nodes = applied.nodes
+            layer_for(context, verify_bundle=True).run("scale.yml")
+            done = f"added {', '.join(applied.created) or 'no new node'}"
+        elif workers < len(agents):
+            victims = [node.name for node in reversed(agents)][: len(agents) - workers]
+            scale_in(context, victims)
+            done = f"drained and removed {', '.join(victims)}"
+        else:
+            done = "nothing to do"
+        state.desired.set_workers(workers)
     typer.echo(f"cluster {spec.name}: {workers} worker(s); {done}")
 
 

@@ -71,8 +71,8 @@ def test_plot_writes_a_png_with_every_knob_swept(cli) -> None:
     assert (cli.cwd / "cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_autoscaler_group_offers_only_simulate(cli) -> None:
+def test_autoscaler_group_offers_run_status_and_simulate(cli) -> None:
     result = cli("autoscaler", "--help")
     assert result.exit_code == 0
-    assert "simulate" in result.stdout
-    assert "status" not in result.stdout
+    for command in ("run", "status", "simulate"):
+        assert f" {command} " in result.stdout

@@ -82,9 +82,9 @@ def responder(runner: stack_runner.RecordingRunner, stack: str = STACK) -> Progr
     return found
 
 
-def decisions(output: str) -> list[str]:
-    """The lines `plan` prints (the progress lines on stderr are indented)."""
-    return [line for line in output.splitlines() if not line.startswith(" ")]
+def decisions(stdout: str) -> list[str]:
+    """The decision lines `plan` prints on stdout."""
+    return stdout.splitlines()
 
 
 def inventory_hosts(state: ClusterState) -> dict[str, dict[str, object]]:
@@ -236,7 +236,7 @@ def test_plan_shows_the_pulumi_preview_in_the_provision_decision_and_changes_not
     runner.stacks[STACK].changes = {"same": 14, "update": 1}
     planned = cli("plan", "--until", "kubernetes")
     assert planned.exit_code == 0, planned.output
-    assert decisions(planned.output)[:3] == [
+    assert decisions(planned.stdout)[:3] == [
         "provision: runs: all 2 node(s) present, nothing to do; pulumi preview of stack oscar-openstack/lab: "
         "1 to update, 14 unchanged",
         "prepare: skipped: up to date (completed " + state.journal.get("prepare").completed_at + ")",  # type: ignore[union-attr]
@@ -411,7 +411,7 @@ def test_power_off_and_on_go_through_nova_server_actions(
         "agent-0": "stopped",
     }
     planned = cli("plan", "--until", "provision")
-    assert decisions(planned.output)[0].startswith("provision: runs: start agent-0;")
+    assert decisions(planned.stdout)[0].startswith("provision: runs: start agent-0;")
     waited = len(ssh_waits.waited)
     again = cli("up", "--until", "kubernetes")
     assert again.exit_code == 0, again.output

@@ -1,0 +1,125 @@
+"""The autoscaler's files: its decisions log (JSON lines, bounded), its state file and the lock of a running one.
+
+All live in `<state folder>/autoscaler/` (0700; files 0600):
+
+    decisions.jsonl     one JSON object per line: `start`, `round` (decisions with reasons and outcomes, steps of
+                        earlier ones such as drain progress, notes, the workers seen), `error` and `stop`
+                        events, each with its UTC `time`
+    decisions.jsonl.1   the previous part: when the log passes its size limit it is renamed here (replacing
+                        the older part), so both together never exceed twice the limit
+    state.json          what the runtime did to each worker (power actions, its cordons, boot durations)
+    run.lock            held (flock) by the running autoscaler, with its pid: one per cluster at a time
+    kubeconfig          its own least-privilege kubeconfig (the oscar-autoscaler ServiceAccount)
+    aws-credentials, clouds.yaml   its own cloud credentials, when given (see the README)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from oscar_deploy.autoscaler.snapshot import PowerRecord
+from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import atomic_write
+
+LOG_NAME = "decisions.jsonl"
+STATE_NAME = "state.json"
+LOCK_NAME = "run.lock"
+MAX_LOG_BYTES = 1_000_000
+
+
+def utc_stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class DecisionsLog:
+    """Append-only JSON lines with one rotation: the file never grows past `max_bytes`."""
+
+    def __init__(self, path: Path, max_bytes: int = MAX_LOG_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+
+    def write(self, entry: dict[str, Any], now: float) -> None:
+        line = (json.dumps({"time": utc_stamp(now), **entry}, sort_keys=False) + "\n").encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            if self.path.stat().st_size + len(line) > self.max_bytes:
+                self.path.replace(self.path.with_name(self.path.name + ".1"))
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(descriptor, 0o600)
+            os.write(descriptor, line)
+        finally:
+            os.close(descriptor)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry still kept, oldest first; a damaged line is skipped."""
+        found: list[dict[str, Any]] = []
+        for path in (self.path.with_name(self.path.name + ".1"), self.path):
+            if not path.is_file():
+                continue
+            for line in path.read_text(errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if isinstance(entry, dict):
+                        found.append(entry)
+        return found
+
+
+def load_record(path: Path) -> PowerRecord:
+    if not path.is_file():
+        return PowerRecord()
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return PowerRecord()
+    return PowerRecord.from_data(data if isinstance(data, dict) else {})
+
+
+def save_record(path: Path, record: PowerRecord) -> None:
+    atomic_write(path, json.dumps(record.as_data(), indent=2) + "\n", 0o600)
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, cluster: str) -> Iterator[None]:
+    """Hold the cluster's autoscaler lock while the body runs; refuse when another process holds it."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / LOCK_NAME
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = Path(path).read_text().strip() or "another process"
+            raise UserInputError(
+                f"cluster {cluster}: an autoscaler already runs for it (pid {holder}); stop that one first"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def running_pid(folder: Path) -> int | None:
+    """The pid of the autoscaler running for this state folder, or None when none holds the lock."""
+    path = folder / LOCK_NAME
+    if not path.is_file():
+        return None
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = path.read_text().strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(descriptor)

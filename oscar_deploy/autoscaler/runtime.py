@@ -1,0 +1,330 @@
+"""The autoscaler's loop: observe -> `policy.decide` -> act, once per period, with every decision logged and why.
+
+Each round:
+1. reads the watches' copy of nodes, pods and Kueue workloads and the power manager's machines, and builds
+   the policy's snapshot (`snapshot.build_observation`);
+2. calls `policy.decide` with the configuration (the spec's values, the node templates learnt from registered
+   workers, a boot-time estimate measured on this cluster's own boots) and the policy's state from the last
+   round, with the runtime's own cordons as `cordoned_by_us`;
+3. carries out the decisions:
+   * power-on: start the worker through the power manager, and lift the cordon we left on it;
+   * power-off: cordon, read the node's pods afresh, and power it off only if none but the node's own is left
+     (if pods that may move arrived meanwhile it is drained instead; a job keeps it up, cordoned);
+   * drain: cordon, then evict what may move, step by step over the following rounds (an eviction a
+     PodDisruptionBudget refuses is asked again; the node stays up), and power off once empty;
+   * cordon and uncordon as decided;
+4. writes one line to the decisions log when something was decided, done or noted anew.
+
+A power action that fails leaves the worker out of the policy's view for a pause that doubles at each failure
+(1, 2, 4, 8, then 15 minutes), so the policy turns to another worker meanwhile. The loop stops between two rounds on
+SIGTERM or SIGINT (the caller sets `stop`), stops its watches and logs why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from oscar_deploy.autoscaler.decisions import DecisionsLog, load_record, save_record
+from oscar_deploy.autoscaler.drain import DrainStep, NodeCalls, drain_step, workload_pods
+from oscar_deploy.autoscaler.kubeobjects import interruptible, key_of
+from oscar_deploy.autoscaler.model import (
+    Action,
+    ClusterSnapshot,
+    Decision,
+    NodeInfo,
+    NodeTemplate,
+    PolicyConfig,
+    PolicyState,
+    PowerState,
+)
+from oscar_deploy.autoscaler.observer import KubeView
+from oscar_deploy.autoscaler.policy import decide
+from oscar_deploy.autoscaler.snapshot import NodeHistory, Observation, build_observation
+from oscar_deploy.providers.power import PowerManager
+from oscar_deploy.support.errors import OscarDeployError
+
+RETRY_PAUSES = (60.0, 120.0, 240.0, 480.0, 900.0)
+KEPT_BOOTS = 10
+
+
+class Observer(Protocol):
+    def view(self) -> KubeView: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the loop needs besides its parts: `config_for(templates, boot_estimate)` gives the policy's
+    configuration for this round; `default_boot` is the boot-time estimate before any boot was measured."""
+
+    cluster: str
+    target: str
+    period: float
+    config_for: Callable[[tuple[NodeTemplate, ...], float], PolicyConfig]
+    default_boot: float
+    credentials: str = ""
+
+
+@dataclass
+class Round:
+    """What one round decided and did, as the decisions log records it."""
+
+    decisions: list[dict[str, str]] = field(default_factory=list)
+    # Progress of earlier decisions: drain steps, cordons lifted late (action, node, outcome).
+    steps: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Runtime:
+    def __init__(
+        self,
+        observer: Observer,
+        power: PowerManager,
+        actions: NodeCalls,
+        settings: Settings,
+        folder: Path,
+        log: DecisionsLog,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.observer = observer
+        self.power = power
+        self.actions = actions
+        self.settings = settings
+        self.state_file = folder / "state.json"
+        self.log = log
+        self.clock = clock
+        self.record = load_record(self.state_file)
+        self.history = NodeHistory()
+        self.policy_state = PolicyState()
+        self.draining: dict[str, str] = {}  # node -> the last drain progress logged
+        self.failures: dict[str, int] = {}
+        self.booting: dict[str, float] = {}
+        self.last_notes: list[str] = []
+        self.last_error = ""
+
+    # --- the loop -----------------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, once: bool = False, reason: Callable[[], str] = lambda: "stopped") -> None:
+        """Rounds every period until `stop` is set (or one round with `once`); the watches stop at the end."""
+        self.log.write(
+            {
+                "event": "start",
+                "cluster": self.settings.cluster,
+                "target": self.settings.target,
+                "period": self.settings.period,
+                "credentials": self.settings.credentials,
+            },
+            self.clock(),
+        )
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.round()
+                    self.last_error = ""
+                except (OscarDeployError, OSError) as exc:
+                    error = str(exc).splitlines()[0]
+                    if error != self.last_error:  # the same failure round after round is logged once
+                        self.log.write({"event": "error", "error": error}, self.clock())
+                    self.last_error = error
+                if once:
+                    break
+                stop.wait(max(0.0, self.settings.period - (time.monotonic() - started)))
+        finally:
+            self.observer.stop()
+            self.log.write({"event": "stop", "reason": reason() if stop.is_set() else "done"}, self.clock())
+
+    def round(self) -> Round:
+        now = self.clock()
+        view = self.observer.view()
+        machines = self.power.machines()
+        observation = build_observation(view.nodes, view.pods, view.workloads, machines, self.record, self.history, now)
+        done = Round(notes=list(view.errors) + list(observation.notes))
+        self._measure_boots(observation.snapshot, now)
+        self._finish_uncordons(observation, done)
+        if observation.templates:
+            config = self.settings.config_for(observation.templates, self._boot_estimate())
+            state = dataclasses.replace(self.policy_state, cordoned_by_us=frozenset(self.record.cordoned))
+            result = decide(observation.snapshot, config, state)
+            self.policy_state = result.state
+            done.notes += list(result.notes)
+            nodes = {node.name: node for node in observation.snapshot.nodes}
+            for decision in result.decisions:
+                outcome = self._carry_out(decision, nodes.get(decision.node), observation, now)
+                done.decisions.append(
+                    {
+                        "action": str(decision.action),
+                        "node": decision.node,
+                        "reason": decision.reason,
+                        "outcome": outcome,
+                    }
+                )
+        self._continue_drains(observation, done, now)
+        done.counts = _counts(observation.snapshot)
+        save_record(self.state_file, self.record)
+        if done.decisions or done.steps or done.notes != self.last_notes:
+            entry: dict[str, Any] = {"event": "round", "decisions": done.decisions}
+            if done.steps:
+                entry["steps"] = done.steps
+            entry.update(notes=done.notes, counts=done.counts)
+            self.log.write(entry, now)
+            self.last_notes = done.notes
+        return done
+
+    # --- carrying out ---------------------------------------------------------------------------------------------
+
+    def _carry_out(self, decision: Decision, node: NodeInfo | None, observation: Observation, now: float) -> str:
+        name = decision.node
+        registered = name in observation.views
+        try:
+            if decision.action is Action.POWER_ON:
+                return self._power_on(name, registered, now)
+            if decision.action is Action.POWER_OFF:
+                return self._power_off(name, node, registered, now)
+            if decision.action is Action.DRAIN:
+                if name in self.draining:
+                    return "draining already"
+                self.actions.cordon(name)
+                self.record.cordoned.add(name)
+                self.draining.setdefault(name, "")
+                return "cordoned; draining"
+            if decision.action is Action.CORDON:
+                self.actions.cordon(name)
+                self.record.cordoned.add(name)
+                return "cordoned"
+            if decision.action is Action.UNCORDON:
+                self.actions.uncordon(name)
+                self.record.cordoned.discard(name)
+                self.record.uncordon_pending.discard(name)
+                self.draining.pop(name, None)
+                return "uncordoned"
+        except OscarDeployError as exc:
+            return f"failed: {str(exc).splitlines()[0]}"
+        return "not carried out: unknown action"
+
+    def _power_on(self, name: str, registered: bool, now: float) -> str:
+        self.draining.pop(name, None)
+        try:
+            self.power.power_on(name)
+        except OscarDeployError as exc:
+            return self._failed(name, exc, now)
+        self.failures.pop(name, None)
+        self.record.failed_until.pop(name, None)
+        self.record.powered_on[name] = now
+        if name in self.record.cordoned and registered:
+            try:
+                self.actions.uncordon(name)
+            except OscarDeployError as exc:
+                self.record.uncordon_pending.add(name)
+                return f"powered on; uncordon failed ({str(exc).splitlines()[0]}), retried next period"
+            self.record.cordoned.discard(name)
+            return "powered on; uncordoned"
+        return "powered on"
+
+    def _power_off(self, name: str, node: NodeInfo | None, registered: bool, now: float) -> str:
+        if node is not None and node.power is PowerState.ON:
+            self.actions.cordon(name)
+            self.record.cordoned.add(name)
+            busy = workload_pods(self.actions.pods_on(name))
+            if busy:
+                keys = ", ".join(key_of(pod) for pod in busy[:3])
+                if all(interruptible(pod) for pod in busy):
+                    self.draining.setdefault(name, "")
+                    return f"pods arrived meanwhile ({keys}); cordoned, draining them first"
+                return f"not powered off: pods arrived meanwhile ({keys}); cordoned, it powers off once they end"
+        elif registered:
+            try:
+                self.actions.cordon(name)
+                self.record.cordoned.add(name)
+            except OscarDeployError:
+                pass  # a node that never became Ready may refuse nothing but be gone; powering off matters more
+        return self._switch_off(name, now)
+
+    def _switch_off(self, name: str, now: float) -> str:
+        try:
+            self.power.power_off(name)
+        except OscarDeployError as exc:
+            return self._failed(name, exc, now)
+        self.failures.pop(name, None)
+        self.record.failed_until.pop(name, None)
+        self.record.powered_off[name] = now
+        self.draining.pop(name, None)
+        return "powered off"
+
+    def _failed(self, name: str, exc: OscarDeployError, now: float) -> str:
+        count = self.failures.get(name, 0)
+        pause = RETRY_PAUSES[min(count, len(RETRY_PAUSES) - 1)]
+        self.failures[name] = count + 1
+        self.record.failed_until[name] = now + pause
+        return f"failed: {str(exc).splitlines()[0]}; retried after {pause:.0f}s"
+
+    def _continue_drains(self, observation: Observation, done: Round, now: float) -> None:
+        for name in sorted(self.draining):
+            try:
+                step = drain_step(self.actions, name)
+            except OscarDeployError as exc:
+                step = DrainStep(failed=(str(exc).splitlines()[0],))
+            if step.empty:
+                outcome = f"drained; {self._switch_off(name, now)}"
+            elif step.jobs:
+                self.draining.pop(name)
+                outcome = f"drain stopped: {step.describe()}; it stays cordoned and powers off once they end"
+            else:
+                outcome = step.describe()
+                if outcome == self.draining[name]:
+                    continue
+                self.draining[name] = outcome
+            done.steps.append({"action": "drain-step", "node": name, "outcome": outcome})
+
+    def _finish_uncordons(self, observation: Observation, done: Round) -> None:
+        """Lift the cordons we left on workers we powered on, where that failed at power-on time."""
+        for name in sorted(self.record.uncordon_pending):
+            if self.record.last_action(name) != "on" or name not in observation.views:
+                self.record.uncordon_pending.discard(name)
+                continue
+            try:
+                self.actions.uncordon(name)
+            except OscarDeployError as exc:
+                done.notes.append(f"{name}: uncordon after power-on failed ({str(exc).splitlines()[0]})")
+                continue
+            self.record.uncordon_pending.discard(name)
+            self.record.cordoned.discard(name)
+            done.steps.append({"action": "uncordon", "node": name, "outcome": "uncordoned after its power-on"})
+
+    # --- boot times -------------------------------------------------------------------------------------------------
+
+    def _measure_boots(self, snapshot: ClusterSnapshot, now: float) -> None:
+        """Boot durations of the workers we powered on, from power-on to Ready."""
+        for node in snapshot.nodes:
+            if node.power is PowerState.BOOTING and self.record.last_action(node.name) == "on":
+                self.booting[node.name] = self.record.powered_on[node.name]
+            elif node.power is PowerState.ON and node.name in self.booting:
+                started = self.booting.pop(node.name)
+                self.record.boot_seconds = [*self.record.boot_seconds, max(0.0, node.power_since - started)][
+                    -KEPT_BOOTS:
+                ]
+            elif node.power is not PowerState.BOOTING:
+                self.booting.pop(node.name, None)
+
+    def _boot_estimate(self) -> float:
+        if self.record.boot_seconds:
+            return float(statistics.median(self.record.boot_seconds))
+        return self.settings.default_boot
+
+
+def _counts(snapshot: ClusterSnapshot) -> dict[str, int]:
+    counts = {state.value: 0 for state in PowerState}
+    for node in snapshot.nodes:
+        counts[node.power.value] += 1
+    counts["pending_pods"] = len(snapshot.pending)
+    counts["kueue_workloads"] = len(snapshot.workloads)
+    return counts

@@ -1,0 +1,293 @@
+"""The policy's snapshot from what the watches hold, what the power manager reports and what the runtime did.
+
+Pure: the same inputs give the same snapshot. Which workers count: those the power manager can power (its
+`machines()`); servers and nodes it does not manage are left out, so the policy never decides about them.
+
+A worker's power state combines three sources:
+* the machine layer: `off`, `stopping`, `failed` are taken as they are;
+* Kubernetes: a powered worker is ON once its node is Ready, BOOTING until then (since the runtime's power-on,
+  or since it was first seen not Ready: a worker that crashed is given up after max_wait_poweron like a boot);
+* the runtime's own record, where the machine layer cannot tell (`unknown`, a board woken by wake-on-LAN): a
+  worker is booting after our power-on until Ready, stopping after our power-off while its node still looks
+  Ready (the kubelet's last heartbeat), and off otherwise when not Ready.
+A worker whose last power action failed is left out of the snapshot until its retry pause ends, so the policy
+turns to another worker meanwhile (a worker we cordoned stays cordoned: nothing new lands on it).
+
+Node templates (what a new worker of a kind brings) are learnt from the workers registered with Kubernetes, one
+per architecture: the smallest allocatable of that kind (so packing never overestimates a node) and the
+labels all of them share. A worker never registered takes the template of its architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from oscar_deploy.autoscaler.kubeobjects import (
+    NodeView,
+    ObjectError,
+    belongs_to_node,
+    is_finished,
+    is_pending,
+    kind_labels,
+    kueue_workload,
+    node_of,
+    node_view,
+    pending_pod,
+    running_pod,
+    workload_state,
+)
+from oscar_deploy.autoscaler.model import (
+    ClusterSnapshot,
+    KueueWorkload,
+    NodeInfo,
+    NodeTemplate,
+    PendingPod,
+    PodInfo,
+    PowerState,
+    Resources,
+)
+from oscar_deploy.providers.power import Machine
+
+# How long a worker may still look Ready after its power-off command before we take the command as not done.
+STOPPING_GRACE = 300.0
+
+
+@dataclass
+class PowerRecord:
+    """What the runtime did to each worker (seconds since the epoch); kept in the runtime's state file."""
+
+    powered_on: dict[str, float] = field(default_factory=dict)
+    powered_off: dict[str, float] = field(default_factory=dict)
+    failed_until: dict[str, float] = field(default_factory=dict)
+    cordoned: set[str] = field(default_factory=set)
+    # Workers powered on whose cordon (ours) could not be lifted yet: tried again each round.
+    uncordon_pending: set[str] = field(default_factory=set)
+    boot_seconds: list[float] = field(default_factory=list)
+
+    def last_action(self, name: str) -> str | None:
+        on, off = self.powered_on.get(name), self.powered_off.get(name)
+        if on is None and off is None:
+            return None
+        return "on" if (on or 0.0) >= (off or 0.0) and on is not None else "off"
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "powered_on": dict(sorted(self.powered_on.items())),
+            "powered_off": dict(sorted(self.powered_off.items())),
+            "failed_until": dict(sorted(self.failed_until.items())),
+            "cordoned": sorted(self.cordoned),
+            "uncordon_pending": sorted(self.uncordon_pending),
+            "boot_seconds": list(self.boot_seconds),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> PowerRecord:
+        def times(key: str) -> dict[str, float]:
+            values = data.get(key)
+            if not isinstance(values, Mapping):
+                return {}
+            return {str(k): float(v) for k, v in values.items() if isinstance(v, int | float)}
+
+        def names(key: str) -> set[str]:
+            values = data.get(key)
+            return {str(name) for name in values} if isinstance(values, list) else set()
+
+        boots = data.get("boot_seconds")
+        return cls(
+            powered_on=times("powered_on"),
+            powered_off=times("powered_off"),
+            failed_until=times("failed_until"),
+            cordoned=names("cordoned"),
+            uncordon_pending=names("uncordon_pending"),
+            boot_seconds=[float(v) for v in boots if isinstance(v, int | float)] if isinstance(boots, list) else [],
+        )
+
+
+@dataclass
+class NodeHistory:
+    """What the observer remembers between rounds: when each worker's pods last changed, since when it is
+    empty and Ready, and since when it is seen powered but not Ready."""
+
+    pods: dict[str, frozenset[str]] = field(default_factory=dict)
+    changed_at: dict[str, float] = field(default_factory=dict)
+    idle_since: dict[str, float] = field(default_factory=dict)
+    not_ready_since: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observation:
+    snapshot: ClusterSnapshot
+    templates: tuple[NodeTemplate, ...]
+    views: Mapping[str, NodeView]
+    notes: tuple[str, ...] = ()
+    quota_held: int = 0
+
+
+def template_name(arch: str) -> str:
+    return f"workers-{arch or 'unknown'}"
+
+
+def learn_templates(views: Sequence[NodeView]) -> tuple[NodeTemplate, ...]:
+    """One template per architecture of the registered workers (see the module's docstring)."""
+    by_arch: dict[str, list[NodeView]] = {}
+    for view in views:
+        if view.allocatable.cpu_milli and view.allocatable.memory_mib:
+            by_arch.setdefault(view.arch, []).append(view)
+    templates = []
+    for arch, members in sorted(by_arch.items()):
+        smallest = Resources(
+            min(m.allocatable.cpu_milli for m in members),
+            min(m.allocatable.memory_mib for m in members),
+            min(m.allocatable.gpu for m in members),
+            min(m.allocatable.pods for m in members),
+        )
+        templates.append(NodeTemplate(template_name(arch), arch, smallest, kind_labels(m.labels for m in members)))
+    return tuple(templates)
+
+
+def _power(
+    machine: Machine, view: NodeView | None, record: PowerRecord, history: NodeHistory, now: float
+) -> tuple[PowerState, float, str | None]:
+    """The worker's power state, since when, and a note when something looks wrong."""
+    name = machine.name
+    ready = view is not None and view.ready
+    if machine.power == "failed":
+        return PowerState.FAILED, now, None
+    if machine.power == "off":
+        return PowerState.OFF, record.powered_off.get(name, 0.0), None
+    if machine.power == "stopping":
+        return PowerState.STOPPING, record.powered_off.get(name, now), None
+    last = record.last_action(name)
+    if machine.power == "unknown" and last == "off":
+        off_at = record.powered_off[name]
+        if not ready:
+            return PowerState.OFF, off_at, None
+        if now - off_at < STOPPING_GRACE:
+            return PowerState.STOPPING, off_at, None
+        note = f"{name}: still Ready {now - off_at:.0f}s after its power-off command; taken as on"
+        return PowerState.ON, view.ready_since if view else now, note
+    if ready:
+        assert view is not None
+        return PowerState.ON, view.ready_since or now, None
+    if machine.power == "unknown" and last != "on":
+        return PowerState.OFF, 0.0, None
+    since = record.powered_on.get(name) if last == "on" else None
+    if since is None:
+        since = history.not_ready_since.setdefault(name, now)
+    return PowerState.BOOTING, since, None
+
+
+def build_observation(
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    workloads: Sequence[Mapping[str, Any]],
+    machines: Sequence[Machine],
+    record: PowerRecord,
+    history: NodeHistory,
+    now: float,
+) -> Observation:
+    """The snapshot of the managed workers, the pending pods and the Kueue workloads; updates `history`."""
+    notes: list[str] = []
+    views: dict[str, NodeView] = {}
+    for node in nodes:
+        try:
+            registered = node_view(node)
+        except ObjectError as exc:
+            notes.append(f"{exc}; node left out")
+            continue
+        views[registered.name] = registered
+    managed = {machine.name: machine for machine in machines}
+    templates = learn_templates([views[name] for name in managed if name in views and not views[name].control_plane])
+    by_arch = {template.arch: template for template in templates}
+
+    running: dict[str, list[PodInfo]] = {name: [] for name in managed}
+    pending: list[PendingPod] = []
+    for pod in pods:
+        if is_finished(pod) or belongs_to_node(pod):
+            continue
+        try:
+            host = node_of(pod)
+            if host is None:
+                if is_pending(pod):
+                    pending.append(pending_pod(pod))
+            elif host in running:
+                running[host].append(running_pod(pod))
+        except ObjectError as exc:
+            notes.append(f"{exc}; pod left out")
+
+    waiting: list[KueueWorkload] = []
+    quota_held = 0
+    for workload in workloads:
+        state = workload_state(workload)
+        if state == "quota":
+            quota_held += 1
+        elif state == "waiting":
+            try:
+                waiting.append(kueue_workload(workload))
+            except ObjectError as exc:
+                notes.append(f"{exc}; workload left out")
+
+    infos: list[NodeInfo] = []
+    for name, machine in sorted(managed.items()):
+        view = views.get(name)
+        if view is not None and view.control_plane:
+            notes.append(f"{name}: a control-plane node; the autoscaler never powers it")
+            continue
+        arch = (view.arch if view else "") or machine.arch
+        template = by_arch.get(arch) or (templates[0] if len(templates) == 1 and not arch else None)
+        if template is None:
+            if templates:
+                notes.append(f"{name}: no registered worker of its architecture ({arch or 'unknown'}); left out")
+            continue
+        paused = record.failed_until.get(name, 0.0)
+        if paused > now:
+            until = datetime.fromtimestamp(paused, UTC).strftime("%H:%M:%SZ")
+            notes.append(f"{name}: left out until {until}: its last power action failed")
+            continue
+        power, since, note = _power(machine, view, record, history, now)
+        if note:
+            notes.append(note)
+        if power is not PowerState.BOOTING:
+            history.not_ready_since.pop(name, None)
+        node_pods = tuple(sorted(running[name], key=lambda p: p.name))
+        keys = frozenset(pod.name for pod in node_pods)
+        if history.pods.get(name) != keys:
+            history.pods[name] = keys
+            history.changed_at[name] = now
+        if power is PowerState.ON and not node_pods:
+            idle_since: float | None = history.idle_since.setdefault(name, now)
+        else:
+            history.idle_since.pop(name, None)
+            idle_since = None
+        infos.append(
+            NodeInfo(
+                name=name,
+                arch=template.arch,
+                allocatable=view.allocatable if view and view.allocatable.cpu_milli else template.allocatable,
+                power=power,
+                power_since=since,
+                pods=node_pods,
+                capacity=view.capacity if view else template.allocatable,
+                labels=dict(view.labels) if view else dict(template.labels),
+                cordoned=view.cordoned if view else False,
+                idle_since=idle_since,
+                pods_changed_at=history.changed_at[name],
+                template=template.name,
+            )
+        )
+    if quota_held:
+        notes.append(f"{quota_held} Kueue workload(s) wait for quota, not for nodes; not counted as demand")
+    if not templates and managed:
+        notes.append(
+            "no worker has registered with Kubernetes yet: the size of a worker is learnt from a registered one"
+        )
+    snapshot = ClusterSnapshot(
+        now=now,
+        nodes=tuple(infos),
+        pending=tuple(sorted(pending, key=lambda p: (p.created, p.name))),
+        workloads=tuple(waiting),
+    )
+    return Observation(snapshot, templates, views, tuple(notes), quota_held)

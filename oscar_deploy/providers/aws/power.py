@@ -1,0 +1,159 @@
+"""Power for AWS workers: stop and start the cluster's EC2 instances (StopInstances / StartInstances).
+
+A stopped instance keeps its EBS root volume, private address and instance id; only compute time stops being
+billed. Instances are found by the tags the AWS program gives them (`oscar-deploy-cluster`, `oscar-deploy-node`,
+`oscar-deploy-role`); only `agent` instances are ever powered. Nothing here knows the Pulumi program: the tags
+are the whole contract (a unit test keeps both sides equal).
+
+EC2 instance states (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-lifecycle.html):
+pending -> starting, running -> on, stopping and shutting-down -> stopping, stopped -> off; terminated
+instances are gone and not listed.
+
+The autoscaler runs with its own credentials: an access key of an IAM user whose only policy is
+`ec2_power_policy(cluster)` (describe instances; start and stop those tagged for this cluster as agents),
+kept in a file of mode 0600 in the AWS shared-credentials format.
+"""
+
+from __future__ import annotations
+
+import configparser
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from oscar_deploy.providers.power import Machine, MachinePower
+from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.files import read_private_file
+
+CLUSTER_TAG = "oscar-deploy-cluster"
+NODE_TAG = "oscar-deploy-node"
+ROLE_TAG = "oscar-deploy-role"
+STATES: dict[str, MachinePower] = {
+    "pending": "starting",
+    "running": "on",
+    "stopping": "stopping",
+    "shutting-down": "stopping",
+    "stopped": "off",
+}
+ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
+
+
+def ec2_power_policy(cluster: str) -> dict[str, Any]:
+    """The IAM policy of the autoscaler's own user: it may list instances and start or stop only this
+    cluster's workers (the tag conditions are checked by EC2 on each call)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ListInstances", "Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"},
+            {
+                "Sid": "PowerThisClustersWorkers",
+                "Effect": "Allow",
+                "Action": ["ec2:StartInstances", "ec2:StopInstances"],
+                "Resource": "arn:aws:ec2:*:*:instance/*",
+                "Condition": {
+                    "StringEquals": {
+                        f"aws:ResourceTag/{CLUSTER_TAG}": cluster,
+                        f"aws:ResourceTag/{ROLE_TAG}": "agent",
+                    }
+                },
+            },
+        ],
+    }
+
+
+def read_credentials(path: Path) -> dict[str, str]:
+    """The access key in `path` (AWS shared-credentials format, first profile), refused unless mode 0600."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(read_private_file(path, "the autoscaler's AWS credentials"))
+    except configparser.Error as exc:
+        raise UserInputError(f"{path}: not an AWS credentials file ({str(exc).splitlines()[0]})") from None
+    sections = parser.sections()
+    if not sections:
+        raise UserInputError(f"{path}: no profile; write [default] with aws_access_key_id and aws_secret_access_key")
+    section = parser[sections[0]]
+    missing = [key for key in ("aws_access_key_id", "aws_secret_access_key") if not section.get(key)]
+    if missing:
+        raise UserInputError(f"{path}: [{sections[0]}] has no {missing[0]}; add it")
+    keys = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+    return {key: section[key] for key in keys if section.get(key)}
+
+
+class Ec2Power:
+    """Stop and start the agent instances of one cluster."""
+
+    def __init__(self, ec2: Any, cluster: str) -> None:
+        self.ec2 = ec2
+        self.cluster = cluster
+
+    @classmethod
+    def connect(cls, cluster: str, region: str, credentials: Path | None, profile: str | None) -> Ec2Power:
+        """An EC2 client for `region` with the key in `credentials`, else with `profile` (or the environment)."""
+        from oscar_deploy.support.extras import import_extra
+
+        boto3: Any = import_extra("boto3", "aws")
+        if credentials is not None:
+            session = boto3.session.Session(region_name=region, **read_credentials(credentials))
+        else:
+            session = boto3.session.Session(region_name=region, profile_name=profile)
+        return cls(session.client("ec2"), cluster)
+
+    def _instances(self) -> dict[str, dict[str, Any]]:
+        listed: dict[str, dict[str, Any]] = {}
+        filters = [
+            {"Name": f"tag:{CLUSTER_TAG}", "Values": [self.cluster]},
+            {"Name": "instance-state-name", "Values": list(STATES)},
+        ]
+        paginator = self.ec2.get_paginator("describe_instances")
+        for page in self._call("list instances", lambda: list(paginator.paginate(Filters=filters))):
+            for reservation in page.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+                    name = tags.get(NODE_TAG)
+                    if name and tags.get(CLUSTER_TAG) == self.cluster:
+                        listed[name] = {**instance, "_role": tags.get(ROLE_TAG, "")}
+        return listed
+
+    def _agent(self, name: str) -> dict[str, Any]:
+        instance = self._instances().get(name)
+        if instance is None:
+            raise OperationError(f"node {name}: no instance of cluster {self.cluster} has this name; it was removed")
+        if instance["_role"] != "agent":
+            raise OperationError(f"node {name}: a {instance['_role'] or 'untagged'} instance; only workers are powered")
+        return instance
+
+    def _call(self, what: str, request: Callable[[], Any]) -> Any:
+        """`request()`, with an EC2 or connection error turned into one line naming what was asked."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return request()
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise OperationError(
+                f"EC2 {what}: {error.get('Code', 'error')}: {str(error.get('Message', '')).splitlines()[0]}"
+            ) from None
+        except BotoCoreError as exc:
+            raise OperationError(f"EC2 {what}: {str(exc).splitlines()[0]}") from None
+
+    def power_on(self, name: str) -> None:
+        instance = self._agent(name)
+        state = instance["State"]["Name"]
+        if state in ("running", "pending"):
+            return
+        if state != "stopped":
+            raise OperationError(f"node {name}: instance {instance['InstanceId']} is {state}; it starts once stopped")
+        self._call(f"start {name}", lambda: self.ec2.start_instances(InstanceIds=[instance["InstanceId"]]))
+
+    def power_off(self, name: str) -> None:
+        instance = self._agent(name)
+        if instance["State"]["Name"] in ("stopped", "stopping"):
+            return
+        self._call(f"stop {name}", lambda: self.ec2.stop_instances(InstanceIds=[instance["InstanceId"]]))
+
+    def machines(self) -> list[Machine]:
+        return [
+            Machine(name, STATES[instance["State"]["Name"]], ARCHES.get(str(instance.get("Architecture")), ""))
+            for name, instance in sorted(self._instances().items())
+            if instance["_role"] == "agent"
+        ]

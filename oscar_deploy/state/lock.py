@@ -1,0 +1,141 @@
+"""One operation per cluster at a time: `up`, `scale`, `down`, `edge install` and `edge reset` hold the cluster's
+lock for their whole run; read-only commands (`status`, `plan`, `ssh`, `kubeconfig`) never take it.
+
+The lock is `fcntl.flock` on the file `lock` in the cluster's state folder. The kernel releases it when its
+holder exits, however it exits (`kill -9` included), so a crashed run never blocks the next one. The file also
+holds a small JSON note of the holder (pid, command, start time): a second operation names the holder in its
+one-line refusal, and an operation that finds the note of a holder that never cleared it (it crashed or was
+killed) says so as it takes over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from oscar_deploy.support.errors import EXIT_BAD_INPUT, OperationError, OscarDeployError
+
+# Times a lock file can vanish under us (a `down` removed the folder between open and flock) before we give up.
+ATTEMPTS = 5
+NOTE_LIMIT = 4096
+
+
+class ClusterBusyError(OscarDeployError):
+    """Another operation holds the cluster's lock. Exit code 2: nothing was done, run it again later."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+@dataclass(frozen=True)
+class LockNote:
+    """Who holds (or last held) a cluster's lock."""
+
+    pid: int
+    command: str
+    since: str
+
+    def describe(self) -> str:
+        return f"`{self.command}` (pid {self.pid}) since {self.since}"
+
+    @classmethod
+    def parse(cls, text: str) -> LockNote | None:
+        try:
+            data = json.loads(text)
+            return cls(pid=int(data["pid"]), command=str(data["command"]), since=str(data["since"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class OperationLock:
+    """The lock file of one cluster; `hold` is the way to use it."""
+
+    def __init__(self, path: Path, cluster: str) -> None:
+        self.path = path
+        self.cluster = cluster
+        self.fd: int | None = None
+
+    def note(self) -> LockNote | None:
+        """The note in the lock file, whoever holds it (None when there is none or it is being written)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return LockNote.parse(handle.read(NOTE_LIMIT).decode("utf-8", errors="replace"))
+
+    def acquire(self, command: str) -> LockNote | None:
+        """Take the lock for `command` or raise `ClusterBusyError` naming the holder. Returns the note a
+        previous holder left behind when it ended without releasing the lock (it crashed), else None."""
+        for _ in range(ATTEMPTS):
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise OperationError(
+                    f"{self.path}: cannot open the cluster's lock file ({exc.strerror}); check who owns the state "
+                    "folder and its mode"
+                ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ClusterBusyError(self._busy_message()) from None
+            if not self._still_the_file(fd):
+                os.close(fd)  # removed (by `down`) between open and flock: lock the file that is there now
+                continue
+            stale = LockNote.parse(os.pread(fd, NOTE_LIMIT, 0).decode("utf-8", errors="replace"))
+            note = LockNote(os.getpid(), command, datetime.now(UTC).isoformat(timespec="seconds"))
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(asdict(note)) + "\n").encode(), 0)
+            self.fd = fd
+            return stale
+        raise OperationError(f"{self.path}: the lock file keeps disappearing; is a `down` of {self.cluster} running?")
+
+    def release(self) -> None:
+        """Clear the note and unlock (the file stays: removing it would let two runs lock two different files)."""
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if self._still_the_file(self.fd):
+                os.ftruncate(self.fd, 0)
+        os.close(self.fd)  # closing the last descriptor releases the flock
+        self.fd = None
+
+    def _still_the_file(self, fd: int) -> bool:
+        try:
+            return os.fstat(fd).st_ino == self.path.lstat().st_ino
+        except FileNotFoundError:
+            return False
+
+    def _busy_message(self) -> str:
+        holder = self.note()
+        who = holder.describe() if holder else "another oscar-deploy command"
+        return f"cluster {self.cluster}: busy with {who}; wait for it to end (or stop it), then run this again"
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+@contextlib.contextmanager
+def hold(path: Path, cluster: str, command: str, warn: Callable[[str], None] | None = None) -> Iterator[OperationLock]:
+    """Hold the lock at `path` for `command` while the block runs; refuse (exit 2) when someone else holds it.
+    `warn` (default: stderr) gets the note about a crashed holder taken over."""
+    lock = OperationLock(path, cluster)
+    stale = lock.acquire(command)
+    if stale is not None:
+        (warn or _stderr)(
+            f"note: cluster {cluster}: {stale.describe()} ended without releasing its lock (it crashed or was "
+            "killed); taking over"
+        )
+    try:
+        yield lock
+    finally:
+        lock.release()

@@ -1,0 +1,179 @@
+"""`oscar-deploy autoscaler run` and `status` end to end on a static cluster: the Kubernetes API double, power
+commands that record their arguments, the decisions log, SIGTERM, the lock, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oscar_deploy.state.folder import ClusterState
+from tests.conftest import Cli
+from tests.doubles.kube_api import KubeApi
+from tests.unit.autoscaler.cluster_objects import node, pod
+
+RECORDER = """import json, sys
+with open(sys.argv[1], "a") as log:
+    log.write(json.dumps(sys.argv[2:]) + "\\n")
+"""
+
+
+def spec_text(folder: Path, enabled: bool = True) -> str:
+    command = f"['{sys.executable}', '{folder / 'record.py'}', '{folder / 'calls.jsonl'}'"
+    return (
+        "name: edge\ntarget: static\nworkers: {initial: 0, min: 0, max: 2}\n"
+        "static:\n  inventory: boards.yml\n"
+        f"  power_on_command: {command}, wake, '{{mac_address}}']\n"
+        f"  power_off_command: {command}, halt, '{{ansible_host}}']\n"
+        f"platform:\n  autoscaler: {{enabled: {str(enabled).lower()}, period: 5}}\n"
+    )
+
+
+@pytest.fixture
+def api() -> Iterator[KubeApi]:
+    double = KubeApi()
+    now = time.time()
+    for obj in (
+        node("server-0", since=now - 3600, server=True, arch="arm64"),
+        node("board-1", since=now - 3600, arch="arm64", cpu="4", memory="8Gi"),
+        node("board-2", ready=False, since=now - 900, arch="arm64", cpu="4", memory="8Gi"),
+        pod("oscar-svc", "job-a", "board-1", cpu="3500m", owner="Job", created=now - 300),
+        pod("oscar-svc", "job-b", None, cpu="2", owner="Job", created=now - 120),
+    ):
+        double.put(obj)
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def edge(cli: Cli, api: KubeApi, state_home: Path) -> Cli:
+    (cli.cwd / "record.py").write_text(RECORDER)
+    (cli.cwd / "boards.yml").write_text(
+        "server:\n  hosts:\n    server-0: {ansible_host: 192.0.2.10, arch: arm64}\n"
+        "agent:\n  hosts:\n"
+        "    board-1: {ansible_host: 192.0.2.11, arch: arm64, mac_address: 'dc:a6:32:00:00:01'}\n"
+        "    board-2: {ansible_host: 192.0.2.12, arch: arm64, mac_address: 'dc:a6:32:00:00:02'}\n"
+    )
+    (cli.cwd / "cluster.yaml").write_text(spec_text(cli.cwd))
+    state = ClusterState("edge").ensure()
+    api.write_kubeconfig(state.path / "autoscaler" / "kubeconfig")
+    return cli
+
+
+def log_entries(state_home: Path) -> list[dict[str, object]]:
+    path = state_home / "edge" / "autoscaler" / "decisions.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_once_powers_on_a_board_for_a_pending_job_and_status_shows_why(edge: Cli, state_home: Path) -> None:
+    result = edge("autoscaler", "run", "--once")
+    assert result.exit_code == 0, result.output
+    calls = [json.loads(line) for line in (edge.cwd / "calls.jsonl").read_text().splitlines()]
+    assert calls == [["wake", "dc:a6:32:00:00:02"]]
+    events = [entry["event"] for entry in log_entries(state_home)]
+    assert events == ["start", "round", "stop"]
+    start = log_entries(state_home)[0]
+    assert start["credentials"] == (
+        "power: the commands of static.power_on_command and static.power_off_command; "
+        f"Kubernetes: {state_home / 'edge' / 'autoscaler' / 'kubeconfig'}"
+    )
+
+    status = edge("autoscaler", "status")
+    assert status.exit_code == 0, status.output
+    lines = status.stdout.splitlines()
+    assert lines[0] == "autoscaler of cluster edge: not running"
+    assert lines[1].startswith("last start: ") and lines[1].endswith(" (target static, every 5.0s)")
+    assert lines[2].startswith("last stop: ") and lines[2].endswith(" (done)")
+    assert lines[3] == "workers at the last round: 1 on, 1 off, 1 pending pods"
+    assert lines[4].split() == ["TIME", "ACTION", "NODE", "OUTCOME", "REASON"]
+    row = lines[5]
+    assert " power-on " in row and " board-2 " in row and " powered on " in row
+    assert row.endswith("1 pending pod(s) fit on no ready or booting node; a new workers-arm64 node (arm64) holds them")
+
+    data = json.loads(edge("autoscaler", "status", "--json", "--last", "1").stdout)
+    assert (data["cluster"], data["running"], data["pid"]) == ("edge", False, None)
+    (decision,) = data["decisions"]
+    assert (decision["action"], decision["node"], decision["outcome"]) == ("power-on", "board-2", "powered on")
+
+
+def test_status_without_a_log_and_bad_input(edge: Cli) -> None:
+    status = edge("autoscaler", "status", "-c", "edge")
+    assert status.exit_code == 0
+    log = Path(os.environ["OSCAR_DEPLOY_HOME"]) / "edge" / "autoscaler" / "decisions.jsonl"
+    assert status.stdout.splitlines() == [
+        "autoscaler of cluster edge: not running",
+        f"no decisions yet: {log} does not exist; start it with `oscar-deploy autoscaler run`",
+    ]
+    last = edge("autoscaler", "status", "--last", "0")
+    assert (last.exit_code, last.stderr) == (2, "error: --last 0: must be 1 or more\n")
+    (edge.cwd / "cluster.yaml").write_text(spec_text(edge.cwd, enabled=False))
+    disabled = edge("autoscaler", "run", "--once")
+    assert (disabled.exit_code, disabled.stderr) == (
+        2,
+        "error: cluster edge: platform.autoscaler.enabled is false; set it to true in the spec (and run "
+        "`oscar-deploy up` so the cluster has the autoscaler's ServiceAccount)\n",
+    )
+
+
+def test_a_kubeconfig_others_may_read_is_refused(edge: Cli) -> None:
+    kubeconfig = Path(os.environ["OSCAR_DEPLOY_HOME"]) / "edge" / "autoscaler" / "kubeconfig"
+    kubeconfig.chmod(0o644)
+    result = edge("autoscaler", "run", "--once")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {kubeconfig}: mode 0644 lets other users read or change the autoscaler's Kubernetes token; "
+        f"run `chmod 600 {kubeconfig}` (and replace the credentials if others may have copied them)\n"
+    )
+
+
+def test_a_broken_kubeconfig_is_one_line(edge: Cli) -> None:
+    kubeconfig = Path(os.environ["OSCAR_DEPLOY_HOME"]) / "edge" / "autoscaler" / "kubeconfig"
+    kubeconfig.write_text("clusters: []\n")
+    result = edge("autoscaler", "run", "--once")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {kubeconfig}: not a usable kubeconfig (")
+    assert result.stderr.endswith("); remove it and run again to write it anew from the cluster\n")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_the_service_stops_cleanly_on_sigterm_and_runs_once_per_cluster(edge: Cli, state_home: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    service = subprocess.Popen(
+        [sys.executable, "-m", "oscar_deploy", "autoscaler", "run"],
+        cwd=edge.cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        log = state_home / "edge" / "autoscaler" / "decisions.jsonl"
+        while not (log.is_file() and '"event": "round"' in log.read_text()):
+            assert service.poll() is None, service.communicate()
+            assert time.monotonic() < deadline, "no round logged in 60 s"
+            time.sleep(0.1)
+        status = json.loads(edge("autoscaler", "status", "--json").stdout)
+        assert (status["running"], status["pid"]) == (True, service.pid)
+        second = edge("autoscaler", "run", "--once")
+        assert (second.exit_code, second.stderr) == (
+            2,
+            f"error: cluster edge: an autoscaler already runs for it (pid {service.pid}); stop that one first\n",
+        )
+        service.send_signal(signal.SIGTERM)
+        output, errors = service.communicate(timeout=30)
+    finally:
+        if service.poll() is None:
+            service.kill()
+    assert service.returncode == 0, errors
+    assert (output, errors) == ("", ""), "the service prints nothing: its decisions go to the log"
+    entries = log_entries(state_home)
+    assert entries[-1]["event"] == "stop" and entries[-1]["reason"] == "SIGTERM"
+    assert json.loads(edge("autoscaler", "status", "--json").stdout)["running"] is False

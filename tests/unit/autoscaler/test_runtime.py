@@ -1,0 +1,303 @@
+"""The runtime loop, end to end but for the machines: the real observer and node actions against the Kubernetes
+API double, the real policy, a recording power manager (tests/doubles/power.py), a clock the test moves, and
+the decisions log it writes."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import config as kube_config
+
+from oscar_deploy.autoscaler.decisions import DecisionsLog, load_record, save_record
+from oscar_deploy.autoscaler.drain import NodeActions
+from oscar_deploy.autoscaler.model import NodeTemplate, PolicyConfig, config_from_values
+from oscar_deploy.autoscaler.observer import ClusterObserver
+from oscar_deploy.autoscaler.runtime import Runtime, Settings
+from oscar_deploy.autoscaler.snapshot import PowerRecord
+from tests.doubles.kube_api import KubeApi
+from tests.doubles.power import RecordingPower
+from tests.unit.autoscaler.cluster_objects import node, pod
+
+T0 = 1_780_000_000.0
+PERIOD = 5.0
+
+
+def config(templates: tuple[NodeTemplate, ...], boot_estimate: float) -> PolicyConfig:
+    return config_from_values(
+        templates=templates,
+        min_nodes=0,
+        max_nodes=4,
+        idle_time=30,
+        reconsider_job_time=60,
+        max_wait_poweron=600,
+        period=PERIOD,
+        extra_nodes_free=0,
+        boot_time_estimate=boot_estimate,
+    )
+
+
+@dataclass
+class Loop:
+    api: KubeApi
+    power: RecordingPower
+    runtime: Runtime
+    observer: ClusterObserver
+    folder: Path
+    now: list[float]
+
+    def settle(self, *kinds_versions: tuple[str, int]) -> None:
+        for kind, version in kinds_versions:
+            assert self.observer.reflectors[kind].wait_for_version(str(version), 10), kind
+
+    def rounds(self, count: int) -> list[dict[str, Any]]:
+        """`count` rounds, one period apart; returns what each decided and did, as logged."""
+        done = []
+        for _ in range(count):
+            result = self.runtime.round()
+            done += [{"at": self.now[0] - T0, **d} for d in result.decisions]
+            done += [{"at": self.now[0] - T0, **step} for step in result.steps]
+            self.now[0] += PERIOD
+            self.caught_up()
+        return done
+
+    def caught_up(self) -> None:
+        """Wait until the watches hold what the round's actions changed (cordons, evictions)."""
+        for kind, name in (("Node", "nodes"), ("Pod", "pods")):
+            reflector = self.observer.reflectors[name]
+            versions = [version for version, of_kind, _ in self.api.events if of_kind == kind]
+            if versions and reflector._thread.is_alive():
+                assert reflector.wait_for_version(str(max(versions)), 10), name
+
+    def log(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (self.folder / "decisions.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def make_loop(tmp_path: Path) -> Iterator[Any]:
+    started: list[tuple[KubeApi, ClusterObserver, Any]] = []
+
+    def make(objects: list[dict[str, Any]], states: dict[str, str], record: PowerRecord | None = None) -> Loop:
+        api = KubeApi()
+        for obj in objects:
+            api.put(obj)
+        folder = tmp_path / "autoscaler"
+        folder.mkdir(exist_ok=True)
+        if record is not None:
+            save_record(folder / "state.json", record)
+        client = kube_config.new_client_from_config(config_file=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+        observer = ClusterObserver(client)
+        observer.start(timeout=10)
+        power = RecordingPower(states)  # type: ignore[arg-type]
+        now = [T0]
+        settings = Settings("demo", "local", PERIOD, config, 30.0)
+        log = DecisionsLog(folder / "decisions.jsonl")
+        runtime = Runtime(observer, power, NodeActions(client), settings, folder, log, clock=lambda: now[0])
+        started.append((api, observer, client))
+        return Loop(api, power, runtime, observer, folder, now)
+
+    yield make
+    for api, observer, client in started:
+        observer.stop()
+        client.close()
+        api.stop()
+
+
+def test_a_pending_job_powers_on_a_worker_which_is_uncordoned_and_its_boot_measured(make_loop: Any) -> None:
+    objects = [
+        node("server-0", since=T0 - 3600, server=True),
+        node("agent-0", since=T0 - 3600),
+        node("agent-1", ready=False, since=T0 - 1800, cordoned=True),
+        pod("oscar-svc", "job-a", "agent-0", cpu="1500m", owner="Job", created=T0 - 600),
+        pod("oscar-svc", "job-b", None, cpu="1", owner="Job", created=T0 - 90),
+    ]
+    # agent-1 was drained and powered off by the autoscaler earlier: its cordon is ours.
+    record = PowerRecord(powered_off={"agent-1": T0 - 1800}, cordoned={"agent-1"})
+    loop = make_loop(objects, {"agent-0": "on", "agent-1": "off"}, record)
+    (decision,) = loop.rounds(1)
+    assert decision == {
+        "at": 0.0,
+        "action": "power-on",
+        "node": "agent-1",
+        "reason": "1 pending pod(s) fit on no ready or booting node; a new workers-amd64 node (amd64) holds them",
+        "outcome": "powered on; uncordoned",
+    }
+    assert loop.power.calls == [("on", "agent-1")]
+    assert loop.api.patches == [
+        ("agent-1", "application/json-patch+json", [{"op": "add", "path": "/spec/unschedulable", "value": False}])
+    ]
+    saved = load_record(loop.folder / "state.json")
+    assert (saved.powered_on, saved.cordoned) == ({"agent-1": T0}, set())
+
+    assert loop.rounds(2) == [], "while agent-1 boots, the pending job counts on it: nothing more is decided"
+    node_version = loop.api.put(node("agent-1", since=T0 + 12))
+    pod_version = loop.api.put(pod("oscar-svc", "job-b", "agent-1", cpu="1", owner="Job", created=T0 - 90))
+    loop.settle(("nodes", node_version), ("pods", pod_version))
+    loop.rounds(1)
+    assert load_record(loop.folder / "state.json").boot_seconds == [12.0], "power-on to Ready"
+    rounds = [entry for entry in loop.log() if entry.get("event") == "round"]
+    assert rounds[0]["time"] == "2026-05-28T20:26:40Z"
+    assert rounds[0]["decisions"][0]["outcome"] == "powered on; uncordoned"
+    assert rounds[0]["counts"] == {
+        "on": 1,
+        "off": 1,
+        "booting": 0,
+        "stopping": 0,
+        "failed": 0,
+        "pending_pods": 1,
+        "kueue_workloads": 0,
+    }
+    assert len(rounds) == 1, "rounds that decide nothing and note nothing new are not logged"
+    assert stat.S_IMODE((loop.folder / "decisions.jsonl").stat().st_mode) == 0o600
+    assert stat.S_IMODE((loop.folder / "state.json").stat().st_mode) == 0o600
+
+
+def test_an_uncordon_that_fails_at_power_on_is_retried(make_loop: Any) -> None:
+    objects = [
+        node("agent-0", since=T0 - 3600),
+        node("agent-1", ready=False, since=T0 - 1800, cordoned=True),
+        pod("oscar-svc", "job-a", "agent-0", cpu="1500m", owner="Job", created=T0 - 600),
+        pod("oscar-svc", "job-b", None, cpu="1", owner="Job", created=T0 - 90),
+    ]
+    record = PowerRecord(powered_off={"agent-1": T0 - 1800}, cordoned={"agent-1"})
+    loop = make_loop(objects, {"agent-0": "on", "agent-1": "off"}, record)
+    loop.api.failing_patches.add("agent-1")
+    (decision,) = loop.rounds(1)
+    assert decision["outcome"] == (
+        "powered on; uncordon failed (uncordon agent-1: 500 Internal Server Error: etcdserver: request timed out), "
+        "retried next period"
+    )
+    assert load_record(loop.folder / "state.json").uncordon_pending == {"agent-1"}
+    loop.api.failing_patches.clear()
+    assert loop.rounds(1) == [
+        {"at": 5.0, "action": "uncordon", "node": "agent-1", "outcome": "uncordoned after its power-on"}
+    ]
+    saved = load_record(loop.folder / "state.json")
+    assert (saved.uncordon_pending, saved.cordoned) == (set(), set())
+    assert "unschedulable" not in loop.api.store["Node"][("", "agent-1")]["spec"]
+
+
+def test_consolidation_drains_through_a_disruption_budget_and_powers_off_once(make_loop: Any) -> None:
+    objects = [node("server-0", since=T0 - 3600, server=True)]
+    for index, cpu in enumerate(["300m", "400m", "200m", "500m"]):
+        objects.append(node(f"agent-{index}", since=T0 - 3600))
+        objects.append(pod("oscar-svc", f"web-{index}", f"agent-{index}", cpu=cpu, memory="256Mi", created=T0 - 3000))
+    # The workers were powered on by the autoscaler long ago: its consolidation cordon must still hold.
+    record = PowerRecord(powered_on={f"agent-{index}": T0 - 3600 for index in range(4)})
+    loop = make_loop(objects, {f"agent-{index}": "on" for index in range(4)}, record)
+    loop.api.guarded[("oscar-svc", "web-2")] = 1  # its budget refuses the first eviction
+    done = loop.rounds(22)
+    assert [(d["at"], d["action"], d["node"], d["outcome"]) for d in done] == [
+        (55.0, "cordon", "agent-2", "cordoned"),
+        (85.0, "drain", "agent-2", "cordoned; draining"),
+        (
+            85.0,
+            "drain-step",
+            "agent-2",
+            "1 eviction(s) refused by a PodDisruptionBudget (oscar-svc/web-2); asked again next period",
+        ),
+        (90.0, "drain", "agent-2", "draining already"),
+        (90.0, "drain-step", "agent-2", "1 pod(s) evicted"),
+        (95.0, "power-off", "agent-2", "powered off"),
+    ]
+    assert done[0]["reason"] == (
+        "the last 60s of demand fit on 1 workers-amd64 node(s) (+2 slack) and 4 are ready; no new pods here, "
+        "it powers off once its 1 pod(s) finish"
+    )
+    assert done[1]["reason"] == "its 1 pod(s) may move, use 10% of it and fit on the other nodes; unneeded for 30s"
+    assert loop.power.calls == [("off", "agent-2")]
+    evictions = [call for call in loop.api.calls if call.startswith("POST ")]
+    assert evictions == ["POST /api/v1/namespaces/oscar-svc/pods/web-2/eviction"] * 2
+    assert not any(call.startswith("DELETE ") for call in loop.api.calls)
+    assert loop.api.store["Node"][("", "agent-2")]["spec"]["unschedulable"] is True, "left cordoned while off"
+    assert load_record(loop.folder / "state.json").cordoned == {"agent-2"}
+
+
+def test_a_job_arriving_before_the_power_off_keeps_the_node_up(make_loop: Any) -> None:
+    objects = [node("server-0", since=T0 - 3600, server=True), node("agent-0", since=T0 - 3600)]
+    loop = make_loop(objects, {"agent-0": "on"})
+    assert loop.rounds(6) == []  # empty since the first look: idle_time (30 s) has not passed
+    # The job is bound after the watch's last event reached the round (the pods watch is stopped first, so its
+    # copy stays without it): the fresh look at the node before the power-off sees it.
+    loop.observer.reflectors["pods"].stop()
+    loop.api.put(pod("oscar-svc", "job-late", "agent-0", owner="Job", created=T0 + 29))
+    (decision,) = loop.rounds(1)
+    assert (decision["action"], decision["outcome"]) == (
+        "power-off",
+        "not powered off: pods arrived meanwhile (oscar-svc/job-late); cordoned, it powers off once they end",
+    )
+    assert decision["reason"] == "empty for 30s (idle_time 30s)"
+    assert loop.power.calls == []
+
+
+def test_a_failed_power_on_pauses_that_worker_and_another_is_used(make_loop: Any) -> None:
+    objects = [
+        node("server-0", since=T0 - 3600, server=True),
+        node("agent-0", since=T0 - 3600),
+        node("agent-1", ready=False, since=T0 - 900),
+        node("agent-2", ready=False, since=T0 - 900),
+        pod("oscar-svc", "job-a", "agent-0", cpu="1500m", owner="Job", created=T0 - 600),
+        pod("oscar-svc", "job-b", None, cpu="1", owner="Job", created=T0 - 90),
+    ]
+    loop = make_loop(objects, {"agent-0": "on", "agent-1": "off", "agent-2": "off"})
+    loop.power.failing.add("agent-1")
+    done = loop.rounds(2)
+    assert [(d["action"], d["node"], d["outcome"]) for d in done] == [
+        (
+            "power-on",
+            "agent-1",
+            "failed: node agent-1: the cloud refused to on it (quota exceeded); retried after 60s",
+        ),
+        ("power-on", "agent-2", "powered on"),
+    ]
+    assert load_record(loop.folder / "state.json").failed_until == {"agent-1": T0 + 60}
+    loop.rounds(3)
+    notes = [entry["notes"] for entry in loop.log() if entry.get("event") == "round"]
+    assert notes == [[], ["agent-1: left out until 20:27:40Z: its last power action failed"]], (
+        "the same note is logged once, not every round"
+    )
+
+
+def test_run_logs_start_and_stop_and_stops_the_watches(make_loop: Any) -> None:
+    loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
+    stop = threading.Event()
+    worker = threading.Thread(target=loop.runtime.run, args=(stop,), kwargs={"reason": lambda: "SIGTERM"})
+    worker.start()
+    time.sleep(0.3)
+    stop.set()
+    worker.join(10)
+    assert not worker.is_alive()
+    entries = loop.log()
+    assert entries[0] == {
+        "time": "2026-05-28T20:26:40Z",
+        "event": "start",
+        "cluster": "demo",
+        "target": "local",
+        "period": 5.0,
+        "credentials": "",
+    }
+    assert entries[-1]["event"] == "stop" and entries[-1]["reason"] == "SIGTERM"
+    assert all(not reflector._thread.is_alive() for reflector in loop.observer.reflectors.values())
+
+
+def test_the_decisions_log_stays_bounded(tmp_path: Path) -> None:
+    log = DecisionsLog(tmp_path / "decisions.jsonl", max_bytes=2000)
+    for index in range(100):
+        log.write({"event": "round", "index": index, "notes": ["x" * 50]}, T0 + index)
+    current = tmp_path / "decisions.jsonl"
+    previous = tmp_path / "decisions.jsonl.1"
+    assert current.stat().st_size <= 2000 and previous.stat().st_size <= 2000
+    entries = log.entries()
+    indexes = [entry["index"] for entry in entries]
+    assert indexes == list(range(indexes[0], 100)), "the newest entries, in order, without a gap"
+    assert 20 < len(indexes) < 40
+    assert stat.S_IMODE(current.stat().st_mode) == 0o600
+    previous.write_text(previous.read_text() + "not json\n")
+    assert [entry["index"] for entry in log.entries()] == indexes, "a damaged line is skipped"
