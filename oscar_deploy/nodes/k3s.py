@@ -66,6 +66,8 @@ class K3sLayer:
     registries: dict[str, Any] | None = None
     # Whether every file of the bundle was checked against its manifest (use_bundle) before this run.
     bundle_checked: bool = False
+    # Every role runs on every node, whatever each recorded there (the playbooks' drift check).
+    check_drift: bool = False
 
     def variables(self) -> dict[str, Any]:
         from oscar_deploy.nodes.bundle import resolve_download_url
@@ -84,6 +86,8 @@ class K3sLayer:
         # Only when set: without it the role's default (none) also removes a registries.yaml it wrote earlier.
         if self.registries:
             variables["airgap_registries"] = self.registries
+        if self.check_drift:
+            variables["k3s_check_drift"] = True
         return variables
 
     def run(

@@ -124,7 +124,7 @@ def scale_in(context: PhaseContext, victims: Sequence[str], installed: bool = Tr
 def prepare(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
     """OS preparation of every node: packages, kernel settings, board tweaks."""
     result = layer_for(context).run("prepare.yml")
-    return _result(result, "node(s) prepared", "node(s) already prepared, nothing changed")
+    return _result(result, "node(s) prepared", "node(s) already prepared, nothing changed", context.check_drift)
 
 
 def kubernetes(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
@@ -142,7 +142,12 @@ def kubernetes(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult
             changed = bool(result.changed_hosts())
             summary.append(f"upgraded k3s {previous} -> {layer.k3s_version} on {', '.join(sorted(result.stats))}")
     result = layer.run("kubernetes.yml")
-    outcome = _result(result, f"node(s) run k3s {layer.k3s_version}", f"node(s) already run k3s {layer.k3s_version}")
+    outcome = _result(
+        result,
+        f"node(s) run k3s {layer.k3s_version}",
+        f"node(s) already run k3s {layer.k3s_version}",
+        context.check_drift,
+    )
     outcome.summary = summary + outcome.summary + [f"kubeconfig: {context.state.kubeconfig_file}"]
     outcome.changed = outcome.changed or changed
     return outcome
@@ -164,13 +169,17 @@ def layer_for(context: PhaseContext, verify_bundle: bool = False) -> K3sLayer:
         display=LiveDisplay(),
         registries=registries,
         bundle_checked=verify_bundle,
+        check_drift=context.check_drift,
     )
 
 
-def _result(result: PlaybookResult, done: str, unchanged: str) -> PhaseResult:
+def _result(result: PlaybookResult, done: str, unchanged: str, drift_checked: bool = False) -> PhaseResult:
     hosts = sorted(result.stats)
     changed_hosts = result.changed_hosts()
-    if changed_hosts:
+    if drift_checked:
+        found = f"repaired {', '.join(sorted(changed_hosts))}" if changed_hosts else "nothing had drifted"
+        summary = [f"{len(hosts)} node(s) checked for drift: {found}"]
+    elif changed_hosts:
         summary = [f"{len(hosts)} {done} ({', '.join(sorted(changed_hosts))} changed)"]
     else:
         summary = [f"{len(hosts)} {unchanged}"]
@@ -179,6 +188,14 @@ def _result(result: PlaybookResult, done: str, unchanged: str) -> PhaseResult:
 
 NODE_PHASES: tuple[Phase, ...] = (
     Phase("provision", "checks the nodes every time and repairs what is missing", provision_inputs, provision, True),
-    Phase("prepare", "prepare the nodes' operating system (playbook prepare.yml)", prepare_inputs, prepare),
-    Phase("kubernetes", "install or upgrade k3s, fetch the kubeconfig (kubernetes.yml)", kubernetes_inputs, kubernetes),
+    Phase(
+        "prepare", "prepare the nodes' operating system (playbook prepare.yml)", prepare_inputs, prepare, on_nodes=True
+    ),
+    Phase(
+        "kubernetes",
+        "install or upgrade k3s, fetch the kubeconfig (kubernetes.yml)",
+        kubernetes_inputs,
+        kubernetes,
+        on_nodes=True,
+    ),
 )

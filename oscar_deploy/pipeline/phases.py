@@ -6,6 +6,8 @@ the next `up` compares and runs the phase again only when they differ, saying wh
 after a crash or Ctrl-C resumes where it stopped, `up` after a spec edit does what the edit needs, and `up`
 on a converged cluster skips every phase without touching a node. A phase marked `always` looks at the world
 each time (provision asks the provider which nodes exist: cheap, and it repairs what went missing).
+`up --check-drift` also runs the phases that look at the nodes themselves when nothing changed: they then run
+every role on every node, repair what was changed by hand and name the nodes they repaired.
 
 `plan` makes the same decisions without running anything.
 """
@@ -37,6 +39,8 @@ class PhaseContext:
     bundle: Path | None = None
     # The nodes as the provider reports them; provision refreshes them, later phases read them.
     nodes: list[Node] = field(default_factory=list)
+    # `up --check-drift`: the node phases run, every role on every node, even with unchanged inputs.
+    check_drift: bool = False
 
     @property
     def workers(self) -> int:
@@ -62,6 +66,8 @@ class Phase:
     # (a new k3s version upgrades in place instead of installing).
     run: Callable[[PhaseContext, PhaseRecord | None], PhaseResult]
     always: bool = False
+    # Runs Ansible against every node: a drift check runs it even with unchanged inputs.
+    on_nodes: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,8 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:12] + "..." + text[-12:]
 
 
-def decide(phase: Phase, inputs: dict[str, Any], record: PhaseRecord | None) -> Decision:
-    """Whether `phase` runs with `inputs`, given its last record, and why."""
+def decide(phase: Phase, inputs: dict[str, Any], record: PhaseRecord | None, check_drift: bool = False) -> Decision:
+    """Whether `phase` runs with `inputs`, given its last record, and why; `check_drift` runs the node phases."""
     if phase.always:
         return Decision(phase.name, True, phase.description)
     if record is None:
@@ -106,6 +112,8 @@ def decide(phase: Phase, inputs: dict[str, Any], record: PhaseRecord | None) -> 
     if record.digest != inputs_digest(inputs):
         changes = changed_inputs(record.inputs, inputs) or ["inputs"]
         return Decision(phase.name, True, f"changed: {', '.join(changes)}")
+    if check_drift and phase.on_nodes:
+        return Decision(phase.name, True, "drift check (--check-drift): every role on every node")
     return Decision(phase.name, False, f"up to date (completed {record.completed_at})")
 
 
@@ -116,7 +124,7 @@ def run_phases(context: PhaseContext, phases: Sequence[Phase]) -> list[PhaseOutc
     for phase in phases:
         inputs = phase.inputs(context)
         record = journal.get(phase.name)
-        decision = decide(phase, inputs, record)
+        decision = decide(phase, inputs, record, context.check_drift)
         context.progress.note(f"phase {phase.name}: {decision.reason}")
         if not decision.run:
             outcomes.append(PhaseOutcome(phase.name, decision))

@@ -1,6 +1,6 @@
 """`up` as a declarative command on local nodes over real SSH: a k3s version edited in the spec rolls through
-the nodes once, servers first; and the static provider (hosts you own, from an inventory) end to end: up,
-status, ssh, scale by inventory edit, down.
+the nodes once, servers first, and `--check-drift` repairs a node edited by hand; and the static provider
+(hosts you own, from an inventory) end to end: up, status, ssh, scale by inventory edit, down.
 
 k3s on the nodes is the labelled stand-in tests/doubles/k3s, from air-gap bundles of stand-ins.
 """
@@ -70,6 +70,17 @@ def test_k3s_version_edited_in_the_spec_rolls_through_each_node_once_servers_fir
     again = cluster.cli("up", "--until", "kubernetes", "--bundle", str(bundle))
     assert again.returncode == 0, again.stderr
     assert "phase kubernetes: up to date" in again.stderr
+
+    # A converged `up` does not look at the nodes; `--check-drift` does, and puts back a file edited by hand.
+    config = "/etc/rancher/k3s/config.yaml"
+    wanted = run(cluster, f"agent-0 cat {config}")
+    run(cluster, f"agent-0 echo 'node-label: [edited=by-hand]' >> {config}")
+    checked = cluster.cli("up", "--until", "kubernetes", "--bundle", str(bundle), "--check-drift")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "phase kubernetes: drift check (--check-drift): every role on every node" in checked.stderr
+    assert "prepare: 2 node(s) checked for drift: nothing had drifted\n" in checked.stdout
+    assert "kubernetes: 2 node(s) checked for drift: repaired agent-0\n" in checked.stdout
+    assert run(cluster, f"agent-0 cat {config}") == wanted
 
 
 @pytest.fixture

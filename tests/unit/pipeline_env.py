@@ -81,6 +81,8 @@ class PlaybookRun:
     playbook: str
     limit: str | None
     k3s_version: str
+    # The variables the playbook was given.
+    variables: dict[str, Any] = field(default_factory=dict)
 
 
 def record_playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
@@ -92,7 +94,7 @@ def record_playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
     ):  # type: ignore[no-untyped-def]
         from oscar_deploy.nodes.ansible import HostStats, PlaybookResult
 
-        runs.append(PlaybookRun(playbook, limit, self.k3s_version))
+        runs.append(PlaybookRun(playbook, limit, self.k3s_version, {**self.variables(), **(extra or {})}))
         return PlaybookResult(playbook, "successful", 0, {"server-0": HostStats(ok=1, changed=1)}, [], Path("log"))
 
     monkeypatch.setattr(node_phases.K3sLayer, "run", run)

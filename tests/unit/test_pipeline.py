@@ -12,7 +12,7 @@ from oscar_deploy.pipeline import cluster as pipeline
 from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult, changed_inputs, decide, run_phases
 from oscar_deploy.spec.models import parse_spec
 from oscar_deploy.state.folder import ClusterState
-from oscar_deploy.state.journal import PhaseRecord
+from oscar_deploy.state.journal import PhaseRecord, inputs_digest
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
 from tests.unit.pipeline_env import SPEC, MemoryProvider, PlaybookRun, make_context
@@ -39,6 +39,50 @@ def test_first_up_runs_every_phase_and_a_second_skips_all_but_provision(
     assert reasons["prepare"].startswith("up to date (completed ")
     assert reasons["kubernetes"].startswith("up to date (completed ")
     assert playbooks == [], "a converged cluster runs no playbook"
+
+
+def test_check_drift_runs_the_node_phases_of_a_converged_cluster_with_every_role(
+    state_home: Path, playbooks: list[PlaybookRun]
+) -> None:
+    provider = MemoryProvider()
+    _up(state_home, provider)
+    assert all("k3s_check_drift" not in run.variables for run in playbooks)
+    playbooks.clear()
+    context = make_context(state_home, provider)
+    context.check_drift = True
+    outcomes = pipeline.converge(context, SPEC, until="kubernetes")
+    reasons = {outcome.phase: outcome.decision.reason for outcome in outcomes}
+    assert reasons["prepare"] == reasons["kubernetes"] == "drift check (--check-drift): every role on every node"
+    assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
+    assert all(run.variables["k3s_check_drift"] is True for run in playbooks)
+    summaries = {outcome.phase: outcome.result.summary[0] for outcome in outcomes if outcome.result}
+    assert summaries["prepare"] == "1 node(s) checked for drift: repaired server-0"
+    playbooks.clear()
+    assert _up(state_home, provider)["prepare"].startswith("up to date"), "a later plain up is converged again"
+    assert playbooks == []
+
+
+def test_check_drift_on_changed_inputs_names_the_change() -> None:
+    phase = Phase("prepare", "os", lambda context: {}, lambda context, record: PhaseResult(False), on_nodes=True)
+    record = PhaseRecord("2026-11-30T10:00:00+00:00", "x", {"b": "old"})
+    assert decide(phase, {"b": "new"}, record, check_drift=True).reason == "changed: b (old -> new)"
+    assert decide(phase, {}, None, check_drift=True).reason == "never completed"
+    unchanged = PhaseRecord("2026-11-30T10:00:00+00:00", inputs_digest({"b": "old"}), {"b": "old"})
+    assert decide(phase, {"b": "old"}, unchanged).reason == "up to date (completed 2026-11-30T10:00:00+00:00)"
+    off_nodes = replace(phase, on_nodes=False)
+    assert not decide(off_nodes, {"b": "old"}, unchanged, check_drift=True).run
+
+
+def test_a_drift_check_that_repaired_nothing_says_so() -> None:
+    from oscar_deploy.nodes.ansible import HostStats, PlaybookResult
+    from oscar_deploy.pipeline.node_phases import _result
+
+    stats = {"agent-0": HostStats(ok=3), "server-0": HostStats(ok=4)}
+    result = _result(PlaybookResult("prepare.yml", "successful", 0, stats, [], Path("log")), "done", "same", True)
+    assert (result.changed, result.summary) == (False, ["2 node(s) checked for drift: nothing had drifted"])
+    stats["agent-0"] = HostStats(ok=3, changed=2)
+    result = _result(PlaybookResult("prepare.yml", "successful", 0, stats, [], Path("log")), "done", "same", True)
+    assert (result.changed, result.summary) == (True, ["2 node(s) checked for drift: repaired agent-0"])
 
 
 def test_spec_is_recorded_as_applied_only_after_every_phase(

@@ -57,6 +57,12 @@ CLOUD_OPTION = typer.Option(
     "`oscar`; the cloud from $OS_CLOUD, the profile and region from $AWS_PROFILE and $AWS_REGION); with one, it "
     "must be the spec's target.",
 )
+CHECK_DRIFT_OPTION = typer.Option(
+    False,
+    "--check-drift",
+    help="Also run prepare and kubernetes when nothing changed: every role on every node, which repairs what was "
+    "changed on a node by hand (a config file, the k3s binary, a stopped service) and names the nodes it repaired.",
+)
 
 
 def plan(
@@ -81,17 +87,20 @@ def up(
     bundle: Path | None = BUNDLE_OPTION,
     until: str | None = UNTIL_OPTION,
     cloud: str | None = CLOUD_OPTION,
+    check_drift: bool = CHECK_DRIFT_OPTION,
 ) -> None:
     """Make the cluster the spec describes; runs only what is not done yet.
 
     Each phase runs when it never completed or when one of its inputs changed (the message says which), so a
     re-run after a failure resumes, a spec edit does what it needs (a new k3s version upgrades node by node),
-    and a converged cluster is left alone. `--cloud openstack` without a spec file writes the default one first.
+    and a converged cluster is left alone (`--check-drift` looks at every node anyway). `--cloud openstack`
+    without a spec file writes the default one first.
     """
     if cloud is not None:
         _spec_for_cloud(file, cloud)
     spec = load_spec(file)
     context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
+    context.check_drift = check_drift
     outcomes = converge(context, applied_spec_text(spec, str(file.resolve())), until)
     for outcome in outcomes:
         if outcome.result is not None:
