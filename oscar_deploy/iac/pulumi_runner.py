@@ -248,7 +248,7 @@ class PulumiSession:
         return state
 
     def import_state(self, state: Mapping[str, Any]) -> None:
-        with _private_folder() as folder:
+        with _private_folder(self._work_dir) as folder:
             path = folder / "state.json"
             path.write_text(json.dumps(state))
             path.chmod(0o600)
@@ -263,8 +263,10 @@ class PulumiSession:
 
 
 @contextmanager
-def _private_folder() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="oscar-deploy-pulumi-"))
+def _private_folder(parent: Path) -> Iterator[Path]:
+    """A 0700 folder inside `parent` (the stack's working folder, in the cluster's 0700 state folder), so a file
+    a crash leaves behind is never in the system's /tmp; `down` removes it with the stack's folder."""
+    folder = Path(tempfile.mkdtemp(prefix=".import-", dir=parent))
     try:
         yield folder
     finally:

@@ -191,7 +191,9 @@ def test_preview_refresh_destroy_and_remove(runner: PulumiRunner, cluster: Clust
     assert stand_in.commands()[-1] == ["--non-interactive", "stack", "rm", "--yes", "lab"]
 
 
-def test_state_round_trip_keeps_secrets_encrypted_and_leaves_no_file(runner: PulumiRunner, stand_in: StandIn) -> None:
+def test_state_round_trip_keeps_secrets_encrypted_and_leaves_no_file(
+    runner: PulumiRunner, cluster: ClusterState, stand_in: StandIn
+) -> None:
     session = runner.select(inline())
     recorded = load("interrupted-state.json")
     state = stand_in.state()
@@ -209,6 +211,7 @@ def test_state_round_trip_keeps_secrets_encrypted_and_leaves_no_file(runner: Pul
     assert imported["import_file_mode"] == "0o600"
     assert imported["import_folder_mode"] == "0o700"
     handed = Path(imported["argv"][imported["argv"].index("--file") + 1])
+    assert handed.parent.parent == cluster.pulumi_dir / "projects" / "oscar-test", "inside the state folder"
     assert not handed.exists() and not handed.parent.exists(), "the state file is removed after the import"
 
 
