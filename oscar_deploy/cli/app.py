@@ -9,7 +9,11 @@ import what they need at their top, like any module.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +24,11 @@ from oscar_deploy import __version__
 from oscar_deploy.support.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
     InvalidDocumentError,
     OscarDeployError,
+    Terminated,
     printable,
 )
 
@@ -180,9 +187,10 @@ class LazyGroup(TyperGroup):
         self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True, **kwargs: Any
     ) -> Any:
         """click's `main`, with each usage error (ours and click's own, at any level) as one line and exit 2
-        instead of click's boxed usage text."""
+        instead of click's boxed usage text, and SIGTERM handled as a Ctrl-C is (see `Terminated`)."""
         try:
-            result = super().main(args, prog_name, standalone_mode=False, **kwargs)
+            with _sigterm_as_interrupt():
+                result = super().main(args, prog_name, standalone_mode=False, **kwargs)
         except CLICK_EXCEPTION as exc:
             if not standalone_mode:
                 raise
@@ -210,11 +218,14 @@ class LazyGroup(TyperGroup):
             for line in lines:
                 sys.stderr.write(f"error: {printable(line)}\n")
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if _debug_requested(ctx):
                 raise
-            sys.stderr.write("interrupted; what completed is recorded, run the command again to resume\n")
-            ctx.exit(130)
+            ended, code = (
+                ("terminated", EXIT_TERMINATED) if isinstance(exc, Terminated) else ("interrupted", EXIT_INTERRUPTED)
+            )
+            sys.stderr.write(f"{ended}; what completed is recorded, run the command again to resume\n")
+            ctx.exit(code)
         except (typer.Exit, typer.Abort, CLICK_EXCEPTION):
             raise
         except Exception as exc:
@@ -223,6 +234,23 @@ class LazyGroup(TyperGroup):
             line = printable(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             sys.stderr.write(line + "\n")
             ctx.exit(EXIT_FAILED)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs in the main thread, SIGTERM raises `Terminated` there; the handler before is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _debug_requested(ctx: typer.Context) -> bool:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+# Ended by a signal, as a shell reports it: 128 + SIGINT (Ctrl-C), 128 + SIGTERM (`kill`, a service manager).
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to the CLI. A KeyboardInterrupt, so it takes Ctrl-C's path: what runs is stopped in order and
+    waited for, the lock is released, and the next run resumes; only the last line and the exit code differ."""
 
 
 class OscarDeployError(Exception):

@@ -1,6 +1,7 @@
-"""Ctrl-C and `kill -9` in the middle of an operation: exit 130 with `interrupted`, nothing of the run left
-running, the journal true (a phase interrupted is not recorded), the run's private folder inside the cluster's
-state folder, and the next run taking over and cleaning up.
+"""Ctrl-C, SIGTERM and `kill -9` in the middle of an operation: exit 130 with `interrupted` (143 with
+`terminated` for SIGTERM), nothing of the run left running, the journal true (a phase interrupted is not
+recorded), the run's private folder inside the cluster's state folder, and the next run taking over and
+cleaning up.
 
 The operations run as real processes: `edge install` through tests/unit/cli_with_slow_prepare.py (the real CLI
 with prepare's playbook swapped for a slow stand-in, hosts on `connection: local`), `bundle build` against the
@@ -31,6 +32,12 @@ DRIVER = Path(__file__).parent / "cli_with_slow_prepare.py"
 SLOW_PLAYBOOKS = Path(__file__).parent / "runner_playbooks" / "slow"
 REPOSITORY = Path(__file__).resolve().parents[2]
 INTERRUPTED = "interrupted; what completed is recorded, run the command again to resume"
+TERMINATED = "terminated; what completed is recorded, run the command again to resume"
+# Ctrl-C, and SIGTERM (`kill`, a service manager stopping a unit): the same orderly stop, each its own ending.
+STOPS = [
+    pytest.param(signal.SIGINT, 130, INTERRUPTED, id="SIGINT"),
+    pytest.param(signal.SIGTERM, 143, TERMINATED, id="SIGTERM"),
+]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -179,7 +186,10 @@ def test_a_ctrl_c_returns_only_once_nothing_of_the_run_is_left(tmp_path: Path, m
     assert list(runs.iterdir()) == []
 
 
-def test_ctrl_c_stops_the_playbook_and_exits_130_with_the_journal_true(scratch: Scratch) -> None:
+@pytest.mark.parametrize(("signum", "code", "last_line"), STOPS)
+def test_ctrl_c_or_sigterm_stops_the_playbook_and_the_journal_stays_true(
+    scratch: Scratch, signum: int, code: int, last_line: str
+) -> None:
     cli = scratch.edge_install()
     run = scratch.wait_until_in_the_long_task()
     [folder] = scratch.run_folders()
@@ -187,12 +197,12 @@ def test_ctrl_c_stops_the_playbook_and_exits_130_with_the_journal_true(scratch: 
     assert "/ansible-playbook -i " in _command(playbook)
     assert Path(f"/proc/{playbook}/cwd").readlink() == folder, "ansible-playbook works in the run's folder"
     started = time.monotonic()
-    os.kill(cli.pid, signal.SIGINT)  # the CLI process alone: the guard must pass it on
+    os.kill(cli.pid, signum)  # the CLI process alone: the guard must pass it on
     _, stderr = cli.communicate(timeout=60)
     took = time.monotonic() - started
-    assert cli.returncode == 130, stderr
+    assert cli.returncode == code, stderr
     lines = stderr.splitlines()
-    assert lines[-1] == INTERRUPTED
+    assert lines[-1] == last_line
     assert "interrupted: stopping ansible-playbook (up to 10 s; press Ctrl-C again to stop it at once)" in lines
     assert "Traceback" not in stderr and "events directory" not in stderr
     assert took < 15, f"stopping took {took:.1f} s"
@@ -230,7 +240,10 @@ def test_kill_9_of_the_process_group_leaves_nothing_running_and_the_next_run_cle
     assert sorted(scratch.state.journal.records()) == ["prepare", "provision"]
 
 
-def test_ctrl_c_during_a_download_leaves_no_partial_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code", "last_line"), STOPS)
+def test_ctrl_c_or_sigterm_during_a_download_leaves_no_partial_file(
+    tmp_path: Path, signum: int, code: int, last_line: str
+) -> None:
     server = ReleaseServer()
     try:
         server.routes["/download/v1.33.3%2Bk3s1/sha256sum-amd64.txt"] = Route(b"x" * 200_000, behaviour="stall")
@@ -255,12 +268,12 @@ def test_ctrl_c_during_a_download_leaves_no_partial_file(tmp_path: Path) -> None
             text=True,
         )
         wait_for(lambda: any(bundle.rglob("*.part")), 60, "the download to begin")
-        os.kill(cli.pid, signal.SIGINT)
+        os.kill(cli.pid, signum)
         _, stderr = cli.communicate(timeout=30)
     finally:
         server.close()
-    assert cli.returncode == 130, stderr
-    assert stderr.splitlines()[-1] == INTERRUPTED
+    assert cli.returncode == code, stderr
+    assert stderr.splitlines()[-1] == last_line
     assert "Traceback" not in stderr
     assert [path for path in bundle.rglob("*") if path.is_file()] == [], "no partial download is left"
 
