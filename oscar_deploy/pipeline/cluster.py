@@ -75,13 +75,16 @@ def applied_spec_text(spec: ClusterSpec, source: str) -> str:
 
 
 def converge(
-    context: PhaseContext, spec_text: str, until: str | None = None, operation: str = "up"
+    context: PhaseContext, spec_text: str, until: str | None = None, operation: str = "up", start_note: str = ""
 ) -> list[PhaseOutcome]:
     """Run every phase (up to `until`) that is not done; record the spec as applied once they all completed.
-    Holds the cluster's lock meanwhile, in the name of `operation` (the command, for whoever is refused)."""
+    Holds the cluster's lock meanwhile, in the name of `operation` (the command, for whoever is refused);
+    `start_note` is shown once the lock is held, so a refusal stays the only line."""
     phases = phases_until(until)
     context.state.ensure()
     with context.state.operation(operation, context.progress.note):
+        if start_note:
+            context.progress.note(start_note)
         if context.bundle is not None:
             context.state.desired.set_bundle(str(context.bundle.resolve()))
         outcomes = run_phases(context, phases)

@@ -58,13 +58,11 @@ def install(
     spec = _edge_spec(state, inventory, k3s_version)
     context = cluster_context(spec, state, Progress(), bundle)
     servers = [node.name for node in context.nodes if node.role == "server"]
-    typer.echo(
-        f"installing k3s on {len(servers)} server(s) and {len(context.nodes) - len(servers)} agent(s) from "
-        f"{inventory}" + (f" with bundle {context.bundle}" if context.bundle else ""),
-        err=True,
+    note = f"installing k3s on {len(servers)} server(s) and {len(context.nodes) - len(servers)} agent(s) from " + (
+        f"{inventory}" + (f" with bundle {context.bundle}" if context.bundle else "")
     )
     applied = applied_spec_text(spec, f"edge install -i {inventory.resolve()}")
-    outcomes = converge(context, applied, until, operation="edge install")
+    outcomes = converge(context, applied, until, operation="edge install", start_note=note)
     for outcome in outcomes:
         if outcome.result is not None:
             for line in outcome.result.summary:
