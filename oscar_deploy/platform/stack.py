@@ -17,6 +17,7 @@ Kubernetes access is the provider's own: `kubernetes:kubeconfig` or KUBECONFIG.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +25,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_kubernetes import _tables
 
 from oscar_deploy.nodes.bundle import check_bundle
 from oscar_deploy.platform.bundle import bundled_manifest_texts, offline_platform
@@ -77,6 +77,12 @@ def resource_name(obj: KubeObject, prefix: str = "") -> str:
     return f"{prefix}{namespace}{obj['kind'].lower()}-{metadata['name']}"
 
 
+def argument_name(key: str) -> str:
+    """A top-level manifest key as the typed resource's argument: `stringData` -> `string_data`. (Nested values
+    keep their camelCase keys, which pulumi-kubernetes takes as they are.)"""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+
+
 def declare_object(obj: KubeObject, name: str, opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
     """One Kubernetes object as the typed pulumi-kubernetes resource of its kind (CustomResource otherwise)."""
     api_version, kind = obj["apiVersion"], obj["kind"]
@@ -89,7 +95,7 @@ def declare_object(obj: KubeObject, name: str, opts: pulumi.ResourceOptions | No
         resource_class = getattr(module, kind, None)
     if resource_class is None:
         return k8s.apiextensions.CustomResource(name, api_version=api_version, kind=kind, opts=opts, **body)
-    kwargs = {_tables.CAMEL_TO_SNAKE_CASE_TABLE.get(key, key): value for key, value in body.items()}
+    kwargs = {argument_name(key): value for key, value in body.items()}
     resource: pulumi.CustomResource = resource_class(name, opts=opts, **kwargs)
     return resource
 

@@ -251,3 +251,15 @@ def test_program_reads_its_configuration(mocks: Recorder, tmp_path: Path) -> Non
 def _text_for(platform: PlatformObjects, url: str) -> str:
     (manifest,) = [m for m in platform.third_party if m.url == url]
     return stand_in_text(manifest)
+
+
+def test_top_level_manifest_keys_become_the_typed_resources_arguments() -> None:
+    from oscar_deploy.platform.stack import argument_name
+
+    assert [argument_name(key) for key in ("metadata", "stringData", "roleRef", "volumeBindingMode", "type")] == [
+        "metadata",
+        "string_data",
+        "role_ref",
+        "volume_binding_mode",
+        "type",
+    ]
