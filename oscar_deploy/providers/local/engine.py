@@ -24,7 +24,7 @@ INSTALL_HINT = {
 
 @dataclass
 class ContainerEngine:
-    """The engine's binary; the flags a host needs come from `hostcheck.HostProfile.run_flags()`."""
+    """The engine's binary; the flags a host needs come from `host.HostProfile.run_flags()`."""
 
     binary: str
     name: str = "podman"
