@@ -1,5 +1,6 @@
-"""`up` killed (`kill -9` of its process group) or interrupted (SIGINT to its process group, as Ctrl-C in a
-terminal sends it) at a random point of prepare and of kubernetes, on the tier's shared cluster over real SSH:
+"""`up --check-drift` killed (`kill -9` of its process group) or interrupted (SIGINT to its process group, as
+Ctrl-C in a terminal sends it) at a random point of prepare and of kubernetes, on the tier's shared cluster over
+real SSH (the drift check makes the playbooks run every role on the converged nodes):
 nothing of the killed run keeps running (ansible-playbook, its workers, ssh and ssh's control masters), nothing
 of it is left outside the cluster's state folder, the journal does not claim the interrupted phase, and the
 next `up` converges. A second `up` while one runs is refused, naming the first.
@@ -33,8 +34,8 @@ from tests.nodes.harness import LocalCluster
 pytestmark = [pytest.mark.nodes, pytest.mark.timeout(2400)]
 INTERRUPTED = "interrupted; what completed is recorded, run the command again to resume"
 # The longest a random point waits after its playbook started; both playbooks take longer than that on
-# nodes that are already configured (they check every step), so the point falls inside the playbook.
-LATEST_POINT = 8.0
+# converged nodes under a drift check (every role checks every step), so the point falls inside the playbook.
+LATEST_POINT = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +75,9 @@ def environment_mentions(pid: int, text: bytes) -> bool:
 
 
 class Run:
-    """One `oscar-deploy up` on the shared cluster, in a process group of its own, with a TMPDIR and HOME of
-    its own in which nothing may be left."""
+    """One `oscar-deploy up --check-drift` on the shared cluster (prepare and kubernetes run every role, whatever
+    the journal and the nodes' records say), in a process group of its own, with a TMPDIR and HOME of its own in
+    which nothing may be left."""
 
     def __init__(self, cluster: LocalCluster, scratch: Path) -> None:
         self.cluster = cluster
@@ -84,7 +86,7 @@ class Run:
         for folder in (self.tmp, self.home):
             folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "oscar_deploy", "up"],
+            [sys.executable, "-m", "oscar_deploy", "up", "--check-drift"],
             cwd=cluster.workdir,
             env={**cluster.env, "TMPDIR": str(self.tmp), "HOME": str(self.home)},
             stdin=subprocess.DEVNULL,
@@ -137,7 +139,8 @@ class Run:
 
 
 def forget(cluster: LocalCluster, *phases: str) -> None:
-    """Make `up` run `phases` again, as if they never completed."""
+    """Make `up` run `phases` again, as if they never completed (so the journal shows whether a run recorded
+    them)."""
     journal = cluster.state.journal.path
     data = json.loads(journal.read_text())
     for phase in phases:
