@@ -166,6 +166,9 @@ class ClusterFactory:
             "OSCAR_DEPLOY_NODE_IMAGE_SOURCE": "debootstrap",
             "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
             "OSCAR_DEPLOY_BUNDLE": str(self.bundle),
+            # A safety net: a run that went past `--until kubernetes` would fetch the Pulumi CLI from the
+            # internet; here it asks 127.0.0.1's discard port, which refuses.
+            "OSCAR_DEPLOY_PULUMI_DOWNLOAD_URL": "http://127.0.0.1:9/pulumi",
         }
         cluster = LocalCluster(name, workdir, home, env)
         self.clusters.append(cluster)

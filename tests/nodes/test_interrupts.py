@@ -1,6 +1,6 @@
-"""`up --check-drift` killed (`kill -9` of its process group) or interrupted (SIGINT to its process group, as
-Ctrl-C in a terminal sends it) at a random point of prepare and of kubernetes, on the tier's shared cluster over
-real SSH (the drift check makes the playbooks run every role on the converged nodes):
+"""`up --until kubernetes --check-drift` killed (`kill -9` of its process group) or interrupted (SIGINT to its
+process group, as Ctrl-C in a terminal sends it) at a random point of prepare and of kubernetes, on the tier's
+shared cluster over real SSH (the drift check makes the playbooks run every role on the converged nodes):
 nothing of the killed run keeps running (ansible-playbook, its workers, ssh and ssh's control masters), nothing
 of it is left outside the cluster's state folder, the journal does not claim the interrupted phase, and the
 next `up` converges. A second `up` while one runs is refused, naming the first.
@@ -75,9 +75,9 @@ def environment_mentions(pid: int, text: bytes) -> bool:
 
 
 class Run:
-    """One `oscar-deploy up --check-drift` on the shared cluster (prepare and kubernetes run every role, whatever
-    the journal and the nodes' records say), in a process group of its own, with a TMPDIR and HOME of its own in
-    which nothing may be left."""
+    """One `oscar-deploy up --until kubernetes --check-drift` on the shared cluster (prepare and kubernetes run
+    every role, whatever the journal and the nodes' records say), in a process group of its own, with a TMPDIR
+    and HOME of its own in which nothing may be left."""
 
     def __init__(self, cluster: LocalCluster, scratch: Path) -> None:
         self.cluster = cluster
@@ -86,7 +86,7 @@ class Run:
         for folder in (self.tmp, self.home):
             folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "oscar_deploy", "up", "--check-drift"],
+            [sys.executable, "-m", "oscar_deploy", "up", "--until", "kubernetes", "--check-drift"],
             cwd=cluster.workdir,
             env={**cluster.env, "TMPDIR": str(self.tmp), "HOME": str(self.home)},
             stdin=subprocess.DEVNULL,
@@ -149,11 +149,11 @@ def forget(cluster: LocalCluster, *phases: str) -> None:
 
 
 def assert_converges(cluster: LocalCluster) -> str:
-    result = cluster.cli("up")
+    result = cluster.cli("up", "--until", "kubernetes")
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(cluster.state.journal.records()) >= {"provision", "prepare", "kubernetes"}
     assert not cluster.state.runs_dir.exists() or list(cluster.state.runs_dir.iterdir()) == []
-    again = cluster.cli("up")
+    again = cluster.cli("up", "--until", "kubernetes")
     assert again.returncode == 0, again.stderr
     assert "phase prepare: up to date" in again.stderr and "phase kubernetes: up to date" in again.stderr
     return result.stderr
@@ -198,7 +198,7 @@ def test_ctrl_c_in_kubernetes_exits_130_and_a_second_up_meanwhile_is_refused(
     guard = read_pid(folder / GUARD_PID_FILE)
     assert guard is not None
 
-    second = local_cluster.cli("up")
+    second = local_cluster.cli("up", "--until", "kubernetes")
     assert second.returncode == 2
     assert re.fullmatch(
         rf"error: cluster {local_cluster.name}: busy with `up` \(pid {run.process.pid}\) since \S+; wait for it to "
