@@ -83,6 +83,9 @@ class PlaybookResult:
     stats: dict[str, HostStats]
     problems: list[HostProblem]
     log_file: Path
+    # The tasks that reported a change, by host, in the order they ran; not those whose results are hidden
+    # (no_log), which only `stats` counts.
+    changed_tasks: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -129,6 +132,7 @@ class RunProgress:
     totals: Counter[str] = field(default_factory=Counter)
     hosts: set[str] = field(default_factory=set)
     problems: list[HostProblem] = field(default_factory=list)
+    changed_tasks: dict[str, list[str]] = field(default_factory=dict)
     final_stats: dict[str, Any] = field(default_factory=dict)
 
     def handle(self, event: Mapping[str, Any]) -> str | None:
@@ -165,6 +169,8 @@ class RunProgress:
         self.task_counts[outcome] += 1
         self.totals[outcome] += 1
         task = str(data.get("task") or self.task)
+        if outcome == "changed":
+            self.changed_tasks.setdefault(host, []).append(task)
         if outcome == "failed":
             self.problems.append(HostProblem(host, task, result_message(res)))
             return f"{host}: {task}: failed"
@@ -339,6 +345,7 @@ def run_playbook(
         stats=_host_stats(progress.final_stats),
         problems=progress.problems,
         log_file=log_file,
+        changed_tasks=progress.changed_tasks,
     )
     if raise_on_failure and not result.succeeded:
         raise playbook_error(result, host_address)

@@ -23,6 +23,9 @@ from oscar_deploy.state.journal import PhaseRecord
 from oscar_deploy.support.layers import layer_dir
 from oscar_deploy.support.progress import LiveDisplay
 
+# The playbooks' bookkeeping task (role k3s, tasks/record.yml): it writes what each role converged a node to.
+RECORD_TASK = "Record what the roles converged the node to"
+
 # --- inputs -------------------------------------------------------------------------------------------------
 
 
@@ -177,7 +180,11 @@ def _result(result: PlaybookResult, done: str, unchanged: str, drift_checked: bo
     hosts = sorted(result.stats)
     changed_hosts = result.changed_hosts()
     if drift_checked:
-        found = f"repaired {', '.join(sorted(changed_hosts))}" if changed_hosts else "nothing had drifted"
+        # A record rewritten with this run's inputs (after a spec edit another phase applied) is no repair; the
+        # counts come from the stats, which also hold the changes of tasks whose results are hidden (no_log).
+        records = {host: tasks.count(RECORD_TASK) for host, tasks in result.changed_tasks.items()}
+        repaired = sorted(host for host, count in changed_hosts.items() if count > records.get(host, 0))
+        found = f"repaired {', '.join(repaired)}" if repaired else "nothing had drifted"
         summary = [f"{len(hosts)} node(s) checked for drift: {found}"]
     elif changed_hosts:
         summary = [f"{len(hosts)} {done} ({', '.join(sorted(changed_hosts))} changed)"]

@@ -95,7 +95,8 @@ def record_playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
         from oscar_deploy.nodes.ansible import HostStats, PlaybookResult
 
         runs.append(PlaybookRun(playbook, limit, self.k3s_version, {**self.variables(), **(extra or {})}))
-        return PlaybookResult(playbook, "successful", 0, {"server-0": HostStats(ok=1, changed=1)}, [], Path("log"))
+        stats = {"server-0": HostStats(ok=1, changed=1)}
+        return PlaybookResult(playbook, "successful", 0, stats, [], Path("log"), {"server-0": ["Recorded task"]})
 
     monkeypatch.setattr(node_phases.K3sLayer, "run", run)
     return runs

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from oscar_deploy.pipeline import cluster as pipeline
 from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult, changed_inputs, decide, run_phases
@@ -16,6 +17,8 @@ from oscar_deploy.state.journal import PhaseRecord, inputs_digest
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
 from tests.unit.pipeline_env import SPEC, MemoryProvider, PlaybookRun, make_context
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def _up(
@@ -73,16 +76,34 @@ def test_check_drift_on_changed_inputs_names_the_change() -> None:
     assert not decide(off_nodes, {"b": "old"}, unchanged, check_drift=True).run
 
 
-def test_a_drift_check_that_repaired_nothing_says_so() -> None:
+def test_a_drift_check_names_the_nodes_it_repaired_not_those_whose_records_it_refreshed() -> None:
     from oscar_deploy.nodes.ansible import HostStats, PlaybookResult
-    from oscar_deploy.pipeline.node_phases import _result
+    from oscar_deploy.pipeline.node_phases import RECORD_TASK, _result
 
-    stats = {"agent-0": HostStats(ok=3), "server-0": HostStats(ok=4)}
-    result = _result(PlaybookResult("prepare.yml", "successful", 0, stats, [], Path("log")), "done", "same", True)
-    assert (result.changed, result.summary) == (False, ["2 node(s) checked for drift: nothing had drifted"])
-    stats["agent-0"] = HostStats(ok=3, changed=2)
-    result = _result(PlaybookResult("prepare.yml", "successful", 0, stats, [], Path("log")), "done", "same", True)
-    assert (result.changed, result.summary) == (True, ["2 node(s) checked for drift: repaired agent-0"])
+    def checked(changed_tasks: dict[str, list[str]]) -> tuple[bool, list[str]]:
+        stats = {host: HostStats(ok=4, changed=len(changed_tasks.get(host, []))) for host in ("agent-0", "server-0")}
+        result = PlaybookResult("prepare.yml", "successful", 0, stats, [], Path("log"), changed_tasks)
+        outcome = _result(result, "done", "same", drift_checked=True)
+        return outcome.changed, outcome.summary
+
+    assert checked({}) == (False, ["2 node(s) checked for drift: nothing had drifted"])
+    refreshed = {"agent-0": [RECORD_TASK], "server-0": [RECORD_TASK]}
+    assert checked(refreshed) == (True, ["2 node(s) checked for drift: nothing had drifted"])
+    repaired = {"agent-0": ["Write the k3s agent configuration", RECORD_TASK], "server-0": [RECORD_TASK]}
+    assert checked(repaired) == (True, ["2 node(s) checked for drift: repaired agent-0"])
+    # A repair by a task whose result is hidden (no_log) is only in the stats' count.
+    stats = {"agent-0": HostStats(ok=4, changed=2), "server-0": HostStats(ok=4, changed=1)}
+    hidden = PlaybookResult("prepare.yml", "successful", 0, stats, [], Path("log"), refreshed)
+    assert _result(hidden, "done", "same", drift_checked=True).summary == [
+        "2 node(s) checked for drift: repaired agent-0"
+    ]
+
+
+def test_the_record_task_the_drift_summary_leaves_out_is_the_playbooks_own() -> None:
+    from oscar_deploy.pipeline.node_phases import RECORD_TASK
+
+    tasks = yaml.safe_load((REPOSITORY / "playbooks" / "roles" / "k3s" / "tasks" / "record.yml").read_text())
+    assert [task["name"] for task in tasks] == [RECORD_TASK]
 
 
 def test_spec_is_recorded_as_applied_only_after_every_phase(

@@ -85,6 +85,8 @@ def test_run_reports_progress_logs_privately_and_is_idempotent(tmp_path: Path, c
 
     assert first.succeeded
     assert first.changed_hosts() == {"alpha": 3, "beta": 3}
+    # By name, except the tasks whose results are hidden (no_log): those only count in the stats.
+    assert first.changed_tasks == {"alpha": ["Write a marker file"], "beta": ["Write a marker file"]}
     assert first.stats["alpha"].ok == 5 and first.stats["alpha"].failures == 0
     assert (markers / "alpha.token").read_text() == SECRET
     assert (markers / "beta.filetoken").read_text() == FILE_SECRET
@@ -107,7 +109,7 @@ def test_run_reports_progress_logs_privately_and_is_idempotent(tmp_path: Path, c
 
     second = run_playbook("changes.yml", hosts, log_file, variables, secret_files=secrets, playbook_dir=PLAYBOOKS)
     assert second.succeeded
-    assert second.changed_hosts() == {}
+    assert second.changed_hosts() == {} and second.changed_tasks == {}
 
 
 def test_check_mode_changes_nothing(tmp_path: Path) -> None:
