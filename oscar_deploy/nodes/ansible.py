@@ -83,8 +83,9 @@ class PlaybookResult:
     stats: dict[str, HostStats]
     problems: list[HostProblem]
     log_file: Path
-    # The tasks that reported a change, by host, in the order they ran; not those whose results are hidden
-    # (no_log), which only `stats` counts.
+    # The tasks that reported a change, by host, in the order they ran. A task whose result is hidden (no_log)
+    # is missing where the event hides its `changed` too (ansible-core 2.19 does, 2.16 does not); `stats`
+    # counts it either way.
     changed_tasks: dict[str, list[str]] = field(default_factory=dict)
 
     @property
