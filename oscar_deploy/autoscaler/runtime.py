@@ -246,7 +246,7 @@ class Runtime:
                 self.actions.cordon(name)
                 self.record.cordoned.add(name)
             except OscarDeployError:
-                pass  # a node that never became Ready may refuse nothing but be gone; powering off matters more
+                pass  # a node that never became Ready may already be gone from the API; powering it off matters more
         return self._switch_off(name, now)
 
     def _switch_off(self, name: str, now: float) -> str:

@@ -8,6 +8,7 @@ and the autoscaler only talk to this interface, and find a target's provider thr
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -90,3 +91,14 @@ def counted_plan(spec: ClusterSpec, workers: int, existing: Sequence[Node] = ())
             plan.append(PlannedNode(name, "agent", settings.node_arch("agent")))
         number += 1
     return plan
+
+
+def answers_ssh(command: Sequence[str], connect_timeout: int, timeout: float) -> bool:
+    """Whether the ssh `command` (`ssh [options] [user@]host true`) succeeds without asking anything: node
+    readiness is judged by SSH."""
+    probe = [command[0], "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}", *command[1:]]
+    try:
+        done = subprocess.run(probe, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0

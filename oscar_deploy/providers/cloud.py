@@ -29,8 +29,8 @@ import hashlib
 import importlib.util
 import json
 import shlex
-import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from oscar_deploy.nodes.model import Node, NodeState, PlannedNode, node_sort_key
-from oscar_deploy.providers.base import ApplyResult, ScalingMode, counted_plan
+from oscar_deploy.providers.base import ApplyResult, ScalingMode, answers_ssh, counted_plan
 from oscar_deploy.providers.gaps import PreflightReport
 from oscar_deploy.providers.vm import HostKey, NodeRecord, generate_host_key
 from oscar_deploy.spec.models import ClusterSpec
@@ -98,6 +98,16 @@ class StackAccess:
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
+def _declared(plan: Sequence[PlannedNode], existing: Mapping[str, NodeRecord]) -> list[PlannedNode]:
+    """What the stack declares for `plan`: the planned nodes plus those that exist but are no longer planned (the
+    caller drains them before `remove`), servers first."""
+    planned = {node.name for node in plan}
+    kept = [
+        PlannedNode(record.name, record.role, record.arch) for name, record in existing.items() if name not in planned
+    ]
+    return sorted([*plan, *kept], key=lambda node: node_sort_key(node.name))
+
+
 def no_program() -> None:
     """The program of runs that never execute it (outputs, destroy, remove): declares nothing."""
 
@@ -111,7 +121,7 @@ def change_summary(changes: Mapping[str, int]) -> str:
     return ", ".join(parts) or "no resources"
 
 
-class CloudProvider:
+class CloudProvider(ABC):
     """Nodes of one cluster as VMs of a Pulumi stack; the subclasses know their cloud (login, preflight, program,
     power)."""
 
@@ -127,21 +137,21 @@ class CloudProvider:
         self.stacks = stacks
 
     # --- what each cloud provides -----------------------------------------------------------------------------
+    @abstractmethod
     def preflight(self, to_create: Sequence[PlannedNode], new_cluster: bool) -> PreflightReport:
         """Every gap between the spec and the cloud for creating `to_create` (report.facts: the login)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def access(self, facts: Mapping[str, Any] | None) -> StackAccess:
         """The Pulumi provider's login, from a preflight's facts when one just ran, else by logging in."""
-        raise NotImplementedError
 
+    @abstractmethod
     def program(self, nodes: Sequence[PlannedNode], host_keys: Mapping[str, HostKey], public_key: str) -> Any:
         """The inline program declaring `nodes` (servers first)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def set_power(self, record: NodeRecord, on: bool) -> None:
         """Start (on) or stop one VM through the cloud's SDK and wait until it is in that state."""
-        raise NotImplementedError
 
     # --- Provider interface -----------------------------------------------------------------------------------
     def plan(self, spec: ClusterSpec, workers: int) -> list[PlannedNode]:
@@ -153,13 +163,8 @@ class CloudProvider:
         self.state.ensure_ssh_keypair()
         public_key = self.state.ssh_public_key.read_text(encoding="utf-8").strip()
         existing = {record.name: record for record in self.stack_records()}
+        declared = _declared(plan, existing)
         planned = {node.name for node in plan}
-        kept = [
-            PlannedNode(record.name, record.role, record.arch)
-            for record in existing.values()
-            if record.name not in planned
-        ]
-        declared = sorted([*plan, *kept], key=lambda node: node_sort_key(node.name))
         to_create = [node for node in plan if node.name not in existing]
         digest = self._plan_digest(declared)
         facts: Mapping[str, Any] | None = None
@@ -178,7 +183,7 @@ class CloudProvider:
         records = records_from_outputs(outputs)
         states = {node.name: node.state for node in self.nodes()}
         self._save(records, states, preflight=digest)
-        result = ApplyResult(nodes=[], extra=sorted((node.name for node in kept), key=node_sort_key))
+        result = ApplyResult(nodes=[], extra=[node.name for node in declared if node.name not in planned])
         for node in plan:
             if node.name not in existing:
                 result.created.append(node.name)
@@ -267,13 +272,7 @@ class CloudProvider:
         """Pulumi's preview of the update `up` would make for `plan` (count per operation); writes nothing in the
         state folder."""
         existing = {record.name: record for record in self.stack_records()}
-        planned = {node.name for node in plan}
-        kept = [
-            PlannedNode(record.name, record.role, record.arch)
-            for record in existing.values()
-            if record.name not in planned
-        ]
-        declared = sorted([*plan, *kept], key=lambda node: node_sort_key(node.name))
+        declared = _declared(plan, existing)
         public_key = (
             self.state.ssh_public_key.read_text(encoding="utf-8").strip()
             if self.state.ssh_public_key.is_file()
@@ -345,13 +344,7 @@ class CloudProvider:
                 time.sleep(SSH_POLL_SECONDS)
 
     def _answers_ssh(self, node: Node) -> bool:
-        command = self.ssh_command(node, ["true"])
-        command[1:1] = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
-        try:
-            done = subprocess.run(command, capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return False
-        return done.returncode == 0
+        return answers_ssh(self.ssh_command(node, ["true"]), connect_timeout=10, timeout=60)
 
     # --- the state folder -------------------------------------------------------------------------------------
     def _cache(self) -> dict[str, Any]:

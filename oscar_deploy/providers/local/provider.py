@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from oscar_deploy.nodes.model import Node, NodeState, PlannedNode, Role, node_sort_key
-from oscar_deploy.providers.base import ApplyResult, ScalingMode, counted_plan
+from oscar_deploy.providers.base import ApplyResult, ScalingMode, answers_ssh, counted_plan
 from oscar_deploy.providers.local.engine import CLUSTER_LABEL, ContainerEngine
 from oscar_deploy.providers.local.host import HostProfile, local_host_profile
 from oscar_deploy.providers.local.node_image import NodeImageBuilder
@@ -238,13 +237,7 @@ class LocalProvider:
                 time.sleep(1.0)
 
     def _answers_ssh(self, node: Node) -> bool:
-        command = self.ssh_command(node, ["true"])
-        command[1:1] = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-        try:
-            result = subprocess.run(command, capture_output=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return False
-        return result.returncode == 0
+        return answers_ssh(self.ssh_command(node, ["true"]), connect_timeout=5, timeout=30)
 
     # --- internals ----------------------------------------------------------------------------------------
     def _host_profile(self, arches: set[str]) -> HostProfile:
