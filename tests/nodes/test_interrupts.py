@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import pytest
 
 from oscar_deploy.support.guard import GUARD_PID_FILE, descendants, read_pid
 from tests.nodes.harness import LocalCluster
+from tests.processes import alive, wait_for
 
 pytestmark = [pytest.mark.nodes, pytest.mark.timeout(2400)]
 INTERRUPTED = "interrupted; what completed is recorded, run the command again to resume"
@@ -43,21 +43,6 @@ def rng() -> random.Random:
     seed = int(os.environ.get("OSCAR_TEST_SEED") or random.SystemRandom().randrange(2**32))
     print(f"\nOSCAR_TEST_SEED={seed} (set it to replay these random points)")
     return random.Random(seed)  # noqa: S311 - a test's random points, replayable from the seed
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def command_line(pid: int) -> str:
@@ -109,7 +94,7 @@ class Run:
             found[:] = [folder for folder in folders if (folder / GUARD_PID_FILE).is_file()]
             return bool(found) or self.process.poll() is not None
 
-        wait_for(running, 900, f"{playbook}.yml to start")
+        wait_for(running, 900, f"{playbook}.yml to start", interval=0.1)
         assert found, f"up ended before {playbook}.yml ran:\n{self.process.communicate()[1]}"
         return found[0]
 
@@ -170,7 +155,7 @@ def test_kill_9_in_prepare_and_in_kubernetes_leaves_nothing_and_up_converges(
         guard = read_pid(folder / GUARD_PID_FILE)
         assert guard is not None
         if playbook == "kubernetes":  # from its first SSH connection on, so that ssh's masters are killed too
-            wait_for(lambda: bool(run.control_masters()), 120, "an ssh control master")  # noqa: B023
+            wait_for(lambda: bool(run.control_masters()), 120, "an ssh control master", interval=0.1)  # noqa: B023
         delay = rng.uniform(0.5, LATEST_POINT)
         time.sleep(delay)
         processes = run.processes()
@@ -179,7 +164,7 @@ def test_kill_9_in_prepare_and_in_kubernetes_leaves_nothing_and_up_converges(
         os.killpg(run.process.pid, signal.SIGKILL)
         run.process.wait(timeout=60)
         killed.append(run.process.pid)
-        wait_for(partial(run.ended, processes), 60, "the run's processes to end")
+        wait_for(partial(run.ended, processes), 60, "the run's processes to end", interval=0.1)
         assert run.left_outside() == [], f"files of the run killed in {playbook}.yml outside the state folder"
         assert folder.is_dir(), "the private folder of a killed run stays in the state folder until the next run"
         assert playbook not in local_cluster.state.journal.records(), "a killed phase is not recorded"
@@ -207,7 +192,7 @@ def test_ctrl_c_exits_130_and_a_second_up_meanwhile_is_refused(
             r"to end \(or stop it\), then run this again",
             second.stderr.strip(),
         ), second.stderr
-        wait_for(lambda: bool(run.control_masters()), 120, "an ssh control master")
+        wait_for(lambda: bool(run.control_masters()), 120, "an ssh control master", interval=0.1)
     delay = rng.uniform(0.5, LATEST_POINT)
     time.sleep(delay)
     processes = run.processes()
@@ -222,7 +207,7 @@ def test_ctrl_c_exits_130_and_a_second_up_meanwhile_is_refused(
     assert stderr.splitlines()[-1] == INTERRUPTED
     assert "Traceback" not in stderr and "events directory" not in stderr
     assert time.monotonic() - started < 30
-    wait_for(partial(run.ended, processes), 30, "the run's processes to end")
+    wait_for(partial(run.ended, processes), 30, "the run's processes to end", interval=0.1)
     assert run.left_outside() == []
     assert playbook not in local_cluster.state.journal.records()
     assert list(run.runs_dir.iterdir()) == [], "an interrupted run removes its private folder"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from oscar_deploy.support.guard import descendants, guarded, read_pid, stop_leftover
+from tests.processes import alive, wait_for
 
 # A tool that leaves a detached process behind (as ssh's ControlPersist master does), records a SIGINT, and
 # then ends in its own time: `exec` keeps the pid the guard started.
@@ -32,21 +33,6 @@ open(os.path.join(out, "started"), "w").close()
 time.sleep(float(sys.argv[3]))
 sys.exit(4)
 """
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ import pytest
 from oscar_deploy.nodes.ansible import run_playbook
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.guard import GUARD_PID_FILE, descendants, read_pid
+from tests.processes import alive, wait_for
 from tests.unit.iac.pulumi_release import wrapper
 from tests.unit.release_server import ReleaseServer, Route
 
@@ -38,21 +39,6 @@ STOPS = [
     pytest.param(signal.SIGINT, 130, INTERRUPTED, id="SIGINT"),
     pytest.param(signal.SIGTERM, 143, TERMINATED, id="SIGTERM"),
 ]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def tree(pid: int) -> list[int]:
