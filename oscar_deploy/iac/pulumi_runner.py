@@ -321,33 +321,15 @@ class PulumiRunner:
 
     def select(self, target: StackTarget) -> PulumiSession:
         work_dir, options, env = self._workspace(target)
-        stack = call_pulumi(
-            target,
-            "stack select",
-            lambda: create_or_select_stack(
-                stack_name=target.stack,
-                project_name=target.project if target.program is not None else None,
-                program=target.program,
-                work_dir=str(work_dir) if target.program is None else None,
-                opts=options,
-            ),
-        )
+        arguments = _stack_arguments(target, work_dir, options)
+        stack = call_pulumi(target, "stack select", lambda: create_or_select_stack(**arguments))
         return PulumiSession(stack, target, self.cli, env, work_dir)
 
     def exists(self, target: StackTarget) -> bool:
         work_dir, options, _env = self._workspace(target)
+        arguments = _stack_arguments(target, work_dir, options)
         try:
-            call_pulumi(
-                target,
-                "stack select",
-                lambda: select_stack(
-                    stack_name=target.stack,
-                    project_name=target.project if target.program is not None else None,
-                    program=target.program,
-                    work_dir=str(work_dir) if target.program is None else None,
-                    opts=options,
-                ),
-            )
+            call_pulumi(target, "stack select", lambda: select_stack(**arguments))
         except StackError as exc:
             if isinstance(exc.__context__, StackNotFoundError) or "no stack named" in exc.detail:
                 return False
@@ -369,6 +351,19 @@ class PulumiRunner:
             work_dir=str(work_dir), env_vars=env, pulumi_command=self.cli, project_settings=settings
         )
         return work_dir, options, env
+
+
+def _stack_arguments(target: StackTarget, work_dir: Path, options: LocalWorkspaceOptions) -> dict[str, Any]:
+    """How the Automation API selects the target's stack: an inline program by project name, a project folder
+    (the platform's) by its working folder."""
+    inline = target.program is not None
+    return {
+        "stack_name": target.stack,
+        "project_name": target.project if inline else None,
+        "program": target.program,
+        "work_dir": None if inline else str(work_dir),
+        "opts": options,
+    }
 
 
 def _copy_project(source: Path, work_dir: Path) -> None:
