@@ -17,6 +17,24 @@ from oscar_deploy.spec.models import ClusterSpec, parse_spec
 from tests.doubles.openstack_api import PROJECT_ID, FakeOpenStack
 
 ACCESS_TOKEN = "eyJ-valid-access-token"
+
+
+def egi_cloud(auth_url: str) -> dict[str, object]:
+    """A clouds.yaml entry as EGI FedCloud's (an OIDC access token, for the double's identity provider)."""
+    return {
+        "auth_type": "v3oidcaccesstoken",
+        "auth": {
+            "auth_url": auth_url,
+            "identity_provider": "egi.eu",
+            "protocol": "openid",
+            "access_token": ACCESS_TOKEN,
+            "project_id": PROJECT_ID,
+        },
+        "identity_api_version": 3,
+        "region_name": "RegionOne",
+    }
+
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
@@ -42,18 +60,7 @@ def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenS
     )  # type: ignore[arg-type]
     clouds = {
         "clouds": {
-            "egi": {
-                "auth_type": "v3oidcaccesstoken",
-                "auth": {
-                    "auth_url": server.auth_url,
-                    "identity_provider": "egi.eu",
-                    "protocol": "openid",
-                    "access_token": ACCESS_TOKEN,
-                    "project_id": PROJECT_ID,
-                },
-                "identity_api_version": 3,
-                "region_name": "RegionOne",
-            },
+            "egi": egi_cloud(server.auth_url),
             "lab": {
                 "auth_type": "v3password",
                 "auth": {

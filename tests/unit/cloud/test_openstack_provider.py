@@ -25,7 +25,7 @@ from oscar_deploy.support.progress import Progress
 from tests.doubles import stack_runner
 from tests.doubles.openstack_api import PROJECT_ID, FakeOpenStack
 from tests.unit.cloud.cloud_env import ProgramResponder, SshWaits
-from tests.unit.cloud.test_openstack_preflight import ACCESS_TOKEN, cloud_content
+from tests.unit.cloud.test_openstack_preflight import ACCESS_TOKEN, cloud_content, egi_cloud
 from tests.unit.pipeline_env import PlaybookRun
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -36,22 +36,7 @@ SPEC = "name: lab\ntarget: openstack\nworkers: {initial: 1, max: 3}\nopenstack: 
 @pytest.fixture
 def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenStack]:
     server = FakeOpenStack(**cloud_content(), access_tokens={("egi.eu", "openid"): {ACCESS_TOKEN}})  # type: ignore[arg-type]
-    clouds = {
-        "clouds": {
-            "egi": {
-                "auth_type": "v3oidcaccesstoken",
-                "auth": {
-                    "auth_url": server.auth_url,
-                    "identity_provider": "egi.eu",
-                    "protocol": "openid",
-                    "access_token": ACCESS_TOKEN,
-                    "project_id": PROJECT_ID,
-                },
-                "identity_api_version": 3,
-                "region_name": "RegionOne",
-            }
-        }
-    }
+    clouds = {"clouds": {"egi": egi_cloud(server.auth_url)}}
     config = tmp_path / "clouds.yaml"
     config.write_text(yaml.safe_dump(clouds))
     for name in [name for name in os.environ if name.startswith("OS_")]:
