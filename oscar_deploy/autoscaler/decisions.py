@@ -7,7 +7,10 @@ All live in `<state folder>/autoscaler/` (0700; files 0600):
                         events, each with its UTC `time`
     decisions.jsonl.1   the previous part: when the log passes its size limit it is renamed here (replacing
                         the older part), so both together never exceed twice the limit
-    state.json          what the runtime did to each worker (power actions, its cordons, boot durations)
+    state.json          what the runtime did to each worker (power actions, its cordons, boot durations) and
+                        what its policy and observer remember between rounds, with the time it was saved: a
+                        restart within `MEMORY_SECONDS` (or three periods) goes on with those timers instead
+                        of starting them again
     run.lock            held (flock) by the running autoscaler, with its pid: one per cluster at a time
     kubeconfig          its own least-privilege kubeconfig (the oscar-autoscaler ServiceAccount)
     aws-credentials, clouds.yaml   its own cloud credentials, when given (see the README)
@@ -20,11 +23,13 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from oscar_deploy.autoscaler.snapshot import PowerRecord
+from oscar_deploy.autoscaler.model import PolicyState
+from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.files import atomic_write
 
@@ -32,6 +37,9 @@ LOG_NAME = "decisions.jsonl"
 STATE_NAME = "state.json"
 LOCK_NAME = "run.lock"
 MAX_LOG_BYTES = 1_000_000
+# How old the saved timers may be for a restarted runtime to go on with them: past that, pods may have come and
+# gone unseen, so a node's idle or unneeded time would be counted from before what it did meanwhile.
+MEMORY_SECONDS = 120.0
 
 
 def utc_stamp(seconds: float) -> str:
@@ -72,18 +80,39 @@ class DecisionsLog:
         return found
 
 
-def load_record(path: Path) -> PowerRecord:
+@dataclass
+class RuntimeMemory:
+    """The content of state.json: the power record, and the policy's and observer's memory as of `saved_at`."""
+
+    record: PowerRecord = field(default_factory=PowerRecord)
+    policy: PolicyState = field(default_factory=PolicyState)
+    history: NodeHistory = field(default_factory=NodeHistory)
+    saved_at: float | None = None
+
+
+def load_memory(path: Path) -> RuntimeMemory:
+    """What state.json holds; a missing or damaged file (or part of it) counts as nothing remembered."""
     if not path.is_file():
-        return PowerRecord()
+        return RuntimeMemory()
     try:
         data = json.loads(path.read_text())
-    except ValueError:
-        return PowerRecord()
-    return PowerRecord.from_data(data if isinstance(data, dict) else {})
+    except (ValueError, UnicodeDecodeError):
+        return RuntimeMemory()
+    if not isinstance(data, dict):
+        return RuntimeMemory()
+    policy, history, saved_at = data.get("policy"), data.get("history"), data.get("saved_at")
+    return RuntimeMemory(
+        record=PowerRecord.from_data(data),
+        policy=PolicyState.from_data(policy) if isinstance(policy, dict) else PolicyState(),
+        history=NodeHistory.from_data(history) if isinstance(history, dict) else NodeHistory(),
+        saved_at=float(saved_at) if isinstance(saved_at, int | float) and not isinstance(saved_at, bool) else None,
+    )
 
 
-def save_record(path: Path, record: PowerRecord) -> None:
-    atomic_write(path, json.dumps(record.as_data(), indent=2) + "\n", 0o600)
+def save_memory(path: Path, memory: RuntimeMemory) -> None:
+    data = memory.record.as_data()
+    data.update(policy=memory.policy.as_data(), history=memory.history.as_data(), saved_at=memory.saved_at)
+    atomic_write(path, json.dumps(data, indent=2) + "\n", 0o600)
 
 
 @contextlib.contextmanager

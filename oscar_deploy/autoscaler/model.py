@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 ARCH_LABEL = "kubernetes.io/arch"
 
@@ -322,6 +323,62 @@ class PolicyState:
     running: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     released: tuple[tuple[float, int, int], ...] = ()
     first_seen: float | None = None
+
+    def as_data(self) -> dict[str, Any]:
+        """The state as JSON values, for the runtime's state file (`cordoned_by_us` is kept there already)."""
+        return {
+            "needed_history": [[at, dict(sorted(needed.items()))] for at, needed in self.needed_history],
+            "pressure_at": self.pressure_at,
+            "unneeded_since": dict(sorted(self.unneeded_since.items())),
+            "running": {pod: list(requests) for pod, requests in sorted(self.running.items())},
+            "released": [list(entry) for entry in self.released],
+            "first_seen": self.first_seen,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> PolicyState:
+        """The state `as_data` wrote; an entry of the wrong shape is dropped (the file is read, never trusted)."""
+        history = []
+        for entry in _items(data.get("needed_history")):
+            if isinstance(entry, list) and len(entry) == 2 and _number(entry[0]) and isinstance(entry[1], Mapping):
+                counts = {str(k): v for k, v in entry[1].items() if _count(v)}
+                history.append((float(entry[0]), counts))
+        unneeded = data.get("unneeded_since")
+        running = data.get("running")
+        return cls(
+            needed_history=tuple(history),
+            pressure_at=float(data["pressure_at"]) if _number(data.get("pressure_at")) else None,
+            unneeded_since=(
+                {str(k): float(v) for k, v in unneeded.items() if _number(v)} if isinstance(unneeded, Mapping) else {}
+            ),
+            running=(
+                {str(k): (v[0], v[1]) for k, v in running.items() if isinstance(v, list) and _counts(v, 2)}
+                if isinstance(running, Mapping)
+                else {}
+            ),
+            released=tuple(
+                (float(e[0]), e[1], e[2])
+                for e in _items(data.get("released"))
+                if isinstance(e, list) and len(e) == 3 and _number(e[0]) and _counts(e[1:], 2)
+            ),
+            first_seen=float(data["first_seen"]) if _number(data.get("first_seen")) else None,
+        )
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _counts(values: list[Any], length: int) -> bool:
+    return len(values) == length and all(_count(value) for value in values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ Each round:
    * drain: cordon, then evict what may move, step by step over the following rounds (an eviction a
      PodDisruptionBudget refuses is asked again; the node stays up), and power off once empty;
    * cordon and uncordon as decided;
-4. writes one line to the decisions log when something was decided, done or noted anew.
+4. writes one line to the decisions log when something was decided, done or noted anew, and saves the power
+   record with the policy's and observer's timers to state.json, which a restart soon after goes on with.
 
 A power action that fails leaves the worker out of the policy's view for a pause that doubles at each failure
 (1, 2, 4, 8, then 15 minutes), so the policy turns to another worker meanwhile. The loop stops between two rounds on
@@ -31,7 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from oscar_deploy.autoscaler.decisions import DecisionsLog, load_record, save_record
+from oscar_deploy.autoscaler.decisions import (
+    MEMORY_SECONDS,
+    DecisionsLog,
+    RuntimeMemory,
+    load_memory,
+    save_memory,
+    utc_stamp,
+)
 from oscar_deploy.autoscaler.drain import DrainStep, NodeCalls, drain_step, workload_pods
 from oscar_deploy.autoscaler.kubeobjects import interruptible, key_of
 from oscar_deploy.autoscaler.model import (
@@ -102,9 +110,11 @@ class Runtime:
         self.state_file = folder / "state.json"
         self.log = log
         self.clock = clock
-        self.record = load_record(self.state_file)
+        memory = load_memory(self.state_file)
+        self.record = memory.record
         self.history = NodeHistory()
         self.policy_state = PolicyState()
+        self.memory_note = self._restore(memory)
         self.draining: dict[str, str] = {}  # node -> the last drain progress logged
         self.failures: dict[str, int] = {}
         self.booting: dict[str, float] = {}
@@ -122,6 +132,7 @@ class Runtime:
                 "target": self.settings.target,
                 "period": self.settings.period,
                 "credentials": self.settings.credentials,
+                "memory": self.memory_note,
             },
             self.clock(),
         )
@@ -170,7 +181,7 @@ class Runtime:
                 )
         self._continue_drains(observation, done, now)
         done.counts = _counts(observation.snapshot)
-        save_record(self.state_file, self.record)
+        save_memory(self.state_file, RuntimeMemory(self.record, self.policy_state, self.history, now))
         if done.decisions or done.steps or done.notes != self.last_notes:
             entry: dict[str, Any] = {"event": "round", "decisions": done.decisions}
             if done.steps:
@@ -179,6 +190,18 @@ class Runtime:
             self.log.write(entry, now)
             self.last_notes = done.notes
         return done
+
+    def _restore(self, memory: RuntimeMemory) -> str:
+        """Go on with the timers a recent run saved (a restart loses no idle or unneeded time); says which."""
+        if memory.saved_at is None:
+            return "nothing remembered: timers start now"
+        age = self.clock() - memory.saved_at
+        lifetime = max(MEMORY_SECONDS, 3 * self.settings.period)
+        saved = utc_stamp(memory.saved_at)
+        if not 0 <= age <= lifetime:
+            return f"timers saved at {saved} are older than {lifetime:.0f}s: they start now"
+        self.history, self.policy_state = memory.history, memory.policy
+        return f"timers saved at {saved} ({age:.0f}s ago) go on"
 
     # --- carrying out ---------------------------------------------------------------------------------------------
 

@@ -85,25 +85,27 @@ class PowerRecord:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> PowerRecord:
-        def times(key: str) -> dict[str, float]:
-            values = data.get(key)
-            if not isinstance(values, Mapping):
-                return {}
-            return {str(k): float(v) for k, v in values.items() if isinstance(v, int | float)}
-
         def names(key: str) -> set[str]:
             values = data.get(key)
             return {str(name) for name in values} if isinstance(values, list) else set()
 
         boots = data.get("boot_seconds")
         return cls(
-            powered_on=times("powered_on"),
-            powered_off=times("powered_off"),
-            failed_until=times("failed_until"),
+            powered_on=_times(data, "powered_on"),
+            powered_off=_times(data, "powered_off"),
+            failed_until=_times(data, "failed_until"),
             cordoned=names("cordoned"),
             uncordon_pending=names("uncordon_pending"),
             boot_seconds=[float(v) for v in boots if isinstance(v, int | float)] if isinstance(boots, list) else [],
         )
+
+
+def _times(data: Mapping[str, Any], key: str) -> dict[str, float]:
+    """`data[key]` as name -> seconds, without the entries that are not numbers."""
+    values = data.get(key)
+    if not isinstance(values, Mapping):
+        return {}
+    return {str(k): float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 @dataclass
@@ -115,6 +117,28 @@ class NodeHistory:
     changed_at: dict[str, float] = field(default_factory=dict)
     idle_since: dict[str, float] = field(default_factory=dict)
     not_ready_since: dict[str, float] = field(default_factory=dict)
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "pods": {name: sorted(pods) for name, pods in sorted(self.pods.items())},
+            "changed_at": dict(sorted(self.changed_at.items())),
+            "idle_since": dict(sorted(self.idle_since.items())),
+            "not_ready_since": dict(sorted(self.not_ready_since.items())),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> NodeHistory:
+        pods = data.get("pods")
+        return cls(
+            pods=(
+                {str(k): frozenset(str(p) for p in v) for k, v in pods.items() if isinstance(v, list)}
+                if isinstance(pods, Mapping)
+                else {}
+            ),
+            changed_at=_times(data, "changed_at"),
+            idle_since=_times(data, "idle_since"),
+            not_ready_since=_times(data, "not_ready_since"),
+        )
 
 
 @dataclass(frozen=True)

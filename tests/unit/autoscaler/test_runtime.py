@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from kubernetes import config as kube_config
 
-from oscar_deploy.autoscaler.decisions import DecisionsLog, load_record, save_record
+from oscar_deploy.autoscaler.decisions import DecisionsLog, RuntimeMemory, load_memory, save_memory
 from oscar_deploy.autoscaler.drain import NodeActions
-from oscar_deploy.autoscaler.model import NodeTemplate, PolicyConfig, config_from_values
+from oscar_deploy.autoscaler.model import NodeTemplate, PolicyConfig, PolicyState, config_from_values
 from oscar_deploy.autoscaler.observer import ClusterObserver
 from oscar_deploy.autoscaler.runtime import Runtime, Settings
 from oscar_deploy.autoscaler.snapshot import PowerRecord
@@ -76,6 +76,13 @@ class Loop:
             if versions and reflector._thread.is_alive():
                 assert reflector.wait_for_version(str(max(versions)), 10), name
 
+    def restart(self) -> None:
+        """A new runtime on the same folder, watches and machines, as after a restart of the process."""
+        old = self.runtime
+        self.runtime = Runtime(
+            self.observer, self.power, old.actions, old.settings, self.folder, old.log, clock=old.clock
+        )
+
     def log(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in (self.folder / "decisions.jsonl").read_text().splitlines()]
 
@@ -91,7 +98,7 @@ def make_loop(tmp_path: Path) -> Iterator[Any]:
         folder = tmp_path / "autoscaler"
         folder.mkdir(exist_ok=True)
         if record is not None:
-            save_record(folder / "state.json", record)
+            save_memory(folder / "state.json", RuntimeMemory(record))
         client = kube_config.new_client_from_config(config_file=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
         observer = ClusterObserver(client)
         observer.start(timeout=10)
@@ -133,7 +140,7 @@ def test_a_pending_job_powers_on_a_worker_which_is_uncordoned_and_its_boot_measu
     assert loop.api.patches == [
         ("agent-1", "application/json-patch+json", [{"op": "add", "path": "/spec/unschedulable", "value": False}])
     ]
-    saved = load_record(loop.folder / "state.json")
+    saved = load_memory(loop.folder / "state.json").record
     assert (saved.powered_on, saved.cordoned) == ({"agent-1": T0}, set())
 
     assert loop.rounds(2) == [], "while agent-1 boots, the pending job counts on it: nothing more is decided"
@@ -141,7 +148,7 @@ def test_a_pending_job_powers_on_a_worker_which_is_uncordoned_and_its_boot_measu
     pod_version = loop.api.put(pod("oscar-svc", "job-b", "agent-1", cpu="1", owner="Job", created=T0 - 90))
     loop.settle(("nodes", node_version), ("pods", pod_version))
     loop.rounds(1)
-    assert load_record(loop.folder / "state.json").boot_seconds == [12.0], "power-on to Ready"
+    assert load_memory(loop.folder / "state.json").record.boot_seconds == [12.0], "power-on to Ready"
     rounds = [entry for entry in loop.log() if entry.get("event") == "round"]
     assert rounds[0]["time"] == "2026-05-28T20:26:40Z"
     assert rounds[0]["decisions"][0]["outcome"] == "powered on; uncordoned"
@@ -174,12 +181,12 @@ def test_an_uncordon_that_fails_at_power_on_is_retried(make_loop: Any) -> None:
         "powered on; uncordon failed (uncordon agent-1: 500 Internal Server Error: etcdserver: request timed out), "
         "retried next period"
     )
-    assert load_record(loop.folder / "state.json").uncordon_pending == {"agent-1"}
+    assert load_memory(loop.folder / "state.json").record.uncordon_pending == {"agent-1"}
     loop.api.failing_patches.clear()
     assert loop.rounds(1) == [
         {"at": 5.0, "action": "uncordon", "node": "agent-1", "outcome": "uncordoned after its power-on"}
     ]
-    saved = load_record(loop.folder / "state.json")
+    saved = load_memory(loop.folder / "state.json").record
     assert (saved.uncordon_pending, saved.cordoned) == (set(), set())
     assert "unschedulable" not in loop.api.store["Node"][("", "agent-1")]["spec"]
 
@@ -217,7 +224,7 @@ def test_consolidation_drains_through_a_disruption_budget_and_powers_off_once(ma
     assert evictions == ["POST /api/v1/namespaces/oscar-svc/pods/web-2/eviction"] * 2
     assert not any(call.startswith("DELETE ") for call in loop.api.calls)
     assert loop.api.store["Node"][("", "agent-2")]["spec"]["unschedulable"] is True, "left cordoned while off"
-    assert load_record(loop.folder / "state.json").cordoned == {"agent-2"}
+    assert load_memory(loop.folder / "state.json").record.cordoned == {"agent-2"}
 
 
 def test_a_job_arriving_before_the_power_off_keeps_the_node_up(make_loop: Any) -> None:
@@ -257,7 +264,7 @@ def test_a_failed_power_on_pauses_that_worker_and_another_is_used(make_loop: Any
         ),
         ("power-on", "agent-2", "powered on"),
     ]
-    assert load_record(loop.folder / "state.json").failed_until == {"agent-1": T0 + 60}
+    assert load_memory(loop.folder / "state.json").record.failed_until == {"agent-1": T0 + 60}
     loop.rounds(3)
     notes = [entry["notes"] for entry in loop.log() if entry.get("event") == "round"]
     assert notes == [[], ["agent-1: left out until 20:27:40Z: its last power action failed"]], (
@@ -282,6 +289,7 @@ def test_run_logs_start_and_stop_and_stops_the_watches(make_loop: Any) -> None:
         "target": "local",
         "period": 5.0,
         "credentials": "",
+        "memory": "nothing remembered: timers start now",
     }
     assert entries[-1]["event"] == "stop" and entries[-1]["reason"] == "SIGTERM"
     assert all(not reflector._thread.is_alive() for reflector in loop.observer.reflectors.values())
@@ -301,3 +309,38 @@ def test_the_decisions_log_stays_bounded(tmp_path: Path) -> None:
     assert stat.S_IMODE(current.stat().st_mode) == 0o600
     previous.write_text(previous.read_text() + "not json\n")
     assert [entry["index"] for entry in log.entries()] == indexes, "a damaged line is skipped"
+
+
+@pytest.mark.parametrize(("saved_age", "power_off_at"), [(0.0, 30.0), (115.0, 30.0), (116.0, 50.0)])
+def test_a_restart_goes_on_with_the_timers_it_saved_unless_they_are_stale(
+    make_loop: Any, saved_age: float, power_off_at: float
+) -> None:
+    loop = make_loop(
+        [node("server-0", since=T0 - 3600, server=True), node("agent-0", since=T0 - 3600)], {"agent-0": "on"}
+    )
+    assert loop.rounds(4) == []  # agent-0 empty since t=0; saved at t=15, restarted at t=20
+    state = loop.folder / "state.json"
+    memory = load_memory(state)
+    assert memory.saved_at == T0 + 15 and memory.history.idle_since == {"agent-0": T0}
+    memory.saved_at -= saved_age
+    save_memory(state, memory)
+    loop.restart()
+    done = loop.rounds(8)
+    assert [(d["at"], d["action"], d["node"]) for d in done] == [(power_off_at, "power-off", "agent-0")]
+    if power_off_at == 30.0:
+        assert loop.runtime.memory_note.endswith(f"({5 + saved_age:.0f}s ago) go on")
+    else:
+        assert loop.runtime.memory_note == "timers saved at 2026-05-28T20:24:59Z are older than 120s: they start now"
+
+
+def test_a_damaged_state_file_is_nothing_remembered(make_loop: Any) -> None:
+    loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
+    state = loop.folder / "state.json"
+    state.write_text(
+        '{"powered_on": {"agent-0": "soon"}, "policy": {"needed_history": [[1, {"w": -1}], "x"], '
+        '"running": {"p": [1]}, "released": [[1, 2]], "first_seen": true}, "history": [], "saved_at": "now"}'
+    )
+    memory = load_memory(state)
+    assert memory == RuntimeMemory(policy=PolicyState(needed_history=((1.0, {}),)))
+    state.write_bytes(b"\xff")
+    assert load_memory(state) == RuntimeMemory()
