@@ -30,7 +30,15 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from oscar_deploy.autoscaler.model import ARCH_LABEL, KueueWorkload, PendingPod, PodInfo, PodSet, Resources
+from oscar_deploy.autoscaler.model import (
+    ARCH_LABEL,
+    UNBOUNDED,
+    KueueWorkload,
+    PendingPod,
+    PodInfo,
+    PodSet,
+    Resources,
+)
 
 Obj = Mapping[str, Any]
 
@@ -361,4 +369,64 @@ def kueue_workload(workload: Obj) -> KueueWorkload:
         str(spec.get("queueName") or ""),
         tuple(pod_sets),
         created=timestamp(created, f"workload {key}: metadata.creationTimestamp") if created else 0.0,
+    )
+
+
+# --- Kueue queues -------------------------------------------------------------------------------------------
+
+
+def local_queue_target(local_queue: Obj) -> tuple[str, str]:
+    """(`namespace/name` of a LocalQueue, the name of the ClusterQueue its workloads go to)."""
+    return key_of(local_queue), str(_mapping(local_queue.get("spec")).get("clusterQueue") or "")
+
+
+def cluster_queue_headroom(cluster_queue: Obj) -> Resources:
+    """How much more of cpu, memory and GPUs the ClusterQueue may still reserve for workloads: its nominal quota
+    over every flavor, plus what it may borrow in a cohort (its borrowingLimit; without one, no bound), less
+    what its workloads reserve now. A resource it does not cover is not bounded here (`UNBOUNDED`); a queue
+    stopped by its stopPolicy, or not Active, admits nothing."""
+    key = key_of(cluster_queue)
+    spec, status = _mapping(cluster_queue.get("spec")), _mapping(cluster_queue.get("status"))
+    active = _condition(cluster_queue, "Active")
+    if spec.get("stopPolicy") in ("Hold", "HoldAndDrain") or (active is not None and active.get("status") == "False"):
+        return Resources()
+    in_cohort = bool(spec.get("cohortName") or spec.get("cohort"))  # v1beta2 names it cohortName, v1beta1 cohort
+    limit: dict[str, Fraction] = {}
+    unbounded: set[str] = set()
+    for group_index, group in enumerate(_list(spec.get("resourceGroups"))):
+        for flavor_index, flavor in enumerate(_list(_mapping(group).get("flavors"))):
+            for index, entry in enumerate(_list(_mapping(flavor).get("resources"))):
+                quota = _mapping(entry)
+                name = str(quota.get("name"))
+                where = (
+                    f"clusterqueue {key}: spec.resourceGroups[{group_index}].flavors[{flavor_index}].resources[{index}]"
+                )
+                limit[name] = limit.get(name, Fraction(0)) + quantity(
+                    quota.get("nominalQuota", "0"), f"{where}.nominalQuota"
+                )
+                if in_cohort:
+                    if quota.get("borrowingLimit") is None:
+                        unbounded.add(name)
+                    else:
+                        limit[name] += quantity(quota["borrowingLimit"], f"{where}.borrowingLimit")
+    reserved: dict[str, Fraction] = {}
+    usage_field = "flavorsReservation" if "flavorsReservation" in status else "flavorsUsage"
+    for flavor_index, flavor in enumerate(_list(status.get(usage_field))):
+        for index, entry in enumerate(_list(_mapping(flavor).get("resources"))):
+            used = _mapping(entry)
+            name = str(used.get("name"))
+            where = f"clusterqueue {key}: status.{usage_field}[{flavor_index}].resources[{index}].total"
+            reserved[name] = reserved.get(name, Fraction(0)) + quantity(used.get("total", "0"), where)
+
+    def free(name: str) -> Fraction | None:
+        if name not in limit or name in unbounded:
+            return None
+        return max(Fraction(0), limit[name] - reserved.get(name, Fraction(0)))
+
+    cpu, memory = free("cpu"), free("memory")
+    gpus = [free(name) for name in GPU_RESOURCES if name in limit]
+    return Resources(
+        UNBOUNDED if cpu is None else math.floor(cpu * 1000),
+        UNBOUNDED if memory is None else math.floor(memory / 2**20),
+        UNBOUNDED if not gpus or None in gpus else math.floor(sum(g for g in gpus if g is not None)),
     )

@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 ARCH_LABEL = "kubernetes.io/arch"
+# An amount no request reaches: what a Kueue queue's headroom holds for a resource its quota does not bound.
+UNBOUNDED = 10**15
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +182,8 @@ class KueueWorkload:
 class ClusterSnapshot:
     """What the policy sees at time `now` (seconds on any monotonic clock shared by all timestamps here).
 
-    `queue_headroom` is the free nominal quota of each ClusterQueue; a queue that is not listed has no limit.
+    `queue_headroom` is what each ClusterQueue may still reserve (its free quota, `UNBOUNDED` for a resource it
+    does not bound); a queue that is not listed has no limit. A workload's `queue` names its ClusterQueue.
     """
 
     now: float

@@ -9,8 +9,9 @@ is listed once at start and after a 410, never polled.
 
 Objects are kept as the JSON the API serves (no client models), which is what `kubeobjects` reads. Pods are
 watched with the field selector `status.phase!=Succeeded,status.phase!=Failed`, so finished pods leave the
-copy as the API server sees them leave the selection. Kueue workloads are watched only when the cluster serves
-the `kueue.x-k8s.io` API group (found by API discovery), in its preferred version.
+copy as the API server sees them leave the selection. Kueue workloads, ClusterQueues (their quota and what is
+reserved of it) and LocalQueues (which ClusterQueue each feeds) are watched only when the cluster serves the
+`kueue.x-k8s.io` API group (found by API discovery), in its preferred version.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oscar_deploy.autoscaler.kubeobjects import key_of
+from oscar_deploy.platform.autoscaler import KUEUE_GROUP, KUEUE_RESOURCES
 from oscar_deploy.support.errors import OperationError
 
-KUEUE_GROUP = "kueue.x-k8s.io"
 KUEUE_VERSIONS = ("v1beta2", "v1beta1")
 RUNNING_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 PAGE_SIZE = 500
@@ -218,6 +219,8 @@ class KubeView:
     workloads: list[dict[str, Any]]
     kueue: bool
     errors: list[str] = field(default_factory=list)
+    cluster_queues: list[dict[str, Any]] = field(default_factory=list)
+    local_queues: list[dict[str, Any]] = field(default_factory=list)
 
 
 def kueue_version(api_client: Any) -> str | None:
@@ -261,8 +264,9 @@ class ClusterObserver:
         }
         if self.kueue:
             custom = client.CustomObjectsApi(api_client)
-            fetch = functools.partial(custom.list_cluster_custom_object, KUEUE_GROUP, self.kueue, "workloads")
-            self.reflectors["workloads"] = Reflector("workloads", fetch)
+            for plural in KUEUE_RESOURCES:
+                fetch = functools.partial(custom.list_cluster_custom_object, KUEUE_GROUP, self.kueue, plural)
+                self.reflectors[plural] = Reflector(plural, fetch)
 
     def start(self, timeout: float = 60.0) -> None:
         """Start every watch and wait until each has listed its collection once."""
@@ -281,11 +285,16 @@ class ClusterObserver:
             reflector.stop()
 
     def view(self) -> KubeView:
-        workloads = self.reflectors.get("workloads")
+        def items(name: str) -> list[dict[str, Any]]:
+            reflector = self.reflectors.get(name)
+            return reflector.items() if reflector else []
+
         return KubeView(
-            nodes=self.reflectors["nodes"].items(),
-            pods=self.reflectors["pods"].items(),
-            workloads=workloads.items() if workloads else [],
-            kueue=workloads is not None,
+            nodes=items("nodes"),
+            pods=items("pods"),
+            workloads=items("workloads"),
+            kueue=self.kueue is not None,
             errors=[r.error for r in self.reflectors.values() if r.error],
+            cluster_queues=items("clusterqueues"),
+            local_queues=items("localqueues"),
         )

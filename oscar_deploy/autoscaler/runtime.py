@@ -158,7 +158,17 @@ class Runtime:
         now = self.clock()
         view = self.observer.view()
         machines = self.power.machines()
-        observation = build_observation(view.nodes, view.pods, view.workloads, machines, self.record, self.history, now)
+        observation = build_observation(
+            view.nodes,
+            view.pods,
+            view.workloads,
+            machines,
+            self.record,
+            self.history,
+            now,
+            cluster_queues=view.cluster_queues,
+            local_queues=view.local_queues,
+        )
         done = Round(notes=list(view.errors) + list(observation.notes))
         self._measure_boots(observation.snapshot, now)
         self._finish_uncordons(observation, done)

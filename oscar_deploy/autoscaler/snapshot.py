@@ -21,7 +21,7 @@ labels all of them share. A worker never registered takes the template of its ar
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +29,13 @@ from oscar_deploy.autoscaler.kubeobjects import (
     NodeView,
     ObjectError,
     belongs_to_node,
+    cluster_queue_headroom,
     is_finished,
     is_pending,
+    key_of,
     kind_labels,
     kueue_workload,
+    local_queue_target,
     node_of,
     node_view,
     pending_pod,
@@ -212,8 +215,11 @@ def build_observation(
     record: PowerRecord,
     history: NodeHistory,
     now: float,
+    cluster_queues: Sequence[Mapping[str, Any]] = (),
+    local_queues: Sequence[Mapping[str, Any]] = (),
 ) -> Observation:
-    """The snapshot of the managed workers, the pending pods and the Kueue workloads; updates `history`."""
+    """The snapshot of the managed workers, the pending pods and the Kueue workloads (with the headroom of their
+    ClusterQueues); updates `history`."""
     notes: list[str] = []
     views: dict[str, NodeView] = {}
     for node in nodes:
@@ -242,6 +248,13 @@ def build_observation(
         except ObjectError as exc:
             notes.append(f"{exc}; pod left out")
 
+    feeds = dict(local_queue_target(queue) for queue in local_queues)
+    headroom: dict[str, Resources] = {}
+    for queue in cluster_queues:
+        try:
+            headroom[key_of(queue)] = cluster_queue_headroom(queue)
+        except ObjectError as exc:
+            notes.append(f"{exc}; its quota is not counted")
     waiting: list[KueueWorkload] = []
     quota_held = 0
     for workload in workloads:
@@ -250,9 +263,12 @@ def build_observation(
             quota_held += 1
         elif state == "waiting":
             try:
-                waiting.append(kueue_workload(workload))
+                found = kueue_workload(workload)
             except ObjectError as exc:
                 notes.append(f"{exc}; workload left out")
+                continue
+            namespace = found.name.split("/", 1)[0]
+            waiting.append(replace(found, queue=feeds.get(f"{namespace}/{found.queue}", "")))
 
     infos: list[NodeInfo] = []
     for name, machine in sorted(managed.items()):
@@ -313,5 +329,6 @@ def build_observation(
         nodes=tuple(infos),
         pending=tuple(sorted(pending, key=lambda p: (p.created, p.name))),
         workloads=tuple(waiting),
+        queue_headroom=headroom,
     )
     return Observation(snapshot, templates, views, tuple(notes), quota_held)

@@ -6,7 +6,8 @@ The ClusterRole grants exactly what `oscar_deploy.autoscaler` calls:
 * nodes: get, list, watch (the observer) and patch (cordon and uncordon: `spec.unschedulable`);
 * pods: get, list, watch (the observer, and a drain's fresh look at one node);
 * pods/eviction: create (draining through the Eviction API; never delete on pods);
-* workloads.kueue.x-k8s.io: get, list, watch (demand held by Kueue).
+* Kueue's workloads, clusterqueues and localqueues: get, list, watch (demand held by Kueue, and the quota
+  that decides whether Kueue will admit it).
 
 No Secrets, no writes to pods, nothing namespaced beyond the account itself. A long-lived token for the account
 comes from a Secret of type `kubernetes.io/service-account-token` (Kubernetes fills in its `token`); the
@@ -24,6 +25,9 @@ AUTOSCALER_ACCOUNT = "oscar-autoscaler"
 AUTOSCALER_NAMESPACE = OSCAR_NAMESPACE
 AUTOSCALER_TOKEN_SECRET = "oscar-autoscaler-token"  # noqa: S105 (a Secret's name)
 RBAC = "rbac.authorization.k8s.io"
+KUEUE_GROUP = "kueue.x-k8s.io"
+# The Kueue collections the autoscaler's observer watches (and so may read).
+KUEUE_RESOURCES = ("workloads", "clusterqueues", "localqueues")
 
 
 def autoscaler_rules() -> list[dict[str, Any]]:
@@ -31,7 +35,7 @@ def autoscaler_rules() -> list[dict[str, Any]]:
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
-        {"apiGroups": ["kueue.x-k8s.io"], "resources": ["workloads"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [KUEUE_GROUP], "resources": list(KUEUE_RESOURCES), "verbs": ["get", "list", "watch"]},
     ]
 
 

@@ -53,6 +53,8 @@ COLLECTIONS = {
     "/api/v1/nodes": ("Node", "v1", "NodeList"),
     "/api/v1/pods": ("Pod", "v1", "PodList"),
     f"/apis/{KUEUE_GROUP}/v1beta1/workloads": ("Workload", f"{KUEUE_GROUP}/v1beta1", "WorkloadList"),
+    f"/apis/{KUEUE_GROUP}/v1beta1/clusterqueues": ("ClusterQueue", f"{KUEUE_GROUP}/v1beta1", "ClusterQueueList"),
+    f"/apis/{KUEUE_GROUP}/v1beta1/localqueues": ("LocalQueue", f"{KUEUE_GROUP}/v1beta1", "LocalQueueList"),
 }
 
 
@@ -213,9 +215,9 @@ class KubeApi:
             self.changed.notify_all()
 
     def load_recorded(self, folder: Path) -> None:
-        """The recorded list responses of `folder` (nodes.json, pods.json, workloads.json) as the initial
+        """The recorded list responses of `folder` (nodes, pods and the Kueue collections) as the initial
         objects; the lists' resourceVersions are kept."""
-        for name in ("nodes", "pods", "workloads"):
+        for name in ("nodes", "pods", "workloads", "clusterqueues", "localqueues"):
             path = folder / f"{name}.json"
             if not path.is_file():
                 continue

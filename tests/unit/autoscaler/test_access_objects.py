@@ -40,7 +40,11 @@ def test_least_privilege_rules() -> None:
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
-        {"apiGroups": ["kueue.x-k8s.io"], "resources": ["workloads"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["kueue.x-k8s.io"],
+            "resources": ["workloads", "clusterqueues", "localqueues"],
+            "verbs": ["get", "list", "watch"],
+        },
     ]
     assert not any("delete" in rule["verbs"] or "secrets" in rule["resources"] for rule in role["rules"])
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "oscar-autoscaler", "namespace": "oscar"}]

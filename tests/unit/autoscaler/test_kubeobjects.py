@@ -9,16 +9,18 @@ import pytest
 
 from oscar_deploy.autoscaler.kubeobjects import (
     ObjectError,
+    cluster_queue_headroom,
     cpu_milli,
     interruptible,
     is_pending,
     kind_labels,
+    local_queue_target,
     memory_mib,
     node_selector,
     pod_requests,
     workload_state,
 )
-from oscar_deploy.autoscaler.model import Resources
+from oscar_deploy.autoscaler.model import UNBOUNDED, Resources
 
 
 @pytest.mark.parametrize(
@@ -157,3 +159,93 @@ def test_a_kind_keeps_only_the_labels_all_its_nodes_share() -> None:
     assert kind_labels([first, second]) == {"kubernetes.io/arch": "arm64", "disk": "ssd"}
     assert kind_labels([first]) == {"kubernetes.io/arch": "arm64", "disk": "ssd", "zone": "a"}
     assert kind_labels([]) == {}
+
+
+def cluster_queue(flavors: list[dict[str, str]], reserved: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    """A ClusterQueue with one resource group: one flavor per entry of `flavors` (resource -> nominalQuota,
+    or `resource/borrow` -> borrowingLimit)."""
+    quotas = []
+    for index, quota in enumerate(flavors):
+        resources = []
+        for name, value in quota.items():
+            if name.endswith("/borrow"):
+                continue
+            entry = {"name": name, "nominalQuota": value}
+            if f"{name}/borrow" in quota:
+                entry["borrowingLimit"] = quota[f"{name}/borrow"]
+            resources.append(entry)
+        quotas.append({"name": f"flavor-{index}", "resources": resources})
+    status: dict[str, Any] = {}
+    if reserved is not None:
+        used = [{"name": name, "total": total} for name, total in reserved.items()]
+        status["flavorsReservation"] = [{"name": "flavor-0", "resources": used}]
+    return {
+        "metadata": {"name": "oscar-cq-alice"},
+        "spec": {"resourceGroups": [{"flavors": quotas}], **spec},
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(
+    ("queue", "headroom"),
+    [
+        (cluster_queue([{"cpu": "2", "memory": "2Gi"}]), Resources(2000, 2048, UNBOUNDED)),
+        (
+            cluster_queue([{"cpu": "2", "memory": "2Gi"}], {"cpu": "1500m", "memory": "2Gi"}),
+            Resources(500, 0, UNBOUNDED),
+        ),
+        (cluster_queue([{"cpu": "1"}], {"cpu": "3"}), Resources(0, UNBOUNDED, UNBOUNDED)),
+        # Flavors add up; GPUs of every vendor count together.
+        (
+            cluster_queue(
+                [{"cpu": "1", "nvidia.com/gpu": "1"}, {"cpu": "2", "amd.com/gpu": "2"}], {"nvidia.com/gpu": "1"}
+            ),
+            Resources(3000, UNBOUNDED, 2),
+        ),
+        # In a cohort it may borrow up to its borrowingLimit; without one, without bound.
+        (
+            cluster_queue([{"cpu": "1", "cpu/borrow": "2", "memory": "1Gi"}], cohort="team"),
+            Resources(3000, UNBOUNDED, UNBOUNDED),
+        ),
+        (
+            cluster_queue(
+                [{"cpu": "1", "cpu/borrow": "2", "memory": "1Gi", "memory/borrow": "1Gi"}], cohortName="team"
+            ),
+            Resources(3000, 2048, UNBOUNDED),
+        ),
+        # Outside a cohort a borrowingLimit means nothing (Kueue refuses one there).
+        (cluster_queue([{"cpu": "1", "cpu/borrow": "2"}]), Resources(1000, UNBOUNDED, UNBOUNDED)),
+        (cluster_queue([{"cpu": "4"}], stopPolicy="Hold"), Resources()),
+        (cluster_queue([{"cpu": "4"}], stopPolicy="HoldAndDrain"), Resources()),
+        (cluster_queue([{"cpu": "4"}], stopPolicy="None"), Resources(4000, UNBOUNDED, UNBOUNDED)),
+    ],
+)
+def test_what_a_cluster_queue_may_still_reserve(queue: dict[str, Any], headroom: Resources) -> None:
+    assert cluster_queue_headroom(queue) == headroom
+
+
+def test_a_cluster_queue_reads_its_admitted_usage_without_reservations_and_admits_nothing_when_inactive() -> None:
+    queue = cluster_queue([{"cpu": "2"}])
+    queue["status"] = {"flavorsUsage": [{"name": "flavor-0", "resources": [{"name": "cpu", "total": "500m"}]}]}
+    assert cluster_queue_headroom(queue) == Resources(1500, UNBOUNDED, UNBOUNDED)
+    queue["status"]["conditions"] = [{"type": "Active", "status": "False", "reason": "FlavorNotFound"}]
+    assert cluster_queue_headroom(queue) == Resources()
+    queue["status"]["conditions"] = [{"type": "Active", "status": "True"}]
+    assert cluster_queue_headroom(queue) == Resources(1500, UNBOUNDED, UNBOUNDED)
+
+
+def test_a_bad_quota_names_its_place() -> None:
+    with pytest.raises(ObjectError) as caught:
+        cluster_queue_headroom(cluster_queue([{"cpu": "2"}, {"cpu": "lots"}]))
+    assert str(caught.value) == (
+        "clusterqueue oscar-cq-alice: spec.resourceGroups[0].flavors[1].resources[0].nominalQuota: "
+        "'lots' is not a Kubernetes quantity"
+    )
+    with pytest.raises(ObjectError, match=r"status.flavorsReservation\[0\].resources\[0\].total: 'x'"):
+        cluster_queue_headroom(cluster_queue([{"cpu": "2"}], {"cpu": "x"}))
+
+
+def test_a_local_queue_names_its_cluster_queue() -> None:
+    local = {"metadata": {"name": "oscar-lq-grayify", "namespace": "alice"}, "spec": {"clusterQueue": "oscar-cq-alice"}}
+    assert local_queue_target(local) == ("alice/oscar-lq-grayify", "oscar-cq-alice")
+    assert local_queue_target({"metadata": {"name": "q", "namespace": "n"}}) == ("n/q", "")

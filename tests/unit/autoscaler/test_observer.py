@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from kubernetes import config as kube_config
 
-from oscar_deploy.autoscaler.model import PowerState, Resources
+from oscar_deploy.autoscaler.model import UNBOUNDED, PowerState, Resources
 from oscar_deploy.autoscaler.observer import RUNNING_PODS, ClusterObserver
 from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord, build_observation
 from oscar_deploy.providers.power import Machine
@@ -58,8 +58,10 @@ def test_lists_once_then_watches_from_the_lists_version(api: KubeApi, observer: 
     view = observer.view()
     assert sorted(n["metadata"]["name"] for n in view.nodes) == ["agent-0", "agent-1", "agent-2", "server-0"]
     assert len(view.pods) == 6 and len(view.workloads) == 3 and view.errors == []
+    assert [q["metadata"]["name"] for q in view.cluster_queues] == ["grayify-cq", "plants-cq"]
+    assert [q["metadata"]["name"] for q in view.local_queues] == ["grayify-queue", "plants-queue"]
     deadline = time.monotonic() + 10
-    while len([path for path, count in api.watching.items() if count]) < 3:
+    while len([path for path, count in api.watching.items() if count]) < 5:
         assert time.monotonic() < deadline, f"not every collection is watched: {api.watching}"
         time.sleep(0.05)
     gets = [line.removeprefix("GET ") for line in api.calls if line.startswith("GET ")]
@@ -69,6 +71,8 @@ def test_lists_once_then_watches_from_the_lists_version(api: KubeApi, observer: 
     assert sorted(path.split("?")[0] for path in lists) == [
         "/api/v1/nodes",
         "/api/v1/pods",
+        "/apis/kueue.x-k8s.io/v1beta1/clusterqueues",
+        "/apis/kueue.x-k8s.io/v1beta1/localqueues",
         "/apis/kueue.x-k8s.io/v1beta1/workloads",
     ]
     for path in lists:
@@ -76,7 +80,7 @@ def test_lists_once_then_watches_from_the_lists_version(api: KubeApi, observer: 
         assert query["limit"] == ["500"], path
         if path.startswith("/api/v1/pods?"):
             assert query["fieldSelector"] == [RUNNING_PODS]
-    assert len(watches) == 3, "one watch per collection, none restarted"
+    assert len(watches) == 5, "one watch per collection, none restarted"
     for path in watches:
         query = parse_qs(urlsplit(path).query)
         # kubernetes 31 writes booleans as True, later clients as true: the API server reads both.
@@ -86,7 +90,17 @@ def test_lists_once_then_watches_from_the_lists_version(api: KubeApi, observer: 
 def test_the_recorded_cluster_as_the_policy_sees_it(observer: ClusterObserver) -> None:
     view = observer.view()
     history = NodeHistory()
-    observation = build_observation(view.nodes, view.pods, view.workloads, MACHINES, PowerRecord(), history, NOW)
+    observation = build_observation(
+        view.nodes,
+        view.pods,
+        view.workloads,
+        MACHINES,
+        PowerRecord(),
+        history,
+        NOW,
+        cluster_queues=view.cluster_queues,
+        local_queues=view.local_queues,
+    )
     (template,) = observation.templates
     # 3911824Ki is 3820.14 MiB: rounded up; every worker has the same, so the smallest is that.
     assert (template.name, template.arch, template.allocatable) == (
@@ -126,7 +140,12 @@ def test_the_recorded_cluster_as_the_policy_sees_it(observer: ClusterObserver) -
     assert pending.created == epoch("2026-05-04T09:59:50Z")
     (workload,) = snapshot.workloads
     assert workload.name == "oscar-svc/job-5d0e9a27-1b4c-4f83-a6e2-9c7d3b1f0e58-2c9f1"
-    assert workload.queue == "grayify-queue"
+    assert workload.queue == "grayify-cq", "a workload names the ClusterQueue its LocalQueue feeds"
+    # grayify-cq: 4 CPU and 4Gi, 1 CPU and 1Gi reserved; no GPU quota. plants-cq: no CPU, 2Gi, GPUs not covered.
+    assert snapshot.queue_headroom == {
+        "grayify-cq": Resources(3000, 3072, 0),
+        "plants-cq": Resources(0, 2048, UNBOUNDED),
+    }
     assert [(s.count, s.requests) for s in workload.pod_sets] == [(2, Resources(1000, 1024, 0, 1))]
     assert observation.quota_held == 1
     assert "1 Kueue workload(s) wait for quota, not for nodes; not counted as demand" in observation.notes

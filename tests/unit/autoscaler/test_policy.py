@@ -6,6 +6,7 @@ import pytest
 
 from oscar_deploy.autoscaler.model import (
     ARCH_LABEL,
+    UNBOUNDED,
     Action,
     ClusterSnapshot,
     KueueWorkload,
@@ -231,6 +232,10 @@ def test_kueue_workloads_within_quota_are_demand() -> None:
     workload = KueueWorkload("w1", "user-a", (PodSet(3, Resources.request(1000, 1024)),), created=5)
     snapshot = ClusterSnapshot(now=10, nodes=nodes, workloads=(workload,))
     assert actions(decide(snapshot, config())) == [("power-on", "wn-1"), ("power-on", "wn-2")]
+    exact = ClusterSnapshot(
+        now=10, nodes=nodes, workloads=(workload,), queue_headroom={"user-a": Resources(3000, 3072, UNBOUNDED)}
+    )
+    assert actions(decide(exact, config())) == [("power-on", "wn-1"), ("power-on", "wn-2")], "quota left = asked"
     held = ClusterSnapshot(now=10, nodes=nodes, workloads=(workload,), queue_headroom={"user-a": Resources(2000, 2048)})
     result = decide(held, config())
     assert actions(result) == []
