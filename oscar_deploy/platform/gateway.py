@@ -6,7 +6,7 @@ Traefik configured by a `HelmChartConfig`:
 - our k3s roles disable the packaged Traefik (playbooks/roles/k3s_server defaults: `k3s_server_disable:
   [traefik, metrics-server]`), so there is no packaged release to configure;
 - the packaged chart moves with k3s: k3s 1.32/1.33 ship chart 34.2.1+up34.2.0 (Traefik 3.3), later minors
-  38.x and 39.x, so a k3s upgrade would silently change the gateway; our Gateway API CRDs (v1.4.0) need a
+  38.x and 39.x, so a k3s upgrade would silently change the gateway; our Gateway API CRDs (v1.4.1) need a
   Traefik whose Gateway provider knows them, which the catalogue pins together (chart 39.0.9, the chart
   upstream OSCAR's kind script installs);
 - helm-controller ships inside every k3s server (it is not disabled), so the chart needs no Helm client and

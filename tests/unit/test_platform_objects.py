@@ -218,7 +218,7 @@ def test_knative_and_kourier_patches() -> None:
     ]
     urls = [manifest.url for manifest in platform.third_party]
     assert urls == [
-        "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.0/standard-install.yaml",
+        "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.1/standard-install.yaml",
         "https://github.com/cert-manager/cert-manager/releases/download/v1.18.2/cert-manager.yaml",
         "https://github.com/knative/serving/releases/download/knative-v1.20.0/serving-crds.yaml",
         "https://github.com/knative/serving/releases/download/knative-v1.20.0/serving-core.yaml",

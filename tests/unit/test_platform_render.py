@@ -20,13 +20,13 @@ from tests.conftest import Cli
 CRD_DIR = Path(__file__).resolve().parents[1] / "data" / "crds"
 SPEC = "name: demo\nplatform:\n  oscar:\n    allowed_image_prefixes: [ghcr.io/grycap/]\n"
 LE_SPEC = "name: demo\nplatform:\n  domain: oscar.example.org\n  acme_email: ops@example.org\n"
-# Custom resources whose CRD schema is not kept in tests/data/crds yet (see the report of the platform work):
-# each entry must be removed when its CRD is added; a new kind outside both lists fails the test.
-NOT_YET_VALIDATED = {
+# Every custom resource the platform creates; each must have its CRD schema in tests/data/crds.
+CUSTOM_KINDS = {
     ("cert-manager.io/v1", "Certificate"),
     ("cert-manager.io/v1", "ClusterIssuer"),
     ("gateway.networking.k8s.io/v1", "Gateway"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("helm.cattle.io/v1", "HelmChart"),
 }
 
 
@@ -75,25 +75,65 @@ def test_every_rendered_object_is_valid(cli: Cli, spec: str) -> None:
     out = cli.cwd / "out"
     objects = documents(out / "objects.yaml") + documents(out / "secrets.yaml")
     schemas = crd_schemas()
+    assert set(schemas) >= CUSTOM_KINDS
     checked_custom = set()
     for obj in objects:
         key = (obj["apiVersion"], obj["kind"])
         if key in schemas:
             jsonschema.validate(obj, schemas[key])
             checked_custom.add(key)
-        elif key in NOT_YET_VALIDATED:
-            continue
         else:
             kubernetes_validate.validate(obj, k3s_minor(), strict=True)
-    assert ("helm.cattle.io/v1", "HelmChart") in checked_custom
+    assert checked_custom == CUSTOM_KINDS
 
 
-def test_crd_schema_check_catches_a_wrong_field(cli: Cli) -> None:
+def set_path(obj: Any, path: str, value: Any) -> None:
+    """Set `value` at a dotted path of keys and list indexes (`spec.listeners.0.port`); `None` deletes."""
+    *parents, last = path.split(".")
+    for step in parents:
+        obj = obj[int(step)] if isinstance(obj, list) else obj[step]
+    if value is None:
+        del obj[last]
+    else:
+        obj[int(last) if isinstance(obj, list) else last] = value
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "name", "path", "value", "complaint"),
+    [
+        (SPEC, "HelmChart", "traefik", "spec.valuesContents", "typo", "Additional properties"),
+        (
+            SPEC,
+            "Gateway",
+            "traefik-gateway",
+            "spec.listeners.1.port",
+            70000,
+            "70000 is greater than the maximum of 65535",
+        ),
+        (SPEC, "Gateway", "traefik-gateway", "spec.listeners.0.name", None, "'name' is a required property"),
+        (SPEC, "HTTPRoute", "oscar", "spec.rules.0.matches.0.path.type", "Prefix", "'Prefix' is not one of"),
+        (SPEC, "HTTPRoute", "minio", "spec.parentRefs.0.sectionName", "Web Secure", "does not match"),
+        (SPEC, "Certificate", "oscar-ca", "spec.privateKey.algorithm", "DSA", "'DSA' is not one of"),
+        (SPEC, "Certificate", "oscar-gateway-tls", "spec.secretName", None, "'secretName' is a required property"),
+        (SPEC, "ClusterIssuer", "oscar-ca", "spec.ca.secretName", None, "'secretName' is a required property"),
+        (LE_SPEC, "ClusterIssuer", "oscar-letsencrypt", "spec.acme.privateKeySecretRef", None, "required property"),
+    ],
+)
+def test_crd_schema_check_catches_a_wrong_field(
+    cli: Cli, spec: str, kind: str, name: str, path: str, value: Any, complaint: str
+) -> None:
+    render(cli, spec, "--public-address", "203.0.113.5")
+    objects = documents(cli.cwd / "out" / "objects.yaml")
+    (obj,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    schema = crd_schemas()[(obj["apiVersion"], kind)]
+    jsonschema.validate(obj, schema)
+    set_path(obj, path, value)
+    with pytest.raises(jsonschema.ValidationError, match=complaint):
+        jsonschema.validate(obj, schema)
+
+
+def test_kubernetes_schema_check_catches_a_wrong_field(cli: Cli) -> None:
     render(cli, SPEC, "--public-address", "203.0.113.5")
-    (chart,) = [o for o in documents(cli.cwd / "out" / "objects.yaml") if o["kind"] == "HelmChart"]
-    chart["spec"]["valuesContents"] = "typo"
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(chart, crd_schemas()[("helm.cattle.io/v1", "HelmChart")])
     (deployment,) = [o for o in documents(cli.cwd / "out" / "objects.yaml") if o["kind"] == "Deployment"][1:]
     deployment["spec"]["template"]["spec"]["containers"][0]["envv"] = []
     with pytest.raises(kubernetes_validate.ValidationError):
