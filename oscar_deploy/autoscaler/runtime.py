@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from oscar_deploy.autoscaler.decisions import (
     MEMORY_SECONDS,
+    STATE_NAME,
     DecisionsLog,
     RuntimeMemory,
     load_memory,
@@ -107,7 +108,7 @@ class Runtime:
         self.power = power
         self.actions = actions
         self.settings = settings
-        self.state_file = folder / "state.json"
+        self.state_file = folder / STATE_NAME
         self.log = log
         self.clock = clock
         memory = load_memory(self.state_file)
