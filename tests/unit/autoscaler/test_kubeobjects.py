@@ -234,6 +234,15 @@ def test_a_cluster_queue_reads_its_admitted_usage_without_reservations_and_admit
     assert cluster_queue_headroom(queue) == Resources(1500, UNBOUNDED, UNBOUNDED)
 
 
+def test_a_quota_or_usage_without_an_amount_counts_as_none() -> None:
+    queue = cluster_queue([{"cpu": "2"}], {"cpu": "1"})
+    del queue["spec"]["resourceGroups"][0]["flavors"][0]["resources"][0]["nominalQuota"]
+    assert cluster_queue_headroom(queue) == Resources(0, UNBOUNDED, UNBOUNDED)
+    queue = cluster_queue([{"cpu": "2"}], {"cpu": "1"})
+    del queue["status"]["flavorsReservation"][0]["resources"][0]["total"]
+    assert cluster_queue_headroom(queue) == Resources(2000, UNBOUNDED, UNBOUNDED)
+
+
 def test_a_bad_quota_names_its_place() -> None:
     with pytest.raises(ObjectError) as caught:
         cluster_queue_headroom(cluster_queue([{"cpu": "2"}, {"cpu": "lots"}]))
@@ -243,6 +252,12 @@ def test_a_bad_quota_names_its_place() -> None:
     )
     with pytest.raises(ObjectError, match=r"status.flavorsReservation\[0\].resources\[0\].total: 'x'"):
         cluster_queue_headroom(cluster_queue([{"cpu": "2"}], {"cpu": "x"}))
+    with pytest.raises(ObjectError) as caught:
+        cluster_queue_headroom(cluster_queue([{"cpu": "2", "cpu/borrow": "some"}], cohortName="team"))
+    assert str(caught.value) == (
+        "clusterqueue oscar-cq-alice: spec.resourceGroups[0].flavors[0].resources[0].borrowingLimit: "
+        "'some' is not a Kubernetes quantity"
+    )
 
 
 def test_a_local_queue_names_its_cluster_queue() -> None:
