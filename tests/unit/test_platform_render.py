@@ -87,11 +87,9 @@ PROGRAMS: dict[str, Any] = {}
 
 def rule_failures(schema: Any, value: Any, path: str, ran: list[str]) -> list[str]:
     """The messages of the CEL rules (x-kubernetes-validations) that `value` breaks, wherever a rule applies to a
-    field it has; `ran` collects every rule evaluated. Transition rules (they read oldSelf) apply only to updates."""
+    field it has; `ran` collects every rule evaluated."""
     failures = []
     for rule in schema.get("x-kubernetes-validations", []):
-        if "oldSelf" in rule["rule"]:
-            continue
         program = PROGRAMS.get(rule["rule"])
         if program is None:
             program = PROGRAMS[rule["rule"]] = CEL.program(CEL.compile(rule["rule"]))
