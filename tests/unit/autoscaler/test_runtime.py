@@ -21,7 +21,7 @@ from oscar_deploy.autoscaler.drain import NodeActions
 from oscar_deploy.autoscaler.model import NodeTemplate, PolicyConfig, PolicyState, config_from_values
 from oscar_deploy.autoscaler.observer import ClusterObserver
 from oscar_deploy.autoscaler.runtime import Runtime, Settings
-from oscar_deploy.autoscaler.snapshot import PowerRecord
+from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord
 from tests.doubles.kube_api import KubeApi
 from tests.doubles.power import RecordingPower
 from tests.unit.autoscaler.cluster_objects import node, pod
@@ -344,3 +344,24 @@ def test_a_damaged_state_file_is_nothing_remembered(make_loop: Any) -> None:
     assert memory == RuntimeMemory(policy=PolicyState(needed_history=((1.0, {}),)))
     state.write_bytes(b"\xff")
     assert load_memory(state) == RuntimeMemory()
+
+
+def test_the_saved_memory_reads_back_as_it_was(tmp_path: Path) -> None:
+    policy = PolicyState(
+        needed_history=((T0 - 20, {"workers-amd64": 2}), (T0, {"workers-amd64": 1, "workers-arm64": 0})),
+        pressure_at=T0 - 5,
+        unneeded_since={"agent-1": T0 - 40},
+        running={"oscar-svc/job-a": (1500, 1024)},
+        released=((T0 - 10, 500, 256),),
+        first_seen=T0 - 3600,
+    )
+    history = NodeHistory(
+        pods={"agent-0": frozenset({"oscar-svc/job-a", "oscar-svc/web"}), "agent-1": frozenset()},
+        changed_at={"agent-0": T0 - 30, "agent-1": T0 - 600},
+        idle_since={"agent-1": T0 - 600},
+        not_ready_since={"agent-2": T0 - 15},
+    )
+    record = PowerRecord(powered_on={"agent-0": T0 - 3600}, cordoned={"agent-1"}, boot_seconds=[41.5])
+    memory = RuntimeMemory(record, policy, history, T0)
+    save_memory(tmp_path / "state.json", memory)
+    assert load_memory(tmp_path / "state.json") == memory
