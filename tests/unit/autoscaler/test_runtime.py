@@ -337,8 +337,9 @@ def test_a_damaged_state_file_is_nothing_remembered(make_loop: Any) -> None:
     loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
     state = loop.folder / "state.json"
     state.write_text(
-        '{"powered_on": {"agent-0": "soon"}, "policy": {"needed_history": [[1, {"w": -1}], "x"], '
-        '"running": {"p": [1]}, "released": [[1, 2]], "first_seen": true}, "history": [], "saved_at": "now"}'
+        '{"powered_on": {"agent-0": "soon"}, "policy": {"needed_history": [[1, {"w": -1}], "x", [2, {}, 3]], '
+        '"running": {"p": [1]}, "released": [[1, 2], ["soon", 1, 2]], "first_seen": true}, "history": [], '
+        '"saved_at": "now"}'
     )
     memory = load_memory(state)
     assert memory == RuntimeMemory(policy=PolicyState(needed_history=((1.0, {}),)))
