@@ -279,8 +279,11 @@ class Runtime:
             try:
                 self.actions.cordon(name)
                 self.record.cordoned.add(name)
-            except OscarDeployError:
-                pass  # a node that never became Ready may already be gone from the API; powering it off matters more
+            except OscarDeployError as exc:
+                # A node that never became Ready may already be gone from the API: powering it off matters more,
+                # and the outcome says the cordon is missing.
+                outcome = self._switch_off(name, now)
+                return f"{outcome}; not cordoned ({str(exc).splitlines()[0]})"
         return self._switch_off(name, now)
 
     def _switch_off(self, name: str, now: float) -> str:

@@ -272,6 +272,20 @@ def test_a_failed_power_on_pauses_that_worker_and_another_is_used(make_loop: Any
     )
 
 
+def test_a_boot_given_up_is_powered_off_even_when_its_cordon_fails(make_loop: Any) -> None:
+    objects = [node("server-0", since=T0 - 3600, server=True), node("agent-1", ready=False, since=T0 - 900)]
+    loop = make_loop(objects, {"agent-1": "on"}, PowerRecord(powered_on={"agent-1": T0 - 700}))
+    loop.api.failing_patches.add("agent-1")
+    (decision,) = loop.rounds(1)
+    assert (decision["action"], decision["node"]) == ("power-off", "agent-1")
+    assert decision["reason"] == "booting for 700s, longer than max_wait_poweron (600s)"
+    assert decision["outcome"] == (
+        "powered off; not cordoned (cordon agent-1: 500 Internal Server Error: etcdserver: request timed out)"
+    )
+    assert loop.power.calls == [("off", "agent-1")]
+    assert load_memory(loop.folder / "state.json").record.cordoned == set()
+
+
 def test_run_logs_start_and_stop_and_stops_the_watches(make_loop: Any) -> None:
     loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
     stop = threading.Event()
