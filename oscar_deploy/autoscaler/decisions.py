@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from oscar_deploy.autoscaler.model import PolicyState
+from oscar_deploy.autoscaler.model import PolicyState, is_json_number
 from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.files import atomic_write
@@ -105,7 +105,7 @@ def load_memory(path: Path) -> RuntimeMemory:
         record=PowerRecord.from_data(data),
         policy=PolicyState.from_data(policy) if isinstance(policy, dict) else PolicyState(),
         history=NodeHistory.from_data(history) if isinstance(history, dict) else NodeHistory(),
-        saved_at=float(saved_at) if isinstance(saved_at, int | float) and not isinstance(saved_at, bool) else None,
+        saved_at=float(saved_at) if is_json_number(saved_at) else None,
     )
 
 

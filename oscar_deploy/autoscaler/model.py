@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 ARCH_LABEL = "kubernetes.io/arch"
 # An amount no request reaches: what a Kueue queue's headroom holds for a resource its quota does not bound.
@@ -343,16 +343,23 @@ class PolicyState:
         """The state `as_data` wrote; an entry of the wrong shape is dropped (the file is read, never trusted)."""
         history = []
         for entry in _items(data.get("needed_history")):
-            if isinstance(entry, list) and len(entry) == 2 and _number(entry[0]) and isinstance(entry[1], Mapping):
+            if (
+                isinstance(entry, list)
+                and len(entry) == 2
+                and is_json_number(entry[0])
+                and isinstance(entry[1], Mapping)
+            ):
                 counts = {str(k): v for k, v in entry[1].items() if _count(v)}
                 history.append((float(entry[0]), counts))
         unneeded = data.get("unneeded_since")
         running = data.get("running")
         return cls(
             needed_history=tuple(history),
-            pressure_at=float(data["pressure_at"]) if _number(data.get("pressure_at")) else None,
+            pressure_at=float(data["pressure_at"]) if is_json_number(data.get("pressure_at")) else None,
             unneeded_since=(
-                {str(k): float(v) for k, v in unneeded.items() if _number(v)} if isinstance(unneeded, Mapping) else {}
+                {str(k): float(v) for k, v in unneeded.items() if is_json_number(v)}
+                if isinstance(unneeded, Mapping)
+                else {}
             ),
             running=(
                 {str(k): (v[0], v[1]) for k, v in running.items() if isinstance(v, list) and _counts(v, 2)}
@@ -362,9 +369,9 @@ class PolicyState:
             released=tuple(
                 (float(e[0]), e[1], e[2])
                 for e in _items(data.get("released"))
-                if isinstance(e, list) and len(e) == 3 and _number(e[0]) and _counts(e[1:], 2)
+                if isinstance(e, list) and len(e) == 3 and is_json_number(e[0]) and _counts(e[1:], 2)
             ),
-            first_seen=float(data["first_seen"]) if _number(data.get("first_seen")) else None,
+            first_seen=float(data["first_seen"]) if is_json_number(data.get("first_seen")) else None,
         )
 
 
@@ -372,7 +379,8 @@ def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _number(value: Any) -> bool:
+def is_json_number(value: Any) -> TypeGuard[int | float]:
+    """Whether a value read from JSON is a number (JSON's true and false are not, though Python's bool is an int)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -51,6 +51,7 @@ from oscar_deploy.autoscaler.model import (
     PodInfo,
     PowerState,
     Resources,
+    is_json_number,
 )
 from oscar_deploy.providers.power import Machine
 
@@ -108,7 +109,7 @@ def _times(data: Mapping[str, Any], key: str) -> dict[str, float]:
     values = data.get(key)
     if not isinstance(values, Mapping):
         return {}
-    return {str(k): float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {str(k): float(v) for k, v in values.items() if is_json_number(v)}
 
 
 @dataclass
