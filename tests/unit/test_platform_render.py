@@ -64,17 +64,19 @@ def strict(schema: Any) -> Any:
     return result
 
 
+def field_schema(schema: Any, key: str) -> Any:
+    """The schema of an object's field `key`: its own, else the one for additional properties, else none."""
+    extra = schema.get("additionalProperties")
+    return schema.get("properties", {}).get(key, extra if isinstance(extra, dict) else {})
+
+
 def with_defaults(schema: Any, value: Any) -> Any:
     """`value` as the API server stores it: every missing field that has a schema default filled in, at any depth."""
     if isinstance(value, dict):
         properties = schema.get("properties", {})
-        extra = schema.get("additionalProperties")
         filled = {key: copy.deepcopy(sub["default"]) for key, sub in properties.items() if "default" in sub}
         filled.update(value)
-        return {
-            key: with_defaults(properties.get(key, extra if isinstance(extra, dict) else {}), item)
-            for key, item in filled.items()
-        }
+        return {key: with_defaults(field_schema(schema, key), item) for key, item in filled.items()}
     if isinstance(value, list):
         items = schema.get("items")
         return [with_defaults(items if isinstance(items, dict) else {}, item) for item in value]
@@ -103,10 +105,8 @@ def rule_failures(schema: Any, value: Any, path: str, ran: list[str]) -> list[st
         elif result != celpy.celtypes.BoolType(True):
             failures.append(f"{path}: {rule.get('message', rule['rule'])}")
     if isinstance(value, dict):
-        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
         for key, item in value.items():
-            sub = properties.get(key, extra if isinstance(extra, dict) else {})
-            failures += rule_failures(sub, item, f"{path}.{key}", ran)
+            failures += rule_failures(field_schema(schema, key), item, f"{path}.{key}", ran)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
             failures += rule_failures(schema["items"], item, f"{path}[{index}]", ran)
