@@ -236,6 +236,7 @@ class PolicyConfig:
     reconsider_job_time: float = 60.0
     period: float = 20.0
     boot_time_estimate: float = 180.0
+    shutdown_time_estimate: float = 60.0
     max_concurrent_boots: int = 0
     reaction_delay: float = 1.0
     consolidation_threshold: float = 0.5
@@ -247,7 +248,14 @@ class PolicyConfig:
             problems.append("templates: at least one node template is needed")
         if self.min_nodes < 0 or self.max_nodes < self.min_nodes:
             problems.append(f"min_nodes/max_nodes: need 0 <= min <= max (got {self.min_nodes}, {self.max_nodes})")
-        for name in ("idle_time", "max_wait_poweron", "reconsider_job_time", "boot_time_estimate", "reaction_delay"):
+        for name in (
+            "idle_time",
+            "max_wait_poweron",
+            "reconsider_job_time",
+            "boot_time_estimate",
+            "shutdown_time_estimate",
+            "reaction_delay",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name}: must not be negative")
         if self.period <= 0:
@@ -312,11 +320,14 @@ class Decision:
 class PolicyState:
     """What the policy remembers between two decisions (it returns a new one each time; nothing is mutated).
 
-    `needed_history` holds (time, nodes needed per template) over the last `idle_time`, so capacity is only
-    given back after demand has stayed low that long; `pressure_at` is the last time pods were pending beyond
-    the ready capacity; `unneeded_since` times drain candidates; `cordoned_by_us` tells our cordons apart from
-    an administrator's, which the policy never undoes. `running` (pod -> CPU, memory requests) and `released`
-    ((time, CPU, memory) of pods that finished recently) measure how fast running pods free room.
+    `needed_history` holds (time, nodes needed per template) over the last 2 x `idle_time`, so capacity is
+    only given back after demand has stayed low that long. `vacated_at` (per template, level -> time) says
+    since when each level of needed nodes above the current one has been vacant, and `demand_gaps` (per
+    template, oldest first) how long the latest vacant levels stayed so before demand needed them again.
+    `pressure_at` is the last time pods were pending beyond the ready capacity; `unneeded_since` times drain
+    candidates; `cordoned_by_us` tells our cordons apart from an administrator's, which the policy never
+    undoes. `running` (pod -> CPU, memory requests) and `released` ((time, CPU, memory) of pods that finished
+    recently) measure how fast running pods free room.
     """
 
     needed_history: tuple[tuple[float, Mapping[str, int]], ...] = ()
@@ -326,6 +337,8 @@ class PolicyState:
     running: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     released: tuple[tuple[float, int, int], ...] = ()
     first_seen: float | None = None
+    vacated_at: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    demand_gaps: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     def as_data(self) -> dict[str, Any]:
         """The state as JSON values, for the runtime's state file (`cordoned_by_us` is kept there already)."""
@@ -336,6 +349,11 @@ class PolicyState:
             "running": {pod: list(requests) for pod, requests in sorted(self.running.items())},
             "released": [list(entry) for entry in self.released],
             "first_seen": self.first_seen,
+            "vacated_at": {
+                name: {str(level): at for level, at in sorted(levels.items())}
+                for name, levels in sorted(self.vacated_at.items())
+            },
+            "demand_gaps": {name: list(gaps) for name, gaps in sorted(self.demand_gaps.items())},
         }
 
     @classmethod
@@ -353,6 +371,8 @@ class PolicyState:
                 history.append((float(entry[0]), counts))
         unneeded = data.get("unneeded_since")
         running = data.get("running")
+        vacated = data.get("vacated_at")
+        gaps = data.get("demand_gaps")
         return cls(
             needed_history=tuple(history),
             pressure_at=float(data["pressure_at"]) if is_json_number(data.get("pressure_at")) else None,
@@ -372,6 +392,26 @@ class PolicyState:
                 if isinstance(e, list) and len(e) == 3 and is_json_number(e[0]) and _counts(e[1:], 2)
             ),
             first_seen=float(data["first_seen"]) if is_json_number(data.get("first_seen")) else None,
+            vacated_at=(
+                {
+                    str(name): {
+                        int(level): float(at) for level, at in levels.items() if _level(level) and is_json_number(at)
+                    }
+                    for name, levels in vacated.items()
+                    if isinstance(levels, Mapping)
+                }
+                if isinstance(vacated, Mapping)
+                else {}
+            ),
+            demand_gaps=(
+                {
+                    str(name): tuple(float(gap) for gap in values if is_json_number(gap) and gap >= 0)
+                    for name, values in gaps.items()
+                    if isinstance(values, list)
+                }
+                if isinstance(gaps, Mapping)
+                else {}
+            ),
         )
 
 
@@ -382,6 +422,11 @@ def _items(value: Any) -> list[Any]:
 def is_json_number(value: Any) -> TypeGuard[int | float]:
     """Whether a value read from JSON is a number (JSON's true and false are not, though Python's bool is an int)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _level(key: Any) -> bool:
+    """Whether a key read from JSON names a level of needed nodes: a short run of ASCII digits."""
+    return isinstance(key, str) and 0 < len(key) <= 6 and key.isascii() and key.isdigit()
 
 
 def _count(value: Any) -> bool:

@@ -13,7 +13,13 @@ Rules, in the order they are applied:
    over the last two boot times, at the same rate, would hold them within one boot time: they would start
    before the node is Ready anyway. They get a node once they have waited `reconsider_job_time`.
 3. `min_nodes` workers run or boot at all times, and `extra_nodes_free` of them stay idle (the warm buffer).
-4. A node that has been empty for `idle_time` is powered off. Scale-in never takes the cluster below
+4. A node that has been empty for `idle_time` is powered off, unless demand for its template has lately come
+   back sooner than a power cycle pays off (the break-even of the ski-rental problem): of the template's last
+   `GAP_SAMPLES` demand gaps (a level of needed nodes left vacant until demand needed it again) that outlasted
+   the node's empty time, at least `GAP_MIN_SAMPLES` exist and half or more ended within
+   `boot_time_estimate` + `shutdown_time_estimate` more, the node time a shutdown and the next boot bill. Then
+   powering off would cost more than staying on and would make the returning pods wait for a boot. Once the
+   node has been empty longer than such gaps last, it powers off. Scale-in never takes the cluster below
    `min_nodes`, never touches a node an administrator cordoned, and never powers off or drains a node that
    runs a pod which may not be interrupted (an OSCAR job).
 5. Consolidation: when the nodes that the demand of the last 2 x `idle_time` needed at its peak (packed
@@ -61,6 +67,9 @@ from oscar_deploy.autoscaler.packing import (
 # Consolidation gives capacity back only below the peak of the last WINDOW_FACTOR x idle_time, plus slack.
 SLACK_NODES = 2
 WINDOW_FACTOR = 2.0
+# An empty node outlives idle_time only on the evidence of this many of its template's latest demand gaps.
+GAP_SAMPLES = 20
+GAP_MIN_SAMPLES = 3
 
 
 def decide(snapshot: ClusterSnapshot, config: PolicyConfig, state: PolicyState | None = None) -> PolicyResult:
@@ -120,6 +129,8 @@ class _Round:
             running=self.running,
             released=self.released,
             first_seen=self.first_seen,
+            vacated_at=self.vacated_at,
+            demand_gaps=self.demand_gaps,
         )
         return PolicyResult(tuple(self.decisions), state, tuple(self.notes))
 
@@ -351,18 +362,45 @@ class _Round:
             empty_for = self.now - _idle_since(node)
             if empty_for < self.config.idle_time:
                 break
+            if self._demand_returns_soon(node, empty_for):
+                continue
             self._add(Action.POWER_OFF, node, f"empty for {empty_for:.0f}s (idle_time {self.config.idle_time:.0f}s)")
             removable -= 1
             may_remove -= 1
         return removable
+
+    def _demand_returns_soon(self, node: NodeInfo, empty_for: float) -> bool:
+        """Whether the template's recent demand gaps say a node empty this long is needed again within a power
+        cycle's cost (a note says so)."""
+        template = self.template_of[node.name]
+        if template is None:
+            return False
+        longer = [gap for gap in self.demand_gaps.get(template.name, ()) if gap > empty_for]
+        if len(longer) < GAP_MIN_SAMPLES:
+            return False
+        cycle = self.config.boot_time_estimate + self.config.shutdown_time_estimate
+        back = sum(1 for gap in longer if gap <= empty_for + cycle)
+        if 2 * back < len(longer):
+            return False
+        self.notes.append(
+            f"{node.name}: empty for {empty_for:.0f}s, kept on: {back} of the {len(longer)} latest "
+            f"{template.name} demand gaps that lasted longer ended within {cycle:.0f}s more, what a shutdown "
+            "and a boot cost"
+        )
+        return True
 
     # Rule 5: consolidation ---------------------------------------------------------------------------------
 
     def _needed_history(self) -> dict[str, int]:
         horizon = self.now - self._window()
         history = [(t, n) for t, n in self.state.needed_history if t >= horizon]
+        self.vacated_at = self.state.vacated_at
+        self.demand_gaps = self.state.demand_gaps
         if not history or self.now - history[-1][0] >= self.config.period:
-            history.append((self.now, self._needed_now()))
+            needed_now = self._needed_now()
+            if self.state.needed_history:
+                self._track_gaps(self.state.needed_history[-1][1], needed_now)
+            history.append((self.now, needed_now))
         self.history = tuple(history)
         self.history_covers_window = bool(self.state.needed_history) and (
             self.state.needed_history[0][0] <= horizon + self.config.period
@@ -372,6 +410,22 @@ class _Round:
             for name, count in needed.items():
                 peak[name] = max(peak.get(name, 0), count)
         return peak
+
+    def _track_gaps(self, before: Mapping[str, int], after: Mapping[str, int]) -> None:
+        """Levels of needed nodes that demand left are vacant from now on; a vacant level needed again ends a
+        demand gap, whose length joins the template's latest `GAP_SAMPLES`."""
+        vacated = {name: dict(levels) for name, levels in self.vacated_at.items()}
+        gaps = dict(self.demand_gaps)
+        for template in self.templates:
+            old, new = before.get(template.name, 0), after.get(template.name, 0)
+            levels = vacated.setdefault(template.name, {})
+            for level in range(new + 1, old + 1):
+                levels[level] = self.now
+            ended = [self.now - levels.pop(level) for level in range(old + 1, new + 1) if level in levels]
+            if ended:
+                gaps[template.name] = (*gaps.get(template.name, ()), *ended)[-GAP_SAMPLES:]
+        self.vacated_at = {name: levels for name, levels in vacated.items() if levels}
+        self.demand_gaps = gaps
 
     def _window(self) -> float:
         return self.config.idle_time * WINDOW_FACTOR

@@ -262,7 +262,15 @@ class OscarSpec(StrictModel):
 
 class AutoscalerSpec(StrictModel):
     enabled: bool = Field(False, description="Add and remove workers with the load (between workers.min and max).")
-    idle_time: int = Field(300, strict=True, ge=30, description="Seconds a worker stays idle before it is removed.")
+    idle_time: int = Field(
+        300,
+        strict=True,
+        ge=30,
+        description=(
+            "Seconds a worker stays empty before it is powered off (longer while demand for it keeps coming "
+            "back within a boot and a shutdown)."
+        ),
+    )
     reconsider_job_time: int = Field(
         60, strict=True, ge=5, description="Seconds before a still-pending job asks again."
     )

@@ -126,6 +126,61 @@ def test_empty_node_powers_off_after_exactly_idle_time() -> None:
     assert result.decisions[0].reason == "empty for 300s (idle_time 300s)"
 
 
+def gaps_state(*gaps: float) -> PolicyState:
+    return PolicyState(demand_gaps={"wn": gaps})
+
+
+def test_an_empty_node_stays_on_while_demand_came_back_within_a_power_cycle_and_not_longer() -> None:
+    """Gaps of 400-500 s: a node empty for 300 s would be needed again within boot + shutdown (180 + 60 s)."""
+    nodes = (node("wn-1", ON, idle_since=100.0),)
+    state = gaps_state(2000, 400, 420, 500)
+    kept = decide(ClusterSnapshot(now=400, nodes=nodes), config(), state)
+    assert actions(kept) == []
+    assert kept.notes == (
+        "wn-1: empty for 300s, kept on: 3 of the 4 latest wn demand gaps that lasted longer ended within 240s "
+        "more, what a shutdown and a boot cost",
+    )
+    assert actions(decide(ClusterSnapshot(now=500, nodes=nodes), config(), state)) == []  # 2 of 420, 500, 2000
+    # Empty for 420 s: only the 500 s and 2000 s gaps lasted longer, too few to go by.
+    assert actions(decide(ClusterSnapshot(now=520, nodes=nodes), config(), state)) == [("power-off", "wn-1")]
+    # Long gaps: powering off pays; the break-even follows the configured boot and shutdown times.
+    long_gaps = gaps_state(900, 1000, 1200)
+    assert actions(decide(ClusterSnapshot(now=400, nodes=nodes), config(), long_gaps)) == [("power-off", "wn-1")]
+    slow_boots = config(boot_time_estimate=600.0, shutdown_time_estimate=300.0)
+    assert actions(decide(ClusterSnapshot(now=400, nodes=nodes), slow_boots, long_gaps)) == []
+
+
+@pytest.mark.parametrize(
+    ("gaps", "kept"),
+    [
+        ((400.0, 400.0, 400.0), True),  # exactly GAP_MIN_SAMPLES
+        ((400.0, 400.0), False),  # one sample short
+        ((300.0, 400.0, 400.0), False),  # a gap as long as the empty time did not outlast it
+        ((540.0, 540.0, 900.0, 900.0), True),  # exactly half ended right at 300 + 240 s
+        ((540.0, 541.0, 900.0), False),  # fewer than half ended in time
+    ],
+)
+def test_keeping_an_empty_node_needs_enough_gaps_and_half_of_them_short(gaps: tuple[float, ...], kept: bool) -> None:
+    nodes = (node("wn-1", ON, idle_since=100.0),)
+    result = decide(ClusterSnapshot(now=400, nodes=nodes), config(), gaps_state(*gaps))
+    assert actions(result) == ([] if kept else [("power-off", "wn-1")])
+
+
+def test_demand_gaps_are_measured_per_level_of_needed_nodes_and_only_the_latest_kept() -> None:
+    """Two nodes' worth of jobs, then none from t=40, then one pod at t=440: level 1 was vacant 400 s, level
+    2 stays vacant; the oldest of 20 recorded gaps makes room for the new one."""
+    off = (node("wn-1", OFF), node("wn-2", OFF))
+    busy = (node("wn-1", ON, job("a", 1500)), node("wn-2", ON, job("b", 1500)))
+    cfg = config(idle_time=3600.0)
+    state = gaps_state(*[float(n) for n in range(1, 21)])
+    for now, nodes, pods in [(0, busy, ()), (20, busy, ()), (40, off, ()), (240, off, ()), (440, off, (pending("c"),))]:
+        state = decide(ClusterSnapshot(now=float(now), nodes=nodes, pending=pods), cfg, state).state
+        if now == 40:
+            assert state.vacated_at == {"wn": {1: 40.0, 2: 40.0}}
+    assert state.vacated_at == {"wn": {2: 40.0}}
+    assert state.demand_gaps == {"wn": (*[float(n) for n in range(2, 21)], 400.0)}
+
+
 def test_never_powers_off_or_drains_a_node_running_a_job() -> None:
     cfg = config(idle_time=60.0)
     busy = node("wn-1", ON, job("j1", 100))
@@ -331,5 +386,8 @@ def test_config_from_spec_values_and_validation() -> None:
     assert (cfg.min_nodes, cfg.max_nodes, cfg.idle_time, cfg.extra_nodes_free, cfg.period) == (1, 4, 300.0, 1, 20.0)
     with pytest.raises(ValueError, match=r"min_nodes/max_nodes: need 0 <= min <= max \(got 3, 2\)"):
         config(min_nodes=3, max_nodes=2)
+    with pytest.raises(ValueError, match=r"^shutdown_time_estimate: must not be negative$"):
+        config(shutdown_time_estimate=-0.5)
+    assert config(shutdown_time_estimate=0.0).shutdown_time_estimate == 0.0
     with pytest.raises(ValueError, match="templates: at least one node template is needed"):
         config(templates=())

@@ -352,11 +352,16 @@ def test_a_damaged_state_file_is_nothing_remembered(make_loop: Any) -> None:
     state = loop.folder / "state.json"
     state.write_text(
         '{"powered_on": {"agent-0": "soon"}, "policy": {"needed_history": [[1, {"w": -1}], "x", [2, {}, 3]], '
-        '"running": {"p": [1]}, "released": [[1, 2], ["soon", 1, 2]], "first_seen": true}, "history": [], '
-        '"saved_at": "now"}'
+        '"running": {"p": [1]}, "released": [[1, 2], ["soon", 1, 2]], "first_seen": true, '
+        '"vacated_at": {"w": {"2": 5, "x": 1, "-1": 1, "\u00b2": 1, "1234567": 1, "3": true}, "v": [1], "u": {}}, '
+        '"demand_gaps": {"w": [400, -1, "long", false, 0], "v": 300}}, "history": [], "saved_at": "now"}'
     )
     memory = load_memory(state)
-    assert memory == RuntimeMemory(policy=PolicyState(needed_history=((1.0, {}),)))
+    assert memory == RuntimeMemory(
+        policy=PolicyState(
+            needed_history=((1.0, {}),), vacated_at={"w": {2: 5.0}, "u": {}}, demand_gaps={"w": (400.0, 0.0)}
+        )
+    )
     state.write_bytes(b"\xff")
     assert load_memory(state) == RuntimeMemory()
 
@@ -369,6 +374,8 @@ def test_the_saved_memory_reads_back_as_it_was(tmp_path: Path) -> None:
         running={"oscar-svc/job-a": (1500, 1024)},
         released=((T0 - 10, 500, 256),),
         first_seen=T0 - 3600,
+        vacated_at={"workers-amd64": {2: T0 - 20, 3: T0 - 300}},
+        demand_gaps={"workers-amd64": (400.0, 615.5), "workers-arm64": ()},
     )
     history = NodeHistory(
         pods={"agent-0": frozenset({"oscar-svc/job-a", "oscar-svc/web"}), "agent-1": frozenset()},
