@@ -654,3 +654,4 @@ POLICIES: dict[str, PolicyEntry] = {
 }
 OURS = "oscar-deploy"
 REFERENCE = "clues-oscar"
+ALWAYS_ON = "static-max"  # every worker on all the time: the least wait any policy can reach
