@@ -32,7 +32,8 @@ Rules, in the order they are applied:
 Flapping is damped by the peak-over-window demand (capacity is given back only after demand stayed low for
 2 x `idle_time`), by not consolidating nodes that became Ready less than `idle_time` ago, by waiting as long
 after the last pending pressure, by not booting for pods that running pods will make room for sooner than a
-boot, and by reusing cordoned nodes before booting new ones.
+boot, by reusing cordoned nodes before booting new ones, and by keeping empty nodes through demand gaps
+shorter than a power cycle.
 """
 
 from __future__ import annotations
