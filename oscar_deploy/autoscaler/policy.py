@@ -383,10 +383,11 @@ class _Round:
         back = sum(1 for gap in longer if gap <= empty_for + cycle)
         if 2 * back < len(longer):
             return False
+        # No seconds that change every round: the decisions log gets an entry only when the notes change.
         self.notes.append(
-            f"{node.name}: empty for {empty_for:.0f}s, kept on: {back} of the {len(longer)} latest "
-            f"{template.name} demand gaps that lasted longer ended within {cycle:.0f}s more, what a shutdown "
-            "and a boot cost"
+            f"{node.name}: kept on past idle_time ({self.config.idle_time:.0f}s): {back} of the {len(longer)} "
+            f"latest {template.name} demand gaps longer than its empty time ended within {cycle:.0f}s more, "
+            "what a shutdown and a boot cost"
         )
         return True
 

@@ -137,8 +137,8 @@ def test_an_empty_node_stays_on_while_demand_came_back_within_a_power_cycle_and_
     kept = decide(ClusterSnapshot(now=400, nodes=nodes), config(), state)
     assert actions(kept) == []
     assert kept.notes == (
-        "wn-1: empty for 300s, kept on: 3 of the 4 latest wn demand gaps that lasted longer ended within 240s "
-        "more, what a shutdown and a boot cost",
+        "wn-1: kept on past idle_time (300s): 3 of the 4 latest wn demand gaps longer than its empty time ended "
+        "within 240s more, what a shutdown and a boot cost",
     )
     assert actions(decide(ClusterSnapshot(now=500, nodes=nodes), config(), state)) == []  # 2 of 420, 500, 2000
     # Empty for 420 s: only the 500 s and 2000 s gaps lasted longer, too few to go by.
