@@ -57,3 +57,27 @@ def test_a_killed_job_in_any_setting_fails_g3() -> None:
     sweep = [*ours((300.0, 9.0, 100.0, 10)), Point(900.0, metrics("oscar-deploy", 20.0, 0.0, 1, killed=1))]
     goals = evaluate_goals(CLUES, sweep[0], sweep)
     assert goals[2].met is False and goals[2].detail == "1 killed in 2 runs"
+
+
+def test_goal_names_and_the_details_when_no_setting_qualifies() -> None:
+    """Every setting waits longer and costs more than CLUES-OSCAR: G1 and G2 have no setting to judge."""
+    sweep = ours((300.0, 11.0, 500.0, 10))
+    goals = evaluate_goals(CLUES, sweep[0], sweep, metrics("static-max", 96.0, 300.0, 0))
+    assert [goal.name for goal in goals] == [
+        "G1 fewer node-hours at equal or lower p95 wait",
+        "G2 p95 wait at most half at equal node-hours",
+        "G3 no job killed",
+        "G4 at most 1.2x CLUES-OSCAR's power cycles",
+    ]
+    assert marks(goals) == "--++"
+    assert goals[0].detail == "no idle_time within the cycle limit reaches CLUES-OSCAR's p95 of 400s"
+    assert goals[1].detail == (
+        "no idle_time within the cycle limit stays within CLUES-OSCAR's 10.0 node-h; no policy can meet it here: "
+        "with every worker always on (static-max) p95 is 300s"
+    )
+
+
+def test_half_of_a_p95_below_one_second_is_still_half() -> None:
+    tiny = metrics("clues-oscar", 10.0, 1.0, 10)
+    sweep = ours((300.0, 9.0, 0.5, 10))
+    assert evaluate_goals(tiny, sweep[0], sweep)[1].met
