@@ -166,6 +166,32 @@ def test_keeping_an_empty_node_needs_enough_gaps_and_half_of_them_short(gaps: tu
     assert actions(result) == ([] if kept else [("power-off", "wn-1")])
 
 
+@pytest.mark.parametrize(
+    ("min_nodes", "extra_nodes_free", "powered_off", "kept"),
+    [
+        (0, 0, ["board-1", "wn-2"], ["wn-1"]),
+        (1, 0, ["board-1", "wn-2"], ["wn-1"]),
+        (2, 0, ["board-1"], []),  # one node may go: the others are not looked at
+        (0, 1, ["board-1", "wn-2"], ["wn-1"]),
+        (0, 2, ["board-1"], []),
+    ],
+)
+def test_a_kept_node_leaves_the_others_to_the_usual_rule_and_limits(
+    min_nodes: int, extra_nodes_free: int, powered_off: list[str], kept: list[str]
+) -> None:
+    """wn-1 (empty 500 s) is kept: half the gaps longer than 500 s end by 740 s; for wn-2 (empty 300 s) none
+    end by 540 s. board-1's template is not configured, so no gaps speak for it."""
+    nodes = (
+        node("wn-1", ON, idle_since=0.0),
+        node("wn-2", ON, idle_since=200.0),
+        node("board-1", ON, idle_since=0.0, template=ARM),
+    )
+    cfg = config(min_nodes=min_nodes, extra_nodes_free=extra_nodes_free)
+    result = decide(ClusterSnapshot(now=500, nodes=nodes), cfg, gaps_state(600, 600, 600, 2000, 2000, 2000))
+    assert actions(result) == [("power-off", name) for name in powered_off]
+    assert [note.split(":")[0] for note in result.notes] == kept
+
+
 def test_demand_gaps_are_measured_per_level_of_needed_nodes_and_only_the_latest_kept() -> None:
     """Two nodes' worth of jobs, then none from t=40, then one pod at t=440: level 1 was vacant 400 s, level
     2 stays vacant; the oldest of 20 recorded gaps makes room for the new one."""
@@ -179,6 +205,13 @@ def test_demand_gaps_are_measured_per_level_of_needed_nodes_and_only_the_latest_
             assert state.vacated_at == {"wn": {1: 40.0, 2: 40.0}}
     assert state.vacated_at == {"wn": {2: 40.0}}
     assert state.demand_gaps == {"wn": (*[float(n) for n in range(2, 21)], 400.0)}
+
+
+def test_a_booting_node_no_pod_waits_for_counts_toward_the_warm_buffer() -> None:
+    """Two idle workers and one booting for nothing: with extra_nodes_free 2, exactly one idle worker may go."""
+    nodes = (node("wn-1", ON, idle_since=0.0), node("wn-2", ON, idle_since=100.0), node("wn-3", BOOTING, since=450))
+    result = decide(ClusterSnapshot(now=500, nodes=nodes), config(extra_nodes_free=2))
+    assert actions(result) == [("power-off", "wn-1")]
 
 
 def test_never_powers_off_or_drains_a_node_running_a_job() -> None:

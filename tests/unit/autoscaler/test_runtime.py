@@ -353,13 +353,16 @@ def test_a_damaged_state_file_is_nothing_remembered(make_loop: Any) -> None:
     state.write_text(
         '{"powered_on": {"agent-0": "soon"}, "policy": {"needed_history": [[1, {"w": -1}], "x", [2, {}, 3]], '
         '"running": {"p": [1]}, "released": [[1, 2], ["soon", 1, 2]], "first_seen": true, '
-        '"vacated_at": {"w": {"2": 5, "x": 1, "-1": 1, "\u00b2": 1, "1234567": 1, "3": true}, "v": [1], "u": {}}, '
+        '"vacated_at": {"w": {"2": 5, "123456": 7, "": 1, "x": 1, "-1": 1, "\u00b2": 1, "1234567": 1, "3": true}, '
+        '"v": [1], "u": {}}, '
         '"demand_gaps": {"w": [400, -1, "long", false, 0], "v": 300}}, "history": [], "saved_at": "now"}'
     )
     memory = load_memory(state)
     assert memory == RuntimeMemory(
         policy=PolicyState(
-            needed_history=((1.0, {}),), vacated_at={"w": {2: 5.0}, "u": {}}, demand_gaps={"w": (400.0, 0.0)}
+            needed_history=((1.0, {}),),
+            vacated_at={"w": {2: 5.0, 123456: 7.0}, "u": {}},
+            demand_gaps={"w": (400.0, 0.0)},
         )
     )
     state.write_bytes(b"\xff")
