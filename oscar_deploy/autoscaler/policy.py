@@ -376,7 +376,8 @@ class _Round:
         template = self.template_of[node.name]
         if template is None:
             return False
-        longer = [gap for gap in self.demand_gaps.get(template.name, ()) if gap > empty_for]
+        latest = self.demand_gaps.get(template.name, ())[-GAP_SAMPLES:]  # a restored state may hold more
+        longer = [gap for gap in latest if gap > empty_for]
         if len(longer) < GAP_MIN_SAMPLES:
             return False
         cycle = self.config.boot_time_estimate + self.config.shutdown_time_estimate

@@ -148,6 +148,9 @@ def test_an_empty_node_stays_on_while_demand_came_back_within_a_power_cycle_and_
     assert actions(decide(ClusterSnapshot(now=400, nodes=nodes), config(), long_gaps)) == [("power-off", "wn-1")]
     slow_boots = config(boot_time_estimate=600.0, shutdown_time_estimate=300.0)
     assert actions(decide(ClusterSnapshot(now=400, nodes=nodes), slow_boots, long_gaps)) == []
+    # Only the latest 20 gaps count, however many a restored state holds.
+    restored = gaps_state(*([900.0] * 21), *([400.0] * 20))
+    assert actions(decide(ClusterSnapshot(now=400, nodes=nodes), config(), restored)) == []
 
 
 @pytest.mark.parametrize(
