@@ -118,6 +118,16 @@ def test_a_boot_far_beyond_the_estimate_stops_counting_and_times_out() -> None:
     assert timed_out.decisions[0].reason == "booting for 3001s, longer than max_wait_poweron (3000s)"
 
 
+def test_boot_limits_at_their_exact_values() -> None:
+    """A boot of exactly 2 x the estimate still counts as capacity; one of exactly max_wait_poweron still runs."""
+    nodes = (node("wn-1", BOOTING, since=0), node("wn-2", OFF))
+    counted = decide(ClusterSnapshot(now=360, nodes=nodes, pending=(pending("a"),)), config())
+    assert (actions(counted), counted.notes) == ([], ())
+    assert actions(decide(ClusterSnapshot(now=3000, nodes=nodes), config())) == []
+    failed = decide(ClusterSnapshot(now=10, nodes=(node("wn-1", PowerState.FAILED),)), config())
+    assert [d.reason for d in failed.decisions] == ["its last power-on failed; powering it off so it can be retried"]
+
+
 def test_empty_node_powers_off_after_exactly_idle_time() -> None:
     nodes = (node("wn-1", ON, idle_since=100.0),)
     assert actions(decide(ClusterSnapshot(now=399, nodes=nodes), config())) == []
@@ -318,6 +328,66 @@ def test_warm_buffer_keeps_extra_nodes_free() -> None:
     assert actions(decide(ClusterSnapshot(now=1000, nodes=two_idle), cfg)) == [("power-off", "wn-1")]
 
 
+def test_max_nodes_is_named_when_it_binds_even_with_a_boot_limit() -> None:
+    cfg = config(max_nodes=2, max_concurrent_boots=5)
+    nodes = (node("wn-1", ON, job("j", 1900)), node("wn-2", BOOTING, since=0.0), node("wn-3", OFF))
+    result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a", 1900), pending("b", 1900))), cfg)
+    assert "1 pending pod(s) of 1900m CPU, 512Mi wait: max_nodes (2) reached" in result.notes
+
+
+def test_minimum_and_warm_buffer_count_the_workers_they_power_on() -> None:
+    """min 2 with one idle worker: one more; the warm buffer of 4 counts both, then adds two."""
+    nodes = (node("wn-1", ON, idle_since=0.0), *(node(f"wn-{i}", OFF) for i in range(2, 7)))
+    result = decide(ClusterSnapshot(now=10, nodes=nodes), config(min_nodes=2, extra_nodes_free=4, max_nodes=6))
+    assert actions(result) == [("power-on", "wn-2"), ("power-on", "wn-3"), ("power-on", "wn-4")]
+    assert [d.reason for d in result.decisions] == [
+        "workers.min is 2; 1 running or booting",
+        "keeping 4 idle worker(s) ready (extra_nodes_free); 2 idle now",
+        "keeping 4 idle worker(s) ready (extra_nodes_free); 3 idle now",
+    ]
+    minimum = decide(ClusterSnapshot(now=10, nodes=nodes), config(min_nodes=3, max_nodes=6))
+    assert actions(minimum) == [("power-on", "wn-2"), ("power-on", "wn-3")]
+
+
+def test_a_node_used_at_exactly_the_consolidation_threshold_is_not_drained() -> None:
+    cfg = config(idle_time=60.0, consolidation_threshold=0.1)
+    others = [node(f"wn-{i}", ON, job(f"j{i}", 600)) for i in (1, 2, 3)]
+    light = node("wn-4", ON, knative("k1"))  # 200m of 2000m: exactly 10%
+    state = PolicyState()
+    seen = []
+    for now in range(0, 400, 20):
+        result = decide(ClusterSnapshot(now=float(now), nodes=(*others, applying_cordons(light, state))), cfg, state)
+        state = result.state
+        seen += actions(result)
+    assert ("drain", "wn-4") not in seen
+    assert ("cordon", "wn-4") in seen
+
+
+def test_why_pods_stay_pending_is_noted_per_cause() -> None:
+    full = (node("wn-1", ON, job("j1", 1900)), node("wn-2", ON, job("j2", 1900)))
+    two_labels = {ARCH_LABEL: "arm64", "zone": "a"}
+    pods = (pending("a", 1900), pending("b", 5000), PendingPod("c", Resources.request(500, 512), 0.0, two_labels))
+    result = decide(ClusterSnapshot(now=10, nodes=full, pending=pods), config(max_nodes=5))
+    assert actions(result) == []
+    assert set(result.notes) == {
+        "1 pending pod(s) of 5000m CPU, 512Mi (no selector) fit no node template; they stay pending",
+        "1 pending pod(s) of 1900m CPU, 512Mi wait: no powered-off node of a template that admits them is left",
+        "1 pending pod(s) of 500m CPU, 512Mi (kubernetes.io/arch=arm64, zone=a) fit no node template; they stay "
+        "pending",
+    }
+
+
+def test_the_warm_buffer_counts_a_booting_worker_and_stops_at_max_nodes() -> None:
+    nodes = (node("wn-1", ON, idle_since=0.0), node("wn-2", BOOTING, since=5.0), node("wn-3", OFF), node("wn-4", OFF))
+    result = decide(ClusterSnapshot(now=10, nodes=nodes), config(extra_nodes_free=3))
+    assert actions(result) == [("power-on", "wn-3")]
+    three_idle = (node("wn-1", ON, idle_since=0.0), *(node(f"wn-{i}", OFF) for i in (2, 3, 4)))
+    result = decide(ClusterSnapshot(now=10, nodes=three_idle), config(extra_nodes_free=4, max_nodes=3))
+    assert actions(result) == [("power-on", "wn-2"), ("power-on", "wn-3")]  # the workers powering on count
+    at_max = (node("wn-1", ON, job("j", 1000)), node("wn-2", OFF))
+    assert actions(decide(ClusterSnapshot(now=10, nodes=at_max), config(extra_nodes_free=1, max_nodes=1))) == []
+
+
 def test_kueue_workloads_within_quota_are_demand() -> None:
     nodes = tuple(node(f"wn-{i}", OFF) for i in range(1, 5))
     workload = KueueWorkload("w1", "user-a", (PodSet(3, Resources.request(1000, 1024)),), created=5)
@@ -352,9 +422,11 @@ def test_pods_are_packed_per_arch_and_template() -> None:
 
 def test_a_pod_pending_past_reconsider_job_time_gets_a_new_node() -> None:
     nodes = (node("wn-1", ON, job("j", 1000)), node("wn-2", OFF))
-    fresh = decide(ClusterSnapshot(now=30, nodes=nodes, pending=(pending("a", created=0),)), config())
+    fresh = decide(ClusterSnapshot(now=40, nodes=nodes, pending=(pending("a", created=10),)), config())
     assert actions(fresh) == []  # it fits wn-1's free space: the scheduler will place it
-    late = decide(ClusterSnapshot(now=61, nodes=nodes, pending=(pending("a", created=0),)), config())
+    at_limit = decide(ClusterSnapshot(now=70, nodes=nodes, pending=(pending("a", created=10),)), config())
+    assert actions(at_limit) == []  # pending exactly reconsider_job_time: not late yet
+    late = decide(ClusterSnapshot(now=71, nodes=nodes, pending=(pending("a", created=10),)), config())
     assert actions(late) == [("power-on", "wn-2")]
 
 
