@@ -274,6 +274,33 @@ def test_surplus_node_with_a_job_is_cordoned_not_drained_and_powers_off_once_emp
     assert done.decisions[0].reason == "cordoned to consolidate and now empty"
 
 
+@pytest.mark.parametrize(
+    ("fresh_since", "min_nodes", "pressure_at", "cordon"),
+    [
+        (40.0, 0, None, [(100, "wn-5")]),  # Ready exactly idle_time before: settled, and the least loaded
+        (41.0, 0, None, [(100, "wn-3")]),  # Ready less than idle_time before: left alone
+        (40.0, 4, None, [(100, "wn-5")]),  # min_nodes 4 leaves exactly one to give back
+        (40.0, 5, None, []),
+        (40.0, 0, -20.0, [(120, "wn-5")]),  # pods pending exactly one window before t=100: not yet quiet
+    ],
+)
+def test_consolidation_waits_for_settled_nodes_min_nodes_and_quiet(
+    fresh_since: float, min_nodes: int, pressure_at: float | None, cordon: list[tuple[int, str]]
+) -> None:
+    cfg = config(idle_time=60.0, min_nodes=min_nodes)
+    loaded = [node(f"wn-{i}", ON, job(f"j{i}a", 800), job(f"j{i}b", 800)) for i in (1, 2)]
+    light = [node(f"wn-{i}", ON, job(f"j{i}", 100)) for i in (3, 4)]
+    fresh = node("wn-5", ON, job("j5", 50, 256), since=fresh_since)
+    state = PolicyState(pressure_at=pressure_at)
+    cordoned = []
+    for now in range(0, 200, 20):
+        nodes = tuple(applying_cordons(n, state) for n in (*loaded, *light, fresh))
+        result = decide(ClusterSnapshot(now=float(now), nodes=nodes), cfg, state)
+        state = result.state
+        cordoned += [(now, d.node) for d in result.decisions if d.action is Action.CORDON]
+    assert cordoned == cordon
+
+
 def test_nearly_idle_node_of_movable_pods_is_drained_after_idle_time() -> None:
     cfg = config(idle_time=60.0)
     others = [node(f"wn-{i}", ON, job(f"j{i}", 600)) for i in (1, 2, 3)]
@@ -290,6 +317,38 @@ def test_nearly_idle_node_of_movable_pods_is_drained_after_idle_time() -> None:
     assert drained_at is not None
     assert drained_at == 160  # once 2 x idle_time of history is seen (t=100), unneeded for idle_time (60 s)
     assert reason.startswith("its 1 pod(s) may move, use 10% of it and fit on the other nodes; unneeded for")
+
+
+def test_a_light_node_of_movable_pods_is_cordoned_first_then_drained_once_unneeded_for_idle_time() -> None:
+    cfg = config(idle_time=60.0)
+    others = [node(f"wn-{i}", ON, job(f"j{i}", 600)) for i in (1, 2, 3)]
+    light = node("wn-4", ON, knative("k1"))
+    state = PolicyState()
+    seen = []
+    for now in range(0, 180, 20):
+        result = decide(ClusterSnapshot(now=float(now), nodes=(*others, applying_cordons(light, state))), cfg, state)
+        state = result.state
+        seen += [(now, d.action.value, d.reason) for d in result.decisions if d.node == "wn-4"]
+    assert [(now, action) for now, action, _ in seen] == [(100, "cordon"), (160, "drain")]
+    assert seen[1][2] == "its 1 pod(s) may move, use 10% of it and fit on the other nodes; unneeded for 60s"
+
+
+@pytest.mark.parametrize(("extra_nodes_free", "cordoned"), [(0, ["wn-3", "wn-4"]), (1, ["wn-3"]), (2, [])])
+def test_consolidation_keeps_the_warm_buffer(extra_nodes_free: int, cordoned: list[str]) -> None:
+    cfg = config(idle_time=60.0, extra_nodes_free=extra_nodes_free, max_nodes=6)
+    loaded = [node(f"wn-{i}", ON, job(f"j{i}a", 800), job(f"j{i}b", 800)) for i in (1, 2)]
+    light = [node(f"wn-{i}", ON, job(f"j{i}", 100, 256)) for i in (3, 4, 5, 6)]
+    state = PolicyState()
+    seen = []
+    for now in range(0, 200, 20):
+        result = decide(
+            ClusterSnapshot(now=float(now), nodes=tuple(applying_cordons(n, state) for n in (*loaded, *light))),
+            cfg,
+            state,
+        )
+        state = result.state
+        seen += [name for action, name in actions(result) if action == "cordon"]
+    assert seen == cordoned
 
 
 def test_min_equals_max_keeps_every_worker_on() -> None:
