@@ -426,7 +426,7 @@ def is_json_number(value: Any) -> TypeGuard[int | float]:
 
 def _level(key: Any) -> bool:
     """Whether a key read from JSON names a level of needed nodes: a short run of ASCII digits."""
-    return isinstance(key, str) and 0 < len(key) <= 6 and key.isascii() and key.isdigit()
+    return isinstance(key, str) and len(key) <= 6 and key.isascii() and key.isdigit()
 
 
 def _count(value: Any) -> bool:
