@@ -301,6 +301,40 @@ def test_consolidation_waits_for_settled_nodes_min_nodes_and_quiet(
     assert cordoned == cordon
 
 
+def test_our_cordon_is_lifted_when_running_demand_rises_again() -> None:
+    cfg = config(idle_time=60.0)
+    loaded = [node(f"wn-{i}", ON, job(f"j{i}a", 800), job(f"j{i}b", 800)) for i in (1, 2)]
+    light = [node(f"wn-{i}", ON, job(f"j{i}", 100)) for i in (3, 4, 5)]
+    state = PolicyState()
+    for now in range(0, 120, 20):
+        result = decide(
+            ClusterSnapshot(now=float(now), nodes=tuple(applying_cordons(n, state) for n in (*loaded, *light))),
+            cfg,
+            state,
+        )
+        state = result.state
+    assert state.cordoned_by_us == frozenset({"wn-3"})
+    heavy = [node(f"wn-{i}", ON, job(f"j{i}", 100), job(f"h{i}", 1800)) for i in (4, 5)]
+    nodes = (*loaded, applying_cordons(light[0], state), *heavy)
+    result = decide(ClusterSnapshot(now=120.0, nodes=nodes), cfg, state)
+    assert actions(result) == [("uncordon", "wn-3")]
+    assert result.decisions[0].reason == "demand rose: 4 wn node(s) needed (+2 slack)"
+    assert result.state.cordoned_by_us == frozenset()
+
+
+@pytest.mark.parametrize(("min_nodes", "powered_off"), [(4, ["wn-3"]), (5, [])])
+def test_our_cordoned_node_powers_off_once_empty_unless_min_nodes_needs_it(
+    min_nodes: int, powered_off: list[str]
+) -> None:
+    loaded = [node(f"wn-{i}", ON, job(f"j{i}a", 800), job(f"j{i}b", 800)) for i in (1, 2)]
+    light = [node(f"wn-{i}", ON, job(f"j{i}", 100)) for i in (4, 5)]
+    empty = node("wn-3", ON, cordoned=True, idle_since=90.0)
+    state = PolicyState(cordoned_by_us=frozenset({"wn-3"}))
+    result = decide(ClusterSnapshot(now=100.0, nodes=(*loaded, empty, *light)), config(min_nodes=min_nodes), state)
+    assert actions(result) == [("power-off", name) for name in powered_off]
+    assert result.state.cordoned_by_us == frozenset({"wn-3"}) - set(powered_off)
+
+
 def test_nearly_idle_node_of_movable_pods_is_drained_after_idle_time() -> None:
     cfg = config(idle_time=60.0)
     others = [node(f"wn-{i}", ON, job(f"j{i}", 600)) for i in (1, 2, 3)]
