@@ -513,6 +513,27 @@ def test_pods_are_packed_per_arch_and_template() -> None:
     )
 
 
+@pytest.mark.parametrize(("cpu", "booted"), [(360, False), (361, True)])
+def test_young_pods_that_freed_room_will_hold_within_a_boot_do_not_boot_a_node(cpu: int, booted: bool) -> None:
+    """720m and 720Mi freed over the last 360 s (2 x the boot estimate): 360m within the next 180 s."""
+    nodes = (node("wn-1", ON, job("j", 2000)), node("wn-2", OFF))
+    state = PolicyState(released=((900.0, 720, 720),), first_seen=0.0)
+    pods = (pending("a", cpu, 256, created=990.0),)
+    result = decide(ClusterSnapshot(now=1000.0, nodes=nodes, pending=pods), config(), state)
+    assert actions(result) == ([("power-on", "wn-2")] if booted else [])
+    if not booted:
+        assert result.notes == (
+            "1 pending pod(s) should start within 180s as running pods finish, before a new node could be Ready; "
+            "a node is booted for them if they still wait after 60s",
+        )
+
+
+def test_the_most_loaded_ready_node_takes_a_pending_pod_so_an_idle_one_stays_the_warm_buffer() -> None:
+    nodes = (node("wn-1", ON, idle_since=0.0), node("wn-2", ON, job("j", 1000)), node("wn-3", OFF))
+    result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a"),)), config(extra_nodes_free=1))
+    assert actions(result) == []
+
+
 def test_a_pod_pending_past_reconsider_job_time_gets_a_new_node() -> None:
     nodes = (node("wn-1", ON, job("j", 1000)), node("wn-2", OFF))
     fresh = decide(ClusterSnapshot(now=40, nodes=nodes, pending=(pending("a", created=10),)), config())
