@@ -496,6 +496,24 @@ def test_kueue_workloads_within_quota_are_demand() -> None:
     assert result.notes == ("1 Kueue workload(s) wait for quota, not for nodes; not counted as demand",)
 
 
+def test_kueue_workloads_share_their_queues_quota_in_creation_order() -> None:
+    """3000m of quota: w1 (2 x 1000m) fits, w2 (2 x 1000m) waits, w3 (1000m) takes the rest, w4 waits."""
+    nodes = (node("wn-1", ON, idle_since=0.0), *(node(f"wn-{i}", OFF) for i in range(2, 6)))
+    pods = PodSet(2, Resources.request(1000, 1024))
+    one = PodSet(1, Resources.request(1000, 1024))
+    workloads = (
+        KueueWorkload("w4", "q", (one,), created=8),
+        KueueWorkload("w1", "q", (pods,), created=5),
+        KueueWorkload("w3", "q", (one,), created=7),
+        KueueWorkload("w2", "q", (pods,), created=6),
+    )
+    headroom = {"q": Resources(3000, 3072, UNBOUNDED)}
+    snapshot = ClusterSnapshot(now=10, nodes=nodes, workloads=workloads, queue_headroom=headroom)
+    result = decide(snapshot, config())
+    assert actions(result) == [("power-on", "wn-2")]  # two pods on the idle wn-1, the third on a new node
+    assert result.notes == ("2 Kueue workload(s) wait for quota, not for nodes; not counted as demand",)
+
+
 def test_pods_are_packed_per_arch_and_template() -> None:
     cfg = config(templates=(WN, ARM))
     nodes = (node("wn-1", OFF), node("board-1", OFF, template=ARM))
