@@ -1,4 +1,4 @@
-"""The scaling policy, one rule at a time: packing, booting capacity, job safety, consolidation, Kueue, limits."""
+"""The scaling policy, one rule at a time: packing, boots, job safety, demand gaps, consolidation, Kueue, limits."""
 
 from __future__ import annotations
 
