@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from oscar_deploy.autoscaler.model import (
@@ -9,6 +11,7 @@ from oscar_deploy.autoscaler.model import (
     UNBOUNDED,
     Action,
     ClusterSnapshot,
+    Decision,
     KueueWorkload,
     NodeInfo,
     NodeTemplate,
@@ -68,6 +71,21 @@ def pending(name: str, cpu: int = 500, memory: int = 512, created: float = 0.0, 
 def applying_cordons(n: NodeInfo, state: PolicyState) -> NodeInfo:
     """The node as the cluster shows it after the policy's cordons were applied."""
     return node(n.name, n.power, *n.pods, since=n.power_since, cordoned=n.name in state.cordoned_by_us)
+
+
+def rounds(
+    nodes: Sequence[NodeInfo], cfg: PolicyConfig, until: int, state: PolicyState | None = None
+) -> tuple[PolicyState, list[tuple[int, Decision]]]:
+    """Decides every 20 s from t=0 to before `until` on `nodes` with the policy's cordons applied; returns the
+    last state and each decision with its time."""
+    state = PolicyState() if state is None else state
+    decided = []
+    for now in range(0, until, 20):
+        nodes_now = tuple(applying_cordons(n, state) for n in nodes)
+        result = decide(ClusterSnapshot(now=float(now), nodes=nodes_now), cfg, state)
+        state = result.state
+        decided += [(now, d) for d in result.decisions]
+    return state, decided
 
 
 def config(**overrides: object) -> PolicyConfig:
@@ -246,19 +264,10 @@ def test_surplus_node_with_a_job_is_cordoned_not_drained_and_powers_off_once_emp
     cfg = config(idle_time=60.0)
     loaded = [node(f"wn-{i}", ON, job(f"j{i}a", 800), job(f"j{i}b", 800)) for i in (1, 2)]
     light = [node(f"wn-{i}", ON, job(f"j{i}", 100)) for i in (3, 4)]
-    state = PolicyState()
-    for now in range(0, 400, 20):
-        result = decide(ClusterSnapshot(now=float(now), nodes=(*loaded, *light)), cfg, state)
-        state = result.state
-        assert result.decisions == ()  # demand fits on 2 nodes, +2 slack: 4 ready nodes are not a surplus
+    _, decided = rounds((*loaded, *light), cfg, 400)
+    assert decided == []  # demand fits on 2 nodes, +2 slack: 4 ready nodes are not a surplus
     extra = node("wn-5", ON, job("j5", 100))
-    state = PolicyState()
-    decided = []
-    for now in range(0, 400, 20):
-        nodes = tuple(applying_cordons(n, state) for n in (*loaded, *light, extra))
-        result = decide(ClusterSnapshot(now=float(now), nodes=nodes), cfg, state)
-        state = result.state
-        decided += [(now, d) for d in result.decisions]
+    state, decided = rounds((*loaded, *light, extra), cfg, 400)
     assert [(now, d.action, d.node) for now, d in decided] == [(100, Action.CORDON, "wn-3")]
     assert decided[0][1].reason == (
         "the last 120s of demand fit on 2 wn node(s) (+2 slack) and 5 are ready; no new pods here, it powers off "
@@ -291,28 +300,15 @@ def test_consolidation_waits_for_settled_nodes_min_nodes_and_quiet(
     loaded = [node(f"wn-{i}", ON, job(f"j{i}a", 800), job(f"j{i}b", 800)) for i in (1, 2)]
     light = [node(f"wn-{i}", ON, job(f"j{i}", 100)) for i in (3, 4)]
     fresh = node("wn-5", ON, job("j5", 50, 256), since=fresh_since)
-    state = PolicyState(pressure_at=pressure_at)
-    cordoned = []
-    for now in range(0, 200, 20):
-        nodes = tuple(applying_cordons(n, state) for n in (*loaded, *light, fresh))
-        result = decide(ClusterSnapshot(now=float(now), nodes=nodes), cfg, state)
-        state = result.state
-        cordoned += [(now, d.node) for d in result.decisions if d.action is Action.CORDON]
-    assert cordoned == cordon
+    _, decided = rounds((*loaded, *light, fresh), cfg, 200, PolicyState(pressure_at=pressure_at))
+    assert [(now, d.node) for now, d in decided if d.action is Action.CORDON] == cordon
 
 
 def test_our_cordon_is_lifted_when_running_demand_rises_again() -> None:
     cfg = config(idle_time=60.0)
     loaded = [node(f"wn-{i}", ON, job(f"j{i}a", 800), job(f"j{i}b", 800)) for i in (1, 2)]
     light = [node(f"wn-{i}", ON, job(f"j{i}", 100)) for i in (3, 4, 5)]
-    state = PolicyState()
-    for now in range(0, 120, 20):
-        result = decide(
-            ClusterSnapshot(now=float(now), nodes=tuple(applying_cordons(n, state) for n in (*loaded, *light))),
-            cfg,
-            state,
-        )
-        state = result.state
+    state, _ = rounds((*loaded, *light), cfg, 120)
     assert state.cordoned_by_us == frozenset({"wn-3"})
     heavy = [node(f"wn-{i}", ON, job(f"j{i}", 100), job(f"h{i}", 1800)) for i in (4, 5)]
     nodes = (*loaded, applying_cordons(light[0], state), *heavy)
@@ -357,12 +353,8 @@ def test_a_light_node_of_movable_pods_is_cordoned_first_then_drained_once_unneed
     cfg = config(idle_time=60.0)
     others = [node(f"wn-{i}", ON, job(f"j{i}", 600)) for i in (1, 2, 3)]
     light = node("wn-4", ON, knative("k1"))
-    state = PolicyState()
-    seen = []
-    for now in range(0, 180, 20):
-        result = decide(ClusterSnapshot(now=float(now), nodes=(*others, applying_cordons(light, state))), cfg, state)
-        state = result.state
-        seen += [(now, d.action.value, d.reason) for d in result.decisions if d.node == "wn-4"]
+    _, decided = rounds((*others, light), cfg, 180)
+    seen = [(now, d.action.value, d.reason) for now, d in decided if d.node == "wn-4"]
     assert [(now, action) for now, action, _ in seen] == [(100, "cordon"), (160, "drain")]
     assert seen[1][2] == "its 1 pod(s) may move, use 10% of it and fit on the other nodes; unneeded for 60s"
 
@@ -372,17 +364,8 @@ def test_consolidation_keeps_the_warm_buffer(extra_nodes_free: int, cordoned: li
     cfg = config(idle_time=60.0, extra_nodes_free=extra_nodes_free, max_nodes=6)
     loaded = [node(f"wn-{i}", ON, job(f"j{i}a", 800), job(f"j{i}b", 800)) for i in (1, 2)]
     light = [node(f"wn-{i}", ON, job(f"j{i}", 100, 256)) for i in (3, 4, 5, 6)]
-    state = PolicyState()
-    seen = []
-    for now in range(0, 200, 20):
-        result = decide(
-            ClusterSnapshot(now=float(now), nodes=tuple(applying_cordons(n, state) for n in (*loaded, *light))),
-            cfg,
-            state,
-        )
-        state = result.state
-        seen += [name for action, name in actions(result) if action == "cordon"]
-    assert seen == cordoned
+    _, decided = rounds((*loaded, *light), cfg, 200)
+    assert [d.node for _, d in decided if d.action is Action.CORDON] == cordoned
 
 
 def test_min_equals_max_keeps_every_worker_on() -> None:
@@ -446,12 +429,8 @@ def test_a_node_used_at_exactly_the_consolidation_threshold_is_not_drained() -> 
     cfg = config(idle_time=60.0, consolidation_threshold=0.1)
     others = [node(f"wn-{i}", ON, job(f"j{i}", 600)) for i in (1, 2, 3)]
     light = node("wn-4", ON, knative("k1"))  # 200m of 2000m: exactly 10%
-    state = PolicyState()
-    seen = []
-    for now in range(0, 400, 20):
-        result = decide(ClusterSnapshot(now=float(now), nodes=(*others, applying_cordons(light, state))), cfg, state)
-        state = result.state
-        seen += actions(result)
+    _, decided = rounds((*others, light), cfg, 400)
+    seen = [(d.action.value, d.node) for _, d in decided]
     assert ("drain", "wn-4") not in seen
     assert ("cordon", "wn-4") in seen
 
