@@ -113,7 +113,10 @@ class PodInfo:
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
     """A worker node. `power_since` is when it entered its power state (for BOOTING, when the boot started);
-    `idle_since` is when a Ready node last became empty (None while it runs pods or is not Ready)."""
+    `idle_since` is when a Ready node last became empty (None while it runs pods or is not Ready).
+    `our_boot`: a BOOTING node is in a boot the autoscaler started (powered on, not Ready since); otherwise it
+    was Ready and went not Ready, or nobody knows why it is not Ready, and `power_since` is when it was first
+    seen so."""
 
     name: str
     arch: str
@@ -127,6 +130,7 @@ class NodeInfo:
     idle_since: float | None = None
     pods_changed_at: float = 0.0
     template: str = ""
+    our_boot: bool = False
     requested: Resources = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -224,7 +228,9 @@ class PolicyConfig:
     """How the policy scales. Times are seconds; `max_concurrent_boots` 0 means no limit.
 
     The first six values come from the cluster spec (`workers.min/max`, `platform.autoscaler`); the rest are
-    properties of the nodes (templates, boot time) or tuning with documented defaults.
+    properties of the nodes (templates, boot time) or tuning with documented defaults. `boot_time_measured`
+    says the boot-time estimate comes from this cluster's own boots, not from a default: only then is a boot
+    that outlasts `give_up_boot_factor` x the estimate taken as failed before `max_wait_poweron`.
     """
 
     templates: tuple[NodeTemplate, ...]
@@ -241,6 +247,8 @@ class PolicyConfig:
     reaction_delay: float = 1.0
     consolidation_threshold: float = 0.5
     stuck_boot_factor: float = 2.0
+    give_up_boot_factor: float = 4.0
+    boot_time_measured: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -266,6 +274,8 @@ class PolicyConfig:
             problems.append("consolidation_threshold: must be in (0, 1]")
         if self.stuck_boot_factor < 1:
             problems.append("stuck_boot_factor: must be at least 1")
+        if self.give_up_boot_factor < self.stuck_boot_factor:
+            problems.append("give_up_boot_factor: must be at least stuck_boot_factor")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -3,8 +3,11 @@ decisions (each with its reason) and the next state. No I/O, no clock, no random
 
 Rules, in the order they are applied:
 
-1. Boots that outlast `max_wait_poweron` are given up (powered off); a boot older than `stuck_boot_factor` x
-   the boot-time estimate is no longer counted as coming capacity, so replacements start early.
+1. Boots that outlast `max_wait_poweron` are given up (powered off), and so are boots we started that outlast
+   `give_up_boot_factor` x a boot-time estimate measured on this cluster: a healthy boot is rarely that slow,
+   and a failed one would bill node time until `max_wait_poweron`. A boot older than `stuck_boot_factor` x
+   the estimate is no longer counted as coming capacity, so replacements start early. A worker that is not
+   Ready while a job pod is still bound to it is never powered off.
 2. Pending pods and Kueue workloads that their ClusterQueue's free quota would admit are packed first-fit-
    decreasing onto ready nodes, then nodes we cordoned (uncordon), then booting nodes, then new nodes of the
    cheapest template that admits them (per architecture and labels), within `max_nodes` and
@@ -138,18 +141,33 @@ class _Round:
     # Rule 1: boots -----------------------------------------------------------------------------------------
 
     def _boots(self) -> None:
-        stuck_after = self.config.boot_time_estimate * self.config.stuck_boot_factor
+        config = self.config
+        stuck_after = config.boot_time_estimate * config.stuck_boot_factor
+        give_up_after = config.boot_time_estimate * config.give_up_boot_factor
         for node in sorted(self.booting, key=lambda n: n.name):
             age = self.now - node.power_since
-            if age > self.config.max_wait_poweron:
+            if age > config.max_wait_poweron and node.runs_job:
+                # No seconds that change each round: the decisions log records a note when it is new.
+                self.notes.append(
+                    f"{node.name}: not Ready for longer than max_wait_poweron ({config.max_wait_poweron:.0f}s), "
+                    "but a job pod is still bound to it; not powered off"
+                )
+            elif age > config.max_wait_poweron:
                 self._add(
                     Action.POWER_OFF,
                     node,
-                    f"booting for {age:.0f}s, longer than max_wait_poweron ({self.config.max_wait_poweron:.0f}s)",
+                    f"booting for {age:.0f}s, longer than max_wait_poweron ({config.max_wait_poweron:.0f}s)",
+                )
+            elif config.boot_time_measured and node.our_boot and not node.pods and age > give_up_after:
+                self._add(
+                    Action.POWER_OFF,
+                    node,
+                    f"booting for {age:.0f}s, over {config.give_up_boot_factor:g}x the measured boot time "
+                    f"({config.boot_time_estimate:.0f}s); given up as failed",
                 )
             elif age > stuck_after:
                 self.notes.append(
-                    f"{node.name}: booting for {age:.0f}s (estimate {self.config.boot_time_estimate:.0f}s); "
+                    f"{node.name}: booting for over {stuck_after:.0f}s (estimate {config.boot_time_estimate:.0f}s); "
                     "not counted as coming capacity"
                 )
             else:

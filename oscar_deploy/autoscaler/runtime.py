@@ -4,8 +4,9 @@ Each round:
 1. reads the watches' copy of nodes, pods and Kueue workloads and the power manager's machines, and builds
    the policy's snapshot (`snapshot.build_observation`);
 2. calls `policy.decide` with the configuration (the spec's values, the node templates learnt from registered
-   workers, a boot-time estimate measured on this cluster's own boots) and the policy's state from the last
-   round, with the runtime's own cordons as `cordoned_by_us`;
+   workers, a boot-time estimate measured on this cluster's own boots, trusted to give up slow boots once
+   `MEASURED_BOOTS` were measured) and the policy's state from the last round, with the runtime's own cordons
+   as `cordoned_by_us`;
 3. carries out the decisions:
    * power-on: start the worker through the power manager, and lift the cordon we left on it;
    * power-off: cordon, read the node's pods afresh, and power it off only if none but the node's own is left
@@ -61,6 +62,9 @@ from oscar_deploy.support.errors import OscarDeployError
 
 RETRY_PAUSES = (60.0, 120.0, 240.0, 480.0, 900.0)
 KEPT_BOOTS = 10
+# Boots measured before the estimate is trusted to give up a slow boot early (the median of three already
+# ignores one outlier).
+MEASURED_BOOTS = 3
 
 
 class Observer(Protocol):
@@ -174,7 +178,10 @@ class Runtime:
         self._measure_boots(observation.snapshot, now)
         self._finish_uncordons(observation, done)
         if observation.templates:
-            config = self.settings.config_for(observation.templates, self._boot_estimate())
+            config = dataclasses.replace(
+                self.settings.config_for(observation.templates, self._boot_estimate()),
+                boot_time_measured=len(self.record.boot_seconds) >= MEASURED_BOOTS,
+            )
             state = dataclasses.replace(self.policy_state, cordoned_by_us=frozenset(self.record.cordoned))
             result = decide(observation.snapshot, config, state)
             self.policy_state = result.state
@@ -342,7 +349,7 @@ class Runtime:
     def _measure_boots(self, snapshot: ClusterSnapshot, now: float) -> None:
         """Boot durations of the workers we powered on, from power-on to Ready."""
         for node in snapshot.nodes:
-            if node.power is PowerState.BOOTING and self.record.last_action(node.name) == "on":
+            if node.power is PowerState.BOOTING and node.our_boot:
                 self.booting[node.name] = self.record.powered_on[node.name]
             elif node.power is PowerState.ON and node.name in self.booting:
                 started = self.booting.pop(node.name)

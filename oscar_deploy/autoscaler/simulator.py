@@ -574,6 +574,7 @@ class Simulator:
             idle_since=node.idle_since if node.state is _ON and not node.pods else None,
             pods_changed_at=node.pods_changed_at,
             template=template.name,
+            our_boot=node.state is _BOOTING,
         )
         node.info_version = node.version
         return node.info

@@ -5,8 +5,9 @@ Pure: the same inputs give the same snapshot. Which workers count: those the pow
 
 A worker's power state combines three sources:
 * the machine layer: `off`, `stopping`, `failed` are taken as they are;
-* Kubernetes: a powered worker is ON once its node is Ready, BOOTING until then (since the runtime's power-on,
-  or since it was first seen not Ready: a worker that crashed is given up after max_wait_poweron like a boot);
+* Kubernetes: a powered worker is ON once its node is Ready, BOOTING until then: since the runtime's power-on
+  when it has not been seen Ready after it (our boot), or else since it was first seen not Ready (a worker that
+  crashed or lost its network is given up after max_wait_poweron like a boot, unless a job pod is bound to it);
 * the runtime's own record, where the machine layer cannot tell (`unknown`, a board woken by wake-on-LAN): a
   worker is booting after our power-on until Ready, stopping after our power-off while its node still looks
   Ready (the kubelet's last heartbeat), and off otherwise when not Ready.
@@ -115,12 +116,13 @@ def _times(data: Mapping[str, Any], key: str) -> dict[str, float]:
 @dataclass
 class NodeHistory:
     """What the observer remembers between rounds: when each worker's pods last changed, since when it is
-    empty and Ready, and since when it is seen powered but not Ready."""
+    empty and Ready, since when it is seen powered but not Ready, and when it was last seen Ready."""
 
     pods: dict[str, frozenset[str]] = field(default_factory=dict)
     changed_at: dict[str, float] = field(default_factory=dict)
     idle_since: dict[str, float] = field(default_factory=dict)
     not_ready_since: dict[str, float] = field(default_factory=dict)
+    ready_at: dict[str, float] = field(default_factory=dict)
 
     def as_data(self) -> dict[str, Any]:
         return {
@@ -128,6 +130,7 @@ class NodeHistory:
             "changed_at": dict(sorted(self.changed_at.items())),
             "idle_since": dict(sorted(self.idle_since.items())),
             "not_ready_since": dict(sorted(self.not_ready_since.items())),
+            "ready_at": dict(sorted(self.ready_at.items())),
         }
 
     @classmethod
@@ -142,6 +145,7 @@ class NodeHistory:
             changed_at=_times(data, "changed_at"),
             idle_since=_times(data, "idle_since"),
             not_ready_since=_times(data, "not_ready_since"),
+            ready_at=_times(data, "ready_at"),
         )
 
 
@@ -179,7 +183,8 @@ def learn_templates(views: Sequence[NodeView]) -> tuple[NodeTemplate, ...]:
 def _power(
     machine: Machine, view: NodeView | None, record: PowerRecord, history: NodeHistory, now: float
 ) -> tuple[PowerState, float, str | None]:
-    """The worker's power state, since when, and a note when something looks wrong."""
+    """The worker's power state, since when, and a note when something looks wrong. Updates when the worker
+    was last seen Ready."""
     name = machine.name
     ready = view is not None and view.ready
     if machine.power == "failed":
@@ -199,13 +204,20 @@ def _power(
         return PowerState.ON, view.ready_since if view else now, note
     if ready:
         assert view is not None
+        history.ready_at[name] = now
         return PowerState.ON, view.ready_since or now, None
     if machine.power == "unknown" and last != "on":
         return PowerState.OFF, 0.0, None
-    since = record.powered_on.get(name) if last == "on" else None
-    if since is None:
-        since = history.not_ready_since.setdefault(name, now)
-    return PowerState.BOOTING, since, None
+    if _our_boot(name, record, history):
+        return PowerState.BOOTING, record.powered_on[name], None
+    return PowerState.BOOTING, history.not_ready_since.setdefault(name, now), None
+
+
+def _our_boot(name: str, record: PowerRecord, history: NodeHistory) -> bool:
+    """Whether the worker's last power action was our power-on and it has not been seen Ready since."""
+    if record.last_action(name) != "on":
+        return False
+    return history.ready_at.get(name, -1.0) < record.powered_on[name]
 
 
 def build_observation(
@@ -317,6 +329,7 @@ def build_observation(
                 idle_since=idle_since,
                 pods_changed_at=history.changed_at[name],
                 template=template.name,
+                our_boot=power is PowerState.BOOTING and _our_boot(name, record, history),
             )
         )
     if quota_held:

@@ -275,7 +275,13 @@ class AutoscalerSpec(StrictModel):
         60, strict=True, ge=5, description="Seconds before a still-pending job asks again."
     )
     max_wait_poweron: int = Field(
-        3000, strict=True, ge=60, description="Seconds a new worker may take to become Ready."
+        3000,
+        strict=True,
+        ge=60,
+        description=(
+            "Seconds a new worker may take to become Ready (less once 3 boots were measured: 4x their median), "
+            "and a worker that was Ready may stay not Ready, before it is powered off; never while a job runs on it."
+        ),
     )
     period: int = Field(20, strict=True, ge=5, description="Seconds between two looks at nodes and pending pods.")
     extra_nodes_free: int = Field(0, strict=True, ge=0, description="Idle workers to keep ready for the next burst.")

@@ -47,6 +47,7 @@ def node(
     idle_since: float | None = None,
     cordoned: bool = False,
     template: NodeTemplate = WN,
+    our_boot: bool = False,
 ) -> NodeInfo:
     if power is ON and not pods and idle_since is None:
         idle_since = since
@@ -60,6 +61,7 @@ def node(
         cordoned=cordoned,
         idle_since=idle_since if not pods else None,
         template=template.name,
+        our_boot=our_boot,
     )
 
 
@@ -130,7 +132,7 @@ def test_a_boot_far_beyond_the_estimate_stops_counting_and_times_out() -> None:
     nodes = (node("wn-1", BOOTING, since=0), node("wn-2", OFF))
     stuck = decide(ClusterSnapshot(now=361, nodes=nodes, pending=(pending("a"),)), config())
     assert actions(stuck) == [("power-on", "wn-2")]
-    assert "wn-1: booting for 361s (estimate 180s); not counted as coming capacity" in stuck.notes
+    assert "wn-1: booting for over 360s (estimate 180s); not counted as coming capacity" in stuck.notes
     timed_out = decide(ClusterSnapshot(now=3001, nodes=nodes), config())
     assert actions(timed_out) == [("power-off", "wn-1")]
     assert timed_out.decisions[0].reason == "booting for 3001s, longer than max_wait_poweron (3000s)"
@@ -144,6 +146,53 @@ def test_boot_limits_at_their_exact_values() -> None:
     assert actions(decide(ClusterSnapshot(now=3000, nodes=nodes), config())) == []
     failed = decide(ClusterSnapshot(now=10, nodes=(node("wn-1", PowerState.FAILED),)), config())
     assert [d.reason for d in failed.decisions] == ["its last power-on failed; powering it off so it can be retried"]
+
+
+@pytest.mark.parametrize(
+    ("measured", "our_boot", "pods", "now", "given_up"),
+    [
+        (True, True, (), 721, True),
+        (True, True, (), 720, False),  # exactly 4 x the estimate
+        (False, True, (), 721, False),  # a default estimate: the boot gets max_wait_poweron
+        (True, False, (), 721, False),  # a worker that was Ready and is not: not a boot we started
+        (True, True, (knative("web"),), 721, False),
+    ],
+)
+def test_a_boot_beyond_the_give_up_factor_of_a_measured_estimate_is_given_up(
+    measured: bool, our_boot: bool, pods: tuple[PodInfo, ...], now: int, given_up: bool
+) -> None:
+    nodes = (node("wn-1", BOOTING, *pods, since=0, our_boot=our_boot),)
+    result = decide(ClusterSnapshot(now=now, nodes=nodes), config(boot_time_measured=measured))
+    assert actions(result) == ([("power-off", "wn-1")] if given_up else [])
+    if given_up:
+        assert result.decisions[0].reason == (
+            "booting for 721s, over 4x the measured boot time (180s); given up as failed"
+        )
+
+
+def test_the_give_up_factor_is_a_setting_of_at_least_the_stuck_boot_factor() -> None:
+    cfg = config(boot_time_measured=True, give_up_boot_factor=2.5)
+    nodes = (node("wn-1", BOOTING, since=0, our_boot=True),)
+    assert actions(decide(ClusterSnapshot(now=450, nodes=nodes), cfg)) == []
+    result = decide(ClusterSnapshot(now=451, nodes=nodes), cfg)
+    assert result.decisions[0].reason == "booting for 451s, over 2.5x the measured boot time (180s); given up as failed"
+    assert config(give_up_boot_factor=2.0).give_up_boot_factor == 2.0
+    with pytest.raises(ValueError, match=r"^give_up_boot_factor: must be at least stuck_boot_factor$"):
+        config(give_up_boot_factor=1.9)
+
+
+def test_a_worker_not_ready_with_a_job_bound_is_never_powered_off() -> None:
+    """A worker that lost its network keeps its pods bound: past max_wait_poweron it is powered off only when
+    none of them is a job."""
+    with_job = (node("wn-1", BOOTING, job("job-a"), knative("web"), since=0),)
+    kept = decide(ClusterSnapshot(now=3001, nodes=with_job), config())
+    assert actions(kept) == []
+    assert kept.notes == (
+        "wn-1: not Ready for longer than max_wait_poweron (3000s), but a job pod is still bound to it; not powered off",
+    )
+    assert decide(ClusterSnapshot(now=9000, nodes=with_job), config()).notes == kept.notes
+    movable = (node("wn-1", BOOTING, knative("web"), since=0),)
+    assert actions(decide(ClusterSnapshot(now=3001, nodes=movable), config())) == [("power-off", "wn-1")]
 
 
 def test_empty_node_powers_off_after_exactly_idle_time() -> None:

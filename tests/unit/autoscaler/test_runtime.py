@@ -286,6 +286,48 @@ def test_a_boot_given_up_is_powered_off_even_when_its_cordon_fails(make_loop: An
     assert load_memory(loop.folder / "state.json").record.cordoned == set()
 
 
+@pytest.mark.parametrize(("measured", "given_up"), [([10.0, 12.0, 14.0], True), ([10.0, 12.0], False)])
+def test_a_boot_beyond_4x_the_measured_estimate_is_given_up_once_three_boots_were_measured(
+    make_loop: Any, measured: list[float], given_up: bool
+) -> None:
+    objects = [node("server-0", since=T0 - 3600, server=True), node("agent-1", ready=False, since=T0 - 900)]
+    record = PowerRecord(powered_on={"agent-1": T0 - 49}, boot_seconds=measured)
+    loop = make_loop(objects, {"agent-1": "on"}, record)
+    done = loop.rounds(1)
+    if given_up:
+        assert [(d["action"], d["node"], d["reason"]) for d in done] == [
+            ("power-off", "agent-1", "booting for 49s, over 4x the measured boot time (12s); given up as failed")
+        ]
+    else:
+        assert done == [], "an estimate from fewer than three boots waits for max_wait_poweron"
+
+
+def test_a_worker_that_was_ready_and_is_not_counts_from_then_and_is_not_a_boot(make_loop: Any) -> None:
+    """Powered on two hours ago, Ready, then not Ready with a job bound: neither given up at once as a boot
+    older than max_wait_poweron, nor measured as a two-hour boot when it comes back."""
+    objects = [
+        node("server-0", since=T0 - 7200, server=True),
+        node("agent-1", since=T0 - 7100),
+        pod("oscar-svc", "job-a", "agent-1", cpu="1", owner="Job", created=T0 - 600),
+    ]
+    record = PowerRecord(powered_on={"agent-1": T0 - 7200}, boot_seconds=[90.0, 100.0, 110.0])
+    loop = make_loop(objects, {"agent-1": "on"}, record)
+    assert loop.rounds(1) == []
+    loop.settle(("nodes", loop.api.put(node("agent-1", ready=False, since=T0 + 5))))
+    assert loop.rounds(2) == []
+    history = load_memory(loop.folder / "state.json").history
+    assert (history.ready_at, history.not_ready_since) == ({"agent-1": T0}, {"agent-1": T0 + 5})
+    loop.now[0] = T0 + 700
+    assert loop.rounds(1) == []
+    assert loop.log()[-1]["notes"] == [
+        "agent-1: not Ready for longer than max_wait_poweron (600s), but a job pod is still bound to it; "
+        "not powered off"
+    ]
+    loop.settle(("nodes", loop.api.put(node("agent-1", since=T0 + 705))))
+    loop.rounds(1)
+    assert load_memory(loop.folder / "state.json").record.boot_seconds == [90.0, 100.0, 110.0]
+
+
 def test_run_logs_start_and_stop_and_stops_the_watches(make_loop: Any) -> None:
     loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
     stop = threading.Event()
@@ -385,6 +427,7 @@ def test_the_saved_memory_reads_back_as_it_was(tmp_path: Path) -> None:
         changed_at={"agent-0": T0 - 30, "agent-1": T0 - 600},
         idle_since={"agent-1": T0 - 600},
         not_ready_since={"agent-2": T0 - 15},
+        ready_at={"agent-0": T0, "agent-1": T0},
     )
     record = PowerRecord(powered_on={"agent-0": T0 - 3600}, cordoned={"agent-1"}, boot_seconds=[41.5])
     memory = RuntimeMemory(record, policy, history, T0)
