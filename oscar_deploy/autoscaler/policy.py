@@ -4,10 +4,10 @@ decisions (each with its reason) and the next state. No I/O, no clock, no random
 Rules, in the order they are applied:
 
 1. Boots that outlast `max_wait_poweron` are given up (powered off), and so are boots we started that outlast
-   `give_up_boot_factor` x a boot-time estimate measured on this cluster: a healthy boot is rarely that slow,
-   and a failed one would bill node time until `max_wait_poweron`. A boot older than `stuck_boot_factor` x
-   the estimate is no longer counted as coming capacity, so replacements start early. A worker that is not
-   Ready while a job pod is still bound to it is never powered off.
+   `give_up_boot_factor` x a boot-time estimate measured on this cluster (and a minute): a healthy boot is
+   rarely that slow, and a failed one would bill node time until `max_wait_poweron`. A boot older than
+   `stuck_boot_factor` x the estimate is no longer counted as coming capacity, so replacements start early.
+   A worker that is not Ready while a job pod is still bound to it is never powered off.
 2. Pending pods and Kueue workloads that their ClusterQueue's free quota would admit are packed first-fit-
    decreasing onto ready nodes, then nodes we cordoned (uncordon), then booting nodes, then new nodes of the
    cheapest template that admits them (per architecture and labels), within `max_nodes` and
@@ -74,6 +74,9 @@ WINDOW_FACTOR = 2.0
 # An empty node outlives idle_time only on the evidence of this many of its template's latest demand gaps.
 GAP_SAMPLES = 20
 GAP_MIN_SAMPLES = 3
+# A boot we started is never given up as failed sooner than this, whatever the estimate: the fixed parts of a
+# short boot (the kubelet's first report, our next look) vary more than its median shows.
+MIN_BOOT_GIVE_UP = 60.0
 
 
 def decide(snapshot: ClusterSnapshot, config: PolicyConfig, state: PolicyState | None = None) -> PolicyResult:
@@ -143,7 +146,7 @@ class _Round:
     def _boots(self) -> None:
         config = self.config
         stuck_after = config.boot_time_estimate * config.stuck_boot_factor
-        give_up_after = config.boot_time_estimate * config.give_up_boot_factor
+        give_up_after = max(config.boot_time_estimate * config.give_up_boot_factor, MIN_BOOT_GIVE_UP)
         for node in sorted(self.booting, key=lambda n: n.name):
             age = self.now - node.power_since
             if age > config.max_wait_poweron and node.runs_job:

@@ -175,7 +175,7 @@ class Runtime:
             local_queues=view.local_queues,
         )
         done = Round(notes=list(view.errors) + list(observation.notes))
-        self._measure_boots(observation.snapshot, now)
+        self._measure_boots(observation.snapshot)
         self._finish_uncordons(observation, done)
         if observation.templates:
             config = dataclasses.replace(
@@ -346,16 +346,16 @@ class Runtime:
 
     # --- boot times -------------------------------------------------------------------------------------------------
 
-    def _measure_boots(self, snapshot: ClusterSnapshot, now: float) -> None:
-        """Boot durations of the workers we powered on, from power-on to Ready."""
+    def _measure_boots(self, snapshot: ClusterSnapshot) -> None:
+        """Boot durations of the workers we powered on, from power-on to Ready. A Ready condition older than
+        the power-on (a worker back before Kubernetes noticed it was gone) measures nothing."""
         for node in snapshot.nodes:
             if node.power is PowerState.BOOTING and node.our_boot:
                 self.booting[node.name] = self.record.powered_on[node.name]
             elif node.power is PowerState.ON and node.name in self.booting:
                 started = self.booting.pop(node.name)
-                self.record.boot_seconds = [*self.record.boot_seconds, max(0.0, node.power_since - started)][
-                    -KEPT_BOOTS:
-                ]
+                if node.power_since >= started:
+                    self.record.boot_seconds = [*self.record.boot_seconds, node.power_since - started][-KEPT_BOOTS:]
             elif node.power is not PowerState.BOOTING:
                 self.booting.pop(node.name, None)
 

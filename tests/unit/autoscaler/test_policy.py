@@ -177,6 +177,9 @@ def test_the_give_up_factor_is_a_setting_of_at_least_the_stuck_boot_factor() -> 
     result = decide(ClusterSnapshot(now=451, nodes=nodes), cfg)
     assert result.decisions[0].reason == "booting for 451s, over 2.5x the measured boot time (180s); given up as failed"
     assert config(give_up_boot_factor=2.0).give_up_boot_factor == 2.0
+    short = config(boot_time_measured=True, boot_time_estimate=10.0)
+    assert actions(decide(ClusterSnapshot(now=60, nodes=nodes), short)) == [], "never sooner than a minute"
+    assert actions(decide(ClusterSnapshot(now=61, nodes=nodes), short)) == [("power-off", "wn-1")]
     with pytest.raises(ValueError, match=r"^give_up_boot_factor: must be at least stuck_boot_factor$"):
         config(give_up_boot_factor=1.9)
 
