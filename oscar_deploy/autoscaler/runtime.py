@@ -123,6 +123,8 @@ class Runtime:
         self.draining: dict[str, str] = {}  # node -> the last drain progress logged
         self.failures: dict[str, int] = {}
         self.booting: dict[str, float] = {}
+        # Workers whose power manager cannot report their power state (boards woken by wake-on-LAN).
+        self.unreported: set[str] = set()
         self.last_notes: list[str] = []
         self.last_error = ""
 
@@ -163,6 +165,7 @@ class Runtime:
         now = self.clock()
         view = self.observer.view()
         machines = self.power.machines()
+        self.unreported = {machine.name for machine in machines if machine.power == "unknown"}
         observation = build_observation(
             view.nodes,
             view.pods,
@@ -272,6 +275,9 @@ class Runtime:
         return "powered on"
 
     def _power_off(self, name: str, node: NodeInfo | None, registered: bool, now: float) -> str:
+        # A board whose wake-up was lost cannot run its power-off command (it is off, SSH fails): a failed
+        # power-off of a boot we gave up is taken as off there, so the worker can be woken again.
+        never_up = node is not None and node.our_boot and name in self.unreported
         if node is not None and node.power is PowerState.ON:
             self.actions.cordon(name)
             self.record.cordoned.add(name)
@@ -289,14 +295,20 @@ class Runtime:
             except OscarDeployError as exc:
                 # A node that never became Ready may already be gone from the API: powering it off matters more,
                 # and the outcome says the cordon is missing.
-                outcome = self._switch_off(name, now)
+                outcome = self._switch_off(name, now, never_up)
                 return f"{outcome}; not cordoned ({str(exc).splitlines()[0]})"
-        return self._switch_off(name, now)
+        return self._switch_off(name, now, never_up)
 
-    def _switch_off(self, name: str, now: float) -> str:
+    def _switch_off(self, name: str, now: float, never_up: bool = False) -> str:
         try:
             self.power.power_off(name)
         except OscarDeployError as exc:
+            if never_up:
+                self.record.powered_off[name] = now
+                return (
+                    f"power-off command failed ({str(exc).splitlines()[0]}); it never became Ready after its "
+                    "power-on, so it is taken as off and may be powered on again"
+                )
             return self._failed(name, exc, now)
         self.failures.pop(name, None)
         self.record.failed_until.pop(name, None)

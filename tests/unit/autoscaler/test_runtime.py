@@ -343,6 +343,36 @@ def test_a_ready_condition_older_than_the_power_on_measures_no_boot(make_loop: A
     assert load_memory(loop.folder / "state.json").record.boot_seconds == [40.0, 0.0], "a boot seen at once is 0s"
 
 
+@pytest.mark.parametrize(
+    ("machine", "outcome", "then"),
+    [
+        (
+            "unknown",
+            "power-off command failed (node agent-1: the cloud refused to off it (quota exceeded)); it never "
+            "became Ready after its power-on, so it is taken as off and may be powered on again",
+            [("power-on", "agent-1")],
+        ),
+        ("on", "failed: node agent-1: the cloud refused to off it (quota exceeded); retried after 60s", []),
+    ],
+)
+def test_a_failed_power_off_of_a_given_up_boot_is_taken_as_off_only_where_power_is_not_reported(
+    make_loop: Any, machine: str, outcome: str, then: list[tuple[str, str]]
+) -> None:
+    """A board whose wake-on-LAN packet was lost never came up, so its SSH power-off fails; a cloud reports
+    the instance's state, so there the power-off is retried."""
+    objects = [
+        node("server-0", since=T0 - 3600, server=True),
+        node("agent-1", ready=False, since=T0 - 900),
+        pod("oscar-svc", "job-a", None, cpu="1", owner="Job", created=T0 - 900),
+    ]
+    loop = make_loop(objects, {"agent-1": machine}, PowerRecord(powered_on={"agent-1": T0 - 700}))
+    loop.power.failing.add("agent-1")
+    (decision,) = loop.rounds(1)
+    assert (decision["action"], decision["outcome"]) == ("power-off", outcome)
+    loop.power.failing.clear()
+    assert [(d["action"], d["node"]) for d in loop.rounds(1)] == then
+
+
 def test_run_logs_start_and_stop_and_stops_the_watches(make_loop: Any) -> None:
     loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
     stop = threading.Event()
