@@ -457,17 +457,14 @@ class _Round:
     def _needed_now(self) -> dict[str, int]:
         """Fresh nodes of each template that the running and pending pods would fill, packed FFD."""
         counts: dict[tuple[Resources, Selector], int] = {}
-        selectors: dict[str, Selector] = {}
         for node in self.ready + self.booting:
             if not node.pods:
                 continue
-            selector = selectors.get(node.name)
-            if selector is None:
-                labels = {ARCH_LABEL: node.arch}
-                template = self.template_of[node.name]
-                if template is not None:
-                    labels.update(template.labels)
-                selector = selector_key(labels)
+            labels = {ARCH_LABEL: node.arch}
+            template = self.template_of[node.name]
+            if template is not None:
+                labels.update(template.labels)
+            selector = selector_key(labels)
             for pod in node.pods:
                 key = (pod.requests, selector)
                 counts[key] = counts.get(key, 0) + 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -420,6 +420,102 @@ def test_consolidation_keeps_the_warm_buffer(extra_nodes_free: int, cordoned: li
     assert [d.node for _, d in decided if d.action is Action.CORDON] == cordoned
 
 
+def test_workers_booting_or_powered_on_this_round_count_toward_min_nodes() -> None:
+    idle = node("wn-1", ON, idle_since=0.0)
+    booting = decide(ClusterSnapshot(now=1000, nodes=(idle, node("wn-2", BOOTING, since=990.0))), config(min_nodes=1))
+    assert actions(booting) == [("power-off", "wn-1")]
+    arm_pod = pending("a", arch="arm64", created=990.0)
+    nodes = (idle, node("board-1", OFF, template=ARM))
+    cfg = config(min_nodes=1, templates=(WN, ARM))
+    powering_on = decide(ClusterSnapshot(now=1000, nodes=nodes, pending=(arm_pod,)), cfg)
+    assert actions(powering_on) == [("power-on", "board-1"), ("power-off", "wn-1")]
+
+
+def consolidating(min_nodes: int) -> PolicyConfig:
+    """Two templates, idle_time 60 s; with `settled_state`, the window is covered and quiet."""
+    return config(idle_time=60.0, templates=(WN, ARM), max_nodes=10, min_nodes=min_nodes)
+
+
+def settled_state(**fields: object) -> PolicyState:
+    """Demand of one node per template over the last window (120 s before t=1000)."""
+    return PolicyState(needed_history=((880.0, {"wn": 1, "board": 1}),), first_seen=0.0, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("wn_nodes", "min_nodes", "pod", "expected"),
+    [
+        (4, 7, job, [("cordon", "wn-1")]),  # one node may go: the first template's
+        (4, 6, job, [("cordon", "wn-1"), ("cordon", "board-1")]),
+        (4, 8, job, []),
+        (3, 0, job, [("cordon", "board-1")]),  # no surplus of wn: the next template is still looked at
+        (4, 7, knative, [("drain", "wn-1")]),
+        (4, 6, knative, [("drain", "wn-1"), ("drain", "board-1")]),
+        (3, 0, knative, [("drain", "board-1")]),
+    ],
+)
+def test_consolidation_gives_back_at_most_what_min_nodes_leaves_across_templates(
+    wn_nodes: int, min_nodes: int, pod: Callable[[str, int], PodInfo], expected: list[tuple[str, str]]
+) -> None:
+    """Light pods on 4 boards and `wn_nodes` wn workers: demand needs 1 of each, +2 slack."""
+    nodes = (
+        *(node(f"wn-{i}", ON, pod(f"w{i}", 100)) for i in range(1, wn_nodes + 1)),
+        *(node(f"board-{i}", ON, pod(f"b{i}", 100), template=ARM) for i in range(1, 5)),
+    )
+    unneeded = {n.name: 900.0 for n in nodes}
+    result = decide(
+        ClusterSnapshot(now=1000.0, nodes=nodes), consolidating(min_nodes), settled_state(unneeded_since=unneeded)
+    )
+    assert actions(result) == expected
+
+
+@pytest.mark.parametrize(
+    ("movable", "min_nodes", "expected", "still_ours"),
+    [
+        (False, 7, [("power-off", "wn-4")], {"board-4"}),
+        (False, 6, [("power-off", "wn-4"), ("power-off", "board-4")], set()),
+        (False, 8, [], {"wn-4", "board-4"}),
+        (True, 7, [("drain", "wn-4")], {"board-4"}),
+        (True, 6, [("drain", "wn-4"), ("drain", "board-4")], set()),
+        (True, 8, [], {"wn-4", "board-4"}),
+    ],
+)
+def test_our_cordoned_workers_are_powered_off_or_drained_within_what_min_nodes_leaves(
+    movable: bool, min_nodes: int, expected: list[tuple[str, str]], still_ours: set[str]
+) -> None:
+    def ours(name: str, template: NodeTemplate) -> NodeInfo:
+        pods = (knative(f"{name}-web"),) if movable else ()
+        return node(name, ON, *pods, cordoned=True, template=template, idle_since=None if movable else 900.0)
+
+    nodes = (
+        *(node(f"wn-{i}", ON, job(f"w{i}", 100)) for i in range(1, 4)),
+        ours("wn-4", WN),
+        *(node(f"board-{i}", ON, job(f"b{i}", 100), template=ARM) for i in range(1, 4)),
+        ours("board-4", ARM),
+    )
+    unneeded = {"wn-4": 900.0, "board-4": 900.0}
+    state = settled_state(cordoned_by_us=frozenset({"wn-4", "board-4"}), unneeded_since=unneeded)
+    result = decide(ClusterSnapshot(now=1000.0, nodes=nodes), consolidating(min_nodes), state)
+    assert actions(result) == expected
+    assert result.state.cordoned_by_us == still_ours
+    if movable:
+        assert result.state.unneeded_since == unneeded
+
+
+def test_when_demand_rises_the_cordoned_worker_with_most_pods_comes_back_first() -> None:
+    nodes = (
+        node("wn-1", ON, job("w1", 100)),
+        node("wn-2", ON, job("w2", 100)),
+        node("wn-3", ON, job("w3", 100), cordoned=True),
+        node("wn-4", ON, job("w4a", 100), job("w4b", 100), cordoned=True),
+    )
+    state = PolicyState(
+        needed_history=((880.0, {"wn": 1}),), first_seen=0.0, cordoned_by_us=frozenset({"wn-3", "wn-4"})
+    )
+    result = decide(ClusterSnapshot(now=1000.0, nodes=nodes), config(idle_time=60.0), state)
+    assert actions(result) == [("uncordon", "wn-4")]
+    assert (result.state.cordoned_by_us, result.state.unneeded_since) == (frozenset({"wn-3"}), {"wn-3": 1000.0})
+
+
 def test_min_equals_max_keeps_every_worker_on() -> None:
     cfg = config(min_nodes=2, max_nodes=2)
     nodes = (node("wn-1", ON, idle_since=0.0), node("wn-2", OFF))
@@ -436,6 +532,15 @@ def test_max_nodes_is_never_exceeded() -> None:
     result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a", 1900), pending("b", 1900))), cfg)
     assert actions(result) == []
     assert "1 pending pod(s) of 1900m CPU, 512Mi wait: max_nodes (2) reached" in result.notes
+    # The worker powered on this round fills max_nodes, though it also fills max_concurrent_boots.
+    limit_both = config(max_nodes=2, max_concurrent_boots=1)
+    nodes = (node("wn-1", ON, job("j", 1900)), node("wn-2", OFF), node("wn-3", OFF))
+    pods = (pending("a", 1900), pending("b", 1900))
+    both = decide(ClusterSnapshot(now=10, nodes=nodes, pending=pods), limit_both)
+    assert (actions(both), both.notes) == (
+        [("power-on", "wn-2")],
+        ("1 pending pod(s) of 1900m CPU, 512Mi wait: max_nodes (2) reached",),
+    )
 
 
 def test_max_concurrent_boots_limits_power_ons() -> None:
@@ -461,6 +566,15 @@ def test_max_nodes_is_named_when_it_binds_even_with_a_boot_limit() -> None:
     nodes = (node("wn-1", ON, job("j", 1900)), node("wn-2", BOOTING, since=0.0), node("wn-3", OFF))
     result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a", 1900), pending("b", 1900))), cfg)
     assert "1 pending pod(s) of 1900m CPU, 512Mi wait: max_nodes (2) reached" in result.notes
+    # The worker powered on this round fills max_nodes, though it also fills max_concurrent_boots.
+    limit_both = config(max_nodes=2, max_concurrent_boots=1)
+    nodes = (node("wn-1", ON, job("j", 1900)), node("wn-2", OFF), node("wn-3", OFF))
+    pods = (pending("a", 1900), pending("b", 1900))
+    both = decide(ClusterSnapshot(now=10, nodes=nodes, pending=pods), limit_both)
+    assert (actions(both), both.notes) == (
+        [("power-on", "wn-2")],
+        ("1 pending pod(s) of 1900m CPU, 512Mi wait: max_nodes (2) reached",),
+    )
 
 
 def test_minimum_and_warm_buffer_count_the_workers_they_power_on() -> None:
@@ -577,6 +691,137 @@ def test_young_pods_that_freed_room_will_hold_within_a_boot_do_not_boot_a_node(c
         )
 
 
+@pytest.mark.parametrize(
+    ("first_seen", "released", "requests", "booted"),
+    [
+        # 360m and 720Mi freed over the 360 s window (2 x the boot estimate): 180m and 360Mi within a boot
+        (0.0, ((900.0, 360, 720),), (180, 360), False),
+        (0.0, ((900.0, 360, 720),), (181, 360), True),
+        (0.0, ((900.0, 360, 720),), (180, 361), True),
+        # a release at exactly the window's start still counts, one a second older does not
+        (0.0, ((640.0, 360, 720),), (180, 360), False),
+        (0.0, ((639.0, 360, 720),), (180, 360), True),
+        # watched for 100 s only: the rate is over those 100 s
+        (900.0, ((950.0, 100, 200),), (180, 360), False),
+        # watched for 1 s: a rate; for 0 s: none
+        (999.0, ((1000.0, 1, 2),), (180, 360), False),
+        (1000.0, ((1000.0, 1, 2),), (180, 360), True),
+    ],
+)
+def test_the_rate_running_pods_free_room_at_is_measured_over_the_window_and_what_was_seen(
+    first_seen: float, released: tuple[tuple[float, int, int], ...], requests: tuple[int, int], booted: bool
+) -> None:
+    nodes = (node("wn-1", ON, job("j", 2000)), node("wn-2", OFF))
+    state = PolicyState(released=released, first_seen=first_seen)
+    pods = (pending("a", *requests, created=990.0),)
+    result = decide(ClusterSnapshot(now=1000.0, nodes=nodes, pending=pods), config(), state)
+    assert actions(result) == ([("power-on", "wn-2")] if booted else [])
+
+
+@pytest.mark.parametrize(("released_at", "booted"), [(920.0, False), (919.0, True)])
+def test_the_release_window_is_four_periods_when_that_is_longer_than_two_boots(
+    released_at: float, booted: bool
+) -> None:
+    """A 30 s boot and a 20 s period: the window is 80 s, so 80m freed in it is 1m/s, 30m within a boot."""
+    nodes = (node("wn-1", ON, job("j", 2000)), node("wn-2", OFF))
+    state = PolicyState(released=((released_at, 80, 160),), first_seen=0.0)
+    cfg = config(boot_time_estimate=30.0, period=20.0)
+    result = decide(
+        ClusterSnapshot(now=1000.0, nodes=nodes, pending=(pending("a", 30, 60, created=990.0),)), cfg, state
+    )
+    assert actions(result) == ([("power-on", "wn-2")] if booted else [])
+
+
+def test_pods_that_finished_since_the_last_round_are_released_room_summed() -> None:
+    state = PolicyState(running={"a": (500, 512), "b": (300, 256), "c": (0, 128)}, first_seen=0.0)
+    nodes = (node("wn-1", ON, job("b", 300, 256)),)
+    result = decide(ClusterSnapshot(now=100.0, nodes=nodes), config(), state)
+    assert (result.state.released, result.state.running) == (((100.0, 500, 640),), {"b": (300, 256)})
+    assert decide(ClusterSnapshot(now=120.0, nodes=nodes), config(), result.state).state.released == (
+        (100.0, 500, 640),
+    ), "nothing finished: nothing released"
+    memory_only = PolicyState(running={"c": (0, 128)}, first_seen=0.0)
+    assert decide(ClusterSnapshot(now=100.0, nodes=nodes), config(), memory_only).state.released == ((100.0, 0, 128),)
+
+
+@pytest.mark.parametrize(
+    ("headroom", "held"),
+    [
+        (Resources(1200, 2048, 2), False),
+        (Resources(1199, 2048, 2), True),
+        (Resources(1200, 2047, 2), True),
+        (Resources(1200, 2048, 1), True),
+    ],
+)
+def test_a_kueue_workload_needs_quota_for_every_pod_of_its_pod_sets(headroom: Resources, held: bool) -> None:
+    gpu_node = NodeTemplate("gpu", "amd64", Resources.node(4000, 8192, gpu=2))
+    workloads = (KueueWorkload("w", "q", (PodSet(2, Resources.request(600, 1024, gpu=1)),), created=5),)
+    nodes = (node("gpu-1", OFF, template=gpu_node),)
+    snapshot = ClusterSnapshot(now=10, nodes=nodes, workloads=workloads, queue_headroom={"q": headroom})
+    result = decide(snapshot, config(templates=(gpu_node,)))
+    assert actions(result) == ([] if held else [("power-on", "gpu-1")])
+    assert result.notes == (
+        ("1 Kueue workload(s) wait for quota, not for nodes; not counted as demand",) if held else ()
+    )
+
+
+def test_pods_pending_too_long_and_young_ones_share_the_powered_off_workers() -> None:
+    nodes = tuple(node(f"wn-{i}", OFF) for i in range(1, 4))
+    pods = (pending("late", 2000, created=0.0), *(pending(f"young-{i}", 2000, created=95.0) for i in range(3)))
+    result = decide(ClusterSnapshot(now=100.0, nodes=nodes, pending=pods), config())
+    assert actions(result) == [("power-on", "wn-1"), ("power-on", "wn-2"), ("power-on", "wn-3")]
+    assert result.notes == (
+        "1 pending pod(s) of 2000m CPU, 512Mi wait: no powered-off node of a template that admits them is left",
+    )
+    limited = decide(ClusterSnapshot(now=100.0, nodes=nodes, pending=pods[:3]), config(max_nodes=2))
+    assert actions(limited) == [("power-on", "wn-1"), ("power-on", "wn-2")]
+    assert limited.notes == ("1 pending pod(s) of 2000m CPU, 512Mi wait: max_nodes (2) reached",)
+
+
+def test_pressure_is_pending_demand_the_ready_nodes_do_not_take() -> None:
+    """Consolidation waits a window after the last pressure; pods that ready nodes take are none."""
+    ready = (node("wn-1", ON, idle_since=0.0), node("wn-2", OFF))
+    fits = decide(ClusterSnapshot(now=50, nodes=ready, pending=(pending("a"),)), config())
+    assert (actions(fits), fits.state.pressure_at) == ([], None)
+    booting = (node("wn-1", BOOTING, since=0.0), node("wn-2", OFF))
+    on_boot = decide(ClusterSnapshot(now=50, nodes=booting, pending=(pending("a"),)), config())
+    assert (actions(on_boot), on_boot.state.pressure_at) == ([], 50.0)
+    for created in (0.0, -100.0):  # young, then pending past reconsider_job_time
+        nowhere = decide(ClusterSnapshot(now=50, nodes=ready, pending=(pending("b", 5000, created=created),)), config())
+        assert nowhere.state.pressure_at == 50.0
+
+
+def test_a_booting_node_a_pending_pod_waits_for_is_not_the_warm_buffer() -> None:
+    nodes = (node("wn-1", BOOTING, since=0.0), node("wn-2", OFF))
+    result = decide(ClusterSnapshot(now=50, nodes=nodes, pending=(pending("a"),)), config(extra_nodes_free=1))
+    assert actions(result) == [("power-on", "wn-2")]
+
+
+def test_needed_nodes_count_every_pod_on_every_node_in_its_template() -> None:
+    gpu = NodeTemplate("gpu", "amd64", Resources.node(2000, 4096), {"accelerator": "yes"}, cost_per_hour=3.0)
+    nodes = (
+        node("wn-1", ON, idle_since=0.0),
+        node("wn-2", ON, job("a", 1500), knative("web", 100)),
+        node("wn-3", ON, job("b", 1500)),
+        node("gpu-1", ON, job("c", 1500), template=gpu),
+    )
+    result = decide(ClusterSnapshot(now=100.0, nodes=nodes), config(templates=(WN, gpu)))
+    assert result.state.needed_history == ((100.0, {"wn": 2, "gpu": 1}),)
+
+
+@pytest.mark.parametrize(("now", "sampled"), [(109.0, False), (110.0, True)])
+def test_needed_nodes_are_sampled_once_a_period_and_kept_for_the_window(now: float, sampled: bool) -> None:
+    """idle_time 300 s: the window is 600 s, so a sample at exactly now - 600 s is kept."""
+    nodes = (node("wn-1", ON, job("a", 1500)),)
+    state = PolicyState(needed_history=((now - 600.0, {"wn": 3}), (90.0, {"wn": 2})), first_seen=0.0)
+    result = decide(ClusterSnapshot(now=now, nodes=nodes), config(), state)
+    assert result.state.needed_history == (
+        (now - 600.0, {"wn": 3}),
+        (90.0, {"wn": 2}),
+        *([(now, {"wn": 1})] if sampled else []),
+    )
+
+
 def test_the_most_loaded_ready_node_takes_a_pending_pod_so_an_idle_one_stays_the_warm_buffer() -> None:
     nodes = (node("wn-1", ON, idle_since=0.0), node("wn-2", ON, job("j", 1000)), node("wn-3", OFF))
     result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a"),)), config(extra_nodes_free=1))
@@ -604,6 +849,7 @@ def test_our_cordoned_node_is_reused_before_booting_a_new_one() -> None:
     nodes = (node("wn-1", ON, job("j", 500), cordoned=True), node("wn-2", OFF))
     result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a"),)), config(), state)
     assert actions(result) == [("uncordon", "wn-1")]
+    assert result.decisions[0].reason == "1 pending pod(s) fit here; reusing it before booting"
     assert result.state.cordoned_by_us == frozenset()
 
 
