@@ -220,6 +220,9 @@ class Runtime:
         lifetime = max(MEMORY_SECONDS, 3 * self.settings.period)
         saved = utc_stamp(memory.saved_at)
         if not 0 <= age <= lifetime:
+            # When each worker was last seen Ready stays true however old: it tells a worker that went down
+            # from one still in the boot we started.
+            self.history.ready_at = dict(memory.history.ready_at)
             return f"timers saved at {saved} are older than {lifetime:.0f}s: they start now"
         self.history, self.policy_state = memory.history, memory.policy
         return f"timers saved at {saved} ({age:.0f}s ago) go on"

@@ -426,6 +426,8 @@ def test_a_restart_goes_on_with_the_timers_it_saved_unless_they_are_stale(
     memory.saved_at -= saved_age
     save_memory(state, memory)
     loop.restart()
+    # However old, when each worker was last seen Ready is kept.
+    assert loop.runtime.history.ready_at == {"agent-0": T0 + 15}
     done = loop.rounds(8)
     assert [(d["at"], d["action"], d["node"]) for d in done] == [(power_off_at, "power-off", "agent-0")]
     if power_off_at == 30.0:
