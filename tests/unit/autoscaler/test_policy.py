@@ -133,8 +133,8 @@ def test_a_boot_far_beyond_the_estimate_stops_counting_and_times_out() -> None:
     stuck = decide(ClusterSnapshot(now=361, nodes=nodes, pending=(pending("a"),)), config())
     assert actions(stuck) == [("power-on", "wn-2")]
     assert "wn-1: booting for over 360s (estimate 180s); not counted as coming capacity" in stuck.notes
-    timed_out = decide(ClusterSnapshot(now=3001, nodes=nodes), config())
-    assert actions(timed_out) == [("power-off", "wn-1")]
+    timed_out = decide(ClusterSnapshot(now=3001, nodes=(node("wn-3", BOOTING, since=0), *nodes)), config())
+    assert actions(timed_out) == [("power-off", "wn-1"), ("power-off", "wn-3")], "in name order"
     assert timed_out.decisions[0].reason == "booting for 3001s, longer than max_wait_poweron (3000s)"
 
 
@@ -194,6 +194,8 @@ def test_a_worker_not_ready_with_a_job_bound_is_never_powered_off() -> None:
         "wn-1: not Ready for longer than max_wait_poweron (3000s), but a job pod is still bound to it; not powered off",
     )
     assert decide(ClusterSnapshot(now=9000, nodes=with_job), config()).notes == kept.notes
+    at_limit = decide(ClusterSnapshot(now=3000, nodes=with_job), config())
+    assert at_limit.notes == ("wn-1: booting for over 360s (estimate 180s); not counted as coming capacity",)
     movable = (node("wn-1", BOOTING, knative("web"), since=0),)
     assert actions(decide(ClusterSnapshot(now=3001, nodes=movable), config())) == [("power-off", "wn-1")]
 
@@ -451,6 +453,7 @@ def settled_state(**fields: object) -> PolicyState:
         (4, 7, knative, [("drain", "wn-1")]),
         (4, 6, knative, [("drain", "wn-1"), ("drain", "board-1")]),
         (3, 0, knative, [("drain", "board-1")]),
+        (5, 0, knative, [("drain", "wn-1"), ("drain", "wn-2"), ("drain", "board-1")]),
     ],
 )
 def test_consolidation_gives_back_at_most_what_min_nodes_leaves_across_templates(
@@ -499,6 +502,20 @@ def test_our_cordoned_workers_are_powered_off_or_drained_within_what_min_nodes_l
     assert result.state.cordoned_by_us == still_ours
     if movable:
         assert result.state.unneeded_since == unneeded
+
+
+def test_every_empty_worker_we_cordoned_powers_off_and_the_warm_buffer_is_the_first_templates() -> None:
+    nodes = (
+        *(node(f"wn-{i}", ON, job(f"w{i}", 100)) for i in range(1, 5)),
+        node("wn-5", ON, cordoned=True, idle_since=900.0),
+        node("wn-6", ON, cordoned=True, idle_since=900.0),
+        *(node(f"board-{i}", ON, job(f"b{i}", 100), template=ARM) for i in range(1, 5)),
+    )
+    state = settled_state(cordoned_by_us=frozenset({"wn-5", "wn-6"}))
+    cfg = config(idle_time=60.0, templates=(WN, ARM), max_nodes=12, extra_nodes_free=1)
+    result = decide(ClusterSnapshot(now=1000.0, nodes=nodes), cfg, state)
+    # wn keeps 1 + 2 slack + the buffer: its 4 active workers; the boards keep 1 + 2 slack of 4.
+    assert actions(result) == [("power-off", "wn-5"), ("power-off", "wn-6"), ("cordon", "board-1")]
 
 
 def test_when_demand_rises_the_cordoned_worker_with_most_pods_comes_back_first() -> None:
@@ -807,6 +824,32 @@ def test_needed_nodes_count_every_pod_on_every_node_in_its_template() -> None:
     )
     result = decide(ClusterSnapshot(now=100.0, nodes=nodes), config(templates=(WN, gpu)))
     assert result.state.needed_history == ((100.0, {"wn": 2, "gpu": 1}),)
+
+
+def test_needed_nodes_count_every_pending_pod() -> None:
+    nodes = (node("wn-1", ON, job("a", 1500)),)
+    pods = (pending("b", 1500), pending("c", 1500))
+    result = decide(ClusterSnapshot(now=100.0, nodes=nodes, pending=pods), config())
+    assert result.state.needed_history == ((100.0, {"wn": 3}),)
+
+
+@pytest.mark.parametrize(
+    ("requests", "released"),
+    [
+        # two new nodes' worth of CPU (4000m) when the rate frees 3600m within a boot
+        ((2000, 512), (900.0, 7200, 14400)),
+        # the same for memory: 2 x 2100Mi against 3600Mi within a boot
+        ((1100, 2100), (900.0, 14400, 7200)),
+    ],
+)
+def test_young_pods_are_weighed_against_the_freed_room_on_all_the_new_nodes_together(
+    requests: tuple[int, int], released: tuple[float, int, int]
+) -> None:
+    nodes = (node("wn-1", ON, job("j", 2000)), node("wn-2", OFF), node("wn-3", OFF))
+    state = PolicyState(released=(released,), first_seen=0.0)
+    pods = (pending("a", *requests, created=990.0), pending("b", *requests, created=990.0))
+    result = decide(ClusterSnapshot(now=1000.0, nodes=nodes, pending=pods), config(), state)
+    assert actions(result) == [("power-on", "wn-2"), ("power-on", "wn-3")]
 
 
 @pytest.mark.parametrize(("now", "sampled"), [(109.0, False), (110.0, True)])
