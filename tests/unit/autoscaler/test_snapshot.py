@@ -1,0 +1,102 @@
+"""The snapshot's power states: what the machine layer reports, the node's Ready condition and the runtime's
+own record, in particular for boards, whose power manager reports nothing (`unknown`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from oscar_deploy.autoscaler.model import NodeInfo, PowerState
+from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord, build_observation, template_name
+from oscar_deploy.providers.power import Machine, MachinePower
+from tests.unit.autoscaler.cluster_objects import node
+
+T0 = 1_780_000_000.0
+ON, OFF, BOOTING, STOPPING = PowerState.ON, PowerState.OFF, PowerState.BOOTING, PowerState.STOPPING
+
+
+def seen(
+    machine: MachinePower,
+    record: PowerRecord,
+    ready: bool | None,
+    history: NodeHistory | None = None,
+) -> tuple[NodeInfo, tuple[str, ...]]:
+    """agent-1 as the snapshot shows it at T0; `ready` None: no Node object registered yet."""
+    nodes: list[dict[str, Any]] = [node("agent-0", since=T0 - 9000)]
+    if ready is not None:
+        nodes.append(node("agent-1", ready=ready, since=T0 - 40))
+    machines = [Machine("agent-0", "on", "amd64"), Machine("agent-1", machine, "amd64")]
+    observation = build_observation(nodes, [], [], machines, record, history or NodeHistory(), T0)
+    (info,) = [n for n in observation.snapshot.nodes if n.name == "agent-1"]
+    return info, observation.notes
+
+
+@pytest.mark.parametrize(
+    ("record", "ready", "power", "since", "our_boot"),
+    [
+        (PowerRecord(), False, OFF, 0.0, False),  # never powered by us, not Ready: off
+        (PowerRecord(), True, ON, T0 - 40, False),
+        (PowerRecord(powered_on={"agent-1": T0 - 50}), False, BOOTING, T0 - 50, True),
+        (PowerRecord(powered_on={"agent-1": T0 - 50}), None, BOOTING, T0 - 50, True),  # not registered yet
+        # powered off and still Ready (the kubelet's last heartbeat): stopping, for up to 300 s
+        (PowerRecord(powered_off={"agent-1": T0 - 299}), True, STOPPING, T0 - 299, False),
+        (PowerRecord(powered_off={"agent-1": T0 - 100}), False, OFF, T0 - 100, False),
+        # the last action counts; at the same instant, the power-on
+        (PowerRecord(powered_on={"agent-1": T0 - 200}, powered_off={"agent-1": T0 - 100}), False, OFF, T0 - 100, False),
+        (
+            PowerRecord(powered_on={"agent-1": T0 - 100}, powered_off={"agent-1": T0 - 100}),
+            False,
+            BOOTING,
+            T0 - 100,
+            True,
+        ),
+    ],
+)
+def test_a_board_is_on_once_ready_booting_after_our_power_on_and_off_otherwise(
+    record: PowerRecord, ready: bool | None, power: PowerState, since: float, our_boot: bool
+) -> None:
+    info, notes = seen("unknown", record, ready)
+    assert (info.power, info.power_since, info.our_boot, notes) == (power, since, our_boot, ())
+
+
+def test_a_board_still_ready_300s_after_its_power_off_is_taken_as_on() -> None:
+    info, notes = seen("unknown", PowerRecord(powered_off={"agent-1": T0 - 300}), True)
+    assert (info.power, info.power_since) == (ON, T0 - 40)
+    assert notes == ("agent-1: still Ready 300s after its power-off command; taken as on",)
+
+
+@pytest.mark.parametrize(
+    ("machine", "record", "power", "since"),
+    [
+        ("failed", PowerRecord(), PowerState.FAILED, T0),
+        ("off", PowerRecord(), OFF, 0.0),
+        ("off", PowerRecord(powered_off={"agent-1": T0 - 70}), OFF, T0 - 70),
+        ("stopping", PowerRecord(), STOPPING, T0),
+        ("stopping", PowerRecord(powered_off={"agent-1": T0 - 70}), STOPPING, T0 - 70),
+    ],
+)
+def test_what_the_machine_layer_reports_is_taken_as_it_is(
+    machine: MachinePower, record: PowerRecord, power: PowerState, since: float
+) -> None:
+    info, _ = seen(machine, record, True)
+    assert (info.power, info.power_since) == (power, since)
+
+
+def test_a_worker_seen_ready_since_our_power_on_is_not_in_our_boot() -> None:
+    record = PowerRecord(powered_on={"agent-1": T0 - 7200})
+    history = NodeHistory()
+    assert seen("on", record, True, history)[0].power is ON
+    assert history.ready_at["agent-1"] == T0
+    history.ready_at["agent-1"] = T0 - 7200  # seen Ready at the very time of the power-on
+    info, _ = seen("on", record, False, history)
+    assert (info.power, info.power_since, info.our_boot) == (BOOTING, T0, False)
+    assert history.not_ready_since == {"agent-1": T0}
+
+
+def test_templates_are_learnt_from_workers_with_allocatable_cpu_and_memory() -> None:
+    no_memory = node("agent-1", since=T0 - 40, memory="0")
+    machines = [Machine("agent-1", "on", "amd64")]
+    observation = build_observation([no_memory], [], [], machines, PowerRecord(), NodeHistory(), T0)
+    assert observation.templates == ()
+    assert template_name("") == "workers-unknown"
