@@ -476,7 +476,14 @@ def test_the_saved_memory_reads_back_as_it_was(tmp_path: Path) -> None:
         not_ready_since={"agent-2": T0 - 15},
         ready_at={"agent-0": T0, "agent-1": T0},
     )
-    record = PowerRecord(powered_on={"agent-0": T0 - 3600}, cordoned={"agent-1"}, boot_seconds=[41.5])
+    record = PowerRecord(
+        powered_on={"agent-0": T0 - 3600},
+        powered_off={"agent-1": T0 - 600},
+        failed_until={"agent-2": T0 + 60},
+        cordoned={"agent-1"},
+        uncordon_pending={"agent-0"},
+        boot_seconds=[41.5],
+    )
     memory = RuntimeMemory(record, policy, history, T0)
     save_memory(tmp_path / "state.json", memory)
     assert load_memory(tmp_path / "state.json") == memory
