@@ -10,7 +10,7 @@ import pytest
 from oscar_deploy.autoscaler.model import NodeInfo, PowerState
 from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord, build_observation, template_name
 from oscar_deploy.providers.power import Machine, MachinePower
-from tests.unit.autoscaler.cluster_objects import node
+from tests.unit.autoscaler.cluster_objects import node, pod
 
 T0 = 1_780_000_000.0
 ON, OFF, BOOTING, STOPPING = PowerState.ON, PowerState.OFF, PowerState.BOOTING, PowerState.STOPPING
@@ -100,3 +100,70 @@ def test_templates_are_learnt_from_workers_with_allocatable_cpu_and_memory() -> 
     observation = build_observation([no_memory], [], [], machines, PowerRecord(), NodeHistory(), T0)
     assert observation.templates == ()
     assert template_name("") == "workers-unknown"
+
+
+def test_a_worker_we_powered_off_that_its_machine_reports_on_is_not_in_our_boot() -> None:
+    info, _ = seen("on", PowerRecord(powered_off={"agent-1": T0 - 100}), False)
+    assert (info.power, info.power_since, info.our_boot) == (BOOTING, T0, False)
+
+
+def test_an_unregistered_worker_takes_its_machines_arch_and_an_unknown_arch_the_only_template() -> None:
+    nodes = [node("agent-0", since=T0 - 9000), node("board-0", since=T0 - 9000, arch="arm64")]
+    machines = [
+        Machine("agent-0", "on", "amd64"),
+        Machine("board-0", "on", "arm64"),
+        Machine("board-1", "off", "arm64"),
+        Machine("mystery-1", "off", ""),
+        Machine("riscv-1", "off", "riscv64"),
+    ]
+    observation = build_observation(nodes, [], [], machines, PowerRecord(), NodeHistory(), T0)
+    infos = {n.name: n for n in observation.snapshot.nodes}
+    assert sorted(infos) == ["agent-0", "board-0", "board-1"]
+    assert (infos["board-1"].template, infos["board-1"].cordoned) == ("workers-arm64", False)
+    assert observation.notes == (
+        "mystery-1: no registered worker of its architecture (unknown); left out",
+        "riscv-1: no registered worker of its architecture (riscv64); left out",
+    )
+    alone = build_observation(nodes[:1], [], [], [machines[0], machines[3]], PowerRecord(), NodeHistory(), T0)
+    assert [(n.name, n.template) for n in alone.snapshot.nodes] == [
+        ("agent-0", "workers-amd64"),
+        ("mystery-1", "workers-amd64"),
+    ]
+
+
+def test_servers_broken_objects_and_paused_workers_are_left_out_with_a_note() -> None:
+    nodes = [
+        node("server-0", since=T0 - 9000, server=True),
+        node("wn-0", since=T0 - 9000, cpu="lots"),
+        node("wn-1", since=T0 - 9000),
+        node("wn-2", since=T0 - 9000),
+        node("wn-3", since=T0 - 9000),
+    ]
+    pods = [
+        pod("oscar-svc", "broken", "wn-1", cpu="x"),
+        pod("oscar-svc", "job-b", None, created=T0 - 10),
+        pod("oscar-svc", "job-a", None, created=T0 - 10),
+        pod("oscar-svc", "job-c", None, created=T0 - 20),
+    ]
+    machines = [Machine(name, "on", "amd64") for name in ("server-0", "wn-0", "wn-1", "wn-2", "wn-3")]
+    record = PowerRecord(failed_until={"wn-2": T0, "wn-3": T0 + 1})
+    observation = build_observation(nodes, pods, [], machines, record, NodeHistory(), T0)
+    # wn-0's Node object is broken: it counts as a worker not registered yet.
+    assert [n.name for n in observation.snapshot.nodes] == ["wn-0", "wn-1", "wn-2"]
+    assert [p.name for p in observation.snapshot.pending] == ["oscar-svc/job-c", "oscar-svc/job-a", "oscar-svc/job-b"]
+    # Workers in name order: the server sorts before them, and they are still looked at.
+    assert observation.notes == (
+        "node wn-0: status.allocatable.cpu: 'lots' is not a Kubernetes quantity; node left out",
+        "pod oscar-svc/broken: spec.containers[0].resources.cpu: 'x' is not a Kubernetes quantity; pod left out",
+        "server-0: a control-plane node; the autoscaler never powers it",
+        "wn-3: left out until 20:26:41Z: its last power action failed",
+    )
+
+
+def test_no_registered_worker_is_noted() -> None:
+    machines = [Machine("agent-1", "off", "amd64")]
+    observation = build_observation([], [], [], machines, PowerRecord(), NodeHistory(), T0)
+    assert observation.snapshot.nodes == ()
+    assert observation.notes == (
+        "no worker has registered with Kubernetes yet: the size of a worker is learnt from a registered one",
+    )
