@@ -549,15 +549,6 @@ def test_max_nodes_is_never_exceeded() -> None:
     result = decide(ClusterSnapshot(now=10, nodes=nodes, pending=(pending("a", 1900), pending("b", 1900))), cfg)
     assert actions(result) == []
     assert "1 pending pod(s) of 1900m CPU, 512Mi wait: max_nodes (2) reached" in result.notes
-    # The worker powered on this round fills max_nodes, though it also fills max_concurrent_boots.
-    limit_both = config(max_nodes=2, max_concurrent_boots=1)
-    nodes = (node("wn-1", ON, job("j", 1900)), node("wn-2", OFF), node("wn-3", OFF))
-    pods = (pending("a", 1900), pending("b", 1900))
-    both = decide(ClusterSnapshot(now=10, nodes=nodes, pending=pods), limit_both)
-    assert (actions(both), both.notes) == (
-        [("power-on", "wn-2")],
-        ("1 pending pod(s) of 1900m CPU, 512Mi wait: max_nodes (2) reached",),
-    )
 
 
 def test_max_concurrent_boots_limits_power_ons() -> None:
