@@ -3,6 +3,9 @@ own record, in particular for boards, whose power manager reports nothing (`unkn
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from oscar_deploy.providers.power import Machine, MachinePower
 from tests.unit.autoscaler.cluster_objects import node, pod
 
 T0 = 1_780_000_000.0
+RECORDED = Path(__file__).parents[2] / "data" / "kube"
 ON, OFF, BOOTING, STOPPING = PowerState.ON, PowerState.OFF, PowerState.BOOTING, PowerState.STOPPING
 
 
@@ -166,4 +170,42 @@ def test_no_registered_worker_is_noted() -> None:
     assert observation.snapshot.nodes == ()
     assert observation.notes == (
         "no worker has registered with Kubernetes yet: the size of a worker is learnt from a registered one",
+    )
+
+
+def recorded(kind: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads((RECORDED / f"{kind}.json").read_text())["items"]
+    return items
+
+
+def test_broken_kueue_objects_are_left_out_with_a_note_and_held_workloads_counted() -> None:
+    waiting, held, _admitted = recorded("workloads")
+    broken_count = copy.deepcopy(waiting)
+    broken_count["metadata"]["name"] = "job-count"
+    broken_count["spec"]["podSets"][0]["count"] = -1
+    held_too = copy.deepcopy(held)
+    held_too["metadata"]["name"] = "job-held-too"
+    grayify, plants = recorded("clusterqueues")
+    plants["spec"]["resourceGroups"][0]["flavors"][0]["resources"][1]["nominalQuota"] = "lots"
+    observation = build_observation(
+        [],
+        [],
+        [waiting, broken_count, held, held_too],
+        [],
+        PowerRecord(),
+        NodeHistory(),
+        T0,
+        [grayify, plants],
+        recorded("localqueues"),
+    )
+    assert [(w.name, w.queue) for w in observation.snapshot.workloads] == [
+        ("oscar-svc/job-5d0e9a27-1b4c-4f83-a6e2-9c7d3b1f0e58-2c9f1", "grayify-cq")
+    ]
+    assert list(observation.snapshot.queue_headroom) == ["grayify-cq"]
+    assert observation.quota_held == 2
+    assert observation.notes == (
+        "clusterqueue plants-cq: spec.resourceGroups[0].flavors[0].resources[1].nominalQuota: 'lots' is not a "
+        "Kubernetes quantity; its quota is not counted",
+        "workload oscar-svc/job-count: spec.podSets[0].count -1 is not a pod count; workload left out",
+        "2 Kueue workload(s) wait for quota, not for nodes; not counted as demand",
     )
