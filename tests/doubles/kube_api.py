@@ -19,7 +19,8 @@ replay from the version they ask for; `compact()` forgets the log so a watch fro
 etcd compaction does, and `expire_watches()` sends open watches the ERROR 410 event the API server sends when
 its watch cache moved on. A watch streams chunked JSON lines and ends after its timeoutSeconds (at most
 `watch_seconds`), with a BOOKMARK when asked for. Tests change objects with `put`, `remove`, `load_recorded` and
-`replay` (the recorded responses under tests/data/kube), refuse a collection with 403 (`forbidden`), and read
+`replay` (the recorded responses under tests/data/kube), refuse a collection with 403 (`forbidden`), fail a
+node's PATCH or a pod's eviction with 500 (`failing_patches`, `failing_evictions`), and read
 `requests` (the path of each GET), `calls` (method, path and query of every request) and `patches`.
 Plain HTTP, no auth: the kubeconfig it writes points at it. Nothing here ships in the wheel.
 """
@@ -149,6 +150,8 @@ class KubeApi:
         self.forbidden: dict[str, str] = {}
         # Nodes whose PATCH fails with 500 (an API server in trouble), until the test removes them.
         self.failing_patches: set[str] = set()
+        # Pods whose eviction fails with 500, until the test removes them.
+        self.failing_evictions: set[tuple[str, str]] = set()
         self.changed = threading.Condition()
         self.expirations = 0
         self.watching: dict[str, int] = {}  # open watches by path
@@ -470,6 +473,8 @@ class KubeApi:
         if segments[6] != "eviction":
             return self._answer(handler, 404, status(404, "NotFound", f"the server could not find {path}"))
         namespace, name = segments[3], segments[5]
+        if (namespace, name) in self.failing_evictions:
+            return self._answer(handler, 500, status(500, "InternalError", "etcdserver: request timed out"))
         if not isinstance(body, dict) or body.get("kind") != "Eviction" or body.get("apiVersion") != "policy/v1":
             return self._answer(handler, 400, status(400, "BadRequest", "the body is not a policy/v1 Eviction"))
         with self.changed:

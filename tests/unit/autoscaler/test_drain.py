@@ -3,8 +3,10 @@ spec.unschedulable, evictions (policy/v1) and a PodDisruptionBudget's 429, job p
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import config as kube_config
@@ -93,3 +95,67 @@ def test_terminating_pods_are_waited_for_not_evicted_again(api: KubeApi, actions
     step = drain_step(actions, "agent-0")
     assert step == DrainStep(terminating=(f"{KNATIVE[0]}/{KNATIVE[1]}",))
     assert evictions(api) == []
+
+
+def second_knative_pod(api: KubeApi) -> tuple[str, str]:
+    """Another replica of the Knative pod on agent-0; its name sorts after the first, so it is listed second."""
+    pod = copy.deepcopy(api.store["Pod"][KNATIVE])
+    pod["metadata"]["name"] = KNATIVE[1][:-5] + "zzzzz"
+    pod["metadata"]["uid"] = "second-replica"
+    api.put(pod)
+    return (KNATIVE[0], pod["metadata"]["name"])
+
+
+def test_a_terminating_pod_does_not_stop_the_drain_of_the_next(api: KubeApi, actions: NodeActions) -> None:
+    api.remove("Pod", *JOB)
+    second = second_knative_pod(api)
+    pod = api.store["Pod"][KNATIVE]
+    pod["metadata"]["deletionTimestamp"] = "2026-05-04T10:00:30Z"
+    api.put(pod)
+    step = drain_step(actions, "agent-0")
+    assert step == DrainStep(evicted=("/".join(second),), terminating=("/".join(KNATIVE),))
+    assert step.describe() == "1 pod(s) evicted, 1 pod(s) still terminating"
+
+
+def test_a_failed_eviction_is_reported_and_a_pod_gone_meanwhile_is_not(api: KubeApi, actions: NodeActions) -> None:
+    api.remove("Pod", *JOB)
+    second = second_knative_pod(api)
+    api.failing_evictions.add(second)
+
+    class FinishesAfterListing:
+        """The real calls, with the first Knative pod gone between the listing and its eviction."""
+
+        cordon, uncordon, evict = actions.cordon, actions.uncordon, actions.evict
+
+        def pods_on(self, name: str) -> list[dict[str, Any]]:
+            pods = actions.pods_on(name)
+            api.remove("Pod", *KNATIVE)
+            return pods
+
+    step = drain_step(FinishesAfterListing(), "agent-0")
+    failure = f"{second[0]}/{second[1]}: 500 Internal Server Error: etcdserver: request timed out"
+    assert step == DrainStep(failed=(failure,))
+    assert step.describe() == f"eviction failed: {failure}"
+    assert evictions(api) == [f"/api/v1/namespaces/{ns}/pods/{name}/eviction" for ns, name in (KNATIVE, second)]
+
+
+def test_describe_names_at_most_three_pods_and_two_failures() -> None:
+    assert DrainStep().describe() == "no pod left to move"
+    names = tuple(f"ns/pod-{index}" for index in range(4))
+    assert DrainStep(jobs=names).describe() == "4 job pod(s) may not be interrupted (ns/pod-0, ns/pod-1, ns/pod-2)"
+    step = DrainStep(evicted=names[:2], refused=names, terminating=names[:1], failed=names[:3])
+    assert step.describe() == (
+        "2 pod(s) evicted, 4 eviction(s) refused by a PodDisruptionBudget (ns/pod-0, ns/pod-1, ns/pod-2); asked "
+        "again next period, 1 pod(s) still terminating, eviction failed: ns/pod-0; ns/pod-1"
+    )
+
+
+def test_failed_calls_name_the_call_and_the_node(api: KubeApi, actions: NodeActions) -> None:
+    api.failing_patches.add("agent-1")
+    with pytest.raises(OperationError) as failed:
+        actions.uncordon("agent-1")
+    assert str(failed.value) == "uncordon agent-1: 500 Internal Server Error: etcdserver: request timed out"
+    api.forbidden["/api/v1/pods"] = "pods"
+    with pytest.raises(OperationError) as forbidden:
+        actions.pods_on("agent-0")
+    assert str(forbidden.value).startswith("pods on agent-0: 403 Forbidden: pods is forbidden: ")
