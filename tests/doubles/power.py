@@ -2,8 +2,10 @@
 
 It stands for `oscar_deploy.providers.power.PowerManager` (the local, EC2, OpenStack and command power managers
 in oscar_deploy/providers/*/power.py): `power_on`/`power_off` take a worker's name, `machines()` reports each
-worker's power state (`on`, `off`, ...). Tests set the starting states, read `calls`, and name workers whose
-power actions fail (`failing`), as a cloud API that refuses would. Nothing here ships in the wheel.
+worker's power state (`on`, `off`, ...). Tests set the starting states, read `calls` and `looks` (how often the
+machines were read), name workers whose power actions fail (`failing`), as a cloud API that refuses would, and
+make reading the machines fail (`unreachable`), as a cloud API that cannot be reached would. Nothing here ships
+in the wheel.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class RecordingPower:
         self.arch = arch
         self.calls: list[tuple[str, str]] = []
         self.failing: set[str] = set()
+        self.looks = 0
+        self.unreachable = ""
 
     def _act(self, verb: str, name: str, state: MachinePower) -> None:
         self.calls.append((verb, name))
@@ -34,4 +38,7 @@ class RecordingPower:
         self._act("off", name, "off")
 
     def machines(self) -> list[Machine]:
+        self.looks += 1
+        if self.unreachable:
+            raise OperationError(self.unreachable)
         return [Machine(name, state, self.arch) for name, state in sorted(self.states.items())]

@@ -4,6 +4,7 @@ the decisions log it writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 import threading
@@ -487,3 +488,116 @@ def test_the_saved_memory_reads_back_as_it_was(tmp_path: Path) -> None:
     memory = RuntimeMemory(record, policy, history, T0)
     save_memory(tmp_path / "state.json", memory)
     assert load_memory(tmp_path / "state.json") == memory
+
+
+def test_a_power_action_failing_again_and_again_pauses_the_worker_longer_each_time(make_loop: Any) -> None:
+    objects = [
+        node("server-0", since=T0 - 3600, server=True),
+        node("agent-1", ready=False, since=T0 - 900),
+        pod("oscar-svc", "job-b", None, cpu="1", owner="Job", created=T0 - 90),
+    ]
+    loop = make_loop(objects, {"agent-1": "off"})
+    loop.power.failing.add("agent-1")
+    outcomes = []
+    for _ in range(6):
+        (decision,) = loop.rounds(1)
+        outcomes.append(decision["outcome"])
+        loop.now[0] = load_memory(loop.folder / "state.json").record.failed_until["agent-1"]  # the pause's end
+    assert outcomes == [
+        f"failed: node agent-1: the cloud refused to on it (quota exceeded); retried after {pause}s"
+        for pause in (60, 120, 240, 480, 900, 900)
+    ]
+    loop.power.failing.clear()
+    (decision,) = loop.rounds(1)
+    assert decision["outcome"] == "powered on"
+    assert load_memory(loop.folder / "state.json").record.failed_until == {}
+
+
+def test_the_last_ten_boots_are_kept(make_loop: Any) -> None:
+    objects = [node("server-0", since=T0 - 3600, server=True), node("agent-1", ready=False, since=T0 - 60)]
+    earlier = [float(seconds) for seconds in range(31, 41)]
+    loop = make_loop(objects, {"agent-1": "on"}, PowerRecord(powered_on={"agent-1": T0 - 30}, boot_seconds=earlier))
+    loop.rounds(1)
+    loop.settle(("nodes", loop.api.put(node("agent-1", since=T0 + 12))))
+    loop.rounds(1)
+    assert load_memory(loop.folder / "state.json").record.boot_seconds == [*earlier[1:], 42.0]
+
+
+def test_a_boot_that_ends_with_the_machine_off_measures_nothing(make_loop: Any) -> None:
+    """The worker went off by itself while booting; Ready later (started by hand) is not our boot."""
+    objects = [node("server-0", since=T0 - 3600, server=True), node("agent-1", ready=False, since=T0 - 60)]
+    loop = make_loop(objects, {"agent-1": "on"}, PowerRecord(powered_on={"agent-1": T0 - 30}))
+    loop.rounds(1)
+    loop.power.states["agent-1"] = "off"
+    loop.rounds(1)
+    loop.power.states["agent-1"] = "on"
+    loop.settle(("nodes", loop.api.put(node("agent-1", since=T0 + 12))))
+    loop.rounds(1)
+    assert load_memory(loop.folder / "state.json").record.boot_seconds == []
+
+
+def test_a_failed_round_is_logged_once_until_it_changes_and_run_waits_a_period_between_rounds(
+    make_loop: Any,
+) -> None:
+    loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
+    loop.runtime.settings = dataclasses.replace(loop.runtime.settings, period=0.05)
+    loop.power.unreachable = "EC2: could not reach the endpoint\ntraceback details"
+    stop = threading.Event()
+    started = time.monotonic()
+    worker = threading.Thread(target=loop.runtime.run, args=(stop,))
+    worker.start()
+
+    def looks_reach(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while loop.power.looks < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert loop.power.looks >= count
+
+    looks_reach(4)
+    loop.power.unreachable = ""
+    looks_reach(loop.power.looks + 2)
+    loop.power.unreachable = "EC2: could not reach the endpoint"
+    looks_reach(loop.power.looks + 2)
+    stop.set()
+    worker.join(10)
+    assert not worker.is_alive()
+    elapsed = time.monotonic() - started
+    assert loop.power.looks <= elapsed / 0.05 + 2, "one round a period, not a busy loop"
+    events = [(entry["event"], entry.get("error")) for entry in loop.log() if entry["event"] != "round"]
+    assert events == [
+        ("start", None),
+        ("error", "EC2: could not reach the endpoint"),
+        ("error", "EC2: could not reach the endpoint"),
+        ("stop", None),
+    ], "the same failure logged once, again after a round that worked"
+    assert loop.log()[-1]["reason"] == "stopped"
+
+
+def test_run_once_does_one_round(make_loop: Any) -> None:
+    loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
+    worker = threading.Thread(target=loop.runtime.run, args=(threading.Event(),), kwargs={"once": True})
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert loop.power.looks == 1
+    assert loop.log()[-1]["event"] == "stop" and loop.log()[-1]["reason"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("saved_before", "note"),
+    [
+        (0.0, "timers saved at 2026-05-28T20:26:40Z (0s ago) go on"),
+        (180.0, "timers saved at 2026-05-28T20:23:40Z (180s ago) go on"),
+        (181.0, "timers saved at 2026-05-28T20:23:39Z are older than 180s: they start now"),
+        (-1.0, "timers saved at 2026-05-28T20:26:41Z are older than 180s: they start now"),
+    ],
+)
+def test_saved_timers_live_three_periods_when_that_is_longer_than_two_minutes(
+    make_loop: Any, saved_before: float, note: str
+) -> None:
+    loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
+    save_memory(loop.folder / "state.json", RuntimeMemory(PowerRecord(), saved_at=T0 - saved_before))
+    old = loop.runtime
+    settings = dataclasses.replace(old.settings, period=60.0)
+    runtime = Runtime(old.observer, old.power, old.actions, settings, loop.folder, old.log, clock=lambda: T0)
+    assert runtime.memory_note == note
