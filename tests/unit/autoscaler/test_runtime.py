@@ -183,9 +183,14 @@ def test_an_uncordon_that_fails_at_power_on_is_retried(make_loop: Any) -> None:
         "retried next period"
     )
     assert load_memory(loop.folder / "state.json").record.uncordon_pending == {"agent-1"}
+    assert loop.rounds(1) == []
+    assert loop.log()[-1]["notes"] == [
+        "agent-1: uncordon after power-on failed (uncordon agent-1: 500 Internal Server Error: etcdserver: request "
+        "timed out)"
+    ]
     loop.api.failing_patches.clear()
     assert loop.rounds(1) == [
-        {"at": 5.0, "action": "uncordon", "node": "agent-1", "outcome": "uncordoned after its power-on"}
+        {"at": 10.0, "action": "uncordon", "node": "agent-1", "outcome": "uncordoned after its power-on"}
     ]
     saved = load_memory(loop.folder / "state.json").record
     assert (saved.uncordon_pending, saved.cordoned) == (set(), set())
@@ -601,3 +606,148 @@ def test_saved_timers_live_three_periods_when_that_is_longer_than_two_minutes(
     settings = dataclasses.replace(old.settings, period=60.0)
     runtime = Runtime(old.observer, old.power, old.actions, settings, loop.folder, old.log, clock=lambda: T0)
     assert runtime.memory_note == note
+
+
+def four_light_workers(make_loop: Any) -> Loop:
+    """Four workers with a movable pod each, agent-2's the lightest: consolidation cordons it at t=55 and drains
+    it at t=85 (as in test_consolidation_drains_through_a_disruption_budget_and_powers_off_once)."""
+    objects = [node("server-0", since=T0 - 3600, server=True)]
+    for index, cpu in enumerate(["300m", "400m", "200m", "500m"]):
+        objects.append(node(f"agent-{index}", since=T0 - 3600))
+        objects.append(pod("oscar-svc", f"web-{index}", f"agent-{index}", cpu=cpu, memory="256Mi", created=T0 - 3000))
+    record = PowerRecord(powered_on={f"agent-{index}": T0 - 3600 for index in range(4)})
+    loop: Loop = make_loop(objects, {f"agent-{index}": "on" for index in range(4)}, record)
+    return loop
+
+
+def test_a_refused_eviction_is_logged_once_and_the_drained_worker_powered_off(make_loop: Any) -> None:
+    loop = four_light_workers(make_loop)
+    loop.api.guarded[("oscar-svc", "web-2")] = 3
+    done = loop.rounds(24)
+    assert [(d["at"], d["action"], d["outcome"]) for d in done if d["action"] != "drain"] == [
+        (55.0, "cordon", "cordoned"),
+        (
+            85.0,
+            "drain-step",
+            "1 eviction(s) refused by a PodDisruptionBudget (oscar-svc/web-2); asked again next period",
+        ),
+        (100.0, "drain-step", "1 pod(s) evicted"),
+        (105.0, "power-off", "powered off"),
+    ]
+    rounds = [entry for entry in loop.log() if entry.get("event") == "round"]
+    assert rounds[0]["counts"]["on"] == 4
+    steps = [entry["steps"] for entry in rounds if "steps" in entry]
+    assert steps[0] == [
+        {
+            "action": "drain-step",
+            "node": "agent-2",
+            "outcome": "1 eviction(s) refused by a PodDisruptionBudget (oscar-svc/web-2); asked again next period",
+        }
+    ]
+    assert load_memory(loop.folder / "state.json").record.powered_off == {"agent-2": T0 + 105}
+
+
+def test_a_pending_pod_that_fits_only_on_our_cordoned_worker_lifts_the_cordon(make_loop: Any) -> None:
+    loop = four_light_workers(make_loop)
+    assert [d["action"] for d in loop.rounds(12)] == ["cordon"]
+    # 1.75 CPU: only agent-2 (200m used of 2) has the room
+    loop.settle(("pods", loop.api.put(pod("oscar-svc", "big", None, cpu="1750m", owner="Job", created=T0 + 60))))
+    (decision,) = loop.rounds(1)
+    assert decision == {
+        "at": 60.0,
+        "action": "uncordon",
+        "node": "agent-2",
+        "reason": "1 pending pod(s) fit here; reusing it before booting",
+        "outcome": "uncordoned",
+    }
+    assert load_memory(loop.folder / "state.json").record.cordoned == set()
+    assert "unschedulable" not in loop.api.store["Node"][("", "agent-2")]["spec"]
+
+
+def test_a_failed_cordon_is_reported_and_not_taken_as_ours(make_loop: Any) -> None:
+    loop = four_light_workers(make_loop)
+    loop.api.failing_patches.add("agent-2")
+    done = loop.rounds(12)
+    assert [(d["action"], d["outcome"]) for d in done] == [
+        ("cordon", "failed: cordon agent-2: 500 Internal Server Error: etcdserver: request timed out")
+    ]
+    assert load_memory(loop.folder / "state.json").record.cordoned == set()
+
+
+def test_movable_pods_arriving_before_the_power_off_are_drained_first(make_loop: Any) -> None:
+    objects = [node("server-0", since=T0 - 3600, server=True), node("agent-0", since=T0 - 3600)]
+    loop = make_loop(objects, {"agent-0": "on"})
+    assert loop.rounds(6) == []
+    assert not (loop.folder / "decisions.jsonl").exists(), "rounds that decide and note nothing are not logged"
+    loop.observer.reflectors["pods"].stop()
+    for index in range(4):
+        loop.api.put(pod("oscar-svc", f"web-{index}", "agent-0", created=T0 + 29))
+    decision, step = loop.rounds(1)
+    assert decision["outcome"] == (
+        "pods arrived meanwhile (oscar-svc/web-0, oscar-svc/web-1, oscar-svc/web-2); cordoned, draining them first"
+    )
+    assert (step["action"], step["outcome"]) == ("drain-step", "4 pod(s) evicted")
+    assert loop.power.calls == []
+
+
+def draining_agent_2(make_loop: Any) -> Loop:
+    """agent-2 cordoned and its pod evicted at t=85, the pods watch stopped first: the policy's copy still shows
+    the evicted pod, so the power-off comes from the drain's fresh look at the node."""
+    loop = four_light_workers(make_loop)
+    loop.rounds(16)
+    loop.observer.reflectors["pods"].stop()
+    assert [(d["action"], d["outcome"]) for d in loop.rounds(2)] == [
+        ("drain", "cordoned; draining"),
+        ("drain-step", "1 pod(s) evicted"),
+    ]
+    return loop
+
+
+def test_a_drained_worker_whose_power_off_fails_is_paused_not_taken_as_off(make_loop: Any) -> None:
+    loop = draining_agent_2(make_loop)
+    loop.power.failing.add("agent-2")
+    steps = [d for d in loop.rounds(1) if d["action"] == "drain-step"]
+    assert [d["outcome"] for d in steps] == [
+        "drained; failed: node agent-2: the cloud refused to off it (quota exceeded); retried after 60s"
+    ]
+    assert load_memory(loop.folder / "state.json").record.powered_off == {}
+
+
+def test_a_job_bound_during_a_drain_stops_it(make_loop: Any) -> None:
+    loop = draining_agent_2(make_loop)
+    loop.api.put(pod("oscar-svc", "job-x", "agent-2", owner="Job", created=T0 + 88))
+    steps = [d for d in loop.rounds(1) if d["action"] == "drain-step"]
+    assert [d["outcome"] for d in steps] == [
+        "drain stopped: 1 job pod(s) may not be interrupted (oscar-svc/job-x); it stays cordoned and powers off "
+        "once they end"
+    ]
+    assert loop.power.calls == []
+
+
+def test_a_drain_step_that_cannot_list_the_pods_says_why(make_loop: Any) -> None:
+    loop = draining_agent_2(make_loop)
+    loop.api.forbidden["/api/v1/pods"] = "pods"
+    steps = [d for d in loop.rounds(1) if d["action"] == "drain-step"]
+    assert [d["outcome"] for d in steps] == [
+        'eviction failed: pods on agent-2: 403 Forbidden: pods is forbidden: User "system:serviceaccount:oscar:'
+        'oscar-autoscaler" cannot list resource "pods" in API group "" at the cluster scope'
+    ]
+
+
+def test_a_pending_uncordon_is_dropped_once_the_worker_is_powered_off(make_loop: Any) -> None:
+    objects = [
+        node("agent-0", since=T0 - 3600),
+        node("agent-1", ready=False, since=T0 - 1800, cordoned=True),
+        pod("oscar-svc", "job-a", "agent-0", cpu="1500m", owner="Job", created=T0 - 600),
+        pod("oscar-svc", "job-b", None, cpu="1", owner="Job", created=T0 - 90),
+    ]
+    record = PowerRecord(powered_off={"agent-1": T0 - 1800}, cordoned={"agent-1"})
+    loop = make_loop(objects, {"agent-0": "on", "agent-1": "off"}, record)
+    loop.api.failing_patches.add("agent-1")
+    loop.rounds(1)
+    loop.runtime.record.powered_off["agent-1"] = loop.now[0]  # powered off again before the cordon was lifted
+    patches = [call for call in loop.api.calls if call.startswith("PATCH ")]
+    loop.rounds(1)
+    assert [call for call in loop.api.calls if call.startswith("PATCH ")] == patches
+    saved = load_memory(loop.folder / "state.json").record
+    assert (saved.uncordon_pending, saved.cordoned) == (set(), {"agent-1"})
