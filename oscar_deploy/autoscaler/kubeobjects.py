@@ -46,7 +46,6 @@ CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kube
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-OSCAR_JOBS_NAMESPACE = "oscar-svc"
 # Owners that recreate an evicted pod elsewhere.
 RECREATING_OWNERS = ("ReplicaSet", "StatefulSet", "ReplicationController")
 # Labels that name one node and so never describe a kind of node.
@@ -214,11 +213,6 @@ def belongs_to_node(pod: Obj) -> bool:
 
 def is_finished(pod: Obj) -> bool:
     return _mapping(pod.get("status")).get("phase") in ("Succeeded", "Failed")
-
-
-def is_oscar_job(pod: Obj) -> bool:
-    meta = _mapping(pod.get("metadata"))
-    return meta.get("namespace") == OSCAR_JOBS_NAMESPACE and "Job" in _owner_kinds(pod)
 
 
 def interruptible(pod: Obj) -> bool:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from oscar_deploy.autoscaler.decisions import (
     MEMORY_SECONDS,
@@ -254,9 +254,9 @@ class Runtime:
                 self.record.uncordon_pending.discard(name)
                 self.draining.pop(name, None)
                 return "uncordoned"
+            assert_never(decision.action)
         except OscarDeployError as exc:
             return f"failed: {str(exc).splitlines()[0]}"
-        return "not carried out: unknown action"
 
     def _power_on(self, name: str, registered: bool, now: float) -> str:
         self.draining.pop(name, None)
