@@ -380,6 +380,8 @@ def test_node_owned_and_finished_pods() -> None:
         False,
     ]
     assert interruptible(pod("ReplicationController")) is True
+    job_and_replicas = object_pod(ownerReferences=[{"kind": "Job", "name": "j"}, {"kind": "ReplicaSet", "name": "r"}])
+    assert interruptible(job_and_replicas) is False, "a job's pod, whatever else owns it"
     assert interruptible(pod("Job", **{"cluster-autoscaler.kubernetes.io/safe-to-evict": "maybe"})) is False
 
 
@@ -392,9 +394,10 @@ def test_pod_fields_and_their_errors() -> None:
     assert (pending_pod(undated).created, pending_pod(undated).requests) == (0.0, Resources(1000, 0, 0, 1))
     assert is_pending({"metadata": {"name": "p"}, "spec": {}}), "a pod without a status yet is pending"
     bad_request = {**object_pod(), "spec": {"containers": [container("x")]}}
-    assert error_of(running_pod, bad_request) == (
-        "pod n/p: spec.containers[0].resources.cpu: 'x' is not a Kubernetes quantity"
-    )
+    for read in (running_pod, pending_pod):
+        assert error_of(read, bad_request) == (
+            "pod n/p: spec.containers[0].resources.cpu: 'x' is not a Kubernetes quantity"
+        )
 
 
 def test_a_node_view_reads_arch_readiness_capacity_cordon_and_role() -> None:
