@@ -751,3 +751,21 @@ def test_a_pending_uncordon_is_dropped_once_the_worker_is_powered_off(make_loop:
     assert [call for call in loop.api.calls if call.startswith("PATCH ")] == patches
     saved = load_memory(loop.folder / "state.json").record
     assert (saved.uncordon_pending, saved.cordoned) == (set(), {"agent-1"})
+
+
+def test_each_pending_uncordon_is_looked_at_whatever_happened_to_the_one_before(make_loop: Any) -> None:
+    objects = [node("server-0", since=T0 - 3600, server=True)]
+    for index in (1, 2, 3):
+        objects.append(node(f"agent-{index}", ready=False, since=T0 - 1800, cordoned=True))
+        objects.append(pod("oscar-svc", f"job-{index}", None, cpu="1500m", owner="Job", created=T0 - 90))
+    workers = {"agent-1", "agent-2", "agent-3"}
+    record = PowerRecord(powered_off=dict.fromkeys(workers, T0 - 1800), cordoned=set(workers))
+    loop = make_loop(objects, dict.fromkeys(workers, "off"), record)
+    loop.api.failing_patches.update(workers)
+    assert [d["action"] for d in loop.rounds(1)] == ["power-on"] * 3
+    loop.runtime.record.powered_off["agent-1"] = loop.now[0]  # powered off again: its uncordon is dropped
+    loop.api.failing_patches.discard("agent-3")  # agent-2's uncordon fails again, agent-3's works
+    assert loop.rounds(1) == [
+        {"at": 5.0, "action": "uncordon", "node": "agent-3", "outcome": "uncordoned after its power-on"}
+    ]
+    assert load_memory(loop.folder / "state.json").record.uncordon_pending == {"agent-2"}
