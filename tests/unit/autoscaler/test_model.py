@@ -4,6 +4,7 @@ defaults and validation, each rule at its limit."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from oscar_deploy.autoscaler.model import (
     NodeTemplate,
     PodInfo,
     PolicyConfig,
+    PolicyState,
     PowerState,
     Resources,
     config_from_values,
@@ -180,3 +182,51 @@ def test_each_value_beyond_its_limit_is_refused_by_name(values: dict[str, Any], 
     with pytest.raises(ValueError) as refused:
         PolicyConfig(**{"templates": (WN,), **values})
     assert str(refused.value) == message
+
+
+def test_the_policy_state_round_trips_through_json_but_for_our_cordons() -> None:
+    state = PolicyState(
+        needed_history=((100.5, {"wn": 2, "big": 0}), (120.5, {"wn": 3})),
+        pressure_at=90.5,
+        unneeded_since={"wn-2": 80.5, "wn-1": 70.5},
+        cordoned_by_us=frozenset({"wn-3"}),
+        running={"ns/b": (500, 256), "ns/a": (250, 128)},
+        released=((110.5, 1000, 512), (115.5, 0, 0)),
+        first_seen=10.5,
+        vacated_at={"wn": {4: 60.5, 3: 50.5}, "big": {}},
+        demand_gaps={"wn": (400.5, 0.0), "big": ()},
+    )
+    text = json.dumps(state.as_data())
+    assert PolicyState.from_data(json.loads(text)) == dataclasses.replace(state, cordoned_by_us=frozenset())
+    assert list(json.loads(text)["unneeded_since"]) == ["wn-1", "wn-2"], "written in name order"
+
+
+def test_a_damaged_policy_state_keeps_only_its_well_formed_entries() -> None:
+    data = {
+        "needed_history": [
+            [1, {"wn": 2, "neg": -1, "flag": True, "half": 0.5}],
+            [True, {"wn": 1}],
+            ["2", {"wn": 1}],
+            [3, ["wn"]],
+            [4, {"wn": 1}, 5],
+            [5],
+        ],
+        "pressure_at": True,
+        "unneeded_since": {"wn-1": 5, "wn-2": "soon", "wn-3": False},
+        "running": {"a": [1, 2], "b": [1], "c": [1, 2, 3], "d": [-1, 2], "e": [1, True], "f": "x"},
+        "released": [[1, 2, 3], [1, 2], ["1", 2, 3], [1, -2, 3], [1, 2, 3, 4], [False, 2, 3]],
+        "first_seen": False,
+        "vacated_at": {"wn": {"1": 5, "123456": 6, "1234567": 7, "": 8, "-1": 9, "\u00b2": 10, "2": "x"}, "v": 3},
+        "demand_gaps": {"wn": [1, -0.5, 0, True, "2"], "v": 5},
+    }
+    assert PolicyState.from_data(data) == PolicyState(
+        needed_history=((1.0, {"wn": 2}),),
+        unneeded_since={"wn-1": 5.0},
+        running={"a": (1, 2)},
+        released=((1.0, 2, 3),),
+        vacated_at={"wn": {1: 5.0, 123456: 6.0}},
+        demand_gaps={"wn": (1.0, 0.0)},
+    )
+    for broken in ({}, {key: "x" for key in data}):
+        assert PolicyState.from_data(broken) == PolicyState()
+    assert PolicyState.from_data(dict.fromkeys(data, 5)) == PolicyState(pressure_at=5.0, first_seen=5.0)
