@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 
 from oscar_deploy.autoscaler.model import (
+    Action,
+    Decision,
     NodeInfo,
     NodeTemplate,
+    PendingPod,
     PodInfo,
     PolicyConfig,
     PolicyState,
@@ -230,3 +233,10 @@ def test_a_damaged_policy_state_keeps_only_its_well_formed_entries() -> None:
     for broken in ({}, {key: "x" for key in data}):
         assert PolicyState.from_data(broken) == PolicyState()
     assert PolicyState.from_data(dict.fromkeys(data, 5)) == PolicyState(pressure_at=5.0, first_seen=5.0)
+
+
+def test_defaults_that_keep_a_pod_safe_and_a_decision_readable() -> None:
+    pending = PendingPod("ns/p", Resources.request(100, 100))
+    assert (pending.interruptible, pending.created, dict(pending.node_selector)) == (False, 0.0, {})
+    assert NodeTemplate("wn", "amd64", Resources()).cost_per_hour == 1.0
+    assert str(Decision(Action.POWER_OFF, "wn-1", "empty for 300s")) == "power-off wn-1: empty for 300s"
