@@ -140,3 +140,13 @@ def test_a_template_bin_starts_empty() -> None:
         ARM,
         0,
     )
+
+
+def test_a_bin_with_room_for_exactly_the_smallest_class_left_stays_open() -> None:
+    """Every 8 classes, bins too full for any class left are set aside to save time; one with exactly the room
+    of the smallest class left (and one pod slot) is not."""
+    exact = Bin("exact", "amd64", {}, Resources(100, 100, 0, 1), "ready")
+    larger = [one_class(200 + 10 * index, 100, 1) for index in range(8)]
+    result = pack([*larger, one_class(100, 100, 1)], [exact], [])
+    assert exact.placed == 1 and exact.free == Resources(0, 0, 0, 0)
+    assert len(result.unplaced) == 8
