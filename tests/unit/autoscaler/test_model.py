@@ -132,15 +132,15 @@ def test_the_configuration_defaults() -> None:
     }
     from_spec = config_from_values(
         templates=(WN,),
-        min_nodes=0,
-        max_nodes=3,
+        min_nodes=1,
+        max_nodes=4,
         idle_time=300,
         reconsider_job_time=60,
         max_wait_poweron=3000,
         period=20,
-        extra_nodes_free=0,
+        extra_nodes_free=1,
     )
-    assert from_spec == config
+    assert from_spec == dataclasses.replace(config, min_nodes=1, max_nodes=4, extra_nodes_free=1)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_the_configuration_defaults() -> None:
         {"min_nodes": 0, "max_nodes": 0},
         {"min_nodes": 2, "max_nodes": 2},
         {"period": 0.5},
-        {"idle_time": 0.0, "max_wait_poweron": 0.0, "reaction_delay": 0.0},
+        {"idle_time": 0.0, "max_wait_poweron": 0.0, "reaction_delay": 0.0, "shutdown_time_estimate": 0.0},
         {"consolidation_threshold": 1.0},
         {"consolidation_threshold": 0.01},
         {"stuck_boot_factor": 1.0, "give_up_boot_factor": 1.0},
@@ -164,12 +164,15 @@ def test_values_at_their_limits_are_accepted(values: dict[str, Any]) -> None:
     ("values", "message"),
     [
         ({"min_nodes": -1}, "min_nodes/max_nodes: need 0 <= min <= max (got -1, 3)"),
+        ({"min_nodes": 3, "max_nodes": 2}, "min_nodes/max_nodes: need 0 <= min <= max (got 3, 2)"),
+        ({"templates": ()}, "templates: at least one node template is needed"),
         ({"period": 0.0}, "period: must be positive"),
         ({"idle_time": -1.0}, "idle_time: must not be negative"),
         ({"max_wait_poweron": -1.0}, "max_wait_poweron: must not be negative"),
         ({"reconsider_job_time": -1.0}, "reconsider_job_time: must not be negative"),
         ({"boot_time_estimate": -1.0}, "boot_time_estimate: must not be negative"),
         ({"reaction_delay": -1.0}, "reaction_delay: must not be negative"),
+        ({"shutdown_time_estimate": -0.5}, "shutdown_time_estimate: must not be negative"),
         ({"extra_nodes_free": -1}, "extra_nodes_free/max_concurrent_boots: must not be negative"),
         ({"max_concurrent_boots": -1}, "extra_nodes_free/max_concurrent_boots: must not be negative"),
         ({"consolidation_threshold": 0.0}, "consolidation_threshold: must be in (0, 1]"),

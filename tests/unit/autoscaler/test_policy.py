@@ -22,7 +22,6 @@ from oscar_deploy.autoscaler.model import (
     PolicyState,
     PowerState,
     Resources,
-    config_from_values,
 )
 from oscar_deploy.autoscaler.policy import decide
 
@@ -921,24 +920,3 @@ def test_cordon_is_not_undone_and_redone_each_period() -> None:
         state = result.state
         changes += [(now, d.action) for d in result.decisions]
     assert changes == []  # the peak over the window always needs all four nodes
-
-
-def test_config_from_spec_values_and_validation() -> None:
-    cfg = config_from_values(
-        templates=(WN,),
-        min_nodes=1,
-        max_nodes=4,
-        idle_time=300,
-        reconsider_job_time=60,
-        max_wait_poweron=3000,
-        period=20,
-        extra_nodes_free=1,
-    )
-    assert (cfg.min_nodes, cfg.max_nodes, cfg.idle_time, cfg.extra_nodes_free, cfg.period) == (1, 4, 300.0, 1, 20.0)
-    with pytest.raises(ValueError, match=r"min_nodes/max_nodes: need 0 <= min <= max \(got 3, 2\)"):
-        config(min_nodes=3, max_nodes=2)
-    with pytest.raises(ValueError, match=r"^shutdown_time_estimate: must not be negative$"):
-        config(shutdown_time_estimate=-0.5)
-    assert config(shutdown_time_estimate=0.0).shutdown_time_estimate == 0.0
-    with pytest.raises(ValueError, match="templates: at least one node template is needed"):
-        config(templates=())
