@@ -167,7 +167,8 @@ def test_a_pending_job_powers_on_a_worker_which_is_uncordoned_and_its_boot_measu
     assert stat.S_IMODE((loop.folder / "state.json").stat().st_mode) == 0o600
 
 
-def test_an_uncordon_that_fails_at_power_on_is_retried(make_loop: Any) -> None:
+def uncordon_failing_at_power_on(make_loop: Any) -> Loop:
+    """agent-1, off and cordoned by us, is needed for a pending job; lifting its cordon fails (PATCH 500)."""
     objects = [
         node("agent-0", since=T0 - 3600),
         node("agent-1", ready=False, since=T0 - 1800, cordoned=True),
@@ -175,8 +176,13 @@ def test_an_uncordon_that_fails_at_power_on_is_retried(make_loop: Any) -> None:
         pod("oscar-svc", "job-b", None, cpu="1", owner="Job", created=T0 - 90),
     ]
     record = PowerRecord(powered_off={"agent-1": T0 - 1800}, cordoned={"agent-1"})
-    loop = make_loop(objects, {"agent-0": "on", "agent-1": "off"}, record)
+    loop: Loop = make_loop(objects, {"agent-0": "on", "agent-1": "off"}, record)
     loop.api.failing_patches.add("agent-1")
+    return loop
+
+
+def test_an_uncordon_that_fails_at_power_on_is_retried(make_loop: Any) -> None:
+    loop = uncordon_failing_at_power_on(make_loop)
     (decision,) = loop.rounds(1)
     assert decision["outcome"] == (
         "powered on; uncordon failed (uncordon agent-1: 500 Internal Server Error: etcdserver: request timed out), "
@@ -197,14 +203,20 @@ def test_an_uncordon_that_fails_at_power_on_is_retried(make_loop: Any) -> None:
     assert "unschedulable" not in loop.api.store["Node"][("", "agent-1")]["spec"]
 
 
-def test_consolidation_drains_through_a_disruption_budget_and_powers_off_once(make_loop: Any) -> None:
+def four_light_workers(make_loop: Any) -> Loop:
+    """Four workers with a movable pod each, agent-2's the lightest: consolidation cordons it at t=55 and drains
+    it at t=85. The autoscaler powered them on long ago, so its consolidation cordon must still hold."""
     objects = [node("server-0", since=T0 - 3600, server=True)]
     for index, cpu in enumerate(["300m", "400m", "200m", "500m"]):
         objects.append(node(f"agent-{index}", since=T0 - 3600))
         objects.append(pod("oscar-svc", f"web-{index}", f"agent-{index}", cpu=cpu, memory="256Mi", created=T0 - 3000))
-    # The workers were powered on by the autoscaler long ago: its consolidation cordon must still hold.
     record = PowerRecord(powered_on={f"agent-{index}": T0 - 3600 for index in range(4)})
-    loop = make_loop(objects, {f"agent-{index}": "on" for index in range(4)}, record)
+    loop: Loop = make_loop(objects, {f"agent-{index}": "on" for index in range(4)}, record)
+    return loop
+
+
+def test_consolidation_drains_through_a_disruption_budget_and_powers_off_once(make_loop: Any) -> None:
+    loop = four_light_workers(make_loop)
     loop.api.guarded[("oscar-svc", "web-2")] = 1  # its budget refuses the first eviction
     done = loop.rounds(22)
     assert [(d["at"], d["action"], d["node"], d["outcome"]) for d in done] == [
@@ -608,18 +620,6 @@ def test_saved_timers_live_three_periods_when_that_is_longer_than_two_minutes(
     assert runtime.memory_note == note
 
 
-def four_light_workers(make_loop: Any) -> Loop:
-    """Four workers with a movable pod each, agent-2's the lightest: consolidation cordons it at t=55 and drains
-    it at t=85 (as in test_consolidation_drains_through_a_disruption_budget_and_powers_off_once)."""
-    objects = [node("server-0", since=T0 - 3600, server=True)]
-    for index, cpu in enumerate(["300m", "400m", "200m", "500m"]):
-        objects.append(node(f"agent-{index}", since=T0 - 3600))
-        objects.append(pod("oscar-svc", f"web-{index}", f"agent-{index}", cpu=cpu, memory="256Mi", created=T0 - 3000))
-    record = PowerRecord(powered_on={f"agent-{index}": T0 - 3600 for index in range(4)})
-    loop: Loop = make_loop(objects, {f"agent-{index}": "on" for index in range(4)}, record)
-    return loop
-
-
 def test_a_refused_eviction_is_logged_once_and_the_drained_worker_powered_off(make_loop: Any) -> None:
     loop = four_light_workers(make_loop)
     loop.api.guarded[("oscar-svc", "web-2")] = 3
@@ -735,15 +735,7 @@ def test_a_drain_step_that_cannot_list_the_pods_says_why(make_loop: Any) -> None
 
 
 def test_a_pending_uncordon_is_dropped_once_the_worker_is_powered_off(make_loop: Any) -> None:
-    objects = [
-        node("agent-0", since=T0 - 3600),
-        node("agent-1", ready=False, since=T0 - 1800, cordoned=True),
-        pod("oscar-svc", "job-a", "agent-0", cpu="1500m", owner="Job", created=T0 - 600),
-        pod("oscar-svc", "job-b", None, cpu="1", owner="Job", created=T0 - 90),
-    ]
-    record = PowerRecord(powered_off={"agent-1": T0 - 1800}, cordoned={"agent-1"})
-    loop = make_loop(objects, {"agent-0": "on", "agent-1": "off"}, record)
-    loop.api.failing_patches.add("agent-1")
+    loop = uncordon_failing_at_power_on(make_loop)
     loop.rounds(1)
     loop.runtime.record.powered_off["agent-1"] = loop.now[0]  # powered off again before the cordon was lifted
     patches = [call for call in loop.api.calls if call.startswith("PATCH ")]
