@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+# API responses in the shapes a k3s API server with Kueue serves them (test data, see its README).
+RECORDED = Path(__file__).parents[2] / "data" / "kube"
 
 
 def stamp(seconds: float) -> str:

@@ -14,8 +14,8 @@ from kubernetes import config as kube_config
 from oscar_deploy.autoscaler.drain import DrainStep, NodeActions, drain_step
 from oscar_deploy.support.errors import OperationError
 from tests.doubles.kube_api import KubeApi
+from tests.unit.autoscaler.cluster_objects import RECORDED
 
-RECORDED = Path(__file__).parents[2] / "data" / "kube"
 JOB = ("oscar-svc", "3f2b8c1e-6a0d-4f57-9b8e-2c1d0e7a5b64-x7k2q")
 KNATIVE = ("oscar-svc", "cowsay-00001-deployment-7f6d9c5b8-2lq9w")
 DAEMON = ("kube-system", "svclb-traefik-6d0c7e2a-4qvxm")

@@ -18,8 +18,8 @@ from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord, build_obs
 from oscar_deploy.providers.power import Machine
 from oscar_deploy.support.errors import OperationError
 from tests.doubles.kube_api import KubeApi, flag
+from tests.unit.autoscaler.cluster_objects import RECORDED
 
-RECORDED = Path(__file__).parents[2] / "data" / "kube"
 NOW = datetime.fromisoformat("2026-05-04T10:00:00+00:00").timestamp()
 MACHINES = [Machine("agent-0", "on", "amd64"), Machine("agent-1", "on", "amd64"), Machine("agent-2", "off", "amd64")]
 JOB_ON_AGENT_0 = "oscar-svc/3f2b8c1e-6a0d-4f57-9b8e-2c1d0e7a5b64-x7k2q"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +12,9 @@ import pytest
 from oscar_deploy.autoscaler.model import NodeInfo, PowerState
 from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord, build_observation, template_name
 from oscar_deploy.providers.power import Machine, MachinePower
-from tests.unit.autoscaler.cluster_objects import node, pod
+from tests.unit.autoscaler.cluster_objects import RECORDED, node, pod
 
 T0 = 1_780_000_000.0
-RECORDED = Path(__file__).parents[2] / "data" / "kube"
 ON, OFF, BOOTING, STOPPING = PowerState.ON, PowerState.OFF, PowerState.BOOTING, PowerState.STOPPING
 
 
