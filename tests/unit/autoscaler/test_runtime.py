@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kubernetes import config as kube_config
 
+from oscar_deploy.autoscaler import runtime as runtime_module
 from oscar_deploy.autoscaler.decisions import DecisionsLog, RuntimeMemory, load_memory, save_memory
 from oscar_deploy.autoscaler.drain import NodeActions
 from oscar_deploy.autoscaler.model import NodeTemplate, PolicyConfig, PolicyState, config_from_values
@@ -761,3 +763,35 @@ def test_each_pending_uncordon_is_looked_at_whatever_happened_to_the_one_before(
         {"at": 5.0, "action": "uncordon", "node": "agent-3", "outcome": "uncordoned after its power-on"}
     ]
     assert load_memory(loop.folder / "state.json").record.uncordon_pending == {"agent-2"}
+
+
+def test_an_unchanged_drain_step_is_not_logged_and_the_next_worker_drains_on(make_loop: Any) -> None:
+    loop = four_light_workers(make_loop)
+    loop.api.guarded[("oscar-svc", "web-1")] = 5
+    refused = "1 eviction(s) refused by a PodDisruptionBudget (oscar-svc/web-1); asked again next period"
+    loop.runtime.draining.update({"agent-1": refused, "agent-2": "cordoned; draining"})
+    assert [(d["node"], d["outcome"]) for d in loop.rounds(1)] == [("agent-2", "1 pod(s) evicted")]
+
+
+class RecordingStop(threading.Event):
+    """A stop event that records how long each wait between rounds would be, and stops after the second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None
+        self.waits.append(timeout)
+        if len(self.waits) == 2:
+            self.set()
+        return self.is_set()
+
+
+def test_run_waits_the_rest_of_the_period_after_a_slow_round(make_loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
+    readings = iter([100.0, 102.0, 200.0, 206.0])  # the first round takes 2 s, the second 6 s (over its period)
+    monkeypatch.setattr(runtime_module, "time", SimpleNamespace(monotonic=lambda: next(readings)))
+    stop = RecordingStop()
+    loop.runtime.run(stop)
+    assert stop.waits == [PERIOD - 2, 0.0]
