@@ -67,7 +67,7 @@ class DecisionsLog:
             os.close(descriptor)
 
     def entries(self) -> list[dict[str, Any]]:
-        """Every entry still kept, oldest first; a damaged line is skipped."""
+        """Every entry still kept, oldest first; a damaged line, or one not an object with a time, is skipped."""
         found: list[dict[str, Any]] = []
         for path in (self.path.with_name(self.path.name + ".1"), self.path):
             if not path.is_file():
@@ -75,7 +75,7 @@ class DecisionsLog:
             for line in path.read_text(errors="replace").splitlines():
                 with contextlib.suppress(ValueError):
                     entry = json.loads(line)
-                    if isinstance(entry, dict):
+                    if isinstance(entry, dict) and isinstance(entry.get("time"), str):
                         found.append(entry)
         return found
 

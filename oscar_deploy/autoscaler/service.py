@@ -212,12 +212,14 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
     for entry in entries:
         time = str(entry.get("time", ""))
         if entry.get("event") == "round":
-            for decision in entry.get("decisions") or []:
+            for decision in _objects(entry.get("decisions")):
                 rows.append({"time": time, **{key: str(decision.get(key, "")) for key in _ROW_KEYS}})
-            for step in entry.get("steps") or []:
+            for step in _objects(entry.get("steps")):
                 rows.append({"time": time, "reason": "", **{key: str(step.get(key, "")) for key in _STEP_KEYS}})
-            notes = [str(note) for note in entry.get("notes") or []]
-            counts = {str(k): int(v) for k, v in (entry.get("counts") or {}).items() if isinstance(v, int)}
+            found = entry.get("notes")
+            notes = [str(note) for note in found] if isinstance(found, list) else []
+            found = entry.get("counts")
+            counts = {str(k): v for k, v in found.items() if type(v) is int} if isinstance(found, dict) else {}
         elif entry.get("event") == "error":
             rows.append({"time": time, "action": "error", "node": "", "reason": "", "outcome": str(entry.get("error"))})
     pid = running_pid(folder)
@@ -232,6 +234,11 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
         "notes": notes,
         "nodes": counts,
     }
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects of a list read from the log (a damaged part of an entry shows nothing, not a traceback)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 _ROW_KEYS = ("action", "node", "reason", "outcome")

@@ -21,10 +21,10 @@ from kubernetes import config as kube_config
 from oscar_deploy.autoscaler import runtime as runtime_module
 from oscar_deploy.autoscaler.decisions import DecisionsLog, RuntimeMemory, load_memory, save_memory
 from oscar_deploy.autoscaler.drain import NodeActions
-from oscar_deploy.autoscaler.model import NodeTemplate, PolicyConfig, PolicyState, config_from_values
+from oscar_deploy.autoscaler.model import NodeTemplate, PolicyConfig, config_from_values
 from oscar_deploy.autoscaler.observer import ClusterObserver
 from oscar_deploy.autoscaler.runtime import Runtime, Settings
-from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord
+from oscar_deploy.autoscaler.snapshot import PowerRecord
 from tests.doubles.kube_api import KubeApi
 from tests.doubles.power import RecordingPower
 from tests.unit.autoscaler.cluster_objects import node, pod
@@ -416,22 +416,6 @@ def test_run_logs_start_and_stop_and_stops_the_watches(make_loop: Any) -> None:
     assert all(not reflector._thread.is_alive() for reflector in loop.observer.reflectors.values())
 
 
-def test_the_decisions_log_stays_bounded(tmp_path: Path) -> None:
-    log = DecisionsLog(tmp_path / "decisions.jsonl", max_bytes=2000)
-    for index in range(100):
-        log.write({"event": "round", "index": index, "notes": ["x" * 50]}, T0 + index)
-    current = tmp_path / "decisions.jsonl"
-    previous = tmp_path / "decisions.jsonl.1"
-    assert current.stat().st_size <= 2000 and previous.stat().st_size <= 2000
-    entries = log.entries()
-    indexes = [entry["index"] for entry in entries]
-    assert indexes == list(range(indexes[0], 100)), "the newest entries, in order, without a gap"
-    assert 20 < len(indexes) < 40
-    assert stat.S_IMODE(current.stat().st_mode) == 0o600
-    previous.write_text(previous.read_text() + "not json\n")
-    assert [entry["index"] for entry in log.entries()] == indexes, "a damaged line is skipped"
-
-
 @pytest.mark.parametrize(("saved_age", "power_off_at"), [(0.0, 30.0), (115.0, 30.0), (116.0, 50.0)])
 def test_a_restart_goes_on_with_the_timers_it_saved_unless_they_are_stale(
     make_loop: Any, saved_age: float, power_off_at: float
@@ -454,59 +438,6 @@ def test_a_restart_goes_on_with_the_timers_it_saved_unless_they_are_stale(
         assert loop.runtime.memory_note.endswith(f"({5 + saved_age:.0f}s ago) go on")
     else:
         assert loop.runtime.memory_note == "timers saved at 2026-05-28T20:24:59Z are older than 120s: they start now"
-
-
-def test_a_damaged_state_file_is_nothing_remembered(make_loop: Any) -> None:
-    loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
-    state = loop.folder / "state.json"
-    state.write_text(
-        '{"powered_on": {"agent-0": "soon"}, "policy": {"needed_history": [[1, {"w": -1}], "x", [2, {}, 3]], '
-        '"running": {"p": [1]}, "released": [[1, 2], ["soon", 1, 2]], "first_seen": true, '
-        '"vacated_at": {"w": {"2": 5, "123456": 7, "": 1, "x": 1, "-1": 1, "\u00b2": 1, "1234567": 1, "3": true}, '
-        '"v": [1], "u": {}}, '
-        '"demand_gaps": {"w": [400, -1, "long", false, 0], "v": 300}}, "history": [], "saved_at": "now"}'
-    )
-    memory = load_memory(state)
-    assert memory == RuntimeMemory(
-        policy=PolicyState(
-            needed_history=((1.0, {}),),
-            vacated_at={"w": {2: 5.0, 123456: 7.0}, "u": {}},
-            demand_gaps={"w": (400.0, 0.0)},
-        )
-    )
-    state.write_bytes(b"\xff")
-    assert load_memory(state) == RuntimeMemory()
-
-
-def test_the_saved_memory_reads_back_as_it_was(tmp_path: Path) -> None:
-    policy = PolicyState(
-        needed_history=((T0 - 20, {"workers-amd64": 2}), (T0, {"workers-amd64": 1, "workers-arm64": 0})),
-        pressure_at=T0 - 5,
-        unneeded_since={"agent-1": T0 - 40},
-        running={"oscar-svc/job-a": (1500, 1024)},
-        released=((T0 - 10, 500, 256),),
-        first_seen=T0 - 3600,
-        vacated_at={"workers-amd64": {2: T0 - 20, 3: T0 - 300}},
-        demand_gaps={"workers-amd64": (400.0, 615.5), "workers-arm64": ()},
-    )
-    history = NodeHistory(
-        pods={"agent-0": frozenset({"oscar-svc/job-a", "oscar-svc/web"}), "agent-1": frozenset()},
-        changed_at={"agent-0": T0 - 30, "agent-1": T0 - 600},
-        idle_since={"agent-1": T0 - 600},
-        not_ready_since={"agent-2": T0 - 15},
-        ready_at={"agent-0": T0, "agent-1": T0},
-    )
-    record = PowerRecord(
-        powered_on={"agent-0": T0 - 3600},
-        powered_off={"agent-1": T0 - 600},
-        failed_until={"agent-2": T0 + 60},
-        cordoned={"agent-1"},
-        uncordon_pending={"agent-0"},
-        boot_seconds=[41.5],
-    )
-    memory = RuntimeMemory(record, policy, history, T0)
-    save_memory(tmp_path / "state.json", memory)
-    assert load_memory(tmp_path / "state.json") == memory
 
 
 def test_a_power_action_failing_again_and_again_pauses_the_worker_longer_each_time(make_loop: Any) -> None:

@@ -1,0 +1,207 @@
+"""The autoscaler's files: the bounded decisions log, the state file's round trip and damage, and the run lock."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from oscar_deploy.autoscaler.decisions import (
+    DecisionsLog,
+    RuntimeMemory,
+    load_memory,
+    run_lock,
+    running_pid,
+    save_memory,
+    utc_stamp,
+)
+from oscar_deploy.autoscaler.model import PolicyState
+from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord
+from oscar_deploy.support.errors import UserInputError
+
+T0 = 1_780_000_000.0
+
+
+def test_utc_stamps_are_whole_seconds_in_utc() -> None:
+    assert utc_stamp(T0) == "2026-05-28T20:26:40Z"
+    assert utc_stamp(T0 + 0.999) == "2026-05-28T20:26:40Z"
+    assert utc_stamp(0) == "1970-01-01T00:00:00Z"
+
+
+def test_an_entry_is_one_line_led_by_its_time_in_a_private_file_and_folder(tmp_path: Path) -> None:
+    path = tmp_path / "autoscaler" / "decisions.jsonl"
+    log = DecisionsLog(path)
+    log.write({"event": "start", "period": 30}, T0)
+    log.write({"event": "stop", "reason": "SIGTERM"}, T0 + 61)
+    assert path.read_text().splitlines() == [
+        '{"time": "2026-05-28T20:26:40Z", "event": "start", "period": 30}',
+        '{"time": "2026-05-28T20:27:41Z", "event": "stop", "reason": "SIGTERM"}',
+    ]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_a_log_others_may_read_is_made_private_at_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    path.write_text('{"time": "2026-05-28T20:26:39Z", "event": "start"}\n')
+    path.chmod(0o644)
+    DecisionsLog(path).write({"event": "stop"}, T0)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [entry["event"] for entry in DecisionsLog(path).entries()] == ["start", "stop"]
+
+
+def test_the_log_rotates_only_when_the_next_line_would_pass_the_limit(tmp_path: Path) -> None:
+    line = len(json.dumps({"time": utc_stamp(T0), "index": 0}) + "\n")
+    path = tmp_path / "decisions.jsonl"
+    log = DecisionsLog(path, max_bytes=2 * line)
+    log.write({"index": 0}, T0)
+    log.write({"index": 1}, T0)
+    assert path.stat().st_size == 2 * line, "exactly at the limit: kept in one file"
+    assert not path.with_name("decisions.jsonl.1").exists()
+    log.write({"index": 2}, T0)
+    assert [entry["index"] for entry in log.entries()] == [0, 1, 2]
+    assert path.stat().st_size == line
+    for index in (3, 4):
+        log.write({"index": index}, T0)
+    assert [entry["index"] for entry in log.entries()] == [2, 3, 4], "the older part is replaced, not kept"
+
+
+def test_the_decisions_log_stays_bounded(tmp_path: Path) -> None:
+    log = DecisionsLog(tmp_path / "decisions.jsonl", max_bytes=2000)
+    for index in range(100):
+        log.write({"event": "round", "index": index, "notes": ["x" * 50]}, T0 + index)
+    current = tmp_path / "decisions.jsonl"
+    previous = tmp_path / "decisions.jsonl.1"
+    assert current.stat().st_size <= 2000 and previous.stat().st_size <= 2000
+    indexes = [entry["index"] for entry in log.entries()]
+    assert indexes == list(range(indexes[0], 100)), "the newest entries, in order, without a gap"
+    assert 20 < len(indexes) < 40
+
+
+def test_damaged_lines_and_lines_that_are_not_objects_with_a_time_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    assert DecisionsLog(path).entries() == []
+    path.with_name("decisions.jsonl.1").write_bytes(
+        b'{"time": "t1"}\nnot json\n[2]\n"three"\n{"event": "round"}\n{"time": 4}\n'
+    )
+    path.write_bytes(b'{"time": "t5", "note": "\xff"}\n\n{"time": "t6"}\n')
+    assert DecisionsLog(path).entries() == [{"time": "t1"}, {"time": "t5", "note": "\ufffd"}, {"time": "t6"}]
+
+
+def test_the_saved_memory_reads_back_as_it_was(tmp_path: Path) -> None:
+    policy = PolicyState(
+        needed_history=((T0 - 20, {"workers-amd64": 2}), (T0, {"workers-amd64": 1, "workers-arm64": 0})),
+        pressure_at=T0 - 5,
+        unneeded_since={"agent-1": T0 - 40},
+        running={"oscar-svc/job-a": (1500, 1024)},
+        released=((T0 - 10, 500, 256),),
+        first_seen=T0 - 3600,
+        vacated_at={"workers-amd64": {2: T0 - 20, 3: T0 - 300}},
+        demand_gaps={"workers-amd64": (400.0, 615.5), "workers-arm64": ()},
+    )
+    history = NodeHistory(
+        pods={"agent-0": frozenset({"oscar-svc/job-a", "oscar-svc/web"}), "agent-1": frozenset()},
+        changed_at={"agent-0": T0 - 30, "agent-1": T0 - 600},
+        idle_since={"agent-1": T0 - 600},
+        not_ready_since={"agent-2": T0 - 15},
+        ready_at={"agent-0": T0, "agent-1": T0},
+    )
+    record = PowerRecord(
+        powered_on={"agent-0": T0 - 3600},
+        powered_off={"agent-1": T0 - 600},
+        failed_until={"agent-2": T0 + 60},
+        cordoned={"agent-1"},
+        uncordon_pending={"agent-0"},
+        boot_seconds=[41.5],
+    )
+    memory = RuntimeMemory(record, policy, history, T0)
+    path = tmp_path / "state.json"
+    save_memory(path, memory)
+    assert load_memory(path) == memory
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["saved_at"] == T0
+
+
+def test_a_damaged_state_file_is_nothing_remembered(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(
+        '{"powered_on": {"agent-0": "soon"}, "policy": {"needed_history": [[1, {"w": -1}], "x", [2, {}, 3]], '
+        '"running": {"p": [1]}, "released": [[1, 2], ["soon", 1, 2]], "first_seen": true, '
+        '"vacated_at": {"w": {"2": 5, "123456": 7, "": 1, "x": 1, "-1": 1, "\u00b2": 1, "1234567": 1, "3": true}, '
+        '"v": [1], "u": {}}, '
+        '"demand_gaps": {"w": [400, -1, "long", false, 0], "v": 300}}, "history": [], "saved_at": "now"}'
+    )
+    memory = load_memory(state)
+    assert memory == RuntimeMemory(
+        policy=PolicyState(
+            needed_history=((1.0, {}),),
+            vacated_at={"w": {2: 5.0, 123456: 7.0}, "u": {}},
+            demand_gaps={"w": (400.0, 0.0)},
+        )
+    )
+
+
+@pytest.mark.parametrize("content", [b"\xff", b"not json", b"[]", b'"state"', b""])
+def test_a_state_file_that_is_not_a_json_object_is_nothing_remembered(tmp_path: Path, content: bytes) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(content)
+    assert load_memory(state) == RuntimeMemory()
+
+
+def test_each_part_of_the_state_file_is_read_on_its_own(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(
+        '{"cordoned": ["agent-1"], "policy": [], "history": {"idle_since": {"agent-1": 5}}, "saved_at": 7}'
+    )
+    assert load_memory(state) == RuntimeMemory(
+        record=PowerRecord(cordoned={"agent-1"}),
+        history=NodeHistory(idle_since={"agent-1": 5.0}),
+        saved_at=7.0,
+    )
+    state.write_text('{"policy": {"first_seen": 3}, "history": "x", "saved_at": true}')
+    assert load_memory(state) == RuntimeMemory(policy=PolicyState(first_seen=3.0))
+    assert load_memory(tmp_path / "missing.json") == RuntimeMemory()
+    (tmp_path / "folder.json").mkdir()
+    assert load_memory(tmp_path / "folder.json") == RuntimeMemory()
+
+
+def test_the_run_lock_holds_the_pid_and_refuses_a_second_holder(tmp_path: Path) -> None:
+    folder = tmp_path / "autoscaler"
+    assert running_pid(folder) is None
+    folder.mkdir(mode=0o700)
+    (folder / "run.lock").write_text("123456789012")  # a longer pid left by an earlier run
+    with run_lock(folder, "demo"):
+        assert (folder / "run.lock").read_text() == str(os.getpid())
+        assert running_pid(folder) == os.getpid()
+        with pytest.raises(UserInputError) as refused, run_lock(folder, "demo"):
+            pass
+        assert str(refused.value) == (
+            f"cluster demo: an autoscaler already runs for it (pid {os.getpid()}); stop that one first"
+        )
+    assert running_pid(folder) is None, "the lock file stays, but nobody holds it"
+    with run_lock(folder, "demo"):
+        pass
+
+
+def test_the_run_lock_makes_a_private_folder_and_file(tmp_path: Path) -> None:
+    folder = tmp_path / "state" / "autoscaler"
+    with run_lock(folder, "demo"):
+        pass
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "run.lock").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(("content", "pid", "holder"), [("", 0, "another process"), ("pid?", 0, "pid?")])
+def test_a_lock_held_without_a_readable_pid(tmp_path: Path, content: str, pid: int, holder: str) -> None:
+    path = tmp_path / "run.lock"
+    path.write_text(content)
+    with path.open() as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert running_pid(tmp_path) == pid
+        with pytest.raises(UserInputError) as refused, run_lock(tmp_path, "demo"):
+            pass
+    assert str(refused.value) == f"cluster demo: an autoscaler already runs for it (pid {holder}); stop that one first"

@@ -1,0 +1,106 @@
+"""What `oscar-deploy autoscaler status` reads from the decisions log: rows, notes, counts, starts and stops."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oscar_deploy.autoscaler.decisions import DecisionsLog, run_lock
+from oscar_deploy.autoscaler.service import folder_of, status_data
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.errors import UserInputError
+
+T0 = 1_780_000_000.0
+POWER_ON = {"action": "power-on", "node": "agent-1", "reason": "1 pending pod(s)", "outcome": "powered on"}
+DRAIN_STEP = {"action": "drain-step", "node": "agent-2", "outcome": "1 pod(s) evicted"}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> ClusterState:
+    return ClusterState("demo", root=tmp_path)
+
+
+def write(cluster: ClusterState, *entries: dict[str, Any]) -> None:
+    log = DecisionsLog(folder_of(cluster) / "decisions.jsonl")
+    for offset, entry in enumerate(entries):
+        log.write(entry, T0 + offset)
+
+
+def test_without_a_log_nothing_runs_and_nothing_was_decided(cluster: ClusterState) -> None:
+    assert status_data(cluster, 10) == {
+        "cluster": "demo",
+        "running": False,
+        "pid": None,
+        "log": str(cluster.path / "autoscaler" / "decisions.jsonl"),
+        "last_start": None,
+        "last_stop": None,
+        "decisions": [],
+        "notes": [],
+        "nodes": {},
+    }
+
+
+def test_decisions_steps_and_errors_in_order_with_the_last_rounds_notes_and_counts(cluster: ClusterState) -> None:
+    write(
+        cluster,
+        {"event": "start", "period": 30},
+        {"event": "round", "decisions": [POWER_ON], "notes": ["old note"], "counts": {"on": 1}},
+        {"event": "error", "error": "EC2: could not reach the endpoint"},
+        {"event": "round", "decisions": [], "steps": [DRAIN_STEP], "counts": {"on": 2, "off": 0, "odd": "3"}},
+        {"event": "stop", "reason": "SIGTERM"},
+    )
+    data = status_data(cluster, 10)
+    assert data["decisions"] == [
+        {"time": "2026-05-28T20:26:41Z", **POWER_ON},
+        {
+            "time": "2026-05-28T20:26:42Z",
+            "action": "error",
+            "node": "",
+            "reason": "",
+            "outcome": "EC2: could not reach the endpoint",
+        },
+        {"time": "2026-05-28T20:26:43Z", "reason": "", **DRAIN_STEP},
+    ]
+    assert (data["notes"], data["nodes"]) == ([], {"on": 2, "off": 0}), "the last round's, not an older one's"
+    assert data["last_start"] == {"time": "2026-05-28T20:26:40Z", "event": "start", "period": 30}
+    assert data["last_stop"] == {"time": "2026-05-28T20:26:44Z", "event": "stop", "reason": "SIGTERM"}
+    assert [row["action"] for row in status_data(cluster, 1)["decisions"]] == ["drain-step"]
+    assert [row["action"] for row in status_data(cluster, 2)["decisions"]] == ["error", "drain-step"]
+
+
+def test_the_latest_start_and_stop_are_shown(cluster: ClusterState) -> None:
+    write(cluster, {"event": "start", "n": 1}, {"event": "stop", "n": 1}, {"event": "start", "n": 2})
+    data = status_data(cluster, 10)
+    assert (data["last_start"]["n"], data["last_stop"]["n"]) == (2, 1)
+
+
+def test_a_running_autoscaler_is_shown_with_its_pid(cluster: ClusterState) -> None:
+    with run_lock(folder_of(cluster), "demo"):
+        assert (status_data(cluster, 1)["running"], status_data(cluster, 1)["pid"]) == (True, os.getpid())
+
+
+def test_damaged_parts_of_a_round_show_nothing_instead_of_failing(cluster: ClusterState) -> None:
+    write(
+        cluster,
+        {"event": "round", "decisions": [POWER_ON, "x", 3, None], "steps": {"node": "agent-2"}, "notes": ["ok", 2]},
+        {"event": "round", "decisions": "power-on", "steps": [None, DRAIN_STEP], "notes": "n", "counts": [1]},
+        {"event": "round", "decisions": [{"action": 7}], "counts": {"on": True, "off": 1.5, "failed": 1}},
+    )
+    data = status_data(cluster, 10)
+    assert data["decisions"] == [
+        {"time": "2026-05-28T20:26:40Z", **POWER_ON},
+        {"time": "2026-05-28T20:26:41Z", "reason": "", **DRAIN_STEP},
+        {"time": "2026-05-28T20:26:42Z", "action": "7", "node": "", "reason": "", "outcome": ""},
+    ]
+    assert (data["notes"], data["nodes"]) == ([], {"failed": 1})
+    write(cluster, {"event": "round", "notes": ["ok", 2], "counts": "none"})
+    assert (status_data(cluster, 1)["notes"], status_data(cluster, 1)["nodes"]) == (["ok", "2"], {})
+
+
+@pytest.mark.parametrize("last", [0, -1])
+def test_last_must_be_one_or_more(cluster: ClusterState, last: int) -> None:
+    with pytest.raises(UserInputError, match=rf"^--last {last}: must be 1 or more$"):
+        status_data(cluster, last)
