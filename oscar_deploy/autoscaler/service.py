@@ -77,6 +77,7 @@ def ensure_kubeconfig(state: ClusterState) -> Path:
     admin = state.kubeconfig_file
     if not admin.is_file():
         raise UserInputError(f"cluster {state.name}: no kubeconfig in {state.path}; run `oscar-deploy up` first")
+    server, certificate_authority = _api_server_of(admin)
     from oscar_deploy.platform.probe import ClusterProbe
 
     with ClusterProbe(admin) as probe:
@@ -86,14 +87,25 @@ def ensure_kubeconfig(state: ClusterState) -> Path:
             f"cluster {state.name}: no token in secret {AUTOSCALER_NAMESPACE}/{AUTOSCALER_TOKEN_SECRET} (the "
             "autoscaler's ServiceAccount); set platform.autoscaler.enabled: true and run `oscar-deploy up`"
         )
-    data = yaml.safe_load(admin.read_text()) or {}
-    cluster = ((data.get("clusters") or [{}])[0] or {}).get("cluster") or {}
-    if not cluster.get("server"):
-        raise OperationError(f"{admin}: names no API server; fetch it again with `oscar-deploy up`")
-    text = kubeconfig_text(str(cluster["server"]), cluster.get("certificate-authority-data"), token)
+    text = kubeconfig_text(server, certificate_authority, token)
     folder_of(state).mkdir(parents=True, exist_ok=True, mode=0o700)
     atomic_write(path, text, 0o600)
     return path
+
+
+def _api_server_of(admin: Path) -> tuple[str, str | None]:
+    """The API server's address and CA data that the cluster's admin kubeconfig names (its first cluster)."""
+    try:
+        data = yaml.safe_load(read_private_file(admin, "the cluster's admin credentials"))
+    except yaml.YAMLError:
+        data = None
+    clusters = data.get("clusters") if isinstance(data, dict) else None
+    first = clusters[0] if isinstance(clusters, list) and clusters and isinstance(clusters[0], dict) else {}
+    cluster = first.get("cluster")
+    if not isinstance(cluster, dict) or not isinstance(cluster.get("server"), str) or not cluster["server"]:
+        raise OperationError(f"{admin}: names no API server; fetch it again with `oscar-deploy up`")
+    authority = cluster.get("certificate-authority-data")
+    return cluster["server"], authority if isinstance(authority, str) else None
 
 
 def power_manager_for(spec: ClusterSpec, state: ClusterState) -> tuple[PowerManager, str]:

@@ -13,7 +13,7 @@ from oscar_deploy.autoscaler.service import ensure_kubeconfig, kubeconfig_text
 from oscar_deploy.platform.autoscaler import AUTOSCALER_TOKEN_SECRET, autoscaler_access_objects
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.state.folder import ClusterState
-from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.errors import OperationError, UserInputError
 from tests.doubles.kube_api import KubeApi
 
 
@@ -63,7 +63,9 @@ def test_its_kubeconfig_is_written_once_from_the_token_secret(state_home: Path) 
     api = KubeApi()
     try:
         state = ClusterState("lab").ensure()
-        api.write_kubeconfig(state.kubeconfig_file)
+        admin = yaml.safe_load(api.write_kubeconfig(state.kubeconfig_file).read_text())
+        admin["clusters"][0]["cluster"]["certificate-authority-data"] = "Q0EgZGF0YQ=="
+        state.kubeconfig_file.write_text(yaml.safe_dump(admin))
         with pytest.raises(OperationError) as missing:
             ensure_kubeconfig(state)
         assert str(missing.value) == (
@@ -75,7 +77,9 @@ def test_its_kubeconfig_is_written_once_from_the_token_secret(state_home: Path) 
         assert path == state.path / "autoscaler" / "kubeconfig"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         config = yaml.safe_load(path.read_text())
-        assert config["clusters"] == [{"name": "cluster", "cluster": {"server": api.url}}]
+        assert config["clusters"] == [
+            {"name": "cluster", "cluster": {"server": api.url, "certificate-authority-data": "Q0EgZGF0YQ=="}}
+        ]
         assert config["users"] == [{"name": "oscar-autoscaler", "user": {"token": "eyJhbGciOi.autoscaler.token"}}]
         reads = [p for p in api.requests if "secrets" in p]
         assert reads == ["/api/v1/namespaces/oscar/secrets/oscar-autoscaler-token"] * 2
@@ -85,6 +89,45 @@ def test_its_kubeconfig_is_written_once_from_the_token_secret(state_home: Path) 
         )
     finally:
         api.stop()
+
+
+def test_without_the_clusters_kubeconfig_it_says_to_run_up(state_home: Path) -> None:
+    state = ClusterState("lab").ensure()
+    with pytest.raises(UserInputError) as missing:
+        ensure_kubeconfig(state)
+    assert str(missing.value) == f"cluster lab: no kubeconfig in {state.path}; run `oscar-deploy up` first"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "clusters: [{cluster: {server: ''}}]",
+        "clusters: [{cluster: {server: 6443}}]",
+        "clusters: [{cluster: [https://127.0.0.1:6443]}]",
+        "clusters: [{name: lab}]",
+        "clusters: [https://127.0.0.1:6443]",
+        "clusters: []",
+        "clusters: {cluster: {server: https://127.0.0.1:6443}}",
+        "[clusters]",
+        "clusters: [",
+        "",
+    ],
+)
+def test_an_admin_kubeconfig_naming_no_api_server_is_one_line(state_home: Path, text: str) -> None:
+    state = ClusterState("lab").ensure()
+    state.kubeconfig_file.write_text(text)
+    state.kubeconfig_file.chmod(0o600)
+    with pytest.raises(OperationError) as broken:
+        ensure_kubeconfig(state)
+    assert str(broken.value) == f"{state.kubeconfig_file}: names no API server; fetch it again with `oscar-deploy up`"
+
+
+def test_an_admin_kubeconfig_others_may_read_is_refused(state_home: Path) -> None:
+    state = ClusterState("lab").ensure()
+    state.kubeconfig_file.write_text("clusters: [{cluster: {server: 'https://127.0.0.1:6443'}}]")
+    state.kubeconfig_file.chmod(0o640)
+    with pytest.raises(UserInputError, match=r"kubeconfig: mode 0640 lets other users read or change the cluster's "):
+        ensure_kubeconfig(state)
 
 
 def test_the_kubeconfig_keeps_the_clusters_ca() -> None:
