@@ -17,11 +17,12 @@ resource version that is too old, BOOKMARK events, field selectors):
 Objects live in `store`, each change gets the next resourceVersion and is kept in an event log that watches
 replay from the version they ask for; `compact()` forgets the log so a watch from before gets 410 Gone, as
 etcd compaction does, and `expire_watches()` sends open watches the ERROR 410 event the API server sends when
-its watch cache moved on. A watch streams chunked JSON lines and ends after its timeoutSeconds (at most
-`watch_seconds`), with a BOOKMARK when asked for. Tests change objects with `put`, `remove`, `load_recorded` and
-`replay` (the recorded responses under tests/data/kube), refuse a collection with 403 (`forbidden`), fail a
-node's PATCH or a pod's eviction with 500 (`failing_patches`, `failing_evictions`), and read
-`requests` (the path of each GET), `calls` (method, path and query of every request) and `patches`.
+its watch cache moved on (`fail_watches()` sends them another Status, as an API server in trouble does). A
+watch streams chunked JSON lines and ends after its timeoutSeconds (at most `watch_seconds`), with a BOOKMARK
+when asked for. Tests change objects with `put`, `remove`, `load_recorded` and `replay` (the recorded
+responses under tests/data/kube), set the API groups discovery announces (`groups`), refuse a collection with
+403 (`forbidden`), fail a node's PATCH or a pod's eviction with 500 (`failing_patches`, `failing_evictions`),
+and read `requests` (the path of each GET), `calls` (method, path and query of every request) and `patches`.
 Plain HTTP, no auth: the kubeconfig it writes points at it. Nothing here ships in the wheel.
 """
 
@@ -154,6 +155,10 @@ class KubeApi:
         self.failing_evictions: set[tuple[str, str]] = set()
         self.changed = threading.Condition()
         self.expirations = 0
+        # The ERROR event's object open watches get from `fail_watches`; None: 410 Expired (`expire_watches`).
+        self.watch_error: dict[str, Any] | None = None
+        # The API groups discovery announces, when set (tests of the Kueue version chosen); None: Kueue's alone.
+        self.groups: list[dict[str, Any]] | None = None
         self.watching: dict[str, int] = {}  # open watches by path
         self.closing = False
         api = self
@@ -214,6 +219,15 @@ class KubeApi:
         """Open watches get an ERROR event with 410 Expired, as the API server sends when its watch cache no
         longer holds the version a watch is at."""
         with self.changed:
+            self.watch_error = None
+            self.expirations += 1
+            self.changed.notify_all()
+
+    def fail_watches(self, error: dict[str, Any]) -> None:
+        """Open watches get an ERROR event with `error` (a Status other than 410 Expired), as from an API server
+        in trouble."""
+        with self.changed:
+            self.watch_error = error
             self.expirations += 1
             self.changed.notify_all()
 
@@ -301,6 +315,8 @@ class KubeApi:
         self._answer(handler, 404, status(404, "NotFound", f"the server could not find {path}"))
 
     def _discovery(self) -> dict[str, Any]:
+        if self.groups is not None:
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": self.groups}
         groups = []
         if self.kueue:
             versions = [{"groupVersion": f"{KUEUE_GROUP}/v1beta1", "version": "v1beta1"}]
@@ -412,7 +428,7 @@ class KubeApi:
         while not self.closing:
             with self.changed:
                 if self.expirations != generation:
-                    send({"type": "ERROR", "object": expired})
+                    send({"type": "ERROR", "object": self.watch_error or expired})
                     return
                 fresh = [(v, e) for v, k, e in self.events if k == kind and v > position]
                 if not fresh:

@@ -3,28 +3,47 @@ through the real kubernetes client: list then watch, the snapshot the policy get
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from kubernetes import client as kube_client
 from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
 
 from oscar_deploy.autoscaler.model import UNBOUNDED, PowerState, Resources
-from oscar_deploy.autoscaler.observer import RUNNING_PODS, ClusterObserver
+from oscar_deploy.autoscaler.observer import (
+    RUNNING_PODS,
+    ClusterObserver,
+    Reflector,
+    error_text,
+    kueue_version,
+    response_lines,
+)
 from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord, build_observation
 from oscar_deploy.providers.power import Machine
 from oscar_deploy.support.errors import OperationError
-from tests.doubles.kube_api import KubeApi, flag
-from tests.unit.autoscaler.cluster_objects import RECORDED
+from tests.doubles.kube_api import KUEUE_GROUP, KubeApi, flag, status
+from tests.unit.autoscaler.cluster_objects import RECORDED, node, pod
 
 NOW = datetime.fromisoformat("2026-05-04T10:00:00+00:00").timestamp()
 MACHINES = [Machine("agent-0", "on", "amd64"), Machine("agent-1", "on", "amd64"), Machine("agent-2", "off", "amd64")]
 JOB_ON_AGENT_0 = "oscar-svc/3f2b8c1e-6a0d-4f57-9b8e-2c1d0e7a5b64-x7k2q"
 KNATIVE_POD = "oscar-svc/cowsay-00001-deployment-7f6d9c5b8-2lq9w"
 PENDING_JOB = "oscar-svc/a81c42d9-0f3e-4c6b-8d27-5e9b1f4a3c70-p4m9z"
+KINDS = {
+    "nodes": "Node",
+    "pods": "Pod",
+    "workloads": "Workload",
+    "clusterqueues": "ClusterQueue",
+    "localqueues": "LocalQueue",
+}
 
 
 def is_watch(path: str) -> bool:
@@ -33,6 +52,52 @@ def is_watch(path: str) -> bool:
 
 def epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def wait_until(condition: Callable[[], Any], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def read_by_watches(api: KubeApi, reflectors: dict[str, Reflector]) -> None:
+    """A change to each collection seen: every watch is open and read (stop cannot cut a watch still opening)."""
+    for name, reflector in reflectors.items():
+        version = api.put(next(iter(api.store[KINDS[name]].values())))
+        assert reflector.wait_for_version(str(version), 10), name
+
+
+def refused(**arguments: Any) -> Any:
+    raise ConnectionRefusedError(111, "Connection refused")
+
+
+def recording(fetch: Callable[..., Any], calls: list[dict[str, Any]]) -> Callable[..., Any]:
+    def recorded(**arguments: Any) -> Any:
+        calls.append(arguments)
+        return fetch(**arguments)
+
+    return recorded
+
+
+class Pauses(threading.Event):
+    """A reflector's stop event that, instead of pausing after a failure, records the pause (its length and the
+    error the reflector shows meanwhile), and stops the reflector at the `last` one."""
+
+    def __init__(self, reflector: Reflector, last: int) -> None:
+        super().__init__()
+        self.reflector, self.last = reflector, last
+        self.seen: list[tuple[float | None, str | None]] = []
+        reflector._stop = self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.seen.append((timeout, self.reflector.error))
+        if len(self.seen) == self.last:
+            self.set()
+        return self.is_set()
+
+    def ended(self, timeout: float) -> bool:
+        return super().wait(timeout)
 
 
 @pytest.fixture
@@ -44,26 +109,40 @@ def api(tmp_path: Path) -> Iterator[KubeApi]:
 
 
 @pytest.fixture
-def observer(api: KubeApi, tmp_path: Path) -> Iterator[ClusterObserver]:
+def api_client(api: KubeApi, tmp_path: Path) -> Iterator[Any]:
     client = kube_config.new_client_from_config(config_file=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
-    watching = ClusterObserver(client)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def observer(api: KubeApi, api_client: Any) -> Iterator[ClusterObserver]:
+    watching = ClusterObserver(api_client)
     watching.start(timeout=10)
     yield watching
+    read_by_watches(api, watching.reflectors)
     watching.stop()
-    client.close()
+
+
+@pytest.fixture
+def node_reflector(api_client: Any) -> Iterator[Reflector]:
+    """A reflector of the nodes alone, not started."""
+    reflector = Reflector("nodes", kube_client.CoreV1Api(api_client).list_node)
+    yield reflector
+    reflector.stop()
 
 
 def test_lists_once_then_watches_from_the_lists_version(api: KubeApi, observer: ClusterObserver) -> None:
     assert observer.kueue == "v1beta1"
     view = observer.view()
+    assert view.kueue is True
     assert sorted(n["metadata"]["name"] for n in view.nodes) == ["agent-0", "agent-1", "agent-2", "server-0"]
     assert len(view.pods) == 6 and len(view.workloads) == 3 and view.errors == []
     assert [q["metadata"]["name"] for q in view.cluster_queues] == ["grayify-cq", "plants-cq"]
     assert [q["metadata"]["name"] for q in view.local_queues] == ["grayify-queue", "plants-queue"]
-    deadline = time.monotonic() + 10
-    while len([path for path, count in api.watching.items() if count]) < 5:
-        assert time.monotonic() < deadline, f"not every collection is watched: {api.watching}"
-        time.sleep(0.05)
+    wait_until(
+        lambda: len([path for path, count in api.watching.items() if count]) == 5, "not every collection is watched"
+    )
     gets = [line.removeprefix("GET ") for line in api.calls if line.startswith("GET ")]
     assert gets[0] == "/apis/", "API discovery first: is Kueue served, in which version"
     lists = [path for path in gets if not is_watch(path) and path != "/apis/"]
@@ -85,6 +164,7 @@ def test_lists_once_then_watches_from_the_lists_version(api: KubeApi, observer: 
         query = parse_qs(urlsplit(path).query)
         # kubernetes 31 writes booleans as True, later clients as true: the API server reads both.
         assert query["resourceVersion"] == ["5210"] and query["allowWatchBookmarks"][0].lower() == "true", path
+        assert query["timeoutSeconds"] == ["300"], path
 
 
 def test_the_recorded_cluster_as_the_policy_sees_it(observer: ClusterObserver) -> None:
@@ -195,16 +275,22 @@ def test_a_watch_the_server_ends_resumes_from_its_version(api: KubeApi, tmp_path
 def test_410_gone_makes_the_watch_list_again(api: KubeApi, observer: ClusterObserver) -> None:
     nodes = observer.reflectors["nodes"]
     assert nodes.lists == 1
-    deadline = time.monotonic() + 10
-    while not api.watching.get("/api/v1/nodes"):
-        assert time.monotonic() < deadline, "the nodes watch never started"
-        time.sleep(0.05)
-    api.expire_watches()
-    while nodes.lists < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert nodes.lists == 2, "410 Gone: the copy is rebuilt from a new list"
+    wait_until(lambda: api.watching.get("/api/v1/nodes"), "the nodes watch never started")
+    cordoned = api.store["Node"][("", "agent-1")]
+    cordoned["spec"]["unschedulable"] = True
+    with api.changed:  # the watch gets its 410 before it could see these changes: only a new list brings them
+        api.put(cordoned)
+        version = api.remove("Node", "", "agent-2")
+        api.expire_watches()
+    assert nodes.wait_for_version(str(version), 10), "410 Gone: the copy is rebuilt from a new list"
+    assert nodes.lists == 2
+    view = {n["metadata"]["name"]: n for n in observer.view().nodes}
+    assert sorted(view) == ["agent-0", "agent-1", "server-0"]
+    assert view["agent-1"]["spec"]["unschedulable"] is True
     version = api.put(api.store["Node"][("", "agent-0")])
     assert nodes.wait_for_version(str(version), 10), "and watched again from that list's version"
+    watches = [line for line in api.calls if line.startswith("GET /api/v1/nodes?") and is_watch(line)]
+    assert parse_qs(urlsplit(watches[-1]).query)["resourceVersion"] == [str(version - 1)]
     assert nodes.error is None
 
 
@@ -224,3 +310,272 @@ def test_start_fails_in_one_line_when_the_api_refuses(tmp_path: Path) -> None:
         )
     finally:
         double.stop()
+
+
+def test_start_says_no_answer_when_a_list_never_comes_back(api_client: Any) -> None:
+    watching = ClusterObserver(api_client)
+    nodes = watching.reflectors["nodes"]
+
+    def unanswered(**arguments: Any) -> Any:
+        nodes._stop.wait(30)
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    nodes.fetch = unanswered
+    with pytest.raises(OperationError) as caught:
+        watching.start(timeout=1)
+    assert str(caught.value) == (
+        "Kubernetes API: could not list nodes in 1s (no answer); check the autoscaler's kubeconfig and its RBAC"
+    )
+
+
+def test_without_kueue_only_nodes_and_pods_are_watched(tmp_path: Path) -> None:
+    double = KubeApi()
+    double.put(node("agent-0"))
+    double.put(pod("oscar-svc", "job", "agent-0"))
+    client = kube_config.new_client_from_config(config_file=str(double.write_kubeconfig(tmp_path / "kc")))
+    watching = ClusterObserver(client)
+    try:
+        watching.start(timeout=10)
+        assert list(watching.reflectors) == ["nodes", "pods"]
+        view = watching.view()
+        assert [n["metadata"]["name"] for n in view.nodes] == ["agent-0"]
+        assert [p["metadata"]["name"] for p in view.pods] == ["job"]
+        assert (view.workloads, view.cluster_queues, view.local_queues) == ([], [], [])
+        assert (view.kueue, view.errors) == (False, [])
+        read_by_watches(double, watching.reflectors)
+    finally:
+        watching.stop()
+        client.close()
+        double.stop()
+
+
+def test_lists_and_watches_ask_for_pages_selectors_and_timeouts(api: KubeApi, api_client: Any) -> None:
+    """A list gives up on a silent API server after 60s, a watch 30s after the server should have ended it."""
+    watching = ClusterObserver(api_client)
+    asked: dict[str, list[dict[str, Any]]] = {"nodes": [], "pods": []}
+    for name, calls in asked.items():
+        watching.reflectors[name].fetch = recording(watching.reflectors[name].fetch, calls)
+    try:
+        watching.start(timeout=10)
+        read_by_watches(api, watching.reflectors)
+    finally:
+        watching.stop()
+    listing = {"_preload_content": False, "limit": 500, "_request_timeout": (10.0, 60.0)}
+    watch = {
+        "_preload_content": False,
+        "watch": True,
+        "resource_version": "5210",
+        "allow_watch_bookmarks": True,
+        "timeout_seconds": 300,
+        "_request_timeout": (10.0, 330.0),
+    }
+    assert asked["nodes"] == [listing, watch]
+    selected = {"field_selector": RUNNING_PODS}
+    assert asked["pods"] == [{**listing, **selected}, {**watch, **selected}]
+
+
+def test_a_list_is_read_500_objects_a_page(api: KubeApi, node_reflector: Reflector) -> None:
+    for number in range(1100):
+        api.put(node(f"worker-{number:04}"))
+    node_reflector.start()
+    assert node_reflector.synced.wait(10)
+    assert len(node_reflector.items()) == 1104 and node_reflector.lists == 1
+    assert node_reflector.version == str(api.version)
+    lists = [line for line in api.calls if line.startswith("GET /api/v1/nodes?") and not is_watch(line)]
+    pages = [(query["limit"], query.get("continue")) for query in (parse_qs(urlsplit(line).query) for line in lists)]
+    assert pages == [(["500"], None), (["500"], ["500"]), (["500"], ["1000"])]
+    read_by_watches(api, {"nodes": node_reflector})
+
+
+def test_added_and_deleted_objects_enter_and_leave_the_copy(api: KubeApi, observer: ClusterObserver) -> None:
+    nodes = observer.reflectors["nodes"]
+    assert nodes.wait_for_version(str(api.put(node("agent-3"))), 10)
+    assert "agent-3" in [n["metadata"]["name"] for n in observer.view().nodes]
+    assert nodes.wait_for_version(str(api.remove("Node", "", "agent-3")), 10)
+    assert sorted(n["metadata"]["name"] for n in observer.view().nodes) == ["agent-0", "agent-1", "agent-2", "server-0"]
+
+
+def test_a_bookmark_moves_the_version_on_without_a_change(api: KubeApi, tmp_path: Path) -> None:
+    """A pod that finishes outside the watch's field selector is not seen, but the bookmark the watch ends with
+    carries its version: the next watch starts from there."""
+    api.watch_seconds = 0.3
+    client = kube_config.new_client_from_config(config_file=str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    pods = Reflector("pods", kube_client.CoreV1Api(client).list_pod_for_all_namespaces, RUNNING_PODS)
+    try:
+        pods.start()
+        assert pods.synced.wait(10)
+        version = api.put(pod("oscar-svc", "done", "agent-0", phase="Succeeded"))
+        assert pods.wait_for_version(str(version), 10)
+        assert len(pods.items()) == 6
+        wait_until(
+            lambda: any(
+                f"resourceVersion={version}&" in line for line in api.calls if line.startswith("GET /api/v1/pods?")
+            ),
+            "no watch from the bookmark's version",
+        )
+    finally:
+        pods.stop()
+        client.close()
+
+
+def test_wait_for_version_compares_resource_versions_as_numbers(observer: ClusterObserver) -> None:
+    nodes = observer.reflectors["nodes"]
+    assert nodes.version == "5210"
+    assert [nodes.wait_for_version(version, 0) for version in ("999", "5209", "5210", "5211", "52100")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert nodes.wait_for_version("abc", 0) is False, "a version that is no number is only equal to itself"
+
+
+def test_a_reflector_never_started_holds_nothing_and_stops_at_once() -> None:
+    reflector = Reflector("nodes", refused)
+    assert (reflector.items(), reflector.wait_for_version("0", 0), reflector.lists) == ([], False, 0)
+    reflector.stop()
+    assert reflector.error is None
+
+
+def test_stop_ends_every_watch_at_once(api: KubeApi, api_client: Any) -> None:
+    before = set(threading.enumerate())
+    watching = ClusterObserver(api_client)
+    watching.start(timeout=10)
+    threads = [thread for thread in threading.enumerate() if thread not in before and thread.name.startswith("watch-")]
+    read_by_watches(api, watching.reflectors)
+    assert sorted(thread.name for thread in threads) == [
+        "watch-clusterqueues",
+        "watch-localqueues",
+        "watch-nodes",
+        "watch-pods",
+        "watch-workloads",
+    ]
+    assert all(thread.daemon for thread in threads), "a watch never keeps the process alive"
+    watching.stop()
+    assert [thread.name for thread in threads if thread.is_alive()] == [], "a watch outlived stop"
+    assert watching.view().errors == [], "a watch cut by stop is no failure"
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (status(500, "InternalError", "etcdserver: request timed out"), "500 etcdserver: request timed out"),
+        ({"kind": "Status", "code": 500}, "500"),
+    ],
+)
+def test_an_error_event_fails_the_watch_with_its_status(
+    api: KubeApi, node_reflector: Reflector, error: dict[str, Any], shown: str
+) -> None:
+    pauses = Pauses(node_reflector, last=1)
+    node_reflector.start()
+    wait_until(lambda: api.watching.get("/api/v1/nodes"), "the nodes watch never started")
+    api.fail_watches(error)
+    assert pauses.ended(10)
+    assert pauses.seen == [(1.0, f"nodes: watch of nodes: {shown}")]
+    assert node_reflector.lists == 1
+
+
+def test_failures_pause_longer_each_time_up_to_30s() -> None:
+    reflector = Reflector("nodes", refused)
+    pauses = Pauses(reflector, last=7)
+    reflector.start()
+    assert pauses.ended(10)
+    reflector.stop()
+    error = "nodes: [Errno 111] Connection refused"
+    assert pauses.seen == [(seconds, error) for seconds in (1.0, 2.0, 5.0, 10.0, 30.0, 30.0, 30.0)]
+    assert not reflector.synced.is_set()
+
+
+def test_a_list_that_succeeds_starts_the_pauses_over(api: KubeApi, api_client: Any) -> None:
+    calls = itertools.count()
+    list_node = kube_client.CoreV1Api(api_client).list_node
+
+    def failing(**arguments: Any) -> Any:
+        # lists 1 and 2 fail, list 3 succeeds, its watch fails, list 4 fails
+        if next(calls) in (0, 1, 3, 4):
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return list_node(**arguments)
+
+    reflector = Reflector("nodes", failing)
+    pauses = Pauses(reflector, last=4)
+    reflector.start()
+    assert pauses.ended(10)
+    reflector.stop()
+    error = "nodes: [Errno 104] Connection reset by peer"
+    assert pauses.seen == [(1.0, error), (2.0, error), (1.0, error), (2.0, error)]
+    assert reflector.lists == 1
+
+
+def group(name: str, versions: list[str], preferred: str | None) -> dict[str, Any]:
+    entries = [{"groupVersion": f"{name}/{version}", "version": version} for version in versions]
+    chosen = {"preferredVersion": {"groupVersion": f"{name}/{preferred}", "version": preferred}} if preferred else {}
+    return {"name": name, "versions": entries, **chosen}
+
+
+@pytest.mark.parametrize(
+    ("groups", "version"),
+    [
+        ([group(KUEUE_GROUP, ["v1beta2", "v1beta1"], "v1beta2")], "v1beta2"),
+        ([group(KUEUE_GROUP, ["v1beta2", "v1beta1"], "v1beta1")], "v1beta1"),
+        ([group(KUEUE_GROUP, ["v1", "v1beta1", "v1beta2"], "v1")], "v1beta2"),
+        ([group(KUEUE_GROUP, ["v1", "v1beta1"], "v1")], "v1beta1"),
+        ([group(KUEUE_GROUP, ["v1beta1"], None)], "v1beta1"),
+        ([group(KUEUE_GROUP, ["v1alpha1"], "v1alpha1")], None),
+        ([group("apps.example.com", ["v1beta1"], "v1beta1"), group(KUEUE_GROUP, ["v1beta2"], "v1beta2")], "v1beta2"),
+        ([group("example.com", ["v1beta1"], "v1beta1")], None),
+        ([], None),
+    ],
+)
+def test_kueue_is_read_in_its_preferred_version_else_the_newest_we_know(
+    api: KubeApi, api_client: Any, groups: list[dict[str, Any]], version: str | None
+) -> None:
+    api.groups = groups
+    assert kueue_version(api_client) == version
+
+
+def test_api_discovery_failure_is_one_line(tmp_path: Path) -> None:
+    double = KubeApi()
+    port = double.server.server_address[1]
+    client = kube_config.new_client_from_config(config_file=str(double.write_kubeconfig(tmp_path / "kc")))
+    double.stop()  # the API server is gone: its port refuses connections
+    with pytest.raises(OperationError) as caught:
+        kueue_version(client)
+    message = str(caught.value)
+    assert message.startswith(
+        f"Kubernetes API: API discovery failed (HTTPConnectionPool(host='127.0.0.1', port={port})"
+    )
+    assert message.endswith("Connection refused\"))); check the autoscaler's kubeconfig"), message
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (
+            ApiException(403, "Forbidden", body='{"kind": "Status", "message": "nodes is forbidden"}'),
+            "403 Forbidden: nodes is forbidden",
+        ),
+        (ApiException(500, "Internal Server Error"), "500 Internal Server Error"),
+        (ApiException(502, "Bad Gateway", body="<html>bad gateway</html>"), "502 Bad Gateway"),
+        (ApiException(500, None, body='{"kind": "Status"}'), "500"),
+        (ConnectionResetError("Connection reset by peer\nwhile reading"), "Connection reset by peer"),
+        (TimeoutError(), "TimeoutError"),
+        (OSError("x" * 400), "x" * 300),
+    ],
+)
+def test_an_api_failure_is_told_in_one_line(error: BaseException, text: str) -> None:
+    assert error_text(error) == text
+
+
+class Chunks:
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+
+    def stream(self, amt: int | None, decode_content: bool) -> Iterator[bytes]:
+        yield from self.chunks
+
+
+def test_a_watch_stream_is_read_a_line_at_a_time_whatever_its_chunks() -> None:
+    chunks = Chunks(b'{"a"', b': 1}\n{"b": 2}\n\n  \n{"c"', b": 3}")
+    assert list(response_lines(chunks)) == [b'{"a": 1}', b'{"b": 2}', b'{"c": 3}']
+    assert list(response_lines(Chunks(b'{"a": 1}\n', b"  "))) == [b'{"a": 1}']
