@@ -92,10 +92,17 @@ class Ec2Power:
         from oscar_deploy.support.extras import import_extra
 
         boto3: Any = import_extra("boto3", "aws")
+        errors: Any = import_extra("botocore.exceptions", "aws")
         if credentials is not None:
             session = boto3.session.Session(region_name=region, **read_credentials(credentials))
         else:
-            session = boto3.session.Session(region_name=region, profile_name=profile)
+            try:
+                session = boto3.session.Session(region_name=region, profile_name=profile)
+            except errors.ProfileNotFound:
+                raise UserInputError(
+                    f"aws.profile: no profile {profile!r} in ~/.aws/config or ~/.aws/credentials; run `aws configure "
+                    f"--profile {profile}`, or empty aws.profile to use the environment"
+                ) from None
         return cls(session.client("ec2"), cluster)
 
     def _instances(self) -> dict[str, dict[str, Any]]:

@@ -24,6 +24,9 @@ from oscar_deploy.providers.power import Machine, MachinePower
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import read_private_file
 
+# Where openstacksdk looks for clouds.yaml when no file is given.
+CLOUDS_YAML_PLACES = "./, ~/.config/openstack/, /etc/openstack/ or OS_CLIENT_CONFIG_FILE"
+
 METADATA_PREFIX = "oscar-deploy-"
 OffMode = Literal["stop", "shelve"]
 STATUSES: dict[str, MachinePower] = {
@@ -56,7 +59,13 @@ def connect_cloud(cloud: str, clouds_file: Path | None) -> Any:
 
     openstack: Any = import_extra("openstack", "openstack")
     if clouds_file is None:
-        return openstack.connect(cloud=cloud)
+        try:
+            return openstack.connect(cloud=cloud)
+        except openstack.exceptions.ConfigException:
+            raise UserInputError(
+                f"openstack.cloud: no cloud {cloud!r} in clouds.yaml ({CLOUDS_YAML_PLACES}); fix the name or add "
+                "that cloud"
+            ) from None
     try:
         data = yaml.safe_load(read_private_file(clouds_file, "the autoscaler's OpenStack credentials"))
     except yaml.YAMLError:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from oscar_deploy.nodes.model import PlannedNode
 from oscar_deploy.providers.base import counted_plan
 from oscar_deploy.providers.gaps import PreflightReport, free, quota_gap
+from oscar_deploy.providers.openstack.power import CLOUDS_YAML_PLACES
 
 if TYPE_CHECKING:
     from oscar_deploy.spec.models import ClusterSpec, OpenStackSpec
@@ -153,7 +154,7 @@ def _connect(openstack: Any, settings: OpenStackSpec, report: PreflightReport) -
         choices = f"one of: {', '.join(known)}" if known else "a cloud of a clouds.yaml"
         report.gap(
             "openstack.cloud",
-            f"no cloud {cloud!r} in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/ or OS_CLIENT_CONFIG_FILE)",
+            f"no cloud {cloud!r} in clouds.yaml ({CLOUDS_YAML_PLACES})",
             f"set it to {choices}, or download clouds.yaml from your dashboard",
         )
         return None

@@ -14,13 +14,16 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
+from oscar_deploy.autoscaler.service import power_manager_for
 from oscar_deploy.providers.aws.power import CLUSTER_TAG, NODE_TAG, ROLE_TAG, Ec2Power, ec2_power_policy
 from oscar_deploy.providers.aws.program import AwsProgramInput
 from oscar_deploy.providers.aws.program import declare as declare_aws
 from oscar_deploy.providers.openstack.power import METADATA_PREFIX, OpenStackPower, connect_cloud
 from oscar_deploy.providers.openstack.program import OpenStackProgramInput
 from oscar_deploy.providers.openstack.program import declare as declare_openstack
-from oscar_deploy.providers.power import Machine
+from oscar_deploy.providers.power import Machine, ProviderPower
+from oscar_deploy.spec.models import parse_spec
+from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import OperationError, UserInputError
 from tests.doubles.openstack_api import FakeOpenStack
 from tests.unit.cloud.conftest import PUBLIC_KEY, aws_invokes, nodes, openstack_invokes
@@ -181,6 +184,50 @@ def test_ec2_credentials_file_must_be_private_and_complete(tmp_path: Path) -> No
     assert str(partial.value) == f"{path}: [default] has no aws_secret_access_key; add it"
 
 
+def test_ec2_power_from_a_named_profile_and_a_profile_that_is_missing(ec2: Any, tmp_path: Path) -> None:
+    (tmp_path / "no-credentials").write_text("[research]\naws_access_key_id = AKIATEST\naws_secret_access_key = x\n")
+    power = Ec2Power.connect("lab", REGION, None, "research")
+    assert [machine.name for machine in power.machines()] == ["agent-0", "agent-1"]
+    with pytest.raises(UserInputError) as missing:
+        Ec2Power.connect("lab", REGION, None, "nobody")
+    assert str(missing.value) == (
+        "aws.profile: no profile 'nobody' in ~/.aws/config or ~/.aws/credentials; run `aws configure --profile "
+        "nobody`, or empty aws.profile to use the environment"
+    )
+
+
+def test_the_autoscaler_uses_its_own_aws_key_else_says_it_uses_the_deploying_ones(
+    ec2: Any, tmp_path: Path, state_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = ClusterState("lab").ensure()
+    spec = parse_spec("name: lab\ntarget: aws\naws: {region: eu-west-1}\n")
+    own = state.path / "autoscaler" / "aws-credentials"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTDEPLOYER")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    power, credentials = power_manager_for(spec, state)
+    assert credentials == f"the environment (no {own}: the deploying credentials, not least-privilege ones)"
+    assert power.machines()[0].name == "agent-0"
+    (tmp_path / "no-credentials").write_text("[research]\naws_access_key_id = AKIATEST\naws_secret_access_key = x\n")
+    with_profile = parse_spec("name: lab\ntarget: aws\naws: {region: eu-west-1, profile: research}\n")
+    assert power_manager_for(with_profile, state)[1] == (
+        f"profile research (no {own}: the deploying credentials, not least-privilege ones)"
+    )
+    own.parent.mkdir(mode=0o700)
+    own.write_text(credentials_file(tmp_path).read_text())
+    own.chmod(0o600)
+    power, credentials = power_manager_for(with_profile, state)
+    assert credentials == str(own)
+    assert power.ec2._request_signer._credentials.access_key == "AKIATESTAUTOSCALER"
+    assert power.ec2.meta.region_name == "eu-west-1"
+
+
+def test_the_autoscaler_of_a_local_cluster_powers_its_node_containers(state_home: Path) -> None:
+    state = ClusterState("lab").ensure()
+    power, credentials = power_manager_for(parse_spec("name: lab\ntarget: local\n"), state)
+    assert isinstance(power, ProviderPower)
+    assert credentials == "podman on this machine"
+
+
 def test_the_iam_policy_allows_only_power_on_this_clusters_workers() -> None:
     policy = ec2_power_policy("lab")
     describe, power = policy["Statement"]
@@ -283,3 +330,31 @@ def test_openstack_clouds_file_must_be_private_and_name_the_cloud(cloud: tuple[F
     with pytest.raises(UserInputError) as loose:
         connect_cloud("lab", clouds)
     assert str(loose.value).startswith(f"{clouds}: mode 0640 lets other users read or change")
+
+
+def test_openstack_from_the_usual_clouds_yaml_and_a_cloud_it_lacks(
+    cloud: tuple[FakeOpenStack, Path], tmp_path: Path, state_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, clouds = cloud
+    for name in [name for name in os.environ if name.startswith("OS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    monkeypatch.chdir(tmp_path)
+    state = ClusterState("lab").ensure()
+    own = state.path / "autoscaler" / "clouds.yaml"
+    power, credentials = power_manager_for(parse_spec("name: lab\ntarget: openstack\nopenstack: {cloud: lab}\n"), state)
+    assert credentials == f"cloud lab (no {own}: the deploying credentials)"
+    assert [machine.name for machine in power.machines()] == ["agent-0", "agent-1"]
+    with pytest.raises(UserInputError) as missing:
+        connect_cloud("egi", None)
+    assert str(missing.value) == (
+        "openstack.cloud: no cloud 'egi' in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/ or "
+        "OS_CLIENT_CONFIG_FILE); fix the name or add that cloud"
+    )
+    own.parent.mkdir(mode=0o700)
+    own.write_text(clouds.read_text())
+    own.chmod(0o600)
+    monkeypatch.delenv("OS_CLIENT_CONFIG_FILE")
+    power, credentials = power_manager_for(parse_spec("name: lab\ntarget: openstack\nopenstack: {cloud: lab}\n"), state)
+    assert credentials == str(own)
+    assert [machine.name for machine in power.machines()] == ["agent-0", "agent-1"]
