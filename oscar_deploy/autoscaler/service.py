@@ -228,10 +228,9 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
                 rows.append({"time": time, **{key: str(decision.get(key, "")) for key in _ROW_KEYS}})
             for step in _objects(entry.get("steps")):
                 rows.append({"time": time, "reason": "", **{key: str(step.get(key, "")) for key in _STEP_KEYS}})
-            found = entry.get("notes")
-            notes = [str(note) for note in found] if isinstance(found, list) else []
-            found = entry.get("counts")
-            counts = {str(k): v for k, v in found.items() if type(v) is int} if isinstance(found, dict) else {}
+            listed, counted = entry.get("notes"), entry.get("counts")
+            notes = [str(note) for note in listed] if isinstance(listed, list) else []
+            counts = {str(k): v for k, v in counted.items() if type(v) is int} if isinstance(counted, dict) else {}
         elif entry.get("event") == "error":
             rows.append({"time": time, "action": "error", "node": "", "reason": "", "outcome": str(entry.get("error"))})
     pid = running_pid(folder)

@@ -70,7 +70,8 @@ def connect_cloud(cloud: str, clouds_file: Path | None) -> Any:
         data = yaml.safe_load(read_private_file(clouds_file, "the autoscaler's OpenStack credentials"))
     except yaml.YAMLError:
         raise UserInputError(f"{clouds_file}: not valid YAML; write a clouds.yaml with a `clouds:` mapping") from None
-    if not isinstance(data, dict) or cloud not in (data.get("clouds") or {}):
+    clouds = data.get("clouds") if isinstance(data, dict) else None
+    if not isinstance(clouds, dict) or not isinstance(clouds.get(cloud), dict):
         raise UserInputError(f"{clouds_file}: no cloud named {cloud!r} under `clouds:`; add it or fix the name")
     from openstack import config as openstack_config
 

@@ -326,6 +326,13 @@ def test_openstack_clouds_file_must_be_private_and_name_the_cloud(cloud: tuple[F
     with pytest.raises(UserInputError) as unknown:
         connect_cloud("egi", clouds)
     assert str(unknown.value) == f"{clouds}: no cloud named 'egi' under `clouds:`; add it or fix the name"
+    text = clouds.read_text()
+    for damaged in ("clouds: [lab]\n", "clouds:\n  lab: [auth]\n", "- clouds\n"):
+        clouds.write_text(damaged)
+        with pytest.raises(UserInputError) as unusable:
+            connect_cloud("lab", clouds)
+        assert str(unusable.value) == f"{clouds}: no cloud named 'lab' under `clouds:`; add it or fix the name"
+    clouds.write_text(text)
     clouds.chmod(0o640)
     with pytest.raises(UserInputError) as loose:
         connect_cloud("lab", clouds)
