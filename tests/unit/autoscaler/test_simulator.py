@@ -25,6 +25,8 @@ def test_our_policy_boots_at_once_and_powers_off_after_idle_time() -> None:
     # at 660 powers it off and the 30 s shutdown ends at 690.
     assert metrics.wait_p95 == pytest.approx(181.0)
     assert metrics.node_hours == pytest.approx((690 - 101) / 3600)
+    assert metrics.idle_node_hours == pytest.approx((660 - 341) / 3600)
+    assert (metrics.wait_mean, metrics.wait_p50, metrics.wait_max) == pytest.approx((181.0, 181.0, 181.0))
     assert (metrics.power_ons, metrics.power_offs, metrics.jobs_killed, metrics.unfinished) == (1, 1, 0, 0)
 
 
