@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import FrozenInstanceError
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,16 @@ def read_by_watches(api: KubeApi, reflectors: dict[str, Reflector]) -> None:
 
 def refused(**arguments: Any) -> Any:
     raise ConnectionRefusedError(111, "Connection refused")
+
+
+def unanswered(reflector: Reflector) -> Callable[..., Any]:
+    """A request that never comes back: it ends only when the reflector is stopped."""
+
+    def fetch(**arguments: Any) -> Any:
+        reflector._stop.wait(30)
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    return fetch
 
 
 def recording(fetch: Callable[..., Any], calls: list[dict[str, Any]]) -> Callable[..., Any]:
@@ -312,19 +323,23 @@ def test_start_fails_in_one_line_when_the_api_refuses(tmp_path: Path) -> None:
         double.stop()
 
 
-def test_start_says_no_answer_when_a_list_never_comes_back(api_client: Any) -> None:
+def test_start_waits_60s_for_each_list_then_says_no_answer(api_client: Any) -> None:
     watching = ClusterObserver(api_client)
-    nodes = watching.reflectors["nodes"]
+    for reflector in watching.reflectors.values():
+        reflector.fetch = unanswered(reflector)
+    waited: list[float | None] = []
 
-    def unanswered(**arguments: Any) -> Any:
-        nodes._stop.wait(30)
-        raise ConnectionResetError(104, "Connection reset by peer")
+    class Unlisted(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waited.append(timeout)
+            return False
 
-    nodes.fetch = unanswered
+    watching.reflectors["nodes"].synced = Unlisted()
     with pytest.raises(OperationError) as caught:
-        watching.start(timeout=1)
+        watching.start()
+    assert waited == [60.0]
     assert str(caught.value) == (
-        "Kubernetes API: could not list nodes in 1s (no answer); check the autoscaler's kubeconfig and its RBAC"
+        "Kubernetes API: could not list nodes in 60s (no answer); check the autoscaler's kubeconfig and its RBAC"
     )
 
 
@@ -342,6 +357,8 @@ def test_without_kueue_only_nodes_and_pods_are_watched(tmp_path: Path) -> None:
         assert [p["metadata"]["name"] for p in view.pods] == ["job"]
         assert (view.workloads, view.cluster_queues, view.local_queues) == ([], [], [])
         assert (view.kueue, view.errors) == (False, [])
+        with pytest.raises(FrozenInstanceError):
+            view.kueue = True  # type: ignore[misc]
         read_by_watches(double, watching.reflectors)
     finally:
         watching.stop()
@@ -370,7 +387,7 @@ def test_lists_and_watches_ask_for_pages_selectors_and_timeouts(api: KubeApi, ap
         "_request_timeout": (10.0, 330.0),
     }
     assert asked["nodes"] == [listing, watch]
-    selected = {"field_selector": RUNNING_PODS}
+    selected = {"field_selector": "status.phase!=Succeeded,status.phase!=Failed"}
     assert asked["pods"] == [{**listing, **selected}, {**watch, **selected}]
 
 
@@ -433,9 +450,9 @@ def test_wait_for_version_compares_resource_versions_as_numbers(observer: Cluste
 
 def test_a_reflector_never_started_holds_nothing_and_stops_at_once() -> None:
     reflector = Reflector("nodes", refused)
-    assert (reflector.items(), reflector.wait_for_version("0", 0), reflector.lists) == ([], False, 0)
+    assert (reflector.items(), reflector.version, reflector.lists, reflector.error) == ([], "", 0, None)
+    assert reflector.wait_for_version("0", 0) is False
     reflector.stop()
-    assert reflector.error is None
 
 
 def test_stop_ends_every_watch_at_once(api: KubeApi, api_client: Any) -> None:
@@ -548,6 +565,12 @@ def test_api_discovery_failure_is_one_line(tmp_path: Path) -> None:
     assert message.endswith("Connection refused\"))); check the autoscaler's kubeconfig"), message
 
 
+class Unavailable(Exception):
+    """An error with an HTTP status and nothing else."""
+
+    status = 503
+
+
 @pytest.mark.parametrize(
     ("error", "text"),
     [
@@ -558,6 +581,7 @@ def test_api_discovery_failure_is_one_line(tmp_path: Path) -> None:
         (ApiException(500, "Internal Server Error"), "500 Internal Server Error"),
         (ApiException(502, "Bad Gateway", body="<html>bad gateway</html>"), "502 Bad Gateway"),
         (ApiException(500, None, body='{"kind": "Status"}'), "500"),
+        (Unavailable(), "503"),
         (ConnectionResetError("Connection reset by peer\nwhile reading"), "Connection reset by peer"),
         (TimeoutError(), "TimeoutError"),
         (OSError("x" * 400), "x" * 300),
@@ -579,3 +603,44 @@ def test_a_watch_stream_is_read_a_line_at_a_time_whatever_its_chunks() -> None:
     chunks = Chunks(b'{"a"', b': 1}\n{"b": 2}\n\n  \n{"c"', b": 3}")
     assert list(response_lines(chunks)) == [b'{"a": 1}', b'{"b": 2}', b'{"c": 3}']
     assert list(response_lines(Chunks(b'{"a": 1}\n', b"  "))) == [b'{"a": 1}']
+
+
+def test_a_failure_is_shown_until_a_list_succeeds(api: KubeApi, node_reflector: Reflector) -> None:
+    shown: list[str | None] = []
+    list_node = node_reflector.fetch
+
+    def failing_once(**arguments: Any) -> Any:
+        shown.append(node_reflector.error)
+        if len(shown) == 1:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return list_node(**arguments)
+
+    node_reflector.fetch = failing_once
+    node_reflector.start()
+    assert node_reflector.synced.wait(10)
+    assert (node_reflector.error, node_reflector.lists) == (None, 1)
+    assert shown[:2] == [None, "nodes: [Errno 104] Connection reset by peer"]
+    read_by_watches(api, {"nodes": node_reflector})
+
+
+def test_410_gone_lists_again_at_once_without_an_error(api: KubeApi, node_reflector: Reflector) -> None:
+    pauses = Pauses(node_reflector, last=1)
+    node_reflector.start()
+    wait_until(lambda: api.watching.get("/api/v1/nodes"), "the nodes watch never started")
+    api.expire_watches()
+    wait_until(lambda: node_reflector.lists == 2, "no second list")
+    assert (pauses.seen, node_reflector.error) == ([], None)
+    read_by_watches(api, {"nodes": node_reflector})
+
+
+def test_api_discovery_gives_up_after_30s(api_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    timeouts: list[Any] = []
+    call_api = api_client.call_api
+
+    def recorded(*arguments: Any, **options: Any) -> Any:
+        timeouts.append(options.get("_request_timeout"))
+        return call_api(*arguments, **options)
+
+    monkeypatch.setattr(api_client, "call_api", recorded)
+    assert kueue_version(api_client) == "v1beta1"
+    assert timeouts == [(10.0, 30.0)]
