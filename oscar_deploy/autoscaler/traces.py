@@ -22,6 +22,7 @@ from pathlib import Path
 from oscar_deploy.autoscaler.model import NodeTemplate, Resources
 from oscar_deploy.autoscaler.simulator import Job, NodePool, Scenario
 from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import open_user_text
 
 ALIBABA_COLUMNS = (
     "name",
@@ -57,11 +58,7 @@ class AlibabaPod:
 
 
 def _rows(path: Path, columns: Sequence[str], what: str) -> Iterable[tuple[int, dict[str, str]]]:
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot be read ({exc.strerror}); give the path of a {what} CSV file") from None
-    with handle:
+    with open_user_text(path, f"{what} CSV file", missing=f"give the path of a {what} CSV file") as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader, None)

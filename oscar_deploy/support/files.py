@@ -19,6 +19,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from oscar_deploy.support.errors import UserInputError, shown
 
@@ -112,6 +113,21 @@ def check_regular_file(path: Path, what: str, missing: str | None = None, name: 
     return path
 
 
+def _open_regular(path: Path, what: str, missing: str | None, name: str) -> int:
+    """A read-only descriptor of the regular file `path`, checked again once open; the caller closes it."""
+    check_regular_file(path, what, missing, name)
+    try:
+        # O_NONBLOCK: should the file be swapped for a FIFO after the check, opening it does not hang.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UserInputError(f"{name}: cannot read the {what} ({_os_problem(exc)})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UserInputError(f"{name}: is {kind_of(mode)}, not a regular file; pass a regular file as the {what}")
+    return fd
+
+
 def read_user_bytes(
     path: Path,
     what: str,
@@ -121,16 +137,8 @@ def read_user_bytes(
 ) -> bytes:
     """The content of the regular file `path`, at most `limit` bytes (None: no limit, for data uploads)."""
     name = name or shown_path(path)
-    check_regular_file(path, what, missing, name)
+    fd = _open_regular(path, what, missing, name)
     try:
-        # O_NONBLOCK: should the file be swapped for a FIFO after the check, opening it does not hang.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise UserInputError(f"{name}: cannot read the {what} ({_os_problem(exc)})") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise UserInputError(f"{name}: is {kind_of(mode)}, not a regular file; pass a regular file as the {what}")
         with os.fdopen(os.dup(fd), "rb") as handle:
             data = handle.read() if limit is None else handle.read(limit + 1)
     except OSError as exc:
@@ -140,6 +148,13 @@ def read_user_bytes(
     if limit is not None and len(data) > limit:
         raise UserInputError(f"{name}: the {what} is larger than {_size(limit)}; pass a smaller file")
     return data
+
+
+def open_user_text(path: Path, what: str, missing: str | None = None) -> TextIO:
+    """The regular file `path` opened as UTF-8 text to read line by line (a file too large to read whole: the
+    caller bounds what it reads and turns UnicodeDecodeError into a one-line error with the line)."""
+    fd = _open_regular(path, what, missing, shown_path(path))
+    return os.fdopen(fd, "r", encoding="utf-8-sig", newline="")
 
 
 def decode_text(data: bytes, name: str, what: str) -> str:

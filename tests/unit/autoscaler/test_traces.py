@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,34 @@ def test_wrong_header_and_empty_file(tmp_path: Path) -> None:
     path.write_text(HEADER + "\n")
     with pytest.raises(UserInputError, match="no pods in the file"):
         read_alibaba_pod_list(path)
-    with pytest.raises(UserInputError, match="cannot be read"):
+
+
+def test_a_trace_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError) as missing:
         read_alibaba_pod_list(tmp_path / "missing.csv")
+    assert str(missing.value) == (
+        f"{tmp_path / 'missing.csv'}: no such cluster-trace-gpu-v2023 pod list CSV file; give the path of a "
+        "cluster-trace-gpu-v2023 pod list CSV file"
+    )
+    os.mkfifo(tmp_path / "pipe.csv")  # opening a FIFO for reading would wait for a writer
+    with pytest.raises(UserInputError) as fifo:
+        read_azure2021_csv(tmp_path / "pipe.csv")
+    assert str(fifo.value) == (
+        f"{tmp_path / 'pipe.csv'}: is a FIFO (named pipe), not a regular file; pass a regular file as the Azure "
+        "Functions 2021 invocation trace CSV file"
+    )
+    with pytest.raises(UserInputError) as folder:
+        read_alibaba_pod_list(tmp_path)
+    assert str(folder.value) == (
+        f"{tmp_path}: is a folder, not a regular file; pass a regular file as the cluster-trace-gpu-v2023 pod list "
+        "CSV file"
+    )
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "invocations.csv"
+    path.write_bytes(b"\xef\xbb\xbfapp,func,end_timestamp,duration\na1,f1,100.5,0.134\n")
+    assert read_azure2021_csv(path) == [("a1", "f1", 100.5, 0.134)]
 
 
 def test_azure2021_rows_become_jobs_of_ten_seconds_or_more(tmp_path: Path) -> None:

@@ -62,6 +62,8 @@ def test_an_alias_bomb_in_a_values_file(hostile) -> None:
         (("validate", "-f", "fifo"), "fifo: is a FIFO (named pipe), not a regular file"),
         (("service", "validate", "fifo"), "fifo: is a FIFO (named pipe), not a regular file"),
         (("service", "validate", "svc.yaml", "-f", "fifo"), "fifo: is a FIFO (named pipe), not a regular file"),
+        (("autoscaler", "simulate", "--trace", "fifo"), "fifo: is a FIFO (named pipe), not a regular file"),
+        (("autoscaler", "simulate", "--trace", "/dev/zero"), "/dev/zero: is a character device, not a regular file"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, tuple) else None,
 )
