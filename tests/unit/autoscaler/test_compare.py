@@ -35,6 +35,12 @@ def metrics(policy: str, node_hours: float, p95: float, power_ons: int, killed: 
 
 
 CLUES = metrics("clues-oscar", 10.0, 400.0, 10)
+GOAL_NAMES = [
+    "G1 fewer node-hours at equal or lower p95 wait",
+    "G2 p95 wait at most half at equal node-hours",
+    "G3 no job killed",
+    "G4 at most 1.2x CLUES-OSCAR's power cycles",
+]
 
 
 def ours(*points: tuple[float, float, float, int]) -> list[Point]:
@@ -49,6 +55,7 @@ def test_every_goal_met_at_the_limits_themselves() -> None:
     sweep = ours((60.0, 9.9, 400.0, 12), (300.0, 10.0, 200.0, 12))
     goals = evaluate_goals(CLUES, sweep[1], sweep, metrics("static-max", 96.0, 0.0, 0))
     assert marks(goals) == "++++"
+    assert [goal.name for goal in goals] == GOAL_NAMES
     assert goals[0].detail == "idle_time=60s: 9.9 vs 10.0 node-h, p95 400s vs 400s"
     assert goals[1].detail == "idle_time=300s: p95 200s vs 400s (half: 200s) at 10.0 vs 10.0 node-h"
     assert goals[3].detail == "most: 12 power-ons at idle_time=300s vs 10 (limit 12)"
@@ -85,12 +92,7 @@ def test_goal_names_and_the_details_when_no_setting_qualifies() -> None:
     """Every setting waits longer and costs more than CLUES-OSCAR: G1 and G2 have no setting to judge."""
     sweep = ours((300.0, 11.0, 500.0, 10))
     goals = evaluate_goals(CLUES, sweep[0], sweep, metrics("static-max", 96.0, 300.0, 0))
-    assert [goal.name for goal in goals] == [
-        "G1 fewer node-hours at equal or lower p95 wait",
-        "G2 p95 wait at most half at equal node-hours",
-        "G3 no job killed",
-        "G4 at most 1.2x CLUES-OSCAR's power cycles",
-    ]
+    assert [goal.name for goal in goals] == GOAL_NAMES
     assert marks(goals) == "--++"
     assert goals[0].detail == "no idle_time within the cycle limit reaches CLUES-OSCAR's p95 of 400s"
     assert goals[1].detail == (
@@ -231,6 +233,8 @@ def test_report_data_holds_every_run_with_its_knob_and_the_goals() -> None:
             {"name": "G2 faster", "met": False, "detail": "second detail"},
         ],
     }
+    unswept = ScenarioReport("one", "one job", 3, 2, 7, REPORT.rows, REPORT.ours, REPORT.goals)
+    assert report_data(unswept)["sweeps"] == {}
 
 
 def plotted(monkeypatch, reports: list[ScenarioReport], path: Path):
