@@ -19,7 +19,7 @@ from oscar_deploy.autoscaler.model import (
     PowerState,
     Resources,
 )
-from oscar_deploy.autoscaler.simulator import Job, NodePool, Scenario, percentile, simulate
+from oscar_deploy.autoscaler.simulator import Job, NodePool, Scenario, Simulator, percentile, simulate
 from oscar_deploy.autoscaler.workloads import OSCAR_WN
 from tests.unit.autoscaler.test_simulator import EXACT_POOL
 
@@ -78,8 +78,10 @@ def test_pools_jobs_and_scenarios_default_to_the_documented_values() -> None:
 def test_a_pod_goes_to_the_node_with_the_most_free_room_and_ties_go_to_the_first() -> None:
     controller = Script(starts_all_on=True)
     jobs = [job(1, 500), job(2, 1000, 1024), job(3, 200, 256), job(4, 1000, 1024)]
-    simulate(scenario(jobs, count=3, horizon=20.0), controller)
+    metrics = simulate(scenario(jobs, count=3, horizon=20.0), controller)
     assert placed(controller.looks[10.0]) == {"wn-1": ["job-0"], "wn-2": ["job-1"], "wn-3": ["job-2", "job-3"]}
+    # Idle until the first pod (1 + 2 + 3 s) and from the last pod's end to the end at 1004 (3 + 2 + 0 s).
+    assert metrics.idle_node_hours * 3600 == pytest.approx(11.0)
 
 
 def test_a_pod_asking_exactly_the_room_left_runs_and_the_next_one_waits() -> None:
@@ -91,11 +93,11 @@ def test_a_pod_asking_exactly_the_room_left_runs_and_the_next_one_waits() -> Non
 
 def test_a_node_runs_no_more_pods_than_it_allows() -> None:
     controller = Script(starts_all_on=True)
-    metrics = simulate(
-        scenario([job(0, 1, 1), job(1, 1, 1), job(2, 1, 1, duration=10.0)], template=TWO_PODS), controller
-    )
+    jobs = [job(0, 1, 1), job(1, 1, 1), job(2, 1, 1, duration=10.0), job(3, 1, 1, duration=10.0)]
+    metrics = simulate(scenario(jobs, template=TWO_PODS), controller)
     assert placed(controller.looks[10.0]) == {"small-1": ["job-0", "job-1"]}
-    assert (metrics.wait_max, metrics.simulated_seconds) == (98.0, 110.0)
+    # One slot frees at 100 and one at 101: the last pod starts at 101.
+    assert (metrics.wait_mean, metrics.wait_max, metrics.simulated_seconds) == (49.0, 98.0, 111.0)
 
 
 def test_a_node_that_becomes_ready_takes_the_oldest_pending_shape_first_and_fills_up() -> None:
@@ -132,10 +134,13 @@ def test_a_look_is_due_even_when_the_added_up_ticks_fall_a_hair_short() -> None:
     assert looks == [0.0, pytest.approx(0.8)]
 
 
-def test_a_pod_arriving_at_a_tick_is_seen_at_the_next_one() -> None:
+def test_a_pod_arriving_or_ending_at_a_tick_is_seen_so_at_the_next_one() -> None:
     controller = Script({110.0: [(ON, "wn-1")]})
     simulate(scenario([job(100, 500, duration=1.0)]), controller)
     assert (controller.looks[100.0].pending, [pod.name for pod in controller.looks[110.0].pending]) == ((), ["job-0"])
+    running = Script(starts_all_on=True)
+    simulate(scenario([job(15, 500, duration=5.0)]), running)
+    assert (placed(running.looks[20.0]), placed(running.looks[30.0])) == ({"wn-1": ["job-0"]}, {})
 
 
 def test_a_watching_controller_looks_once_a_reaction_delay_after_the_first_unschedulable_pod() -> None:
@@ -153,14 +158,17 @@ def test_a_boot_given_up_is_billed_until_its_shutdown_ends_and_its_late_ready_is
     controller = Script({0.0: [(ON, "wn-1"), (ON, "wn-2")], 10.0: [(OFF, "wn-2")], 50.0: [(ON, "wn-2")]})
     metrics = simulate(scenario([], count=2, horizon=1000.0), controller)
 
-    def power(at: float) -> list[tuple[PowerState, float, bool, float | None]]:
-        return [(n.power, n.power_since, n.our_boot, n.idle_since) for n in controller.looks[at].nodes]
+    def power(at: float) -> list[tuple[PowerState, float, bool, bool, float | None]]:
+        return [(n.power, n.power_since, n.cordoned, n.our_boot, n.idle_since) for n in controller.looks[at].nodes]
 
-    assert power(10.0) == [(PowerState.BOOTING, 0.0, True, None)] * 2
-    assert power(20.0)[1] == (PowerState.STOPPING, 10.0, False, None)
-    assert power(40.0)[1] == (PowerState.OFF, 40.0, False, None)
-    assert power(180.0) == [(PowerState.ON, 180.0, False, 180.0), (PowerState.BOOTING, 50.0, True, None)]
-    assert power(230.0)[1] == (PowerState.ON, 230.0, False, 230.0)
+    assert [(n.power, n.power_since, n.cordoned, n.pods_changed_at) for n in controller.looks[0.0].nodes] == [
+        (PowerState.OFF, 0.0, False, 0.0)
+    ] * 2
+    assert power(10.0) == [(PowerState.BOOTING, 0.0, False, True, None)] * 2
+    assert power(20.0)[1] == (PowerState.STOPPING, 10.0, False, False, None)
+    assert power(40.0)[1] == (PowerState.OFF, 40.0, False, False, None)
+    assert power(180.0) == [(PowerState.ON, 180.0, False, False, 180.0), (PowerState.BOOTING, 50.0, False, True, None)]
+    assert power(230.0)[1] == (PowerState.ON, 230.0, False, False, 230.0)
     # Billed 0-1000 and 0-40 plus 50-1000; idle once Ready: 180-1000 and 230-1000.
     assert metrics.node_hours * 3600 == pytest.approx(1000 + 40 + 950)
     assert metrics.idle_node_hours * 3600 == pytest.approx(820 + 770)
@@ -202,17 +210,21 @@ def test_the_look_shows_each_node_with_its_labels_pods_and_when_they_last_change
     assert controller.node(110.0, "gpu-1").idle_since == 105.0
 
 
-def test_min_nodes_are_on_and_billed_from_the_start() -> None:
-    metrics = simulate(replace(scenario([], count=2), min_nodes=1), Script())
-    assert (metrics.node_hours * 3600, metrics.idle_node_hours * 3600, metrics.power_ons) == (100.0, 100.0, 0)
+def test_min_nodes_are_on_and_billed_from_the_start_to_the_horizon_not_to_the_tick_after_it() -> None:
+    metrics = simulate(replace(scenario([], count=2, horizon=95.0), min_nodes=1), Script())
+    assert (metrics.node_hours * 3600, metrics.idle_node_hours * 3600, metrics.power_ons) == (95.0, 95.0, 0)
+    assert metrics.simulated_seconds == 95.0
 
 
 def test_a_run_that_cannot_finish_stops_a_week_after_the_horizon_without_the_waits_of_unfinished_jobs() -> None:
-    """A ten-day job holds the only node; the tick at exactly horizon + 7 days is still run."""
+    """A ten-day job holds the only node, never empty since Ready at 180, and a 1500m pod never fits beside it;
+    the tick at exactly horizon + 7 days is still run. Only the 10 s pod's wait counts."""
     controller = Script({0.0: [(ON, "wn-1")]}, every=1000.0)
-    metrics = simulate(scenario([job(0, 2000, duration=10 * 86_400.0), job(1, 1000)], horizon=200.0), controller)
-    assert (metrics.simulated_seconds, metrics.unfinished, metrics.jobs) == (605_000.0, 2, 2)
-    assert (metrics.wait_mean, metrics.wait_max, metrics.node_hours * 3600) == (0.0, 0.0, 605_000.0)
+    jobs = [job(0, 1000, duration=10 * 86_400.0), job(1, 1000, duration=10.0), job(2, 1500)]
+    metrics = simulate(scenario(jobs, horizon=200.0), controller)
+    assert (metrics.simulated_seconds, metrics.unfinished, metrics.jobs) == (605_000.0, 2, 3)
+    assert (metrics.wait_mean, metrics.wait_max) == (179.0, 179.0)
+    assert (metrics.node_hours * 3600, metrics.idle_node_hours) == (605_000.0, 0.0)
 
 
 def test_percentile_ranks_at_least_the_first_value() -> None:
@@ -231,3 +243,93 @@ def test_boot_and_shutdown_times_are_drawn_per_seed_node_and_boot() -> None:
     assert twice.node_hours * 3600 == pytest.approx(2105.944348)  # 2000 s on, 105.9 s of two shutdowns
     other = simulate(Scenario("draws", "d", (drawn,), jobs[:1], 100.0), Script({0.0: [(ON, "wn-1")]}), seed=2)
     assert other.wait_max == pytest.approx(108.970945)
+
+
+def test_a_drained_node_s_pods_go_to_another_node_or_wait_for_room() -> None:
+    """At 50 wn-1 is drained: its Knative pod moves to wn-2 at once with the 52 s it had left, its job waits for
+    room and restarts from scratch at 101, when wn-2's job ends."""
+    jobs = [job(0, 1500), job(1, 1500), Job(2, 100.0, Resources.request(400, 512), interruptible=True)]
+    controller = Script({50.0: [(Action.DRAIN, "wn-1")]}, starts_all_on=True)
+    metrics = simulate(scenario(jobs, count=2), controller)
+    assert placed(controller.looks[50.0]) == {"wn-1": ["job-0", "job-2"], "wn-2": ["job-1"]}
+    assert placed(controller.looks[60.0]) == {"wn-2": ["job-1", "job-2"]}
+    assert [pod.name for pod in controller.looks[60.0].pending] == ["job-0"]
+    assert placed(controller.looks[110.0]) == {"wn-2": ["job-0"]}
+    assert (metrics.jobs_killed, metrics.pods_moved, metrics.wait_max, metrics.simulated_seconds) == (
+        1,
+        1,
+        101.0,
+        201.0,
+    )
+
+
+def test_an_older_pod_that_does_not_fit_lets_a_younger_smaller_one_take_the_room() -> None:
+    """At 50 the 500m pod's end frees 500m: the 2000m pod pending since 1 cannot use it, the 500m one since 2 can."""
+    jobs = [job(0, 1500), job(0, 500, duration=50.0), job(1, 2000), job(2, 500)]
+    metrics = simulate(scenario(jobs), Script(starts_all_on=True))
+    # The second 500m pod runs 50-150 (waits 48 s); the 2000m pod starts when it and the first pod are done.
+    assert (metrics.wait_mean, metrics.wait_max, metrics.simulated_seconds) == ((48 + 149) / 4, 149.0, 250.0)
+
+
+def test_gpu_pods_need_a_free_gpu_and_cpu_pods_leave_it_alone() -> None:
+    gpu_node = NodeTemplate("gpu", "amd64", Resources.node(4000, 7600, gpu=1))
+    jobs = [job(0, 500), Job(1, 100.0, Resources.request(500, 512, 1)), Job(2, 100.0, Resources.request(500, 512, 1))]
+    controller = Script({0.0: [(ON, "gpu-1")]})
+    metrics = simulate(scenario(jobs, template=gpu_node), controller)
+    assert placed(controller.looks[190.0]) == {"gpu-1": ["job-0", "job-1"]}
+    assert (metrics.wait_max, metrics.simulated_seconds) == (278.0, 380.0)
+
+
+def test_a_job_no_pool_can_run_is_left_out_of_the_counts() -> None:
+    arm = {ARCH_LABEL: "arm64"}
+    jobs = [job(0, 500), job(1, 3000), Job(2, 10.0, Resources.request(500, 512), selector=arm), job(3, 500)]
+    metrics = simulate(scenario(jobs), Script(starts_all_on=True))
+    assert (metrics.jobs, metrics.unfinished, metrics.simulated_seconds) == (2, 0, 103.0)
+
+
+def test_pods_of_the_same_size_with_different_selectors_are_placed_apart() -> None:
+    """Sized alike, the amd64-only pod may not follow the unrestricted one onto the arm64 pool."""
+    arm = NodeTemplate("arm", "arm64", Resources.node(2000, 3800))
+    pools = (replace(EXACT_POOL, count=1), replace(EXACT_POOL, template=arm, count=1))
+    jobs = (job(0, 500), job(1, 500), Job(2, 100.0, Resources.request(500, 512), selector={ARCH_LABEL: "amd64"}))
+    controller = Script(starts_all_on=True)
+    simulate(Scenario("two", "two pools", pools, jobs, 100.0), controller)
+    assert placed(controller.looks[10.0]) == {"wn-1": ["job-0", "job-2"], "arm-1": ["job-1"]}
+
+
+def test_waits_are_summed_up_by_nearest_rank() -> None:
+    """101 one-second jobs on one node, one after the other: they wait 0, 1, ..., 100 s."""
+    metrics = simulate(scenario([job(0, 2000, duration=1.0)] * 101), Script(starts_all_on=True))
+    assert (metrics.wait_mean, metrics.wait_p50, metrics.wait_p95, metrics.wait_p99, metrics.wait_max) == (
+        50.0,
+        50.0,
+        95.0,
+        99.0,
+        100.0,
+    )
+
+
+def test_placement_stays_least_allocated_after_the_scheduler_compacts_its_queue() -> None:
+    """120 short pods, one a second, next to a long one: enough starts and ends that the per-pool queue of node
+    scores is rebuilt (at 78.5 s); every short pod still goes to the emptier node."""
+    jobs = [job(0, 1000, duration=200.0)] + [job(float(i), 500, duration=0.5) for i in range(1, 121)]
+    controller = Script(starts_all_on=True, every=0.25)
+    simulate(scenario(jobs, count=2), controller)
+    nodes = {node.name for look in controller.looks.values() for node in look.nodes for pod in node.pods}
+    short = {n.name for look in controller.looks.values() for n in look.nodes for p in n.pods if p.name != "job-0"}
+    assert (nodes, short) == ({"wn-1", "wn-2"}, {"wn-2"})
+
+
+def test_a_pod_size_that_found_no_room_is_placed_at_once_after_room_was_freed() -> None:
+    """The 500m pod at 1 finds no room and starts at 100; one alike at 150 starts at once beside it."""
+    metrics = simulate(scenario([job(0, 2000), job(1, 500), job(150, 500)]), Script(starts_all_on=True))
+    assert (metrics.wait_mean, metrics.wait_max, metrics.simulated_seconds) == (33.0, 99.0, 250.0)
+
+
+def test_the_seed_is_1_unless_given() -> None:
+    drawn = Scenario("draws", "d", (NodePool(OSCAR_WN, 1, boot_failure=0.0),), (job(0, 500, duration=10.0),), 100.0)
+    plan = {0.0: [(ON, "wn-1")]}
+    seeded = simulate(drawn, Script(plan), seed=1)
+    assert simulate(drawn, Script(plan)) == seeded
+    assert Simulator(drawn, Script(plan)).run() == seeded
+    assert seeded != simulate(drawn, Script(plan), seed=2)
