@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ MANIFEST_FORMAT = 1
 LEGACY_INSTALLER_NAME = "install.sh"
 # Folder of the platform's files inside a bundle (oscar_deploy.platform.bundle writes it).
 PLATFORM_DIR = "platform/"
+# A file's place in a bundle, as its manifest records it: relative, inside the folder, no hidden segment.
+BUNDLE_PATH = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}(?:/[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}){0,7}")
 
 
 def parse_arches(text: str, option: str = "--arch") -> list[str]:
@@ -110,15 +113,22 @@ def load_manifest(directory: Path) -> BundleManifest:
             raise UserInputError(
                 f"{path}: bundle format {data.get('format')!r} is not {MANIFEST_FORMAT}; rebuild it with this version"
             )
+        files = {str(key): dict(value) for key, value in data["files"].items()}
+        outside = next((key for key in files if not BUNDLE_PATH.fullmatch(key)), None)
+        if outside is not None:
+            raise UserInputError(
+                f"{path}: damaged bundle manifest (file {outside[:80]!r} is not a path inside the bundle); rebuild "
+                "with `oscar-deploy bundle build`"
+            )
         return BundleManifest(
             k3s_version=str(data["k3s_version"]),
             arches=[str(arch) for arch in data["arches"]],
-            files={str(key): dict(value) for key, value in data["files"].items()},
+            files=files,
             download_url=str(data.get("download_url", "")),
             created_at=str(data.get("created_at", "")),
             platform=dict(data.get("platform") or {}),
         )
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
         raise UserInputError(
             f"{path}: damaged bundle manifest ({exc}); rebuild with `oscar-deploy bundle build`"
         ) from None

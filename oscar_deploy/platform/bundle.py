@@ -37,7 +37,7 @@ from urllib.parse import urljoin
 
 import yaml
 
-from oscar_deploy.nodes.bundle import BundleManifest, load_manifest, previous_manifest, save_manifest
+from oscar_deploy.nodes.bundle import MANIFEST_NAME, BundleManifest, load_manifest, previous_manifest, save_manifest
 from oscar_deploy.platform.binaries import ARCHES as BINARY_ARCHES
 from oscar_deploy.platform.binaries import downloads
 from oscar_deploy.platform.manifests import manifest_objects
@@ -55,6 +55,7 @@ from oscar_deploy.spec.catalogue import Catalogue
 from oscar_deploy.spec.models import ClusterSpec
 from oscar_deploy.support.download import Downloader, sha256_of
 from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.files import check_regular_file, decode_text, read_user_bytes
 from oscar_deploy.support.oci import FetchedImage, ImageRef, Skopeo, fetch_image, parse_reference
 
 PLATFORM = "platform"
@@ -361,24 +362,64 @@ def offline_platform(directory: Path) -> OfflinePlatform:
         raise UserInputError(
             f"{directory}: the bundle holds k3s only; add the platform with `oscar-deploy bundle build {directory}`"
         )
-    files = {str(entry["url"]): BundledFile(str(entry["name"]), str(entry["sha256"])) for entry in platform["binaries"]}
-    registries = sorted({parse_reference(str(entry["reference"])).registry for entry in platform["images"]})
-    chart = directory / str(platform["charts"][0]["path"])
-    return OfflinePlatform(files, tuple(registries), base64.b64encode(chart.read_bytes()).decode())
+    try:
+        files = {}
+        for entry in platform["binaries"]:
+            name = str(entry["name"])
+            _listed(directory, manifest, f"{PLATFORM}/files/{name}")
+            files[str(entry["url"])] = BundledFile(name, str(entry["sha256"]))
+        registries = sorted({parse_reference(str(entry["reference"])).registry for entry in platform["images"]})
+        chart_path = str(platform["charts"][0]["path"])
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise _damaged(directory, exc) from None
+    chart = _bundled_bytes(directory, manifest, chart_path)
+    return OfflinePlatform(files, tuple(registries), base64.b64encode(chart).decode())
 
 
 def bundled_manifest_texts(directory: Path, third_party: list[ThirdPartyManifest]) -> dict[str, str]:
     """The release manifests from a bundle, each checked against the digest the bundle recorded."""
-    entries = {str(entry["url"]): entry for entry in load_manifest(directory).platform.get("manifests") or []}
+    manifest = load_manifest(directory)
+    try:
+        entries = {str(entry["url"]): str(entry["path"]) for entry in manifest.platform.get("manifests") or []}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise _damaged(directory, exc) from None
     texts = {}
-    for manifest in third_party:
-        entry = entries.get(manifest.url)
-        if entry is None:
+    for wanted in third_party:
+        relative = entries.get(wanted.url)
+        if relative is None:
             raise UserInputError(
-                f"{directory}: the bundle lacks {manifest.url}; rebuild it with `oscar-deploy bundle build`"
+                f"{directory}: the bundle lacks {wanted.url}; rebuild it with `oscar-deploy bundle build`"
             )
-        data = (directory / str(entry["path"])).read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise UserInputError(f"{directory}: {entry['path']} does not match its sha256; rebuild the bundle")
-        texts[manifest.url] = data.decode()
+        texts[wanted.url] = decode_text(_bundled_bytes(directory, manifest, relative), relative, "release manifest")
     return texts
+
+
+def _listed(directory: Path, manifest: BundleManifest, relative: str) -> dict[str, Any]:
+    """The manifest's record (size, sha256) of a file the platform section names; only listed files are read."""
+    entry = manifest.files.get(relative)
+    if entry is None:
+        raise UserInputError(
+            f"{directory}: the platform section names {relative[:80]!r}, a file the bundle does not list; rebuild "
+            "it with `oscar-deploy bundle build`"
+        )
+    return entry
+
+
+def _bundled_bytes(directory: Path, manifest: BundleManifest, relative: str) -> bytes:
+    """A listed file of the bundle, read through the guarded path and held to its recorded size and sha256."""
+    entry = _listed(directory, manifest, relative)
+    path, size = directory / relative, entry.get("size")
+    check_regular_file(path, "bundle file", missing="rebuild the bundle with `oscar-deploy bundle build`")
+    if not isinstance(size, int) or path.stat().st_size != size:
+        raise UserInputError(f"{directory}: {relative} does not match its sha256; rebuild the bundle")
+    data = read_user_bytes(path, "bundle file", limit=size)
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise UserInputError(f"{directory}: {relative} does not match its sha256; rebuild the bundle")
+    return data
+
+
+def _damaged(directory: Path, exc: Exception) -> UserInputError:
+    return UserInputError(
+        f"{directory / MANIFEST_NAME}: damaged platform section ({type(exc).__name__}: {str(exc)[:80]}); rebuild it "
+        "with `oscar-deploy bundle build`"
+    )
