@@ -18,7 +18,7 @@ import typer
 from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, ClusterSpec, load_spec
 from oscar_deploy.state.endpoints import CLUSTER_ENV, default_cluster_name
 from oscar_deploy.state.folder import ClusterState, cluster_state
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.errors import UserInputError, printable
 
 SPEC_OPTION = typer.Option(
     Path(DEFAULT_SPEC_FILE), "--file", "-f", help="Cluster spec file.", show_default=True, dir_okay=False
@@ -58,7 +58,10 @@ def print_json(data: Any) -> None:
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A plain table on stdout: upper-case headers, columns padded to their widest cell, no trailing blanks."""
+    """A plain table on stdout: upper-case headers, columns padded to their widest cell, no trailing blanks.
+    Cells often hold what a cluster or a remote service said: characters that are not printable are escaped, so
+    none can move the cursor or rewrite the terminal."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max([len(column), *(len(row[index]) for row in rows)]) for index, column in enumerate(columns)]
     typer.echo("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
     for row in rows:

@@ -206,6 +206,19 @@ def test_files_put_ls_get(cli, demo: FakeOscar, tmp_path: Path) -> None:
     assert cli("files", "put", "a.txt").exit_code == 2
 
 
+def test_files_ls_escapes_what_a_key_holds(cli, demo: FakeOscar, tmp_path: Path) -> None:
+    from oscar_deploy.services.files import ObjectStore
+    from oscar_deploy.state.endpoints import access_from_state
+
+    cli("service", "apply", "cowsay.yaml")
+    (tmp_path / "a.txt").write_text("a")
+    store = ObjectStore(access_from_state(ClusterState("demo")).minio)  # type: ignore[arg-type]
+    store.put_file(tmp_path / "a.txt", "cowsay-files", "in/\x1b]0;owned\x07\x1b[2Ja.txt")
+    listed = cli("files", "ls", "cowsay-files/in/").stdout
+    assert "\x1b" not in listed and "\x07" not in listed
+    assert listed.splitlines()[-1].endswith("  cowsay-files/in/\\x1b]0;owned\\x07\\x1b[2Ja.txt")
+
+
 # --- clusters oscar-deploy did not create ----------------------------------------------------------------------
 
 

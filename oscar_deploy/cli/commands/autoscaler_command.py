@@ -63,6 +63,7 @@ def status(
     from oscar_deploy.autoscaler.service import status_data
     from oscar_deploy.cli.options import cluster_name, print_json, print_table
     from oscar_deploy.state.folder import cluster_state
+    from oscar_deploy.support.errors import printable
 
     data = status_data(cluster_state(cluster_name(file, cluster)), last)
     if json_output:
@@ -86,7 +87,7 @@ def status(
     else:
         typer.echo("no decision so far")
     for note in data["notes"]:
-        typer.echo(f"note: {note}")
+        typer.echo(printable(f"note: {note}"))  # notes quote the cluster's own words
 
 
 @autoscaler_app.command("simulate")

@@ -14,7 +14,7 @@ from oscar_deploy.cli.access import (
 )
 from oscar_deploy.cli.options import JSON_OPTION, print_json
 from oscar_deploy.services.files import object_store_for, split_location, upload_key
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.errors import UserInputError, printable
 from oscar_deploy.support.files import check_regular_file, check_write_target, write_user_file
 
 files_app = typer.Typer(
@@ -97,7 +97,7 @@ def ls(
             if as_json:
                 print_json(buckets)
             for bucket in [] if as_json else buckets:
-                typer.echo(bucket)
+                typer.echo(printable(bucket))
             return
         bucket, prefix = split_location(location)
         objects = store.list_objects(bucket, prefix)
@@ -105,4 +105,5 @@ def ls(
         print_json([asdict(item) for item in objects])
         return
     for item in objects:
-        typer.echo(f"{item.size:>12}  {item.last_modified}  {bucket}/{item.key}")
+        # Keys are whatever uploaders chose: escaped, a key cannot move the cursor or rewrite the terminal.
+        typer.echo(printable(f"{item.size:>12}  {item.last_modified}  {bucket}/{item.key}"))

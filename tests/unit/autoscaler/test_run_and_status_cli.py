@@ -103,6 +103,22 @@ def test_run_once_powers_on_a_board_for_a_pending_job_and_status_shows_why(edge:
     assert (decision["action"], decision["node"], decision["outcome"]) == ("power-on", "board-2", "powered on")
 
 
+def test_status_escapes_what_the_cluster_said(edge: Cli, state_home: Path) -> None:
+    from oscar_deploy.autoscaler.decisions import DecisionsLog
+
+    log = DecisionsLog(state_home / "edge" / "autoscaler" / "decisions.jsonl")
+    log.write({"event": "start", "target": "static", "period": 5}, time.time())
+    said = "500 Internal Server Error: \x1b[2J\x1b]0;owned\x07"
+    decision = {"action": "cordon", "node": "board-1", "reason": "unneeded", "outcome": f"failed: {said}"}
+    log.write({"event": "round", "decisions": [decision], "notes": [f"board-1: {said}"]}, time.time())
+    status = edge("autoscaler", "status")
+    assert status.exit_code == 0, status.output
+    assert "\x1b" not in status.stdout and "\x07" not in status.stdout
+    escaped = "500 Internal Server Error: \\x1b[2J\\x1b]0;owned\\x07"
+    assert f" failed: {escaped} " in status.stdout.splitlines()[-2]
+    assert status.stdout.splitlines()[-1] == f"note: board-1: {escaped}"
+
+
 def test_status_without_a_log_and_bad_input(edge: Cli) -> None:
     status = edge("autoscaler", "status", "-c", "edge")
     assert status.exit_code == 0
