@@ -219,6 +219,17 @@ def test_files_ls_escapes_what_a_key_holds(cli, demo: FakeOscar, tmp_path: Path)
     assert listed.splitlines()[-1].endswith("  cowsay-files/in/\\x1b]0;owned\\x07\\x1b[2Ja.txt")
 
 
+def test_service_list_and_jobs_escape_what_the_server_says(cli, demo: FakeOscar) -> None:
+    cli("service", "apply", "cowsay.yaml")
+    demo.services["cowsay"]["image"] = "ghcr.io/grycap/cowsay\x1b[2J"
+    listing = cli("service", "list").stdout.splitlines()
+    assert listing[1].startswith("cowsay  ghcr.io/grycap/cowsay\\x1b[2J  0.2")
+    job = demo.new_job("cowsay", "log")
+    job.status = "Succeeded\x1b]0;owned\x07"
+    jobs = cli("service", "logs", "cowsay").stdout
+    assert f"{job.name}  Succeeded\\x1b]0;owned\\x07  created " in jobs and "\x1b" not in jobs
+
+
 # --- clusters oscar-deploy did not create ----------------------------------------------------------------------
 
 

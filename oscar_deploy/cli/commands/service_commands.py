@@ -14,11 +14,11 @@ from oscar_deploy.cli.access import (
     cluster_access,
     connect,
 )
-from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json
+from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json, print_table
 from oscar_deploy.services.fdl import mask_secrets, to_yaml
 from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
 from oscar_deploy.services.templating import load_fdl
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.errors import UserInputError, printable
 from oscar_deploy.support.files import check_write_target, read_user_bytes, write_user_file
 
 service_app = typer.Typer(
@@ -134,7 +134,7 @@ def list_services(
     if not services:
         typer.echo(f"no services on {access.oscar.url}")
         return
-    rows = [("NAME", "IMAGE", "CPU", "MEMORY", "INPUT", "OUTPUT")]
+    rows = []
     for service in sorted(services, key=lambda item: str(item.get("name"))):
         rows.append(
             (
@@ -146,9 +146,7 @@ def list_services(
                 ",".join(str(item.get("path", "")) for item in service.get("output") or []) or "-",
             )
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print_table(("name", "image", "cpu", "memory", "input", "output"), rows)
 
 
 @service_app.command("delete")
@@ -224,10 +222,8 @@ def logs(
         typer.echo(f"{name}: no jobs")
         return
     for item in jobs:
-        typer.echo(
-            f"{item.name}  {item.status or '-'}  created {item.creation_time or '-'}  "
-            f"finished {item.finish_time or '-'}"
-        )
+        times = f"created {item.creation_time or '-'}  finished {item.finish_time or '-'}"
+        typer.echo(printable(f"{item.name}  {item.status or '-'}  {times}"))  # the server's words, escaped
 
 
 @service_app.command("cli-config")
