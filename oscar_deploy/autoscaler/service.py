@@ -38,12 +38,6 @@ if TYPE_CHECKING:
     from oscar_deploy.spec.models import ClusterSpec
     from oscar_deploy.state.folder import ClusterState
 
-WHERE_IT_RUNS = {
-    "local": "the machine running the node containers (podman stops and starts them)",
-    "aws": "a machine with the state folder, calling EC2 with the autoscaler's own credentials",
-    "openstack": "a machine with the state folder, calling Nova with the autoscaler's own clouds.yaml",
-    "static": "a machine in the boards' LAN (wake-on-LAN broadcasts do not cross routers)",
-}
 # Boot-time estimates until this cluster's own boots are measured (power-on to Ready).
 DEFAULT_BOOT_SECONDS = {"local": 30.0, "aws": 120.0, "openstack": 180.0, "static": 120.0}
 
@@ -222,7 +216,7 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
     starts = [entry for entry in entries if entry.get("event") == "start"]
     stops = [entry for entry in entries if entry.get("event") == "stop"]
     for entry in entries:
-        time = str(entry.get("time", ""))
+        time = entry["time"]  # a str: entries() skips lines without one
         if entry.get("event") == "round":
             for decision in _objects(entry.get("decisions")):
                 rows.append({"time": time, **{key: str(decision.get(key, "")) for key in _ROW_KEYS}})

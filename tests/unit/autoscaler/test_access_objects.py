@@ -76,11 +76,17 @@ def test_its_kubeconfig_is_written_once_from_the_token_secret(state_home: Path) 
         path = ensure_kubeconfig(state)
         assert path == state.path / "autoscaler" / "kubeconfig"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        config = yaml.safe_load(path.read_text())
-        assert config["clusters"] == [
-            {"name": "cluster", "cluster": {"server": api.url, "certificate-authority-data": "Q0EgZGF0YQ=="}}
-        ]
-        assert config["users"] == [{"name": "oscar-autoscaler", "user": {"token": "eyJhbGciOi.autoscaler.token"}}]
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert yaml.safe_load(path.read_text()) == {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "cluster", "cluster": {"server": api.url, "certificate-authority-data": "Q0EgZGF0YQ=="}}
+            ],
+            "users": [{"name": "oscar-autoscaler", "user": {"token": "eyJhbGciOi.autoscaler.token"}}],
+            "contexts": [{"name": "oscar-autoscaler", "context": {"cluster": "cluster", "user": "oscar-autoscaler"}}],
+            "current-context": "oscar-autoscaler",
+        }
         reads = [p for p in api.requests if "secrets" in p]
         assert reads == ["/api/v1/namespaces/oscar/secrets/oscar-autoscaler-token"] * 2
         assert ensure_kubeconfig(state) == path

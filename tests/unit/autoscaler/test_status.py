@@ -86,13 +86,14 @@ def test_damaged_parts_of_a_round_show_nothing_instead_of_failing(cluster: Clust
     write(
         cluster,
         {"event": "round", "decisions": [POWER_ON, "x", 3, None], "steps": {"node": "agent-2"}, "notes": ["ok", 2]},
-        {"event": "round", "decisions": "power-on", "steps": [None, DRAIN_STEP], "notes": "n", "counts": [1]},
+        {"event": "round", "decisions": "power-on", "steps": [None, DRAIN_STEP, {}], "notes": "n", "counts": [1]},
         {"event": "round", "decisions": [{"action": 7}], "counts": {"on": True, "off": 1.5, "failed": 1}},
     )
     data = status_data(cluster, 10)
     assert data["decisions"] == [
         {"time": "2026-05-28T20:26:40Z", **POWER_ON},
         {"time": "2026-05-28T20:26:41Z", "reason": "", **DRAIN_STEP},
+        {"time": "2026-05-28T20:26:41Z", "reason": "", "action": "", "node": "", "outcome": ""},
         {"time": "2026-05-28T20:26:42Z", "action": "7", "node": "", "reason": "", "outcome": ""},
     ]
     assert (data["notes"], data["nodes"]) == ([], {"failed": 1})
