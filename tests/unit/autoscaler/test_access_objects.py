@@ -9,6 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from oscar_deploy.autoscaler.decisions import run_lock
 from oscar_deploy.autoscaler.service import ensure_kubeconfig, kubeconfig_text
 from oscar_deploy.platform.autoscaler import AUTOSCALER_TOKEN_SECRET, autoscaler_access_objects
 from oscar_deploy.spec.catalogue import load_catalogue
@@ -93,6 +94,18 @@ def test_its_kubeconfig_is_written_once_from_the_token_secret(state_home: Path) 
         assert [p for p in api.requests if "secrets" in p] == reads, (
             "written once; the admin kubeconfig is not used again"
         )
+    finally:
+        api.stop()
+
+
+def test_its_kubeconfig_is_written_into_the_folder_the_run_lock_made(state_home: Path) -> None:
+    api = KubeApi()
+    try:
+        state = ClusterState("lab").ensure()
+        api.write_kubeconfig(state.kubeconfig_file)
+        api.secrets[("oscar", AUTOSCALER_TOKEN_SECRET)] = {"token": "eyJhbGciOi.autoscaler.token"}
+        with run_lock(state.path / "autoscaler", "lab"):
+            assert ensure_kubeconfig(state).is_file()
     finally:
         api.stop()
 

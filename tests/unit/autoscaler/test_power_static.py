@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from oscar_deploy.autoscaler.service import power_manager_for
 from oscar_deploy.providers.power import Machine
 from oscar_deploy.providers.static.power import CommandPower
 from oscar_deploy.providers.static.provider import StaticProvider
@@ -129,6 +130,23 @@ def test_the_spec_needs_both_commands_for_the_autoscaler_on_static() -> None:
         )
     )
     assert spec.static is not None and spec.static.power_on_command == ["wakeonlan", "{mac_address}"]
+
+
+def test_the_autoscaler_of_a_static_cluster_runs_the_spec_commands(
+    hosts: StaticProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = parse_spec(
+        SPEC.format(
+            commands="  power_on_command: [wakeonlan, '{mac_address}']\n"
+            "  power_off_command: [ssh, '{ansible_host}', poweroff]\n"
+        )
+    )
+    monkeypatch.chdir(tmp_path)  # the spec's inventory, boards.yml, is there
+    power, credentials = power_manager_for(spec, ClusterState("edge", root=tmp_path / "state"))
+    assert isinstance(power, CommandPower)
+    assert power.commands == {"on": ["wakeonlan", "{mac_address}"], "off": ["ssh", "{ansible_host}", "poweroff"]}
+    assert [node.name for node in power.nodes()] == ["server-0", "board-1", "board-2"]
+    assert credentials == "the commands of static.power_on_command and static.power_off_command"
 
 
 @pytest.mark.parametrize(
