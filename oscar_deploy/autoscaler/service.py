@@ -202,6 +202,10 @@ def run_autoscaler(spec: ClusterSpec, state: ClusterState, once: bool) -> None:
             for number, handler in previous.items():
                 signal.signal(number, handler)
             api_client.close()
+    # Stopped cleanly either way: SIGTERM (a service manager) ends with 0; Ctrl-C ends as it does for every
+    # command, `interrupted` and 130.
+    if received[:1] == ["SIGINT"]:
+        raise KeyboardInterrupt
 
 
 def status_data(state: ClusterState, last: int) -> dict[str, Any]:

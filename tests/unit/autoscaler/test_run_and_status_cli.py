@@ -159,7 +159,8 @@ def test_a_broken_kubeconfig_is_one_line(edge: Cli) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_the_service_stops_cleanly_on_sigterm_and_runs_once_per_cluster(edge: Cli, state_home: Path) -> None:
+def started_service(edge: Cli, state_home: Path) -> subprocess.Popen[str]:
+    """`autoscaler run` as a service process, once it has logged its first round."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     service = subprocess.Popen(
         [sys.executable, "-m", "oscar_deploy", "autoscaler", "run"],
@@ -169,13 +170,19 @@ def test_the_service_stops_cleanly_on_sigterm_and_runs_once_per_cluster(edge: Cl
         stderr=subprocess.PIPE,
         text=True,
     )
+    deadline = time.monotonic() + 60
+    log = state_home / "edge" / "autoscaler" / "decisions.jsonl"
+    while not (log.is_file() and '"event": "round"' in log.read_text()):
+        if service.poll() is not None or time.monotonic() > deadline:
+            service.kill()
+            raise AssertionError(f"no round logged in 60 s: {service.communicate()}")
+        time.sleep(0.1)
+    return service
+
+
+def test_the_service_stops_cleanly_on_sigterm_and_runs_once_per_cluster(edge: Cli, state_home: Path) -> None:
+    service = started_service(edge, state_home)
     try:
-        deadline = time.monotonic() + 60
-        log = state_home / "edge" / "autoscaler" / "decisions.jsonl"
-        while not (log.is_file() and '"event": "round"' in log.read_text()):
-            assert service.poll() is None, service.communicate()
-            assert time.monotonic() < deadline, "no round logged in 60 s"
-            time.sleep(0.1)
         status = json.loads(edge("autoscaler", "status", "--json").stdout)
         assert (status["running"], status["pid"]) == (True, service.pid)
         second = edge("autoscaler", "run", "--once")
@@ -192,4 +199,19 @@ def test_the_service_stops_cleanly_on_sigterm_and_runs_once_per_cluster(edge: Cl
     assert (output, errors) == ("", ""), "the service prints nothing: its decisions go to the log"
     entries = log_entries(state_home)
     assert entries[-1]["event"] == "stop" and entries[-1]["reason"] == "SIGTERM"
+    assert json.loads(edge("autoscaler", "status", "--json").stdout)["running"] is False
+
+
+def test_ctrl_c_stops_the_service_cleanly_and_ends_as_interrupted(edge: Cli, state_home: Path) -> None:
+    service = started_service(edge, state_home)
+    try:
+        service.send_signal(signal.SIGINT)
+        output, errors = service.communicate(timeout=30)
+    finally:
+        if service.poll() is None:
+            service.kill()
+    assert (service.returncode, output) == (130, "")
+    assert errors == "interrupted; what completed is recorded, run the command again to resume\n"
+    last = log_entries(state_home)[-1]
+    assert (last["event"], last["reason"]) == ("stop", "SIGINT")
     assert json.loads(edge("autoscaler", "status", "--json").stdout)["running"] is False
