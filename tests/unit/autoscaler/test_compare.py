@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-from dataclasses import asdict, replace
+from dataclasses import FrozenInstanceError, asdict, replace
 from pathlib import Path
 
 import pytest
@@ -406,3 +406,10 @@ def test_simulate_command_json_holds_every_report_and_a_trace_runs_alone(two_sce
         ("b3", ["oscar-deploy"]),
         ("trace:pods.csv", ["oscar-deploy"]),
     ]
+
+
+def test_a_report_its_points_and_goals_cannot_be_changed() -> None:
+    point, goal = REPORT.rows[0], REPORT.goals[0]
+    for value, attribute in ((REPORT, "seed"), (point, "knob"), (goal, "met")):
+        with pytest.raises(FrozenInstanceError):
+            setattr(value, attribute, None)
