@@ -4,7 +4,7 @@ upstream defaults), Cluster-Autoscaler-like, Karpenter-like, the oracle, and the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
@@ -81,6 +81,13 @@ def test_the_registry_names_each_policy_with_its_knob_default_and_sweep() -> Non
     assert (OURS, REFERENCE, ALWAYS_ON) == ("oscar-deploy", "clues-oscar", "static-max")
     built = scenario(NodePool(WN, 2))
     assert {name: e.build(built, None).name for name, e in POLICIES.items()} == {name: name for name in POLICIES}
+
+
+def test_the_clues_settings_and_registry_entries_cannot_be_changed_in_place() -> None:
+    with pytest.raises(FrozenInstanceError):
+        CLUES_OSCAR.idle_time = 60.0  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        POLICIES["clues-oscar"].default = 60.0  # type: ignore[misc]
 
 
 def test_each_builder_sets_the_policys_knob_or_keeps_its_default() -> None:
@@ -167,7 +174,7 @@ def test_clues_settings_are_the_anchors_defaults() -> None:
 
 def test_clues_requests_a_node_only_once_a_pod_has_been_seen_pending_over_60s() -> None:
     clues = Clues(CLUES_OSCAR, (WN,))
-    seen = snap(20.0, node("wn-2", OFF), node("wn-1", OFF), pods=[pending("a", created=-500.0)])
+    seen = snap(20.0, node("wn-2", OFF), node("wn-1", OFF), pods=[pending("a", cpu=1500, created=-500.0)])
     assert clues.decide(seen, 20.0) == []
     assert clues.decide(seen, 80.0) == []
     assert said(clues.decide(seen, 81.0)) == [("power-on", "wn-1", "request")]
@@ -201,6 +208,14 @@ def test_clues_counts_a_booting_node_with_its_templates_room_and_skips_stopping_
     nodes = (node("wn-1", BOOTING), node("wn-2", STOPPING), node("wn-3", FAILED), node("wn-4", OFF))
     seen = snap(0.0, *nodes, pods=[pending(name, cpu=1000) for name in "abc"])
     assert acts(clues.decide(seen, 61.0)) == [("power-on", "wn-3")]  # a failed boot (OFF_ERR) may be retried
+
+
+def test_clues_judges_a_node_with_a_template_by_the_templates_room_not_what_it_reports() -> None:
+    booting = replace(node("wn-1", BOOTING), allocatable=Resources())
+    off = [replace(n, allocatable=Resources()) for n in offs(2, first=2)]
+    clues = Clues(CLUES_OSCAR, (WN,))
+    seen = snap(0.0, booting, *off, pods=[pending("a", cpu=2000), pending("b", cpu=2000)])
+    assert acts(clues.decide(seen, 61.0)) == [("power-on", "wn-2")]
 
 
 def test_clues_without_a_template_uses_the_nodes_own_room_and_only_for_pods_without_selector() -> None:
@@ -280,6 +295,27 @@ def test_clues_asks_again_for_a_pod_still_pending_60s_after_its_request_was_serv
     assert after(121.0) == [("power-on", "wn-2")]  # its own booking still holds wn-1
 
 
+def test_clues_keeps_the_room_of_attended_requests_booked_while_their_node_boots() -> None:
+    clues = Clues(CLUES_OSCAR, (WN,))
+    pods = [pending("a", cpu=1000), pending("b", cpu=1000)]
+    assert acts(clues.decide(snap(0.0, *offs(2), pods=pods), 61.0)) == [("power-on", "wn-1")]
+    later = snap(80.0, node("wn-1", BOOTING, since=61.0), node("wn-2", OFF), pods=[*pods, pending("c", cpu=1000)])
+    clues.decide(later, 80.0)
+    assert clues.decide(later, 140.0) == []
+    assert acts(clues.decide(later, 141.0)) == [("power-on", "wn-2")]
+
+
+def test_clues_asks_again_for_a_pod_behind_the_requests_made_meanwhile() -> None:
+    """A pod still pending 60 s after its request was served gets a new request at the back of the queue: here
+    behind one that fits nowhere, so nothing is powered on for it."""
+    clues = Clues(CLUES_OSCAR, (WN,))
+    first = snap(0.0, node("wn-1", ON), node("wn-2", OFF), pods=[pending("z", cpu=1500)])
+    assert clues.decide(first, 61.0) == []
+    meanwhile = snap(20.0, node("wn-1", ON), node("wn-2", OFF), pods=[pending("z", cpu=1500), pending("y", 5000)])
+    assert clues.decide(meanwhile, 81.0) == []
+    assert clues.decide(replace(meanwhile, now=100.0), 121.0) == []
+
+
 def test_clues_drops_the_request_of_a_pod_no_longer_pending_and_frees_its_booking() -> None:
     clues = Clues(CLUES_OSCAR, (WN,))
     assert acts(clues.decide(snap(0.0, *offs(2), pods=[pending("a", cpu=1500)]), 61.0)) == [("power-on", "wn-1")]
@@ -315,6 +351,12 @@ def test_clues_with_extra_nodes_free_cancels_the_last_power_off_and_powers_on_in
     idle = snap(0.0, node("wn-1", ON), node("wn-2", ON))
     assert clues.decide(idle, 0.0) == []
     assert acts(clues.decide(idle, 330.0)) == [("power-off", "wn-1")]
+    three = snap(0.0, node("wn-1", ON), node("wn-2", ON), node("wn-3", ON))
+    two = Clues(replace(CLUES_OSCAR, extra_nodes_free=2), (WN,))
+    assert two.decide(three, 0.0) == []
+    assert acts(two.decide(three, 330.0)) == [("power-off", "wn-1")]
+    one_idle = Clues(replace(CLUES_OSCAR, extra_nodes_free=2), (WN,))
+    assert acts(one_idle.decide(snap(0.0, node("wn-1", ON), *offs(2, first=2)), 0.0)) == [("power-on", "wn-2")]
     two = Clues(replace(CLUES_OSCAR, extra_nodes_free=2), (WN,))
     assert acts(two.decide(snap(0.0, node("wn-1", ON, job("j")), *offs(3, first=2)), 0.0)) == [
         ("power-on", "wn-2"),
@@ -326,7 +368,10 @@ def test_clues_with_extra_nodes_free_cancels_the_last_power_off_and_powers_on_in
 
 TALL = NodeTemplate("tall", "amd64", Resources.node(2000, 8192))
 TWIN = NodeTemplate("twin", "amd64", Resources.node(2000, 4096))
-GPU = NodeTemplate("gpu", "amd64", Resources.node(2000, 4096, gpu=2))
+GPU = NodeTemplate("gpu", "amd64", Resources.node(2000, 4096, gpu=4))
+WIDE = NodeTemplate("wide", "amd64", Resources.node(4000, 4096))
+CPU_ONLY = NodeTemplate("cpu", "amd64", Resources.node(2000, 0))
+MEMORY_ONLY = NodeTemplate("memory", "amd64", Resources.node(0, 4096))
 
 
 def ca(evict: bool = True, *pools: NodePool, min_nodes: int = 0) -> ClusterAutoscalerLike:
@@ -360,14 +405,11 @@ def test_cluster_autoscaler_packs_pending_pods_first_fit_decreasing_on_its_templ
 
 
 def test_cluster_autoscaler_counts_room_on_ready_and_upcoming_nodes_but_not_cordoned_ones() -> None:
-    nodes = (
-        node("wn-1", ON, job("j", cpu=1000)),
-        node("wn-2", BOOTING),
-        node("wn-3", ON, cordoned=True),
-        *offs(2, first=4),
-    )
+    nodes = (node("wn-1", ON, job("j", cpu=1000)), node("wn-2", BOOTING), *offs(2, first=4))
     pods = [pending("a", 1000), pending("b", 2000), pending("c", 1500)]
     assert acts(ca().decide(snap(0.0, *nodes, pods=pods), 0.0)) == [("power-on", "wn-4")]
+    cordoned = (node("wn-3", ON, cordoned=True), node("wn-4", OFF))
+    assert acts(ca().decide(snap(0.0, *cordoned, pods=[pending("a")]), 0.0)) == [("power-on", "wn-4")]
 
 
 def test_cluster_autoscaler_powers_on_only_off_nodes_up_to_the_scenarios_max() -> None:
@@ -378,6 +420,18 @@ def test_cluster_autoscaler_powers_on_only_off_nodes_up_to_the_scenarios_max() -
         ("power-on", "wn-3"),
         ("power-on", "wn-4"),
     ]
+    two_shapes = [pending("a", 2000), pending("b", 2000), pending("c", 1500)]
+    assert acts(ca(True, NodePool(WN, 2)).decide(snap(0.0, *offs(3), pods=two_shapes), 0.0)) == [
+        ("power-on", "wn-1"),
+        ("power-on", "wn-2"),
+    ]
+
+
+def test_cluster_autoscaler_powers_on_no_more_nodes_of_a_group_than_are_off() -> None:
+    controller = ca(True, NodePool(WN, 5), NodePool(ARM, 1))
+    nodes = (*offs(2), node("board-1", OFF, template=ARM))
+    pods = [pending(name, 2000) for name in "abc"]
+    assert acts(controller.decide(snap(0.0, *nodes, pods=pods), 0.0)) == [("power-on", "wn-1"), ("power-on", "wn-2")]
 
 
 def test_cluster_autoscaler_skips_pods_no_template_fits_and_scales_for_the_others() -> None:
@@ -392,6 +446,10 @@ def test_cluster_autoscaler_skips_pods_no_template_fits_and_scales_for_the_other
         ((WN, TALL), [pending("a", 1000, 4096), pending("b", 1000, 4096)], "tall-1"),  # both on one tall node
         ((WN, TALL), [pending("a", 1000, 4096)], "wn-1"),  # one pod wastes half of either
         ((TWIN, WN), [pending("a", 1000, 2048)], "twin-1"),  # a tie goes to the first node group
+        ((TALL, WIDE), [pending("a", 1000, 4096)], "wide-1"),  # CPU 0.75 + memory 0 beats 0.5 + 0.5
+        ((WIDE, TALL), [pending("a", 2000, 2048)], "tall-1"),  # CPU 0 + memory 0.75 beats 0.5 + 0.5
+        ((WN, CPU_ONLY), [pending("a", 1000, 0)], "cpu-1"),  # memory it does not have, it cannot waste
+        ((WN, MEMORY_ONLY), [pending("a", 0, 2048)], "memory-1"),
     ],
 )
 def test_cluster_autoscaler_expands_the_node_group_that_wastes_least(pools, pods, chosen) -> None:
@@ -436,10 +494,12 @@ def test_cluster_autoscaler_drains_a_node_whose_cpu_and_memory_requests_are_each
     assert said(decided) == ([("drain", "wn-1", "underutilised; pods fit elsewhere")] if drained else [])
 
 
-@pytest.mark.parametrize(("cpu", "memory", "gpu", "drained"), [(1900, 3900, 0, True), (100, 100, 1, False)])
+@pytest.mark.parametrize(
+    ("cpu", "memory", "gpu", "drained"), [(1900, 3900, 0, True), (100, 100, 1, True), (100, 100, 2, False)]
+)
 def test_cluster_autoscaler_judges_a_gpu_node_by_its_gpu_requests_only(cpu, memory, gpu, drained) -> None:
     pod = PodInfo("g", Resources.request(cpu, memory, gpu), interruptible=True)
-    other = node("gpu-2", ON, PodInfo("h", Resources.request(100, 100, 1), interruptible=True), template=GPU)
+    other = node("gpu-2", ON, PodInfo("h", Resources.request(100, 100, 2), interruptible=True), template=GPU)
     decided = after_unneeded(ca(True, NodePool(GPU, 2)), node("gpu-1", ON, pod, template=GPU), other)
     assert acts(decided) == ([("drain", "gpu-1")] if drained else [])
 
@@ -448,6 +508,8 @@ def test_ca_evict_drains_a_node_running_a_job_and_ca_safe_does_not() -> None:
     nodes = (node("wn-1", ON, job("j", cpu=500)), node("wn-2", ON, job("k", cpu=1500)))
     assert acts(after_unneeded(ca(True), *nodes)) == [("drain", "wn-1")]
     assert said(after_unneeded(ca(False), *nodes)) == []
+    behind = (node("wn-1", ON, job("j", cpu=100, memory=100)), node("wn-2", ON, knative("k", cpu=200)), RECEIVER)
+    assert acts(after_unneeded(ca(False, NodePool(WN, 2), NodePool(BIG, 1)), *behind)) == [("drain", "wn-2")]
 
 
 def test_cluster_autoscaler_keeps_a_node_whose_pods_fit_nowhere_else() -> None:
@@ -455,15 +517,27 @@ def test_cluster_autoscaler_keeps_a_node_whose_pods_fit_nowhere_else() -> None:
     assert said(after_unneeded(ca(), *nodes)) == []
 
 
+def test_cluster_autoscaler_looks_past_a_node_whose_pods_fit_nowhere_else() -> None:
+    nodes = (node("big-1", ON, knative("k", cpu=1900), template=BIG), node("wn-1", ON, knative("l", cpu=990)))
+    assert acts(after_unneeded(ca(True, NodePool(WN, 1), NodePool(BIG, 1)), *nodes)) == [("drain", "wn-1")]
+    nodes = (node("wn-0", ON), *nodes)
+    assert acts(after_unneeded(ca(True, NodePool(WN, 2), NodePool(BIG, 1)), *nodes)) == [
+        ("power-off", "wn-0"),
+        ("drain", "wn-1"),
+    ]
+
+
 def test_cluster_autoscaler_drains_one_node_at_a_time_the_least_used_first() -> None:
     nodes = (node("wn-1", ON, knative("k", cpu=600)), node("wn-2", ON, knative("l", cpu=400)), RECEIVER)
     assert acts(after_unneeded(ca(True, NodePool(WN, 2), NodePool(BIG, 1)), *nodes)) == [("drain", "wn-2")]
 
 
-def test_cluster_autoscaler_removes_up_to_ten_empty_nodes_at_once() -> None:
+def test_cluster_autoscaler_removes_up_to_ten_empty_nodes_at_once_and_still_drains_one() -> None:
     nodes = [node(f"wn-{i:02}", ON) for i in range(12, 0, -1)]
-    assert acts(after_unneeded(ca(True, NodePool(WN, 12)), *nodes)) == [
-        ("power-off", f"wn-{i:02}") for i in range(1, 11)
+    nodes.append(node("wn-13", ON, knative("k", cpu=500)))
+    assert acts(after_unneeded(ca(True, NodePool(WN, 13)), *nodes)) == [
+        *(("power-off", f"wn-{i:02}") for i in range(1, 11)),
+        ("drain", "wn-13"),
     ]
 
 
@@ -475,6 +549,12 @@ def test_cluster_autoscaler_drains_no_pod_onto_a_node_it_removes() -> None:
 def test_cluster_autoscaler_keeps_min_nodes_counting_booting_ones() -> None:
     nodes = (node("wn-1", ON), node("wn-2", ON), node("wn-3", BOOTING, since=0.0))
     assert acts(after_unneeded(ca(True, NodePool(WN, 3), min_nodes=2), *nodes)) == [("power-off", "wn-1")]
+    nodes = tuple(node(f"wn-{i}", ON) for i in range(1, 5))
+    assert acts(after_unneeded(ca(True, NodePool(WN, 4), min_nodes=1), *nodes)) == [
+        ("power-off", "wn-1"),
+        ("power-off", "wn-2"),
+        ("power-off", "wn-3"),
+    ]
 
 
 def test_cluster_autoscaler_restarts_the_unneeded_clock_when_a_node_is_needed_again() -> None:
@@ -484,6 +564,10 @@ def test_cluster_autoscaler_restarts_the_unneeded_clock_when_a_node_is_needed_ag
     assert controller.decide(snap(310.0, node("wn-1", ON)), 310.0) == []
     assert controller.decide(snap(909.0, node("wn-1", ON)), 909.0) == []
     assert acts(controller.decide(snap(910.0, node("wn-1", ON)), 910.0)) == [("power-off", "wn-1")]
+    controller = ca()
+    assert controller.decide(snap(0.0, node("wn-1", ON, job("j", cpu=1500)), node("wn-2", ON)), 0.0) == []
+    assert controller.decide(snap(300.0, node("wn-1", ON), node("wn-2", ON)), 300.0) == []
+    assert acts(controller.decide(snap(600.0, node("wn-1", ON), node("wn-2", ON)), 600.0)) == [("power-off", "wn-2")]
 
 
 def test_cluster_autoscaler_waits_10_min_after_a_scale_up_before_looking_for_unneeded_nodes() -> None:
@@ -544,30 +628,35 @@ def test_karpenter_packs_pending_pods_onto_nodes_of_the_cheapest_type_that_admit
 
 def test_karpenter_counts_ready_and_in_flight_room_and_takes_only_off_nodes() -> None:
     controller = karpenter(False, NodePool(WN, 2), NodePool(ARM, 3))
-    nodes = (
-        node("board-1", ON, cordoned=True, template=ARM),
-        node("board-2", BOOTING, template=ARM),
-        node("wn-1", ON, job("j", cpu=1500)),
-        node("board-3", OFF, template=ARM),
-        node("wn-2", OFF),
-    )
-    pods = [pending("a", 500), pending("b", 4000), pending("c", 3000)]
-    assert acts(controller.decide(snap(0.0, *nodes, pods=pods), 0.0)) == [("power-on", "board-3")]
+    nodes = (node("board-2", BOOTING, template=ARM), node("wn-1", ON, job("j", cpu=1500)), *offs(1, ARM, first=3))
+    assert controller.decide(snap(0.0, *nodes, pods=[pending("a", 500), pending("b", 4000)]), 0.0) == []
+    nodes = (node("board-1", ON, cordoned=True, template=ARM), node("board-2", STOPPING, template=ARM), *nodes[2:])
+    assert acts(controller.decide(snap(0.0, *nodes, pods=[pending("b", 4000)]), 0.0)) == [("power-on", "board-3")]
     full = (node("board-1", ON, job("j", cpu=4000), template=ARM), node("board-2", STOPPING, template=ARM), *offs(2))
     limited = karpenter(False, NodePool(WN, 1), NodePool(ARM, 1))
     assert acts(limited.decide(snap(0.0, *full, pods=[pending(n, 2000) for n in "ab"]), 0.0)) == [("power-on", "wn-1")]
 
 
+def test_karpenter_takes_no_more_nodes_of_a_type_than_are_off() -> None:
+    controller = karpenter(False, NodePool(ARM, 5))
+    pods = [pending(name, 4000) for name in "abc"]
+    assert acts(controller.decide(snap(0.0, *offs(2, ARM), pods=pods), 0.0)) == [
+        ("power-on", "board-1"),
+        ("power-on", "board-2"),
+    ]
+
+
 def test_karpenter_gives_up_a_node_not_registered_after_15_min() -> None:
     controller = karpenter()
-    assert controller.decide(snap(900.0, node("wn-1", BOOTING, since=0.0)), 900.0) == []
-    assert said(controller.decide(snap(901.0, node("wn-1", BOOTING, since=0.0)), 901.0)) == [
+    assert controller.decide(snap(1000.0, node("wn-1", BOOTING, since=100.0)), 1000.0) == []
+    assert said(controller.decide(snap(1001.0, node("wn-1", BOOTING, since=100.0)), 1001.0)) == [
         ("power-off", "wn-1", "registration TTL")
     ]
 
 
 def test_karpenter_removes_an_empty_node_15s_after_it_became_a_candidate() -> None:
-    assert said(validated(karpenter(), node("wn-1", ON))) == [("power-off", "wn-1", "consolidation (empty)")]
+    just_emptied = replace(node("wn-1", ON), pods_changed_at=100.0)
+    assert said(validated(karpenter(), just_emptied)) == [("power-off", "wn-1", "consolidation (empty)")]
 
 
 def test_karpenter_restarts_validation_when_a_node_stops_being_a_candidate() -> None:
@@ -586,16 +675,33 @@ def test_karpenter_consolidate_after_counts_from_the_nodes_last_pod_change() -> 
 
 @pytest.mark.parametrize(
     ("ready", "booting", "stopping", "min_nodes", "removed"),
-    [(11, 0, 0, 0, 2), (10, 0, 0, 0, 1), (10, 1, 0, 0, 1), (11, 0, 1, 0, 1), (11, 0, 0, 10, 1), (2, 0, 0, 2, 0)],
+    [
+        (11, 0, 0, 0, 2),
+        (10, 0, 0, 0, 1),
+        (10, 1, 0, 0, 1),
+        (11, 0, 1, 0, 1),
+        (11, 0, 0, 9, 2),
+        (11, 0, 0, 10, 1),
+        (2, 0, 0, 2, 0),
+    ],
 )
 def test_karpenter_disrupts_at_most_10_percent_of_nodes_rounded_up_minus_those_not_ready(
     ready, booting, stopping, min_nodes, removed
 ) -> None:
-    nodes = [node(f"wn-{i:02}", ON) for i in range(1, ready + 1)]
+    nodes = [node(f"wn-{i:02}", ON) for i in range(ready, 0, -1)]
     nodes += [node(f"boot-{i}", BOOTING, since=100.0) for i in range(booting)]
     nodes += [node(f"stop-{i}", STOPPING) for i in range(stopping)]
     decided = validated(karpenter(min_nodes=min_nodes), *nodes)
     assert acts(decided) == [("power-off", f"wn-{i:02}") for i in range(1, removed + 1)]
+
+
+def test_karpenter_acts_on_each_candidate_once_its_own_validation_is_over() -> None:
+    controller = karpenter(budget=1.0)
+    assert controller.decide(snap(100.0, node("wn-1", ON, job("j")), node("wn-2", ON)), 100.0) == []
+    both = snap(105.0, node("wn-1", ON), node("wn-2", ON))
+    assert controller.decide(both, 105.0) == []
+    assert acts(controller.decide(both, 115.0)) == [("power-off", "wn-2")]
+    assert acts(controller.decide(both, 120.0)) == [("power-off", "wn-1")]
 
 
 def test_karpenter_drains_an_underutilised_node_whose_pods_fit_on_the_others() -> None:
