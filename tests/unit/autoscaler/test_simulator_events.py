@@ -4,7 +4,7 @@ node, how a run is billed and when it ends."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
@@ -82,6 +82,19 @@ def test_a_pod_goes_to_the_node_with_the_most_free_room_and_ties_go_to_the_first
     assert placed(controller.looks[10.0]) == {"wn-1": ["job-0"], "wn-2": ["job-1"], "wn-3": ["job-2", "job-3"]}
     # Idle until the first pod (1 + 2 + 3 s) and from the last pod's end to the end at 1004 (3 + 2 + 0 s).
     assert metrics.idle_node_hours * 3600 == pytest.approx(11.0)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(job(0, 100, 3000), job(1, 1500, 50)), (job(0, 1500, 100), job(1, 50, 750))],
+    ids=["wn-1 has more cpu free", "wn-1 has more memory free"],
+)
+def test_the_free_shares_of_cpu_and_of_memory_count_alike(first: Job, second: Job) -> None:
+    """After two pods wn-1 has more of one resource free, wn-2 more of the other and more in sum of the free
+    shares: the third pod goes to wn-2."""
+    controller = Script(starts_all_on=True)
+    simulate(scenario([first, second, job(2, 100, 100)], count=2, horizon=20.0), controller)
+    assert placed(controller.looks[10.0]) == {"wn-1": ["job-0"], "wn-2": ["job-1", "job-2"]}
 
 
 def test_a_pod_asking_exactly_the_room_left_runs_and_the_next_one_waits() -> None:
@@ -214,6 +227,7 @@ def test_min_nodes_are_on_and_billed_from_the_start_to_the_horizon_not_to_the_ti
     metrics = simulate(replace(scenario([], count=2, horizon=95.0), min_nodes=1), Script())
     assert (metrics.node_hours * 3600, metrics.idle_node_hours * 3600, metrics.power_ons) == (95.0, 95.0, 0)
     assert metrics.simulated_seconds == 95.0
+    assert simulate(scenario([], horizon=0.0), Script()).simulated_seconds == 0.0
 
 
 def test_a_run_that_cannot_finish_stops_a_week_after_the_horizon_without_the_waits_of_unfinished_jobs() -> None:
@@ -333,3 +347,11 @@ def test_the_seed_is_1_unless_given() -> None:
     assert simulate(drawn, Script(plan)) == seeded
     assert Simulator(drawn, Script(plan)).run() == seeded
     assert seeded != simulate(drawn, Script(plan), seed=2)
+
+
+def test_jobs_pools_scenarios_and_metrics_cannot_be_changed() -> None:
+    one = scenario([job(0, 500, duration=1.0)])
+    metrics = simulate(one, Script(starts_all_on=True))
+    for value, attribute in ((one.jobs[0], "duration"), (one.pools[0], "count"), (one, "horizon"), (metrics, "jobs")):
+        with pytest.raises(FrozenInstanceError):
+            setattr(value, attribute, 0)
