@@ -64,9 +64,10 @@ def wait_until(condition: Callable[[], Any], what: str) -> None:
 
 def read_by_watches(api: KubeApi, reflectors: dict[str, Reflector]) -> None:
     """A change to each collection seen: every watch is open and read (stop cannot cut a watch still opening)."""
+    versions = {name: api.put(next(iter(api.store[KINDS[name]].values()))) for name in reflectors}
+    deadline = time.monotonic() + 10
     for name, reflector in reflectors.items():
-        version = api.put(next(iter(api.store[KINDS[name]].values())))
-        assert reflector.wait_for_version(str(version), 10), name
+        assert reflector.wait_for_version(str(versions[name]), max(deadline - time.monotonic(), 0)), name
 
 
 def refused(**arguments: Any) -> Any:
