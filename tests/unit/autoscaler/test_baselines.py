@@ -236,6 +236,14 @@ def test_clues_upstream_boots_at_most_two_nodes_at_a_time() -> None:
     assert acts(already.decide(seen, 61.0)) == [("power-on", "wn-1")]
 
 
+def test_clues_stops_serving_requests_once_max_booting_nodes_is_reached() -> None:
+    """Even a later request that a ready node could take waits, so that node stays idle to CLUES."""
+    clues = Clues(replace(CLUES_OSCAR, max_booting_nodes=1), (WN, BIG))
+    nodes = (node("wn-0", BOOTING), node("wn-1", ON), node("big-1", OFF, template=BIG))
+    seen = snap(0.0, *nodes, pods=[pending("a", cpu=3000), pending("b", cpu=500)])
+    assert acts(clues.decide(seen, 301.0)) == [("power-off", "wn-1")]
+
+
 def test_clues_oscar_does_not_limit_boots() -> None:
     clues = Clues(CLUES_OSCAR, (WN,))
     seen = snap(0.0, *offs(4), pods=[pending(name, cpu=1500) for name in "abc"])
