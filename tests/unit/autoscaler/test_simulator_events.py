@@ -158,10 +158,11 @@ def test_a_pod_arriving_or_ending_at_a_tick_is_seen_so_at_the_next_one() -> None
 
 def test_a_watching_controller_looks_once_a_reaction_delay_after_the_first_unschedulable_pod() -> None:
     controller = Script({13.0: [(ON, "wn-1")]}, every=1000.0, reaction_delay=3.0)
-    metrics = simulate(scenario([job(10, 500), job(11, 600), job(12, 500)], horizon=20.0), controller)
+    metrics = simulate(scenario([job(10, 500), job(11, 600), job(12, 500), job(100, 100)], horizon=20.0), controller)
     assert [(now, [pod.name for pod in look.pending]) for now, look in controller.looks.items()] == [
         (0.0, []),
         (13.0, ["job-0", "job-1", "job-2"]),
+        (103.0, ["job-0", "job-1", "job-2", "job-3"]),
     ]
     assert metrics.wait_max == 183.0  # powered on at 13, Ready 180 s later
 
@@ -239,6 +240,8 @@ def test_a_run_that_cannot_finish_stops_a_week_after_the_horizon_without_the_wai
     assert (metrics.simulated_seconds, metrics.unfinished, metrics.jobs) == (605_000.0, 2, 3)
     assert (metrics.wait_mean, metrics.wait_max) == (179.0, 179.0)
     assert (metrics.node_hours * 3600, metrics.idle_node_hours) == (605_000.0, 0.0)
+    earlier = simulate(scenario(jobs, horizon=195.0), Script({0.0: [(ON, "wn-1")]}, every=1000.0))
+    assert earlier.simulated_seconds == 604_000.0  # the tick at 605 000 is 5 s past horizon + 7 days
 
 
 def test_percentile_ranks_at_least_the_first_value() -> None:
