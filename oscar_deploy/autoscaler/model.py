@@ -337,7 +337,9 @@ class PolicyState:
     `pressure_at` is the last time pods were pending beyond the ready capacity; `unneeded_since` times drain
     candidates; `cordoned_by_us` tells our cordons apart from an administrator's, which the policy never
     undoes. `running` (pod -> CPU, memory requests) and `released` ((time, CPU, memory) of pods that finished
-    recently) measure how fast running pods free room.
+    recently) measure how fast running pods free room; `job_started` (job pod -> when it was first seen
+    running) and `job_durations` (how long the latest job pods that ended ran, oldest first) how long jobs
+    run.
     """
 
     needed_history: tuple[tuple[float, Mapping[str, int]], ...] = ()
@@ -349,6 +351,8 @@ class PolicyState:
     first_seen: float | None = None
     vacated_at: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
     demand_gaps: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    job_started: Mapping[str, float] = field(default_factory=dict)
+    job_durations: tuple[float, ...] = ()
 
     def as_data(self) -> dict[str, Any]:
         """The state as JSON values, for the runtime's state file (`cordoned_by_us` is kept there already)."""
@@ -364,6 +368,8 @@ class PolicyState:
                 for name, levels in sorted(self.vacated_at.items())
             },
             "demand_gaps": {name: list(gaps) for name, gaps in sorted(self.demand_gaps.items())},
+            "job_started": dict(sorted(self.job_started.items())),
+            "job_durations": list(self.job_durations),
         }
 
     @classmethod
@@ -383,6 +389,7 @@ class PolicyState:
         running = data.get("running")
         vacated = data.get("vacated_at")
         gaps = data.get("demand_gaps")
+        started = data.get("job_started")
         return cls(
             needed_history=tuple(history),
             pressure_at=float(data["pressure_at"]) if is_json_number(data.get("pressure_at")) else None,
@@ -422,6 +429,12 @@ class PolicyState:
                 if isinstance(gaps, Mapping)
                 else {}
             ),
+            job_started=(
+                {str(k): float(v) for k, v in started.items() if is_json_number(v)}
+                if isinstance(started, Mapping)
+                else {}
+            ),
+            job_durations=tuple(float(v) for v in _items(data.get("job_durations")) if is_json_number(v) and v >= 0),
         )
 
 

@@ -14,7 +14,10 @@ Rules, in the order they are applied:
    `max_concurrent_boots`. Pods pending longer than `reconsider_job_time` skip ready nodes' free space: the
    scheduler has had its chance there. Younger pods do not boot a node when the room that running pods freed
    over the last two boot times, at the same rate, would hold them within one boot time: they would start
-   before the node is Ready anyway. They get a node once they have waited `reconsider_job_time`.
+   before the node is Ready anyway. Nor do they when a job should end soon on a ready node that could hold
+   them: at the median run time of the latest jobs that ended (measured from when each was first seen
+   running), one of the jobs running on such nodes ends within a tenth of a boot time. They get a node once
+   they have waited `reconsider_job_time`.
 3. `min_nodes` workers run or boot at all times, and `extra_nodes_free` of them stay idle (the warm buffer).
 4. A node that has been empty for `idle_time` is powered off, unless demand for its template has lately come
    back sooner than a power cycle pays off (the break-even of the ski-rental problem): of the template's last
@@ -41,6 +44,7 @@ shorter than a power cycle.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 
 from oscar_deploy.autoscaler.model import (
@@ -77,6 +81,12 @@ GAP_MIN_SAMPLES = 3
 # A boot we started is never given up as failed sooner than this, whatever the estimate: the fixed parts of a
 # short boot (the kubelet's first report, our next look) vary more than its median shows.
 MIN_BOOT_GIVE_UP = 60.0
+# Young pods wait for a job to end rather than for a boot when, at the median run time of the latest
+# JOB_DURATION_SAMPLES jobs that ended (once JOB_DURATION_MIN_SAMPLES did), one of the jobs on the ready nodes
+# that could hold them would end within NEXT_JOB_END_FRACTION of a boot time.
+JOB_DURATION_SAMPLES = 50
+JOB_DURATION_MIN_SAMPLES = 5
+NEXT_JOB_END_FRACTION = 0.1
 
 
 def decide(snapshot: ClusterSnapshot, config: PolicyConfig, state: PolicyState | None = None) -> PolicyResult:
@@ -136,6 +146,8 @@ class _Round:
             running=self.running,
             released=self.released,
             first_seen=self.first_seen,
+            job_started=self.job_started,
+            job_durations=self.job_durations,
             vacated_at=self.vacated_at,
             demand_gaps=self.demand_gaps,
         )
@@ -214,13 +226,13 @@ class _Round:
             young_classes, bins + first.new, self.templates, available, self._new_node_room() - len(first.new)
         )
         new_bins = first.new + second.new
-        if second.new and self._absorbed_soon(second.new):
+        waits = self._room_soon(second.new) if second.new else None
+        if waits is not None:
             new_bins = first.new
             waiting = sum(b.placed for b in second.new)
             self.notes.append(
-                f"{waiting} pending pod(s) should start within {self.config.boot_time_estimate:.0f}s as running "
-                f"pods finish, before a new node could be Ready; a node is booted for them if they still wait "
-                f"after {self.config.reconsider_job_time:.0f}s"
+                f"{waiting} pending pod(s) {waits}; a node is booted for them if they still wait after "
+                f"{self.config.reconsider_job_time:.0f}s"
             )
         kept = {id(b) for b in new_bins}
         used_bins = [b for b in first.used + second.used if b.kind != "new" or id(b) in kept]
@@ -264,9 +276,63 @@ class _Round:
         self.running = running
         self.released = tuple(released)
         self.first_seen = self.now if self.state.first_seen is None else self.state.first_seen
+        self._track_jobs()
+
+    def _track_jobs(self) -> None:
+        """When each job pod on a ready node was first seen running, and how long the ones that ended ran. Jobs
+        already running at the first look, or when their start was missed, have no known start and are left
+        out."""
+        started: dict[str, float] = {}
+        for node in self.ready:
+            for pod in node.pods:
+                if pod.interruptible:
+                    continue
+                if pod.name in self.state.job_started:
+                    started[pod.name] = self.state.job_started[pod.name]
+                elif self.state.first_seen is not None and pod.name not in self.state.running:
+                    started[pod.name] = self.now
+        durations = list(self.state.job_durations)
+        durations += [self.now - since for name, since in self.state.job_started.items() if name not in started]
+        self.job_started = started
+        self.job_durations = tuple(durations[-JOB_DURATION_SAMPLES:])
 
     def _release_window(self) -> float:
         return max(2 * self.config.boot_time_estimate, 4 * self.config.period)
+
+    def _room_soon(self, new_bins: list[Bin]) -> str | None:
+        """Why the pods of `new_bins` should start before a new node could be Ready, or None."""
+        if self._absorbed_soon(new_bins):
+            return (
+                f"should start within {self.config.boot_time_estimate:.0f}s as running pods finish, before a new "
+                "node could be Ready"
+            )
+        return self._job_ends_soon(new_bins)
+
+    def _job_ends_soon(self, new_bins: list[Bin]) -> str | None:
+        """Why a job on the ready nodes that could hold the pods of `new_bins` should end within a fraction of a
+        boot time, at the median run time of the latest jobs that ended; None when it should not."""
+        if len(self.job_durations) < JOB_DURATION_MIN_SAMPLES:
+            return None
+        typical = statistics.median(self.job_durations)
+        horizon = NEXT_JOB_END_FRACTION * self.config.boot_time_estimate
+        for fresh in new_bins:
+            assert fresh.template is not None
+            wanted = fresh.template.allocatable - fresh.free
+            jobs = sum(
+                1
+                for node in self.ready
+                if not node.cordoned
+                and self.template_of[node.name] == fresh.template
+                and wanted.fits_in(node.allocatable)
+                for pod in node.pods
+                if not pod.interruptible
+            )
+            if not jobs or typical / jobs > horizon:
+                return None
+        return (
+            f"wait for a job to end on a ready node that can hold them: jobs here lately ran {typical:.0f}s (median "
+            f"of {len(self.job_durations)}), so with the jobs running there one should end within {horizon:.0f}s"
+        )
 
     def _absorbed_soon(self, new_bins: list[Bin]) -> bool:
         """Whether room freed at the recent rate would hold the pods of `new_bins` within one boot time."""

@@ -201,10 +201,13 @@ def test_the_policy_state_round_trips_through_json_but_for_our_cordons() -> None
         first_seen=10.5,
         vacated_at={"wn": {4: 60.5, 3: 50.5}, "big": {}},
         demand_gaps={"wn": (400.5, 0.0), "big": ()},
+        job_started={"ns/b": 60.5, "ns/a": 30.0},
+        job_durations=(36.5, 0.0, 900.0),
     )
     text = json.dumps(state.as_data())
     assert PolicyState.from_data(json.loads(text)) == dataclasses.replace(state, cordoned_by_us=frozenset())
     assert list(json.loads(text)["unneeded_since"]) == ["wn-1", "wn-2"], "written in name order"
+    assert list(json.loads(text)["job_started"]) == ["ns/a", "ns/b"], "written in name order"
 
 
 def test_a_damaged_policy_state_keeps_only_its_well_formed_entries() -> None:
@@ -224,6 +227,8 @@ def test_a_damaged_policy_state_keeps_only_its_well_formed_entries() -> None:
         "first_seen": False,
         "vacated_at": {"wn": {"1": 5, "123456": 6, "1234567": 7, "": 8, "-1": 9, "\u00b2": 10, "2": "x"}, "v": 3},
         "demand_gaps": {"wn": [1, -0.5, 0, True, "2"], "v": 5},
+        "job_started": {"a": 5, "b": "soon", "c": None, "d": True, "e": -1.5},
+        "job_durations": [36, -0.5, 0, True, "2", None, 1.5],
     }
     assert PolicyState.from_data(data) == PolicyState(
         needed_history=((1.0, {"wn": 2}),),
@@ -232,6 +237,8 @@ def test_a_damaged_policy_state_keeps_only_its_well_formed_entries() -> None:
         released=((1.0, 2, 3),),
         vacated_at={"wn": {1: 5.0, 123456: 6.0}},
         demand_gaps={"wn": (1.0, 0.0)},
+        job_started={"a": 5.0, "e": -1.5},
+        job_durations=(36.0, 0.0, 1.5),
     )
     for broken in ({}, {key: "x" for key in data}):
         assert PolicyState.from_data(broken) == PolicyState()

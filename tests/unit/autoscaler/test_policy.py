@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -19,6 +20,7 @@ from oscar_deploy.autoscaler.model import (
     PodInfo,
     PodSet,
     PolicyConfig,
+    PolicyResult,
     PolicyState,
     PowerState,
     Resources,
@@ -749,6 +751,94 @@ def test_pods_that_finished_since_the_last_round_are_released_room_summed() -> N
     ), "nothing finished: nothing released"
     memory_only = PolicyState(running={"c": (0, 128)}, first_seen=0.0)
     assert decide(ClusterSnapshot(now=100.0, nodes=nodes), config(), memory_only).state.released == ((100.0, 0, 128),)
+
+
+LATELY = (30.0, 34.0, 36.0, 40.0, 900.0)  # how long the latest jobs ran: a median of 36 s
+TWO_JOBS = (job("j1", 1000), job("j2", 1000))
+
+
+def young_pod_beside(
+    running: tuple[PodInfo, ...] = TWO_JOBS,
+    durations: tuple[float, ...] = LATELY,
+    created: float = 990.0,
+    holder: NodeTemplate = WN,
+    cordoned: bool = False,
+) -> PolicyResult:
+    """At t=1000 a pod created at `created` fits only on a new wn node; the ready node wn-1 (of `holder`) runs
+    `running`; no room was released lately, so only the jobs' run times can keep the pod from booting wn-2."""
+    nodes = (node("wn-1", ON, *running, template=holder, cordoned=cordoned), node("wn-2", OFF))
+    started = {p.name: 900.0 for p in running if not p.interruptible}
+    state = PolicyState(first_seen=0.0, job_durations=durations, job_started=started)
+    snapshot = ClusterSnapshot(now=1000.0, nodes=nodes, pending=(pending("a", 500, 512, created=created),))
+    return decide(snapshot, config(templates=(WN,) if holder is WN else (WN, holder)), state)
+
+
+def test_a_young_pod_waits_for_a_job_that_should_end_within_a_tenth_of_a_boot() -> None:
+    """A median of 36 s over 2 jobs: one should end within 18 s, a tenth of the 180 s boot."""
+    result = young_pod_beside()
+    assert actions(result) == []
+    assert result.notes == (
+        "1 pending pod(s) wait for a job to end on a ready node that can hold them: jobs here lately ran 36s "
+        "(median of 5), so with the jobs running there one should end within 18s; a node is booted for them if "
+        "they still wait after 60s",
+    )
+    assert actions(young_pod_beside(cordoned=True)) == [("power-on", "wn-2")], "a cordoned node takes no pod"
+
+
+@pytest.mark.parametrize(
+    ("durations", "booted"),
+    [
+        (LATELY, False),
+        ((30.0, 34.0, 36.01, 40.0, 900.0), True),  # 18.005 s: beyond a tenth of a boot
+        (LATELY[:4], True),  # 4 jobs ended: too few to tell how long jobs run
+        ((0.0,) + (36.0, 37.0) * 25, True),  # the latest 50 (median 36.5 s) count, not the oldest
+    ],
+)
+def test_how_long_jobs_run_is_the_median_of_the_latest_fifty_once_five_ended(
+    durations: tuple[float, ...], booted: bool
+) -> None:
+    assert actions(young_pod_beside(durations=durations)) == ([("power-on", "wn-2")] if booted else [])
+
+
+@pytest.mark.parametrize(
+    ("running", "created", "holder", "booted"),
+    [
+        ((job("j1", 2000),), 990.0, WN, True),  # one job of 36 s should end in 36 s, not within 18 s
+        ((job("j1", 1000), knative("k1", 1000)), 990.0, WN, True),  # jobs end; services do not
+        (TWO_JOBS, 939.0, WN, True),  # pending for longer than reconsider_job_time: it gets a node
+        (TWO_JOBS, 940.0, WN, False),
+        (TWO_JOBS, 990.0, NodeTemplate("big", "amd64", Resources.node(2000, 4096)), True),  # another template
+    ],
+)
+def test_only_jobs_on_ready_nodes_of_the_template_that_could_hold_the_pod_are_waited_for(
+    running: tuple[PodInfo, ...], created: float, holder: NodeTemplate, booted: bool
+) -> None:
+    result = young_pod_beside(running, created=created, holder=holder)
+    assert actions(result) == ([("power-on", "wn-2")] if booted else [])
+
+
+def test_a_node_that_could_not_hold_the_pod_even_empty_is_not_waited_on() -> None:
+    """A wn node whose kubelet keeps more back: 400m allocatable, less than the pending pod's 500m."""
+    small = dataclasses.replace(node("wn-1", ON, job("j1", 200), job("j2", 200)), allocatable=Resources.node(400, 4096))
+    state = PolicyState(first_seen=0.0, job_durations=LATELY, job_started={"j1": 900.0, "j2": 900.0})
+    snapshot = ClusterSnapshot(now=1000.0, nodes=(small, node("wn-2", OFF)), pending=(pending("a", created=990.0),))
+    assert actions(decide(snapshot, config(), state)) == [("power-on", "wn-2")]
+
+
+def test_job_run_times_are_measured_from_when_each_job_was_first_seen_running() -> None:
+    def look(now: float, *pods: PodInfo, state: PolicyState | None = None) -> PolicyState:
+        return decide(ClusterSnapshot(now=now, nodes=(node("wn-1", ON, *pods),)), config(), state).state
+
+    first = look(0.0, job("old"))
+    assert first.job_started == {}, "running before the first look: its start is unknown"
+    second = look(20.0, job("old"), job("new"), knative("k"), state=first)
+    assert second.job_started == {"new": 20.0}, "a service pod is no job"
+    third = look(40.0, job("new"), state=second)
+    assert (third.job_started, third.job_durations) == ({"new": 20.0}, ()), "how long the old job ran is unknown"
+    fourth = look(95.0, state=third)
+    assert (fourth.job_started, fourth.job_durations) == ({}, (75.0,))
+    full = PolicyState(first_seen=0.0, job_started={"last": 50.0}, job_durations=tuple(float(n) for n in range(50)))
+    assert look(100.0, state=full).job_durations == (*(float(n) for n in range(1, 50)), 50.0), "the latest 50 kept"
 
 
 @pytest.mark.parametrize(
