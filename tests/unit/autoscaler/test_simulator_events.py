@@ -123,6 +123,13 @@ def test_a_node_that_becomes_ready_takes_the_oldest_pending_shape_first_and_fill
     assert (metrics.wait_p50, metrics.wait_max, metrics.simulated_seconds) == (179.0, 277.0, 380.0)
 
 
+def test_a_node_that_becomes_ready_takes_as_many_pending_pods_as_its_memory_holds() -> None:
+    controller = Script({0.0: [(ON, "wn-1")]})
+    metrics = simulate(scenario([job(1, 100, 1500), job(2, 100, 1500), job(3, 100, 1500)]), controller)
+    assert placed(controller.looks[190.0]) == {"wn-1": ["job-0", "job-1"]}
+    assert (metrics.wait_max, metrics.simulated_seconds) == (277.0, 380.0)
+
+
 def test_a_controller_decides_every_decide_every_on_its_latest_look() -> None:
     controller = Script(every=5.0, observe_every=20.0)
     simulate(scenario([], horizon=40.0), controller)
@@ -289,12 +296,19 @@ def test_an_older_pod_that_does_not_fit_lets_a_younger_smaller_one_take_the_room
 
 
 def test_gpu_pods_need_a_free_gpu_and_cpu_pods_leave_it_alone() -> None:
+    """One GPU: the GPU pods run one after the other (180-280, 280-380, 380-480, then 600-700), the cpu pod
+    beside them (180-500)."""
     gpu_node = NodeTemplate("gpu", "amd64", Resources.node(4000, 7600, gpu=1))
-    jobs = [job(0, 500), Job(1, 100.0, Resources.request(500, 512, 1)), Job(2, 100.0, Resources.request(500, 512, 1))]
+    gpu = Resources.request(500, 512, 1)
+    jobs = [job(0, 500, duration=320.0), Job(1, 100.0, gpu), Job(2, 100.0, gpu), Job(200, 100.0, gpu)]
     controller = Script({0.0: [(ON, "gpu-1")]})
-    metrics = simulate(scenario(jobs, template=gpu_node), controller)
+    metrics = simulate(scenario([*jobs, Job(600, 100.0, gpu)], template=gpu_node), controller)
     assert placed(controller.looks[190.0]) == {"gpu-1": ["job-0", "job-1"]}
-    assert (metrics.wait_max, metrics.simulated_seconds) == (278.0, 380.0)
+    assert (metrics.wait_mean, metrics.wait_max, metrics.simulated_seconds) == (
+        (180 + 179 + 278 + 180) / 5,
+        278.0,
+        700.0,
+    )
 
 
 def test_a_job_no_pool_can_run_is_left_out_of_the_counts() -> None:
