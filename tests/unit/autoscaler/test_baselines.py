@@ -292,6 +292,14 @@ def test_clues_forgets_a_served_request_at_the_first_look_120s_after_and_then_po
     assert idle_check(181.0) == [("power-off", "wn-1")]
 
 
+def test_clues_forgets_a_served_request_after_the_cooldown_even_while_its_pod_is_pending() -> None:
+    clues = Clues(CLUES_OSCAR, (WN,))
+    first = snap(0.0, node("wn-0", ON, job("x", cpu=2000)), node("wn-1", ON), pods=[pending("a", cpu=1500)])
+    assert clues.decide(first, 61.0) == []  # served on wn-1
+    later = snap(200.0, node("wn-0", ON, idle_since=200.0), node("wn-1", ON), pods=[pending("a", cpu=1500)])
+    assert acts(clues.decide(later, 301.0)) == [("power-off", "wn-1")]  # asked again, served on wn-0
+
+
 def test_clues_asks_again_for_a_pod_still_pending_60s_after_its_request_was_served() -> None:
     def after(now: float) -> list[tuple[str, str]]:
         clues = Clues(CLUES_OSCAR, (WN,))
