@@ -130,6 +130,22 @@ def test_a_node_that_becomes_ready_takes_as_many_pending_pods_as_its_memory_hold
     assert (metrics.wait_max, metrics.simulated_seconds) == (277.0, 380.0)
 
 
+def test_each_evicted_job_and_pod_is_counted() -> None:
+    """Two jobs and two Knative pods on wn-1, drained at 50 while wn-2 boots: all four start on wn-2 at 180,
+    the jobs from scratch (to 280), the pods with the 52 s and 53 s they had left."""
+    knative = Resources.request(100, 512)
+    jobs = [
+        job(0, 100),
+        job(1, 100),
+        Job(2, 100.0, knative, interruptible=True),
+        Job(3, 100.0, knative, interruptible=True),
+    ]
+    controller = Script({0.0: [(ON, "wn-2")], 50.0: [(Action.DRAIN, "wn-1")]})
+    metrics = simulate(replace(scenario(jobs, count=2), min_nodes=1), controller)
+    assert placed(controller.looks[190.0]) == {"wn-2": ["job-0", "job-1", "job-2", "job-3"]}
+    assert (metrics.jobs_killed, metrics.pods_moved, metrics.simulated_seconds) == (2, 2, 280.0)
+
+
 def test_a_controller_decides_every_decide_every_on_its_latest_look() -> None:
     controller = Script(every=5.0, observe_every=20.0)
     simulate(scenario([], horizon=40.0), controller)
@@ -204,6 +220,9 @@ def test_a_cordoned_node_takes_no_new_pod_until_uncordoned_and_moot_decisions_do
     controller = Script(plan, starts_all_on=True)
     metrics = simulate(scenario([job(5, 1000), job(20, 500)]), controller)
     assert [controller.node(at, "wn-1").cordoned for at in (10.0, 20.0, 100.0, 110.0)] == [False, True, True, False]
+    off = Script({10.0: [(CORDON, "wn-1")]})
+    simulate(scenario([]), off)
+    assert off.node(20.0, "wn-1").cordoned is False  # only a Ready node is cordoned
     assert metrics.wait_max == 80.0  # the 500m pod fits from 20 but starts at the uncordon, at 100
     assert (metrics.power_ons, metrics.power_offs, metrics.node_hours * 3600) == (0, 0, 200.0)
     assert metrics.idle_node_hours * 3600 == pytest.approx(5.0)
@@ -341,11 +360,16 @@ def test_waits_are_summed_up_by_nearest_rank() -> None:
 
 
 def test_placement_stays_least_allocated_after_the_scheduler_compacts_its_queue() -> None:
-    """120 short pods, one a second, next to a long one: enough starts and ends that the per-pool queue of node
-    scores is rebuilt (at 78.5 s); every short pod still goes to the emptier node."""
-    jobs = [job(0, 1000, duration=200.0)] + [job(float(i), 500, duration=0.5) for i in range(1, 121)]
+    """120 short amd64 pods, one a second, next to a long one: enough starts and ends that the amd64 pool's queue
+    of node scores is rebuilt; every short pod still goes to the emptier amd64 node, none to the
+    empty arm64 one."""
+    amd64 = {ARCH_LABEL: "amd64"}
+    jobs = [Job(0, 200.0, Resources.request(1000, 512), amd64)]
+    jobs += [Job(float(i), 0.5, Resources.request(500, 512), amd64) for i in range(1, 121)]
+    arm = NodeTemplate("arm", "arm64", Resources.node(2000, 3800))
+    pools = (replace(EXACT_POOL, template=arm, count=1), replace(EXACT_POOL, count=2))
     controller = Script(starts_all_on=True, every=0.25)
-    simulate(scenario(jobs, count=2), controller)
+    simulate(Scenario("two", "two pools", pools, tuple(jobs), 100.0), controller)
     nodes = {node.name for look in controller.looks.values() for node in look.nodes for pod in node.pods}
     short = {n.name for look in controller.looks.values() for n in look.nodes for p in n.pods if p.name != "job-0"}
     assert (nodes, short) == ({"wn-1", "wn-2"}, {"wn-2"})
