@@ -146,6 +146,12 @@ def test_each_evicted_job_and_pod_is_counted() -> None:
     assert (metrics.jobs_killed, metrics.pods_moved, metrics.simulated_seconds) == (2, 2, 280.0)
 
 
+def test_each_node_powered_off_adds_its_idle_time_and_is_billed_to_its_shutdown_end() -> None:
+    controller = Script({100.0: [(OFF, "wn-1")], 200.0: [(OFF, "wn-2")]}, starts_all_on=True)
+    metrics = simulate(scenario([], count=2, horizon=300.0), controller)
+    assert (metrics.idle_node_hours * 3600, metrics.node_hours * 3600) == (100 + 200, 130 + 230)
+
+
 def test_a_controller_decides_every_decide_every_on_its_latest_look() -> None:
     controller = Script(every=5.0, observe_every=20.0)
     simulate(scenario([], horizon=40.0), controller)
