@@ -259,7 +259,7 @@ def test_the_look_shows_each_node_with_its_labels_pods_and_when_they_last_change
 def test_min_nodes_are_on_and_billed_from_the_start_to_the_horizon_not_to_the_tick_after_it() -> None:
     metrics = simulate(replace(scenario([], count=2, horizon=95.0), min_nodes=1), Script())
     assert (metrics.node_hours * 3600, metrics.idle_node_hours * 3600, metrics.power_ons) == (95.0, 95.0, 0)
-    assert metrics.simulated_seconds == 95.0
+    assert (metrics.simulated_seconds, metrics.wait_mean, metrics.wait_max) == (95.0, 0.0, 0.0)
     assert simulate(scenario([], horizon=0.0), Script()).simulated_seconds == 0.0
 
 
