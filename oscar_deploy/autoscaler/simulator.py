@@ -4,8 +4,11 @@ Time jumps from event to event (a heap of job completions, boots, shutdowns and 
 read in order from the sorted job list), so a day of 100k jobs costs what its events cost, not 86 400 steps.
 The scheduler mimics kube-scheduler's default scoring (NodeResourcesFit, LeastAllocated: the node with the
 most free CPU and memory, as fractions, wins; ties go to the first node) over Ready, uncordoned nodes, and
-retries pending pods in arrival order whenever a node gains room. Per-pool heaps with lazy invalidation and
-"this shape did not fit since the last release of capacity" marks keep each placement near O(log nodes).
+retries pending pods whenever a node gains room: shape by shape (same requests and selector), the shape whose
+oldest pod came first first, each shape's pods in arrival order. So a younger pod of an older shape may start
+before an older pod of another shape, where kube-scheduler would try the older pod first. Per-pool heaps with
+lazy invalidation and "this shape did not fit since the last release of capacity" marks keep each placement
+near O(log nodes).
 
 Boots take a lognormal time around the pool's median and fail with the pool's probability; a failed boot
 never becomes Ready (it stays booting until the controller gives up on it). Every random draw comes from a
