@@ -9,7 +9,8 @@ and a clairvoyant oracle. Each baseline keeps the defaults of its anchor; its ma
   first fit over the nodes in name order (ready, then booting with booked room, then powered off), with
   head-of-line blocking when one cannot be served; resources stay booked while a node boots and 120 s after
   (COOLDOWN_SERVED_REQUESTS); a node IDLE (no pod) for IDLE_TIME (300 s) is powered off, after the
-  `kubectl drain` hook; PowOn_Free keeps EXTRA_NODES_FREE idle nodes (checked every 30 s); boots not limited;
+  `kubectl drain` hook; PowOn_Free keeps EXTRA_NODES_FREE idle nodes (checked every 30 s and whenever nodes
+  are about to be powered off); boots not limited;
   a boot not Ready after MAX_WAIT_POWERON (3000 s) is powered off and may be retried.
 - clues-upstream: the same daemon with `etc/clues2.cfg-full-example` (what the Ansible role installs): 5 s
   monitoring, IDLE_TIME 1800 s, MAX_BOOTING_NODES 2, MAX_WAIT_POWERON 300 s, no PowOn_Free.
@@ -18,8 +19,9 @@ and a clairvoyant oracle. Each baseline keeps the defaults of its anchor; its ma
   and memory requests are each under 0.5 of allocatable and its pods fit elsewhere, and is removed after
   10 min unneeded (no scale-down for 10 min after a scale-up, 3 min after a failure); empty nodes up to 10
   at once, one drain at a time; a node not Ready 15 min after the request is dropped and its group backed off
-  5 min (doubling up to 30). ca-evict treats OSCAR job pods as movable (Job is a replicated kind, so CA may
-  evict them by default); ca-safe marks them `safe-to-evict: "false"`.
+  5 min (doubling up to 30, reset 3 h after the group's last failure). ca-evict treats OSCAR job pods as
+  movable (Job is a replicated kind, so CA may evict them by default); ca-safe marks them
+  `safe-to-evict: "false"`.
 - karpenter / karpenter-dnd: pending pods batched (1 s), packed first-fit-decreasing by CPU then memory onto
   ready, in-flight and new nodes of the cheapest fitting type; disruption every 10 s with
   `WhenEmptyOrUnderutilized` and `consolidateAfter: 0s` (no pod change on the node for that long), a 15 s
@@ -208,7 +210,8 @@ class Clues:
         self._reconsider(now)
         power_on = self._serve_requests(now)
         power_off = self._idle_nodes(now, power_on)
-        if self.s.extra_nodes_free and now - self.last_free_check >= self.s.extra_nodes_period:
+        # As upstream's PowOn_Free: every EXTRA_NODES_PERIOD, and whenever nodes are about to be powered off.
+        if self.s.extra_nodes_free and (power_off or now - self.last_free_check >= self.s.extra_nodes_period):
             self.last_free_check = now
             self._keep_free(power_on, power_off)
         for name in power_off:
@@ -362,6 +365,15 @@ class ClusterAutoscalerLike:
         self.last_failure = -math.inf
         self.backoff_until: dict[str, float] = {}
         self.backoff: dict[str, float] = {}
+        self.failed_at: dict[str, float] = {}
+
+    def _back_off(self, group: str, now: float) -> None:
+        """CA's node-group backoff: 5 min, doubled (to at most 30 min) by a failure after the last backoff
+        ended, kept by one during it; forgotten once the group's last failure is 3 h old."""
+        wait = 300.0
+        if now - self.failed_at.get(group, -math.inf) <= 3 * 3600.0:
+            wait = self.backoff[group] if self.backoff_until[group] > now else min(2 * self.backoff[group], 1800.0)
+        self.backoff[group], self.backoff_until[group], self.failed_at[group] = wait, now + wait, now
 
     def decide(self, snapshot: ClusterSnapshot, now: float) -> Sequence[Decision]:
         decisions: list[Decision] = []
@@ -372,9 +384,7 @@ class ClusterAutoscalerLike:
                 decisions.append(Decision(Action.POWER_OFF, node.name, "not registered within max-node-provision-time"))
                 template = template_of[node.name]
                 if template is not None:
-                    wait = min(self.backoff.get(template.name, 150.0) * 2, 1800.0)
-                    self.backoff[template.name] = wait
-                    self.backoff_until[template.name] = now + wait
+                    self._back_off(template.name, now)
                 self.last_failure = now
         scaled_up = self._scale_up(snapshot, template_of, decisions, now)
         if scaled_up:

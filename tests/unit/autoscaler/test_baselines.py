@@ -362,6 +362,15 @@ def test_clues_with_extra_nodes_free_keeps_one_idle_node_checked_every_30s() -> 
     assert clues.decide(busy, 60.0) == []  # the booting wn-2 counts as free
 
 
+def test_clues_keeps_its_free_node_whenever_nodes_are_about_to_be_powered_off() -> None:
+    """PowOn_Free runs every 30 s and also whenever there are power-off candidates: two nodes idle since 0 s,
+    looked at every 5 s, reach IDLE_TIME at 305 s, 5 s after PowOn_Free's last periodic run; one stays on."""
+    clues = Clues(replace(CLUES_OSCAR, extra_nodes_free=1, monitoring_period=5.0), (WN,))
+    idle = snap(0.0, node("wn-1", ON), node("wn-2", ON))
+    decided = [d for now in range(0, 310, 5) for d in clues.decide(idle, float(now))]
+    assert acts(decided) == [("power-off", "wn-1")]
+
+
 def test_clues_with_extra_nodes_free_cancels_the_last_power_off_and_powers_on_in_name_order() -> None:
     clues = Clues(replace(CLUES_OSCAR, extra_nodes_free=1), (WN,))
     idle = snap(0.0, node("wn-1", ON), node("wn-2", ON))
@@ -488,6 +497,39 @@ def test_cluster_autoscaler_drops_a_boot_after_15_min_and_backs_its_group_off_5_
         assert controller.decide(stopped, failed + backoff - 1.0) == []
         assert acts(controller.decide(stopped, failed + backoff)) == [("power-on", "wn-2")]
         start = failed + backoff
+
+
+def failing_boot(controller: ClusterAutoscalerLike, dropped: float) -> None:
+    """A wn-1 boot that CA drops, 15 min after it began, at `dropped`."""
+    booting = snap(
+        dropped - 901.0, node("wn-1", BOOTING, since=dropped - 901.0), node("wn-2", OFF), pods=[pending("a")]
+    )
+    assert acts(controller.decide(booting, dropped)) == [("power-off", "wn-1")]
+
+
+def backoff_after(controller: ClusterAutoscalerLike, dropped: float) -> float:
+    """How long after `dropped` CA scales the group up again."""
+    stopped = snap(dropped, node("wn-1", STOPPING), node("wn-2", OFF), pods=[pending("a")])
+    return next(t for t in range(1, 4000) if controller.decide(stopped, dropped + t))
+
+
+def test_cluster_autoscaler_forgets_a_groups_backoff_3_h_after_its_last_failure() -> None:
+    controller = ca()
+    failing_boot(controller, 1000.0)
+    assert backoff_after(controller, 1000.0) == 300
+    failing_boot(controller, 1000.0 + 3 * 3600.0)
+    assert backoff_after(controller, 1000.0 + 3 * 3600.0) == 600, "3 h after the last failure: still doubled"
+    failing_boot(controller, 1001.0 + 6 * 3600.0)
+    assert backoff_after(controller, 1001.0 + 6 * 3600.0) == 300, "over 3 h after it: 5 min again"
+
+
+def test_cluster_autoscaler_does_not_double_the_backoff_for_a_failure_during_it() -> None:
+    controller = ca(True, NodePool(WN, 3))
+    three = snap(0.0, node("wn-1", BOOTING), node("wn-2", BOOTING), node("wn-3", OFF), pods=[pending("a")])
+    assert acts(controller.decide(three, 901.0)) == [("power-off", "wn-1"), ("power-off", "wn-2")]
+    stopped = snap(901.0, node("wn-1", STOPPING), node("wn-2", STOPPING), node("wn-3", OFF), pods=[pending("a")])
+    assert controller.decide(stopped, 901.0 + 299.0) == []
+    assert acts(controller.decide(stopped, 901.0 + 300.0)) == [("power-on", "wn-3")]
 
 
 def test_cluster_autoscaler_removes_an_empty_node_after_10_min_unneeded() -> None:
