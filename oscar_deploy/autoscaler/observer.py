@@ -22,7 +22,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from oscar_deploy.autoscaler.kubeobjects import key_of
@@ -62,8 +62,10 @@ def error_text(exc: BaseException) -> str:
         message = ""
         if body:
             with contextlib.suppress(ValueError, TypeError):
-                message = str(json.loads(body).get("message", ""))
-        return f"{status} {getattr(exc, 'reason', '') or ''}{': ' + message if message else ''}".strip()
+                answer = json.loads(body)  # a proxy in between may answer any JSON, not a Status object
+                message = str(answer.get("message", "")) if isinstance(answer, dict) else ""
+        head = f"{status} {getattr(exc, 'reason', '') or ''}".strip()
+        return f"{head}: {message}" if message else head
     return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
@@ -218,9 +220,9 @@ class KubeView:
     pods: list[dict[str, Any]]
     workloads: list[dict[str, Any]]
     kueue: bool
-    errors: list[str] = field(default_factory=list)
-    cluster_queues: list[dict[str, Any]] = field(default_factory=list)
-    local_queues: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str]
+    cluster_queues: list[dict[str, Any]]
+    local_queues: list[dict[str, Any]]
 
 
 def kueue_version(api_client: Any) -> str | None:
@@ -255,7 +257,6 @@ class ClusterObserver:
     def __init__(self, api_client: Any) -> None:
         from kubernetes import client
 
-        self.api_client = api_client
         core = client.CoreV1Api(api_client)
         self.kueue = kueue_version(api_client)
         self.reflectors = {

@@ -582,6 +582,12 @@ class Unavailable(Exception):
         (ApiException(500, "Internal Server Error"), "500 Internal Server Error"),
         (ApiException(502, "Bad Gateway", body="<html>bad gateway</html>"), "502 Bad Gateway"),
         (ApiException(500, None, body='{"kind": "Status"}'), "500"),
+        (ApiException(500, None, body='{"kind": "Status", "message": "etcd down"}'), "500: etcd down"),
+        # a proxy in between may answer JSON that is no Status object
+        (ApiException(502, "Bad Gateway", body='"bad gateway"'), "502 Bad Gateway"),
+        (ApiException(502, "Bad Gateway", body="null"), "502 Bad Gateway"),
+        (ApiException(502, "Bad Gateway", body="[1]"), "502 Bad Gateway"),
+        (ApiException(502, "Bad Gateway", body="502"), "502 Bad Gateway"),
         (Unavailable(), "503"),
         (ConnectionResetError("Connection reset by peer\nwhile reading"), "Connection reset by peer"),
         (TimeoutError(), "TimeoutError"),
