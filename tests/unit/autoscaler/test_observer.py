@@ -566,6 +566,13 @@ def test_api_discovery_failure_is_one_line(tmp_path: Path) -> None:
     assert message.endswith("Connection refused\"))); check the autoscaler's kubeconfig"), message
 
 
+def api_error(status: int, reason: str | None, body: str | None = None) -> ApiException:
+    """The kubernetes client's error as its REST layer raises it (`body` is not an argument before v32)."""
+    error = ApiException(status, reason)
+    error.body = body
+    return error
+
+
 class Unavailable(Exception):
     """An error with an HTTP status and nothing else."""
 
@@ -576,18 +583,18 @@ class Unavailable(Exception):
     ("error", "text"),
     [
         (
-            ApiException(403, "Forbidden", body='{"kind": "Status", "message": "nodes is forbidden"}'),
+            api_error(403, "Forbidden", '{"kind": "Status", "message": "nodes is forbidden"}'),
             "403 Forbidden: nodes is forbidden",
         ),
-        (ApiException(500, "Internal Server Error"), "500 Internal Server Error"),
-        (ApiException(502, "Bad Gateway", body="<html>bad gateway</html>"), "502 Bad Gateway"),
-        (ApiException(500, None, body='{"kind": "Status"}'), "500"),
-        (ApiException(500, None, body='{"kind": "Status", "message": "etcd down"}'), "500: etcd down"),
+        (api_error(500, "Internal Server Error"), "500 Internal Server Error"),
+        (api_error(502, "Bad Gateway", "<html>bad gateway</html>"), "502 Bad Gateway"),
+        (api_error(500, None, '{"kind": "Status"}'), "500"),
+        (api_error(500, None, '{"kind": "Status", "message": "etcd down"}'), "500: etcd down"),
         # a proxy in between may answer JSON that is no Status object
-        (ApiException(502, "Bad Gateway", body='"bad gateway"'), "502 Bad Gateway"),
-        (ApiException(502, "Bad Gateway", body="null"), "502 Bad Gateway"),
-        (ApiException(502, "Bad Gateway", body="[1]"), "502 Bad Gateway"),
-        (ApiException(502, "Bad Gateway", body="502"), "502 Bad Gateway"),
+        (api_error(502, "Bad Gateway", '"bad gateway"'), "502 Bad Gateway"),
+        (api_error(502, "Bad Gateway", "null"), "502 Bad Gateway"),
+        (api_error(502, "Bad Gateway", "[1]"), "502 Bad Gateway"),
+        (api_error(502, "Bad Gateway", "502"), "502 Bad Gateway"),
         (Unavailable(), "503"),
         (ConnectionResetError("Connection reset by peer\nwhile reading"), "Connection reset by peer"),
         (TimeoutError(), "TimeoutError"),
