@@ -261,9 +261,12 @@ class _Round:
     def _track_releases(self) -> None:
         """Updates which pods run and which finished since the last call (their requests are freed room)."""
         running: dict[str, tuple[int, int]] = {}
+        jobs: list[str] = []
         for node in self.ready:
             for pod in node.pods:
                 running[pod.name] = (pod.requests.cpu_milli, pod.requests.memory_mib)
+                if not pod.interruptible:
+                    jobs.append(pod.name)
         window = self._release_window()
         released = [entry for entry in self.state.released if entry[0] >= self.now - window]
         cpu = memory = 0
@@ -276,21 +279,18 @@ class _Round:
         self.running = running
         self.released = tuple(released)
         self.first_seen = self.now if self.state.first_seen is None else self.state.first_seen
-        self._track_jobs()
+        self._track_jobs(jobs)
 
-    def _track_jobs(self) -> None:
-        """When each job pod on a ready node was first seen running, and how long the ones that ended ran. Jobs
-        already running at the first look, or when their start was missed, have no known start and are left
-        out."""
+    def _track_jobs(self, jobs: list[str]) -> None:
+        """When each job pod on a ready node (`jobs`) was first seen running, and how long the ones that ended
+        ran. Jobs already running at the first look, or when their start was missed, have no known start and
+        are left out."""
         started: dict[str, float] = {}
-        for node in self.ready:
-            for pod in node.pods:
-                if pod.interruptible:
-                    continue
-                if pod.name in self.state.job_started:
-                    started[pod.name] = self.state.job_started[pod.name]
-                elif self.state.first_seen is not None and pod.name not in self.state.running:
-                    started[pod.name] = self.now
+        for name in jobs:
+            if name in self.state.job_started:
+                started[name] = self.state.job_started[name]
+            elif self.state.first_seen is not None and name not in self.state.running:
+                started[name] = self.now
         durations = list(self.state.job_durations)
         durations += [self.now - since for name, since in self.state.job_started.items() if name not in started]
         self.job_started = started
