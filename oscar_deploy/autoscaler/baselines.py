@@ -17,7 +17,8 @@ and a clairvoyant oracle. Each baseline keeps the defaults of its anchor; its ma
 - ca-evict / ca-safe: Cluster Autoscaler's FAQ: 10 s scan; unschedulable pods packed first-fit-decreasing on
   a template node, booting ("upcoming") nodes counted, least-waste expander; a node is unneeded when its CPU
   and memory requests are each under 0.5 of allocatable and its pods fit elsewhere, and is removed after
-  10 min unneeded (no scale-down for 10 min after a scale-up, 3 min after a failure); empty nodes up to 10
+  10 min unneeded (no scale-down in a scan that scales up, nor for 10 min after it or 3 min after a failure,
+  but unneeded nodes are tracked meanwhile, so one unneeded all along goes when the pause ends); empty nodes up to 10
   at once, one drain at a time; a node not Ready 15 min after the request is dropped and its group backed off
   5 min (doubling up to 30, reset 3 h after the group's last failure). ca-evict treats OSCAR job pods as
   movable (Job is a replicated kind, so CA may evict them by default); ca-safe marks them
@@ -25,7 +26,8 @@ and a clairvoyant oracle. Each baseline keeps the defaults of its anchor; its ma
 - karpenter / karpenter-dnd: pending pods batched (1 s), packed first-fit-decreasing by CPU then memory onto
   ready, in-flight and new nodes of the cheapest fitting type; disruption every 10 s with
   `WhenEmptyOrUnderutilized` and `consolidateAfter: 0s` (no pod change on the node for that long), a 15 s
-  validation before acting, a budget of 10% of nodes (minus those deleting or not ready), empty nodes in
+  validation before acting, a budget of 10% of the initialised nodes, rounded up (booting nodes and those
+  whose instance is terminating are not counted; those marked for deletion count and use it up), empty nodes in
   parallel and one underutilised node at a time when its pods fit on the others. karpenter-dnd puts
   `karpenter.sh/do-not-disrupt` on job pods, so only nodes without jobs are consolidated.
 - oracle: knows every arrival in advance and packs the jobs of the next boot time as if they were pending,
@@ -386,11 +388,12 @@ class ClusterAutoscalerLike:
                 if template is not None:
                     self._back_off(template.name, now)
                 self.last_failure = now
-        scaled_up = self._scale_up(snapshot, template_of, decisions, now)
-        if scaled_up:
-            self.last_scale_up = now
-        elif now - self.last_scale_up >= self.delay_after_add and now - self.last_failure >= self.delay_after_failure:
-            self._scale_down(snapshot, decisions, now)
+        if self._scale_up(snapshot, template_of, decisions, now):
+            self.last_scale_up = now  # and no scale-down in this scan
+        else:
+            since_add, since_failure = now - self.last_scale_up, now - self.last_failure
+            cooling = since_add < self.delay_after_add or since_failure < self.delay_after_failure
+            self._scale_down(snapshot, decisions, now, remove=not cooling)
         return decisions
 
     def _scale_up(
@@ -430,7 +433,9 @@ class ClusterAutoscalerLike:
                 decisions.append(Decision(Action.POWER_ON, node.name, "unschedulable pods (binpacking estimate)"))
         return bool(powered)
 
-    def _scale_down(self, snapshot: ClusterSnapshot, decisions: list[Decision], now: float) -> None:
+    def _scale_down(self, snapshot: ClusterSnapshot, decisions: list[Decision], now: float, remove: bool) -> None:
+        """Track unneeded nodes (in the cooldown after a scale-up or a failure too, as CA's planner does) and,
+        when `remove`, remove those unneeded long enough."""
         ready = [n for n in snapshot.nodes if n.power is ON and not n.cordoned]
         active = sum(1 for n in snapshot.nodes if n.power in (ON, BOOTING))
         bins = {n.name: node_bin(n, "ready") for n in ready}
@@ -449,6 +454,8 @@ class ClusterAutoscalerLike:
             unneeded[node.name] = self.unneeded_since.get(node.name, now)
             candidates.append(node)
         self.unneeded_since = unneeded
+        if not remove:
+            return
         empty_removed = drained = 0
         for node in candidates:
             if now - unneeded[node.name] < self.unneeded_time or active <= self.min_nodes:
@@ -545,10 +552,11 @@ class KarpenterLike:
 
     def _disrupt(self, snapshot: ClusterSnapshot, decisions: list[Decision], now: float) -> None:
         nodes = snapshot.nodes
-        total = sum(1 for n in nodes if n.power in (ON, BOOTING))
-        not_ready = sum(1 for n in nodes if n.power in (BOOTING, STOPPING))
-        allowed = math.ceil(total * self.budget) - not_ready
-        ready = [n for n in nodes if n.power is ON and not n.cordoned]
+        # The budget's total is the initialised nodes: neither booting ones nor those whose instance is already
+        # terminating. Those marked for deletion (cordoned) count in it and use it up.
+        initialised = [n for n in nodes if n.power is ON]
+        allowed = math.ceil(len(initialised) * self.budget) - sum(1 for n in initialised if n.cordoned)
+        ready = [n for n in initialised if not n.cordoned]
         settled = [n for n in ready if now - n.pods_changed_at >= self.consolidate_after]
         valid: dict[str, str] = {}
         for node in settled:
@@ -566,7 +574,7 @@ class KarpenterLike:
                 valid[node.name] = "underutilized"
                 break  # single-node consolidation: one command at a time
         self.commands = {name: self.commands.get(name, now) for name in valid}
-        removable = total - self.min_nodes
+        removable = sum(1 for n in nodes if n.power in (ON, BOOTING)) - self.min_nodes
         for name, kind in sorted(valid.items(), key=lambda item: (item[1] != "empty", item[0])):
             if allowed <= 0 or removable <= 0:
                 break

@@ -628,14 +628,38 @@ def test_cluster_autoscaler_restarts_the_unneeded_clock_when_a_node_is_needed_ag
     assert acts(controller.decide(snap(600.0, node("wn-1", ON), node("wn-2", ON)), 600.0)) == [("power-off", "wn-2")]
 
 
-def test_cluster_autoscaler_waits_10_min_after_a_scale_up_before_looking_for_unneeded_nodes() -> None:
+def test_cluster_autoscaler_removes_nothing_for_10_min_after_a_scale_up_and_tracks_from_the_next_scan() -> None:
     controller = ca(True, NodePool(WN, 1), NodePool(ARM, 1))
     up = snap(0.0, node("wn-1", ON), node("board-1", OFF, template=ARM), pods=[pending("a", arch="arm64")])
     assert acts(controller.decide(up, 0.0)) == [("power-on", "board-1")]
     nodes = (node("wn-1", ON), node("board-1", ON, job("j", cpu=4000), template=ARM))
-    for now in (599.0, 600.0, 1199.0):
+    for now in (10.0, 600.0, 609.0):
         assert controller.decide(snap(now, *nodes), now) == []
-    assert acts(controller.decide(snap(1200.0, *nodes), 1200.0)) == [("power-off", "wn-1")]
+    assert acts(controller.decide(snap(610.0, *nodes), 610.0)) == [("power-off", "wn-1")]
+
+
+def test_cluster_autoscaler_removes_a_node_unneeded_all_through_the_pause_when_it_ends() -> None:
+    controller = ca(True, NodePool(WN, 1), NodePool(ARM, 1))
+    board_off = node("board-1", OFF, template=ARM)
+    assert controller.decide(snap(0.0, node("wn-1", ON), board_off), 0.0) == []
+    up = snap(300.0, node("wn-1", ON), board_off, pods=[pending("a", arch="arm64")])
+    assert acts(controller.decide(up, 300.0)) == [("power-on", "board-1")]
+    nodes = (node("wn-1", ON), node("board-1", ON, job("j", cpu=4000), template=ARM))
+    assert controller.decide(snap(899.0, *nodes), 899.0) == []
+    assert acts(controller.decide(snap(900.0, *nodes), 900.0)) == [("power-off", "wn-1")]
+
+
+def test_cluster_autoscaler_restarts_the_unneeded_clock_of_a_node_needed_during_the_pause() -> None:
+    controller = ca(True, NodePool(WN, 1), NodePool(ARM, 1))
+    board_off = node("board-1", OFF, template=ARM)
+    assert controller.decide(snap(0.0, node("wn-1", ON), board_off), 0.0) == []
+    up = snap(300.0, node("wn-1", ON), board_off, pods=[pending("a", arch="arm64")])
+    assert acts(controller.decide(up, 300.0)) == [("power-on", "board-1")]
+    board = node("board-1", ON, job("j", cpu=4000), template=ARM)
+    assert controller.decide(snap(500.0, node("wn-1", ON, job("k", cpu=1500)), board), 500.0) == []
+    assert controller.decide(snap(510.0, node("wn-1", ON), board), 510.0) == []
+    assert controller.decide(snap(1109.0, node("wn-1", ON), board), 1109.0) == []
+    assert acts(controller.decide(snap(1110.0, node("wn-1", ON), board), 1110.0)) == [("power-off", "wn-1")]
 
 
 def test_cluster_autoscaler_waits_3_min_after_a_failed_boot_before_scaling_down() -> None:
@@ -732,21 +756,27 @@ def test_karpenter_consolidate_after_counts_from_the_nodes_last_pod_change() -> 
 
 
 @pytest.mark.parametrize(
-    ("ready", "booting", "stopping", "min_nodes", "removed"),
+    ("ready", "cordoned", "booting", "stopping", "min_nodes", "removed"),
     [
-        (11, 0, 0, 0, 2),
-        (10, 0, 0, 0, 1),
-        (10, 1, 0, 0, 1),
-        (11, 0, 1, 0, 1),
-        (11, 0, 0, 9, 2),
-        (11, 0, 0, 10, 1),
-        (2, 0, 0, 2, 0),
+        (11, 0, 0, 0, 0, 2),
+        (10, 0, 0, 0, 0, 1),
+        (11, 0, 1, 0, 0, 2),
+        (10, 0, 1, 0, 0, 1),
+        (11, 0, 0, 1, 0, 2),
+        (10, 1, 0, 0, 0, 1),
+        (19, 1, 0, 0, 0, 1),
+        (9, 1, 0, 0, 0, 0),
+        (11, 0, 0, 0, 9, 2),
+        (11, 0, 0, 0, 10, 1),
+        (2, 0, 0, 0, 2, 0),
+        (2, 0, 1, 0, 2, 1),
     ],
 )
-def test_karpenter_disrupts_at_most_10_percent_of_nodes_rounded_up_minus_those_not_ready(
-    ready, booting, stopping, min_nodes, removed
+def test_karpenter_disrupts_at_most_10_percent_of_initialised_nodes_rounded_up_less_those_marked(
+    ready, cordoned, booting, stopping, min_nodes, removed
 ) -> None:
     nodes = [node(f"wn-{i:02}", ON) for i in range(ready, 0, -1)]
+    nodes += [node(f"marked-{i}", ON, cordoned=True) for i in range(cordoned)]
     nodes += [node(f"boot-{i}", BOOTING, since=100.0) for i in range(booting)]
     nodes += [node(f"stop-{i}", STOPPING) for i in range(stopping)]
     decided = validated(karpenter(min_nodes=min_nodes), *nodes)

@@ -159,7 +159,7 @@ def test_compare_sweeps_every_baseline_with_a_knob_when_asked(monkeypatch) -> No
         return simulate(scenario, controller, seed)
 
     monkeypatch.setattr(compare_module, "simulate", counted)
-    report = compare(one_job(), 7, sweep_baselines=True)
+    report = compare(one_job(duration=900.0), 7, sweep_baselines=True)
     assert {name: [point.knob for point in points] for name, points in report.sweeps.items()} == {
         "oscar-deploy": [60.0, 120.0, 180.0, 300.0, 600.0, 900.0],
         "clues-oscar": [60.0, 120.0, 300.0, 600.0, 1800.0],
