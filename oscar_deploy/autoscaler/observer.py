@@ -177,6 +177,8 @@ class Reflector:
             response = self.fetch(**arguments)
             self._response = response
             try:
+                if self._stop.is_set():
+                    return  # stop() landed while the watch was opening: it saw no response to cut
                 for line in response_lines(response):
                     self._apply(json.loads(line))
                     if self._stop.is_set():

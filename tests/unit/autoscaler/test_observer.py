@@ -63,7 +63,7 @@ def wait_until(condition: Callable[[], Any], what: str) -> None:
 
 
 def read_by_watches(api: KubeApi, reflectors: dict[str, Reflector]) -> None:
-    """A change to each collection seen: every watch is open and read (stop cannot cut a watch still opening)."""
+    """A change to each collection seen: every watch is open and read."""
     versions = {name: api.put(next(iter(api.store[KINDS[name]].values()))) for name in reflectors}
     deadline = time.monotonic() + 10
     for name, reflector in reflectors.items():
@@ -473,6 +473,25 @@ def test_stop_ends_every_watch_at_once(api: KubeApi, api_client: Any) -> None:
     watching.stop()
     assert [thread.name for thread in threads if thread.is_alive()] == [], "a watch outlived stop"
     assert watching.view().errors == [], "a watch cut by stop is no failure"
+
+
+def test_stop_landing_while_a_watch_opens_ends_it_at_once(api_client: Any) -> None:
+    list_node = kube_client.CoreV1Api(api_client).list_node
+
+    def opening(**arguments: Any) -> Any:
+        response = list_node(**arguments)
+        if arguments.get("watch"):  # the watch is open, its response not yet handed to the reflector
+            stopper = threading.Thread(target=reflector.stop, kwargs={"timeout": 0})
+            stopper.start()
+            stopper.join()
+        return response
+
+    reflector = Reflector("nodes", opening)
+    reflector.start()
+    assert reflector.synced.wait(10)
+    reflector._thread.join(5)
+    assert not reflector._thread.is_alive(), "a watch opened as stop landed outlived it"
+    assert reflector.error is None
 
 
 @pytest.mark.parametrize(
