@@ -7,6 +7,7 @@ Resources are integers (millicores, MiB, whole GPUs, pod slots) so sums and fits
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -443,8 +444,14 @@ def _items(value: Any) -> list[Any]:
 
 
 def is_json_number(value: Any) -> TypeGuard[int | float]:
-    """Whether a value read from JSON is a number (JSON's true and false are not, though Python's bool is an int)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """Whether a value read from JSON is a number a float holds: not JSON's true and false (Python's bool is an
+    int), nor the NaN and Infinity that Python's json reads, nor an integer too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _level(key: Any) -> bool:

@@ -25,7 +25,6 @@ SIGTERM or SIGINT (the caller sets `stop`), stops its watches and logs why.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -182,7 +181,7 @@ class Runtime:
         self._finish_uncordons(observation, done)
         if observation.templates:
             config = dataclasses.replace(
-                self.settings.config_for(observation.templates, self._boot_estimate()),
+                self.settings.config_for(observation.templates, self.record.boot_estimate(self.settings.default_boot)),
                 boot_time_measured=len(self.record.boot_seconds) >= MEASURED_BOOTS,
             )
             state = dataclasses.replace(self.policy_state, cordoned_by_us=frozenset(self.record.cordoned))
@@ -373,11 +372,6 @@ class Runtime:
                     self.record.boot_seconds = [*self.record.boot_seconds, node.power_since - started][-KEPT_BOOTS:]
             elif node.power is not PowerState.BOOTING:
                 self.booting.pop(node.name, None)
-
-    def _boot_estimate(self) -> float:
-        if self.record.boot_seconds:
-            return float(statistics.median(self.record.boot_seconds))
-        return self.settings.default_boot
 
 
 def _counts(snapshot: ClusterSnapshot) -> dict[str, int]:

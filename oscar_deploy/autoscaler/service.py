@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from oscar_deploy.autoscaler.decisions import LOG_NAME, DecisionsLog, run_lock, running_pid
+from oscar_deploy.autoscaler.decisions import LOG_NAME, STATE_NAME, DecisionsLog, load_memory, run_lock, running_pid
 from oscar_deploy.autoscaler.model import NodeTemplate, PolicyConfig
+from oscar_deploy.autoscaler.snapshot import PowerRecord
 from oscar_deploy.platform.autoscaler import AUTOSCALER_NAMESPACE, AUTOSCALER_TOKEN_SECRET
 from oscar_deploy.providers.power import PowerManager
 from oscar_deploy.support.errors import OperationError, UserInputError
@@ -242,6 +243,19 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
         "decisions": rows[-last:],
         "notes": notes,
         "nodes": counts,
+        "boot": _boot(load_memory(folder / STATE_NAME).record, starts[-1].get("target") if starts else None),
+    }
+
+
+def _boot(record: PowerRecord, target: Any) -> dict[str, Any] | None:
+    """The boot time the policy plans with, and whence: the boots measured, or the target's default."""
+    default = DEFAULT_BOOT_SECONDS.get(target) if isinstance(target, str) else None
+    if default is None and not record.boot_seconds:
+        return None  # no boot measured and no (known) target in the log
+    return {
+        "estimate_seconds": record.boot_estimate(default or 0.0),  # the default only counts when nothing was measured
+        "measured_boots": len(record.boot_seconds),
+        "target_default_seconds": default,
     }
 
 

@@ -21,6 +21,7 @@ labels all of them share. A worker never registered takes the template of its ar
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -72,6 +73,10 @@ class PowerRecord:
     uncordon_pending: set[str] = field(default_factory=set)
     boot_seconds: list[float] = field(default_factory=list)
 
+    def boot_estimate(self, default: float) -> float:
+        """The boot time to plan with: the median of the boots measured on this cluster, else `default`."""
+        return float(statistics.median(self.boot_seconds)) if self.boot_seconds else default
+
     def last_action(self, name: str) -> str | None:
         on, off = self.powered_on.get(name), self.powered_off.get(name)
         if on is None and off is None:
@@ -101,7 +106,7 @@ class PowerRecord:
             failed_until=_times(data, "failed_until"),
             cordoned=names("cordoned"),
             uncordon_pending=names("uncordon_pending"),
-            boot_seconds=[float(v) for v in boots if isinstance(v, int | float)] if isinstance(boots, list) else [],
+            boot_seconds=[float(v) for v in boots if is_json_number(v) and v >= 0] if isinstance(boots, list) else [],
         )
 
 

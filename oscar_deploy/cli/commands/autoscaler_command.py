@@ -78,6 +78,15 @@ def status(
     typer.echo(f"last start: {start.get('time')} (target {start.get('target')}, every {start.get('period')}s)")
     if stop is not None and stop.get("time", "") >= start.get("time", ""):
         typer.echo(f"last stop: {stop.get('time')} ({stop.get('reason')})")
+    boot = data["boot"]
+    if boot is not None:
+        measured = boot["measured_boots"]
+        whence = (
+            f"the median of the {measured} boot(s) measured on this cluster"
+            if measured
+            else f"the {start.get('target')} target's default until a boot is measured"
+        )
+        typer.echo(f"boot-time estimate: {boot['estimate_seconds']:.0f}s, {whence}")
     if data["nodes"]:
         counts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in data["nodes"].items() if value)
         typer.echo(f"workers at the last round: {counts or 'none'}")

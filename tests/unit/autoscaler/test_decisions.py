@@ -145,6 +145,18 @@ def test_a_damaged_state_file_is_nothing_remembered(tmp_path: Path) -> None:
     )
 
 
+def test_numbers_a_float_cannot_hold_are_left_out_of_the_state(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    huge = "1" + "0" * 400
+    state.write_text(
+        f'{{"powered_on": {{"a": NaN, "b": Infinity, "c": {huge}, "d": 5}}, "boot_seconds": [-Infinity, 1e308], '
+        f'"policy": {{"first_seen": NaN, "job_durations": [Infinity, 12]}}, "saved_at": {huge}}}'
+    )
+    assert load_memory(state) == RuntimeMemory(
+        record=PowerRecord(powered_on={"d": 5.0}, boot_seconds=[1e308]), policy=PolicyState(job_durations=(12.0,))
+    )
+
+
 @pytest.mark.parametrize("content", [b"\xff", b"not json", b"[]", b'"state"', b""])
 def test_a_state_file_that_is_not_a_json_object_is_nothing_remembered(tmp_path: Path, content: bytes) -> None:
     state = tmp_path / "state.json"

@@ -91,9 +91,10 @@ def test_run_once_powers_on_a_board_for_a_pending_job_and_status_shows_why(edge:
     assert lines[0] == "autoscaler of cluster edge: not running"
     assert lines[1].startswith("last start: ") and lines[1].endswith(" (target static, every 5.0s)")
     assert lines[2].startswith("last stop: ") and lines[2].endswith(" (done)")
-    assert lines[3] == "workers at the last round: 1 on, 1 off, 1 pending pods"
-    assert lines[4].split() == ["TIME", "ACTION", "NODE", "OUTCOME", "REASON"]
-    row = lines[5]
+    assert lines[3] == "boot-time estimate: 120s, the static target's default until a boot is measured"
+    assert lines[4] == "workers at the last round: 1 on, 1 off, 1 pending pods"
+    assert lines[5].split() == ["TIME", "ACTION", "NODE", "OUTCOME", "REASON"]
+    row = lines[6]
     assert " power-on " in row and " board-2 " in row and " powered on " in row
     assert row.endswith("1 pending pod(s) fit on no ready or booting node; a new workers-arm64 node (arm64) holds them")
 
@@ -117,6 +118,19 @@ def test_status_escapes_what_the_cluster_said(edge: Cli, state_home: Path) -> No
     escaped = "500 Internal Server Error: \\x1b[2J\\x1b]0;owned\\x07"
     assert f" failed: {escaped} " in status.stdout.splitlines()[-2]
     assert status.stdout.splitlines()[-1] == f"note: board-1: {escaped}"
+
+
+def test_status_tells_the_boot_estimate_measured_on_the_cluster(edge: Cli, state_home: Path) -> None:
+    from oscar_deploy.autoscaler.decisions import DecisionsLog
+
+    folder = state_home / "edge" / "autoscaler"
+    DecisionsLog(folder / "decisions.jsonl").write({"event": "start", "target": "static", "period": 5}, time.time())
+    (folder / "state.json").write_text('{"boot_seconds": [80.4, 110.0]}')
+    status = edge("autoscaler", "status")
+    assert status.exit_code == 0, status.output
+    assert status.stdout.splitlines()[2] == (
+        "boot-time estimate: 95s, the median of the 2 boot(s) measured on this cluster"
+    )
 
 
 def test_status_without_a_log_and_bad_input(edge: Cli) -> None:

@@ -40,6 +40,7 @@ def test_without_a_log_nothing_runs_and_nothing_was_decided(cluster: ClusterStat
         "decisions": [],
         "notes": [],
         "nodes": {},
+        "boot": None,
     }
 
 
@@ -105,3 +106,51 @@ def test_damaged_parts_of_a_round_show_nothing_instead_of_failing(cluster: Clust
 def test_last_must_be_one_or_more(cluster: ClusterState, last: int) -> None:
     with pytest.raises(UserInputError, match=rf"^--last {last}: must be 1 or more$"):
         status_data(cluster, last)
+
+
+@pytest.mark.parametrize(
+    ("target", "seconds"), [("local", 30.0), ("aws", 120.0), ("openstack", 180.0), ("static", 120.0)]
+)
+def test_before_any_boot_is_measured_the_boot_estimate_is_the_targets_default(
+    cluster: ClusterState, target: str, seconds: float
+) -> None:
+    write(cluster, {"event": "start", "target": target})
+    boot = {"estimate_seconds": seconds, "measured_boots": 0, "target_default_seconds": seconds}
+    assert status_data(cluster, 10)["boot"] == boot
+
+
+def state_file(cluster: ClusterState, text: str) -> None:
+    (folder_of(cluster) / "state.json").write_text(text)
+
+
+def test_the_boot_estimate_is_the_median_of_the_boots_measured(cluster: ClusterState) -> None:
+    write(cluster, {"event": "start", "target": "aws"})
+    state_file(cluster, '{"boot_seconds": [200.0, 95, 140.5]}')
+    assert status_data(cluster, 10)["boot"] == {
+        "estimate_seconds": 140.5,
+        "measured_boots": 3,
+        "target_default_seconds": 120.0,
+    }
+    state_file(cluster, '{"boot_seconds": [200.0, 100.0]}')
+    assert status_data(cluster, 10)["boot"]["estimate_seconds"] == 150.0
+
+
+def test_boot_times_that_are_no_durations_are_left_out(cluster: ClusterState) -> None:
+    write(cluster, {"event": "start", "target": "local"})
+    state_file(cluster, '{"boot_seconds": [NaN, Infinity, -Infinity, -1, true, "90", null, 1%s, 0, 40]}' % ("0" * 400))
+    assert status_data(cluster, 10)["boot"] == {
+        "estimate_seconds": 20.0,
+        "measured_boots": 2,
+        "target_default_seconds": 30.0,
+    }
+
+
+def test_without_a_known_target_only_measured_boots_give_an_estimate(cluster: ClusterState) -> None:
+    write(cluster, {"event": "start", "target": "vsphere"}, {"event": "start", "target": ["local"]})
+    assert status_data(cluster, 10)["boot"] is None
+    state_file(cluster, '{"boot_seconds": [75.0]}')
+    assert status_data(cluster, 10)["boot"] == {
+        "estimate_seconds": 75.0,
+        "measured_boots": 1,
+        "target_default_seconds": None,
+    }
