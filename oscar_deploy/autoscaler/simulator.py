@@ -16,6 +16,10 @@ generator seeded by (seed, node, boot number), so all policies meet the same boo
 the same numbers. Node-hours run from the power-on request to the end of the shutdown, as a cloud bills.
 Evicting an OSCAR job pod kills the job: it restarts from the beginning. Evicting an interruptible pod moves
 it: it continues elsewhere with the time it had left.
+
+The wait statistics are those of the jobs that finished: each job's wait runs from its submission to the start
+of the run that finished (a killed job's restart; a moved pod's first start). Jobs that never finished are
+counted in `unfinished` instead.
 """
 
 from __future__ import annotations
@@ -206,7 +210,8 @@ class Simulator:
         self.remaining = [job.duration for job in self.jobs]
         self.token = [0] * n
         self.node_of = [-1] * n
-        self.wait = [-1.0] * n
+        self.wait = [-1.0] * n  # submit to the start of the job's current run (a moved pod keeps its first)
+        self.finished_waits: list[float] = []
         self.pod_info: list[PodInfo | None] = [None] * n
         self.done = 0
         self.killed = 0
@@ -391,6 +396,7 @@ class Simulator:
         self._release(job, node)
         self.node_of[job] = -1
         self.done += 1
+        self.finished_waits.append(self.wait[job])
         self.last_finish = self.now
         self._gained_room(node)
 
@@ -600,7 +606,7 @@ class Simulator:
                 node_seconds += end - node.billed_from
             if node.state is _ON and node.idle_since is not None:
                 idle_seconds += end - node.idle_since
-        waits = sorted(w for index, w in enumerate(self.wait) if w >= 0 and self.node_of[index] == -1)
+        waits = sorted(self.finished_waits)
         return RunMetrics(
             policy=self.controller.name,
             scenario=self.scenario.name,

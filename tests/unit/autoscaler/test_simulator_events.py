@@ -276,6 +276,17 @@ def test_a_run_that_cannot_finish_stops_a_week_after_the_horizon_without_the_wai
     assert earlier.simulated_seconds == 604_000.0  # the tick at 605 000 is 5 s past horizon + 7 days
 
 
+def test_the_waits_are_those_of_finished_jobs_not_of_a_moved_pod_that_never_restarts() -> None:
+    """The Knative pod waits from 1 to 20 beside the job; drained at 50 from the only node, it never runs again.
+    Only the finished job's wait (0 s) counts."""
+    jobs = [job(0, 1500, duration=20.0), Job(1, 100.0, Resources.request(1000, 512), interruptible=True)]
+    controller = Script({50.0: [(Action.DRAIN, "wn-1")]}, starts_all_on=True)
+    metrics = simulate(scenario(jobs), controller)
+    assert placed(controller.looks[30.0]) == {"wn-1": ["job-1"]}
+    assert (metrics.pods_moved, metrics.unfinished) == (1, 1)
+    assert (metrics.wait_mean, metrics.wait_max) == (0.0, 0.0)
+
+
 def test_percentile_ranks_at_least_the_first_value() -> None:
     values = [float(v) for v in range(1, 101)]
     assert [percentile(values, q) for q in (0.0, 0.01, 0.011, 1.0)] == [1.0, 1.0, 2.0, 100.0]
