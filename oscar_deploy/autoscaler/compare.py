@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,6 +159,9 @@ def _knob(policy: str, value: float | None) -> str:
     return f"{entry.knob}={value:.0f}s" if entry.knob and value is not None else "-"
 
 
+# The longest span of arrivals a --trace may be replayed over (about a second per day of it, with few nodes).
+MAX_REPLAY_SECONDS = 31 * 86_400.0
+
 HEADER = (
     f"{'policy':<15} {'knob':<31} {'node-h':>7} {'idle-h':>7} {'mean s':>7} {'p95 s':>7} {'p99 s':>7} "
     f"{'on/off':>9} {'failed':>6} {'killed':>6} {'moved':>5}"
@@ -264,8 +268,8 @@ def simulate_command(
         raise UserInputError(f"--scenario {unknown[0]}: unknown scenario; use one of {', '.join(SCENARIOS)}")
     if seed < 0:
         raise UserInputError(f"--seed {seed}: must be 0 or more")
-    if speedup <= 0:
-        raise UserInputError(f"--speedup {speedup:g}: must be more than 0")
+    if not math.isfinite(speedup) or speedup <= 0:
+        raise UserInputError(f"--speedup {speedup:g}: must be a number more than 0")
     if plot_path is not None:
         if importlib.util.find_spec("matplotlib") is None:
             raise UserInputError(
@@ -280,8 +284,15 @@ def simulate_command(
     if trace is not None:
         from oscar_deploy.autoscaler.traces import read_alibaba_pod_list, scenario_from_alibaba
 
-        pods = read_alibaba_pod_list(trace)
-        chosen.append(functools.partial(scenario_from_alibaba, pods, f"trace:{trace.name}", speedup))
+        replayed = scenario_from_alibaba(read_alibaba_pod_list(trace), f"trace:{trace.name}", speedup)
+        span = max(job.submit for job in replayed.jobs)
+        if not span <= MAX_REPLAY_SECONDS:
+            raise UserInputError(
+                f"--speedup {speedup:g}: {trace} would be replayed over {span / 86_400:.3g} days, more than the "
+                f"{MAX_REPLAY_SECONDS / 86_400:.0f} the simulator replays; use --speedup "
+                f"{speedup * span / MAX_REPLAY_SECONDS:.3g} or more"
+            )
+        chosen.append(lambda: replayed)
     reports = []
     for make in chosen:
         report = compare(make(), seed, sweep_baselines=plot_path is not None)

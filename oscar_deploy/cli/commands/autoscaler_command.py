@@ -30,7 +30,9 @@ SEED_OPTION = typer.Option(
 TRACE_OPTION = typer.Option(
     None, "--trace", help="Also run an Alibaba cluster-trace-gpu-v2023 pod list CSV (openb_pod_list_*.csv)."
 )
-SPEEDUP_OPTION = typer.Option(100.0, "--speedup", help="How many times faster the --trace's arrivals are replayed.")
+SPEEDUP_OPTION = typer.Option(
+    100.0, "--speedup", help="How many times faster the --trace's arrivals are replayed (over at most 31 days)."
+)
 PLOT_OPTION = typer.Option(
     None, "--plot", help="Write a cost versus p95 wait plot (PNG) with each policy's main knob swept."
 )

@@ -313,13 +313,35 @@ def refusal(*args) -> str:
     return str(refused.value)
 
 
+SAMPLE_TRACE = Path(__file__).parents[2] / "data" / "alibaba" / "openb_pod_list_sample.csv"  # arrivals over 12000 s
+
+
+def test_a_trace_is_replayed_over_at_most_31_days(monkeypatch) -> None:
+    assert refusal([], 1, False, SAMPLE_TRACE, 0.004, None) == (
+        f"--speedup 0.004: {SAMPLE_TRACE} would be replayed over 34.7 days, more than the 31 the simulator replays; "
+        "use --speedup 0.00448 or more"
+    )
+    replayed: list[Scenario] = []
+
+    def first_only(scenario: Scenario, seed: int, sweep_baselines: bool) -> None:
+        replayed.append(scenario)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare_module, "compare", first_only)
+    with pytest.raises(KeyboardInterrupt):
+        simulate_command([], 1, False, SAMPLE_TRACE, 12_000.0 / 2_678_000.0, None, echo=print)
+    assert max(job.submit for job in replayed[0].jobs) == pytest.approx(2_678_000.0)
+
+
 def test_simulate_command_refuses_bad_options_before_running_anything(monkeypatch, tmp_path) -> None:
     assert refusal(["sparse", "weekly", "daily"], 1, False, None, 100.0, None) == (
         "--scenario weekly: unknown scenario; use one of sparse, bursty, diurnal, edge, azure2019, azure2021"
     )
     assert refusal(["sparse"], -1, False, None, 100.0, None) == "--seed -1: must be 0 or more"
-    assert refusal(["sparse"], 1, False, None, 0.0, None) == "--speedup 0: must be more than 0"
-    assert refusal(["sparse"], 1, False, None, -2.5, None) == "--speedup -2.5: must be more than 0"
+    for speedup in (0.0, -2.5, float("nan"), float("inf"), float("-inf")):
+        assert (
+            refusal(["sparse"], 1, False, None, speedup, None) == f"--speedup {speedup:g}: must be a number more than 0"
+        )
     assert refusal(["sparse"], 1, False, None, 100.0, Path("cost.svg")) == (
         "--plot cost.svg: the plot is a PNG image; give a file name ending in .png"
     )
