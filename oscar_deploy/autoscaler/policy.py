@@ -279,18 +279,21 @@ class _Round:
         self.running = running
         self.released = tuple(released)
         self.first_seen = self.now if self.state.first_seen is None else self.state.first_seen
-        self._track_jobs(jobs)
+        unready = [n for n in self.snapshot.nodes if n.power is not PowerState.ON]
+        self._track_jobs(jobs, {pod.name for n in unready for pod in n.pods if not pod.interruptible})
 
-    def _track_jobs(self, jobs: list[str]) -> None:
+    def _track_jobs(self, jobs: list[str], held: set[str]) -> None:
         """When each job pod on a ready node (`jobs`) was first seen running, and how long the ones that ended
         ran. Jobs already running at the first look, or when their start was missed, have no known start and
-        are left out."""
+        are left out. A job still bound to a node that is not Ready (`held`) has not ended: its start is kept."""
         started: dict[str, float] = {}
         for name in jobs:
             if name in self.state.job_started:
                 started[name] = self.state.job_started[name]
             elif self.state.first_seen is not None and name not in self.state.running:
                 started[name] = self.now
+        for name in held & self.state.job_started.keys():
+            started[name] = self.state.job_started[name]
         durations = list(self.state.job_durations)
         durations += [self.now - since for name, since in self.state.job_started.items() if name not in started]
         self.job_started = started

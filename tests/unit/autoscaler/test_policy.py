@@ -841,6 +841,20 @@ def test_job_run_times_are_measured_from_when_each_job_was_first_seen_running() 
     assert look(100.0, state=full).job_durations == (*(float(n) for n in range(1, 50)), 50.0), "the latest 50 kept"
 
 
+def test_a_job_on_a_worker_that_is_not_ready_has_not_ended() -> None:
+    def look(now: float, power: PowerState, state: PolicyState) -> PolicyState:
+        snapshot = ClusterSnapshot(now=now, nodes=(node("wn-1", power, job("j"), knative("k")),))
+        return decide(snapshot, config(), state).state
+
+    known = PolicyState(first_seen=0.0, running={"j": (1000, 512)}, job_started={"j": 20.0})
+    away = look(100.0, BOOTING, known)
+    assert (away.job_started, away.job_durations) == ({"j": 20.0}, ())
+    back = look(200.0, ON, away)
+    assert (back.job_started, back.job_durations) == ({"j": 20.0}, ())
+    gone = decide(ClusterSnapshot(now=300.0, nodes=(node("wn-1", OFF),)), config(), back).state
+    assert (gone.job_started, gone.job_durations) == ({}, (280.0,)), "no longer bound to any node: ended"
+
+
 @pytest.mark.parametrize(
     ("headroom", "held"),
     [
