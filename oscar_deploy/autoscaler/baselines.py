@@ -18,18 +18,18 @@ and a clairvoyant oracle. Each baseline keeps the defaults of its anchor; its ma
   a template node, booting ("upcoming") nodes counted, least-waste expander; a node is unneeded when its CPU
   and memory requests are each under 0.5 of allocatable and its pods fit elsewhere, and is removed after
   10 min unneeded (no scale-down in a scan that scales up, nor for 10 min after it or 3 min after a failure,
-  but unneeded nodes are tracked meanwhile, so one unneeded all along goes when the pause ends); empty nodes up to 10
-  at once, one drain at a time; a node not Ready 15 min after the request is dropped and its group backed off
-  5 min (doubling up to 30, reset 3 h after the group's last failure). ca-evict treats OSCAR job pods as
-  movable (Job is a replicated kind, so CA may evict them by default); ca-safe marks them
+  but unneeded nodes are tracked meanwhile, so one unneeded all along goes when the pause ends); empty nodes
+  up to 10 at once, one drain at a time; a node not Ready 15 min after the request is dropped and its group
+  backed off 5 min (doubling up to 30, reset 3 h after the group's last failure). ca-evict treats OSCAR job
+  pods as movable (Job is a replicated kind, so CA may evict them by default); ca-safe marks them
   `safe-to-evict: "false"`.
 - karpenter / karpenter-dnd: pending pods batched (1 s), packed first-fit-decreasing by CPU then memory onto
   ready, in-flight and new nodes of the cheapest fitting type; disruption every 10 s with
   `WhenEmptyOrUnderutilized` and `consolidateAfter: 0s` (no pod change on the node for that long), a 15 s
   validation before acting, a budget of 10% of the initialised nodes, rounded up (booting nodes and those
-  whose instance is terminating are not counted; those marked for deletion count and use it up), empty nodes in
-  parallel and one underutilised node at a time when its pods fit on the others. karpenter-dnd puts
-  `karpenter.sh/do-not-disrupt` on job pods, so only nodes without jobs are consolidated.
+  whose instance is terminating are not counted; those marked for deletion count and use it up), empty
+  nodes in parallel and one underutilised node at a time when its pods fit on the others. karpenter-dnd
+  puts `karpenter.sh/do-not-disrupt` on job pods, so only nodes without jobs are consolidated.
 - oracle: knows every arrival in advance and packs the jobs of the next boot time as if they were pending,
   so boots start one boot time early; empty nodes that no foreseen job needs power off at once. A reference
   point near the lower bound of cost and wait, not a proven optimum (it does not know boot outcomes).
