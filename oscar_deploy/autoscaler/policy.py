@@ -259,14 +259,23 @@ class _Round:
             self.notes.append(self._unplaced_note(pod_class, count, why))
 
     def _track_releases(self) -> None:
-        """Updates which pods run and which finished since the last call (their requests are freed room)."""
+        """Updates which pods run and which finished since the last call (their requests are freed room). A pod
+        seen running on a node that has since dropped out of Ready has not finished: it is carried over."""
         running: dict[str, tuple[int, int]] = {}
         jobs: list[str] = []
+        held: set[str] = set()
         for node in self.ready:
             for pod in node.pods:
                 running[pod.name] = (pod.requests.cpu_milli, pod.requests.memory_mib)
                 if not pod.interruptible:
                     jobs.append(pod.name)
+        for node in self.snapshot.nodes:
+            if node.power is not PowerState.ON:
+                for pod in node.pods:
+                    if pod.name in self.state.running:
+                        running[pod.name] = self.state.running[pod.name]
+                        if not pod.interruptible:
+                            held.add(pod.name)
         window = self._release_window()
         released = [entry for entry in self.state.released if entry[0] >= self.now - window]
         cpu = memory = 0
@@ -279,13 +288,12 @@ class _Round:
         self.running = running
         self.released = tuple(released)
         self.first_seen = self.now if self.state.first_seen is None else self.state.first_seen
-        unready = [n for n in self.snapshot.nodes if n.power is not PowerState.ON]
-        self._track_jobs(jobs, {pod.name for n in unready for pod in n.pods if not pod.interruptible})
+        self._track_jobs(jobs, held)
 
     def _track_jobs(self, jobs: list[str], held: set[str]) -> None:
         """When each job pod on a ready node (`jobs`) was first seen running, and how long the ones that ended
         ran. Jobs already running at the first look, or when their start was missed, have no known start and
-        are left out. A job still bound to a node that is not Ready (`held`) has not ended: its start is kept."""
+        are left out. A job carried over on a node that is not Ready (`held`) has not ended: its start is kept."""
         started: dict[str, float] = {}
         for name in jobs:
             if name in self.state.job_started:

@@ -841,18 +841,25 @@ def test_job_run_times_are_measured_from_when_each_job_was_first_seen_running() 
     assert look(100.0, state=full).job_durations == (*(float(n) for n in range(1, 50)), 50.0), "the latest 50 kept"
 
 
-def test_a_job_on_a_worker_that_is_not_ready_has_not_ended() -> None:
-    def look(now: float, power: PowerState, state: PolicyState) -> PolicyState:
-        snapshot = ClusterSnapshot(now=now, nodes=(node("wn-1", power, job("j"), knative("k")),))
-        return decide(snapshot, config(), state).state
+def test_pods_on_a_worker_that_drops_out_of_ready_have_not_ended() -> None:
+    pods = (job("j", 300, 256), job("old", 400, 512), knative("k", 500, 1024))
 
-    known = PolicyState(first_seen=0.0, running={"j": (1000, 512)}, job_started={"j": 20.0})
+    def look(now: float, power: PowerState, state: PolicyState) -> PolicyState:
+        return decide(ClusterSnapshot(now=now, nodes=(node("wn-1", power, *pods),)), config(), state).state
+
+    seen = {"j": (300, 256), "old": (400, 512), "k": (500, 1024)}
+    known = PolicyState(first_seen=0.0, running=seen, job_started={"j": 20.0})
     away = look(100.0, BOOTING, known)
+    assert (away.running, away.released) == (seen, ()), "their room was not freed"
     assert (away.job_started, away.job_durations) == ({"j": 20.0}, ())
     back = look(200.0, ON, away)
-    assert (back.job_started, back.job_durations) == ({"j": 20.0}, ())
+    assert (back.job_started, back.job_durations, back.released) == ({"j": 20.0}, (), ())
+    assert "old" not in back.job_started, "running before the first look: its start is still unknown"
     gone = decide(ClusterSnapshot(now=300.0, nodes=(node("wn-1", OFF),)), config(), back).state
     assert (gone.job_started, gone.job_durations) == ({}, (280.0,)), "no longer bound to any node: ended"
+    assert (gone.running, gone.released) == ({}, ((300.0, 1200, 1792),))
+    unseen = look(400.0, BOOTING, gone)
+    assert (unseen.running, unseen.job_started) == ({}, {}), "pods first seen on a node not Ready are not counted"
 
 
 @pytest.mark.parametrize(
