@@ -26,6 +26,7 @@ from oscar_deploy.autoscaler.baselines import ALWAYS_ON, OURS, POLICIES, REFEREN
 from oscar_deploy.autoscaler.simulator import RunMetrics, Scenario, simulate
 from oscar_deploy.autoscaler.workloads import SCENARIOS
 from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.progress import Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +262,10 @@ def simulate_command(
     speedup: float,
     plot_path: Path | None,
     echo: Callable[[str], None],
+    progress: Progress | None = None,
 ) -> None:
-    """What `oscar-deploy autoscaler simulate` does once its options are parsed."""
+    """What `oscar-deploy autoscaler simulate` does once its options are parsed: reports on `echo`, and each
+    scenario's runs as a timed step on `progress` (stderr)."""
     unknown = [name for name in scenarios if name not in SCENARIOS]
     if unknown:
         raise UserInputError(f"--scenario {unknown[0]}: unknown scenario; use one of {', '.join(SCENARIOS)}")
@@ -293,9 +296,12 @@ def simulate_command(
                 f"{speedup * span / MAX_REPLAY_SECONDS:.3g} or more"
             )
         chosen.append(lambda: replayed)
+    progress = progress or Progress()
     reports = []
     for make in chosen:
-        report = compare(make(), seed, sweep_baselines=plot_path is not None)
+        scenario = make()
+        with progress.step(f"simulating {scenario.name} (seed {seed}, {len(scenario.jobs)} jobs)"):
+            report = compare(scenario, seed, sweep_baselines=plot_path is not None)
         reports.append(report)
         if not as_json:
             echo(format_report(report) + "\n")

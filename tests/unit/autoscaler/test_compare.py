@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import io
 import json
 from dataclasses import FrozenInstanceError, asdict, replace
 from pathlib import Path
 
 import pytest
 from matplotlib.markers import MarkerStyle
+from rich.console import Console
 
 from oscar_deploy.autoscaler import compare as compare_module
 from oscar_deploy.autoscaler.compare import (
@@ -25,6 +27,7 @@ from oscar_deploy.autoscaler.compare import (
 )
 from oscar_deploy.autoscaler.simulator import Controller, RunMetrics, Scenario, simulate
 from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.progress import Progress
 from tests.unit.autoscaler.test_simulator import one_job
 
 
@@ -380,8 +383,15 @@ def plots(monkeypatch) -> list[tuple[list[tuple[str, list[str]]], Path]]:
 
 def test_simulate_command_runs_every_scenario_when_none_is_named_and_prints_each_report(two_scenarios) -> None:
     echoed: list[str] = []
-    simulate_command([], 0, False, None, 1e-9, None, echoed.append)
+    steps = io.StringIO()
+    simulate_command([], 0, False, None, 1e-9, None, echoed.append, Progress(Console(file=steps, width=200)))
     assert echoed == [format_report(compare(replace(one_job(), name=name), 0)) + "\n" for name in ("a0", "b0")]
+    assert steps.getvalue().splitlines() == [
+        "simulating a0 (seed 0, 1 jobs) ...",
+        "simulating a0 (seed 0, 1 jobs): done in 0s",
+        "simulating b0 (seed 0, 1 jobs) ...",
+        "simulating b0 (seed 0, 1 jobs): done in 0s",
+    ]
     named: list[str] = []
     simulate_command(["b"], 2, False, None, 100.0, None, named.append)
     assert [report.splitlines()[0] for report in named] == ["scenario b2: 1 jobs, up to 2 workers, seed 2 (one job)"]
