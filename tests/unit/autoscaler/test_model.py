@@ -10,13 +10,18 @@ from typing import Any
 import pytest
 
 from oscar_deploy.autoscaler.model import (
+    UNBOUNDED,
     Action,
+    ClusterSnapshot,
     Decision,
+    KueueWorkload,
     NodeInfo,
     NodeTemplate,
     PendingPod,
     PodInfo,
+    PodSet,
     PolicyConfig,
+    PolicyResult,
     PolicyState,
     PowerState,
     Resources,
@@ -250,3 +255,54 @@ def test_defaults_that_keep_a_pod_safe_and_a_decision_readable() -> None:
     assert (pending.interruptible, pending.created, dict(pending.node_selector)) == (False, 0.0, {})
     assert NodeTemplate("wn", "amd64", Resources()).cost_per_hour == 1.0
     assert str(Decision(Action.POWER_OFF, "wn-1", "empty for 300s")) == "power-off wn-1: empty for 300s"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Resources(),
+        PodInfo("ns/p", Resources()),
+        NodeInfo("wn-1", "amd64", Resources(), PowerState.ON),
+        PendingPod("ns/p", Resources()),
+        PodSet(1, Resources()),
+        KueueWorkload("w", "q", ()),
+        ClusterSnapshot(0.0, ()),
+        NodeTemplate("wn", "amd64", Resources()),
+        PolicyConfig(templates=(WN,)),
+        Decision(Action.CORDON, "wn-1", "surplus"),
+        PolicyState(),
+        PolicyResult((), PolicyState()),
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_every_model_value_is_frozen_and_has_no_attribute_dict(value: object) -> None:
+    first = dataclasses.fields(value)[0].name  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, first, getattr(value, first))
+    assert not hasattr(value, "__dict__"), "slots: no attribute beyond the declared fields"
+
+
+def test_a_node_s_requests_come_from_its_pods_and_cannot_be_given() -> None:
+    with pytest.raises(TypeError, match="requested"):
+        NodeInfo("wn-1", "amd64", Resources(), PowerState.ON, requested=Resources(1, 1, 0, 1))  # type: ignore[call-arg]
+
+
+def test_the_defaults_of_a_bare_pod_node_workload_and_result() -> None:
+    assert PodInfo("ns/p", Resources()).interruptible is False
+    bare = NodeInfo("wn-1", "amd64", Resources(), PowerState.OFF)
+    assert (bare.power_since, bare.pods, bare.capacity, bare.labels, bare.pods_changed_at, bare.template) == (
+        0.0,
+        (),
+        Resources(0, 0, 0, 0),
+        {},
+        0.0,
+        "",
+    )
+    assert KueueWorkload("w", "q", ()).created == 0.0
+    assert PolicyResult((), PolicyState()).notes == ()
+
+
+def test_the_unbounded_amount_is_ten_to_the_fifteenth_and_holds_any_real_request() -> None:
+    assert UNBOUNDED == 10**15
+    huge = Resources.request(10**9, 2**30, 10**6)  # a million cores, a pebibyte, a million GPUs
+    assert huge.fits_in(Resources(UNBOUNDED, UNBOUNDED, UNBOUNDED, 1))
