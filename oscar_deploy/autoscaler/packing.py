@@ -159,10 +159,16 @@ def pack(
 
 
 def _open_bins(bins: list[Bin], classes: list[PodClass]) -> list[Bin]:
-    """The bins that can still take the smallest of the classes left (full bins only cost time)."""
+    """The bins that can still take the smallest of the classes left (full bins only cost time). A resource no
+    class left requests is not looked at, as the scheduler does not: a node whose pods request more CPU than it
+    has still takes a pod that requests none."""
     cpu = min(c.requests.cpu_milli for c in classes)
     memory = min(c.requests.memory_mib for c in classes)
-    return [b for b in bins if b.free.pods > 0 and b.free.cpu_milli >= cpu and b.free.memory_mib >= memory]
+    return [
+        b
+        for b in bins
+        if b.free.pods > 0 and (not cpu or b.free.cpu_milli >= cpu) and (not memory or b.free.memory_mib >= memory)
+    ]
 
 
 def _any_template(pod_class: PodClass, templates: list[NodeTemplate]) -> bool:

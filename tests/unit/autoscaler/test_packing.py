@@ -3,9 +3,14 @@ bins from the cheapest template within the caps, and why pods stay unplaced."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from oscar_deploy.autoscaler.model import NodeInfo, NodeTemplate, PowerState, Resources
 from oscar_deploy.autoscaler.packing import (
     Bin,
+    PackResult,
     PodClass,
     classes_of,
     node_bin,
@@ -150,3 +155,50 @@ def test_a_bin_with_room_for_exactly_the_smallest_class_left_stays_open() -> Non
     result = pack([*larger, one_class(100, 100, 1)], [exact], [])
     assert exact.placed == 1 and exact.free == Resources(0, 0, 0, 0)
     assert len(result.unplaced) == 8
+
+
+def test_a_class_may_use_ready_nodes_unless_told_otherwise() -> None:
+    pods = PodClass(Resources(1000, 1000, 0, 1), (), 1)
+    assert pods.new_only is False
+    ready = Bin("r", "amd64", {}, Resources(2000, 4000, 0, 110), "ready")
+    assert (pack([pods], [ready], []).used, ready.placed) == ([ready], 1)
+
+
+def test_a_node_bin_has_no_template() -> None:
+    node = NodeInfo("wn-1", "amd64", Resources(2000, 4000, 0, 110), PowerState.ON)
+    assert node_bin(node, "ready").template is None
+    assert Bin("b", "amd64", {}, Resources(), "booting").template is None
+
+
+def test_classes_are_frozen_and_packing_values_have_no_attribute_dict() -> None:
+    pods = one_class(100, 100, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pods.count = 2  # type: ignore[misc]
+    values = [pods, Bin("b", "amd64", {}, Resources(), "ready"), PackResult()]
+    assert [hasattr(value, "__dict__") for value in values] == [False, False, False]
+
+
+def test_pods_taking_several_slots_use_that_many_on_ready_and_new_bins() -> None:
+    ready = Bin("r", "amd64", {}, Resources(4000, 8000, 0, 5), "ready")
+    pods = PodClass(Resources(100, 100, 0, 2), (), 4)
+    result = pack([pods], [ready], [SMALL])
+    assert (ready.placed, ready.free) == (2, Resources(3800, 7800, 0, 1))
+    assert [(b.name, b.placed, b.free) for b in result.new] == [("small#1", 2, Resources(1800, 3800, 0, 106))]
+
+
+@pytest.mark.parametrize(
+    ("free", "placed"),
+    [
+        (Resources(-100, 1000, 0, 110), ((0, 100), 10)),  # CPU over-committed: a pod that requests none still fits
+        (Resources(1000, -100, 0, 110), ((100, 0), 10)),
+        (Resources(-100, 1000, 0, 110), ((1, 100), 0)),
+        (Resources(1000, -100, 0, 110), ((100, 1), 0)),
+    ],
+)
+def test_a_resource_a_pod_does_not_request_is_not_looked_at_even_when_over_committed(
+    free: Resources, placed: tuple[tuple[int, int], int]
+) -> None:
+    (cpu, memory), count = placed
+    result = pack([one_class(cpu, memory, 10)], [Bin("wn-1", "amd64", {}, free, "ready")], [])
+    assert sum(b.placed for b in result.used) == count
+    assert [(unplaced.count, left) for unplaced, left, _ in result.unplaced] == ([] if count else [(10, 10)])
