@@ -603,13 +603,10 @@ class _Round:
         ours = [n for n in members if n.name in self.ours]
         for node in sorted(ours, key=lambda n: (-len(n.pods), n.name)):
             if len(active) < target:
+                needed = f"{target - SLACK_NODES} {template.name} node(s) needed (+{SLACK_NODES} slack)"
+                self._add(Action.UNCORDON, node, f"{needed} and {len(active)} ready without it")
                 self.ours = self.ours - {node.name}
                 active.append(node)
-                self._add(
-                    Action.UNCORDON,
-                    node,
-                    f"demand rose: {target - SLACK_NODES} {template.name} node(s) needed (+{SLACK_NODES} slack)",
-                )
                 continue
             if not node.pods and removable > 0:
                 self.ours = self.ours - {node.name}

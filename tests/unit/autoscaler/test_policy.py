@@ -369,7 +369,7 @@ def test_our_cordon_is_lifted_when_running_demand_rises_again() -> None:
     nodes = (*loaded, applying_cordons(light[0], state), *heavy)
     result = decide(ClusterSnapshot(now=120.0, nodes=nodes), cfg, state)
     assert actions(result) == [("uncordon", "wn-3")]
-    assert result.decisions[0].reason == "demand rose: 4 wn node(s) needed (+2 slack)"
+    assert result.decisions[0].reason == "4 wn node(s) needed (+2 slack) and 4 ready without it"
     assert result.state.cordoned_by_us == frozenset()
 
 

@@ -129,6 +129,6 @@ def test_our_light_cordoned_node_is_not_drained_onto_a_node_uncordoned_in_the_sa
     )
     result = decide(ClusterSnapshot(now=1000.0, nodes=nodes), config(idle_time=60.0), state)
     assert actions(result) == [("uncordon", "wn-3"), *([("drain", "wn-4")] if drained else [])]
-    assert result.decisions[0].reason == "demand rose: 1 wn node(s) needed (+2 slack)"
+    assert result.decisions[0].reason == "1 wn node(s) needed (+2 slack) and 2 ready without it"
     assert result.state.cordoned_by_us == (frozenset() if drained else frozenset({"wn-4"}))
     assert result.state.unneeded_since == {"wn-4": 900.0}
