@@ -620,12 +620,13 @@ class _Round:
         return removable
 
     def _drain_if_movable(self, node: NodeInfo, others: list[NodeInfo], target: int) -> bool:
-        """Drains the node if all its pods may move, it is lightly used, its pods fit on `others` and it has
-        been unneeded for idle_time; records when it became unneeded otherwise. True when drained."""
+        """Drains the node if all its pods may move, it is lightly used, its pods fit on `others` (which never
+        hold the node itself) and it has been unneeded for idle_time; records when it became unneeded otherwise.
+        True when drained."""
         if node.runs_job or node.requested.share_of(node.allocatable) >= self.config.consolidation_threshold:
             return False
         pods: list[Demand] = [(p.requests, {ARCH_LABEL: node.arch}, False, 1) for p in node.pods]
-        bins = [_bin(n, "ready") for n in others if n.name != node.name and n.name not in self.decided]
+        bins = [_bin(n, "ready") for n in others if n.name not in self.decided]
         if pack(classes_of(pods), bins, []).unplaced:
             return False
         since = self.state.unneeded_since.get(node.name, self.now)
