@@ -638,23 +638,25 @@ def test_cluster_autoscaler_removes_nothing_for_10_min_after_a_scale_up_and_trac
     assert acts(controller.decide(snap(610.0, *nodes), 610.0)) == [("power-off", "wn-1")]
 
 
-def test_cluster_autoscaler_removes_a_node_unneeded_all_through_the_pause_when_it_ends() -> None:
+def scaled_up_at_300_beside_an_empty_node() -> ClusterAutoscalerLike:
+    """A controller that saw wn-1 empty at 0 and powered board-1 on for an arm64 pod at 300."""
     controller = ca(True, NodePool(WN, 1), NodePool(ARM, 1))
     board_off = node("board-1", OFF, template=ARM)
     assert controller.decide(snap(0.0, node("wn-1", ON), board_off), 0.0) == []
     up = snap(300.0, node("wn-1", ON), board_off, pods=[pending("a", arch="arm64")])
     assert acts(controller.decide(up, 300.0)) == [("power-on", "board-1")]
+    return controller
+
+
+def test_cluster_autoscaler_removes_a_node_unneeded_all_through_the_pause_when_it_ends() -> None:
+    controller = scaled_up_at_300_beside_an_empty_node()
     nodes = (node("wn-1", ON), node("board-1", ON, job("j", cpu=4000), template=ARM))
     assert controller.decide(snap(899.0, *nodes), 899.0) == []
     assert acts(controller.decide(snap(900.0, *nodes), 900.0)) == [("power-off", "wn-1")]
 
 
 def test_cluster_autoscaler_restarts_the_unneeded_clock_of_a_node_needed_during_the_pause() -> None:
-    controller = ca(True, NodePool(WN, 1), NodePool(ARM, 1))
-    board_off = node("board-1", OFF, template=ARM)
-    assert controller.decide(snap(0.0, node("wn-1", ON), board_off), 0.0) == []
-    up = snap(300.0, node("wn-1", ON), board_off, pods=[pending("a", arch="arm64")])
-    assert acts(controller.decide(up, 300.0)) == [("power-on", "board-1")]
+    controller = scaled_up_at_300_beside_an_empty_node()
     board = node("board-1", ON, job("j", cpu=4000), template=ARM)
     assert controller.decide(snap(500.0, node("wn-1", ON, job("k", cpu=1500)), board), 500.0) == []
     assert controller.decide(snap(510.0, node("wn-1", ON), board), 510.0) == []
