@@ -285,17 +285,17 @@ def simulate_command(
     names = list(scenarios) if scenarios or trace is not None else list(SCENARIOS)
     chosen: list[Callable[[], Scenario]] = [functools.partial(SCENARIOS[name], seed) for name in names]
     if trace is not None:
-        from oscar_deploy.autoscaler.traces import read_alibaba_pod_list, scenario_from_alibaba
+        from oscar_deploy.autoscaler.traces import arrival_span, read_alibaba_pod_list, scenario_from_alibaba
 
-        replayed = scenario_from_alibaba(read_alibaba_pod_list(trace), f"trace:{trace.name}", speedup)
-        span = max(job.submit for job in replayed.jobs)
-        if not span <= MAX_REPLAY_SECONDS:
+        pods = read_alibaba_pod_list(trace)
+        recorded = arrival_span(pods)
+        if recorded / speedup > MAX_REPLAY_SECONDS:  # a speedup near 0 makes it inf, still refused
             raise UserInputError(
-                f"--speedup {speedup:g}: {trace} would be replayed over {span / 86_400:.3g} days, more than the "
-                f"{MAX_REPLAY_SECONDS / 86_400:.0f} the simulator replays; use --speedup "
-                f"{speedup * span / MAX_REPLAY_SECONDS:.3g} or more"
+                f"--speedup {speedup:g}: {trace} would be replayed over {recorded / speedup / 86_400:.3g} days, more "
+                f"than the {MAX_REPLAY_SECONDS / 86_400:.0f} the simulator replays; use --speedup "
+                f"{recorded / MAX_REPLAY_SECONDS:.3g} or more"
             )
-        chosen.append(lambda: replayed)
+        chosen.append(functools.partial(scenario_from_alibaba, pods, f"trace:{trace.name}", speedup))
     progress = progress or Progress()
     reports = []
     for make in chosen:

@@ -125,6 +125,12 @@ def read_alibaba_pod_list(path: Path) -> list[AlibabaPod]:
     return pods
 
 
+def arrival_span(pods: Sequence[AlibabaPod]) -> float:
+    """Seconds from the first to the last arrival of the trace pods that ran, as recorded (0 when none ran)."""
+    created = [pod.created for pod in pods if pod.scheduled is not None]
+    return max(created) - min(created) if created else 0.0
+
+
 def scenario_from_alibaba(
     pods: Sequence[AlibabaPod], name: str, speedup: float = 100.0, max_nodes: int = 200
 ) -> Scenario:

@@ -324,6 +324,8 @@ def test_a_trace_is_replayed_over_at_most_31_days(monkeypatch) -> None:
         f"--speedup 0.004: {SAMPLE_TRACE} would be replayed over 34.7 days, more than the 31 the simulator replays; "
         "use --speedup 0.00448 or more"
     )
+    tiny = refusal([], 1, False, SAMPLE_TRACE, 5e-324, None)
+    assert "would be replayed over inf days" in tiny and tiny.endswith("use --speedup 0.00448 or more")
     replayed: list[Scenario] = []
 
     def first_only(scenario: Scenario, seed: int, sweep_baselines: bool) -> None:
