@@ -21,6 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from oscar_deploy import __version__
+from oscar_deploy.cli.interrupts import interrupted_line
 from oscar_deploy.support.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -224,7 +225,7 @@ class LazyGroup(TyperGroup):
             ended, code = (
                 ("terminated", EXIT_TERMINATED) if isinstance(exc, Terminated) else ("interrupted", EXIT_INTERRUPTED)
             )
-            sys.stderr.write(f"{ended}; what completed is recorded, run the command again to resume\n")
+            sys.stderr.write(interrupted_line(exc, ended) + "\n")
             ctx.exit(code)
         except (typer.Exit, typer.Abort, CLICK_EXCEPTION):
             raise

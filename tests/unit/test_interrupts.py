@@ -24,6 +24,7 @@ import pytest
 
 from oscar_deploy.nodes.ansible import run_playbook
 from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.errors import Terminated
 from oscar_deploy.support.guard import GUARD_PID_FILE, descendants, read_pid
 from tests.processes import alive, wait_for
 from tests.unit.iac.pulumi_release import wrapper
@@ -332,3 +333,66 @@ def test_ctrl_c_at_a_confirmation_is_an_interrupt_and_no_is_a_refusal(cli, monke
     assert declined.exit_code == 1
     assert "interrupted" not in declined.stderr, "a no is an answer, not an interrupt"
     assert state.spec_file.is_file(), "nothing was removed"
+
+
+def stopped_by(exc: KeyboardInterrupt):  # type: ignore[no-untyped-def]
+    def stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise exc
+
+    return stop
+
+
+@pytest.mark.parametrize(
+    ("command", "patched", "stop"),
+    [
+        (["versions"], "cli.commands.versions_command.load_catalogue", KeyboardInterrupt()),
+        (["versions"], "cli.commands.versions_command.load_catalogue", Terminated()),
+        (["service", "validate", "f.yaml"], "cli.commands.service_commands.load_fdl", KeyboardInterrupt()),
+        (["service", "list"], "cli.access.AccessOptions.resolve", KeyboardInterrupt()),
+        (["autoscaler", "simulate", "-s", "sparse"], "autoscaler.compare.compare", Terminated()),
+    ],
+    ids=["top-level", "sigterm", "sub-command", "with-cluster-access", "simulate"],
+)
+def test_a_command_that_only_reads_says_nothing_was_changed_when_stopped(  # type: ignore[no-untyped-def]
+    cli, monkeypatch, command: list[str], patched: str, stop: KeyboardInterrupt
+) -> None:
+    monkeypatch.setattr(f"oscar_deploy.{patched}", stopped_by(stop))
+    result = cli(*command)
+    code, ended = (143, "terminated") if isinstance(stop, Terminated) else (130, "interrupted")
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (code, f"{ended}; nothing was changed")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_command_that_changes_something_says_how_to_resume(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("oscar_deploy.cli.commands.service_commands.load_fdl", stopped_by(KeyboardInterrupt()))
+    result = cli("service", "apply", "f.yaml")
+    assert (result.exit_code, result.stderr) == (130, INTERRUPTED + "\n")
+
+
+def read_only_commands() -> set[str]:
+    """Every command (and sub-command) marked `changes_nothing`, as `group name`."""
+    from oscar_deploy.cli.app import COMMANDS, click_command
+
+    found = set()
+    for entry in COMMANDS:
+        command = click_command(entry)
+        subcommands = getattr(command, "commands", None)
+        named = (
+            {f"{entry.name} {name}": sub for name, sub in subcommands.items()} if subcommands else {entry.name: command}
+        )
+        for name, each in named.items():
+            wrapped = each.callback.__wrapped__  # the command's function, under typer's wrapper
+            if wrapped.__code__.co_qualname == "changes_nothing.<locals>.reading":
+                found.add(name)
+    return found
+
+
+def test_the_readme_names_every_command_that_only_reads() -> None:
+    text = " ".join((REPOSITORY / "README.md").read_text().split())
+    listed = text.split("A command that only reads (")[1].split(")")[0]
+    named = set()
+    for item in listed.replace("`", "").split(", "):
+        group, _, names = item.rpartition(" ")
+        named |= {f"{group} {name}".strip() for name in names.split("|")}
+    assert named == read_only_commands()
+    assert {"up", "down", "scale", "service apply", "autoscaler run", "bundle build"}.isdisjoint(named)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, JSON_OPTION, OPTIONAL_SPEC_OPTION
 
 autoscaler_app = typer.Typer(
@@ -55,6 +56,7 @@ def run(
 
 
 @autoscaler_app.command("status")
+@changes_nothing
 def status(
     file: Path | None = OPTIONAL_SPEC_OPTION,
     cluster: str | None = CLUSTER_NAME_OPTION,
@@ -102,6 +104,7 @@ def status(
 
 
 @autoscaler_app.command("simulate")
+@changes_nothing
 def simulate(
     scenario: list[str] | None = SCENARIO_OPTION,
     seed: int = SEED_OPTION,

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.nodes.bundle import (
     BundleManifest,
     build_bundle,
@@ -131,6 +132,7 @@ JSON_OPTION = typer.Option(False, "--json", help="Print the bundle's contents as
 
 
 @bundle_app.command("inspect")
+@changes_nothing
 def inspect(
     directory: Path = typer.Argument(..., help="Bundle folder to describe."),  # noqa: B008
     file: Path | None = typer.Option(  # noqa: B008

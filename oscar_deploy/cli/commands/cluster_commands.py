@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import (
     BUNDLE_OPTION,
     CLUSTER_NAME_OPTION,
@@ -65,6 +66,7 @@ CHECK_DRIFT_OPTION = typer.Option(
 )
 
 
+@changes_nothing
 def plan(
     file: Path = SPEC_OPTION,
     bundle: Path | None = BUNDLE_OPTION,
@@ -132,6 +134,7 @@ def _spec_for_cloud(file: Path, cloud: str) -> None:
         )
 
 
+@changes_nothing
 def status(
     file: Path | None = OPTIONAL_SPEC_OPTION, cluster: str | None = CLUSTER_NAME_OPTION, as_json: bool = JSON_OPTION
 ) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import JSON_OPTION, print_json, print_table
 from oscar_deploy.pipeline.doctor import blocking, doctor_checks
 from oscar_deploy.spec.models import load_spec
@@ -20,6 +21,7 @@ DOCTOR_SPEC_OPTION = typer.Option(
 )
 
 
+@changes_nothing
 def doctor(file: Path | None = DOCTOR_SPEC_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Check the tools and host quirks each target needs, with fixes."""
     spec = load_spec(file) if file is not None else None

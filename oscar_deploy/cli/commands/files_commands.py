@@ -12,6 +12,7 @@ from oscar_deploy.cli.access import (
     cluster_access,
     connect,
 )
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import JSON_OPTION, print_json
 from oscar_deploy.services.files import object_store_for, split_location, upload_key
 from oscar_deploy.support.errors import UserInputError, printable
@@ -81,6 +82,7 @@ def get(
 
 
 @files_app.command("ls")
+@changes_nothing
 @cluster_access
 def ls(
     location: str | None = LOCATION_ARGUMENT,

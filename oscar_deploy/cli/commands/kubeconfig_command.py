@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, OPTIONAL_SPEC_OPTION, cluster_name, confirm_replace
 from oscar_deploy.state.folder import cluster_state
 from oscar_deploy.state.kubeconfig import merge_kubeconfig
@@ -21,6 +22,7 @@ KEEP_CONTEXT_OPTION = typer.Option(
 )
 
 
+@changes_nothing
 def kubeconfig(
     file: Path | None = OPTIONAL_SPEC_OPTION,
     cluster: str | None = CLUSTER_NAME_OPTION,

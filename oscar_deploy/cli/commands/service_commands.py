@@ -14,6 +14,7 @@ from oscar_deploy.cli.access import (
     cluster_access,
     connect,
 )
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json, print_table
 from oscar_deploy.services.fdl import mask_secrets, to_yaml
 from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
@@ -58,6 +59,7 @@ DEFAULT_OPTION = typer.Option(False, "--default", help="Make this cluster oscar-
 
 
 @service_app.command("validate")
+@changes_nothing
 def validate(
     fdl: Path = FDL_ARGUMENT, values: list[Path] | None = VALUES_OPTION, sets: list[str] | None = SET_OPTION
 ) -> None:
@@ -69,6 +71,7 @@ def validate(
 
 
 @service_app.command("render")
+@changes_nothing
 def render(
     fdl: Path = FDL_ARGUMENT,
     values: list[Path] | None = VALUES_OPTION,
@@ -118,6 +121,7 @@ def _changed(keys: tuple[str, ...]) -> str:
 
 
 @service_app.command("list")
+@changes_nothing
 @cluster_access
 def list_services(
     as_json: bool = JSON_OPTION,
@@ -200,6 +204,7 @@ def run(
 
 
 @service_app.command("logs")
+@changes_nothing
 @cluster_access
 def logs(
     name: str = NAME_ARGUMENT,

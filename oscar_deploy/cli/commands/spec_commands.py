@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import SPEC_OPTION, confirm_replace
 from oscar_deploy.spec.models import NAME_RULE, SCHEMA_FILE_NAME, TARGETS, is_cluster_name, load_spec, shown_name
 from oscar_deploy.spec.template import is_schema_text, is_spec_text, json_schema, render_spec
@@ -37,6 +38,7 @@ def init(
     typer.echo(f"wrote {file} (target {target}, cluster {name}); edit it, then run `oscar-deploy validate`")
 
 
+@changes_nothing
 def validate(file: Path = SPEC_OPTION) -> None:
     """Check a cluster spec: one line per problem; exit 2 if any.
 
@@ -51,6 +53,7 @@ def validate(file: Path = SPEC_OPTION) -> None:
 
 
 @spec_app.command("schema")
+@changes_nothing
 def schema() -> None:
     """Print the JSON Schema of the cluster spec (for editors and other tools)."""
     typer.echo(json_schema(), nl=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import JSON_OPTION, print_json, print_table
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.spec.models import load_spec
@@ -13,6 +14,7 @@ from oscar_deploy.spec.models import load_spec
 OVERRIDES_OPTION = typer.Option(None, "--file", "-f", help="Apply this spec's `versions:` overrides.", dir_okay=False)
 
 
+@changes_nothing
 def versions(file: Path | None = OVERRIDES_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Print every pinned external artefact and its source.
 
