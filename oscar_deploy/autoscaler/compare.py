@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import io
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from oscar_deploy.autoscaler.baselines import ALWAYS_ON, OURS, POLICIES, REFEREN
 from oscar_deploy.autoscaler.simulator import RunMetrics, Scenario, simulate
 from oscar_deploy.autoscaler.workloads import SCENARIOS
 from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import check_write_target, file_starts_with, write_user_file
 from oscar_deploy.support.progress import Progress
 
 
@@ -210,8 +212,8 @@ def report_data(report: ScenarioReport) -> dict[str, object]:
     }
 
 
-def plot(reports: Sequence[ScenarioReport], path: Path) -> None:
-    """Cost (node-hours) against p95 wait, one panel per scenario, each policy's knob swept as a line."""
+def plot(reports: Sequence[ScenarioReport]) -> bytes:
+    """A PNG of cost (node-hours) against p95 wait, one panel per scenario, each policy's knob swept as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,8 +252,26 @@ def plot(reports: Sequence[ScenarioReport], path: Path) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize="small")
     figure.tight_layout(rect=(0, 0.08, 1, 1))
-    figure.savefig(path, format="png", dpi=110)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
     plt.close(figure)
+    return image.getvalue()
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_plot_target(path: Path) -> None:
+    """Refuse, before any simulation, a --plot path the PNG cannot be written to or an existing file that is
+    not a PNG (a typo must not overwrite a document)."""
+    try:
+        target = check_write_target(path, "plot")
+    except UserInputError as exc:
+        raise UserInputError(f"--plot {exc}") from None
+    if target.exists() and not file_starts_with(target, PNG_SIGNATURE):
+        raise UserInputError(
+            f"--plot {path}: exists and is not a PNG image, so it is not replaced; move it away or pick another path"
+        )
 
 
 def simulate_command(
@@ -280,8 +300,7 @@ def simulate_command(
             )
         if plot_path.suffix.lower() != ".png":
             raise UserInputError(f"--plot {plot_path}: the plot is a PNG image; give a file name ending in .png")
-        if not plot_path.parent.is_dir():
-            raise UserInputError(f"--plot {plot_path}: folder {plot_path.parent} does not exist; create it first")
+        _check_plot_target(plot_path)
     names = list(scenarios) if scenarios or trace is not None else list(SCENARIOS)
     chosen: list[Callable[[], Scenario]] = [functools.partial(SCENARIOS[name], seed) for name in names]
     if trace is not None:
@@ -306,7 +325,8 @@ def simulate_command(
         if not as_json:
             echo(format_report(report) + "\n")
     if plot_path is not None:
-        plot(reports, plot_path)
+        _check_plot_target(plot_path)  # again: the simulation took a while
+        write_user_file(plot_path, plot(reports), "plot", 0o644)
         if not as_json:
             echo(f"wrote {plot_path}")
     if as_json:

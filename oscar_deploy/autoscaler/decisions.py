@@ -31,7 +31,7 @@ from typing import Any
 from oscar_deploy.autoscaler.model import PolicyState, is_json_number
 from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord
 from oscar_deploy.support.errors import UserInputError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import atomic_write, read_user_bytes, read_user_tail
 
 LOG_NAME = "decisions.jsonl"
 STATE_NAME = "state.json"
@@ -40,6 +40,8 @@ MAX_LOG_BYTES = 1_000_000
 # How old the saved timers may be for a restarted runtime to go on with them: past that, pods may have come and
 # gone unseen, so a node's idle or unneeded time would be counted from before what it did meanwhile.
 MEMORY_SECONDS = 120.0
+# The state file of 200 workers running 100 pods each is about 5 MB; a larger one is not ours.
+MAX_STATE_BYTES = 16 * 1024 * 1024
 
 
 def utc_stamp(seconds: float) -> str:
@@ -72,7 +74,12 @@ class DecisionsLog:
         for path in (self.path.with_name(self.path.name + ".1"), self.path):
             if not path.is_file():
                 continue
-            for line in path.read_text(errors="replace").splitlines():
+            # Each part holds at most max_bytes; should one be longer (a line longer than that, a file put
+            # there), its newest max_bytes are read, the first line cut short dropped.
+            data = read_user_tail(path, "decisions log", self.max_bytes + 1)
+            if len(data) > self.max_bytes:
+                data = data.partition(b"\n")[2]
+            for line in data.decode(errors="replace").splitlines():
                 with contextlib.suppress(ValueError):
                     entry = json.loads(line)
                     if isinstance(entry, dict) and isinstance(entry.get("time"), str):
@@ -92,11 +99,9 @@ class RuntimeMemory:
 
 def load_memory(path: Path) -> RuntimeMemory:
     """What state.json holds; a missing or damaged file (or part of it) counts as nothing remembered."""
-    if not path.is_file():
-        return RuntimeMemory()
     try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(read_user_bytes(path, "autoscaler state file", MAX_STATE_BYTES))
+    except (UserInputError, ValueError):  # missing, not a regular file, too large; not JSON (or UTF-8)
         return RuntimeMemory()
     if not isinstance(data, dict):
         return RuntimeMemory()

@@ -150,6 +150,34 @@ def read_user_bytes(
     return data
 
 
+def read_user_tail(path: Path, what: str, limit: int) -> bytes:
+    """The last `limit` bytes of the regular file `path` (all of it when shorter): a log's newest part."""
+    name = shown_path(path)
+    fd = _open_regular(path, what, None, name)
+    try:
+        os.lseek(fd, max(0, os.fstat(fd).st_size - limit), os.SEEK_SET)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(limit)
+    except OSError as exc:
+        raise UserInputError(f"{name}: cannot read the {what} ({_os_problem(exc)})") from None
+    finally:
+        os.close(fd)
+
+
+def file_starts_with(path: Path, prefix: bytes) -> bool:
+    """Whether the regular file `path` begins with `prefix`; False for anything else or unreadable."""
+    try:
+        fd = _open_regular(path, "file", None, shown_path(path))
+    except UserInputError:
+        return False
+    try:
+        return os.read(fd, len(prefix)) == prefix
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def open_user_text(path: Path, what: str, missing: str | None = None) -> TextIO:
     """The regular file `path` opened as UTF-8 text to read line by line (a file too large to read whole: the
     caller bounds what it reads and turns UnicodeDecodeError into a one-line error with the line)."""

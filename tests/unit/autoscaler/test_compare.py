@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import io
 import json
+import os
 from dataclasses import FrozenInstanceError, asdict, replace
 from pathlib import Path
 
@@ -252,7 +253,7 @@ def plotted(monkeypatch, reports: list[ScenarioReport], path: Path):
 
     plt_subplots = plt.subplots
     monkeypatch.setattr(plt, "subplots", subplots)
-    plot(reports, path)
+    path.write_bytes(plot(reports))
     (figure_and_axes,) = made
     return figure_and_axes
 
@@ -352,8 +353,24 @@ def test_simulate_command_refuses_bad_options_before_running_anything(monkeypatc
     )
     missing = tmp_path / "plots" / "cost.png"
     assert refusal(["sparse"], 1, False, None, 100.0, missing) == (
-        f"--plot {missing}: folder {tmp_path / 'plots'} does not exist; create it first"
+        f"--plot {missing}: folder {tmp_path / 'plots'} does not exist; create it or pick another path"
     )
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+    assert refusal(["sparse"], 1, False, None, 100.0, folder) == (
+        f"--plot {folder}: is a folder; the plot is only written to a regular file"
+    )
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    assert refusal(["sparse"], 1, False, None, 100.0, fifo) == (
+        f"--plot {fifo}: is a FIFO (named pipe); the plot is only written to a regular file"
+    )
+    document = tmp_path / "notes.png"
+    document.write_text("my notes\n")
+    assert refusal(["sparse"], 1, False, None, 100.0, document) == (
+        f"--plot {document}: exists and is not a PNG image, so it is not replaced; move it away or pick another path"
+    )
+    assert document.read_text() == "my notes\n"
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "matplotlib" else find_spec(name))
     assert refusal(["sparse"], 1, False, None, 100.0, tmp_path / "cost.png") == (
@@ -372,14 +389,15 @@ def two_scenarios(monkeypatch) -> None:
 
 
 @pytest.fixture
-def plots(monkeypatch) -> list[tuple[list[tuple[str, list[str]]], Path]]:
-    """What `plot` was given: each report's scenario and sweeps, and the path."""
+def plots(monkeypatch) -> list[list[tuple[str, list[str]]]]:
+    """What `plot` was given: each report's scenario and sweeps; it draws a stand-in PNG (the signature)."""
     drawn = []
-    monkeypatch.setattr(
-        compare_module,
-        "plot",
-        lambda reports, path: drawn.append(([(r.scenario, list(r.sweeps)) for r in reports], path)),
-    )
+
+    def plot(reports: list[ScenarioReport]) -> bytes:
+        drawn.append([(r.scenario, list(r.sweeps)) for r in reports])
+        return compare_module.PNG_SIGNATURE
+
+    monkeypatch.setattr(compare_module, "plot", plot)
     return drawn
 
 
@@ -400,10 +418,13 @@ def test_simulate_command_runs_every_scenario_when_none_is_named_and_prints_each
 
 
 def test_simulate_command_plots_with_every_baseline_swept_and_says_where(two_scenarios, plots, tmp_path) -> None:
+    (tmp_path / "cost.PNG").write_bytes(compare_module.PNG_SIGNATURE + b"an earlier plot")
     echoed: list[str] = []
     simulate_command(["a", "b"], 1, False, None, 100.0, tmp_path / "cost.PNG", echoed.append)
     every = ["oscar-deploy", "clues-oscar", "clues-upstream", "ca-evict", "ca-safe", "karpenter", "karpenter-dnd"]
-    assert plots == [([("a1", every), ("b1", every)], tmp_path / "cost.PNG")]
+    assert plots == [[("a1", every), ("b1", every)]]
+    assert (tmp_path / "cost.PNG").read_bytes() == compare_module.PNG_SIGNATURE
+    assert (tmp_path / "cost.PNG").stat().st_mode & 0o777 == 0o644
     assert [line.splitlines()[0] for line in echoed] == [
         "scenario a1: 1 jobs, up to 2 workers, seed 1 (one job)",
         "scenario b1: 1 jobs, up to 2 workers, seed 1 (one job)",
@@ -431,7 +452,7 @@ def test_simulate_command_json_holds_every_report_and_a_trace_runs_alone(two_sce
         "2 pods of an Alibaba v2023 pod list, arrivals x2.5 faster",
         2,
     )
-    assert [(name, len(sweeps)) for name, sweeps in plots[0][0]] == [("trace:pods.csv", 7)]
+    assert [(name, len(sweeps)) for name, sweeps in plots[0]] == [("trace:pods.csv", 7)]
     both: list[str] = []
     simulate_command(["b"], 3, True, trace, 2.5, None, both.append)
     (text,) = both

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from oscar_deploy.autoscaler import decisions
 from oscar_deploy.autoscaler.decisions import (
     DecisionsLog,
     RuntimeMemory,
@@ -179,6 +180,34 @@ def test_each_part_of_the_state_file_is_read_on_its_own(tmp_path: Path) -> None:
     assert load_memory(tmp_path / "missing.json") == RuntimeMemory()
     (tmp_path / "folder.json").mkdir()
     assert load_memory(tmp_path / "folder.json") == RuntimeMemory()
+
+
+def test_a_state_file_over_the_size_limit_or_of_another_kind_is_nothing_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state.json"
+    content = b'{"saved_at": 7, "padding": "' + b"x" * 100 + b'"}'
+    state.write_bytes(content)
+    monkeypatch.setattr(decisions, "MAX_STATE_BYTES", len(content))
+    assert load_memory(state) == RuntimeMemory(saved_at=7.0), "exactly at the limit: read"
+    monkeypatch.setattr(decisions, "MAX_STATE_BYTES", len(content) - 1)
+    assert load_memory(state) == RuntimeMemory()
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    assert load_memory(fifo) == RuntimeMemory(), "not read: opening a FIFO would wait for a writer"
+
+
+def test_a_log_part_longer_than_the_limit_gives_its_newest_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    lines = [json.dumps({"time": f"t{index}", "note": "x" * 20}) + "\n" for index in range(10)]
+    path.write_text("".join(lines))
+    line = len(lines[0])
+    assert [e["time"] for e in DecisionsLog(path, max_bytes=3 * line).entries()] == ["t7", "t8", "t9"]
+    assert [e["time"] for e in DecisionsLog(path, max_bytes=3 * line - 1).entries()] == ["t8", "t9"]
+    assert [e["time"] for e in DecisionsLog(path, max_bytes=3 * line + 1).entries()] == ["t7", "t8", "t9"]
+    assert len(DecisionsLog(path, max_bytes=10 * line).entries()) == 10
+    path.with_name("decisions.jsonl.1").write_text("".join(lines[:2]))
+    assert [e["time"] for e in DecisionsLog(path, max_bytes=2 * line).entries()] == ["t0", "t1", "t8", "t9"]
 
 
 def test_the_run_lock_holds_the_pid_and_refuses_a_second_holder(tmp_path: Path) -> None:
