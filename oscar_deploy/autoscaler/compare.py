@@ -326,7 +326,10 @@ def simulate_command(
             echo(format_report(report) + "\n")
     if plot_path is not None:
         _check_plot_target(plot_path)  # again: the simulation took a while
-        write_user_file(plot_path, plot(reports), "plot", 0o644)
+        try:
+            write_user_file(plot_path, plot(reports), "plot", 0o644)
+        except UserInputError as exc:
+            raise UserInputError(f"--plot {exc}") from None
         if not as_json:
             echo(f"wrote {plot_path}")
     if as_json:

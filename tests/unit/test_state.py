@@ -1,7 +1,9 @@
-"""The state folder: private permissions, generated secrets, SSH keys, atomic writes, the phase journal."""
+"""The state folder: private permissions, generated secrets, SSH keys, atomic writes, guarded reads (a log's tail, a
+file's signature), the phase journal."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -122,6 +124,74 @@ def test_atomic_write_sets_mode_from_the_start(tmp_path: Path) -> None:
     files.atomic_write(tmp_path / "public", "y", 0o644)
     assert mode(tmp_path / "secret") == 0o600
     assert mode(tmp_path / "public") == 0o644
+
+
+def test_the_tail_of_a_file_is_its_last_bytes_or_all_of_it_when_shorter(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    path.write_bytes(b"0123456789")
+    assert files.read_user_tail(path, "log", 4) == b"6789"
+    assert files.read_user_tail(path, "log", 9) == b"123456789"
+    assert files.read_user_tail(path, "log", 10) == b"0123456789", "exactly its size: all of it"
+    assert files.read_user_tail(path, "log", 11) == b"0123456789"
+    path.write_bytes(b"")
+    assert files.read_user_tail(path, "log", 4) == b""
+
+
+def test_the_tail_of_what_is_not_a_regular_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(UserInputError) as refused:
+        files.read_user_tail(folder, "decisions log", 10)
+    assert str(refused.value) == f"{folder}: is a folder, not a regular file; pass a regular file as the decisions log"
+    with pytest.raises(UserInputError) as refused:
+        files.read_user_tail(tmp_path / "missing", "decisions log", 10)
+    assert str(refused.value) == f"{tmp_path / 'missing'}: no such decisions log; pass an existing file"
+
+
+def test_a_tail_that_cannot_be_read_is_one_line_naming_the_file_as_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "log\nfile"
+    path.write_bytes(b"0123456789")
+
+    def failing(descriptor: int, position: int, how: int) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "lseek", failing)
+    with pytest.raises(UserInputError) as refused:
+        files.read_user_tail(path, "decisions log", 4)
+    assert str(refused.value) == f"'{tmp_path}/log\\nfile': cannot read the decisions log (Input/output error)"
+
+
+def test_a_file_starts_with_a_prefix_only_when_it_holds_all_of_it(tmp_path: Path) -> None:
+    path = tmp_path / "cost.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n and the image")
+    assert files.file_starts_with(path, b"\x89PNG\r\n\x1a\n")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert files.file_starts_with(path, b"\x89PNG\r\n\x1a\n"), "exactly the prefix"
+    path.write_bytes(b"\x89PNG\r\n\x1a")
+    assert not files.file_starts_with(path, b"\x89PNG\r\n\x1a\n"), "one byte short"
+    path.write_bytes(b"my notes\n")
+    assert not files.file_starts_with(path, b"\x89PNG\r\n\x1a\n")
+
+
+def test_what_is_not_a_readable_regular_file_starts_with_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not files.file_starts_with(tmp_path / "missing.png", b"")
+    (tmp_path / "folder.png").mkdir()
+    assert not files.file_starts_with(tmp_path / "folder.png", b"")
+    os.mkfifo(tmp_path / "fifo.png")
+    assert not files.file_starts_with(tmp_path / "fifo.png", b""), "not opened: that would wait for a writer"
+    path = tmp_path / "cost.png"
+    path.write_bytes(b"\x89PNG")
+    assert files.file_starts_with(path, b"\x89PNG")
+
+    def failing(descriptor: int, size: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "read", failing)
+    assert not files.file_starts_with(path, b"\x89PNG"), "unreadable"
 
 
 def test_require_and_list(state_home: Path) -> None:

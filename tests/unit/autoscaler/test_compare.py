@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib.util
 import io
@@ -27,6 +28,7 @@ from oscar_deploy.autoscaler.compare import (
     simulate_command,
 )
 from oscar_deploy.autoscaler.simulator import Controller, RunMetrics, Scenario, simulate
+from oscar_deploy.support import files
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
 from tests.unit.autoscaler.test_simulator import one_job
@@ -430,6 +432,34 @@ def test_simulate_command_plots_with_every_baseline_swept_and_says_where(two_sce
         "scenario b1: 1 jobs, up to 2 workers, seed 1 (one job)",
         f"wrote {tmp_path / 'cost.PNG'}",
     ]
+
+
+def test_simulate_command_replaces_a_png_known_by_its_whole_signature_and_nothing_shorter(
+    two_scenarios, plots, tmp_path
+) -> None:
+    earlier = tmp_path / "cost.png"
+    earlier.write_bytes(b"\x89PNG\r\n\x1a\n" + b"an earlier plot")
+    simulate_command(["a"], 1, True, None, 100.0, earlier, [].append)
+    assert earlier.read_bytes() == compare_module.PNG_SIGNATURE
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(b"\x89PNG\r\n\x1a")  # the signature but its last byte
+    assert refusal(["a"], 1, False, None, 100.0, cut) == (
+        f"--plot {cut}: exists and is not a PNG image, so it is not replaced; move it away or pick another path"
+    )
+    assert cut.read_bytes() == b"\x89PNG\r\n\x1a"
+    assert [[scenario for scenario, _ in drawn] for drawn in plots] == [["a1"]], "the refused one was not plotted"
+
+
+def test_simulate_command_says_when_the_plot_cannot_be_written(two_scenarios, plots, tmp_path, monkeypatch) -> None:
+    def disk_full(path: Path, data: bytes, mode: int = 0o600) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "atomic_write", disk_full)
+    target = tmp_path / "cost.png"
+    assert refusal(["a"], 1, False, None, 100.0, target) == (
+        f"--plot {target}: cannot write the plot (No space left on device)"
+    )
+    assert not target.exists()
 
 
 TRACE = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -44,6 +45,33 @@ def test_an_entry_is_one_line_led_by_its_time_in_a_private_file_and_folder(tmp_p
     ]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_the_log_makes_every_missing_folder_above_it(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "lab" / "autoscaler" / "decisions.jsonl"
+    DecisionsLog(path).write({"event": "start"}, T0)
+    assert DecisionsLog(path).entries() == [{"time": "2026-05-28T20:26:40Z", "event": "start"}]
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_a_new_log_is_private_from_its_first_byte_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made 0600 by open itself, not only by the chmod after it: no moment when others may read it."""
+    created: list[int] = []
+    fchmod = os.fchmod
+
+    def seen_then_chmod(descriptor: int, mode: int) -> None:
+        created.append(stat.S_IMODE(os.fstat(descriptor).st_mode))
+        fchmod(descriptor, mode)
+
+    monkeypatch.setattr(os, "fchmod", seen_then_chmod)
+    umask = os.umask(0)
+    try:
+        DecisionsLog(tmp_path / "decisions.jsonl").write({"event": "start"}, T0)
+    finally:
+        os.umask(umask)
+    assert created == [0o600]
 
 
 def test_a_log_others_may_read_is_made_private_at_the_next_write(tmp_path: Path) -> None:
@@ -93,6 +121,37 @@ def test_damaged_lines_and_lines_that_are_not_objects_with_a_time_are_skipped(tm
     assert DecisionsLog(path).entries() == [{"time": "t1"}, {"time": "t5", "note": "\ufffd"}, {"time": "t6"}]
 
 
+def test_a_log_part_of_exactly_the_default_limit_is_read_whole_and_one_byte_more_loses_its_first_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "decisions.jsonl"
+    first, last = b'{"time": "t0"}\n', b'{"time": "t1"}\n'
+    padding = b'{"padding": "' + b"x" * (1_000_000 - len(first) - len(last) - len(b'{"padding": ""}\n')) + b'"}\n'
+    path.write_bytes(first + padding + last)
+    assert path.stat().st_size == 1_000_000
+    assert DecisionsLog(path).entries() == [{"time": "t0"}, {"time": "t1"}], "exactly at the limit: whole"
+    path.write_bytes(b'{"time": "t0" }\n' + padding + last)
+    assert DecisionsLog(path).entries() == [{"time": "t1"}], "one byte over: the first line is cut, so dropped"
+
+
+def test_a_log_part_that_cannot_be_read_is_an_error_naming_the_decisions_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "decisions.jsonl"
+    path.write_text('{"time": "t0"}\n')
+    real_open = os.open
+
+    def denied(file: Path, flags: int, *args: int) -> int:
+        if Path(file) == path:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(file, flags, *args)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(UserInputError) as refused:
+        DecisionsLog(path).entries()
+    assert str(refused.value) == f"{path}: cannot read the decisions log (Permission denied)"
+
+
 def test_the_saved_memory_reads_back_as_it_was(tmp_path: Path) -> None:
     policy = PolicyState(
         needed_history=((T0 - 20, {"workers-amd64": 2}), (T0, {"workers-amd64": 1, "workers-arm64": 0})),
@@ -125,6 +184,14 @@ def test_the_saved_memory_reads_back_as_it_was(tmp_path: Path) -> None:
     assert load_memory(path) == memory
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text())["saved_at"] == T0
+
+
+def test_the_state_file_is_json_indented_by_two_spaces_ending_in_a_newline(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_memory(path, RuntimeMemory(PowerRecord(cordoned={"agent-1"}), saved_at=T0))
+    text = path.read_text()
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"
+    assert text.startswith('{\n  "powered_on": {},\n')
 
 
 def test_a_damaged_state_file_is_nothing_remembered(tmp_path: Path) -> None:
@@ -195,6 +262,16 @@ def test_a_state_file_over_the_size_limit_or_of_another_kind_is_nothing_remember
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
     assert load_memory(fifo) == RuntimeMemory(), "not read: opening a FIFO would wait for a writer"
+
+
+def test_a_state_file_of_exactly_16_mib_is_read_and_one_byte_more_is_nothing_remembered(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    head, tail = b'{"saved_at": 7, "padding": "', b'"}'
+    state.write_bytes(head + b"x" * (16 * 1024 * 1024 - len(head) - len(tail)) + tail)
+    assert state.stat().st_size == 16 * 1024 * 1024
+    assert load_memory(state) == RuntimeMemory(saved_at=7.0), "exactly at the limit: read"
+    state.write_bytes(head + b"x" * (16 * 1024 * 1024 - len(head) - len(tail) + 1) + tail)
+    assert load_memory(state) == RuntimeMemory()
 
 
 def test_a_log_part_longer_than_the_limit_gives_its_newest_whole_lines(tmp_path: Path) -> None:
