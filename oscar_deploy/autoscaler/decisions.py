@@ -31,7 +31,7 @@ from typing import Any
 from oscar_deploy.autoscaler.model import PolicyState, is_json_number
 from oscar_deploy.autoscaler.snapshot import NodeHistory, PowerRecord
 from oscar_deploy.support.errors import UserInputError
-from oscar_deploy.support.files import atomic_write, read_user_bytes, read_user_tail
+from oscar_deploy.support.files import atomic_write, parse_json, read_user_bytes, read_user_tail
 
 LOG_NAME = "decisions.jsonl"
 STATE_NAME = "state.json"
@@ -81,7 +81,7 @@ class DecisionsLog:
                 data = data.partition(b"\n")[2]
             for line in data.decode(errors="replace").splitlines():
                 with contextlib.suppress(ValueError):
-                    entry = json.loads(line)
+                    entry = parse_json(line)
                     if isinstance(entry, dict) and isinstance(entry.get("time"), str):
                         found.append(entry)
         return found
@@ -100,7 +100,7 @@ class RuntimeMemory:
 def load_memory(path: Path) -> RuntimeMemory:
     """What state.json holds; a missing or damaged file (or part of it) counts as nothing remembered."""
     try:
-        data = json.loads(read_user_bytes(path, "autoscaler state file", MAX_STATE_BYTES))
+        data = parse_json(read_user_bytes(path, "autoscaler state file", MAX_STATE_BYTES))
     except (UserInputError, ValueError):  # missing, not a regular file, too large; not JSON (or UTF-8)
         return RuntimeMemory()
     if not isinstance(data, dict):

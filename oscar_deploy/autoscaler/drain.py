@@ -17,7 +17,6 @@ the watches, so a pod scheduled a moment before the power-off is seen.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ import urllib3
 from oscar_deploy.autoscaler.kubeobjects import belongs_to_node, interruptible, is_finished, key_of
 from oscar_deploy.autoscaler.observer import error_text
 from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.files import parse_json
 
 REQUEST_TIMEOUT = (10.0, 30.0)
 
@@ -117,7 +117,7 @@ class NodeActions:
             ),
         )
         try:
-            items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+            items: list[dict[str, Any]] = parse_json(response.data).get("items") or []
         finally:
             response.release_conn()
         return items

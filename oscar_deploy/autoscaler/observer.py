@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from typing import Any
 from oscar_deploy.autoscaler.kubeobjects import key_of
 from oscar_deploy.platform.autoscaler import KUEUE_GROUP, KUEUE_RESOURCES
 from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.files import parse_json
 
 KUEUE_VERSIONS = ("v1beta2", "v1beta1")
 RUNNING_PODS = "status.phase!=Succeeded,status.phase!=Failed"
@@ -62,7 +62,7 @@ def error_text(exc: BaseException) -> str:
         message = ""
         if body:
             with contextlib.suppress(ValueError, TypeError):
-                answer = json.loads(body)  # a proxy in between may answer any JSON, not a Status object
+                answer = parse_json(body)  # a proxy in between may answer any JSON, not a Status object
                 message = str(answer.get("message", "")) if isinstance(answer, dict) else ""
         head = f"{status} {getattr(exc, 'reason', '') or ''}".strip()
         return f"{head}: {message}" if message else head
@@ -147,7 +147,7 @@ class Reflector:
                 arguments["_continue"] = token
             response = self.fetch(**arguments)
             try:
-                data = json.loads(response.data)
+                data = parse_json(response.data)
             finally:
                 response.release_conn()
             for item in data.get("items") or []:
@@ -180,7 +180,7 @@ class Reflector:
                 if self._stop.is_set():
                     return  # stop() landed while the watch was opening: it saw no response to cut
                 for line in response_lines(response):
-                    self._apply(json.loads(line))
+                    self._apply(parse_json(line))
                     if self._stop.is_set():
                         return
             finally:
@@ -239,7 +239,7 @@ def kueue_version(api_client: Any) -> str | None:
             f"Kubernetes API: API discovery failed ({error_text(exc)}); check the autoscaler's kubeconfig"
         ) from None
     try:
-        groups = json.loads(response.data).get("groups") or []
+        groups = parse_json(response.data).get("groups") or []
     finally:
         response.release_conn()
     for group in groups:

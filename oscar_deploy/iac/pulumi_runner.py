@@ -56,6 +56,7 @@ from oscar_deploy.iac.runner import (
     UpdateResult,
 )
 from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.files import parse_json
 from oscar_deploy.support.guard import guarded, stop_and_wait
 
 T = TypeVar("T")
@@ -240,7 +241,7 @@ class PulumiSession:
     def export_state(self) -> dict[str, Any]:
         text = self._run("stack", "export", "--stack", self._stack.name)
         try:
-            state = json.loads(text)
+            state = parse_json(text)
         except json.JSONDecodeError as exc:
             raise StackError(self._target, "stack export", f"printed no JSON ({exc.msg})") from None
         if not isinstance(state, dict):

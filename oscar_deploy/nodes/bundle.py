@@ -28,7 +28,7 @@ from oscar_deploy import __version__
 from oscar_deploy.spec.arches import ARCHES, canonical_arch
 from oscar_deploy.support.download import Downloader, parse_checksums, sha256_of
 from oscar_deploy.support.errors import OperationError, UserInputError
-from oscar_deploy.support.files import atomic_write, read_user_text
+from oscar_deploy.support.files import atomic_write, parse_json, read_user_text
 from oscar_deploy.support.urls import http_url
 
 # Override of the catalogue's URL, for a mirror (and for tests, which serve files from 127.0.0.1).
@@ -108,7 +108,7 @@ def load_manifest(directory: Path) -> BundleManifest:
         )
     text = read_user_text(path, "bundle manifest")  # a user's folder: a FIFO or a huge file is refused
     try:
-        data = json.loads(text)
+        data = parse_json(text)
         if data.get("format") != MANIFEST_FORMAT:
             raise UserInputError(
                 f"{path}: bundle format {data.get('format')!r} is not {MANIFEST_FORMAT}; rebuild it with this version"

@@ -17,7 +17,6 @@ keeps its own further variables.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 import shutil
@@ -33,7 +32,7 @@ from oscar_deploy.nodes.model import Node
 from oscar_deploy.spec.yamlcheck import YamlLimitError, duplicate_keys, load_yaml, yaml_problem
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import InvalidDocumentError, UserInputError, shown
-from oscar_deploy.support.files import read_user_bytes, read_user_text, shown_path
+from oscar_deploy.support.files import parse_json, read_user_bytes, read_user_text, shown_path
 from oscar_deploy.support.layers import layer_dir
 
 HEADER = "# Written by `oscar-deploy up` from the provider's nodes; rewritten on every run, do not edit.\n"
@@ -272,7 +271,7 @@ def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryVie
     )
     if completed.returncode != 0:
         raise UserInputError(f"{path}: not a valid Ansible inventory ({_inventory_problem(completed.stderr, path)})")
-    data = json.loads(completed.stdout)
+    data = parse_json(completed.stdout)
     hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
 
     def members(group: str, seen: frozenset[str] = frozenset()) -> list[str]:

@@ -20,7 +20,7 @@ import yaml
 from oscar_deploy.platform.jsonpatch import apply_patches
 from oscar_deploy.platform.model import KubeObject, ThirdPartyManifest
 from oscar_deploy.support.errors import OperationError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import atomic_write, parse_json
 
 LOCK_FILE = "manifests.lock.json"
 DOWNLOAD_TIMEOUT = 60
@@ -55,7 +55,7 @@ class ManifestCache:
         if not path.is_file():
             return {}
         try:
-            data = json.loads(path.read_text())
+            data = parse_json(path.read_text())
         except json.JSONDecodeError as exc:
             raise OperationError(f"{path}: not valid JSON ({exc.msg}); delete it to trust the manifests anew") from exc
         return {str(url): str(digest) for url, digest in data.items()}

@@ -46,6 +46,7 @@ from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.checks import Check, find_tool
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.extras import EXTRA_MODULES, install_command
+from oscar_deploy.support.files import parse_json
 from oscar_deploy.support.progress import Progress
 
 INFRASTRUCTURE_FILE = "infrastructure.json"
@@ -352,7 +353,7 @@ class CloudProvider(ABC):
         if not path.is_file():
             return {}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = parse_json(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             raise OperationError(f"{path}: not JSON; delete it and run `oscar-deploy up` to write it again") from None
         return data if isinstance(data, dict) else {}

@@ -6,11 +6,11 @@ Every problem stops the program with one line naming the config key and the `pul
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from oscar_deploy.providers.vm import HostKey, host_keys_from_json
+from oscar_deploy.support.files import parse_json
 
 Choice = TypeVar("Choice", bound=str)
 Spec = TypeVar("Spec")
@@ -64,7 +64,7 @@ class StackConfig:
                 raise self._fail(key, "not set", "'[\"203.0.113.7/32\"]'")
             return list(default)
         try:
-            value = json.loads(raw)
+            value = parse_json(raw)
         except ValueError:
             value = None
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):

@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ipaddress
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from oscar_deploy.nodes.model import PlannedNode, Role
+from oscar_deploy.support.files import parse_json
 
 PublicAddresses = Literal["first-server", "all"]
 PUBLIC_ADDRESS_CHOICES: tuple[PublicAddresses, ...] = ("first-server", "all")
@@ -258,7 +258,7 @@ def generate_host_key(comment: str) -> HostKey:
 
 def host_keys_from_json(text: str) -> dict[str, HostKey]:
     """Host keys as a stack config value: `{"server-0": {"private": "...", "public": "..."}, ...}`."""
-    data = json.loads(text)
+    data = parse_json(text)
     if not isinstance(data, dict):
         raise ValueError("hostKeys: must be an object mapping node names to {private, public}")
     keys: dict[str, HostKey] = {}

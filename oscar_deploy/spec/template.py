@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from oscar_deploy.spec.models import SCHEMA_FILE_NAME, TARGET_SECTIONS, ClusterSpec
 from oscar_deploy.spec.yamlcheck import model_class
+from oscar_deploy.support.files import parse_json
 
 HEADER = """\
 # yaml-language-server: $schema=./{schema}
@@ -78,7 +79,7 @@ def is_spec_text(text: str) -> bool:
 def is_schema_text(text: str) -> bool:
     """Whether `text` is the spec schema `init` writes (any version of it)."""
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except ValueError:
         return False
     return isinstance(data, dict) and data.get("title") == SCHEMA_TITLE

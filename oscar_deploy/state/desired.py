@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from oscar_deploy.support.errors import OperationError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import atomic_write, parse_json
 
 
 class DesiredState:
@@ -24,7 +24,7 @@ class DesiredState:
         if not self.path.is_file():
             return {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = parse_json(self.path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise OperationError(f"{self.path}: unreadable ({exc}); delete it to go back to the spec's values") from exc
         if not isinstance(data, dict):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from oscar_deploy.support.errors import OperationError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import atomic_write, parse_json
 
 
 def inputs_digest(inputs: dict[str, Any]) -> str:
@@ -55,7 +55,7 @@ class Journal:
         if not self.path.is_file():
             return {"phases": {}}
         try:
-            data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+            data: dict[str, Any] = parse_json(self.path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise OperationError(
                 f"{self.path}: journal is unreadable ({exc}); delete it to re-run every phase"

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from oscar_deploy.support.errors import EXIT_BAD_INPUT, OperationError, OscarDeployError
+from oscar_deploy.support.files import parse_json
 
 # Times a lock file can vanish under us (a `down` removed the folder between open and flock) before we give up.
 ATTEMPTS = 5
@@ -47,7 +48,7 @@ class LockNote:
     @classmethod
     def parse(cls, text: str) -> LockNote | None:
         try:
-            data = json.loads(text)
+            data = parse_json(text)
             return cls(pid=int(data["pid"]), command=str(data["command"]), since=str(data["since"]))
         except (ValueError, KeyError, TypeError):
             return None

@@ -2,7 +2,8 @@
 
 Reading: only regular files (a FIFO would hang, a device such as /dev/zero would never end, a folder is a typo),
 at most a size cap (a document is a few KiB; 50 MB of YAML would take minutes and hundreds of MB), UTF-8 text
-with a message naming the file and line when it is not. Referenced files (FDL scripts, template includes) must
+with a message naming the file and line when it is not, JSON nested too deeply for the parser as damaged JSON
+(`parse_json`; YAML's depth limit is in spec/yamlcheck.py). Referenced files (FDL scripts, template includes) must
 resolve inside the folder of the file that names them. A file holding credentials is read only when no other
 user may read or change it (`read_private_file`).
 
@@ -14,12 +15,13 @@ about on a terminal.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from oscar_deploy.support.errors import UserInputError, shown
 
@@ -202,6 +204,22 @@ def read_user_text(
     """The UTF-8 text of the regular file `path`, at most `limit` bytes; one-line errors naming the file."""
     name = name or shown_path(path)
     return decode_text(read_user_bytes(path, what, limit, missing, name), name, what)
+
+
+class NestedTooDeep(json.JSONDecodeError):
+    """JSON nested deeper than the parser's recursion allows (`[` 100,000 times): damaged like any other."""
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+def parse_json(text: str | bytes) -> Any:
+    """`json.loads`, with a document nested too deeply for it raised as the `JSONDecodeError` (a ValueError)
+    that callers handle for any other damaged JSON, instead of a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise NestedTooDeep("nested too deeply to read", "", 0) from None
 
 
 def inside_folder(folder: Path, reference: str) -> Path | None:

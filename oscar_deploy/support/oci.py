@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.files import parse_json
 
 DOCKER_HUB = "docker.io"
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -270,7 +271,7 @@ def fetch_image(
 
 def _json(data: bytes, what: str, kind: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        value = parse_json(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         value = None
     if not isinstance(value, dict):
@@ -343,7 +344,7 @@ def archive_images(path: Path) -> list[tuple[str, str]]:
         member = tar.extractfile("index.json")
         if member is None:
             raise OperationError(f"{path}: no index.json; not an OCI image archive")
-        index = json.loads(member.read())
+        index = parse_json(member.read())
     return [
         (str((entry.get("annotations") or {}).get(IMAGE_NAME_ANNOTATION, "")), str(entry.get("digest", "")))
         for entry in index.get("manifests") or []

@@ -4,6 +4,7 @@ file's signature), the phase journal."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from pathlib import Path
@@ -203,3 +204,15 @@ def test_require_and_list(state_home: Path) -> None:
     assert list_clusters() == ["a", "b"]
     ClusterState("a").destroy()
     assert list_clusters() == ["b"]
+
+
+@pytest.mark.parametrize("deep", ["[" * 100_000, b'{"a": ' * 100_000], ids=["text", "bytes"])
+def test_json_nested_too_deeply_for_the_parser_is_damaged_json_like_any_other(deep: str | bytes) -> None:
+    with pytest.raises(json.JSONDecodeError) as damaged:
+        files.parse_json(deep)
+    assert isinstance(damaged.value, ValueError)
+    assert (str(damaged.value), damaged.value.msg) == ("nested too deeply to read", "nested too deeply to read")
+    assert files.parse_json(b'{"a": [[[1]]]}') == {"a": [[[1]]]}
+    with pytest.raises(json.JSONDecodeError) as damaged:
+        files.parse_json("[1,")
+    assert str(damaged.value) == "Expecting value: line 1 column 4 (char 3)", "other damage as json.loads says it"

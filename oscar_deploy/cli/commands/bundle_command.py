@@ -25,6 +25,7 @@ from oscar_deploy.spec.catalogue import Catalogue, load_catalogue
 from oscar_deploy.spec.models import ClusterSpec, load_spec
 from oscar_deploy.support.download import Downloader
 from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import parse_json
 from oscar_deploy.support.oci import Skopeo
 from oscar_deploy.support.progress import TransferDisplay
 
@@ -148,7 +149,7 @@ def inspect(
     check_bundle(directory, manifest.k3s_version, manifest.arches, option="bundle")
     problems = bundle_mismatches(manifest, load_spec(file)) if file is not None else []
     if as_json:
-        data: dict[str, Any] = json.loads(manifest.to_json())
+        data: dict[str, Any] = parse_json(manifest.to_json())
         data["matches"] = None if file is None else not problems
         data["mismatches"] = problems
         typer.echo(json.dumps(data, indent=2))

@@ -7,7 +7,6 @@ commands stay readable.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.files import parse_json
 
 CLUSTER_LABEL = "io.oscar-deploy.cluster"
 INSTALL_HINT = {
@@ -60,7 +60,7 @@ class ContainerEngine:
 
     def json(self, args: Sequence[str]) -> Any:
         output = self.run(args).stdout.strip()
-        return json.loads(output) if output else []
+        return parse_json(output) if output else []
 
     # --- images -------------------------------------------------------------------------------------------
     def image_label(self, image: str, label: str) -> str | None:
@@ -68,7 +68,7 @@ class ContainerEngine:
         result = self.run(["image", "inspect", image], check=False)
         if result.returncode != 0:
             return None
-        data = json.loads(result.stdout)
+        data = parse_json(result.stdout)
         labels = (data[0].get("Labels") or {}) if data else {}
         value = labels.get(label)
         return str(value) if value is not None else ""

@@ -274,6 +274,15 @@ def test_a_state_file_of_exactly_16_mib_is_read_and_one_byte_more_is_nothing_rem
     assert load_memory(state) == RuntimeMemory()
 
 
+def test_json_nested_too_deeply_is_a_damaged_state_file_or_log_line(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("[" * 100_000)
+    assert load_memory(state) == RuntimeMemory()
+    log = tmp_path / "decisions.jsonl"
+    log.write_text('{"time": "t0"}\n{"time": "t1", "x": ' + "[" * 100_000 + '\n{"time": "t2"}\n')
+    assert DecisionsLog(log).entries() == [{"time": "t0"}, {"time": "t2"}]
+
+
 def test_a_log_part_longer_than_the_limit_gives_its_newest_whole_lines(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     lines = [json.dumps({"time": f"t{index}", "note": "x" * 20}) + "\n" for index in range(10)]

@@ -81,3 +81,19 @@ def test_a_huge_inventory_is_refused_before_ansible_reads_it(hostile) -> None:
     outcome = hostile.bounded("edge", "install", "-i", "boards.yml")
     assert_refused(outcome, "boards.yml: the inventory is larger than 1 MiB")
     assert_bounded(outcome)
+
+
+def test_json_nested_too_deeply_for_the_parser_is_damaged_json(hostile) -> None:
+    """Python's JSON parser recurses: 100,000 `[` would raise RecursionError, not the error for damaged JSON."""
+    deep = "[" * 100_000
+    hostile.write("bundle/manifest.json", deep)
+    outcome = hostile.bounded("bundle", "inspect", "bundle")
+    line = assert_refused(outcome)
+    assert line == "bundle/manifest.json: damaged bundle manifest (nested too deeply to read); rebuild with " + (
+        "`oscar-deploy bundle build`"
+    )
+    assert_bounded(outcome)
+    hostile.write("cluster.schema.json", deep)  # init replaces only a schema it recognises
+    outcome = hostile.bounded("init")
+    assert_refused(outcome, "cluster.schema.json: exists and is not a spec schema, so it is not replaced")
+    assert_bounded(outcome)
