@@ -1,5 +1,6 @@
-"""What the CLI says when Ctrl-C (or SIGTERM) stops a command: a command that changes something records what it
-completed and resumes when run again; one that only reads (marked with `changes_nothing`) says so instead."""
+"""What the CLI says when Ctrl-C (or SIGTERM) stops a command: a command that changes a cluster or its state records
+what it completed and resumes when run again; one that changes neither (marked with `changes_nothing`: it only
+reads, or writes one file whole as its last step) says that nothing was changed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ _NOTHING_CHANGED_MARK = "oscar_deploy_changed_nothing"
 
 
 def changes_nothing(command: Command) -> Command:
-    """Mark `command` as one that only reads: stopped, it says that nothing was changed."""
+    """Mark `command` as one that changes no cluster and no state: stopped, it says that nothing was changed."""
 
     @functools.wraps(command)
     def reading(*args: Any, **kwargs: Any) -> Any:

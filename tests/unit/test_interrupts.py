@@ -353,7 +353,7 @@ def stopped_by(exc: KeyboardInterrupt):  # type: ignore[no-untyped-def]
     ],
     ids=["top-level", "sigterm", "sub-command", "with-cluster-access", "simulate"],
 )
-def test_a_command_that_only_reads_says_nothing_was_changed_when_stopped(  # type: ignore[no-untyped-def]
+def test_a_command_that_changes_nothing_says_so_when_stopped(  # type: ignore[no-untyped-def]
     cli, monkeypatch, command: list[str], patched: str, stop: KeyboardInterrupt
 ) -> None:
     monkeypatch.setattr(f"oscar_deploy.{patched}", stopped_by(stop))
@@ -387,9 +387,9 @@ def read_only_commands() -> set[str]:
     return found
 
 
-def test_the_readme_names_every_command_that_only_reads() -> None:
+def test_the_readme_names_every_command_that_changes_nothing() -> None:
     text = " ".join((REPOSITORY / "README.md").read_text().split())
-    listed = text.split("A command that only reads (")[1].split(")")[0]
+    listed = text.split("A command that changes no cluster and no state (")[1].split(")")[0]
     named = set()
     for item in listed.replace("`", "").split(", "):
         group, _, names = item.rpartition(" ")
