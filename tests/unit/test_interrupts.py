@@ -369,7 +369,7 @@ def test_a_command_that_changes_something_says_how_to_resume(cli, monkeypatch) -
     assert (result.exit_code, result.stderr) == (130, INTERRUPTED + "\n")
 
 
-def read_only_commands() -> set[str]:
+def commands_marked_changes_nothing() -> set[str]:
     """Every command (and sub-command) marked `changes_nothing`, as `group name`."""
     from oscar_deploy.cli.app import COMMANDS, click_command
 
@@ -394,5 +394,5 @@ def test_the_readme_names_every_command_that_changes_nothing() -> None:
     for item in listed.replace("`", "").split(", "):
         group, _, names = item.rpartition(" ")
         named |= {f"{group} {name}".strip() for name in names.split("|")}
-    assert named == read_only_commands()
+    assert named == commands_marked_changes_nothing()
     assert {"up", "down", "scale", "service apply", "autoscaler run", "bundle build"}.isdisjoint(named)
