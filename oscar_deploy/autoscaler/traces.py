@@ -125,9 +125,14 @@ def read_alibaba_pod_list(path: Path) -> list[AlibabaPod]:
     return pods
 
 
+def _ran(pods: Sequence[AlibabaPod]) -> list[AlibabaPod]:
+    """The trace pods a replay keeps: those that were scheduled (the others never ran)."""
+    return [pod for pod in pods if pod.scheduled is not None]
+
+
 def arrival_span(pods: Sequence[AlibabaPod]) -> float:
     """Seconds from the first to the last arrival of the trace pods that ran, as recorded (0 when none ran)."""
-    created = [pod.created for pod in pods if pod.scheduled is not None]
+    created = [pod.created for pod in _ran(pods)]
     return max(created) - min(created) if created else 0.0
 
 
@@ -135,7 +140,7 @@ def scenario_from_alibaba(
     pods: Sequence[AlibabaPod], name: str, speedup: float = 100.0, max_nodes: int = 200
 ) -> Scenario:
     """A scenario from trace pods: arrivals compressed by `speedup`, pools sized to 1.2x the peak demand."""
-    ran = [pod for pod in pods if pod.scheduled is not None]
+    ran = _ran(pods)
     if not ran:
         raise UserInputError(f"{name}: no pod in the trace was ever scheduled; nothing to simulate")
     origin = min(pod.created for pod in ran)
