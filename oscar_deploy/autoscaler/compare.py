@@ -20,11 +20,18 @@ import io
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from oscar_deploy.autoscaler.baselines import ALWAYS_ON, OURS, POLICIES, REFERENCE
-from oscar_deploy.autoscaler.simulator import RunMetrics, Scenario, simulate
+from oscar_deploy.autoscaler.simulator import (
+    LEAST_ALLOCATED,
+    MOST_ALLOCATED,
+    SCORING_STRATEGIES,
+    RunMetrics,
+    Scenario,
+    simulate,
+)
 from oscar_deploy.autoscaler.workloads import SCENARIOS
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.files import check_write_target, file_starts_with, write_user_file
@@ -55,6 +62,7 @@ class ScenarioReport:
     ours: tuple[Point, ...]
     goals: tuple[Goal, ...]
     sweeps: dict[str, tuple[Point, ...]] = field(default_factory=dict)
+    scoring: str = LEAST_ALLOCATED
 
 
 def run_policy(scenario: Scenario, policy: str, seed: int, knob: float | None = None) -> RunMetrics:
@@ -81,7 +89,16 @@ def compare(scenario: Scenario, seed: int, sweep_baselines: bool = False) -> Sce
             )
     goals = evaluate_goals(by_name[REFERENCE].metrics, by_name[OURS], ours, by_name[ALWAYS_ON].metrics)
     return ScenarioReport(
-        scenario.name, scenario.description, len(scenario.jobs), scenario.max_nodes, seed, rows, ours, goals, sweeps
+        scenario.name,
+        scenario.description,
+        len(scenario.jobs),
+        scenario.max_nodes,
+        seed,
+        rows,
+        ours,
+        goals,
+        sweeps,
+        scenario.scoring,
     )
 
 
@@ -182,8 +199,8 @@ def _row(policy: str, point: Point) -> str:
 
 def format_report(report: ScenarioReport) -> str:
     lines = [
-        f"scenario {report.scenario}: {report.jobs} jobs, up to {report.max_nodes} workers, seed {report.seed}"
-        f" ({report.description})",
+        f"scenario {report.scenario}: {report.jobs} jobs, up to {report.max_nodes} workers, seed {report.seed}, "
+        f"{report.scoring} scoring ({report.description})",
         HEADER,
     ]
     lines += [_row(point.metrics.policy, point) for point in report.rows]
@@ -206,6 +223,7 @@ def report_data(report: ScenarioReport) -> dict[str, object]:
         "jobs": report.jobs,
         "max_nodes": report.max_nodes,
         "seed": report.seed,
+        "scoring": report.scoring,
         "policies": [point(p) for p in report.rows],
         "sweeps": {name: [point(p) for p in points] for name, points in report.sweeps.items()},
         "goals": [asdict(g) for g in report.goals],
@@ -283,6 +301,7 @@ def simulate_command(
     plot_path: Path | None,
     echo: Callable[[str], None],
     progress: Progress | None = None,
+    scoring: str = LEAST_ALLOCATED,
 ) -> None:
     """What `oscar-deploy autoscaler simulate` does once its options are parsed: reports on `echo`, and each
     scenario's runs as a timed step on `progress` (stderr)."""
@@ -293,6 +312,8 @@ def simulate_command(
         raise UserInputError(f"--seed {seed}: must be 0 or more")
     if not math.isfinite(speedup) or speedup <= 0:
         raise UserInputError(f"--speedup {speedup:g}: must be a number more than 0")
+    if scoring not in SCORING_STRATEGIES:
+        raise UserInputError(f"--scoring {scoring}: unknown scoring strategy; use {' or '.join(SCORING_STRATEGIES)}")
     if plot_path is not None:
         if importlib.util.find_spec("matplotlib") is None:
             raise UserInputError(
@@ -318,7 +339,7 @@ def simulate_command(
     progress = progress or Progress()
     reports = []
     for make in chosen:
-        scenario = make()
+        scenario = replace(make(), most_allocated=scoring == MOST_ALLOCATED)
         with progress.step(f"simulating {scenario.name} (seed {seed}, {len(scenario.jobs)} jobs)"):
             report = compare(scenario, seed, sweep_baselines=plot_path is not None)
         reports.append(report)

@@ -2,13 +2,15 @@
 
 Time jumps from event to event (a heap of job completions, boots, shutdowns and controller ticks; arrivals are
 read in order from the sorted job list), so a day of 100k jobs costs what its events cost, not 86 400 steps.
-The scheduler mimics kube-scheduler's default scoring (NodeResourcesFit, LeastAllocated: the node with the
-most free CPU and memory, as fractions, wins; ties go to the first node) over Ready, uncordoned nodes, and
-retries pending pods whenever a node gains room: shape by shape (same requests and selector), the shape whose
-oldest pod came first first, each shape's pods in arrival order. So a younger pod of an older shape may start
-before an older pod of another shape, where kube-scheduler would try the older pod first. Per-pool heaps with
-lazy invalidation and "this shape did not fit since the last release of capacity" marks keep each placement
-near O(log nodes).
+The scheduler mimics kube-scheduler's NodeResourcesFit scoring over Ready, uncordoned nodes: by default
+LeastAllocated (the node with the most free CPU and memory, as fractions, wins), or, for a scenario with
+`most_allocated`, MostAllocated (the node with the most of them requested wins, which packs pods so that other
+nodes empty); ties go to the first node. It retries pending pods whenever a node gains room: shape by shape
+(same requests and selector), the shape whose oldest pod came first first, each shape's pods in arrival order.
+So a younger pod of an older shape may start before an older pod of another shape, where kube-scheduler would
+try the older pod first. Per-pool heaps with lazy invalidation and "this shape did not fit since the last
+release of capacity" marks keep each placement near O(log nodes) under LeastAllocated; under MostAllocated a
+placement may first pass over the fullest nodes.
 
 Boots take a lognormal time around the pool's median and fail with the pool's probability; a failed boot
 never becomes Ready (it stays booting until the controller gives up on it). Every random draw comes from a
@@ -77,6 +79,12 @@ class NodePool:
     shutdown: tuple[float, float] = (30.0, 90.0)
 
 
+# kube-scheduler's NodeResourcesFit scoring strategies the simulated scheduler follows (its default first).
+LEAST_ALLOCATED = "LeastAllocated"
+MOST_ALLOCATED = "MostAllocated"
+SCORING_STRATEGIES = (LEAST_ALLOCATED, MOST_ALLOCATED)
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
@@ -85,6 +93,12 @@ class Scenario:
     jobs: tuple[Job, ...]
     horizon: float = 86_400.0
     min_nodes: int = 0
+    most_allocated: bool = False  # kube-scheduler scores nodes MostAllocated (packing), not LeastAllocated
+
+    @property
+    def scoring(self) -> str:
+        """The name kube-scheduler gives the scoring strategy (NodeResourcesFit's `scoringStrategy.type`)."""
+        return MOST_ALLOCATED if self.most_allocated else LEAST_ALLOCATED
 
     @property
     def max_nodes(self) -> int:
@@ -152,6 +166,7 @@ class _Node:
         "info",
         "info_version",
         "name",
+        "packs",
         "pods",
         "pods_changed_at",
         "pool",
@@ -162,9 +177,10 @@ class _Node:
         "version",
     )
 
-    def __init__(self, index: int, name: str, pool: int, template: NodeTemplate) -> None:
+    def __init__(self, index: int, name: str, pool: int, template: NodeTemplate, packs: bool) -> None:
         a = template.allocatable
         self.index, self.name, self.pool, self.template = index, name, pool, template
+        self.packs = packs
         self.alloc_cpu, self.alloc_mem, self.alloc_gpu, self.alloc_pods = a.cpu_milli, a.memory_mib, a.gpu, a.pods
         self.free_cpu, self.free_mem, self.free_gpu, self.free_pods = self.alloc_cpu, self.alloc_mem, a.gpu, a.pods
         self.state = _OFF
@@ -181,9 +197,17 @@ class _Node:
         self.info_version = -1
 
     def score(self) -> float:
-        cpu = self.free_cpu / self.alloc_cpu if self.alloc_cpu else 0.0
-        mem = self.free_mem / self.alloc_mem if self.alloc_mem else 0.0
+        """The scheduler's preference, highest first: the shares of CPU and memory free (LeastAllocated) or
+        requested (MostAllocated). A resource the node has none of scores 0 either way, as upstream."""
+        cpu = _share(self.free_cpu, self.alloc_cpu, self.packs)
+        mem = _share(self.free_mem, self.alloc_mem, self.packs)
         return cpu + mem
+
+
+def _share(free: int, allocatable: int, requested: bool) -> float:
+    if not allocatable:
+        return 0.0
+    return (allocatable - free) / allocatable if requested else free / allocatable
 
 
 class Simulator:
@@ -198,7 +222,7 @@ class Simulator:
         for pool_index, pool in enumerate(scenario.pools):
             for number in range(1, pool.count + 1):
                 name = f"{pool.template.name}-{number}"
-                self.nodes.append(_Node(len(self.nodes), name, pool_index, pool.template))
+                self.nodes.append(_Node(len(self.nodes), name, pool_index, pool.template, scenario.most_allocated))
         self.by_name = {node.name: node for node in self.nodes}
         self.heaps: list[list[tuple[float, int, int]]] = [[] for _ in scenario.pools]
         self.events: list[tuple[float, int, int, int, int]] = []
@@ -640,4 +664,16 @@ def simulate(scenario: Scenario, controller: Controller, seed: int = 1) -> RunMe
     return Simulator(scenario, controller, seed).run()
 
 
-__all__ = ["Controller", "Job", "NodePool", "RunMetrics", "Scenario", "Simulator", "percentile", "simulate"]
+__all__ = [
+    "LEAST_ALLOCATED",
+    "MOST_ALLOCATED",
+    "SCORING_STRATEGIES",
+    "Controller",
+    "Job",
+    "NodePool",
+    "RunMetrics",
+    "Scenario",
+    "Simulator",
+    "percentile",
+    "simulate",
+]

@@ -34,6 +34,12 @@ TRACE_OPTION = typer.Option(
 SPEEDUP_OPTION = typer.Option(
     100.0, "--speedup", help="How many times faster the --trace's arrivals are replayed (over at most 31 days)."
 )
+SCORING_OPTION = typer.Option(
+    "LeastAllocated",
+    "--scoring",
+    help="kube-scheduler's node scoring in the simulated cluster: LeastAllocated (its default: spreads pods) or "
+    "MostAllocated (packs them, so other nodes empty).",
+)
 PLOT_OPTION = typer.Option(
     None, "--plot", help="Write a cost versus p95 wait plot (PNG) with each policy's main knob swept."
 )
@@ -112,8 +118,9 @@ def simulate(
     trace: Path | None = TRACE_OPTION,
     speedup: float = SPEEDUP_OPTION,
     plot: Path | None = PLOT_OPTION,
+    scoring: str = SCORING_OPTION,
 ) -> None:
     """Run every policy on each scenario and print node-hours, job wait, power cycles, kills and the goals."""
     from oscar_deploy.autoscaler.compare import simulate_command
 
-    simulate_command(scenario or [], seed, json_output, trace, speedup, plot, typer.echo)
+    simulate_command(scenario or [], seed, json_output, trace, speedup, plot, typer.echo, scoring=scoring)

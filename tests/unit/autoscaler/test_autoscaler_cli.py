@@ -15,7 +15,7 @@ def test_simulate_prints_the_table_and_goals(cli) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("scenario sparse: ")
-    assert lines[0].endswith("seed 2 (2 uploads/h, ~120 s jobs, 4 workers booting in ~180 s)")
+    assert lines[0].endswith("seed 2, LeastAllocated scoring (2 uploads/h, ~120 s jobs, 4 workers booting in ~180 s)")
     assert lines[1].split()[:4] == ["policy", "knob", "node-h", "idle-h"]
     assert [line.split()[0] for line in lines[2:11]] == list(POLICIES)
     assert "goals against clues-oscar:" in lines
@@ -29,7 +29,7 @@ def test_simulate_json_is_deterministic(cli) -> None:
     assert first.stdout == again.stdout
     data = json.loads(first.stdout)
     (scenario,) = data["scenarios"]
-    assert scenario["scenario"] == "sparse"
+    assert (scenario["scenario"], scenario["scoring"]) == ("sparse", "LeastAllocated")
     assert [p["policy"] for p in scenario["policies"]] == list(POLICIES)
     assert [g["name"][:2] for g in scenario["goals"]] == ["G1", "G2", "G3", "G4"]
     assert [p["knob"] for p in scenario["sweeps"]["oscar-deploy"]] == list(POLICIES["oscar-deploy"].sweep)
@@ -62,6 +62,20 @@ def test_bad_input_is_one_line_and_exit_2(cli) -> None:
     )
     seed = cli("autoscaler", "simulate", "-s", "sparse", "--seed", "-1")
     assert (seed.exit_code, seed.stderr) == (2, "error: --seed -1: must be 0 or more\n")
+    scoring = cli("autoscaler", "simulate", "-s", "sparse", "--scoring", "packed")
+    assert (scoring.exit_code, scoring.stderr) == (
+        2,
+        "error: --scoring packed: unknown scoring strategy; use LeastAllocated or MostAllocated\n",
+    )
+
+
+def test_simulate_with_a_scheduler_that_packs(cli) -> None:
+    packed = cli("autoscaler", "simulate", "-s", "sparse", "--scoring", "MostAllocated", "--json")
+    spread = cli("autoscaler", "simulate", "-s", "sparse", "--json")
+    assert (packed.exit_code, spread.exit_code) == (0, 0), packed.output
+    (scenario,) = json.loads(packed.stdout)["scenarios"]
+    assert scenario["scoring"] == "MostAllocated"
+    assert packed.stdout != spread.stdout.replace('"LeastAllocated"', '"MostAllocated"'), "the numbers differ"
 
 
 def test_plot_writes_a_png_with_every_knob_swept(cli) -> None:

@@ -205,7 +205,7 @@ REPORT = ScenarioReport(
 
 def test_the_report_table_shows_every_metric_in_its_column_then_the_goals_and_unfinished_jobs() -> None:
     assert format_report(REPORT).splitlines() == [
-        "scenario one: 3 jobs, up to 2 workers, seed 7 (one job)",
+        "scenario one: 3 jobs, up to 2 workers, seed 7, LeastAllocated scoring (one job)",
         "policy          knob                             node-h  idle-h  mean s   p95 s   p99 s    on/off failed"
         " killed moved",
         "static-max      -                                  12.3     5.7      89     123     457       7/6      1"
@@ -232,6 +232,7 @@ def test_report_data_holds_every_run_with_its_knob_and_the_goals() -> None:
         "jobs": 3,
         "max_nodes": 2,
         "seed": 7,
+        "scoring": "LeastAllocated",
         "policies": [static_max, {"knob": 300.0, **asdict(run("clues-oscar", unfinished=1))}],
         "sweeps": {"oscar-deploy": [ours], "ca-safe": []},
         "goals": [
@@ -313,9 +314,9 @@ def test_plot_of_one_scenario_is_one_panel(monkeypatch, tmp_path) -> None:
     assert [[ax.get_title() for ax in row] for row in axes] == [["s (1 jobs)"]]
 
 
-def refusal(*args) -> str:
+def refusal(*args, scoring: str = "LeastAllocated") -> str:
     with pytest.raises(UserInputError) as refused:
-        simulate_command(*args, echo=print)
+        simulate_command(*args, echo=print, scoring=scoring)
     return str(refused.value)
 
 
@@ -346,6 +347,10 @@ def test_simulate_command_refuses_bad_options_before_running_anything(monkeypatc
         "--scenario weekly: unknown scenario; use one of sparse, bursty, diurnal, edge, azure2019, azure2021"
     )
     assert refusal(["sparse"], -1, False, None, 100.0, None) == "--seed -1: must be 0 or more"
+    for scoring in ("mostallocated", "MostAllocated ", "BalancedAllocation", ""):
+        assert refusal(["sparse"], 1, False, None, 100.0, None, scoring=scoring) == (
+            f"--scoring {scoring}: unknown scoring strategy; use LeastAllocated or MostAllocated"
+        )
     for speedup in (0.0, -2.5, float("nan"), float("inf"), float("-inf")):
         assert (
             refusal(["sparse"], 1, False, None, speedup, None) == f"--speedup {speedup:g}: must be a number more than 0"
@@ -416,7 +421,28 @@ def test_simulate_command_runs_every_scenario_when_none_is_named_and_prints_each
     ]
     named: list[str] = []
     simulate_command(["b"], 2, False, None, 100.0, None, named.append)
-    assert [report.splitlines()[0] for report in named] == ["scenario b2: 1 jobs, up to 2 workers, seed 2 (one job)"]
+    assert [report.splitlines()[0] for report in named] == [
+        "scenario b2: 1 jobs, up to 2 workers, seed 2, LeastAllocated scoring (one job)"
+    ]
+
+
+def test_simulate_command_runs_every_scenario_with_the_scoring_asked_for(two_scenarios, monkeypatch) -> None:
+    compared: list[Scenario] = []
+
+    def record(scenario: Scenario, seed: int, sweep_baselines: bool) -> ScenarioReport:
+        compared.append(scenario)
+        return compare(scenario, seed, sweep_baselines)
+
+    monkeypatch.setattr(compare_module, "compare", record)
+    echoed: list[str] = []
+    simulate_command(["a", "b"], 4, False, None, 100.0, None, echoed.append, scoring="MostAllocated")
+    assert [(s.name, s.most_allocated) for s in compared] == [("a4", True), ("b4", True)]
+    assert echoed[0].splitlines()[0] == "scenario a4: 1 jobs, up to 2 workers, seed 4, MostAllocated scoring (one job)"
+    assert echoed == [
+        format_report(compare(replace(one_job(), name=n, most_allocated=True), 4)) + "\n" for n in ("a4", "b4")
+    ]
+    simulate_command(["a"], 4, False, None, 100.0, None, echoed.append, scoring="LeastAllocated")
+    assert [s.most_allocated for s in compared[2:]] == [False]
 
 
 def test_simulate_command_plots_with_every_baseline_swept_and_says_where(two_scenarios, plots, tmp_path) -> None:
@@ -428,8 +454,8 @@ def test_simulate_command_plots_with_every_baseline_swept_and_says_where(two_sce
     assert (tmp_path / "cost.PNG").read_bytes() == compare_module.PNG_SIGNATURE
     assert (tmp_path / "cost.PNG").stat().st_mode & 0o777 == 0o644
     assert [line.splitlines()[0] for line in echoed] == [
-        "scenario a1: 1 jobs, up to 2 workers, seed 1 (one job)",
-        "scenario b1: 1 jobs, up to 2 workers, seed 1 (one job)",
+        "scenario a1: 1 jobs, up to 2 workers, seed 1, LeastAllocated scoring (one job)",
+        "scenario b1: 1 jobs, up to 2 workers, seed 1, LeastAllocated scoring (one job)",
         f"wrote {tmp_path / 'cost.PNG'}",
     ]
 

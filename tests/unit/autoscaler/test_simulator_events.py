@@ -19,7 +19,16 @@ from oscar_deploy.autoscaler.model import (
     PowerState,
     Resources,
 )
-from oscar_deploy.autoscaler.simulator import Job, NodePool, Scenario, Simulator, percentile, simulate
+from oscar_deploy.autoscaler.simulator import (
+    LEAST_ALLOCATED,
+    MOST_ALLOCATED,
+    Job,
+    NodePool,
+    Scenario,
+    Simulator,
+    percentile,
+    simulate,
+)
 from oscar_deploy.autoscaler.workloads import OSCAR_WN
 from tests.unit.autoscaler.test_simulator import EXACT_POOL
 
@@ -55,8 +64,15 @@ class Script:
         return next(node for node in self.looks[at].nodes if node.name == name)
 
 
-def scenario(jobs: Sequence[Job], count: int = 1, template: NodeTemplate = OSCAR_WN, horizon: float = 100.0):
-    return Scenario("events", "events", (replace(EXACT_POOL, template=template, count=count),), tuple(jobs), horizon)
+def scenario(
+    jobs: Sequence[Job],
+    count: int = 1,
+    template: NodeTemplate = OSCAR_WN,
+    horizon: float = 100.0,
+    most_allocated: bool = False,
+) -> Scenario:
+    pools = (replace(EXACT_POOL, template=template, count=count),)
+    return Scenario("events", "events", pools, tuple(jobs), horizon, most_allocated=most_allocated)
 
 
 def job(at: float, cpu: int, memory: int = 512, duration: float = 100.0) -> Job:
@@ -73,6 +89,9 @@ def test_pools_jobs_and_scenarios_default_to_the_documented_values() -> None:
     assert (plain.selector, plain.interruptible, plain.service) == ({}, False, "")
     both = Scenario("s", "d", (NodePool(OSCAR_WN, 3), NodePool(TWO_PODS, 2)), ())
     assert (both.horizon, both.min_nodes, both.max_nodes, both.templates) == (86_400.0, 0, 5, (OSCAR_WN, TWO_PODS))
+    assert (both.most_allocated, both.scoring) == (False, "LeastAllocated")
+    assert replace(both, most_allocated=True).scoring == MOST_ALLOCATED == "MostAllocated"
+    assert LEAST_ALLOCATED == "LeastAllocated"
 
 
 def test_a_pod_goes_to_the_node_with_the_most_free_room_and_ties_go_to_the_first() -> None:
@@ -95,6 +114,26 @@ def test_the_free_shares_of_cpu_and_of_memory_count_alike(first: Job, second: Jo
     controller = Script(starts_all_on=True)
     simulate(scenario([first, second, job(2, 100, 100)], count=2, horizon=20.0), controller)
     assert placed(controller.looks[10.0]) == {"wn-1": ["job-0"], "wn-2": ["job-1", "job-2"]}
+
+
+def test_most_allocated_puts_a_pod_on_the_fullest_node_it_fits_and_ties_go_to_the_first() -> None:
+    """The first three pods (500m, 1000m, 200m) fill wn-1 to 1700m; the fourth (1000m) fits only an empty node,
+    and of the two the first wins."""
+    controller = Script(starts_all_on=True)
+    jobs = [job(1, 500), job(2, 1000, 1024), job(3, 200, 256), job(4, 1000, 1024)]
+    simulate(scenario(jobs, count=3, horizon=20.0, most_allocated=True), controller)
+    assert placed(controller.looks[10.0]) == {"wn-1": ["job-0", "job-1", "job-2"], "wn-2": ["job-3"]}
+
+
+@pytest.mark.parametrize(("most_allocated", "third_on"), [(False, "wn-1"), (True, "wn-2")])
+def test_the_requested_shares_of_cpu_and_of_memory_count_alike(most_allocated: bool, third_on: str) -> None:
+    """The second pod does not fit beside the first. Then wn-1 has more CPU requested (75% against 30%) and
+    wn-2 more memory (79% against 3%) and more in sum: a small third pod goes to wn-2 when the scheduler packs,
+    to wn-1 when it spreads."""
+    controller = Script(starts_all_on=True)
+    jobs = [job(0, 1500, 100), job(1, 600, 3000), job(2, 100, 100)]
+    simulate(scenario(jobs, count=2, horizon=20.0, most_allocated=most_allocated), controller)
+    assert placed(controller.looks[10.0])[third_on][-1] == "job-2"
 
 
 def test_a_pod_asking_exactly_the_room_left_runs_and_the_next_one_waits() -> None:
@@ -376,20 +415,25 @@ def test_waits_are_summed_up_by_nearest_rank() -> None:
     )
 
 
-def test_placement_stays_least_allocated_after_the_scheduler_compacts_its_queue() -> None:
-    """120 short amd64 pods, one a second, next to a long one: enough starts and ends that the amd64 pool's queue
-    of node scores is rebuilt; every short pod still goes to the emptier amd64 node, none to the
-    empty arm64 one."""
+@pytest.mark.parametrize(
+    ("most_allocated", "used", "short_on"), [(False, {"wn-1", "wn-2"}, "wn-2"), (True, {"wn-1"}, "wn-1")]
+)
+def test_placement_keeps_its_scoring_after_the_scheduler_compacts_its_queue(
+    most_allocated: bool, used: set[str], short_on: str
+) -> None:
+    """120 short amd64 pods, one a second, next to a long one on wn-1: enough starts and ends that the amd64
+    pool's queue of node scores is rebuilt; every short pod still goes to the emptier amd64 node (LeastAllocated)
+    or beside the long one (MostAllocated), none to the empty arm64 one."""
     amd64 = {ARCH_LABEL: "amd64"}
     jobs = [Job(0, 200.0, Resources.request(1000, 512), amd64)]
     jobs += [Job(float(i), 0.5, Resources.request(500, 512), amd64) for i in range(1, 121)]
     arm = NodeTemplate("arm", "arm64", Resources.node(2000, 3800))
     pools = (replace(EXACT_POOL, template=arm, count=1), replace(EXACT_POOL, count=2))
     controller = Script(starts_all_on=True, every=0.25)
-    simulate(Scenario("two", "two pools", pools, tuple(jobs), 100.0), controller)
+    simulate(Scenario("two", "two pools", pools, tuple(jobs), 100.0, most_allocated=most_allocated), controller)
     nodes = {node.name for look in controller.looks.values() for node in look.nodes for pod in node.pods}
     short = {n.name for look in controller.looks.values() for n in look.nodes for p in n.pods if p.name != "job-0"}
-    assert (nodes, short) == ({"wn-1", "wn-2"}, {"wn-2"})
+    assert (nodes, short) == (used, {short_on})
 
 
 def test_a_pod_size_that_found_no_room_is_placed_at_once_after_room_was_freed() -> None:
