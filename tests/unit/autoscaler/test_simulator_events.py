@@ -26,6 +26,7 @@ from oscar_deploy.autoscaler.simulator import (
     NodePool,
     Scenario,
     Simulator,
+    _Node,
     percentile,
     simulate,
 )
@@ -134,6 +135,15 @@ def test_the_requested_shares_of_cpu_and_of_memory_count_alike(most_allocated: b
     jobs = [job(0, 1500, 100), job(1, 600, 3000), job(2, 100, 100)]
     simulate(scenario(jobs, count=2, horizon=20.0, most_allocated=most_allocated), controller)
     assert placed(controller.looks[10.0])[third_on][-1] == "job-2"
+
+
+@pytest.mark.parametrize("most_allocated", [False, True])
+def test_a_resource_a_node_has_none_of_adds_nothing_to_its_score(most_allocated: bool) -> None:
+    """As kube-scheduler scores a resource of capacity 0: neither free nor requested. Half the CPU is requested
+    on a node with no memory to offer, so either way its score is the CPU's half."""
+    node = _Node(0, "n-1", 0, NodeTemplate("cpu-only", "amd64", Resources.node(2000, 0)), most_allocated)
+    node.free_cpu = 1000
+    assert node.score() == 0.5
 
 
 def test_a_pod_asking_exactly_the_room_left_runs_and_the_next_one_waits() -> None:
