@@ -261,7 +261,7 @@ def plot(reports: Sequence[ScenarioReport]) -> bytes:
                 label=name,
                 zorder=3,
             )
-        ax.set_title(f"{report.scenario} ({report.jobs} jobs)")
+        ax.set_title(f"{report.scenario} ({report.jobs} jobs, {report.scoring})")
         ax.set_xlabel("node-hours")
         ax.set_ylabel("p95 wait (s)")
         ax.grid(alpha=0.3)

@@ -286,9 +286,10 @@ def test_plot_draws_each_sweep_as_a_line_by_cost_and_each_other_policy_as_a_poin
     reports = [ScenarioReport(f"s{i}", "d", 10 + i, 4, 1, rows, (), (), sweeps) for i in range(4)]
     figure, axes = plotted(monkeypatch, reports, tmp_path / "four.png")
     assert png_size(tmp_path / "four.png") == (3 * 605, 2 * 462)  # 5.5 x 4.2 inches a panel at 110 dpi
+    titles = [f"s{i} ({10 + i} jobs, LeastAllocated)" for i in range(4)]
     assert [[(ax.get_title(), ax.axison) for ax in row] for row in axes] == [
-        [("s0 (10 jobs)", True), ("s1 (11 jobs)", True), ("s2 (12 jobs)", True)],
-        [("s3 (13 jobs)", True), ("", False), ("", False)],
+        [(titles[0], True), (titles[1], True), (titles[2], True)],
+        [(titles[3], True), ("", False), ("", False)],
     ]
     ax = axes[1][0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("node-hours", "p95 wait (s)")
@@ -308,10 +309,11 @@ def test_plot_draws_each_sweep_as_a_line_by_cost_and_each_other_policy_as_a_poin
 
 
 def test_plot_of_one_scenario_is_one_panel(monkeypatch, tmp_path) -> None:
-    report = ScenarioReport("s", "d", 1, 1, 1, (Point(None, metrics("oracle", 0.5, 50.0, 1)),), (), (), {})
+    oracle = (Point(None, metrics("oracle", 0.5, 50.0, 1)),)
+    report = ScenarioReport("s", "d", 1, 1, 1, oracle, (), (), {}, scoring="MostAllocated")
     _, axes = plotted(monkeypatch, [report], tmp_path / "one.png")
     assert png_size(tmp_path / "one.png") == (605, 462)
-    assert [[ax.get_title() for ax in row] for row in axes] == [["s (1 jobs)"]]
+    assert [[ax.get_title() for ax in row] for row in axes] == [["s (1 jobs, MostAllocated)"]]
 
 
 def refusal(*args, scoring: str = "LeastAllocated") -> str:
