@@ -126,15 +126,30 @@ def test_most_allocated_puts_a_pod_on_the_fullest_node_it_fits_and_ties_go_to_th
     assert placed(controller.looks[10.0]) == {"wn-1": ["job-0", "job-1", "job-2"], "wn-2": ["job-3"]}
 
 
-@pytest.mark.parametrize(("most_allocated", "third_on"), [(False, "wn-1"), (True, "wn-2")])
-def test_the_requested_shares_of_cpu_and_of_memory_count_alike(most_allocated: bool, third_on: str) -> None:
-    """The second pod does not fit beside the first. Then wn-1 has more CPU requested (75% against 30%) and
-    wn-2 more memory (79% against 3%) and more in sum: a small third pod goes to wn-2 when the scheduler packs,
-    to wn-1 when it spreads."""
+MORE_CPU_ON_WN_1 = [job(0, 1500, 100), job(1, 600, 3000)]  # requested: wn-1 75% CPU, 3% memory; wn-2 30%, 79%
+MORE_MEMORY_ON_WN_1 = [job(0, 100, 2800), job(1, 1850, 1100)]  # wn-1 5% CPU, 74% memory; wn-2 93%, 29%
+
+
+@pytest.mark.parametrize(
+    ("first_two", "most_allocated", "third_on"),
+    [
+        (MORE_CPU_ON_WN_1, False, "wn-1"),
+        (MORE_CPU_ON_WN_1, True, "wn-2"),
+        (MORE_MEMORY_ON_WN_1, False, "wn-1"),
+        (MORE_MEMORY_ON_WN_1, True, "wn-2"),
+    ],
+    ids=["wn-1 more cpu, spread", "wn-1 more cpu, packed", "wn-1 more memory, spread", "wn-1 more memory, packed"],
+)
+def test_the_requested_shares_of_cpu_and_of_memory_count_alike(
+    first_two: list[Job], most_allocated: bool, third_on: str
+) -> None:
+    """The second pod does not fit beside the first. Then wn-1 has more of one resource requested and wn-2 more
+    of the other and more in sum: a small third pod goes to wn-2 when the scheduler packs, to wn-1 when it
+    spreads."""
     controller = Script(starts_all_on=True)
-    jobs = [job(0, 1500, 100), job(1, 600, 3000), job(2, 100, 100)]
-    simulate(scenario(jobs, count=2, horizon=20.0, most_allocated=most_allocated), controller)
+    simulate(scenario([*first_two, job(2, 100, 100)], count=2, horizon=20.0, most_allocated=most_allocated), controller)
     assert placed(controller.looks[10.0])[third_on][-1] == "job-2"
+    assert placed(controller.looks[10.0])["wn-2"][0] == "job-1"
 
 
 @pytest.mark.parametrize("most_allocated", [False, True])
