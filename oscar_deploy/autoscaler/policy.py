@@ -19,8 +19,10 @@ Rules, in the order they are applied:
    running), one of the jobs running on such nodes ends within a tenth of a boot time. They get a node once
    they have waited `reconsider_job_time`.
 3. `min_nodes` workers run or boot at all times, and `extra_nodes_free` of them stay idle (the warm buffer).
-4. A node that has been empty for `idle_time` is powered off, unless demand for its template has lately come
-   back sooner than a power cycle pays off (the break-even of the ski-rental problem): of the template's last
+4. A node that has been empty for `idle_time` is powered off, unless the demand of the last 2 x `idle_time`
+   needed, at its peak, as many nodes of its template as are ready and uncordoned (so that capacity is given
+   back only once demand stayed low that long, as consolidation does), or unless demand for its template has
+   lately come back sooner than a power cycle pays off (the break-even of the ski-rental problem): of the last
    `GAP_SAMPLES` demand gaps (a level of needed nodes left vacant until demand needed it again) that outlasted
    the node's empty time, at least `GAP_MIN_SAMPLES` exist and half or more ended within
    `boot_time_estimate` + `shutdown_time_estimate` more, the node time a shutdown and the next boot bill. Then
@@ -134,10 +136,10 @@ class _Round:
         self._boots()
         self._demand()
         self._minimum_and_buffer()
-        needed = self._needed_history()
+        peak = self._needed_history()
         removable = len(self.ready) + len(self.healthy_booting) + len(self.powering_on) - self.config.min_nodes
-        removable = self._empty_nodes(removable)
-        self._consolidate(needed, removable)
+        removable = self._empty_nodes(peak, removable)
+        self._consolidate(peak, removable)
         state = PolicyState(
             needed_history=self.history,
             pressure_at=self.pressure_at,
@@ -451,21 +453,36 @@ class _Round:
 
     # Rule 4: empty nodes -----------------------------------------------------------------------------------
 
-    def _empty_nodes(self, removable: int) -> int:
+    def _empty_nodes(self, peak: Mapping[str, int], removable: int) -> int:
         idle = self._idle_ready()
         spare = len(idle) + sum(1 for n in self.healthy_booting if n.name not in self.used_by_demand)
         may_remove = spare - self.config.extra_nodes_free
+        active: dict[str, int] = {}
+        for node in self.ready:
+            template = self.template_of[node.name]
+            if template is not None and not node.cordoned:
+                active[template.name] = active.get(template.name, 0) + 1
         for node in sorted(idle, key=lambda n: (_idle_since(n), n.name)):
             if removable <= 0 or may_remove <= 0:
                 break
             empty_for = self.now - _idle_since(node)
             if empty_for < self.config.idle_time:
                 break
+            template = self.template_of[node.name]
+            if template is not None and active[template.name] <= peak.get(template.name, 0):
+                self.notes.append(
+                    f"{node.name}: kept on past idle_time ({self.config.idle_time:.0f}s): the demand of the last "
+                    f"{self._window():.0f}s needed {peak[template.name]} {template.name} node(s) at its peak "
+                    f"and {active[template.name]} are ready"
+                )
+                continue
             if self._demand_returns_soon(node, empty_for):
                 continue
             self._add(Action.POWER_OFF, node, f"empty for {empty_for:.0f}s (idle_time {self.config.idle_time:.0f}s)")
             removable -= 1
             may_remove -= 1
+            if template is not None:
+                active[template.name] -= 1
         return removable
 
     def _demand_returns_soon(self, node: NodeInfo, empty_for: float) -> bool:

@@ -267,8 +267,8 @@ class AutoscalerSpec(StrictModel):
         strict=True,
         ge=30,
         description=(
-            "Seconds a worker stays empty before it is powered off (longer while demand for it keeps coming "
-            "back within a boot and a shutdown)."
+            "Seconds a worker stays empty before it is powered off (longer while the demand of the last "
+            "2 x idle_time needed it, or while demand for it keeps coming back within a boot and a shutdown)."
         ),
     )
     reconsider_job_time: int = Field(

@@ -140,14 +140,15 @@ def test_compare_runs_each_policy_at_its_default_and_our_default_setting_only_on
         ("oracle", None),
         ("oscar-deploy", 300.0),
     ]
-    # Billed from the decision at 101 s to the end of the shutdown: 240 s of boot and job, then the idle time.
+    # Billed from the decision at 101 s to the end of the shutdown: 240 s of boot and job, then twice the idle
+    # time: the empty worker stays while the demand of the last 2 x idle_time needed it.
     assert [(point.knob, round(point.metrics.node_hours * 3600)) for point in report.ours] == [
-        (60.0, 349),
-        (120.0, 409),
-        (180.0, 469),
-        (300.0, 589),
-        (600.0, 889),
-        (900.0, 1189),
+        (60.0, 409),
+        (120.0, 529),
+        (180.0, 649),
+        (300.0, 889),
+        (600.0, 1489),
+        (900.0, 2089),
     ]
     assert report.ours[3] is report.rows[-1]
     assert len(runs) == 9 + 5 and {seed for _, seed in runs} == {7}

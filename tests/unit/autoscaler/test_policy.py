@@ -278,6 +278,51 @@ def test_a_kept_node_leaves_the_others_to_the_usual_rule_and_limits(
     assert [note.split(":")[0] for note in result.notes] == kept
 
 
+def needed_state(*samples: tuple[float, dict[str, int]]) -> PolicyState:
+    return PolicyState(needed_history=samples)
+
+
+@pytest.mark.parametrize(
+    ("peak", "powered_off", "kept"),
+    [
+        (0, ["wn-1", "wn-2"], []),
+        (1, ["wn-1"], ["wn-2"]),  # the node empty longest goes; the other is as many as the peak needed
+        (2, [], ["wn-1", "wn-2"]),
+        (3, [], ["wn-1", "wn-2"]),
+    ],
+)
+def test_empty_nodes_stay_while_the_demand_window_needed_as_many_of_their_template(
+    peak: int, powered_off: list[str], kept: list[str]
+) -> None:
+    """Both workers empty past idle_time; the peak sample is at exactly now - 2 x idle_time, still in the window."""
+    nodes = (node("wn-1", ON, idle_since=0.0), node("wn-2", ON, idle_since=100.0))
+    state = needed_state((0.0, {"wn": peak}), (400.0, {"wn": 0}))
+    result = decide(ClusterSnapshot(now=600, nodes=nodes), config(), state)
+    assert actions(result) == [("power-off", name) for name in powered_off]
+    assert [note.split(":")[0] for note in result.notes] == kept
+    if peak == 1:
+        assert result.notes == (
+            "wn-2: kept on past idle_time (300s): the demand of the last 600s needed 1 wn node(s) at its peak and "
+            "1 are ready",
+        )
+    # One second later the peak sample has left the window.
+    later = decide(ClusterSnapshot(now=601, nodes=nodes), config(), state)
+    assert actions(later) == [("power-off", "wn-1"), ("power-off", "wn-2")]
+
+
+def test_the_demand_window_keeps_nodes_per_template_and_counts_no_cordoned_node() -> None:
+    """The wn peak of 1 keeps the empty wn-2 (the administrator's cordoned wn-1 is not capacity), not the board."""
+    nodes = (
+        node("wn-1", ON, job("a"), cordoned=True),
+        node("wn-2", ON, idle_since=0.0),
+        node("board-1", ON, idle_since=0.0, template=ARM),
+    )
+    state = needed_state((0.0, {"wn": 1, "board": 0}))
+    result = decide(ClusterSnapshot(now=500, nodes=nodes), config(templates=(WN, ARM)), state)
+    assert actions(result) == [("power-off", "board-1")]
+    assert [note.split(":")[0] for note in result.notes] == ["wn-2"]
+
+
 def test_demand_gaps_are_measured_per_level_of_needed_nodes_and_only_the_latest_kept() -> None:
     """Two nodes' worth of jobs, then none from t=40, then one pod at t=440: level 1 was vacant 400 s, level
     2 stays vacant; the oldest of 20 recorded gaps makes room for the new one."""

@@ -19,13 +19,14 @@ def one_job(at: float = 100.0, duration: float = 60.0) -> Scenario:
     return Scenario("one", "one job", (EXACT_POOL,), (job,), horizon=3600.0)
 
 
-def test_our_policy_boots_at_once_and_powers_off_after_idle_time() -> None:
+def test_our_policy_boots_at_once_and_powers_off_once_the_demand_window_no_longer_needs_the_node() -> None:
     metrics = simulate(one_job(), PolicyController(policy_config(one_job())), seed=1)
-    # Pending at 100, decided 1 s later, Ready 180 s after that; runs 60 s (to 341), empty for 300 s: the tick
-    # at 660 powers it off and the 30 s shutdown ends at 690.
+    # Pending at 100, decided 1 s later, Ready 180 s after that; runs 60 s (to 341). The tick at 340 is the last
+    # to need the node; empty for idle_time (300 s) at 660, it stays while the last 2 x idle_time of demand
+    # holds that tick: the tick at 960 powers it off and the 30 s shutdown ends at 990.
     assert metrics.wait_p95 == pytest.approx(181.0)
-    assert metrics.node_hours == pytest.approx((690 - 101) / 3600)
-    assert metrics.idle_node_hours == pytest.approx((660 - 341) / 3600)
+    assert metrics.node_hours == pytest.approx((990 - 101) / 3600)
+    assert metrics.idle_node_hours == pytest.approx((960 - 341) / 3600)
     assert (metrics.wait_mean, metrics.wait_p50, metrics.wait_max) == pytest.approx((181.0, 181.0, 181.0))
     assert (metrics.power_ons, metrics.power_offs, metrics.jobs_killed, metrics.unfinished) == (1, 1, 0, 0)
 
