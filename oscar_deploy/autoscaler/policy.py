@@ -47,7 +47,7 @@ shorter than a power cycle.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from oscar_deploy.autoscaler.model import (
     ARCH_LABEL,
@@ -126,6 +126,15 @@ class _Round:
         if node.template:
             return self.named.get(node.template)
         return next((t for t in self.templates if t.describes(node)), None)
+
+    def _count_by_template(self, nodes: Iterable[NodeInfo]) -> dict[str, int]:
+        """How many of `nodes` each configured template describes."""
+        counts: dict[str, int] = {}
+        for node in nodes:
+            template = self.template_of[node.name]
+            if template is not None:
+                counts[template.name] = counts.get(template.name, 0) + 1
+        return counts
 
     def _add(self, action: Action, node: NodeInfo, reason: str) -> None:
         self.decisions.append(Decision(action, node.name, reason))
@@ -214,11 +223,7 @@ class _Round:
         ]
         cordoned_bins = [_bin(n, "cordoned") for n in sorted(self.ready, key=lambda n: n.name) if n.name in self.ours]
         booting_bins = [self._booting_bin(n) for n in self.healthy_booting]
-        available: dict[str, int] = {}
-        for node in self.off:
-            template = self.template_of[node.name]
-            if template is not None:
-                available[template.name] = available.get(template.name, 0) + 1
+        available = self._count_by_template(self.off)
         bins = ready_bins + cordoned_bins + booting_bins
         first = pack(late_classes, bins, self.templates, available, self._new_node_room())
         for fresh in first.new:
@@ -457,11 +462,7 @@ class _Round:
         idle = self._idle_ready()
         spare = len(idle) + sum(1 for n in self.healthy_booting if n.name not in self.used_by_demand)
         may_remove = spare - self.config.extra_nodes_free
-        active: dict[str, int] = {}
-        for node in self.ready:
-            template = self.template_of[node.name]
-            if template is not None and not node.cordoned:
-                active[template.name] = active.get(template.name, 0) + 1
+        active = self._count_by_template(n for n in self.ready if not n.cordoned)
         for node in sorted(idle, key=lambda n: (_idle_since(n), n.name)):
             if removable <= 0 or may_remove <= 0:
                 break
