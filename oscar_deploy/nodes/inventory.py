@@ -252,9 +252,15 @@ def check_inventory(path: Path, playbook_dir: Path | None = None) -> None:
         raise InvalidDocumentError(problems)
 
 
+# ansible-inventory's output per unchanged input (see `_inputs_of`): a command reads the same inventory several
+# times, and each run of ansible-inventory costs most of a second.
+_LISTED: dict[tuple[object, ...], str] = {}
+_LISTED_KEPT = 16
+
+
 def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryView:
     """Parse `path` with Ansible itself (INI, YAML, folders: whatever ansible-playbook accepts), once
-    `check_inventory` has passed it."""
+    `check_inventory` has passed it. Ansible runs again only when what it reads has changed."""
     import subprocess
 
     if not path.exists():
@@ -265,13 +271,21 @@ def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryVie
         **ansible_environment(playbook_dir or layer_dir("playbooks")),
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
     }
-    command = shutil.which("ansible-inventory", path=env["PATH"]) or "ansible-inventory"
-    completed = subprocess.run(
-        [command, "-i", str(path), "--list"], capture_output=True, text=True, env=env, check=False
-    )
-    if completed.returncode != 0:
-        raise UserInputError(f"{path}: not a valid Ansible inventory ({_inventory_problem(completed.stderr, path)})")
-    data = parse_json(completed.stdout)
+    key = (str(path.absolute()), _inputs_of(path), tuple(sorted(env.items())))
+    listed = _LISTED.get(key)
+    if listed is None:
+        command = shutil.which("ansible-inventory", path=env["PATH"]) or "ansible-inventory"
+        completed = subprocess.run(
+            [command, "-i", str(path), "--list"], capture_output=True, text=True, env=env, check=False
+        )
+        if completed.returncode != 0:
+            problem = _inventory_problem(completed.stderr, path)
+            raise UserInputError(f"{path}: not a valid Ansible inventory ({problem})")
+        listed = completed.stdout
+        if len(_LISTED) >= _LISTED_KEPT:
+            del _LISTED[next(iter(_LISTED))]
+        _LISTED[key] = listed
+    data = parse_json(listed)
     hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
 
     def members(group: str, seen: frozenset[str] = frozenset()) -> list[str]:
@@ -284,6 +298,25 @@ def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryVie
 
     groups = {group: members(group) for group in data if group != "_meta"}
     return InventoryView(path=path, groups=groups, hostvars=hostvars)
+
+
+def _inputs_of(path: Path) -> tuple[tuple[str, int, int, int], ...]:
+    """What ansible-inventory reads for `path`, as (file, inode, size, modification time) of each: the
+    inventory (every file of a folder, its `group_vars` and `host_vars` among them) and the `group_vars` and
+    `host_vars` beside an inventory file. A file rewritten in place changes its time, one replaced (as our
+    writes do) its inode; a link to nothing counts as a file that cannot be read, until it points somewhere."""
+    roots = (path,) if path.is_dir() else (path, path.parent / "group_vars", path.parent / "host_vars")
+    entries = []
+    for root in roots:
+        files = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
+        for file in files:
+            try:
+                info = file.stat()
+            except OSError:
+                entries.append((str(file), -1, -1, -1))
+                continue
+            entries.append((str(file), info.st_ino, info.st_size, info.st_mtime_ns))
+    return tuple(entries)
 
 
 def _inventory_problem(stderr: str, path: Path) -> str:

@@ -213,6 +213,92 @@ def test_read_inventory_errors_name_the_file(tmp_path: Path) -> None:
     assert "ini plugin" not in message
 
 
+class InventoryRuns:
+    """Counts the runs of ansible-inventory, which still run for real."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import subprocess
+
+        self.count = 0
+        real = subprocess.run
+
+        def counting(command: Any, *args: Any, **kwargs: Any) -> Any:
+            if Path(command[0]).name == "ansible-inventory":
+                self.count += 1
+            return real(command, *args, **kwargs)
+
+        monkeypatch.setattr(subprocess, "run", counting)
+
+
+def test_read_inventory_runs_ansible_again_only_when_what_it_reads_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = InventoryRuns(monkeypatch)
+    path = tmp_path / "boards.yml"
+    path.write_text("server:\n  hosts:\n    pi-0: {ansible_host: 192.0.2.10}\n")
+    first = read_inventory(path)
+    first.hostvars["pi-0"]["ansible_host"] = "changed by a caller"
+    first.groups["server"].append("intruder")
+    again = read_inventory(path)
+    assert runs.count == 1
+    assert again.hostvars["pi-0"]["ansible_host"] == "192.0.2.10"
+    assert again.hosts("server") == ["pi-0"]
+
+    path.write_text("server:\n  hosts:\n    pi-0: {ansible_host: 192.0.2.11}\n")  # same size, in place
+    assert read_inventory(path).address("pi-0") == "192.0.2.11"
+    replaced = tmp_path / "new.yml"
+    replaced.write_text("server:\n  hosts:\n    pi-0: {ansible_host: 192.0.2.12}\n")
+    replaced.replace(path)
+    assert read_inventory(path).address("pi-0") == "192.0.2.12"
+    assert runs.count == 3
+
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "host_vars" / "pi-0.yml").write_text("ansible_port: 2222\n")
+    assert read_inventory(path).address("pi-0") == "192.0.2.12:2222"
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "server.yml").write_text("k3s_version: v1.33.3+k3s1\n")
+    assert read_inventory(path).hostvars["pi-0"]["k3s_version"] == "v1.33.3+k3s1"
+    assert runs.count == 5
+    read_inventory(path)
+    assert runs.count == 5
+    monkeypatch.setenv("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "1")  # a setting Ansible reads
+    read_inventory(path)
+    assert runs.count == 6
+
+
+def test_read_inventory_of_a_folder_runs_ansible_again_when_a_file_is_added_and_keeps_no_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oscar_deploy.nodes import inventory
+
+    runs = InventoryRuns(monkeypatch)
+    monkeypatch.setattr(inventory, "_LISTED", {})
+    monkeypatch.setattr(inventory, "_LISTED_KEPT", 2)
+    folder = tmp_path / "inventory"
+    folder.mkdir()
+    (folder / "servers.yml").write_text("server:\n  hosts:\n    pi-0:\n")
+    assert read_inventory(folder).hosts("server") == ["pi-0"]
+    (folder / "agents.yml").write_text("agent:\n  hosts:\n    pi-1:\n")
+    view = read_inventory(folder)
+    assert (view.hosts("server"), view.hosts("agent")) == (["pi-0"], ["pi-1"])
+    (folder / "group_vars").mkdir()
+    (folder / "group_vars" / "agent.yml").write_text("ansible_port: 2200\n")
+    assert read_inventory(folder).address("pi-1") == "pi-1:2200"
+    (folder / "group_vars" / "agent.yml").write_text("ansible_port: 2201\n")  # in place, in a subfolder
+    assert read_inventory(folder).address("pi-1") == "pi-1:2201"
+    read_inventory(folder)
+    assert runs.count == 4
+    assert len(inventory._LISTED) == 2, "only the latest outputs are kept"
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("k3s_cluster: [unclosed\n")
+    for _ in range(2):
+        with pytest.raises(UserInputError, match="not a valid Ansible inventory"):
+            read_inventory(bad)
+    read_inventory(folder)
+    assert runs.count == 6
+
+
 def test_result_message_picks_the_useful_line() -> None:
     assert result_message({"msg": "first\nsecond\n\nthird\nfourth"}) == "first / second / third"
     assert result_message({"stderr": "", "stdout": "out"}) == "out"
