@@ -1,8 +1,12 @@
-"""Servers on 127.0.0.1 shared by the service tests: moto's S3 server for MinIO, and the fake OSCAR API."""
+"""Servers on 127.0.0.1 shared by the service tests (moto's S3 server for MinIO, the fake OSCAR API), and
+counters of the real tools some tests run."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +39,23 @@ def fake(s3_server: S3Server) -> Iterator[FakeOscar]:
 def playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
     """Ansible runs of the pipeline, recorded instead of run (tests/unit/pipeline_env.py)."""
     return record_playbooks(monkeypatch)
+
+
+class InventoryRuns:
+    """How many times ansible-inventory ran (for real) since the fixture started."""
+
+    count = 0
+
+
+@pytest.fixture
+def inventory_runs(monkeypatch: pytest.MonkeyPatch) -> InventoryRuns:
+    runs = InventoryRuns()
+    real = subprocess.run
+
+    def counting(command: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(command[0]).name == "ansible-inventory":
+            runs.count += 1
+        return real(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", counting)
+    return runs

@@ -15,6 +15,7 @@ from oscar_deploy.nodes.ansible import RunProgress, result_message, run_playbook
 from oscar_deploy.nodes.inventory import read_inventory
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.progress import LiveDisplay
+from tests.unit.conftest import InventoryRuns
 
 PLAYBOOKS = Path(__file__).parent / "runner_playbooks"
 SECRET = "s3cr3t-Token-value-never-logged"
@@ -213,27 +214,10 @@ def test_read_inventory_errors_name_the_file(tmp_path: Path) -> None:
     assert "ini plugin" not in message
 
 
-class InventoryRuns:
-    """Counts the runs of ansible-inventory, which still run for real."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import subprocess
-
-        self.count = 0
-        real = subprocess.run
-
-        def counting(command: Any, *args: Any, **kwargs: Any) -> Any:
-            if Path(command[0]).name == "ansible-inventory":
-                self.count += 1
-            return real(command, *args, **kwargs)
-
-        monkeypatch.setattr(subprocess, "run", counting)
-
-
 def test_read_inventory_runs_ansible_again_only_when_what_it_reads_changed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inventory_runs: InventoryRuns
 ) -> None:
-    runs = InventoryRuns(monkeypatch)
+    runs = inventory_runs
     path = tmp_path / "boards.yml"
     path.write_text("server:\n  hosts:\n    pi-0: {ansible_host: 192.0.2.10}\n")
     first = read_inventory(path)
@@ -267,11 +251,11 @@ def test_read_inventory_runs_ansible_again_only_when_what_it_reads_changed(
 
 
 def test_read_inventory_of_a_folder_runs_ansible_again_when_a_file_is_added_and_keeps_no_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inventory_runs: InventoryRuns
 ) -> None:
     from oscar_deploy.nodes import inventory
 
-    runs = InventoryRuns(monkeypatch)
+    runs = inventory_runs
     monkeypatch.setattr(inventory, "_LISTED", {})
     monkeypatch.setattr(inventory, "_LISTED_KEPT", 2)
     folder = tmp_path / "inventory"

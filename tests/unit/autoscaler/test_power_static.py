@@ -16,6 +16,7 @@ from oscar_deploy.providers.static.provider import StaticProvider
 from oscar_deploy.spec.models import parse_spec
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import OperationError, SpecError, UserInputError
+from tests.unit.conftest import InventoryRuns
 
 RECORDER = """import json, sys
 with open(sys.argv[1], "a") as log:
@@ -46,6 +47,19 @@ def recorder(tmp_path: Path) -> tuple[list[str], Path]:
 
 def calls(log: Path) -> list[list[str]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+
+
+def test_each_round_lists_the_workers_without_running_ansible_again_until_an_inventory_changes(
+    hosts: StaticProvider, inventory_runs: InventoryRuns
+) -> None:
+    power = CommandPower(hosts.nodes, [], [])
+    workers = [Machine("board-1", "unknown", "arm64"), Machine("board-2", "unknown", "arm64")]
+    assert power.machines() == workers
+    assert power.machines() == workers
+    assert inventory_runs.count == 1, "the cluster's own inventory is not written yet; the user's is read once"
+    hosts.inventory.write_text(hosts.inventory.read_text().replace("board-2", "board-3"))
+    assert [machine.name for machine in power.machines()] == ["board-1", "board-3"]
+    assert inventory_runs.count == 2
 
 
 def test_commands_run_as_argument_lists_with_each_hosts_values(hosts: StaticProvider, tmp_path: Path) -> None:
