@@ -44,7 +44,8 @@ def playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
 class InventoryRuns:
     """How many times ansible-inventory ran (for real) since the fixture started."""
 
-    count = 0
+    def __init__(self) -> None:
+        self.count = 0
 
 
 @pytest.fixture
