@@ -46,7 +46,11 @@ class Node:
     variables: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The node as listed to users: its inventory variables are left out, since an inventory may keep
+        secrets there (a k3s-ansible `token`, `ansible_become_password`)."""
+        listed = asdict(self)
+        del listed["variables"]
+        return listed
 
 
 def node_sort_key(name: str) -> tuple[int, int, str]:

@@ -203,3 +203,15 @@ def test_reset_asks_on_a_terminal(cli, recorded_runs: list[dict[str, Any]], monk
     accepted = cli("edge", "reset", "-i", "boards.yml", input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert [run["playbook"] for run in recorded_runs] == ["reset.yml"]
+
+
+def test_status_json_leaves_out_the_inventorys_own_variables(cli, recorded_runs: list[dict[str, Any]]) -> None:
+    secret_vars = "    token: K10sharedsecretvalue\n    ansible_become_password: hunter2becomepassword\n"
+    write(cli, "boards.yml", K3S_ANSIBLE_INVENTORY + secret_vars)
+    assert cli("edge", "install", "-i", "boards.yml", "--name", "pis", "--until", "kubernetes").exit_code == 0
+    status = cli("status", "-c", "pis", "--json")
+    assert status.exit_code == 0, status.output
+    assert "K10sharedsecretvalue" not in status.stdout and "hunter2becomepassword" not in status.stdout
+    server = json.loads(status.stdout)["nodes"][0]
+    assert (server["name"], server["ssh_user"], server["address"]) == ("192.0.2.10", "debian", "192.0.2.10")
+    assert "variables" not in server
