@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from oscar_deploy.support.checks import Check
 from oscar_deploy.support.download import Downloader, DownloadReporter, DownloadUnreachable, parse_checksums
 from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.urls import http_url
 
 # A mirror of the release files (and the tests' release folder on 127.0.0.1) instead of the catalogue's URL.
 DOWNLOAD_URL_ENV = "OSCAR_DEPLOY_PULUMI_DOWNLOAD_URL"
@@ -69,8 +70,16 @@ def pulumi_release(
     from oscar_deploy.spec.catalogue import load_catalogue
 
     entry = load_catalogue()["pulumi"]
-    base = download_url or os.environ.get(DOWNLOAD_URL_ENV) or entry.download_url
-    if not base:
+    if download_url or os.environ.get(DOWNLOAD_URL_ENV):
+        # Checked like every URL a user gives: it is printed by failed downloads and the manual install line.
+        base = http_url(
+            download_url or os.environ[DOWNLOAD_URL_ENV],
+            "download URL" if download_url else DOWNLOAD_URL_ENV,
+            "put them in ~/.netrc for the mirror's host instead",
+        )
+    elif entry.download_url:
+        base = entry.download_url
+    else:
         raise OperationError("catalogue: pulumi has no download_url; reinstall oscar-deploy")
     system = system or platform.system()
     machine = machine or platform.machine()

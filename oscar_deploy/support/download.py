@@ -15,10 +15,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from oscar_deploy import __version__
-from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.files import read_user_text, shown_path
+from oscar_deploy.support.urls import mask_url
+
+if TYPE_CHECKING:
+    import httpx
 
 CHUNK_SIZE = 1 << 20
 ATTEMPTS = 3
@@ -51,6 +56,29 @@ def parse_checksums(text: str, source: str) -> dict[str, str]:
             raise OperationError(f"{source}:{number}: not a sha256sum line; the checksum file is damaged, run again")
         sums[parts[1].strip().lstrip("*")] = parts[0].lower()
     return sums
+
+
+def netrc_auth() -> httpx.Auth | None:
+    """The credentials of ~/.netrc for the hosts it names (a mirror that asks for a login), as `curl --netrc`
+    uses them; None without the file. httpx reads the file only when asked to, and URLs never carry them."""
+    import netrc
+
+    import httpx
+
+    path = Path.home() / ".netrc"
+    if not path.exists() and not path.is_symlink():
+        return None
+    name = shown_path(path)
+    read_user_text(path, "netrc file", name=name)  # a regular UTF-8 file of bounded size, before netrc parses it
+    try:
+        # Without a file name, netrc also refuses a ~/.netrc that others can read or that another user owns.
+        return httpx.NetRCAuth(None)
+    except netrc.NetrcParseError as exc:
+        if exc.lineno:  # netrc's own message may quote the token it choked on: a password split by a space
+            raise UserInputError(
+                f"{name}: not netrc syntax near line {exc.lineno}; fix it, or move the file away"
+            ) from None
+        raise UserInputError(f"{name}: {exc.msg}; make it yours with mode 0600, or move it away") from None
 
 
 # --- progress ---------------------------------------------------------------------------------------------
@@ -96,6 +124,7 @@ class Downloader:
         self.attempts = attempts
         self.backoff = backoff
         self.client = httpx.Client(
+            auth=netrc_auth(),
             follow_redirects=True,
             timeout=httpx.Timeout(timeout, connect=15.0),
             headers={"User-Agent": f"oscar-deploy/{__version__}", "Accept-Encoding": "identity"},
@@ -122,8 +151,10 @@ class Downloader:
                     if expected_sha256 is not None and actual != expected_sha256:
                         self.reporter.finish(name, "checksum mismatch, download deleted")
                         raise OperationError(
-                            f"{name}: sha256 mismatch for {url} (expected {expected_sha256}, got {actual}); "
-                            "the download was deleted and nothing uses it; run again, or check the mirror"
+                            mask_url(
+                                f"{name}: sha256 mismatch for {url} (expected {expected_sha256}, got {actual}); "
+                                "the download was deleted and nothing uses it; run again, or check the mirror"
+                            )
                         )
                     temp.replace(dest)
                 self.reporter.finish(name, "downloaded and verified" if expected_sha256 else "downloaded")
@@ -135,7 +166,7 @@ class Downloader:
                 status = exc.response.status_code
                 if status < 500:
                     raise OperationError(
-                        f"{name}: {url} answered HTTP {status}; check the version and the download URL"
+                        mask_url(f"{name}: {url} answered HTTP {status}; check the version and the download URL")
                     ) from None
                 reached = True
                 last_problem = f"HTTP {status}"
@@ -145,7 +176,7 @@ class Downloader:
             self.reporter.finish(name, f"attempt {attempt} failed ({last_problem})")
             if attempt < self.attempts:
                 time.sleep(self.backoff * attempt)
-        message = (
+        message = mask_url(
             f"{name}: download from {url} failed {self.attempts} times ({last_problem}); "
             "the partial file was deleted; check the network or the download URL and run again"
         )

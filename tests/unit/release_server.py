@@ -27,6 +27,8 @@ class Route:
 class ReleaseServer:
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    # The Authorization header of each request (None without one), in the order of `requests`.
+    authorizations: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         server = self
@@ -35,6 +37,7 @@ class ReleaseServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests.append(self.path)
+                server.authorizations.append(self.headers.get("Authorization"))
                 route = server.routes.get(self.path)
                 if route is None:
                     self.send_error(404)

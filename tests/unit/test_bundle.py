@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import stat
@@ -210,3 +211,59 @@ def test_cli_builds_a_bundle_from_the_overridden_urls(
     bad_version = cli("bundle", "build", "--k3s-version", "1.33.3", str(bundle))
     assert bad_version.exit_code == 2
     assert "--k3s-version: '1.33.3' is not a k3s release; use vMAJOR.MINOR.PATCH+k3sN" in bad_version.stderr
+
+
+def fetch_once(server: ReleaseServer, dest: Path) -> None:
+    downloader = Downloader(attempts=1, backoff=0.0, timeout=5.0)
+    try:
+        downloader.fetch(f"{server.base}/file", dest)
+    finally:
+        downloader.close()
+
+
+def test_a_mirrors_login_comes_from_netrc_for_its_host_only(
+    server: ReleaseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.routes["/file"] = Route(b"payload")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    fetch_once(server, tmp_path / "a")
+    assert server.authorizations == [None], "no ~/.netrc, no login"
+
+    netrc = home / ".netrc"
+    netrc.write_text("machine mirror.example.org login bob password other\n")
+    netrc.chmod(0o600)
+    fetch_once(server, tmp_path / "b")
+    assert server.authorizations[-1] is None, "a login for another host is not sent"
+
+    netrc.write_text("machine 127.0.0.1 login alice password S3cretPass\n")
+    fetch_once(server, tmp_path / "c")
+    assert server.authorizations[-1] == "Basic " + base64.b64encode(b"alice:S3cretPass").decode()
+    assert (tmp_path / "c").read_bytes() == b"payload"
+
+
+def test_a_netrc_others_can_read_or_that_does_not_parse_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    netrc = home / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password S3cretPass\n")
+    netrc.chmod(0o644)
+    with pytest.raises(UserInputError) as caught:
+        Downloader()
+    assert str(caught.value) == (
+        f"{netrc}: ~/.netrc access too permissive: access permissions must restrict access to only the owner; "
+        "make it yours with mode 0600, or move it away"
+    )
+    netrc.chmod(0o600)
+    netrc.write_text("machine 127.0.0.1 login alice password my S3cretPass\nmachine b login c password d\n")
+    with pytest.raises(UserInputError) as caught:
+        Downloader()
+    assert str(caught.value) == f"{netrc}: not netrc syntax near line 2; fix it, or move the file away"
+    netrc.unlink()
+    netrc.mkdir()
+    with pytest.raises(UserInputError, match=r"/home/\.netrc: is a folder, not a regular file; pass a regular file"):
+        Downloader()

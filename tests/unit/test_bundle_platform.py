@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from oscar_deploy.nodes.bundle import check_bundle, load_manifest
+from oscar_deploy.platform.bundle import RELEASE_MIRROR_ENV, mirrored
 from oscar_deploy.platform.model import BUNDLE_FILES_HOST_PATH
-from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.oci import Skopeo, archive_images, fetch_image, parse_reference
 from tests.offline_sources import (
     KNATIVE_QUEUE,
@@ -327,3 +328,17 @@ def test_arm_boards_get_a_k3s_only_bundle(cli, tmp_path: Path) -> None:  # type:
         "build a k3s-only bundle for those with --k3s-only"
     )
     assert not (tmp_path / "b").exists(), "refused before anything was downloaded"
+
+
+def test_a_release_mirror_with_credentials_is_refused_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RELEASE_MIRROR_ENV, "http://alice:S3cretPass@127.0.0.1:9/mirror")
+    with pytest.raises(UserInputError) as caught:
+        mirrored("https://example.org/x.yaml")
+    assert str(caught.value) == (
+        f"{RELEASE_MIRROR_ENV} 'http://****@127.0.0.1:9/mirror': carries credentials, which do not belong in a "
+        "URL; put them in ~/.netrc for the mirror's host instead"
+    )
+    monkeypatch.setenv(RELEASE_MIRROR_ENV, "http://127.0.0.1:9/mirror/")
+    assert mirrored("https://example.org/x.yaml") == "http://127.0.0.1:9/mirror/example.org/x.yaml"
+    monkeypatch.delenv(RELEASE_MIRROR_ENV)
+    assert mirrored("https://example.org/x.yaml") == "https://example.org/x.yaml"

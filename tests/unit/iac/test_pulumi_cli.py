@@ -23,7 +23,7 @@ from oscar_deploy.iac.pulumi_cli import (
     pulumi_release,
 )
 from oscar_deploy.support.download import Downloader
-from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.errors import OperationError, UserInputError
 from tests.unit.iac.pulumi_release import ARCHIVE, CHECKSUMS, VERSION, archive, publish, wrapper
 from tests.unit.release_server import ReleaseServer, Route
 
@@ -130,6 +130,33 @@ def test_missing_release_is_a_404_line(server: ReleaseServer, data_home: Path) -
         "check the version and the download URL"
     )
     assert leftovers(data_root()) == []
+
+
+def test_a_download_url_with_credentials_is_refused_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DOWNLOAD_URL_ENV, "http://bob:PulumiMirrorPw@127.0.0.1:9/pulumi")
+    with pytest.raises(UserInputError) as caught:
+        pulumi_release(system="Linux", machine="x86_64")
+    assert str(caught.value) == (
+        f"{DOWNLOAD_URL_ENV} 'http://****@127.0.0.1:9/pulumi': carries credentials, which do not belong in a URL; "
+        "put them in ~/.netrc for the mirror's host instead"
+    )
+    with pytest.raises(UserInputError, match=r"^download URL 'http://\*\*\*\*@127.0.0.1:9': carries credentials"):
+        pulumi_release(download_url="http://bob:pw@127.0.0.1:9", system="Linux", machine="x86_64")
+    monkeypatch.setenv(DOWNLOAD_URL_ENV, "http://127.0.0.1:9/pulumi/")
+    assert pulumi_release(system="Linux", machine="x86_64").download_url == "http://127.0.0.1:9/pulumi"
+
+
+def test_download_errors_never_print_a_urls_credentials(server: ReleaseServer, tmp_path: Path) -> None:
+    """Whatever URL reaches the downloader (a catalogue entry, a future option), its messages mask credentials."""
+    downloader = Downloader(attempts=1, backoff=0.0, timeout=5.0)
+    try:
+        with pytest.raises(OperationError) as caught:
+            downloader.fetch(server.base.replace("://", "://alice:S3cretPass@") + "/missing", tmp_path / "x")
+    finally:
+        downloader.close()
+    assert str(caught.value) == (
+        f"x: {server.base.replace('://', '://****@')}/missing answered HTTP 404; check the version and the download URL"
+    )
 
 
 def test_checksums_without_our_archive_are_refused(server: ReleaseServer, data_home: Path) -> None:
