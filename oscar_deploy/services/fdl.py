@@ -747,6 +747,23 @@ class FdlDocument:
     source: str
     fdl: FdlFile
     services: list[ServiceDefinition]
+    # The strings the template read with env() from variables named like credentials (DB_PASSWORD, API_TOKEN).
+    credential_values: tuple[str, ...] = ()
+
+    def masked(self, data: Any) -> Any:
+        """`data` (this document, or a part of it) with credentials masked, the env() credentials included."""
+        return mask_secrets(data, hidden=self.credential_values)
+
+    def plain_credentials(self) -> list[str]:
+        """Where an env() credential became a plain environment variable of a service, which Kubernetes shows to
+        anyone who can read the service's pods, instead of an `environment.secrets` entry."""
+        found = []
+        for definition in self.services:
+            variables = (definition.service.environment.variables if definition.service.environment else None) or {}
+            for key, value in variables.items():
+                if any(_holds(value, hidden) for hidden in self.credential_values):
+                    found.append(f"service {definition.name}: environment.variables.{key}")
+        return found
 
     def normalised(self) -> dict[str, Any]:
         """The FDL as the model understood it: canonical key names, scripts inlined, nothing dropped."""
@@ -775,19 +792,32 @@ def request_body(cluster_key: str, service: Service, fdl: FdlFile) -> dict[str, 
     return body
 
 
-def mask_secrets(data: Any, inside_secrets: bool = False) -> Any:
-    """A copy of `data` with credentials (provider keys, passwords, tokens, environment secrets) masked."""
+# Shorter strings are not masked where they appear inside other text: "1" or "on" would blank half a script.
+MIN_MASKED_LENGTH = 3
+
+
+def _holds(text: str, hidden: str) -> bool:
+    return text == hidden or (len(hidden) >= MIN_MASKED_LENGTH and hidden in text)
+
+
+def mask_secrets(data: Any, inside_secrets: bool = False, hidden: tuple[str, ...] = ()) -> Any:
+    """A copy of `data` with credentials (provider keys, passwords, tokens, environment secrets, and the `hidden`
+    strings wherever they appear) masked."""
     if isinstance(data, dict):
         masked: dict[str, Any] = {}
         for key, value in data.items():
             if inside_secrets or (key in SECRET_KEYS and isinstance(value, str)):
                 masked[key] = MASK
             else:
-                masked[key] = mask_secrets(value, inside_secrets=key == "secrets" and isinstance(value, dict))
+                inside = key == "secrets" and isinstance(value, dict)
+                masked[key] = mask_secrets(value, inside_secrets=inside, hidden=hidden)
         return masked
     if isinstance(data, list):
-        return [mask_secrets(item) for item in data]
+        return [mask_secrets(item, hidden=hidden) for item in data]
     if isinstance(data, str):
+        for value in sorted(hidden, key=len, reverse=True):
+            if _holds(data, value):
+                data = MASK if data == value else data.replace(value, MASK)
         return mask_url(data)  # user:password@ in any URL
     return data
 

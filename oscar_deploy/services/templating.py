@@ -4,7 +4,8 @@ Undefined variables are errors (StrictUndefined) naming the variable and the tem
 never renders as an empty string. Later sources win: values files in the order given, then `--set` flags.
 `--set a.b=c` sets a nested value; `true`/`false` and plain decimal numbers become booleans and numbers, anything
 else stays a string. Credentials belong in a values file or the environment, never on a command line: the
-template function `env("NAME")` reads an environment variable (an error when it is not set).
+template function `env("NAME")` reads an environment variable (an error when it is not set), except the
+command's own login to the cluster; a variable named like a credential has its value masked where the FDL is shown.
 
 An FDL may come from anyone, so templates run in Jinja's sandbox (no attribute of Python's internals is
 reachable), `{% include %}` and `{% import %}` read only files in the FDL's folder, and rendering has a budget
@@ -16,6 +17,7 @@ template itself makes (a macro's output, `tojson`, `| safe`) is YAML text as wri
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
@@ -30,6 +32,7 @@ from typing import Any
 
 from oscar_deploy.services.fdl import FdlDocument, FdlError, parse_fdl
 from oscar_deploy.spec.yamlcheck import load_yaml, yaml_problem
+from oscar_deploy.state.endpoints import MINIO_SECRET_KEY_ENV, PASSWORD_ENV, TOKEN_ENV
 from oscar_deploy.support.errors import UserInputError, shown
 from oscar_deploy.support.files import MAX_DOCUMENT_BYTES, inside_folder, read_user_text, shown_path
 
@@ -37,6 +40,11 @@ INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 FLOAT = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+")
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 RENDER_SECONDS = 10
+# The command's own credentials for the cluster it talks to: a template (which may come from anyone) never
+# reads them, or a service could carry the cluster's admin login away.
+WITHHELD_ENV = frozenset({PASSWORD_ENV, TOKEN_ENV, MINIO_SECRET_KEY_ENV})
+# An environment variable whose name says it holds a credential (AWS_SECRET_ACCESS_KEY, DB_PASSWORD, API_TOKEN).
+CREDENTIAL_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 MAX_OUTPUT_CHARS = MAX_DOCUMENT_BYTES
 # The largest integer `**` may produce, in bits (a 10**10**10 would take the machine's memory).
 MAX_POWER_BITS = 4096
@@ -113,6 +121,8 @@ class Insertions:
     values: list[str] = field(default_factory=list)
     # Values read from the environment: never shown in a message.
     hidden: list[str] = field(default_factory=list)
+    # Those of them read from a variable named like a credential: also masked where the FDL is shown.
+    credentials: list[str] = field(default_factory=list)
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -243,10 +253,17 @@ def _environment(folder: Path, insertions: Insertions, loaded: set[str]) -> Any:
         return Markup(str(value))  # noqa: S704 - a number, boolean or collection as Jinja prints it
 
     def env(name: str, default: str | None = None) -> str:
+        if name in WITHHELD_ENV:
+            raise SecurityError(
+                f"env({name!r}) is oscar-deploy's own login to the cluster, not the template's; "
+                "give the value in a values file (-f values.yaml) if the service really needs it"
+            )
         value = os.environ.get(name, default)
         if value is None:
             raise jinja2.UndefinedError(f"environment variable {name!r} is not set")
         insertions.hidden.append(value)
+        if CREDENTIAL_NAME.search(name):
+            insertions.credentials.append(value)
         return value
 
     environment = BudgetedSandbox(
@@ -348,6 +365,7 @@ def load_fdl(path: Path, values_files: list[Path] | None = None, assignments: li
     folder = path.resolve().parent
     rendered, insertions = render_template(text, source, values, folder)
     try:
-        return parse_fdl(rendered, source, folder, insertions.put_back)
+        document = parse_fdl(rendered, source, folder, insertions.put_back)
     except FdlError as exc:
         raise FdlError([insertions.scrub(line) for line in exc.lines]) from None
+    return dataclasses.replace(document, credential_values=tuple(insertions.credentials))

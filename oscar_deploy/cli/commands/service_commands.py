@@ -16,7 +16,7 @@ from oscar_deploy.cli.access import (
 )
 from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json, print_table
-from oscar_deploy.services.fdl import mask_secrets, to_yaml
+from oscar_deploy.services.fdl import FdlDocument, mask_secrets, to_yaml
 from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
 from oscar_deploy.services.templating import load_fdl
 from oscar_deploy.support.errors import UserInputError, printable
@@ -64,7 +64,7 @@ def validate(
     fdl: Path = FDL_ARGUMENT, values: list[Path] | None = VALUES_OPTION, sets: list[str] | None = SET_OPTION
 ) -> None:
     """Render and check an FDL file: every problem is one line with file, line and key; exit code 2 if any."""
-    document = load_fdl(fdl, values, sets)
+    document = _loaded(fdl, values, sets)
     typer.echo(f"{fdl}: valid, {len(document.services)} service(s)")
     for definition in document.services:
         typer.echo(f"  {definition.name} ({definition.service.image}) for cluster {definition.cluster_key}")
@@ -80,10 +80,10 @@ def render(
     show_secrets: bool = SHOW_SECRETS_OPTION,
 ) -> None:
     """Print the FDL after templating and validation (scripts inlined), or with --json the API request bodies."""
-    document = load_fdl(fdl, values, sets)
+    document = _loaded(fdl, values, sets)
 
     def shown(data: object) -> object:
-        return data if show_secrets else mask_secrets(data)
+        return data if show_secrets else document.masked(data)
 
     if as_json:
         print_json([shown(definition.body) for definition in document.services])
@@ -102,7 +102,7 @@ def apply(
     reach: AccessOptions,
 ) -> None:
     """Create the FDL file's services, or update those that exist and differ (safe to run again)."""
-    document = load_fdl(fdl, values, sets)
+    document = _loaded(fdl, values, sets)
     keys = document.cluster_keys()
     if cluster_key is not None and cluster_key not in keys:
         raise UserInputError(f"--cluster-id {cluster_key}: {fdl} lists services for {', '.join(keys)} only")
@@ -114,6 +114,18 @@ def apply(
         for definition in chosen:
             outcome = client.apply_service(definition.body)
             typer.echo(f"{definition.name}: {outcome.action} on {access.oscar.url}" + _changed(outcome.changed))
+
+
+def _loaded(fdl: Path, values: list[Path] | None, sets: list[str] | None) -> FdlDocument:
+    """The rendered FDL; a warning on stderr for each env() credential that became a plain environment variable."""
+    document = load_fdl(fdl, values, sets)
+    for where in document.plain_credentials():
+        typer.echo(
+            f"warning: {fdl}: {where} holds a credential read with env(), which the service's pods show to anyone "
+            "who can read them; put it under environment.secrets",
+            err=True,
+        )
+    return document
 
 
 def _changed(keys: tuple[str, ...]) -> str:

@@ -35,6 +35,7 @@ class Hostile:
             "TMPDIR": str(scratch / "tmp"),
             "OSCAR_DEPLOY_HOME": str(self.state),
             "OSCAR_PASSWORD": PASSWORD,
+            "SERVICE_PASSWORD": PASSWORD,  # what a template reads with env(): OSCAR_PASSWORD is withheld from it
             "OSCAR_MINIO_ENDPOINT": "http://127.0.0.1:9",
             "OSCAR_MINIO_ACCESS_KEY": "access",
             "OSCAR_MINIO_SECRET_KEY": MINIO_SECRET,

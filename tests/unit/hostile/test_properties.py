@@ -30,7 +30,7 @@ FDL_KEYS = [
     "input", "output", "storage_provider", "path", "clusters", "endpoint", "synchronous", "min_scale", "expose",
     "api_port", "volume", "mount_path", "storage_providers", "minio", "labels",
 ]  # fmt: skip
-TEMPLATED = ['{{ env("OSCAR_PASSWORD") }}', "{{ missing }}", "{{ 1/0 }}", "{% if %}", "{{ 'x' * 3 }}"]
+TEMPLATED = ['{{ env("SERVICE_PASSWORD") }}', "{{ missing }}", "{{ 1/0 }}", "{% if %}", "{{ 'x' * 3 }}"]
 # Peak memory (Python allocations, traced) and time per document.
 MAX_PEAK_BYTES = 16 * 1024 * 1024
 MAX_SECONDS = 10
@@ -113,8 +113,17 @@ def world() -> Any:
         root = Path(folder)
         (root / "work").mkdir()
         (root / "work" / "run.sh").write_text("echo hi\n")
-        saved = {name: os.environ.get(name) for name in ("OSCAR_DEPLOY_HOME", "HOME", "OSCAR_PASSWORD")}
-        os.environ.update({"OSCAR_DEPLOY_HOME": str(root / "state"), "HOME": str(root), "OSCAR_PASSWORD": PASSWORD})
+        saved = {
+            name: os.environ.get(name) for name in ("OSCAR_DEPLOY_HOME", "HOME", "OSCAR_PASSWORD", "SERVICE_PASSWORD")
+        }
+        os.environ.update(
+            {
+                "OSCAR_DEPLOY_HOME": str(root / "state"),
+                "HOME": str(root),
+                "OSCAR_PASSWORD": PASSWORD,
+                "SERVICE_PASSWORD": PASSWORD,
+            }
+        )
         old = Path.cwd()
         os.chdir(root / "work")
         # One run of each command first, so the modules they import are not counted against a document.
