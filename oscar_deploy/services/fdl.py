@@ -312,7 +312,9 @@ class WebDavProvider(FdlModel):
     @classmethod
     def _no_scheme(cls, value: str) -> str:
         if "://" in value:
-            raise ValueError(f"{shown(value)}: write the host name without the protocol (OSCAR always uses https)")
+            raise ValueError(
+                f"{shown(mask_url(value))}: write the host name without the protocol (OSCAR always uses https)"
+            )
         return value
 
 
@@ -879,15 +881,18 @@ def _wanted(loc: Location) -> str:
 
 
 def placeholder_message(loc: Location, value: Any) -> str | None:
-    """The message for a placeholder left in a file, or None when `value` is not one."""
+    """The message for a placeholder left in a file, or None when `value` is not one. Under a key that holds a
+    credential the value is not shown: `[S3cret]` may be a real password that YAML read as a list."""
     if value is None:
         return f"placeholder: the value is empty; replace it with {_wanted(loc)}"
+    secret = bool(loc) and (str(loc[-1]) in SECRET_KEYS or (len(loc) > 1 and loc[-2] == "secrets"))
     if isinstance(value, str) and (
         ANGLE_PLACEHOLDER.fullmatch(value.strip()) or BRACKETED_WORD.fullmatch(value.strip())
     ):
-        return f"placeholder {value.strip()!r}: replace it with {_wanted(loc)}"
+        return f"placeholder{'' if secret else f' {value.strip()!r}'}: replace it with {_wanted(loc)}"
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and BRACKET_WORD.fullmatch(value[0]):
-        return f"placeholder [{value[0]}] (YAML reads it as a one-item list): replace it with {_wanted(loc)}"
+        shown_value = "[...]" if secret else f"[{value[0]}]"
+        return f"placeholder {shown_value} (YAML reads it as a one-item list): replace it with {_wanted(loc)}"
     return None
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from oscar_deploy.spec.yamlcheck import KEY_MARK, PARENT, Location, YamlDocument, problems_from
 from oscar_deploy.support.errors import SpecError, UserInputError, shown
 from oscar_deploy.support.files import read_user_text, shown_path
+from oscar_deploy.support.urls import mask_url, url_problem
 
 DEFAULT_SPEC_FILE = "cluster.yaml"
 SCHEMA_FILE_NAME = "cluster.schema.json"
@@ -311,11 +312,9 @@ class RegistryMirrorSpec(StrictModel):
     def _mirror_url(cls, url: str | None) -> str | None:
         if url is None or not url.strip():
             return None
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{url!r} is not an http(s) URL such as https://registry.example.org:5000")
-        if parts.username or parts.password:
-            raise ValueError("the URL carries credentials; a mirror for pulls must not need them here")
+        problem = url_problem(url, example="https://registry.example.org:5000")
+        if problem is not None:
+            raise ValueError(f"{shown(mask_url(url), 80)} {problem}")
         return url.rstrip("/")
 
     @field_validator("registries")

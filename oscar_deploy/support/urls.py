@@ -22,10 +22,10 @@ def mask_url(text: str) -> str:
     return USERINFO.sub(MASK, text)
 
 
-def url_problem(text: str) -> str | None:
+def url_problem(text: str, example: str = "https://oscar.example.org") -> str | None:
     """What is wrong with `text` as an http(s) URL without credentials, or None when it is one."""
     if not text:
-        return "is empty; give an http(s) URL such as https://oscar.example.org"
+        return f"is empty; give an http(s) URL such as {example}"
     if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in text):
         return "must be one URL without spaces or control characters"
     try:
@@ -35,11 +35,11 @@ def url_problem(text: str) -> str | None:
     except ValueError as exc:
         return f"is not a URL ({exc})"
     if parts.scheme not in SCHEMES:
-        return "must be an http(s) URL such as https://oscar.example.org"
+        return f"must be an http(s) URL such as {example}"
     if "@" in parts.netloc:
         return "carries credentials, which do not belong in a URL"
     if not host:
-        return "names no host; give an http(s) URL such as https://oscar.example.org"
+        return f"names no host; give an http(s) URL such as {example}"
     return None
 
 

@@ -603,6 +603,41 @@ def test_several_placeholders_of_a_provider_at_once(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("provider", "expected"),
+    [
+        (
+            "webdav:\n    dcache: {hostname: dcache.example.org, login: alice, password: [Sup3rS3cret]}\n",
+            "storage_providers.webdav.dcache.password: placeholder [...] (YAML reads it as a one-item list): "
+            "replace it with account password",
+        ),
+        (
+            "webdav:\n    dcache: {hostname: dcache.example.org, login: alice, password: '<Sup3rS3cret>'}\n",
+            "storage_providers.webdav.dcache.password: placeholder: replace it with account password",
+        ),
+        (
+            "webdav:\n    dcache: {hostname: 'https://alice:Sup3rS3cret@dcache.example.org', login: a, password: b}\n",
+            "storage_providers.webdav.dcache.hostname: 'https://****@dcache.example.org': write the host name "
+            "without the protocol (OSCAR always uses https)",
+        ),
+    ],
+)
+def test_a_credential_is_never_echoed_as_a_placeholder_or_in_a_host_name(
+    tmp_path: Path, provider: str, expected: str
+) -> None:
+    lines = _errors(tmp_path, MINIMAL_SERVICE + "storage_providers:\n  " + provider)
+    assert [line.split(": ", 1)[1] for line in lines] == [expected]
+    assert not any("Sup3rS3cret" in line for line in lines)
+
+
+def test_a_placeholder_among_environment_secrets_is_not_echoed(tmp_path: Path) -> None:
+    text = MINIMAL_SERVICE + "      environment:\n        secrets: {DB_PASS: '[Sup3rS3cret]'}\n"
+    (line,) = _errors(tmp_path, text)
+    assert line.endswith(
+        ": functions.oscar.0.oscar.environment.secrets.DB_PASS: placeholder: replace it with the real value"
+    )
+
+
 def test_placeholders_in_scripts_are_left_alone(tmp_path: Path) -> None:
     text = MINIMAL_SERVICE.replace("script: run.sh", "script: |\n        #!/bin/sh\n        echo <usage>\n")
     assert _body(tmp_path, text)["script"] == "#!/bin/sh\necho <usage>\n"

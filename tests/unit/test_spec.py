@@ -134,6 +134,33 @@ def test_platform_domain_and_storage_class_are_checked() -> None:
     assert (spec.platform.domain, spec.platform.storage_class) == ("oscar.example.org", "cephfs")
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "ftp://admin:S3cretPass@reg.example.org",
+            "'ftp://****@reg.example.org' must be an http(s) URL such as https://registry.example.org:5000",
+        ),
+        ("https://admin:S3cretPass@", "'https://****@' carries credentials, which do not belong in a URL"),
+        (
+            "https://admin:S3cretPass@reg.example.org",
+            "'https://****@reg.example.org' carries credentials, which do not belong in a URL",
+        ),
+        ("https://reg.example.org:65536", "'https://reg.example.org:65536' is not a URL (Port out of range 0-65535)"),
+        ("https://", "'https://' names no host; give an http(s) URL such as https://registry.example.org:5000"),
+    ],
+)
+def test_a_registry_mirror_url_is_checked_and_never_shown_with_its_credentials(url: str, problem: str) -> None:
+    assert errors_of(f"platform:\n  registry_mirror:\n    url: '{url}'\n") == [
+        f"c.yaml:3: platform.registry_mirror.url: {problem}"
+    ]
+
+
+def test_a_registry_mirror_url_at_the_highest_port_and_with_a_trailing_slash_is_taken() -> None:
+    spec = parse_spec("platform:\n  registry_mirror:\n    url: https://reg.example.org:65535/\n", "c.yaml")
+    assert spec.platform.registry_mirror.url == "https://reg.example.org:65535"
+
+
 def test_tls_auto_picks_letsencrypt_only_with_domain_and_email() -> None:
     both = parse_spec("platform:\n  domain: oscar.example.org\n  acme_email: a@example.org\n", "c.yaml")
     assert both.platform.tls_mode == "letsencrypt"
