@@ -28,7 +28,7 @@ from oscar_deploy import __version__
 from oscar_deploy.spec.arches import ARCHES, canonical_arch
 from oscar_deploy.support.download import Downloader, parse_checksums, sha256_of
 from oscar_deploy.support.errors import OperationError, UserInputError
-from oscar_deploy.support.files import atomic_write, parse_json, read_user_text
+from oscar_deploy.support.files import parse_json, read_user_text, shown_path, write_user_file
 from oscar_deploy.support.urls import http_url
 
 # Override of the catalogue's URL, for a mirror (and for tests, which serve files from 127.0.0.1).
@@ -102,9 +102,10 @@ class BundleManifest:
 
 def load_manifest(directory: Path) -> BundleManifest:
     path = directory / MANIFEST_NAME
-    if not path.is_file():
+    if not os.path.isfile(path):  # noqa: PTH113 - False, not OSError, for a name too long to look up
         raise UserInputError(
-            f"{directory}: not an air-gap bundle (no {MANIFEST_NAME}); build one with `oscar-deploy bundle build`"
+            f"{shown_path(directory)}: not an air-gap bundle (no {MANIFEST_NAME}); build one with "
+            "`oscar-deploy bundle build`"
         )
     text = read_user_text(path, "bundle manifest")  # a user's folder: a FIFO or a huge file is refused
     try:
@@ -221,7 +222,7 @@ def build_bundle(
 
 
 def save_manifest(directory: Path, manifest: BundleManifest) -> None:
-    atomic_write(directory / MANIFEST_NAME, manifest.to_json(), 0o644)
+    write_user_file(directory / MANIFEST_NAME, manifest.to_json(), "bundle manifest", 0o644, create_parents=True)
 
 
 def previous_manifest(directory: Path) -> BundleManifest | None:

@@ -15,11 +15,12 @@ from typing import Any
 import yaml
 
 from oscar_deploy.platform.model import JsonPatch, KubeObject, PlatformObjects, ThirdPartyManifest
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import check_write_target, write_user_file
 
 OBJECTS_FILE = "objects.yaml"
 SECRETS_FILE = "secrets.yaml"
 THIRD_PARTY_DIR = "third-party"
+RENDERED = "rendered manifest"
 # Stands for every secret value when Secrets are not rendered; it must never reach a written file.
 REDACTED = "<redacted-by-oscar-deploy>"
 
@@ -81,8 +82,10 @@ def render_platform(
     platform: PlatformObjects, directory: Path, with_secrets: bool, manifest_texts: dict[str, str] | None = None
 ) -> list[Path]:
     """Write the platform's YAML into `directory`; returns the files written. With `manifest_texts` (by URL, from
-    an air-gap bundle) the release manifests are written beside their kustomization, which names them by file."""
-    written = []
+    an air-gap bundle) the release manifests are written beside their kustomization, which names them by file.
+
+    Every target is checked before the first write (a folder, a FIFO or a path under a file is refused), so a
+    refused render writes nothing."""
     objects_text = (
         "# Written by oscar-deploy render: the OSCAR platform's own objects, in apply order.\n"
         + _secrets_note(platform.secrets, with_secrets)
@@ -90,24 +93,23 @@ def render_platform(
     )
     if REDACTED in objects_text:
         raise AssertionError("a secret value reached a non-Secret object")  # the builder's own invariant
-    atomic_write(directory / OBJECTS_FILE, objects_text, 0o644)
-    written.append(directory / OBJECTS_FILE)
+    files: list[tuple[Path, str, int]] = [(directory / OBJECTS_FILE, objects_text, 0o644)]
     if with_secrets:
-        atomic_write(directory / SECRETS_FILE, dump_documents(platform.secrets), 0o600)
-        written.append(directory / SECRETS_FILE)
+        files.append((directory / SECRETS_FILE, dump_documents(platform.secrets), 0o600))
     by_component: dict[str, list[ThirdPartyManifest]] = {}
     for manifest in platform.third_party:
         by_component.setdefault(manifest.component, []).append(manifest)
     for component, manifests in by_component.items():
         folder = directory / THIRD_PARTY_DIR / component.replace("_", "-")
         if manifest_texts is not None:
-            for manifest in manifests:
-                atomic_write(folder / manifest.file, manifest_texts[manifest.url], 0o644)
-                written.append(folder / manifest.file)
-        path = folder / "kustomization.yaml"
-        atomic_write(path, _kustomization_text(manifests, local=manifest_texts is not None), 0o644)
-        written.append(path)
-    return written
+            files += [(folder / manifest.file, manifest_texts[manifest.url], 0o644) for manifest in manifests]
+        kustomization_text = _kustomization_text(manifests, local=manifest_texts is not None)
+        files.append((folder / "kustomization.yaml", kustomization_text, 0o644))
+    for path, _text, _mode in files:
+        check_write_target(path, RENDERED, create_parents=True)
+    for path, text, mode in files:
+        write_user_file(path, text, RENDERED, mode, create_parents=True)
+    return [path for path, _text, _mode in files]
 
 
 def _secrets_note(secrets: list[KubeObject], with_secrets: bool) -> str:

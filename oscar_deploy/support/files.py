@@ -278,8 +278,8 @@ def check_write_target(
     name = shown_path(path)
     if not str(path) or str(path) == ".":
         raise UserInputError(f"{what}: the path is empty; pass a file")
-    target = path.resolve() if path.is_symlink() else path
     try:
+        target = path.resolve() if path.is_symlink() else path
         mode: int | None = target.stat().st_mode
     except FileNotFoundError:
         mode = None

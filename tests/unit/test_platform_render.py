@@ -7,6 +7,7 @@ on the object with the schema's defaults filled in."""
 from __future__ import annotations
 
 import copy
+import os
 import re
 import stat
 from pathlib import Path
@@ -282,4 +283,39 @@ def test_bad_input_is_one_line_and_exit_2(cli: Cli) -> None:
     (cli.cwd / "cluster.yaml").write_text("name: demo\n")
     taken = cli("render", "taken", "--public-address", "203.0.113.5")
     assert taken.exit_code == 2
-    assert taken.stderr == "error: taken: exists and is not a folder; give a folder to write into\n"
+    assert taken.stderr == "error: taken/objects.yaml: a part of the path is a file, not a folder; pick another path\n"
+
+
+@pytest.mark.parametrize(
+    ("prepare", "message"),
+    [
+        (
+            lambda out: (out / "objects.yaml").mkdir(parents=True),
+            "out/objects.yaml: is a folder; the rendered manifest is only written to a regular file",
+        ),
+        (
+            lambda out: (out.mkdir(), (out / "third-party").write_text("")),
+            "out/third-party/gateway-api/kustomization.yaml: a part of the path is a file, not a folder; "
+            "pick another path",
+        ),
+        (
+            lambda out: (out.mkdir(), os.mkfifo(out / "secrets.yaml")),
+            "out/secrets.yaml: is a FIFO (named pipe); the rendered manifest is only written to a regular file",
+        ),
+    ],
+    ids=["objects.yaml is a folder", "third-party is a file", "secrets.yaml is a FIFO"],
+)
+def test_a_target_of_another_kind_is_refused_before_anything_is_written(cli: Cli, prepare: Any, message: str) -> None:
+    out = cli.cwd / "out"
+    prepare(out)
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    result = render(cli, SPEC, "--public-address", "203.0.113.5", "--with-secrets")
+    assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before, "nothing written"
+
+
+def test_a_folder_name_too_long_is_one_line(cli: Cli) -> None:
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    result = cli("render", "d" * 300, "--public-address", "203.0.113.5")
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: '{'d' * 200}...': cannot write the rendered manifest (File name too long)\n")

@@ -10,6 +10,7 @@ import typer
 
 from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.nodes.bundle import (
+    MANIFEST_NAME,
     BundleManifest,
     build_bundle,
     check_bundle,
@@ -25,7 +26,7 @@ from oscar_deploy.spec.catalogue import Catalogue, load_catalogue
 from oscar_deploy.spec.models import ClusterSpec, load_spec
 from oscar_deploy.support.download import Downloader
 from oscar_deploy.support.errors import UserInputError
-from oscar_deploy.support.files import parse_json
+from oscar_deploy.support.files import check_write_target, parse_json
 from oscar_deploy.support.oci import Skopeo
 from oscar_deploy.support.progress import TransferDisplay
 
@@ -95,8 +96,8 @@ def build(
     arches = parse_arches(arch) if arch else (spec_arches(spec) if spec else None) or ["amd64"]
     catalogue = _catalogue(spec)
     version = check_k3s_version(k3s_version, "--k3s-version") if k3s_version else catalogue.version("k3s")
-    if directory.exists() and not directory.is_dir():
-        raise UserInputError(f"{directory}: exists and is not a folder; choose another bundle folder")
+    # Before anything is downloaded: a folder that is a file, or under one, or too long a name, is one line.
+    check_write_target(directory / MANIFEST_NAME, "bundle manifest", create_parents=True)
     if registry_mirror is not None and ("/" in registry_mirror or not registry_mirror.strip()):
         raise UserInputError(f"--registry-mirror {registry_mirror!r}: give HOST or HOST:PORT, without a scheme")
     releases = resolve_download_url(download_url)

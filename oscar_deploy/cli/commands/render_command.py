@@ -13,11 +13,11 @@ from oscar_deploy.platform.bundle import bundled_manifest_texts, offline_platfor
 from oscar_deploy.platform.manifests import offline_manifest
 from oscar_deploy.platform.model import STATE_SECRET_NAMES, PlatformInputs, PlatformSecrets
 from oscar_deploy.platform.objects import build_platform
-from oscar_deploy.platform.render import REDACTED, render_platform
+from oscar_deploy.platform.render import OBJECTS_FILE, REDACTED, RENDERED, render_platform
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.spec.models import load_spec
 from oscar_deploy.state.folder import cluster_state
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.files import check_write_target
 
 DIR_ARGUMENT = typer.Argument(..., help="Folder to write into (created if missing).", metavar="DIR")
 WITH_SECRETS_OPTION = typer.Option(
@@ -47,8 +47,8 @@ def render(
     builder feeds the platform stack, so what is written is what the stack applies. With --bundle, the objects
     are those of an offline cluster and each third-party folder holds the bundled manifests it applies.
     """
-    if directory.exists() and not directory.is_dir():
-        raise UserInputError(f"{directory}: exists and is not a folder; give a folder to write into")
+    # Before anything is read or created: a DIR that is a file, or under one, or too long a name, is one line.
+    check_write_target(directory / OBJECTS_FILE, RENDERED, create_parents=True)
     spec = load_spec(file)
     if with_secrets:
         state = cluster_state(spec.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -27,7 +28,8 @@ def init(
         raise UserInputError(f"--target {target}: unknown target; use one of {', '.join(TARGETS)}")
     if not is_cluster_name(name):
         raise UserInputError(f"--name {shown_name(name)}: {NAME_RULE}")
-    if file.exists() and not force:
+    # os.path: False, not OSError, for a name too long to look up (the check below names that).
+    if os.path.exists(file) and not force:  # noqa: PTH110
         raise UserInputError(f"{file}: already exists; edit it, pass --force to overwrite, or choose -f FILE")
     schema_file = file.parent / SCHEMA_FILE_NAME
     # Both targets are checked before either is written, so a bad one leaves no partial output.

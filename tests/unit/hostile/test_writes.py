@@ -95,3 +95,33 @@ def test_a_kubeconfig_merge_follows_a_link_instead_of_replacing_it(hostile) -> N
     assert result.exit_code == 0, result.stderr
     assert link.is_symlink() and "name: demo" in real.read_text()
     assert oct(real.stat().st_mode & 0o777) == "0o600"
+
+
+LONG = "d" * 300  # longer than a file name may be (255): every lookup of the path fails with ENAMETOOLONG
+SHOWN_LONG = f"'{'d' * 200}...'"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["init", "-f", LONG], f"{SHOWN_LONG}: cannot write the cluster spec (File name too long)"),
+        (
+            ["render", LONG, "-f", "spec.yaml", "--public-address", "127.0.0.1"],
+            f"{SHOWN_LONG}: cannot write the rendered manifest (File name too long)",
+        ),
+        (
+            ["bundle", "build", "--download-url", "http://127.0.0.1:9/k3s", LONG],
+            f"{SHOWN_LONG}: cannot write the bundle manifest (File name too long)",
+        ),
+        (
+            ["bundle", "build", "--download-url", "http://127.0.0.1:9/k3s", "spec.yaml/sub"],
+            "spec.yaml/sub/manifest.json: a part of the path is a file, not a folder; pick another path",
+        ),
+        (["bundle", "inspect", LONG], f"{SHOWN_LONG}: not an air-gap bundle (no manifest.json)"),
+    ],
+    ids=["init", "render", "bundle build", "bundle build under a file", "bundle inspect"],
+)
+def test_a_path_that_cannot_be_looked_up_is_one_line(hostile, args: list[str], expected: str) -> None:
+    hostile.write("spec.yaml", "name: demo\n")
+    assert_refused(hostile.run(*args), expected)
+    assert sorted(path.name for path in hostile.work.iterdir()) == ["spec.yaml"], "nothing written"
