@@ -374,7 +374,7 @@ def offline_platform(directory: Path) -> OfflinePlatform:
         registries = sorted({parse_reference(str(entry["reference"])).registry for entry in platform["images"]})
         chart_path = str(platform["charts"][0]["path"])
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise _damaged(directory, exc) from None
+        raise damaged_platform_section(directory, exc) from None
     chart = _bundled_bytes(directory, manifest, chart_path)
     return OfflinePlatform(files, tuple(registries), base64.b64encode(chart).decode())
 
@@ -385,7 +385,7 @@ def bundled_manifest_texts(directory: Path, third_party: list[ThirdPartyManifest
     try:
         entries = {str(entry["url"]): str(entry["path"]) for entry in manifest.platform.get("manifests") or []}
     except (KeyError, TypeError, AttributeError) as exc:
-        raise _damaged(directory, exc) from None
+        raise damaged_platform_section(directory, exc) from None
     texts = {}
     for wanted in third_party:
         relative = entries.get(wanted.url)
@@ -421,7 +421,7 @@ def _bundled_bytes(directory: Path, manifest: BundleManifest, relative: str) -> 
     return data
 
 
-def _damaged(directory: Path, exc: Exception) -> UserInputError:
+def damaged_platform_section(directory: Path, exc: Exception) -> UserInputError:
     return UserInputError(
         f"{directory / MANIFEST_NAME}: damaged platform section ({type(exc).__name__}: {str(exc)[:80]}); rebuild it "
         "with `oscar-deploy bundle build`"

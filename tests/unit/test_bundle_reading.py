@@ -181,3 +181,22 @@ def test_a_manifest_whose_files_are_not_records_is_damaged(tmp_path: Path, files
     assert str(damaged.value) == (
         f"{tmp_path / 'manifest.json'}: damaged bundle manifest ({problem}); rebuild with `oscar-deploy bundle build`"
     )
+
+
+@pytest.mark.parametrize(
+    ("platform", "problem"),
+    [
+        ({"manifests": [{"file": "x"}]}, "KeyError: 'component'"),
+        ({"images": [{"reference": "x"}]}, "KeyError: 'arch'"),
+        ({"arches": 5}, "TypeError: can only join an iterable"),
+    ],
+)
+def test_bundle_inspect_of_a_damaged_platform_section_is_one_line(
+    cli: Any, platform: dict[str, Any], problem: str
+) -> None:
+    write_bundle(cli.cwd, {"amd64/k3s": b"#!/bin/sh\n"}, platform)
+    result = cli("bundle", "inspect", ".")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: manifest.json: damaged platform section ({problem}); rebuild it with `oscar-deploy bundle build`\n"
+    )

@@ -19,7 +19,12 @@ from oscar_deploy.nodes.bundle import (
     resolve_download_url,
 )
 from oscar_deploy.nodes.k3s import check_k3s_version
-from oscar_deploy.platform.bundle import PlatformBundleBuilder, check_platform_arches, container_images
+from oscar_deploy.platform.bundle import (
+    PlatformBundleBuilder,
+    check_platform_arches,
+    container_images,
+    damaged_platform_section,
+)
 from oscar_deploy.platform.model import PlatformInputs, PlatformSecrets
 from oscar_deploy.platform.objects import build_platform
 from oscar_deploy.spec.catalogue import Catalogue, load_catalogue
@@ -155,7 +160,11 @@ def inspect(
         data["mismatches"] = problems
         typer.echo(json.dumps(data, indent=2))
     else:
-        for line in describe(manifest):
+        try:
+            lines = describe(manifest)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise damaged_platform_section(directory, exc) from None
+        for line in lines:
             typer.echo(line)
         if file is not None:
             typer.echo(f"matches {file}" if not problems else f"does not match {file}:")
