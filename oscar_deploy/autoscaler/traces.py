@@ -21,7 +21,7 @@ from pathlib import Path
 
 from oscar_deploy.autoscaler.model import NodeTemplate, Resources
 from oscar_deploy.autoscaler.simulator import Job, NodePool, Scenario
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.errors import UserInputError, shown
 from oscar_deploy.support.files import open_user_text
 
 ALIBABA_COLUMNS = (
@@ -78,7 +78,12 @@ def _rows(path: Path, columns: Sequence[str], what: str) -> Iterable[tuple[int, 
                     fields = f"{len(row)} fields, the header has {len(header)}"
                     raise UserInputError(f"{path}:{reader.line_num}: {fields}; fix or remove the row")
                 yield reader.line_num, dict(zip(header, row, strict=True))
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            # The text is decoded in blocks ahead of the CSV reader, so its line count does not say where.
+            raise UserInputError(
+                f"{path}: the {what} CSV file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save it as UTF-8"
+            ) from None
+        except csv.Error as exc:
             raise UserInputError(f"{path}:{reader.line_num}: not valid CSV ({exc}); fix the file") from None
 
 
@@ -86,11 +91,15 @@ def _number(path: Path, line: int, row: dict[str, str], column: str, integer: bo
     text = row[column].strip()
     try:
         value = float(int(text)) if integer else float(text)
-    except ValueError:
+    except OverflowError:  # a whole number beyond float's range
+        raise UserInputError(f"{path}:{line}: {column} {shown(text)} is too large; fix or remove the row") from None
+    except ValueError:  # also a whole number of more than 4300 digits, which int() refuses to read
         kind = "a whole number" if integer else "a number"
-        raise UserInputError(f"{path}:{line}: {column} {text!r} is not {kind}; fix or remove the row") from None
+        raise UserInputError(f"{path}:{line}: {column} {shown(text)} is not {kind}; fix or remove the row") from None
     if not math.isfinite(value) or value < 0:
-        raise UserInputError(f"{path}:{line}: {column} {text!r} must be a finite number >= 0; fix or remove the row")
+        raise UserInputError(
+            f"{path}:{line}: {column} {shown(text)} must be a finite number >= 0; fix or remove the row"
+        )
     return value
 
 

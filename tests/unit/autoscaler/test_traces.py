@@ -63,6 +63,18 @@ def test_trace_becomes_a_scenario_with_compressed_arrivals() -> None:
             "a,1000,1,0,0,,LS,Running,nan,10,0",
             "{path}:2: creation_time 'nan' must be a finite number >= 0; fix or remove the row",
         ),
+        (
+            "a," + "9" * 400 + ",1,0,0,,LS,Running,0,10,0",
+            "{path}:2: cpu_milli '" + "9" * 40 + "...' is too large; fix or remove the row",
+        ),
+        (
+            "a," + "9" * 5000 + ",1,0,0,,LS,Running,0,10,0",
+            "{path}:2: cpu_milli '" + "9" * 40 + "...' is not a whole number; fix or remove the row",
+        ),
+        (
+            "a,1000,1,0,0,,LS,Running,0,10," + "1" * 400,
+            "{path}:2: scheduled_time '" + "1" * 40 + "...' must be a finite number >= 0; fix or remove the row",
+        ),
     ],
 )
 def test_malformed_rows_name_file_and_line(tmp_path: Path, rows: str, message: str) -> None:
@@ -72,6 +84,16 @@ def test_malformed_rows_name_file_and_line(tmp_path: Path, rows: str, message: s
         read_alibaba_pod_list(path)
     assert str(error.value) == message.format(path=path)
     assert error.value.exit_code == 2
+
+
+def test_a_trace_that_is_not_utf8_is_one_line_without_a_made_up_line(tmp_path: Path) -> None:
+    path = tmp_path / "pods.csv"
+    path.write_bytes(f"{HEADER}\n".encode() + "caf\xe9,1000,1,0,0,,LS,Running,0,10,0\n".encode("latin-1"))
+    with pytest.raises(UserInputError) as error:
+        read_alibaba_pod_list(path)
+    assert str(error.value) == (
+        f"{path}: the cluster-trace-gpu-v2023 pod list CSV file is not UTF-8 text (byte 0xe9); save it as UTF-8"
+    )
 
 
 def test_wrong_header_and_empty_file(tmp_path: Path) -> None:
