@@ -84,7 +84,13 @@ class ServersSpec(StrictModel):
 class WorkersSpec(StrictModel):
     initial: int = Field(1, strict=True, ge=0, description="Workers created by `up`.")
     min: int = Field(0, strict=True, ge=0, description="Fewest workers `scale` and the autoscaler may leave running.")
-    max: int = Field(3, strict=True, ge=0, le=200, description="Most workers `scale` and the autoscaler may create.")
+    max: int = Field(
+        3,
+        strict=True,
+        ge=0,
+        le=200,
+        description="Most workers `scale` may create and the autoscaler may keep powered on.",
+    )
 
     @field_validator("max")
     @classmethod
@@ -142,7 +148,8 @@ class OpenStackSpec(TargetSettings):
     )
     allowed_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],
-        description="Addresses allowed to reach SSH, the Kubernetes API and HTTPS; narrow this to your own.",
+        description="Addresses allowed to reach SSH and the Kubernetes API (HTTP and HTTPS stay open to all); "
+        "narrow this to your own.",
     )
 
     worker_power_off: Literal["stop", "shelve"] = Field(
@@ -179,7 +186,8 @@ class AwsSpec(TargetSettings):
     ssh_user: str = Field("ubuntu", description="Login user of the AMI.")
     allowed_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],
-        description="Addresses allowed to reach SSH, the Kubernetes API and HTTPS; narrow this to your own.",
+        description="Addresses allowed to reach SSH and the Kubernetes API (HTTP and HTTPS stay open to all); "
+        "narrow this to your own.",
     )
 
     _check_cidrs = field_validator("allowed_cidrs")(_cidr_list)
@@ -262,7 +270,11 @@ class OscarSpec(StrictModel):
 
 
 class AutoscalerSpec(StrictModel):
-    enabled: bool = Field(False, description="Add and remove workers with the load (between workers.min and max).")
+    enabled: bool = Field(
+        False,
+        description="Power workers on and off with the load, between workers.min and workers.max; it powers only "
+        "workers that exist (`scale --workers N` creates them).",
+    )
     idle_time: int = Field(
         300,
         strict=True,

@@ -19,10 +19,14 @@ def test_version(cli) -> None:
     assert result.stdout.strip() == f"oscar-deploy {__version__}"
 
 
-def test_init_writes_a_valid_commented_spec_and_its_schema(cli) -> None:
+def test_init_writes_a_valid_commented_spec_and_its_schema(cli, monkeypatch) -> None:
+    monkeypatch.delenv("OS_CLOUD", raising=False)
     result = cli("init", "--target", "openstack", "--name", "lab")
     assert result.exit_code == 0, result.output
-    assert "wrote cluster.yaml (target openstack, cluster lab)" in result.stdout
+    assert result.stdout == (
+        "wrote cluster.yaml (target openstack, cluster lab) and its schema cluster.schema.json; edit it, then run "
+        "`oscar-deploy validate`\n"
+    )
     spec_text = (cli.cwd / "cluster.yaml").read_text()
     assert yaml.safe_load(spec_text)["openstack"]["cloud"] == "openstack"
     assert json.loads((cli.cwd / "cluster.schema.json").read_text())["title"] == "oscar-deploy cluster spec"
@@ -31,6 +35,19 @@ def test_init_writes_a_valid_commented_spec_and_its_schema(cli) -> None:
     assert validated.stdout.strip() == (
         "cluster.yaml: valid (cluster lab, target openstack, 1 server(s), workers 1 initial, 0..3)"
     )
+
+
+def test_init_takes_the_clouds_settings_from_the_shell_as_up_cloud_does(cli, monkeypatch) -> None:
+    monkeypatch.setenv("OS_CLOUD", "mycloud")
+    monkeypatch.setenv("AWS_PROFILE", "research")
+    monkeypatch.setenv("AWS_REGION", "us-east-2")
+    assert cli("init", "-t", "openstack", "-f", "os.yaml").exit_code == 0
+    assert yaml.safe_load((cli.cwd / "os.yaml").read_text())["openstack"]["cloud"] == "mycloud"
+    result = cli("init", "-t", "aws", "-f", "aws.yaml", "--force")
+    assert result.exit_code == 0, result.output
+    aws = yaml.safe_load((cli.cwd / "aws.yaml").read_text())["aws"]
+    assert (aws["profile"], aws["region"]) == ("research", "us-east-2")
+    assert result.stdout.endswith("edit it, then run `oscar-deploy validate -f aws.yaml`\n")
 
 
 def test_init_refuses_to_overwrite(cli) -> None:

@@ -3,6 +3,7 @@ logging in, removing it."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -39,7 +40,7 @@ from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec
 from oscar_deploy.spec.template import render_spec, settings_from_environment
 from oscar_deploy.state.folder import cluster_state
 from oscar_deploy.support.errors import UserInputError
-from oscar_deploy.support.files import atomic_write
+from oscar_deploy.support.files import write_user_file
 from oscar_deploy.support.progress import Progress
 
 NODE_ARGUMENT = typer.Argument(..., help="Node name as `status` shows it, e.g. server-0 or agent-1.")
@@ -122,8 +123,9 @@ def _spec_for_cloud(file: Path, cloud: str) -> None:
             f"--cloud {cloud}: use one of {', '.join(CLOUD_TARGETS)} (hosts you own: `oscar-deploy edge install -i "
             "INVENTORY`)"
         )
-    if not file.exists():
-        atomic_write(file, render_spec("oscar", cloud, file.name, settings_from_environment(cloud)), 0o644)
+    if not os.path.lexists(file):  # False, not OSError, for a name too long: the write below refuses it in one line
+        text = render_spec("oscar", cloud, file.name, settings_from_environment(cloud))
+        write_user_file(file, text, "cluster spec", 0o644)
         typer.echo(f"wrote {file} (target {cloud}, cluster oscar); edit it and run `up` again to change the cluster")
         return
     spec = load_spec(file)

@@ -9,8 +9,16 @@ import typer
 
 from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import SPEC_OPTION, confirm_replace
-from oscar_deploy.spec.models import NAME_RULE, SCHEMA_FILE_NAME, TARGETS, is_cluster_name, load_spec, shown_name
-from oscar_deploy.spec.template import is_schema_text, is_spec_text, json_schema, render_spec
+from oscar_deploy.spec.models import (
+    DEFAULT_SPEC_FILE,
+    NAME_RULE,
+    SCHEMA_FILE_NAME,
+    TARGETS,
+    is_cluster_name,
+    load_spec,
+    shown_name,
+)
+from oscar_deploy.spec.template import is_schema_text, is_spec_text, json_schema, render_spec, settings_from_environment
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.files import check_write_target, write_user_file
 
@@ -35,9 +43,14 @@ def init(
     # Both targets are checked before either is written, so a bad one leaves no partial output.
     for path, what, of_kind in ((file, "cluster spec", is_spec_text), (schema_file, "spec schema", is_schema_text)):
         check_write_target(path, what, of_kind=of_kind, confirm=confirm_replace)
-    write_user_file(file, render_spec(name, target, file.name), "cluster spec", 0o644)
+    spec_text = render_spec(name, target, file.name, settings_from_environment(target))
+    write_user_file(file, spec_text, "cluster spec", 0o644)
     write_user_file(schema_file, json_schema(), "spec schema", 0o644)
-    typer.echo(f"wrote {file} (target {target}, cluster {name}); edit it, then run `oscar-deploy validate`")
+    spec_flag = "" if file == Path(DEFAULT_SPEC_FILE) else f" -f {file}"
+    typer.echo(
+        f"wrote {file} (target {target}, cluster {name}) and its schema {schema_file}; edit it, then run "
+        f"`oscar-deploy validate{spec_flag}`"
+    )
 
 
 @changes_nothing
