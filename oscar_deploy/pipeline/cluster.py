@@ -95,6 +95,8 @@ def converge(
 def plan(context: PhaseContext, until: str | None = None) -> list[Decision]:
     """The decisions `up` would take now, without creating, starting or configuring anything."""
     provider, journal = context.provider, context.state.journal
+    if isinstance(provider, CloudProvider):
+        context.nodes = provider.live_nodes()  # a worker the autoscaler stopped is started by `up`: say so here
     wanted = provider.plan(context.spec, context.workers)
     existing = {node.name: node for node in context.nodes}
     create = [node.name for node in wanted if node.name not in existing]

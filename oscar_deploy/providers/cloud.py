@@ -32,7 +32,7 @@ import shlex
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -154,6 +154,10 @@ class CloudProvider(ABC):
     def set_power(self, record: NodeRecord, on: bool) -> None:
         """Start (on) or stop one VM through the cloud's SDK and wait until it is in that state."""
 
+    @abstractmethod
+    def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
+        """Each VM's power state as the cloud reports it now, by node name (a VM it does not know is left out)."""
+
     # --- Provider interface -----------------------------------------------------------------------------------
     def plan(self, spec: ClusterSpec, workers: int) -> list[PlannedNode]:
         return counted_plan(spec, workers, self.nodes())
@@ -182,7 +186,7 @@ class CloudProvider(ABC):
             StackProgram(self.project, self.program(declared, host_keys, public_key), access.config, access.environment)
         )
         records = records_from_outputs(outputs)
-        states = {node.name: node.state for node in self.nodes()}
+        states = {node.name: node.state for node in self.live_nodes()}
         self._save(records, states, preflight=digest)
         result = ApplyResult(nodes=[], extra=[node.name for node in declared if node.name not in planned])
         for node in plan:
@@ -210,6 +214,17 @@ class CloudProvider(ABC):
         entries = self._cache().get("nodes") or []
         nodes = [self._node(NodeRecord.from_output(entry), entry.get("state", "running")) for entry in entries]
         return sorted(nodes, key=lambda node: node_sort_key(node.name))
+
+    def live_nodes(self) -> list[Node]:
+        """`nodes()`, each with the power state its VM has now (one cloud call; writes nothing). `nodes()` shows
+        the state this state folder last set; a worker the autoscaler, the cloud's console or another machine
+        stopped since is `stopped` only here."""
+        recorded = self.nodes()
+        entries = self._cache().get("nodes") or []
+        if not entries:
+            return recorded
+        powered = self.power_states([NodeRecord.from_output(entry) for entry in entries])
+        return [replace(node, state=powered.get(node.name, node.state)) for node in recorded]
 
     def destroy(self) -> list[str]:
         """Every resource of the stack (VMs, addresses, network, security group, key pair), then the stack."""

@@ -210,6 +210,9 @@ class AwsSpec(TargetSettings):
 
 # A placeholder of a power command: `{name}`, filled per host (see oscar_deploy/providers/static/power.py).
 COMMAND_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
+# Host variables that hold secrets (ansible_become_password, ansible_ssh_pass, a k3s-ansible `token`): never put on
+# a command line, which every user of the machine can read (`ps`).
+SECRET_VARIABLE = re.compile(r"pass|secret|token|credential", re.IGNORECASE)
 
 
 def _power_command(command: list[str] | None) -> list[str] | None:
@@ -225,6 +228,12 @@ def _power_command(command: list[str] | None) -> list[str] | None:
         bare = COMMAND_PLACEHOLDER.sub("", item)
         if "{" in bare or "}" in bare:
             raise ValueError(f"item {index} ({shown_name(item)}): braces only as {{name}} placeholders")
+        secret = next((name for name in COMMAND_PLACEHOLDER.findall(item) if SECRET_VARIABLE.search(name)), None)
+        if secret is not None:
+            raise ValueError(
+                f"item {index}: {{{secret}}} names a secret, which a command line shows to every user of this "
+                "machine; let the command read it from a file of its own"
+            )
     return command
 
 

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from oscar_deploy.nodes.model import PlannedNode
+from oscar_deploy.nodes.model import NodeState, PlannedNode
 from oscar_deploy.providers.aws import preflight as checks
 from oscar_deploy.providers.cloud import CloudProvider, StackAccess, sdk_check
 from oscar_deploy.providers.gaps import PreflightReport
@@ -24,6 +24,13 @@ from oscar_deploy.support.extras import import_extra
 
 # Waiter polls: every 5 s for up to 10 minutes.
 POWER_WAITER = {"Delay": 5, "MaxAttempts": 120}
+# EC2's instance states as a node's: one stopping is taken for stopped (`up` starts it once it is).
+POWER_STATES: dict[str, NodeState] = {
+    "pending": "running",
+    "running": "running",
+    "stopping": "stopped",
+    "stopped": "stopped",
+}
 
 
 class AwsProvider(CloudProvider):
@@ -62,6 +69,9 @@ class AwsProvider(CloudProvider):
         ids = [record.instance_id]
         try:
             if on:
+                found = ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"][0]
+                if found["State"]["Name"] == "stopping":  # StartInstances refuses it (the autoscaler just asked)
+                    ec2.get_waiter("instance_stopped").wait(InstanceIds=ids, WaiterConfig=POWER_WAITER)
                 ec2.start_instances(InstanceIds=ids)
                 ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig=POWER_WAITER)
             else:
@@ -72,6 +82,27 @@ class AwsProvider(CloudProvider):
                 f"node {record.name}: instance {record.instance_id} did not {'start' if on else 'stop'} "
                 f"({_first_line(exc)}); look at it in the EC2 console"
             ) from None
+
+    def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
+        """DescribeInstances on the recorded instance ids (a filter, so an id EC2 no longer knows is no error)."""
+        boto3: Any = import_extra("boto3", "aws")
+        errors: Any = import_extra("botocore.exceptions", "aws")
+        names = {record.instance_id: record.name for record in records if record.instance_id}
+        if not names:
+            return {}
+        session = boto3.session.Session(profile_name=self.settings.profile, region_name=self.settings.region)
+        pages = session.client("ec2").get_paginator("describe_instances")
+        states: dict[str, NodeState] = {}
+        try:
+            for page in pages.paginate(Filters=[{"Name": "instance-id", "Values": sorted(names)}]):
+                for reservation in page["Reservations"]:
+                    for instance in reservation["Instances"]:
+                        power = POWER_STATES.get(instance["State"]["Name"])
+                        if power is not None and instance["InstanceId"] in names:
+                            states[names[instance["InstanceId"]]] = power
+        except (errors.ClientError, errors.BotoCoreError) as exc:
+            raise OperationError(f"EC2 describe instances: {_first_line(exc)}; check the credentials") from None
+        return states
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,10 +15,12 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from oscar_deploy.nodes.model import PlannedNode
+from oscar_deploy.nodes.model import NodeState, PlannedNode
 from oscar_deploy.providers.cloud import CloudProvider, StackAccess, sdk_check
 from oscar_deploy.providers.gaps import PreflightReport
 from oscar_deploy.providers.openstack import preflight as checks
+from oscar_deploy.providers.openstack.power import SHELVED, STATUSES
+from oscar_deploy.providers.power import MachinePower
 from oscar_deploy.providers.vm import HostKey, NodeRecord
 from oscar_deploy.support.checks import Check
 from oscar_deploy.support.errors import OperationError
@@ -60,7 +62,9 @@ class OpenStackProvider(CloudProvider):
             )
             if server.status == wanted:
                 return
-            if on:
+            if on and server.status in SHELVED:  # the autoscaler's `worker_power_off: shelve`
+                compute.unshelve_server(server)
+            elif on:
                 compute.start_server(server)
             else:
                 compute.stop_server(server)
@@ -71,6 +75,23 @@ class OpenStackProvider(CloudProvider):
                     f"node {record.name}: server {record.vm_name} did not become {wanted} ({type(exc).__name__}); "
                     "look at it in the cloud's dashboard"
                 ) from None
+
+    def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
+        """The servers' statuses from one listing (`GET /servers/detail`); a server Nova no longer has is left
+        out."""
+        names = {record.instance_id: record.name for record in records if record.instance_id}
+        if not names:
+            return {}
+        connection, _facts = checks.connect(self.spec)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            servers = list(connection.compute.servers())
+        node_states: dict[MachinePower, NodeState] = {"on": "running", "off": "stopped"}
+        return {
+            names[server.id]: node_states[power]
+            for server in servers
+            if server.id in names and (power := STATUSES.get(server.status, "unknown")) in node_states
+        }
 
 
 def doctor_checks(arches: Iterable[str]) -> list[Check]:

@@ -177,6 +177,16 @@ def test_the_autoscaler_of_a_static_cluster_runs_the_spec_commands(
             "[wakeonlan, '{0.__class__}']",
             "static.power_on_command: item 1 ('{0.__class__}'): braces only as {name} placeholders",
         ),
+        (
+            "[sshpass, '-p', '{ansible_become_password}', ssh, '{ansible_host}']",
+            "static.power_on_command: item 2: {ansible_become_password} names a secret, which a command line shows "
+            "to every user of this machine; let the command read it from a file of its own",
+        ),
+        (
+            "[curl, 'https://pdu.example.org/on?node={node}&auth={K3S_Token}']",
+            "static.power_on_command: item 1: {K3S_Token} names a secret, which a command line shows to every user "
+            "of this machine; let the command read it from a file of its own",
+        ),
     ],
 )
 def test_malformed_commands_are_refused_with_their_key(command: str, message: str) -> None:

@@ -131,3 +131,27 @@ def test_doctor_names_the_install_command_of_the_cloud_extra(cli, monkeypatch: p
     assert lines["aws sdk"]["fix"] == "pip install 'oscar-deploy[aws]'"
     assert lines["aws sdk"]["needed_for"] == ["aws"]
     assert "openstack sdk" not in lines
+
+
+def test_up_starts_a_worker_stopped_behind_its_back(
+    cli, instances: dict[str, str], ssh_waits: SshWaits, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The autoscaler (or the EC2 console) stops a worker without this state folder's record: `status` still
+    shows the recorded state, but `plan` and `up` ask EC2."""
+    runner = stack_runner.install(monkeypatch)
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ec2 = boto3.session.Session(profile_name="research", region_name="eu-west-1").client("ec2")
+    ec2.stop_instances(InstanceIds=[instances["agent-0"]])
+    status = json.loads(cli("status", "--json").stdout)
+    assert {node["name"]: node["state"] for node in status["nodes"]}["agent-0"] == "running", "no cloud call"
+    assert cli("plan", "--until", "provision").stdout.startswith("provision: runs: start agent-0;")
+    waited = len(ssh_waits.waited)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert "provision: started agent-0" in again.output
+    assert (state_of(instances["agent-0"]), state_of(instances["server-0"])) == ("running", "running")
+    assert ssh_waits.waited[waited:] == [["agent-0"]]
+    status = json.loads(cli("status", "--json").stdout)
+    assert {node["name"]: node["state"] for node in status["nodes"]} == {"server-0": "running", "agent-0": "running"}

@@ -405,3 +405,26 @@ def test_power_off_and_on_go_through_nova_server_actions(
     assert ssh_waits.waited[waited:] == [["agent-0"]]
     node = provider.power_on("agent-0")
     assert node.state == "running" and ssh_waits.waited[-1] == ["agent-0"]
+
+
+def test_up_unshelves_a_worker_the_autoscaler_shelved(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """With `worker_power_off: shelve` the autoscaler shelves idle workers, and records nothing here: `plan` and
+    `up` read the servers from Nova, and `up` unshelves the worker (os-start would be refused)."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0, "Nova does not know the servers yet: no state read"
+    ids = responder(runner).ids
+    cloud.servers.update({ids[name]: {"id": ids[name], "name": f"lab-{name}", "status": "ACTIVE"} for name in ids})
+    cloud.servers[ids["agent-0"]]["status"] = "SHELVED_OFFLOADED"
+    assert cli("plan", "--until", "provision").stdout.startswith("provision: runs: start agent-0;")
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert "provision: started agent-0" in again.output
+    assert cloud.actions[-1] == (f"v2.1/servers/{ids['agent-0']}/action", {"unshelve": None})
+    assert cloud.servers[ids["agent-0"]]["status"] == "ACTIVE"
+    assert cli("plan", "--until", "provision").stdout.startswith("provision: skipped: all 2 node(s) present")
