@@ -142,7 +142,8 @@ def resolve_access(
             raise UserInputError(f"{flag}: only used with --endpoint; a cluster's own state holds its credentials")
 
     # cluster_state refuses a name that is not a cluster name (a path such as ../x never reaches the file system).
-    return endpoints.access_from_state(cluster_state(cluster or endpoints.default_cluster_name()))
+    named = cluster or endpoints.default_cluster_name(alternative="--endpoint URL for one oscar-deploy did not create")
+    return endpoints.access_from_state(cluster_state(named))
 
 
 def connect(access: ClusterAccess) -> OscarClient:

@@ -233,7 +233,10 @@ def shlex_split(line: str) -> list[str]:
         return line.split()
 
 
-def check_inventory(path: Path, playbook_dir: Path | None = None) -> None:
+WITH_OPTION = "pass an Ansible inventory file with -i"
+
+
+def check_inventory(path: Path, playbook_dir: Path | None = None, missing: str = WITH_OPTION) -> None:
     """Refuse, in one line each, what Ansible would read silently wrong or not survive: a file that is not a
     regular file (a FIFO hangs, /dev/zero never ends), one too large, not UTF-8, hosts given twice, variables
     that look like misspelt names of the playbooks' own."""
@@ -243,7 +246,7 @@ def check_inventory(path: Path, playbook_dir: Path | None = None) -> None:
             if not any(part.startswith(".") for part in entry.relative_to(path).parts) and not entry.is_dir():
                 read_user_bytes(entry, "inventory file")
         return
-    text = read_user_text(path, "inventory", missing="pass an Ansible inventory file with -i")
+    text = read_user_text(path, "inventory", missing=missing)
     known = known_variables(playbook_dir or layer_dir("playbooks"))
     problems = _yaml_problems(text, name, known) if path.suffix in (".yml", ".yaml", ".json") else None
     if problems is None:
@@ -258,14 +261,15 @@ _LISTED: dict[tuple[object, ...], str] = {}
 _LISTED_KEPT = 16
 
 
-def read_inventory(path: Path, playbook_dir: Path | None = None) -> InventoryView:
+def read_inventory(path: Path, playbook_dir: Path | None = None, missing: str = WITH_OPTION) -> InventoryView:
     """Parse `path` with Ansible itself (INI, YAML, folders: whatever ansible-playbook accepts), once
-    `check_inventory` has passed it. Ansible runs again only when what it reads has changed."""
+    `check_inventory` has passed it. Ansible runs again only when what it reads has changed. `missing` says
+    what to do when there is no such file (where the command takes the inventory from)."""
     import subprocess
 
     if not path.exists():
-        raise UserInputError(f"{shown_path(path)}: no such inventory; pass an Ansible inventory file with -i")
-    check_inventory(path, playbook_dir)
+        raise UserInputError(f"{shown_path(path)}: no such inventory; {missing}")
+    check_inventory(path, playbook_dir, missing)
     env = {
         **os.environ,
         **ansible_environment(playbook_dir or layer_dir("playbooks")),

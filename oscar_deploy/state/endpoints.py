@@ -232,8 +232,11 @@ def access_from_flags(
     return ClusterAccess(oscar=oscar, minio=minio, minio_url_hint=minio_url)
 
 
-def default_cluster_name(spec_file: Path = Path("cluster.yaml")) -> str:
-    """The cluster to use when none is named: $OSCAR_DEPLOY_CLUSTER, ./cluster.yaml, or the only one there is."""
+def default_cluster_name(
+    spec_file: Path = Path("cluster.yaml"), alternative: str = "-f SPEC with the cluster's spec file"
+) -> str:
+    """The cluster to use when none is named: $OSCAR_DEPLOY_CLUSTER, ./cluster.yaml, or the only one there is.
+    `alternative` is the command's other way to name one, for the message when none can be chosen."""
     from oscar_deploy.state.folder import list_clusters
 
     named = os.environ.get(CLUSTER_ENV)
@@ -247,6 +250,4 @@ def default_cluster_name(spec_file: Path = Path("cluster.yaml")) -> str:
     if len(clusters) == 1:
         return clusters[0]
     known = ", ".join(clusters) if clusters else "none yet"
-    raise UserInputError(
-        f"which cluster? pass --cluster NAME (clusters: {known}), or --endpoint URL for one oscar-deploy did not create"
-    )
+    raise UserInputError(f"which cluster? pass --cluster NAME (clusters: {known}), or {alternative}")

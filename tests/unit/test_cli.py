@@ -169,3 +169,27 @@ def test_every_lazy_command_loads_and_its_summary_is_its_help() -> None:
         command = click_command(entry)
         first_line = (command.help or "").strip().splitlines()[0]
         assert first_line == entry.summary, entry.name
+
+
+def test_which_cluster_names_the_options_of_the_command(cli) -> None:
+    for command in (["status"], ["credentials"], ["kubeconfig"], ["autoscaler", "status"]):
+        result = cli(*command)
+        assert (result.exit_code, result.stderr) == (
+            2,
+            "error: which cluster? pass --cluster NAME (clusters: none yet), or -f SPEC with the cluster's spec file\n",
+        ), command
+    listed = cli("service", "list")
+    assert listed.stderr == (
+        "error: which cluster? pass --cluster NAME (clusters: none yet), or --endpoint URL for one oscar-deploy did "
+        "not create\n"
+    )
+
+
+def test_a_static_spec_without_its_inventory_says_which_key_to_set(cli) -> None:
+    (cli.cwd / "cluster.yaml").write_text("name: boards\ntarget: static\n")
+    result = cli("plan")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {cli.cwd / 'inventory.yml'}: no such inventory; set static.inventory in the cluster spec to your "
+        "inventory\n"
+    )

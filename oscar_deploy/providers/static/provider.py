@@ -106,7 +106,7 @@ class StaticProvider:
     # --- internals ----------------------------------------------------------------------------------------
     def _listed(self) -> list[Node]:
         """The hosts of the user's inventory, servers first, checked for a valid `server`/`agent` split."""
-        view = read_inventory(self.inventory)
+        view = read_inventory(self.inventory, missing="set static.inventory in the cluster spec to your inventory")
         servers, agents = cluster_groups(view)
         return [node_from_host(view, host, role) for role, hosts in by_role(servers, agents) for host in hosts]
 
