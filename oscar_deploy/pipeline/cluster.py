@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from oscar_deploy.nodes.bundle import load_manifest
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import Node
 from oscar_deploy.pipeline.infrastructure import PulumiStacks
@@ -61,6 +62,8 @@ def cluster_context(
             raise UserInputError(
                 f"bundle {bundle}: remembered from an earlier `up --bundle` but gone; pass --bundle DIR again"
             )
+    if bundle is not None:
+        load_manifest(bundle)  # a folder that is no bundle is one line now, not when a phase gets to it
     provider = provider or cluster_provider(spec, state, progress)
     context = PhaseContext(spec, state, progress, provider, bundle=bundle)
     context.nodes = context.provider.nodes()

@@ -20,6 +20,7 @@ from oscar_deploy.nodes.model import Node
 from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.state.journal import PhaseRecord
+from oscar_deploy.support.files import read_user_bytes
 from oscar_deploy.support.layers import layer_dir
 from oscar_deploy.support.progress import LiveDisplay
 
@@ -55,7 +56,7 @@ def bundle_digest(context: PhaseContext) -> str | None:
     if context.bundle is None:
         return None
     manifest = context.bundle / MANIFEST_NAME
-    return hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else "no manifest"
+    return hashlib.sha256(read_user_bytes(manifest, "bundle manifest")).hexdigest()[:16]
 
 
 def provision_inputs(context: PhaseContext) -> dict[str, Any]:

@@ -3,12 +3,15 @@ says the same without acting. Ansible is replaced by a recorder here (the nodes 
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
+from oscar_deploy.nodes.bundle import MANIFEST_FORMAT
 from oscar_deploy.pipeline import cluster as pipeline
 from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult, changed_inputs, decide, run_phases
 from oscar_deploy.spec.models import parse_spec
@@ -246,13 +249,20 @@ def test_a_bundle_given_once_is_remembered_and_a_vanished_one_is_named(state_hom
     state = ClusterState("demo")
     bundle = tmp_path / "bundle"
     bundle.mkdir()
+    with pytest.raises(UserInputError) as no_bundle:
+        pipeline.cluster_context(spec, state, Progress(), bundle, provider=MemoryProvider())  # type: ignore[arg-type]
+    assert str(no_bundle.value) == (
+        f"{bundle}: not an air-gap bundle (no manifest.json); build one with `oscar-deploy bundle build`"
+    )
+    manifest = {"format": MANIFEST_FORMAT, "k3s_version": "v1.33.3+k3s1", "arches": ["amd64"], "files": {}}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
     first = pipeline.cluster_context(spec, state, Progress(), bundle, provider=MemoryProvider())  # type: ignore[arg-type]
     state.ensure().desired.set_bundle(str(bundle))  # what converge records when `up --bundle` starts
     later = pipeline.cluster_context(spec, state, Progress(), provider=MemoryProvider())  # type: ignore[arg-type]
     assert later.bundle == bundle
     looking = pipeline.cluster_context(spec, state, Progress(), node_phases=False, provider=MemoryProvider())  # type: ignore[arg-type]
     assert looking.bundle is None, "status, ssh and down never need the bundle"
-    bundle.rmdir()
+    shutil.rmtree(bundle)
     with pytest.raises(UserInputError, match=r"bundle .*/bundle: remembered from an earlier `up --bundle` but gone; "):
         pipeline.cluster_context(spec, state, Progress(), provider=MemoryProvider())  # type: ignore[arg-type]
     assert first.bundle == bundle
