@@ -18,12 +18,14 @@ template itself makes (a macro's output, `tojson`, `| safe`) is YAML text as wri
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import os
 import re
 import secrets
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,10 @@ CREDENTIAL_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORE
 MAX_OUTPUT_CHARS = MAX_DOCUMENT_BYTES
 # The largest integer `**` may produce, in bits (a 10**10**10 would take the machine's memory).
 MAX_POWER_BITS = 4096
+# A printf-style field of `%`: mapping key, flags, width, precision (either may be `*`), length modifier, type.
+PRINTF_FIELD = re.compile(
+    r"%(?:\((?P<key>[^)]*)\))?[-+ #0]*(?P<width>\*|[0-9]*)(?:\.(?P<precision>\*|[0-9]*))?[hlL]?(?P<kind>.?)", re.DOTALL
+)
 
 
 def _typed(text: str) -> Any:
@@ -210,10 +216,132 @@ def _repetition_too_large(left: Any, right: Any) -> bool:
     return isinstance(sized, str | list | tuple) and isinstance(count, int) and len(sized) * count > MAX_OUTPUT_CHARS
 
 
+# --- widening strings -------------------------------------------------------------------------------------------
+# Padding, `%` and `.format` widths, tab expansion, indentation and replacement make a long string in one C call,
+# which neither the time budget (a signal waits for the call to end) nor the output budget (it counts what is
+# printed) can stop: each is refused beforehand when its result could be longer than MAX_OUTPUT_CHARS.
+
+
+def _len(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
+
+
+def _number(value: Any) -> int:
+    return abs(value) if isinstance(value, int) else 0  # a negative `*` width pads to the left
+
+
+def _printf_size(template: str, values: Any) -> int:
+    """About the length of `template % values`: its text, and for each field the widest of its width, precision
+    and the string it prints (a `*` takes its number from the values, as `%` does)."""
+    queue = list(values) if isinstance(values, tuple) else [values]
+
+    def number(given: str | None) -> int:
+        if given == "*":
+            return _number(queue.pop(0)) if queue else 0
+        return int(given or 0)
+
+    size = len(template)
+    for field_ in PRINTF_FIELD.finditer(template):
+        size -= len(field_[0])
+        if field_["kind"] == "%":
+            size += 1
+            continue
+        width, precision = number(field_["width"]), number(field_["precision"])
+        if field_["key"] is not None:
+            if "(" in field_["key"]:  # `%` balances parentheses in a key: `%(a(b))600000000s` is a width
+                raise _refused("a %(key) holding parentheses")
+            value = values.get(field_["key"]) if isinstance(values, Mapping) else None
+        else:
+            value = queue.pop(0) if queue else None
+        size += max(width, precision, _len(value))
+    return size
+
+
+def _replaced_size(text: Any, old: Any, new: Any, count: Any) -> int:
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
+        return 0
+    found = text.count(old) if old else len(text) + 1  # an empty `old` matches around every character
+    if isinstance(count, int) and count >= 0:
+        found = min(found, count)
+    return len(text) + found * max(len(new) - len(old), 0)
+
+
+def _wrapped_size(text: Any, width: Any, wrapstring: Any) -> int:
+    if not isinstance(text, str):
+        return 0
+    # Each paragraph (a line, as splitlines sees it) is wrapped greedily: two neighbouring lines of it span at least
+    # `width` characters of the text together, so at most 2 * len / width + 1 lines.
+    breaks = len(text.splitlines()) + 2 * len(text) // max(_number(width), 1)
+    return len(text) + breaks * (_len(wrapstring) if wrapstring is not None else 1)
+
+
+def _indented_size(text: Any, width: Any) -> int:
+    if not isinstance(text, str):
+        return 0
+    # `indent` indents each line as splitlines sees it (\r, \f and others end a line too).
+    return len(text) + len((text + "\n").splitlines()) * (_number(width) or _len(width))
+
+
+# How long the result of a str method or a filter may be, from its arguments (as named in its signature).
+Size = Callable[[dict[str, Any]], int]
+
+
+def _padded_size(given: dict[str, Any]) -> int:
+    return max(_len(given["self"]), _number(given["width"]))
+
+
+STR_METHOD_SIZES: dict[str, Size] = {
+    "center": _padded_size,
+    "ljust": _padded_size,
+    "rjust": _padded_size,
+    "zfill": _padded_size,
+    "expandtabs": lambda given: len(given["self"]) + given["self"].count("\t") * _number(given["tabsize"]),
+    "replace": lambda given: _replaced_size(given["self"], given["old"], given["new"], given["count"]),
+}
+FILTER_SIZES: dict[str, Size] = {
+    "center": lambda given: max(_len(given["value"]), _number(given["width"])),
+    "indent": lambda given: _indented_size(given["s"], given["width"]),
+    "wordwrap": lambda given: _wrapped_size(given["s"], given["width"], given["wrapstring"]),
+    "format": lambda given: _printf_size(str(given["value"]), given["kwargs"] or given["args"]),
+    "replace": lambda given: _replaced_size(given["s"], given["old"], given["new"], given["count"]),
+}
+
+
+def _refused(what: str) -> Exception:
+    from jinja2.exceptions import SecurityError
+
+    return SecurityError(what)
+
+
+def _too_long(what: str) -> Exception:
+    return _refused(f"{what} would make a text of more than {MAX_OUTPUT_CHARS} characters")
+
+
+def _check_size(what: str, size: Size, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Refuse a call of `function` whose result `size` says could be longer than MAX_OUTPUT_CHARS."""
+    try:
+        given = inspect.signature(function).bind(*args, **kwargs)
+    except TypeError:
+        return  # the call itself says what is wrong with its arguments
+    given.apply_defaults()
+    if size(given.arguments) > MAX_OUTPUT_CHARS:
+        raise _too_long(what)
+
+
+def _sized_filter(name: str, size: Size, function: Callable[..., Any]) -> Callable[..., Any]:
+    # Jinja calls filters directly, not through the sandbox's `call`: the filter itself checks.
+    @functools.wraps(function)  # keeps Jinja's pass_environment / pass_eval_context marks
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _check_size(f"the {name} filter", size, function, *args, **kwargs)
+        return function(*args, **kwargs)
+
+    return checked
+
+
 def _environment(folder: Path, insertions: Insertions, loaded: set[str]) -> Any:
     import jinja2
     from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import SandboxedEnvironment, SandboxedFormatter
     from markupsafe import Markup
 
     class FolderLoader(jinja2.BaseLoader):
@@ -232,15 +360,56 @@ def _environment(folder: Path, insertions: Insertions, loaded: set[str]) -> Any:
             loaded.add(str(path))
             return text, str(path), lambda: True
 
+    class MeasuringFormatter(SandboxedFormatter):
+        """Formats field by field, each width checked before the field is made and the total as it grows; nested
+        fields (`{:{}}`) are resolved by the time a field's format spec gets here."""
+
+        size = 0
+        what = "str.format"
+
+        def format_field(self, value: Any, format_spec: str) -> Any:
+            if max(map(int, re.findall("[0-9]+", format_spec)), default=0) > MAX_OUTPUT_CHARS:
+                raise _too_long(self.what)
+            text = super().format_field(value, format_spec)
+            self.size += len(text)
+            if self.size > MAX_OUTPUT_CHARS:
+                raise _too_long(self.what)
+            return text
+
     class BudgetedSandbox(SandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**"})
+        intercepted_binops = frozenset({"*", "**", "%"})
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if operator == "**" and _power_too_large(left, right):
                 raise SecurityError(f"the result of ** would have more than {MAX_POWER_BITS} bits")
             if operator == "*" and _repetition_too_large(left, right):
                 raise SecurityError(f"repeating a value makes more than {MAX_OUTPUT_CHARS} items")
+            if operator == "%" and isinstance(left, str) and _printf_size(left, right) > MAX_OUTPUT_CHARS:
+                raise _too_long("%")
             return super().call_binop(context, operator, left, right)
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            # The parameters keep Jinja's double underscores, so no keyword argument of the call can clash.
+            owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", None)
+            if isinstance(owner, str) and name in STR_METHOD_SIZES:
+                # Checked against str's own signature: Markup's methods take *args.
+                _check_size(f"str.{name}", STR_METHOD_SIZES[name], getattr(str, name), owner, *args, **kwargs)
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+            # Jinja wraps str.format and format_map when they are looked up (not when called): a dry run first.
+            formatted = super().wrap_str_format(value)
+            if formatted is None:
+                return None
+
+            def checked(*args: Any, **kwargs: Any) -> str:
+                mapping = value.__name__ == "format_map" and len(args) == 1 and not kwargs
+                measuring = MeasuringFormatter(self)
+                measuring.what = f"str.{value.__name__}"
+                measuring.vformat(value.__self__, () if mapping else args, args[0] if mapping else kwargs)
+                return formatted(*args, **kwargs)
+
+            return functools.update_wrapper(checked, value)
 
     def finalize(value: Any) -> Any:
         if isinstance(value, jinja2.Undefined):
@@ -274,6 +443,8 @@ def _environment(folder: Path, insertions: Insertions, loaded: set[str]) -> Any:
         finalize=finalize,
     )
     env.__qualname__ = env.__name__  # messages say env(), not the closure's full name
+    for name, size in FILTER_SIZES.items():
+        environment.filters[name] = _sized_filter(name, size, environment.filters[name])
     environment.globals["env"] = env
     return environment
 

@@ -3,6 +3,8 @@ folder, have a time and size budget, and every failure is one line `file:line: m
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from oscar_deploy.services import templating
@@ -31,6 +33,7 @@ def _fdl(hostile, template_line: str) -> None:
         ("{% for i in range(10**12) %}{% endfor %}", "svc.yaml:8: template error: Range too big"),
         ("{{ 'a' * 10**10 }}", "svc.yaml:8: not allowed in a template: repeating a value makes more than"),
         ("{{ 7 ** 100000 }}", "svc.yaml:8: not allowed in a template: the result of ** would have more than"),
+        ("{{ '%(a(b))9s' % {'a(b)': 1} }}", "svc.yaml:8: not allowed in a template: a %(key) holding parentheses"),
         ("{% if %}", "svc.yaml:8: template syntax error"),
     ],
     ids=lambda value: value[:40],
@@ -82,6 +85,110 @@ def test_template_bombs_stay_within_time_and_memory(hostile, template: str, expe
     outcome = hostile.bounded("service", "validate", "svc.yaml")
     assert_refused(outcome, expected)
     assert_bounded(outcome)
+
+
+LIMIT = templating.MAX_OUTPUT_CHARS
+HUGE = 600_000_000
+
+
+@pytest.mark.parametrize(
+    ("template", "what"),
+    [
+        (f"{{% set a = '%0{HUGE}d' % 1 %}}", "%"),
+        (f"{{% set a = '%.{HUGE}f' % 1.0 %}}", "%"),
+        (f"{{{{ '%*d' % ({HUGE}, 1) }}}}", "%"),
+        (f"{{{{ '%*d' % (-{HUGE}, 1) }}}}", "%"),
+        (f"{{{{ '%(a){HUGE}s' % {{'a': 'x'}} }}}}", "%"),
+        (f"{{{{ '%{LIMIT + 1}d' % 1 }}}}", "%"),
+        (f"{{{{ ('%0{HUGE}d'|safe) % 1 }}}}", "%"),
+        ("{{ '%s%s' % ('x' * 600000, 'y' * 600000) }}", "%"),
+        (f"{{% set a = 'x'|center({HUGE}) %}}", "the center filter"),
+        (f"{{{{ 'x'|center(width={LIMIT + 1}) }}}}", "the center filter"),
+        (f"{{{{ 'x'|indent({HUGE}) }}}}", "the indent filter"),
+        ("{{ ('\\r' * 100000)|indent(20, first=true) }}", "the indent filter"),
+        ("{{ 'a b c d e'|wordwrap(1, wrapstring=' ' * 600000) }}", "the wordwrap filter"),
+        (f"{{{{ '%0{HUGE}d'|format(1) }}}}", "the format filter"),
+        (f"{{{{ '%(a){HUGE}s'|format(a='x') }}}}", "the format filter"),
+        ("{{ ('x' * 2000)|replace('', 'y' * 1000) }}", "the replace filter"),
+        (f"{{% set a = 'x'.ljust({HUGE}) %}}", "str.ljust"),
+        (f"{{{{ 'x'.rjust({HUGE}) }}}}", "str.rjust"),
+        (f"{{{{ 'x'.center({HUGE}, '*') }}}}", "str.center"),
+        (f"{{{{ ('x'|safe).center({HUGE}) }}}}", "str.center"),
+        (f"{{{{ '1'.zfill({LIMIT + 1}) }}}}", "str.zfill"),
+        (f"{{{{ 'a\\tb'.expandtabs({HUGE}) }}}}", "str.expandtabs"),
+        ("{{ ('\\t' * 1000).expandtabs(2000) }}", "str.expandtabs"),
+        ("{{ ('x' * 2000).replace('', 'y' * 1000) }}", "str.replace"),
+        (f"{{{{ 'x'|attr('ljust')({HUGE}) }}}}", "str.ljust"),
+        (f"{{{{ '{{:>{HUGE}}}'.format('x') }}}}", "str.format"),
+        (f"{{{{ ('{{:>{HUGE}}}'|safe).format('x') }}}}", "str.format"),
+        (f"{{{{ '{{:0{HUGE}}}'.format(1) }}}}", "str.format"),
+        (f"{{{{ '{{:.{HUGE}f}}'.format(1.0) }}}}", "str.format"),
+        (f"{{{{ '{{:{LIMIT + 1}}}'.format(1) }}}}", "str.format"),
+        (f"{{{{ '{{:{{}}}}'.format('x', {HUGE}) }}}}", "str.format"),
+        (f"{{{{ '{{0:>{{1}}}}'.format('x', '{HUGE}') }}}}", "str.format"),
+        ("{{ ('{:1000000}' * 2).format(1, 2) }}", "str.format"),
+        (f"{{{{ '{{a:>{HUGE}}}'.format_map({{'a': 'x'}}) }}}}", "str.format_map"),
+    ],
+    ids=lambda value: value[:60],
+)
+def test_widening_a_string_past_the_output_budget_is_refused_before_it_is_made(
+    hostile, template: str, what: str
+) -> None:
+    """Padding, widths and replacements make the string in one call, which no budget interrupts: refused first."""
+    _fdl(hostile, template)
+    outcome = hostile.bounded("service", "validate", "svc.yaml")
+    line = assert_refused(outcome)
+    assert line == f"svc.yaml:8: not allowed in a template: {what} would make a text of more than {LIMIT} characters"
+    assert_bounded(outcome)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        f"'%{LIMIT}d' % 1",
+        f"'%*d' % ({LIMIT}, 1)",
+        f"'x'|center({LIMIT})",
+        f"'x'|indent({LIMIT - 1})",
+        f"'x'.ljust({LIMIT})",
+        f"'1'.zfill({LIMIT})",
+        f"'{{:{LIMIT}}}'.format(1)",
+        f"'%{LIMIT}d'|format(1)",
+        f"'x'|wordwrap({HUGE})",
+    ],
+)
+def test_a_string_widened_to_the_output_budget_is_made(hostile, template: str) -> None:
+    _fdl(hostile, f"{{% set a = {template} %}}")
+    result = hostile.run("service", "validate", "svc.yaml")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_ordinary_widening_still_renders(hostile) -> None:
+    hostile.write("run.sh", "echo hi\n")
+    # Each printed through a variable: a filter of constants is folded into the template's own text, not a value.
+    uses = {
+        "PERCENT": ("'%05d' % 3", "00003"),
+        "STAR": ("'%*s|%-*s|' % (3, 'a', 3, 'b')", "  a|b  |"),
+        "KEYS": ("'%(n)s %%' % {'n': 'x'}", "x %"),
+        "CENTER": ("'x'|center(20)", "x".center(20)),
+        "FORMAT": ("'{:>8}'.format('x')", "{:>8}".format("x")),
+        "NESTED": ("'{:{}}|'.format('x', 4)", "{:{}}|".format("x", 4)),
+        "MAP": ("'{a:03}'.format_map({'a': 7})", "007"),
+        "ZFILL": ("'a'.zfill(4)", "a".zfill(4)),
+        "TABS": ("'a\\tb'.expandtabs(4)", "a\tb".expandtabs(4)),
+        "FILTER": ("'%s-%s'|format(1, 2)", "1-2"),
+        "INDENT": ("'a\\nb'|indent(2)", "a\n  b"),
+        "WRAP": ("'aaa bbb'|wordwrap(3)", "aaa\nbbb"),
+        "REPLACE": ("'a-b'.replace('-', '_') ~ ('c-d'|replace('-', '_'))", "a_bc_d"),
+    }
+    variables = "".join(
+        f"          {name}: {{% set v = {expression} %}}{{{{ v }}}}\n" for name, (expression, _) in uses.items()
+    )
+    hostile.write("svc.yaml", service_fdl(extra_service="      environment:\n        variables:\n" + variables))
+    result = hostile.run("service", "render", "svc.yaml", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["environment"]["variables"] == {
+        name: expected for name, (_, expected) in uses.items()
+    }
 
 
 def test_the_environment_is_out_of_reach_of_a_template(hostile) -> None:
