@@ -9,7 +9,8 @@ command's own login to the cluster; a variable named like a credential has its v
 
 An FDL may come from anyone, so templates run in Jinja's sandbox (no attribute of Python's internals is
 reachable), `{% include %}` and `{% import %}` read only files in the FDL's folder, and rendering has a budget
-(time, output size, range sizes, string repetition). Every string a `{{ ... }}` prints (a value, an environment
+(time, output size, range sizes, string repetition and widening, and memory: the render runs in a child
+process held to RENDER_MEMORY_BYTES). Every string a `{{ ... }}` prints (a value, an environment
 variable) is inserted into the document as data, after the YAML is parsed: a password holding `#`, `!` or `*`
 stays that password, a version `1.10` stays the text `1.10`, and a value never shows in a YAML error. Text the
 template itself makes (a macro's output, `tojson`, `| safe`) is YAML text as written.
@@ -17,6 +18,7 @@ template itself makes (a macro's output, `tojson`, `| safe`) is YAML text as wri
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -25,6 +27,7 @@ import re
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +45,10 @@ INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 FLOAT = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+")
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 RENDER_SECONDS = 10
+# The memory a render may take beyond what the command already holds, and the time its process gets beyond
+# RENDER_SECONDS to stop by itself before it is killed.
+RENDER_MEMORY_BYTES = 128 * 2**20
+CHILD_GRACE_SECONDS = 5
 # The command's own credentials for the cluster it talks to: a template (which may come from anyone) never
 # reads them, or a service could carry the cluster's admin login away.
 WITHHELD_ENV = frozenset({PASSWORD_ENV, TOKEN_ENV, MINIO_SECRET_KEY_ENV})
@@ -466,8 +473,80 @@ def render_template(
     """Render FDL template text in the sandbox; a template error is an FdlError naming file and line.
 
     Returns the YAML text, holding a marker where `{{ ... }}` printed a string, and the insertions that put the
-    strings back into the parsed data.
+    strings back into the parsed data. Where the system can fork, the rendering runs in a child process held to
+    RENDER_MEMORY_BYTES more memory and stopped after RENDER_SECONDS: the guards above refuse what they can
+    foresee with a precise message, and the kernel stops the rest (a join of many large strings, a large list
+    printed as text, a string doubled with `~` over and over).
     """
+    if not hasattr(os, "fork"):
+        return _render(text, source, values, folder)
+    return _render_in_child(text, source, values, folder)
+
+
+def _render_in_child(text: str, source: str, values: dict[str, Any], folder: Path | None) -> tuple[str, Insertions]:
+    import json
+    import resource
+    import select
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: render, send the outcome as JSON, and leave without running the parent's exit code
+        status = 1
+        try:
+            os.close(read_end)
+            size = _address_space_size()
+            if size is not None:
+                limit = size + RENDER_MEMORY_BYTES
+                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            try:
+                rendered, insertions = _render(text, source, values, folder)
+                outcome: dict[str, Any] = {"text": rendered, "insertions": dataclasses.asdict(insertions)}
+            except FdlError as exc:
+                outcome = {"refused": exc.lines}
+            with os.fdopen(write_end, "w", encoding="utf-8") as pipe:
+                json.dump(outcome, pipe)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + RENDER_SECONDS + CHILD_GRACE_SECONDS
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            while (remaining := deadline - time.monotonic()) > 0 and select.select([pipe], [], [], remaining)[0]:
+                chunk = os.read(pipe.fileno(), 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            else:  # the deadline passed: a loop the child's own timer could not interrupt
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise FdlError([f"{source}: the template ran longer than {RENDER_SECONDS} s; simplify it"])
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        raise
+    _pid, status = os.waitpid(pid, 0)
+    if status != 0 or not chunks:
+        raise FdlError([f"{source}: the template needs too much memory; simplify it"])  # it died on the limit
+    outcome = json.loads(b"".join(chunks))
+    if "refused" in outcome:
+        raise FdlError(outcome["refused"])
+    return outcome["text"], Insertions(**outcome["insertions"])
+
+
+def _address_space_size() -> int | None:
+    """This process's virtual memory size in bytes (Linux: /proc/self/statm), or None where it cannot be read."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _render(text: str, source: str, values: dict[str, Any], folder: Path | None) -> tuple[str, Insertions]:
+    """The rendering itself, in this process."""
     import jinja2
     from jinja2.exceptions import SecurityError
 

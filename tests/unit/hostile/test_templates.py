@@ -3,7 +3,12 @@ folder, have a time and size budget, and every failure is one line `file:line: m
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +68,42 @@ def test_a_template_that_runs_too_long_is_stopped(hostile, monkeypatch: pytest.M
     monkeypatch.setattr(templating, "RENDER_SECONDS", 1)
     _fdl(hostile, "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
     assert_refused(hostile.run("service", "validate", "svc.yaml"), "svc.yaml:8: the template ran longer than 1 s")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% set s = 'x' * 1000000 %}{% set t = ([s] * 1000)|join %}",
+        "{% set s = 'x' * 1000000 %}{% set t = ([s] * 300)|string %}",
+        "{% set ns = namespace(s='x' * 1000000) %}{% for i in range(10) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    ],
+    ids=["join", "a list as text", "doubling with ~"],
+)
+def test_what_no_guard_foresees_is_stopped_at_the_memory_limit(hostile, template: str) -> None:
+    """The render runs in a child process held to RENDER_MEMORY_BYTES; each of these takes 300 MB to 1 GB. Run
+    in this process, without the limits `hostile.bounded` sets, so only the child's own limit can refuse it."""
+    _fdl(hostile, template)
+    assert_refused(hostile.run("service", "validate", "svc.yaml"), "svc.yaml: the template needs too much memory")
+
+
+def test_a_render_stuck_where_its_own_timer_cannot_reach_is_killed(hostile, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child's timer stands in for a C call that a signal cannot interrupt: the parent kills the child."""
+
+    @contextlib.contextmanager
+    def no_timer(_seconds: int) -> Iterator[None]:
+        yield
+
+    monkeypatch.setattr(templating, "_time_budget", no_timer)
+    monkeypatch.setattr(templating, "RENDER_SECONDS", 1)
+    monkeypatch.setattr(templating, "CHILD_GRACE_SECONDS", 1)
+    _fdl(hostile, "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
+    started = time.monotonic()
+    line = assert_refused(hostile.run("service", "validate", "svc.yaml"))
+    assert line == "svc.yaml: the template ran longer than 1 s; simplify it"
+    assert time.monotonic() - started < 10
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    states = [Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] for child in children]
+    assert "Z" not in states, "the killed child was waited for: no zombie is left"
 
 
 def test_a_template_that_renders_too_much_is_stopped(hostile) -> None:
