@@ -77,8 +77,15 @@ def gateway_host(spec: ClusterSpec, public_address: str | None) -> str:
         address = ipaddress.ip_address(public_address)
     except ValueError as exc:
         raise UserInputError(f"public address {public_address!r}: not an IP address; give the server's IP") from exc
-    label = str(address).replace(":", "-") if address.version == 6 else str(address)
-    return f"{label}.sslip.io"
+    if address.is_unspecified or address.is_multicast:
+        raise UserInputError(f"public address {public_address!r}: no client can reach it; give the server's IP")
+    text = str(address)
+    if address.version == 6:
+        # sslip.io reads IPv6 with dashes for colons; a DNS label may not start or end with one, so `::1` is
+        # written `0::1` (the same address) before the colons become dashes.
+        text = ("0" if text.startswith(":") else "") + text + ("0" if text.endswith(":") else "")
+        text = text.replace(":", "-")
+    return f"{text}.sslip.io"
 
 
 def minio_host(host: str) -> str:

@@ -276,6 +276,13 @@ def test_gateway_host_from_domain_or_sslip() -> None:
     assert endpoints.host == "2001-db8--5.sslip.io"
     assert endpoints.dashboard_url == "https://2001-db8--5.sslip.io/ui"
     assert endpoints.minio_url == "https://minio.2001-db8--5.sslip.io"
+    assert build(address="::1").endpoints.host == "0--1.sslip.io", "a DNS label never starts with a dash"
+    assert build(address="fe80::").endpoints.host == "fe80--0.sslip.io", "nor ends with one"
+    assert build(address="127.0.0.1").endpoints.host == "127.0.0.1.sslip.io", "local nodes publish on loopback"
+    for unreachable in ("0.0.0.0", "::", "224.0.0.1"):  # noqa: S104 - addresses refused, never bound
+        with pytest.raises(UserInputError) as refused:
+            build(address=unreachable)
+        assert str(refused.value) == (f"public address {unreachable!r}: no client can reach it; give the server's IP")
     routes = {o["metadata"]["name"]: o["spec"] for o in build().objects if o["kind"] == "HTTPRoute"}
     assert routes["oscar"]["hostnames"] == ["203.0.113.5.sslip.io"]
     assert routes["oscar"]["rules"][0]["backendRefs"] == [{"kind": "Service", "name": "oscar", "port": 8080}]
