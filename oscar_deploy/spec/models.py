@@ -267,8 +267,21 @@ class MinioSpec(StrictModel):
     _check_size = field_validator("storage_size")(_quantity)
 
 
+# HTTP basic auth splits user and password at the first ':'.
+USERNAME_PATTERN = re.compile(r"[^\s:]{1,64}")
+# An address Let's Encrypt would take: one '@', a dot in the domain, no spaces.
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
 class OscarSpec(StrictModel):
     username: str = Field("oscar", description="OSCAR admin user; its password is generated.")
+
+    @field_validator("username")
+    @classmethod
+    def _basic_auth_user(cls, name: str) -> str:
+        if not USERNAME_PATTERN.fullmatch(name):
+            raise ValueError(f"{shown_name(name)} is not a user name: 1 to 64 characters, no spaces and no ':'")
+        return name
     allowed_image_prefixes: list[str] = Field(
         default_factory=list, description="Only images starting with one of these may run; empty allows all."
     )
@@ -386,6 +399,13 @@ class PlatformSpec(StrictModel):
             raise ValueError(f"{domain!r} is not a DNS name such as oscar.example.org (lowercase, no scheme)")
         return domain
 
+    @field_validator("acme_email")
+    @classmethod
+    def _email(cls, email: str | None) -> str | None:
+        if email is not None and not EMAIL_PATTERN.fullmatch(email):
+            raise ValueError(f"{shown_name(email)} is not an email address such as admin@example.org")
+        return email
+
     @field_validator("storage_class")
     @classmethod
     def _object_name(cls, name: str | None) -> str | None:
@@ -439,6 +459,8 @@ def _backend_url(url: str | None) -> str | None:
         )
     if not parts.hostname:
         raise ValueError("names no bucket; use s3://BUCKET?endpoint=https://s3.example.org")
+    if ":" in parts.netloc:
+        raise ValueError("a bucket name holds no port; give the store's address as ?endpoint=HOST:PORT")
     return url
 
 

@@ -161,6 +161,39 @@ def test_a_registry_mirror_url_at_the_highest_port_and_with_a_trailing_slash_is_
     assert spec.platform.registry_mirror.url == "https://reg.example.org:65535"
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "platform:\n  oscar:\n    username: ''\n",
+            "platform.oscar.username: '' is not a user name: 1 to 64 characters, no spaces and no ':'",
+        ),
+        ("platform:\n  oscar:\n    username: 'a:b'\n", "platform.oscar.username: 'a:b' is not a user name"),
+        ("platform:\n  oscar:\n    username: " + "u" * 65 + "\n", "platform.oscar.username: 'uuuu"),
+        (
+            "platform:\n  acme_email: not-an-email\n",
+            "platform.acme_email: 'not-an-email' is not an email address such as admin@example.org",
+        ),
+        ("platform:\n  acme_email: a@localhost\n", "platform.acme_email: 'a@localhost' is not an email address"),
+        (
+            "iac:\n  backend: s3://bucket:99999\n",
+            "iac.backend: a bucket name holds no port; give the store's address as ?endpoint=HOST:PORT",
+        ),
+    ],
+)
+def test_values_that_would_break_later_are_refused_now(text: str, problem: str) -> None:
+    (line,) = errors_of(text)
+    assert line.split(": ", 1)[1].startswith(problem), line
+
+
+def test_the_limits_of_a_user_name_and_an_email_are_taken() -> None:
+    spec = parse_spec(
+        "platform:\n  oscar:\n    username: " + "u" * 64 + "\n  acme_email: ops+oscar@lab.example.org\n", "c.yaml"
+    )
+    assert (len(spec.platform.oscar.username), spec.platform.acme_email) == (64, "ops+oscar@lab.example.org")
+    assert parse_spec("platform:\n  oscar:\n    username: u\n", "c.yaml").platform.oscar.username == "u"
+
+
 def test_tls_auto_picks_letsencrypt_only_with_domain_and_email() -> None:
     both = parse_spec("platform:\n  domain: oscar.example.org\n  acme_email: a@example.org\n", "c.yaml")
     assert both.platform.tls_mode == "letsencrypt"
