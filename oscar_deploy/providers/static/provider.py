@@ -19,15 +19,17 @@ from oscar_deploy.nodes.inventory import InventoryView, read_inventory
 from oscar_deploy.nodes.k3s import cluster_groups
 from oscar_deploy.nodes.model import Node, PlannedNode, Role
 from oscar_deploy.providers.base import ApplyResult, ScalingMode
-from oscar_deploy.spec.arches import canonical_arch
+from oscar_deploy.spec.arches import ARCHES, canonical_arch
 from oscar_deploy.spec.models import ClusterSpec, StaticSpec
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.checks import find_tool
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.errors import UserInputError, shown
 from oscar_deploy.support.progress import Progress
 
 # Host variables that become Node fields; every other variable of a host is passed on as it is.
 CONNECTION_VARIABLES = ("ansible_host", "ansible_port", "ansible_user", "node_address", "arch")
+
+MAX_PORT = 65535
 
 
 def by_role(servers: list[str], agents: list[str]) -> tuple[tuple[Role, list[str]], ...]:
@@ -125,12 +127,22 @@ class StaticProvider:
 def node_from_host(view: InventoryView, host: str, role: Role) -> Node:
     """A node from one inventory host: its connection settings as fields, its other variables kept."""
     hostvars: Mapping[str, Any] = view.hostvars.get(host, {})
-    arch = canonical_arch(str(hostvars.get("arch", ""))) or ""
+    given_arch = str(hostvars.get("arch", ""))
+    arch = canonical_arch(given_arch) if given_arch else ""
+    if arch is None:
+        raise UserInputError(
+            f"{view.path}: host {host}: arch {shown(given_arch)} is not one of {', '.join(ARCHES)}; fix it, or leave "
+            "it out to have it detected"
+        )
     port = hostvars.get("ansible_port", 22)
     try:
         ssh_port = int(port)
     except (TypeError, ValueError):
-        raise UserInputError(f"{view.path}: host {host}: ansible_port {port!r} is not a port number") from None
+        ssh_port = 0
+    if not 1 <= ssh_port <= MAX_PORT:
+        raise UserInputError(
+            f"{view.path}: host {host}: ansible_port {shown(port)} is not a port number (1-{MAX_PORT})"
+        )
     ssh_host = str(hostvars.get("ansible_host") or host)
     return Node(
         name=host,

@@ -4,6 +4,7 @@ family, with file:line), and the state root's missing parents are created privat
 from __future__ import annotations
 
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,29 @@ def test_the_state_root_and_its_missing_parents_are_private(hostile, monkeypatch
     cluster_state("demo").ensure()
     for folder in (hostile.scratch / "deep", hostile.scratch / "deep" / "er", root, root / "demo"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("{ansible_host: 192.0.2.10, arch: sparc}", "host pi: arch 'sparc' is not one of amd64, arm64, arm; fix it"),
+        ("{ansible_host: 192.0.2.10, ansible_port: 65536}", "host pi: ansible_port '65536' is not a port number"),
+        ("{ansible_host: 192.0.2.10, ansible_port: 0}", "host pi: ansible_port '0' is not a port number (1-65535)"),
+        ("{ansible_host: 192.0.2.10, ansible_port: abc}", "host pi: ansible_port 'abc' is not a port number"),
+    ],
+    ids=["unknown arch", "port above the range", "port zero", "port not a number"],
+)
+def test_a_hosts_arch_and_port_are_checked(hostile, host: str, expected: str) -> None:
+    hostile.write("boards.yml", f"server:\n  hosts:\n    pi: {host}\n")
+    assert_refused(hostile.run("edge", "install", "-i", "boards.yml"), f"boards.yml: {expected}")
+    assert not hostile.state.exists()
+
+
+def test_the_highest_port_and_an_arch_alias_are_taken() -> None:
+    from oscar_deploy.nodes.inventory import InventoryView
+    from oscar_deploy.providers.static.provider import node_from_host
+
+    view = InventoryView(Path("boards.yml"), {}, {"pi": {"ansible_port": "65535", "arch": "aarch64"}})
+    node = node_from_host(view, "pi", "server")
+    assert (node.ssh_port, node.arch) == (65535, "arm64")
+    assert node_from_host(InventoryView(Path("b.yml"), {}, {"pi": {"ansible_port": 1}}), "pi", "agent").ssh_port == 1
