@@ -72,10 +72,14 @@ def status(
     """Show whether the autoscaler runs, and its latest decisions with their reasons and outcomes."""
     from oscar_deploy.autoscaler.service import status_data
     from oscar_deploy.cli.options import cluster_name, print_json, print_table
-    from oscar_deploy.state.folder import cluster_state
-    from oscar_deploy.support.errors import printable
+    from oscar_deploy.state.folder import cluster_state, list_clusters
+    from oscar_deploy.support.errors import UserInputError, printable
 
-    data = status_data(cluster_state(cluster_name(file, cluster)), last)
+    state = cluster_state(cluster_name(file, cluster))
+    if not state.path.is_dir():
+        known = ", ".join(list_clusters()) or "none yet"
+        raise UserInputError(f"cluster {state.name}: no such cluster here (clusters: {known}); check the name")
+    data = status_data(state, last)
     if json_output:
         print_json(data)
         return
