@@ -145,7 +145,7 @@ def test_status_without_a_log_and_bad_input(edge: Cli) -> None:
     assert (last.exit_code, last.stderr) == (2, "error: --last 0: must be 1 or more\n")
     ghost = edge("autoscaler", "status", "-c", "ghost")
     assert (ghost.exit_code, ghost.stdout) == (2, "")
-    assert ghost.stderr == "error: cluster ghost: no such cluster here (clusters: edge); check the name\n"
+    assert ghost.stderr == "error: cluster ghost: no such cluster here (clusters: none yet); check the name\n"
     (edge.cwd / "cluster.yaml").write_text(spec_text(edge.cwd, enabled=False))
     disabled = edge("autoscaler", "run", "--once")
     assert (disabled.exit_code, disabled.stderr) == (
