@@ -992,8 +992,8 @@ def _inline_scripts(data: dict[str, Any], base_dir: Path) -> list[tuple[Location
     problems: list[tuple[Location, str]] = []
     for where, service in _service_entries(data):
         script = service.get("script")
-        if not isinstance(script, str) or "\n" in script:
-            continue  # not a path: missing, or already the script itself (a YAML block scalar)
+        if not isinstance(script, str) or "\n" in script or not script.strip():
+            continue  # not a path: missing, empty (the model says so), or the script itself (a YAML block scalar)
         loc: Location = (*where, "script")
         path = referenced_file(base_dir, script)
         if path is None:

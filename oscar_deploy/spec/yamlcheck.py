@@ -211,7 +211,14 @@ def load_yaml(text: str) -> tuple[yaml.Node | None, Any]:
 
     One parse serves both: the nodes (lines, duplicate keys) and the data built from them.
     """
-    loader = _GuardedLoader(text)
+    try:
+        loader = _GuardedLoader(text)  # its reader refuses control characters (a NUL) at once, without a line
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position)
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1)
+        mark = yaml.Mark("<text>", exc.position, line, column, None, 0)
+        problem = f"character U+{exc.character:04X} is not allowed"  # text is str: the reader gives a code point
+        raise yaml.MarkedYAMLError(problem=problem, problem_mark=mark) from None
     try:
         root = loader.get_single_node()
         if root is None:

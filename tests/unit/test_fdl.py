@@ -638,6 +638,12 @@ def test_a_placeholder_among_environment_secrets_is_not_echoed(tmp_path: Path) -
     )
 
 
+def test_an_empty_script_is_one_line_saying_so(tmp_path: Path) -> None:
+    text = MINIMAL_SERVICE.replace("script: run.sh", "script: ''")
+    assert text != MINIMAL_SERVICE
+    assert [line.split(": ", 1)[1] for line in _errors(tmp_path, text)] == ["functions.oscar.0.oscar.script: is empty"]
+
+
 def test_placeholders_in_scripts_are_left_alone(tmp_path: Path) -> None:
     text = MINIMAL_SERVICE.replace("script: run.sh", "script: |\n        #!/bin/sh\n        echo <usage>\n")
     assert _body(tmp_path, text)["script"] == "#!/bin/sh\necho <usage>\n"

@@ -234,6 +234,15 @@ def test_yaml_syntax_error_names_the_line() -> None:
     ]
 
 
+def test_a_control_character_is_named_with_its_line() -> None:
+    assert errors_of("name: a\nplatform:\n  domain: x\x00b\n") == [
+        "c.yaml:3: not valid YAML (character U+0000 is not allowed); fix the syntax at that line"
+    ]
+    assert errors_of("\x07name: a\n") == [
+        "c.yaml:1: not valid YAML (character U+0007 is not allowed); fix the syntax at that line"
+    ]
+
+
 def test_non_mapping_spec_is_refused() -> None:
     assert errors_of("- a\n- b\n") == [
         "c.yaml: the spec must be a YAML mapping; run `oscar-deploy init` for an example"
