@@ -146,15 +146,33 @@ def _misspelling(name: str, known: frozenset[str]) -> str | None:
     return close[0] if close else None
 
 
+# What each key of a YAML inventory's group maps: Ansible refuses anything else in words about its Python types.
+GROUP_MAPPINGS = {
+    "hosts": "host names to their variables",
+    "children": "group names to groups",
+    "vars": "variable names to values",
+}
+# An INI section header: Ansible reads a file named .yml as INI when it is not YAML.
+INI_SECTION = re.compile(r"^\s*\[[^\]\n]+\]\s*$", re.MULTILINE)
+
+
+def _null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
 def _yaml_problems(text: str, source: str, known: frozenset[str]) -> list[str] | None:
-    """Duplicate keys (a host given twice keeps only its last variables) and misspelt variables, by line; None
-    when the text is not YAML (Ansible then reads it as INI, whatever its name)."""
+    """A YAML inventory's syntax errors, a top level that is not a mapping of groups, duplicate keys (a host
+    given twice keeps only its last variables) and misspelt variables, by line; None for an INI inventory
+    (Ansible reads it as INI, whatever its name)."""
     try:
         root, _ = load_yaml(text)
-    except YamlLimitError as exc:
+    except yaml.YAMLError as exc:
+        if not isinstance(exc, YamlLimitError) and INI_SECTION.search(text):
+            return None
         return [yaml_problem(exc, source)]
-    except yaml.YAMLError:
-        return None
+    if root is not None and not isinstance(root, yaml.MappingNode):
+        line = root.start_mark.line + 1
+        return [f"{source}:{line}: not an inventory: its top level maps group names (server, agent) to groups"]
     problems = [f"{source}:{line}: {message}" for line, message in duplicate_keys(root)]
 
     def variables(node: yaml.Node | None, owner: str) -> None:
@@ -167,11 +185,20 @@ def _yaml_problems(text: str, source: str, known: frozenset[str]) -> list[str] |
                         f"one the playbooks read; did you mean {match!r}?"
                     )
 
+    def not_a_mapping(node: yaml.Node, what: str) -> None:
+        kind = "list" if isinstance(node, yaml.SequenceNode) else "value"
+        problems.append(f"{source}:{node.start_mark.line + 1}: {what}, not a {kind}")
+
     def group(node: yaml.Node | None, name: str) -> None:
+        if node is None or _null(node):
+            return
         if not isinstance(node, yaml.MappingNode):
+            not_a_mapping(node, f"group {shown(name)} maps hosts, children and vars")
             return
         for key, value in node.value:
-            if key.value == "hosts" and isinstance(value, yaml.MappingNode):
+            if key.value in GROUP_MAPPINGS and not isinstance(value, yaml.MappingNode) and not _null(value):
+                not_a_mapping(value, f"group {shown(name)}: `{key.value}` maps {GROUP_MAPPINGS[key.value]}")
+            elif key.value == "hosts" and isinstance(value, yaml.MappingNode):
                 for host, host_vars in value.value:
                     variables(host_vars, f"host {shown(str(host.value))}")
             elif key.value == "vars":

@@ -13,7 +13,7 @@ import pytest
 from oscar_deploy.nodes import ansible
 from oscar_deploy.nodes.ansible import RunProgress, result_message, run_playbook
 from oscar_deploy.nodes.inventory import read_inventory
-from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.errors import InvalidDocumentError, OperationError, UserInputError
 from oscar_deploy.support.progress import LiveDisplay
 from tests.unit.conftest import InventoryRuns
 
@@ -206,12 +206,22 @@ def test_read_inventory_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_text("k3s_cluster: [unclosed\n")
     with pytest.raises(UserInputError) as raised:
         read_inventory(bad)
-    # The YAML plugin's own complaint, whichever ansible-core words it (2.16: "... Syntax Error while loading
-    # YAML ...", 2.19: "YAML parsing failed ..."), on one line.
-    message = str(raised.value)
-    assert message.startswith(f"{bad}: not a valid Ansible inventory (")
-    assert "YAML" in message and "\n" not in message
-    assert "ini plugin" not in message
+    assert str(raised.value) == (
+        f"{bad}:2: not valid YAML (expected ',' or ']', but got '<stream end>'); fix the syntax at that line"
+    )
+    bad.write_text("k3s_cluster:\n  hosts: [pi-1]\n  children:\n    server: 5\n  vars:\n")
+    with pytest.raises(InvalidDocumentError) as shapes:
+        read_inventory(bad)
+    assert shapes.value.lines == [
+        f"{bad}:2: group 'k3s_cluster': `hosts` maps host names to their variables, not a list",
+        f"{bad}:4: group 'server' maps hosts, children and vars, not a value",
+    ]
+    ansible_only = tmp_path / "ansible_only.yml"  # what only Ansible refuses: its own message, on one line
+    ansible_only.write_text("k3s_cluster:\n  children:\n    server:\n      hosts:\n        pi: 5\n")
+    with pytest.raises(UserInputError) as refused:
+        read_inventory(ansible_only)
+    assert str(refused.value).startswith(f"{ansible_only}: not a valid Ansible inventory (")
+    assert "\n" not in str(refused.value)
 
 
 def test_read_inventory_runs_ansible_again_only_when_what_it_reads_changed(
@@ -275,7 +285,7 @@ def test_read_inventory_of_a_folder_runs_ansible_again_when_a_file_is_added_and_
     assert len(inventory._LISTED) == 2, "only the latest outputs are kept"
 
     bad = tmp_path / "bad.yml"
-    bad.write_text("k3s_cluster: [unclosed\n")
+    bad.write_text("k3s_cluster:\n  children:\n    server:\n      hosts:\n        pi: 5\n")  # Ansible refuses it
     for _ in range(2):
         with pytest.raises(UserInputError, match="not a valid Ansible inventory"):
             read_inventory(bad)

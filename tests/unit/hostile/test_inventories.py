@@ -51,6 +51,18 @@ from tests.unit.hostile.contract import assert_refused
             "boards.ini:2: group 'all' vars: variable 'airgap_dri' is not one the playbooks read; "
             "did you mean 'airgap_dir'?",
         ),
+        (
+            "boards.yml",
+            "- pi\n",
+            "boards.yml:1: not an inventory: its top level maps group names (server, agent) to groups",
+        ),
+        (
+            "boards.yml",
+            "server:\n  hosts: pi\n",
+            "boards.yml:2: group 'server': `hosts` maps host names to their variables, not a value",
+        ),
+        ("boards.yml", "server:\n  hosts: {pi: [\n", "boards.yml:3: not valid YAML (expected the node content"),
+        ("boards.yml", "[server]\npi ansible_host=192.0.2.10\n[agent]\npi\n", "boards.yml: pi in both `server`"),
     ],
     ids=[
         "yaml duplicate host",
@@ -59,6 +71,10 @@ from tests.unit.hostile.contract import assert_refused
         "yaml host var",
         "ini host var",
         "ini group var",
+        "yaml list",
+        "yaml hosts not a mapping",
+        "yaml syntax",
+        "ini in a .yml file",
     ],
 )
 def test_inventory_mistakes_are_named_by_line(hostile, name: str, text: str, expected: str) -> None:
