@@ -9,13 +9,16 @@ import what they need at their top, like any module.
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -119,11 +122,28 @@ def click_command(entry: LazyCommand) -> Any:
     if isinstance(loaded, typer.Typer):
         command = typer.main.get_group(loaded)
     else:
-        holder = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
+        # Shell completion is the root command's: its options do not belong on each command.
+        holder = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})
         holder.command(name=entry.name)(loaded)
         command = typer.main.get_command(holder)
     _refuse_empty_values(command)
+    _unwrap_help(command)
     return command
+
+
+# A line break inside a paragraph, unless the next line starts a list item.
+WRAPPED_LINE = re.compile(r"\n(?!\s*(?:[-*]|[0-9]+\.)\s)")
+
+
+def _unwrap_help(command: Any) -> None:
+    """Docstrings are wrapped at the source's width, and typer keeps their line breaks, which the terminal's
+    own wrapping then breaks mid-sentence: each paragraph of `command`'s help (and its sub-commands') becomes
+    one line for the terminal to wrap."""
+    if command.help:
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(WRAPPED_LINE.sub(" ", paragraph) for paragraph in paragraphs)
+    for sub_command in (getattr(command, "commands", None) or {}).values():
+        _unwrap_help(sub_command)
 
 
 def _refuse_empty_values(command: Any) -> None:
@@ -192,6 +212,10 @@ class LazyGroup(TyperGroup):
         try:
             with _sigterm_as_interrupt():
                 result = super().main(args, prog_name, standalone_mode=False, **kwargs)
+        except BrokenPipeError:
+            if not standalone_mode:
+                raise
+            _reader_gone()
         except CLICK_EXCEPTION as exc:
             if not standalone_mode:
                 raise
@@ -229,12 +253,24 @@ class LazyGroup(TyperGroup):
             ctx.exit(code)
         except (typer.Exit, typer.Abort, CLICK_EXCEPTION):
             raise
+        except BrokenPipeError:
+            _reader_gone()
         except Exception as exc:
             if _debug_requested(ctx):
                 raise
             line = printable(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             sys.stderr.write(line + "\n")
             ctx.exit(EXIT_FAILED)
+
+
+def _reader_gone() -> NoReturn:
+    """The output's reader went away (`oscar-deploy ... | head`): end quietly with exit code 1, as rich does when
+    it meets this while printing a table, and point stdout at /dev/null so that flushing it at exit raises
+    nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(EXIT_FAILED)
 
 
 @contextmanager

@@ -193,3 +193,29 @@ def test_a_static_spec_without_its_inventory_says_which_key_to_set(cli) -> None:
         f"error: {cli.cwd / 'inventory.yml'}: no such inventory; set static.inventory in the cluster spec to your "
         "inventory\n"
     )
+
+
+def test_help_paragraphs_are_wrapped_by_the_terminal_and_completion_is_the_roots(cli, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    render = cli("render", "--help").stdout
+    assert "with --with-secrets, secrets.yaml (mode 0600) holding the cluster's generated credentials" in render, (
+        "a docstring paragraph is one line, wrapped only at the terminal's width"
+    )
+    assert "--install-completion" not in cli("init", "--help").stdout
+    assert "--install-completion" not in cli("service", "apply", "--help").stdout
+    assert "--install-completion" in cli("--help").stdout
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`oscar-deploy versions | head -0`: no error line about a broken pipe, exit code 1 (as rich's own)."""
+    for args in (["versions"], ["up", "--help"]):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "oscar_deploy", *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # the reader is gone before the first line is written
+        stderr = process.stderr.read()
+        assert (process.wait(timeout=60), stderr) == (1, b""), args
