@@ -275,13 +275,6 @@ EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
 class OscarSpec(StrictModel):
     username: str = Field("oscar", description="OSCAR admin user; its password is generated.")
-
-    @field_validator("username")
-    @classmethod
-    def _basic_auth_user(cls, name: str) -> str:
-        if not USERNAME_PATTERN.fullmatch(name):
-            raise ValueError(f"{shown_name(name)} is not a user name: 1 to 64 characters, no spaces and no ':'")
-        return name
     allowed_image_prefixes: list[str] = Field(
         default_factory=list, description="Only images starting with one of these may run; empty allows all."
     )
@@ -289,6 +282,13 @@ class OscarSpec(StrictModel):
         default_factory=list, description="OIDC issuers whose tokens OSCAR accepts (e.g. EGI Check-in)."
     )
     oidc_groups: list[str] = Field(default_factory=list, description="OIDC groups (entitlements) allowed in.")
+
+    @field_validator("username")
+    @classmethod
+    def _basic_auth_user(cls, name: str) -> str:
+        if not USERNAME_PATTERN.fullmatch(name):
+            raise ValueError(f"{shown_name(name)} is not a user name: 1 to 64 characters, no spaces and no ':'")
+        return name
 
 
 class AutoscalerSpec(StrictModel):
