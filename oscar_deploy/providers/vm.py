@@ -31,8 +31,8 @@ SSH_PORT = 22
 KUBERNETES_API_PORT = 6443
 PUBLIC_WEB_PORTS = {80: "HTTP", 443: "HTTPS"}
 USER_DATA_TEMPLATE = "cloud-init/node.yaml.j2"
-CLUSTER_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
-NODE_NAME = re.compile(r"^(server|agent)-(0|[1-9][0-9]{0,3})$")
+CLUSTER_NAME = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
+NODE_NAME = re.compile(r"(server|agent)-(0|[1-9][0-9]{0,3})")
 ARCHES = ("amd64", "arm64")
 
 
@@ -93,7 +93,7 @@ def vm_nodes(planned: Sequence[PlannedNode], server_size: str, agent_size: str) 
 
 def check_shape(shape: ClusterShape) -> None:
     """Refuse an input the programs cannot declare safely; ValueError naming the field and the fix."""
-    if not CLUSTER_NAME.match(shape.cluster):
+    if not CLUSTER_NAME.fullmatch(shape.cluster):
         raise ValueError(
             f"cluster: {shape.cluster!r} is not a valid name; use 1-32 lowercase letters, digits and '-', "
             "starting with a letter"
@@ -102,7 +102,7 @@ def check_shape(shape: ClusterShape) -> None:
         raise ValueError("nodes: the first node must be a server (it carries the public address); put servers first")
     seen: set[str] = set()
     for node in shape.nodes:
-        if not NODE_NAME.match(node.name):
+        if not NODE_NAME.fullmatch(node.name):
             raise ValueError(f"nodes: {node.name!r} is not a node name such as server-0 or agent-12; rename it")
         if node.name.split("-")[0] != node.role:
             raise ValueError(f"nodes: {node.name!r} has role {node.role}; server-N nodes are servers, agent-N agents")

@@ -91,9 +91,9 @@ class ObjectStore:
         )
 
     def put_file(self, local: Path, bucket: str, key: str) -> None:
-        if not local.is_file():
-            raise UserInputError(f"{local}: no such file to upload")
-        with local.open("rb") as stream:
+        from oscar_deploy.support.files import open_user_binary
+
+        with open_user_binary(local, "file to upload") as stream:
             self._call(
                 f"upload {local} to {bucket}/{key}", self._client.put_object, Bucket=bucket, Key=key, Body=stream
             )

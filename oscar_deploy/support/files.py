@@ -21,7 +21,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from oscar_deploy.support.errors import UserInputError, shown
 
@@ -185,6 +185,12 @@ def open_user_text(path: Path, what: str, missing: str | None = None) -> TextIO:
     caller bounds what it reads and turns UnicodeDecodeError into a one-line error with the line)."""
     fd = _open_regular(path, what, missing, shown_path(path))
     return os.fdopen(fd, "r", encoding="utf-8-sig", newline="")
+
+
+def open_user_binary(path: Path, what: str, missing: str | None = None) -> BinaryIO:
+    """The regular file `path` opened to stream its bytes (an upload of any size), checked again once open, so a
+    file swapped for a FIFO after a first check never blocks the read."""
+    return os.fdopen(_open_regular(path, what, missing, shown_path(path)), "rb")
 
 
 def decode_text(data: bytes, name: str, what: str) -> str:

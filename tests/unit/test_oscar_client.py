@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import os
 import socket
 import ssl
 import threading
@@ -423,6 +424,13 @@ def test_files_go_to_and_come_from_buckets(fake: FakeOscar, tmp_path: Path) -> N
     target = tmp_path / "result.jpg"
     store.get_file("cowsay-bucket", found.key, target)
     assert target.read_bytes() == local.read_bytes()
+    local.unlink()
+    os.mkfifo(local)  # swapped for a FIFO after the command checked it: opening it neither blocks nor uploads
+    with pytest.raises(UserInputError) as swapped:
+        store.put_file(local, "cowsay-bucket", "in/fifo.jpg")
+    assert str(swapped.value) == (
+        f"{local}: is a FIFO (named pipe), not a regular file; pass a regular file as the file to upload"
+    )
 
     with pytest.raises(OperationError, match=r"MinIO answered NoSuchKey.*no such file"):
         store.get_bytes("cowsay-bucket", "out/missing")

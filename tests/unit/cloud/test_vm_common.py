@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,12 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from oscar_deploy.providers.cloud import sdk_check as extra_check
 from oscar_deploy.providers.vm import (
+    ClusterShape,
     HostKey,
     NodeRecord,
     VmNode,
     _user_data_template,
+    check_shape,
     firewall_rules,
     generate_host_key,
     render_user_data,
@@ -130,3 +133,19 @@ def test_doctor_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     check = extra_check("aws")
     assert (check.status, check.fix, check.needed_for) == ("missing", "pip install 'oscar-deploy[aws]'", ("aws",))
     assert check.detail == "not importable: pulumi_aws (target aws only)"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "node", "problem"),
+    [
+        ("lab\n", "server-0", "cluster: 'lab\\n' is not a valid name"),
+        ("lab", "server-0\n", "nodes: 'server-0\\n' is not a node name such as server-0 or agent-12"),
+        ("lab", "server-01", "nodes: 'server-01' is not a node name"),
+    ],
+)
+def test_names_are_matched_whole_before_they_name_resources(cluster: str, node: str, problem: str) -> None:
+    key = generate_host_key("test").public
+    shape = ClusterShape(cluster, (VmNode(node, "server", "m1.small"),), "ubuntu", key, ("0.0.0.0/0",))
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        check_shape(shape)
+    check_shape(ClusterShape("l" * 32, (VmNode("server-9999", "server", "m1.small"),), "u", key, ("0.0.0.0/0",)))
