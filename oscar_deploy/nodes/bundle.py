@@ -239,8 +239,11 @@ def _previous_manifest(directory: Path) -> BundleManifest | None:
 
 def check_bundle(directory: Path, version: str, arches: Iterable[str], option: str = "--bundle") -> BundleManifest:
     """Refuse a bundle that is not for `version`, lacks one of `arches`, or holds a changed or missing file."""
-    if not directory.is_dir():
-        raise UserInputError(f"{option} {directory}: no such folder; build one with `oscar-deploy bundle build`")
+    if not os.path.isdir(directory):  # noqa: PTH112 - False, not OSError, for a name too long to look up
+        problem = "is not a folder" if os.path.lexists(directory) else "no such folder"
+        raise UserInputError(
+            f"{option} {shown_path(directory)}: {problem}; give a bundle folder, built with `oscar-deploy bundle build`"
+        )
     manifest = load_manifest(directory)
     if manifest.k3s_version != version:
         raise UserInputError(

@@ -192,6 +192,13 @@ def test_check_bundle_refuses_other_version_missing_arch_and_changed_files(
         check_bundle(bundle, VERSION, ["amd64"])
     with pytest.raises(UserInputError, match=r"not an air-gap bundle \(no manifest.json\)"):
         check_bundle(tmp_path, VERSION, ["amd64"])
+    (tmp_path / "afile").write_text("")
+    for path, problem in ((tmp_path / "afile", "is not a folder"), (tmp_path / "gone", "no such folder")):
+        with pytest.raises(UserInputError) as refused:
+            check_bundle(path, VERSION, ["amd64"])
+        assert str(refused.value) == (
+            f"--bundle {path}: {problem}; give a bundle folder, built with `oscar-deploy bundle build`"
+        )
 
 
 def test_cli_builds_a_bundle_from_the_overridden_urls(
