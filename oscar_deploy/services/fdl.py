@@ -799,6 +799,8 @@ MIN_MASKED_LENGTH = 3
 
 
 def _holds(text: str, hidden: str) -> bool:
+    if not hidden:
+        return False  # an unset credential (env("TOKEN", "")) hides nothing
     return text == hidden or (len(hidden) >= MIN_MASKED_LENGTH and hidden in text)
 
 

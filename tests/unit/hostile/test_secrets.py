@@ -116,6 +116,7 @@ def test_env_credentials_are_masked_wherever_they_land_and_a_plain_variable_is_w
         "      environment:\n        variables:\n          TOKEN: {{ env('SERVICE_PASSWORD') }}\n"
         "          MODE: {{ env('mode_key', 'IN') }}\n          LEVEL: {{ env('LEVEL', 'debug') }}\n"
         "          URL: https://api.example.org/?key={{ env('SERVICE_PASSWORD') }}\n"
+        "          EMPTY: {{ env('UNSET_TOKEN', '') }}\n"
         "        secrets:\n          PW: {{ env('SERVICE_PASSWORD') }}\n"
         '      log_level: \'{{ env("LOG_LEVEL", "WARNING") }}\'\n'
     )
@@ -129,6 +130,7 @@ def test_env_credentials_are_masked_wherever_they_land_and_a_plain_variable_is_w
             "MODE": "********",
             "LEVEL": "debug",
             "URL": "https://api.example.org/?key=********",
+            "EMPTY": "",
         },
         "secrets": {"PW": "********"},
     }
