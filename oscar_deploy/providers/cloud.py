@@ -211,20 +211,22 @@ class CloudProvider(ABC):
 
     def nodes(self) -> list[Node]:
         """The nodes as the last update exported them (the state folder's copy; no cloud call)."""
-        entries = self._cache().get("nodes") or []
-        nodes = [self._node(NodeRecord.from_output(entry), entry.get("state", "running")) for entry in entries]
-        return sorted(nodes, key=lambda node: node_sort_key(node.name))
+        return self._recorded_nodes(self._cache().get("nodes") or [])
 
     def live_nodes(self) -> list[Node]:
         """`nodes()`, each with the power state its VM has now (one cloud call; writes nothing). `nodes()` shows
         the state this state folder last set; a worker the autoscaler, the cloud's console or another machine
         stopped since is `stopped` only here."""
-        recorded = self.nodes()
         entries = self._cache().get("nodes") or []
+        recorded = self._recorded_nodes(entries)
         if not entries:
             return recorded
         powered = self.power_states([NodeRecord.from_output(entry) for entry in entries])
         return [replace(node, state=powered.get(node.name, node.state)) for node in recorded]
+
+    def _recorded_nodes(self, entries: Sequence[Mapping[str, Any]]) -> list[Node]:
+        nodes = [self._node(NodeRecord.from_output(entry), entry.get("state", "running")) for entry in entries]
+        return sorted(nodes, key=lambda node: node_sort_key(node.name))
 
     def destroy(self) -> list[str]:
         """Every resource of the stack (VMs, addresses, network, security group, key pair), then the stack."""
