@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from oscar_deploy.support.checks import Check
 from oscar_deploy.support.download import Downloader, DownloadReporter, DownloadUnreachable, parse_checksums
 from oscar_deploy.support.errors import OperationError
-from oscar_deploy.support.urls import http_url
+from oscar_deploy.support.urls import NETRC_HINT, http_url
 
 # A mirror of the release files (and the tests' release folder on 127.0.0.1) instead of the catalogue's URL.
 DOWNLOAD_URL_ENV = "OSCAR_DEPLOY_PULUMI_DOWNLOAD_URL"
@@ -75,7 +75,7 @@ def pulumi_release(
         base = http_url(
             download_url or os.environ[DOWNLOAD_URL_ENV],
             "download URL" if download_url else DOWNLOAD_URL_ENV,
-            "put them in ~/.netrc for the mirror's host instead",
+            NETRC_HINT,
         )
     elif entry.download_url:
         base = entry.download_url

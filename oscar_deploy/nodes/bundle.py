@@ -29,7 +29,7 @@ from oscar_deploy.spec.arches import ARCHES, canonical_arch
 from oscar_deploy.support.download import Downloader, parse_checksums, sha256_of
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import parse_json, read_user_text, shown_path, write_user_file
-from oscar_deploy.support.urls import http_url
+from oscar_deploy.support.urls import NETRC_HINT, http_url
 
 # Override of the catalogue's URL, for a mirror (and for tests, which serve files from 127.0.0.1).
 DOWNLOAD_URL_ENV = "OSCAR_DEPLOY_K3S_DOWNLOAD_URL"
@@ -146,7 +146,7 @@ def resolve_download_url(download_url: str | None) -> str:
         "--download-url" if download_url else DOWNLOAD_URL_ENV if os.environ.get(DOWNLOAD_URL_ENV) else "catalogue: k3s"
     )
     # Checked before anything is downloaded or created; credentials go to ~/.netrc, never into a URL.
-    return http_url(value, where, "put them in ~/.netrc for the mirror's host instead")
+    return http_url(value, where, NETRC_HINT)
 
 
 def _already_verified(path: Path, expected: str) -> bool:

@@ -57,7 +57,7 @@ from oscar_deploy.support.download import Downloader, sha256_of
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import check_regular_file, decode_text, read_user_bytes
 from oscar_deploy.support.oci import FetchedImage, ImageRef, Skopeo, fetch_image, parse_reference
-from oscar_deploy.support.urls import http_url
+from oscar_deploy.support.urls import NETRC_HINT, http_url
 
 PLATFORM = "platform"
 STAGING = ".staging"
@@ -71,7 +71,7 @@ def mirrored(url: str) -> str:
     if not mirror:
         return url
     # Checked like every URL a user gives: one with credentials would be printed by any failed download.
-    mirror = http_url(mirror, RELEASE_MIRROR_ENV, "put them in ~/.netrc for the mirror's host instead")
+    mirror = http_url(mirror, RELEASE_MIRROR_ENV, NETRC_HINT)
     return f"{mirror}/{url.split('://', 1)[-1]}"
 
 

@@ -15,6 +15,8 @@ from oscar_deploy.support.errors import UserInputError, shown
 SCHEMES = ("http", "https")
 USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
 MASK = "****@"
+# Where a download mirror's login goes instead of its URL: the downloader reads it (support.download.netrc_auth).
+NETRC_HINT = "put them in ~/.netrc for the mirror's host instead"
 
 
 def mask_url(text: str) -> str:
