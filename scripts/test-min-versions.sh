@@ -34,4 +34,4 @@ fi
 .venv-min/bin/python -m pip install -q --upgrade pip
 .venv-min/bin/python -m pip install -q -c "$constraints" -e '.[test]'
 echo "== pytest (unit tier) with the lowest allowed versions: $(tr '\n' ' ' < "$constraints")"
-.venv-min/bin/python -m pytest -q -p no:cacheprovider -m "not nodes and not wheel" tests/unit
+.venv-min/bin/python -m pytest -q -p no:cacheprovider -n auto -m "not nodes and not wheel" tests/unit
