@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from oscar_deploy.iac.backend import projects_dir
 from oscar_deploy.nodes.bundle import load_manifest
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import Node
@@ -18,6 +19,7 @@ from oscar_deploy.pipeline.infrastructure import PulumiStacks
 from oscar_deploy.pipeline.node_phases import NODE_PHASES, layer_for
 from oscar_deploy.pipeline.phases import Decision, Phase, PhaseContext, PhaseOutcome, decide, run_phases
 from oscar_deploy.pipeline.platform_phases import CA_FILE_NAME, PLATFORM_PHASES, platform_stack
+from oscar_deploy.platform.model import STACK_PROJECT
 from oscar_deploy.providers.base import Provider
 from oscar_deploy.providers.cloud import CloudProvider, change_summary
 from oscar_deploy.providers.registry import provider_for
@@ -136,13 +138,21 @@ def remove_platform(context: PhaseContext) -> list[str]:
 
 def _destroy_platform(context: PhaseContext) -> list[str]:
     state = context.state
+    # Forgotten before the destroy: one stopped half-way (Ctrl-C, a failure) leaves a platform that the next
+    # `up` installs again instead of skipping as done; the stack's working folder goes last (`platform_may_exist`).
+    state.journal.forget("platform", "verify")
     operations = platform_stack(context)
     changes = operations.destroy()
     operations.session.remove()
-    state.journal.forget("platform", "verify")
     for leftover in (state.path / ENDPOINTS_FILE_NAME, state.path / CA_FILE_NAME):
         leftover.unlink(missing_ok=True)
     return [f"platform stack ({changes.get('delete', 0)} resource(s)), endpoints and cluster CA"]
+
+
+def platform_may_exist(state: ClusterState) -> bool:
+    """Whether the platform stack may hold resources: its phase completed, or a destroy of it did not finish (the
+    stack's working folder in the state folder goes only once the stack is removed)."""
+    return state.journal.completed("platform") or (projects_dir(state) / STACK_PROJECT).is_dir()
 
 
 def check_teardown(context: PhaseContext) -> None:
@@ -163,7 +173,7 @@ def teardown(context: PhaseContext, operation: str = "down") -> list[str]:
     check_teardown(context)
     removed: list[str] = []
     with state.operation(operation, context.progress.note):
-        if context.spec.iac.backend and state.journal.completed("platform"):
+        if context.spec.iac.backend and platform_may_exist(state):
             removed += _destroy_platform(context)
         if provider.scaling == "inventory" and context.nodes:
             # The cluster's own inventory may be missing (hosts set up by hand, or a first `up` that stopped

@@ -263,6 +263,35 @@ def test_down_keep_nodes_removes_only_the_platform(
     assert [(d.phase, d.run) for d in decisions][3:] == [("platform", True), ("verify", True)]
 
 
+def test_down_keep_nodes_stopped_during_the_destroy_leaves_the_platform_for_up_to_install_again(
+    state_home: Path,
+    deployed: stack_runner.RecordingRunner,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ctrl-C during `pulumi destroy` (pulumi cancels, part of the platform is gone): the journal no longer
+    claims the platform, so the next `up` installs it again, and `down --keep-nodes` run again destroys the rest."""
+    provider = MemoryProvider()
+    pipeline.converge(make_context(state_home, provider), SPEC)
+
+    def stopped(session: stack_runner.FakeSession, on_event: object) -> dict[str, int]:
+        session._record("destroy")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stack_runner.FakeSession, "destroy", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.remove_platform(make_context(state_home, provider))
+    decisions = pipeline.plan(make_context(state_home, provider))
+    assert [(d.phase, d.run, d.reason) for d in decisions][3:] == [
+        ("platform", True, "never completed"),
+        ("verify", True, "never completed"),
+    ]
+    again = pipeline.remove_platform(make_context(state_home, provider))
+    assert again == ["platform stack (0 resource(s)), endpoints and cluster CA"]
+    assert deployed.operations()[-2:] == ["destroy", "remove"]
+
+
 def test_a_bundle_with_the_platform_makes_the_stack_install_offline(
     state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun], tmp_path: Path
 ) -> None:
