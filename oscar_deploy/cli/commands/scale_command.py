@@ -45,12 +45,19 @@ def scale(
         agents = sorted(
             (node for node in context.nodes if node.role == "agent"), key=lambda node: node_sort_key(node.name)
         )
-        if workers > len(agents):
+        # More workers than the count last set: a scale out stopped before its workers joined (Ctrl-C, a failure)
+        # left them made but not joined, and scale.yml joins them now.
+        if workers > len(agents) or context.workers < workers == len(agents):
             applied = provider.apply(provider.plan(spec, workers))
             write_inventory(state, applied.nodes, provider.ssh_common_args)
             context.nodes = applied.nodes
             layer_for(context, verify_bundle=True).run("scale.yml")
-            done = f"added {', '.join(applied.created) or 'no new node'}"
+            made_before = [node.name for node in agents[context.workers :]]
+            done = (
+                f"added {', '.join(applied.created)}"
+                if applied.created
+                else f"joined {', '.join(made_before)} (made by an earlier scale that was stopped)"
+            )
         elif workers < len(agents):
             victims = [node.name for node in reversed(agents)][: len(agents) - workers]
             scale_in(context, victims)

@@ -12,11 +12,13 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from oscar_deploy.iac.runner import ConfigValue
+from oscar_deploy.nodes.k3s import K3sLayer
 from oscar_deploy.pipeline.cluster import cluster_provider
 from oscar_deploy.providers.cloud import CloudProvider
 from oscar_deploy.spec.models import parse_spec
@@ -271,6 +273,44 @@ def test_scale_out_and_in_drains_before_the_vm_goes(
     assert "agent-1" not in inventory_hosts(state)
     assert "127.0.2.11 " not in (state.ssh_dir / "known_hosts").read_text()
     assert "agent-1" not in json.loads((state.ssh_dir / "host_keys.json").read_text())
+
+
+def test_scale_out_stopped_before_the_new_worker_joined_is_finished_by_the_next_scale(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C in scale.yml: the VM exists, the worker has not joined, the count is not recorded; the same
+    `scale` again joins it instead of finding the count reached."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    recorded = K3sLayer.run
+
+    def stopped_in_scale(self: K3sLayer, playbook: str, *args: Any, **kwargs: Any) -> Any:
+        result = recorded(self, playbook, *args, **kwargs)
+        if playbook == "scale.yml":
+            raise KeyboardInterrupt
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(K3sLayer, "run", stopped_in_scale)
+        stopped = cli("scale", "--workers", "2")
+    assert stopped.exit_code == 130
+    assert ClusterState("lab").desired.workers() is None, "the count is recorded only once the worker joined"
+    playbooks.clear()
+    again = cli("scale", "--workers", "2")
+    assert again.exit_code == 0, again.output
+    assert [run.playbook for run in playbooks] == ["scale.yml"]
+    assert again.output.splitlines()[-1] == (
+        "cluster lab: 2 worker(s); joined agent-1 (made by an earlier scale that was stopped)"
+    )
+    playbooks.clear()
+    done = cli("scale", "--workers", "2")
+    assert done.output.splitlines()[-1] == "cluster lab: 2 worker(s); nothing to do"
+    assert playbooks == []
 
 
 def test_an_interrupted_update_is_resumed_by_the_next_up(
