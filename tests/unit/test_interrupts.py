@@ -350,13 +350,16 @@ def stopped_by(exc: KeyboardInterrupt):  # type: ignore[no-untyped-def]
         (["service", "validate", "f.yaml"], "cli.commands.service_commands.load_fdl", KeyboardInterrupt()),
         (["service", "list"], "cli.access.AccessOptions.resolve", KeyboardInterrupt()),
         (["autoscaler", "simulate", "-s", "sparse"], "autoscaler.compare.compare", Terminated()),
+        (["files", "get", "b/k"], "cli.access.AccessOptions.resolve", KeyboardInterrupt()),
+        (["credentials", "-c", "lab"], "cli.commands.credentials_command.access_from_state", KeyboardInterrupt()),
     ],
-    ids=["top-level", "sigterm", "sub-command", "with-cluster-access", "simulate"],
+    ids=["top-level", "sigterm", "sub-command", "with-cluster-access", "simulate", "download", "credentials"],
 )
 def test_a_command_that_changes_nothing_says_so_when_stopped(  # type: ignore[no-untyped-def]
     cli, monkeypatch, command: list[str], patched: str, stop: KeyboardInterrupt
 ) -> None:
     monkeypatch.setattr(f"oscar_deploy.{patched}", stopped_by(stop))
+    ClusterState("lab").ensure()
     result = cli(*command)
     code, ended = (143, "terminated") if isinstance(stop, Terminated) else (130, "interrupted")
     assert (result.exit_code, result.stderr.splitlines()[-1]) == (code, f"{ended}; nothing was changed")

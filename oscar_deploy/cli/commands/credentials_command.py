@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, JSON_OPTION, OPTIONAL_SPEC_OPTION, cluster_name, print_json
 from oscar_deploy.services.oscar_cli_config import write_cluster_entry
 from oscar_deploy.state.endpoints import access_from_state
@@ -22,6 +23,7 @@ CONFIG_FILE_OPTION = typer.Option(
 DEFAULT_OPTION = typer.Option(False, "--default", help="With --oscar-cli, make this cluster oscar-cli's default.")
 
 
+@changes_nothing
 def credentials(
     file: Path | None = OPTIONAL_SPEC_OPTION,
     cluster: str | None = CLUSTER_NAME_OPTION,

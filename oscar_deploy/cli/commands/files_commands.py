@@ -54,6 +54,7 @@ def put(
 
 
 @files_app.command("get")
+@changes_nothing
 @cluster_access
 def get(
     remote: str = REMOTE_ARGUMENT,
