@@ -68,13 +68,20 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def open_cluster(file: Path | None, cluster: str | None) -> tuple[ClusterSpec, ClusterState]:
-    """The spec and state folder a command works on: the spec file `--file`, or the spec `up` last applied
-    to the cluster `--cluster` names, else the cluster `default_cluster_name` picks."""
+def spec_file_given(file: Path | None, cluster: str | None) -> Path | None:
+    """The spec file `open_cluster` reads (`--file`, else ./cluster.yaml when no cluster is named), or None when
+    it reads the spec `up` last applied."""
     if file is not None and cluster:
         raise UserInputError("--file and --cluster: give one of them, not both")
     if file is None and not cluster and not os.environ.get(CLUSTER_ENV) and Path(DEFAULT_SPEC_FILE).is_file():
-        file = Path(DEFAULT_SPEC_FILE)
+        return Path(DEFAULT_SPEC_FILE)
+    return file
+
+
+def open_cluster(file: Path | None, cluster: str | None) -> tuple[ClusterSpec, ClusterState]:
+    """The spec and state folder a command works on: the spec file `--file`, or the spec `up` last applied
+    to the cluster `--cluster` names, else the cluster `default_cluster_name` picks."""
+    file = spec_file_given(file, cluster)
     if file is not None:
         spec = load_spec(file)
         return spec, cluster_state(spec.name, "name")

@@ -146,6 +146,7 @@ def kubernetes(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult
             changed = bool(result.changed_hosts())
             summary.append(f"upgraded k3s {previous} -> {layer.k3s_version} on {', '.join(sorted(result.stats))}")
     result = layer.run("kubernetes.yml")
+    context.state.desired.set_joining([])  # every node has joined, those of a stopped `scale` too
     outcome = _result(
         result,
         f"node(s) run k3s {layer.k3s_version}",

@@ -234,6 +234,9 @@ class CloudProvider(ABC):
         if self.stacks.exists(self.project):
             access = self.access(None)
             changes = self.stacks.destroy(StackProgram(self.project, no_program, access.config, access.environment))
+            # The VMs are gone: recorded nodes would make the next `down` refuse an emptied stack (and ask
+            # for an `up` that makes them again) should this one stop before the stack is removed.
+            (self.state.path / INFRASTRUCTURE_FILE).unlink(missing_ok=True)
             self.stacks.remove(self.project)
             removed.append(
                 f"stack {self.project}/{self.spec.name} ({changes.get('delete', 0)} resource(s): VMs, addresses, "

@@ -1,5 +1,5 @@
-"""Desired state that commands set, apart from the spec: the worker count `scale --workers N` chose, and the
-air-gap bundle `up --bundle` was given.
+"""Desired state that commands set, apart from the spec: the worker count `scale --workers N` chose, the
+workers a scale made that have not joined yet, and the air-gap bundle `up --bundle` was given.
 
 `desired.json` is read by `up`, `status` and `plan`, so none of them undoes or misreads a scale; the spec's
 `workers.initial` applies only while no scale has set a count. A remembered bundle keeps an offline cluster
@@ -39,6 +39,14 @@ class DesiredState:
     def set_workers(self, count: int) -> None:
         self._set("workers", count)
 
+    def joining(self) -> list[str]:
+        """Workers a `scale` made (or was about to make) whose join it did not see finish: stopped, or failed."""
+        value = self._load().get("joining")
+        return [name for name in value if isinstance(name, str)] if isinstance(value, list) else []
+
+    def set_joining(self, names: list[str]) -> None:
+        self._set("joining", sorted(names) or None)
+
     def bundle(self) -> str | None:
         value = self._load().get("bundle")
         return value if isinstance(value, str) else None
@@ -49,5 +57,8 @@ class DesiredState:
     def _set(self, key: str, value: Any) -> None:
         data = self._load()
         if data.get(key) != value:
-            data[key] = value
+            if value is None:
+                del data[key]
+            else:
+                data[key] = value
             atomic_write(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")

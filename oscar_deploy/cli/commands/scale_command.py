@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, OPTIONAL_SPEC_OPTION, open_cluster
+from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, OPTIONAL_SPEC_OPTION, open_cluster, spec_file_given
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import node_sort_key
 from oscar_deploy.pipeline.cluster import cluster_context, cluster_provider
 from oscar_deploy.pipeline.node_phases import layer_for, scale_in
-from oscar_deploy.spec.models import ClusterSpec
+from oscar_deploy.spec.models import ClusterSpec, load_spec
+from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
 
@@ -27,10 +28,14 @@ def scale(
 
     N must be within the spec's workers.min and workers.max. New workers are created and joined without
     touching running nodes; removed workers are drained first (their pods move elsewhere), then deleted from
-    Kubernetes and destroyed. The count is kept as the cluster's desired state, so `up` keeps it.
+    Kubernetes and destroyed. The count is kept as the cluster's desired state, so `up` keeps it. Only the
+    workers change: a spec file that differs from the one `up` applied elsewhere is refused (run `up` first).
     """
     spec, state = open_cluster(file, cluster)
     _check_range(spec, workers)
+    source = spec_file_given(file, cluster)
+    if source is not None:
+        _check_applied(spec, state, source)
     progress = Progress()
     provider = cluster_provider(spec, state, progress)
     if provider.scaling == "inventory":
@@ -45,27 +50,37 @@ def scale(
         agents = sorted(
             (node for node in context.nodes if node.role == "agent"), key=lambda node: node_sort_key(node.name)
         )
-        # More workers than the count last set: a scale out stopped before its workers joined (Ctrl-C, a failure)
-        # left them made but not joined, and scale.yml joins them now.
-        if workers > len(agents) or context.workers < workers == len(agents):
-            applied = provider.apply(provider.plan(spec, workers))
+        names = {node.name for node in context.nodes}
+        # Workers an earlier scale made without seeing them join (it was stopped, or scale.yml failed).
+        unjoined = [name for name in state.desired.joining() if name in names]
+        done: list[str] = []
+        joins = False
+        if workers > len(agents):
+            plan = provider.plan(spec, workers)
+            # Recorded before they exist: a stop from here on leaves workers that the next `scale` or `up` joins.
+            state.desired.set_joining(unjoined + [node.name for node in plan if node.name not in names])
+            applied = provider.apply(plan)
+            state.desired.set_workers(workers)
             write_inventory(state, applied.nodes, provider.ssh_common_args)
             context.nodes = applied.nodes
             layer_for(context, verify_bundle=True).run("scale.yml")
-            made_before = [node.name for node in agents[context.workers :]]
-            done = (
-                f"added {', '.join(applied.created)}"
-                if applied.created
-                else f"joined {', '.join(made_before)} (made by an earlier scale that was stopped)"
-            )
+            joins = True
+            done.append(f"added {', '.join(applied.created) or 'no new node'}")
         elif workers < len(agents):
             victims = [node.name for node in reversed(agents)][: len(agents) - workers]
-            scale_in(context, victims)
-            done = f"drained and removed {', '.join(victims)}"
-        else:
-            done = "nothing to do"
+            for removed, victim in enumerate(victims, start=1):
+                scale_in(context, [victim])
+                # What is gone stays gone: `up` after a later failure must not make this node again.
+                state.desired.set_workers(len(agents) - removed)
+            done.append(f"drained and removed {', '.join(victims)}")
+        waiting = [name for name in unjoined if any(node.name == name for node in context.nodes)]
+        if waiting:
+            if not joins:
+                layer_for(context, verify_bundle=True).run("scale.yml")  # it joins only nodes without k3s
+            done.append(f"joined {', '.join(waiting)} (made by an earlier scale that was stopped)")
+        state.desired.set_joining([])
         state.desired.set_workers(workers)
-    typer.echo(f"cluster {spec.name}: {workers} worker(s); {done}")
+    typer.echo(f"cluster {spec.name}: {workers} worker(s); {'; '.join(done) or 'nothing to do'}")
 
 
 def _check_range(spec: ClusterSpec, workers: int) -> None:
@@ -79,3 +94,32 @@ def _check_range(spec: ClusterSpec, workers: int) -> None:
             f"--workers {workers}: below workers.min ({spec.workers.min}) of cluster {spec.name}; lower "
             f"workers.min in its spec or ask for at least {spec.workers.min}"
         )
+
+
+def _check_applied(spec: ClusterSpec, state: ClusterState, source: Path) -> None:
+    """`scale` changes the worker count only: a spec edit `up` has not applied yet (an image, a flavor, the
+    allowed addresses) would otherwise reach the cluster's nodes with it, unplanned and unseen."""
+    if not state.spec_file.is_file():
+        return
+    applied = load_spec(state.spec_file).model_dump(mode="json", exclude={"workers"})
+    given = spec.model_dump(mode="json", exclude={"workers"})
+    edited = _changed_keys(applied, given)
+    if edited:
+        shown = ", ".join(edited[:3]) + (f" and {len(edited) - 3} more" if len(edited) > 3 else "")
+        verb = "differs" if len(edited) == 1 else "differ"
+        raise UserInputError(
+            f"{source}: {shown} {verb} from the spec `up` last applied to cluster {spec.name}, and `scale` changes "
+            f"only the workers; run `oscar-deploy up` to apply the edit first (`oscar-deploy plan` shows it), or "
+            f"scale with -c {spec.name}"
+        )
+
+
+def _changed_keys(before: object, after: object, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two JSON-like values."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            key
+            for name in sorted(set(before) | set(after))
+            for key in _changed_keys(before.get(name), after.get(name), f"{prefix}{name}.")
+        ]
+    return [] if before == after else [prefix.rstrip(".") or "(the whole spec)"]

@@ -19,10 +19,12 @@ import yaml
 
 from oscar_deploy.iac.runner import ConfigValue
 from oscar_deploy.nodes.k3s import K3sLayer
+from oscar_deploy.pipeline import node_phases
 from oscar_deploy.pipeline.cluster import cluster_provider
 from oscar_deploy.providers.cloud import CloudProvider
 from oscar_deploy.spec.models import parse_spec
 from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.errors import OperationError
 from oscar_deploy.support.progress import Progress
 from tests.doubles import stack_runner
 from tests.doubles.openstack_api import PROJECT_ID, FakeOpenStack
@@ -283,7 +285,7 @@ def test_scale_out_stopped_before_the_new_worker_joined_is_finished_by_the_next_
     playbooks: list[PlaybookRun],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # type: ignore[no-untyped-def]
-    """Ctrl-C in scale.yml: the VM exists, the worker has not joined, the count is not recorded; the same
+    """Ctrl-C in scale.yml: the VM exists and the count is recorded, but the worker has not joined; the same
     `scale` again joins it instead of finding the count reached."""
     (cli.cwd / "cluster.yaml").write_text(SPEC)
     assert cli("up", "--until", "kubernetes").exit_code == 0
@@ -299,7 +301,8 @@ def test_scale_out_stopped_before_the_new_worker_joined_is_finished_by_the_next_
         patch.setattr(K3sLayer, "run", stopped_in_scale)
         stopped = cli("scale", "--workers", "2")
     assert stopped.exit_code == 130
-    assert ClusterState("lab").desired.workers() is None, "the count is recorded only once the worker joined"
+    desired = ClusterState("lab").desired
+    assert (desired.workers(), desired.joining()) == (2, ["agent-1"])
     playbooks.clear()
     again = cli("scale", "--workers", "2")
     assert again.exit_code == 0, again.output
@@ -311,6 +314,70 @@ def test_scale_out_stopped_before_the_new_worker_joined_is_finished_by_the_next_
     done = cli("scale", "--workers", "2")
     assert done.output.splitlines()[-1] == "cluster lab: 2 worker(s); nothing to do"
     assert playbooks == []
+    assert desired.joining() == []
+
+
+def _stopped_in_scale_yml(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorded = K3sLayer.run
+
+    def stopped_in_scale(self: K3sLayer, playbook: str, *args: Any, **kwargs: Any) -> Any:
+        result = recorded(self, playbook, *args, **kwargs)
+        if playbook == "scale.yml":
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(K3sLayer, "run", stopped_in_scale)
+
+
+def test_up_after_a_stopped_scale_out_joins_the_new_workers(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    with monkeypatch.context() as patch:
+        _stopped_in_scale_yml(patch)
+        assert cli("scale", "--workers", "3").exit_code == 130
+    desired = ClusterState("lab").desired
+    assert desired.joining() == ["agent-1", "agent-2"]
+    playbooks.clear()
+    up = cli("up", "--until", "kubernetes")
+    assert up.exit_code == 0, up.output
+    assert "kubernetes.yml" in [run.playbook for run in playbooks]
+    assert (desired.workers(), desired.joining()) == (3, [])
+    playbooks.clear()
+    again = cli("scale", "--workers", "3")
+    assert again.output.splitlines()[-1] == "cluster lab: 3 worker(s); nothing to do"
+    assert playbooks == []
+
+
+def test_scale_in_after_a_stopped_scale_out_joins_the_workers_it_keeps(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    with monkeypatch.context() as patch:
+        _stopped_in_scale_yml(patch)
+        assert cli("scale", "--workers", "3").exit_code == 130
+    playbooks.clear()
+    smaller = cli("scale", "--workers", "2")
+    assert smaller.exit_code == 0, smaller.output
+    assert [run.playbook for run in playbooks] == ["remove-node.yml", "scale.yml"]
+    assert smaller.output.splitlines()[-1] == (
+        "cluster lab: 2 worker(s); drained and removed agent-2; joined agent-1 (made by an earlier scale that was "
+        "stopped)"
+    )
+    desired = ClusterState("lab").desired
+    assert (desired.workers(), desired.joining()) == (2, [])
 
 
 def test_an_interrupted_update_is_resumed_by_the_next_up(
@@ -468,3 +535,86 @@ def test_up_unshelves_a_worker_the_autoscaler_shelved(
     assert cloud.actions[-1] == (f"v2.1/servers/{ids['agent-0']}/action", {"unshelve": None})
     assert cloud.servers[ids["agent-0"]]["status"] == "ACTIVE"
     assert cli("plan", "--until", "provision").stdout.startswith("provision: skipped: all 2 node(s) present")
+
+
+def test_scale_refuses_a_spec_edit_up_has_not_applied(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """`scale` reads ./cluster.yaml by default: an edit there that `up` has not applied (another image or flavor)
+    must not reach the stack through a scale, where no plan showed it."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ups = runner.operations(STACK).count("up")
+    playbooks.clear()
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("{cloud: egi}", "{cloud: egi, server_flavor: m1.xlarge}"))
+    refused = cli("scale", "--workers", "2")
+    assert refused.exit_code == 2
+    assert refused.output == (
+        "error: cluster.yaml: openstack.server_flavor differs from the spec `up` last applied to cluster lab, and "
+        "`scale` changes only the workers; run `oscar-deploy up` to apply the edit first (`oscar-deploy plan` shows "
+        "it), or scale with -c lab\n"
+    )
+    assert runner.operations(STACK).count("up") == ups and playbooks == [], "nothing changed"
+    by_name = cli("scale", "--workers", "2", "-c", "lab")
+    assert by_name.exit_code == 0, by_name.output
+    assert [node.size for node in responder(runner).last.nodes] == ["m1.large", "m1.medium", "m1.medium"]
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("max: 3", "max: 4"))
+    assert cli("scale", "--workers", "1").exit_code == 0, "workers.* may differ: they bound the count asked for"
+
+
+def test_a_partial_scale_in_is_not_undone_by_the_next_up(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    assert cli("scale", "--workers", "3").exit_code == 0
+    recorded = node_phases.K3sLayer.run
+
+    def drain_of_agent_1_fails(self, playbook, extra=None, limit=None, check=False):  # type: ignore[no-untyped-def]
+        if playbook == "remove-node.yml" and (extra or {}).get("remove_node") == "agent-1":
+            raise OperationError("remove-node.yml: agent-1: drain failed; the node is schedulable again")
+        return recorded(self, playbook, extra, limit, check)
+
+    monkeypatch.setattr(node_phases.K3sLayer, "run", drain_of_agent_1_fails)
+    failed = cli("scale", "--workers", "1")
+    assert failed.exit_code == 1
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0", "agent-1"]
+    assert ClusterState("lab").desired.workers() == 2
+    planned = cli("plan", "--until", "provision")
+    assert decisions(planned.stdout)[0].startswith("provision: skipped: all 3 node(s) present"), planned.output
+
+
+def test_down_stopped_after_the_destroy_runs_again(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C after `pulumi destroy` but before the stack is removed: the stack is empty, and the next `down`
+    finishes the job instead of asking for an `up` that would make every VM again."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+
+    def interrupted(self: stack_runner.FakeSession) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stack_runner.FakeSession, "remove", interrupted)
+        stopped = cli("down", "--yes")
+    assert stopped.exit_code == 130
+    assert "destroy" in runner.operations(STACK) and STACK in runner.stacks
+    again = cli("down", "--yes")
+    assert again.exit_code == 0, again.output
+    assert runner.operations(STACK)[-1] == "remove" and STACK not in runner.stacks
+    assert not ClusterState("lab").path.exists()
