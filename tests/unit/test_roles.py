@@ -288,3 +288,104 @@ def test_argument_spec_defaults_are_the_role_defaults(role: str) -> None:
         for name, option in (entry.get("options") or {}).items():
             if "default" in option and name in defaults:
                 assert option["default"] == defaults[name], f"{role}: {name}"
+
+
+def run_role_tasks(
+    tmp_path: Path, role: str, tasks_from: str, variables: dict[str, Any], *options: str
+) -> tuple[int, str]:
+    """Run one entry point of a role on this machine (the local connection, no become), with `variables` as
+    extra variables. Only entry points that touch nothing outside the paths the variables name are run so."""
+    inventory = {
+        "server": {
+            "hosts": {
+                "s1": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": sys.executable,
+                    "node_address": "10.0.0.1",
+                }
+            }
+        },
+        "agent": {"hosts": {}},
+    }
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (tmp_path / "extra.json").write_text(json.dumps(variables))
+    play = [
+        {
+            "name": f"Run {role} {tasks_from}",
+            "hosts": "server",
+            "gather_facts": False,
+            "become": False,
+            "tasks": [
+                {
+                    "name": f"Run {role} {tasks_from}",
+                    "ansible.builtin.include_role": {"name": role, "tasks_from": tasks_from, "public": True},
+                },
+                {
+                    "name": "Show the role's settings",
+                    "ansible.builtin.debug": {"msg": "{{ role_test_show | default('') }}"},
+                },
+            ],
+        }
+    ]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    result = subprocess.run(
+        [
+            str(ANSIBLE_BIN / "ansible-playbook"),
+            "-i",
+            str(tmp_path / "inventory.yml"),
+            "-e",
+            f"@{tmp_path / 'extra.json'}",
+            *options,
+            str(tmp_path / "play.yml"),
+        ],
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
+            "ANSIBLE_NOCOLOR": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def recap(output: str, host: str = "s1") -> dict[str, int]:
+    found = re.search(rf"^{host}\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M)
+    assert found, output
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, found.groups())))
+
+
+def test_registry_credentials_stay_out_of_the_output(tmp_path: Path) -> None:
+    """registries.yaml holds registry credentials (configs: auth, https://docs.k3s.io/installation/private-registry):
+    they reach the node's 0600 file and never the output, not even the diff of `--check --diff` (what
+    `oscar-deploy` runs for a check, into its run log) or a verbose run; a second run changes nothing."""
+    password = "Sup3r-S3cret-registry-passw0rd"
+    registries = {"configs": {"registry.lab:5000": {"auth": {"username": "lab", "password": password}}}}
+    path = tmp_path / "etc" / "registries.yaml"
+    variables = {"airgap_registries_file": str(path), "airgap_registries": registries}
+
+    rc, output = run_role_tasks(tmp_path, "airgap", "registries", variables, "--check", "--diff")
+    assert rc == 0, output
+    assert recap(output)["changed"] > 0 and not path.parent.exists()
+    assert password not in output
+
+    rc, output = run_role_tasks(tmp_path, "airgap", "registries", variables, "--diff", "-v")
+    assert rc == 0, output
+    assert password not in output
+    assert yaml.safe_load(path.read_text()) == registries
+    assert path.stat().st_mode & 0o777 == 0o600
+
+    rc, output = run_role_tasks(tmp_path, "airgap", "registries", variables, "--diff")
+    assert rc == 0, output
+    assert recap(output)["changed"] == 0
+
+    # Emptied: the file this role wrote is read (verbose: its content would be shown) and removed.
+    rc, output = run_role_tasks(tmp_path, "airgap", "registries", {**variables, "airgap_registries": {}}, "-v")
+    assert rc == 0, output
+    assert password not in output
+    assert not path.exists()
+
