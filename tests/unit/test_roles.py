@@ -389,3 +389,23 @@ def test_registry_credentials_stay_out_of_the_output(tmp_path: Path) -> None:
     assert password not in output
     assert not path.exists()
 
+
+@pytest.mark.parametrize(("release", "legacy"), [("10", True), ("11", False), ("12", False)])
+def test_raspberrypi_switches_to_legacy_iptables_on_buster_only(tmp_path: Path, release: str, legacy: bool) -> None:
+    """The playbooks gather no facts: the Buster default comes from what the k3s role's probe read (k3s_host)."""
+    host = {
+        "machine": "aarch64",
+        "nodename": "pi",
+        "os_id": "raspbian",
+        "os_like": "debian",
+        "os_version": release,
+        "os_major_version": release,
+        "os_family": "Debian",
+        "service_mgr": "systemd",
+        "container": "",
+        "python": sys.executable,
+    }
+    variables = {"k3s_host": host, "role_test_show": "legacy={{ raspberrypi_iptables_legacy | bool }}"}
+    rc, output = run_role_tasks(tmp_path, "raspberrypi", "defaults", variables)
+    assert rc == 0, output
+    assert f'"msg": "legacy={legacy}"' in output, output
