@@ -409,3 +409,27 @@ def test_raspberrypi_switches_to_legacy_iptables_on_buster_only(tmp_path: Path, 
     rc, output = run_role_tasks(tmp_path, "raspberrypi", "defaults", variables)
     assert rc == 0, output
     assert f'"msg": "legacy={legacy}"' in output, output
+
+
+def test_the_firewall_record_keeps_the_rules_of_earlier_runs(tmp_path: Path) -> None:
+    """reset.yml deletes the rules prereq recorded: a run with another api_port must not make it forget the port
+    an earlier run opened. (A tool that is neither ufw nor firewalld: only the record is written, nothing opened.)"""
+    state = tmp_path / "state"
+    record = state / "prereq-firewall.json"
+    variables = {"k3s_state_dir": str(state), "prereq_firewall_tool": "test-firewall"}
+
+    rc, output = run_role_tasks(tmp_path, "prereq", "firewall", variables)
+    assert rc == 0, output
+    first = json.loads(record.read_text())
+    assert first["tool"] == "test-firewall" and "6443/tcp" in first["ports"]
+    assert record.read_text().endswith("}\n")
+
+    rc, output = run_role_tasks(tmp_path, "prereq", "firewall", {**variables, "api_port": 7443})
+    assert rc == 0, output
+    second = json.loads(record.read_text())
+    assert {"6443/tcp", "7443/tcp", "10250/tcp", "8472/udp", "2379-2380/tcp"} == set(second["ports"])
+    assert second["cidrs"] == first["cidrs"]
+
+    rc, output = run_role_tasks(tmp_path, "prereq", "firewall", {**variables, "api_port": 7443})
+    assert rc == 0, output
+    assert recap(output)["changed"] == 0
