@@ -286,8 +286,13 @@ def test_argument_spec_defaults_are_the_role_defaults(role: str) -> None:
     defaults = yaml.safe_load(defaults_file.read_text()) or {} if defaults_file.exists() else {}
     for entry in specs.values():
         for name, option in (entry.get("options") or {}).items():
+            assert option.get("description") and option.get("type"), f"{role}: {name} lacks a description or type"
             if "default" in option and name in defaults:
                 assert option["default"] == defaults[name], f"{role}: {name}"
+    # A default that is no template is stated too; the version pin is named in one file only (test above).
+    for name, value in defaults.items():
+        if "{{" not in json.dumps(value) and name != "k3s_version":
+            assert "default" in specs["main"]["options"][name], f"{role}: {name}: default {value!r} not in the spec"
 
 
 def run_role_tasks(
