@@ -438,3 +438,108 @@ def test_the_firewall_record_keeps_the_rules_of_earlier_runs(tmp_path: Path) -> 
     rc, output = run_role_tasks(tmp_path, "prereq", "firewall", {**variables, "api_port": 7443})
     assert rc == 0, output
     assert recap(output)["changed"] == 0
+
+
+def names_set_in(folder: Path) -> set[str]:
+    """What a role defines itself: its defaults and vars, and what its tasks register, set_fact, loop over or
+    bind in `vars:`."""
+    names: set[str] = set()
+    for file in ("defaults/main.yml", "vars/main.yml"):
+        if (folder / file).exists():
+            names |= set(yaml.safe_load((folder / file).read_text()) or {})
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("vars", "ansible.builtin.set_fact"):
+                if isinstance(node.get(key), dict):
+                    names.update(node[key])
+            for key in ("register", "loop_var"):
+                if isinstance(node.get(key), str):
+                    names.add(node[key])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for file in sorted((folder / "tasks").glob("*.yml")) + sorted((folder / "handlers").glob("*.yml")):
+        walk(yaml.safe_load(file.read_text()))
+    return names
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_inputs_are_declared(role: str) -> None:
+    """Every variable of the role's own prefix (or the shared k3s_ prefix) that its tasks, handlers, templates
+    and vars read is declared in an entry point of its argument spec, or defined by it or by the k3s role."""
+    folder = PLAYBOOKS / "roles" / role
+    # k3s-io/k3s-ansible settings that role validate refuses by name: theirs, not inputs of these roles.
+    refused = {"k3s_server_location", "k3s_server_wait_etcd_voters"}
+    known = names_set_in(folder) | names_set_in(PLAYBOOKS / "roles" / "k3s") | set(ROLES) | refused
+    for spec_role in {role, "k3s"}:
+        specs = yaml.safe_load((PLAYBOOKS / "roles" / spec_role / "meta" / "argument_specs.yml").read_text())
+        for entry in specs["argument_specs"].values():
+            known |= set(entry.get("options") or {})
+    pattern = re.compile(rf"\b(?:{role}|k3s)_[a-z0-9_]+\b")
+    read: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix in (".yml", ".j2") and path.parent.name in ("tasks", "handlers", "templates", "vars"):
+            for line in path.read_text().splitlines():
+                if not line.lstrip().startswith("#"):
+                    for name in pattern.findall(line):
+                        read.setdefault(name, str(path.relative_to(folder)))
+    assert {name: where for name, where in read.items() if name not in known} == {}
+
+
+def test_check_and_record_converge_on_this_machine(tmp_path: Path, good: dict[str, Any]) -> None:
+    """check.yml then record.yml for real on this machine (read-only probe, the records in a scratch folder):
+    the entry points' argument specs (plan, record) hold for the playbooks' own variables, --check writes no
+    record, a run records the role, and the next run finds it converged and changes nothing."""
+    inventory = {
+        "server": {
+            "hosts": {
+                "s1": {
+                    "ansible_connection": "local",
+                    "ansible_become": False,
+                    "ansible_python_interpreter": sys.executable,
+                    "node_address": "10.0.0.1",
+                }
+            }
+        },
+        "agent": {"hosts": {}},
+    }
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    state = tmp_path / "state"
+    (tmp_path / "extra.json").write_text(json.dumps({**good, "k3s_state_dir": str(state)}))
+    play = [
+        {"name": "Check", "ansible.builtin.import_playbook": str(PLAYBOOKS / "check.yml")},
+        {
+            "name": "Record",
+            "ansible.builtin.import_playbook": str(PLAYBOOKS / "record.yml"),
+            "vars": {"k3s_record_roles": ["prereq"]},
+        },
+    ]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+
+    def run(*options: str) -> str:
+        result = subprocess.run(
+            [str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml")]
+            + ["-e", f"@{tmp_path / 'extra.json'}", *options, str(tmp_path / "play.yml")],
+            env={**os.environ, "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    checked = run("--check")
+    assert "arg spec 'plan'" in checked and recap(checked)["changed"] == 0
+    assert not state.exists()
+    first = run()
+    assert "arg spec 'record'" in first and recap(first)["changed"] == 1
+    assert (state / "converged" / "prereq").read_text().startswith("inputs ")
+    second = run()
+    assert "TASK [k3s : Record what the roles converged the node to]" not in second
+    assert recap(second)["changed"] == 0
