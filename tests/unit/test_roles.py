@@ -361,7 +361,7 @@ def run_role_tasks(
 def recap(output: str, host: str = "s1") -> dict[str, int]:
     found = re.search(rf"^{host}\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M)
     assert found, output
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, found.groups())))
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, found.groups()), strict=True))
 
 
 def test_registry_credentials_stay_out_of_the_output(tmp_path: Path) -> None:
@@ -444,9 +444,9 @@ def names_set_in(folder: Path) -> set[str]:
     """What a role defines itself: its defaults and vars, and what its tasks register, set_fact, loop over or
     bind in `vars:`."""
     names: set[str] = set()
-    for file in ("defaults/main.yml", "vars/main.yml"):
-        if (folder / file).exists():
-            names |= set(yaml.safe_load((folder / file).read_text()) or {})
+    for settings in ("defaults/main.yml", "vars/main.yml"):
+        if (folder / settings).exists():
+            names |= set(yaml.safe_load((folder / settings).read_text()) or {})
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
@@ -522,8 +522,15 @@ def test_check_and_record_converge_on_this_machine(tmp_path: Path, good: dict[st
 
     def run(*options: str) -> str:
         result = subprocess.run(
-            [str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml")]
-            + ["-e", f"@{tmp_path / 'extra.json'}", *options, str(tmp_path / "play.yml")],
+            [
+                str(ANSIBLE_BIN / "ansible-playbook"),
+                "-i",
+                str(tmp_path / "inventory.yml"),
+                "-e",
+                f"@{tmp_path / 'extra.json'}",
+                *options,
+                str(tmp_path / "play.yml"),
+            ],
             env={**os.environ, "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
             capture_output=True,
             text=True,
