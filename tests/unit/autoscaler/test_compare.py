@@ -6,10 +6,12 @@ import errno
 import functools
 import importlib.util
 import io
+import itertools
 import json
 import os
 from dataclasses import FrozenInstanceError, asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from matplotlib.markers import MarkerStyle
@@ -29,6 +31,7 @@ from oscar_deploy.autoscaler.compare import (
 )
 from oscar_deploy.autoscaler.simulator import Controller, RunMetrics, Scenario, simulate
 from oscar_deploy.support import files
+from oscar_deploy.support import progress as progress_module
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
 from tests.unit.autoscaler.test_simulator import one_job
@@ -411,16 +414,21 @@ def plots(monkeypatch) -> list[list[tuple[str, list[str]]]]:
     return drawn
 
 
-def test_simulate_command_runs_every_scenario_when_none_is_named_and_prints_each_report(two_scenarios) -> None:
+def test_simulate_command_runs_every_scenario_when_none_is_named_and_prints_each_report(
+    two_scenarios, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each step takes 2 s by a clock of its own: the time a loaded machine takes is not what is tested here.
+    ticks = itertools.count(step=2.0)
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
     echoed: list[str] = []
     steps = io.StringIO()
     simulate_command([], 0, False, None, 1e-9, None, echoed.append, Progress(Console(file=steps, width=200)))
     assert echoed == [format_report(compare(replace(one_job(), name=name), 0)) + "\n" for name in ("a0", "b0")]
     assert steps.getvalue().splitlines() == [
         "simulating a0 (seed 0, 1 jobs) ...",
-        "simulating a0 (seed 0, 1 jobs): done in 0s",
+        "simulating a0 (seed 0, 1 jobs): done in 2s",
         "simulating b0 (seed 0, 1 jobs) ...",
-        "simulating b0 (seed 0, 1 jobs): done in 0s",
+        "simulating b0 (seed 0, 1 jobs): done in 2s",
     ]
     named: list[str] = []
     simulate_command(["b"], 2, False, None, 100.0, None, named.append)
