@@ -23,6 +23,7 @@ from oscar_deploy.platform.model import (
     SERVICES_NAMESPACE,
     KubeObject,
     PlatformSecrets,
+    on_a_server,
 )
 from oscar_deploy.platform.storage import metadata
 from oscar_deploy.spec.catalogue import Catalogue
@@ -72,6 +73,8 @@ def minio_objects(catalogue: Catalogue, size: str, secrets: PlatformSecrets[Any]
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        # The buckets are on the disk of the node it first ran on (local-path).
+                        **on_a_server(),
                         "containers": [
                             {
                                 "name": "minio",

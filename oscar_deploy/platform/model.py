@@ -59,6 +59,20 @@ NFS_PROVISIONER_NAME = "oscar-deploy.io/nfs"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "oscar-deploy", "app.kubernetes.io/part-of": "oscar"}
 
 
+def on_a_server() -> dict[str, Any]:
+    """A pod spec's nodeSelector and tolerations that place it on a server (k3s labels them control-plane); a new
+    copy for each object. For the pods holding the platform's data on a local-path volume, which lives on one
+    node's disk, and the Job reading the bundle's files a server holds: workers are scaled in and powered off,
+    servers never are. The tolerations cover servers tainted by their k3s options (k3s itself taints none)."""
+    return {
+        "nodeSelector": {"node-role.kubernetes.io/control-plane": "true"},
+        "tolerations": [
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class SecretKeyRef:
     """Where a workload reads a secret value from: a key of a Secret in a namespace."""

@@ -3,8 +3,8 @@
 The NFS server is kubernetes-sigs/nfs-ganesha-server-and-external-provisioner run as its Helm chart runs it
 (deploy/helm/templates: a one-replica StatefulSet exporting /export, the ports it serves, the capabilities
 DAC_READ_SEARCH and SYS_RESOURCE, env POD_IP/SERVICE_NAME/POD_NAMESPACE, `-provisioner=<name>`, mount option
-vers=3), its volume on the cluster's default class (k3s local-path). Nodes mount its volumes with the kernel
-NFS client, so every node needs the NFS client tools (Debian: nfs-common).
+vers=3), its volume on the cluster's default class (k3s local-path), on a server. Nodes mount its volumes with
+the kernel NFS client, so every node needs the NFS client tools (Debian: nfs-common).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from oscar_deploy.platform.model import (
     SERVICES_NAMESPACE,
     KubeObject,
     OfflinePlatform,
+    on_a_server,
 )
 from oscar_deploy.spec.catalogue import Catalogue
 
@@ -105,6 +106,8 @@ def nfs_objects(catalogue: Catalogue, size: str) -> list[KubeObject]:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        # Its volume (every service's mounted files) is on the disk of the node it first ran on.
+                        **on_a_server(),
                         "serviceAccountName": NFS_NAME,
                         # 10 s more than the server's default grace period of 90 s (upstream chart).
                         "terminationGracePeriodSeconds": 100,
@@ -173,13 +176,7 @@ def oscar_volume_objects(
     if offline is not None:
         mounts.append({"name": "bundle", "mountPath": BUNDLE_MOUNT, "readOnly": True})
         volumes.append({"name": "bundle", "hostPath": {"path": BUNDLE_FILES_HOST_PATH, "type": "Directory"}})
-        placement = {
-            "nodeSelector": {"node-role.kubernetes.io/control-plane": "true"},
-            "tolerations": [
-                {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
-                {"key": "CriticalAddonsOnly", "operator": "Exists"},
-            ],
-        }
+        placement = on_a_server()
     return [
         {
             "apiVersion": "v1",

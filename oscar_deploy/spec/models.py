@@ -262,7 +262,7 @@ class StaticSpec(TargetSettings):
 
 
 class MinioSpec(StrictModel):
-    storage_size: str = Field("20Gi", description="Size of MinIO's volume.")
+    storage_size: str = Field("20Gi", description="Size of MinIO's volume, on a server's disk.")
 
     _check_size = field_validator("storage_size")(_quantity)
 
@@ -383,7 +383,8 @@ class PlatformSpec(StrictModel):
         "server (every node then needs an NFS client).",
     )
     storage_size: str = Field(
-        "50Gi", description="Size of the in-cluster NFS server's volume (unused with storage_class)."
+        "50Gi",
+        description="Size of the in-cluster NFS server's volume (unused with storage_class), on a server's disk.",
     )
     minio: MinioSpec = Field(default_factory=MinioSpec)
     oscar: OscarSpec = Field(default_factory=OscarSpec)

@@ -165,6 +165,40 @@ def test_rwx_class_in_cluster_by_default_and_an_existing_one_by_name() -> None:
     assert ("StorageClass", "oscar-nfs") not in kinds and ("Namespace", "nfs-provisioner") not in kinds
 
 
+def test_the_pods_holding_data_on_the_default_class_run_on_a_server() -> None:
+    """k3s's default class (local-path) keeps a volume on the disk of one node; workers are scaled in (their disk
+    deleted) and powered off by the autoscaler, servers never are. So every workload of ours with a volume of
+    the default class is placed on a server, and the rest are left free."""
+    platform = build()
+    default_class_claims = {
+        (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        for obj in platform.objects
+        if obj["kind"] == "PersistentVolumeClaim" and "storageClassName" not in obj["spec"]
+    }
+    placed: dict[str, bool] = {}
+    for obj in platform.objects:
+        if obj["kind"] not in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        claims = {
+            (obj["metadata"]["namespace"], volume["persistentVolumeClaim"]["claimName"])
+            for volume in pod.get("volumes", [])
+            if "persistentVolumeClaim" in volume
+        }
+        templates = [t for t in obj["spec"].get("volumeClaimTemplates", []) if "storageClassName" not in t["spec"]]
+        if claims & default_class_claims or templates:
+            placed[f"{obj['kind']} {obj['metadata']['name']}"] = pod.get("nodeSelector") == {
+                "node-role.kubernetes.io/control-plane": "true"
+            } and {"key": "CriticalAddonsOnly", "operator": "Exists"} in pod["tolerations"]
+        else:
+            assert "nodeSelector" not in pod, obj["metadata"]["name"]
+    assert placed == {"Deployment minio": True, "StatefulSet nfs-provisioner": True}
+    minio = platform.find("Deployment", "minio", "minio")["spec"]["template"]["spec"]
+    nfs = platform.find("StatefulSet", "nfs-provisioner", "nfs-provisioner")["spec"]["template"]["spec"]
+    minio["nodeSelector"]["changed"] = "here"
+    assert "changed" not in nfs["nodeSelector"], "each object has its own copy"
+
+
 def test_every_image_is_pinned_and_oscar_has_no_v() -> None:
     platform = build()
     images = [
