@@ -112,13 +112,17 @@ def provision(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
 
 
 def scale_in(context: PhaseContext, victims: Sequence[str], installed: bool = True) -> list[str]:
-    """Drain and delete each victim from Kubernetes (remove-node.yml, which also resets it), one at a time,
-    then let the provider remove it; the inventory is rewritten after each, so a failure leaves it true."""
+    """Drain and delete each victim from Kubernetes (remove-node.yml, which also resets a running one), one at a
+    time, then let the provider remove it; the inventory is rewritten after each, so a failure leaves it true.
+    A victim that is off (the autoscaler drained and stopped it) is not reset: SSH cannot reach it, nothing of k3s
+    runs there to rejoin, and the provider deletes it next."""
     provider, state = context.provider, context.state
+    off = {node.name for node in context.nodes if node.state != "running"}
     removed: list[str] = []
     for name in victims:
         if installed:
-            layer_for(context).run("remove-node.yml", {"remove_node": name, "skip_confirmation": True})
+            variables = {"remove_node": name, "skip_confirmation": True, "remove_node_reset": name not in off}
+            layer_for(context).run("remove-node.yml", variables)
         removed += provider.remove(name)
         context.nodes = [node for node in context.nodes if node.name != name]
         write_inventory(state, context.nodes, provider.ssh_common_args, private_key=provider.scaling == "count")

@@ -11,6 +11,7 @@ from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import node_sort_key
 from oscar_deploy.pipeline.cluster import cluster_context, cluster_provider
 from oscar_deploy.pipeline.node_phases import layer_for, scale_in
+from oscar_deploy.providers.cloud import CloudProvider
 from oscar_deploy.spec.models import ClusterSpec, load_spec
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import UserInputError
@@ -68,6 +69,8 @@ def scale(
             done.append(f"added {', '.join(applied.created) or 'no new node'}")
         elif workers < len(agents):
             victims = [node.name for node in reversed(agents)][: len(agents) - workers]
+            if isinstance(provider, CloudProvider):
+                context.nodes = provider.live_nodes()  # a worker the autoscaler stopped is not reset over SSH
             for removed, victim in enumerate(victims, start=1):
                 scale_in(context, [victim])
                 # What is gone stays gone: `up` after a later failure must not make this node again.

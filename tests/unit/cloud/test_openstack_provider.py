@@ -537,6 +537,31 @@ def test_up_unshelves_a_worker_the_autoscaler_shelved(
     assert cli("plan", "--until", "provision").stdout.startswith("provision: skipped: all 2 node(s) present")
 
 
+def test_scale_in_does_not_reach_for_a_worker_the_autoscaler_stopped(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """The autoscaler drains a worker before it stops it, and records nothing here: scaling in reads the servers
+    from Nova and removes a stopped worker from Kubernetes without the reset over SSH, which cannot reach it; a
+    running one is reset as before."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 3"))
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ids = responder(runner).ids
+    cloud.servers.update({ids[name]: {"id": ids[name], "name": f"lab-{name}", "status": "ACTIVE"} for name in ids})
+    cloud.servers[ids["agent-2"]]["status"] = "SHUTOFF"
+    playbooks.clear()
+    shrunk = cli("scale", "--workers", "1")
+    assert shrunk.exit_code == 0, shrunk.output
+    assert shrunk.output.splitlines()[-1] == "cluster lab: 1 worker(s); drained and removed agent-2, agent-1"
+    assert [(run.playbook, run.variables["remove_node"], run.variables["remove_node_reset"]) for run in playbooks] == [
+        ("remove-node.yml", "agent-2", False),
+        ("remove-node.yml", "agent-1", True),
+    ]
+
+
 def test_scale_refuses_a_spec_edit_up_has_not_applied(
     cli,
     cloud: FakeOpenStack,
