@@ -550,3 +550,37 @@ def test_check_and_record_converge_on_this_machine(tmp_path: Path, good: dict[st
     second = run()
     assert "TASK [k3s : Record what the roles converged the node to]" not in second
     assert recap(second)["changed"] == 0
+
+
+def _file_tasks(tasks: Any) -> list[dict[str, Any]]:
+    """Every task (in blocks too) that writes a file with the template or copy module."""
+    found: list[dict[str, Any]] = []
+    for task in tasks if isinstance(tasks, list) else []:
+        if not isinstance(task, dict):
+            continue
+        for key in ("block", "rescue", "always"):
+            found += _file_tasks(task.get(key))
+        if any(isinstance(task.get(module), dict) for module in ("ansible.builtin.template", "ansible.builtin.copy")):
+            found.append(task)
+    return found
+
+
+def test_a_private_file_is_written_without_showing_its_content() -> None:
+    """A file the roles make private (0600) holds a secret or may hold one; `--check --diff` (oscar-deploy's
+    check, into its run log) must not print it: each such task is no_log or diff: false."""
+    private: dict[str, bool] = {}
+    for path in sorted((PLAYBOOKS / "roles").glob("*/tasks/*.yml")):
+        for task in _file_tasks(yaml.safe_load(path.read_text())):
+            arguments = task.get("ansible.builtin.template") or task.get("ansible.builtin.copy")
+            if str(arguments.get("mode")) == "0600":
+                hidden = task.get("no_log") is True or task.get("diff") is False
+                private[f"{path.parent.parent.name}: {task['name']}"] = hidden
+    assert private == {
+        "airgap: Write k3s' registry mirror settings": True,
+        "k3s_agent: Write the cluster token": True,
+        "k3s_agent: Write the k3s agent configuration": True,
+        "k3s_server: Write the kubeconfig on the controller": True,
+        "k3s_server: Write the cluster token": True,
+        "k3s_server: Write the k3s server configuration": True,
+        "k3s_server: Copy the extra manifests to the auto-deploy folder": True,
+    }
