@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from oscar_deploy.autoscaler.decisions import run_lock
+from oscar_deploy.autoscaler.service import folder_of
 from oscar_deploy.iac.runner import ConfigValue
 from oscar_deploy.nodes.k3s import K3sLayer
 from oscar_deploy.pipeline import node_phases
@@ -421,6 +423,14 @@ def test_down_asks_then_destroys_the_stack_and_removes_it(
     refused = cli("down")
     assert refused.exit_code == 2
     assert "no terminal to confirm on; pass --yes" in refused.output
+    assert "destroy" not in runner.operations(STACK)
+    with run_lock(folder_of(ClusterState("lab")), "lab"):
+        beside = cli("down", "--yes")
+    assert beside.exit_code == 2
+    assert beside.output == (
+        f"error: down: the autoscaler of cluster lab runs (pid {os.getpid()}) and would power workers on while they "
+        "are removed; stop it first (`systemctl --user stop oscar-autoscaler@lab` for the service)\n"
+    )
     assert "destroy" not in runner.operations(STACK)
     done = cli("down", "--yes")
     assert done.exit_code == 0, done.output
