@@ -584,3 +584,17 @@ def test_a_private_file_is_written_without_showing_its_content() -> None:
         "k3s_server: Write the k3s server configuration": True,
         "k3s_server: Copy the extra manifests to the auto-deploy folder": True,
     }
+
+
+@pytest.mark.parametrize(
+    ("role", "variable"),
+    [("airgap", "airgap_registries_file"), ("prereq", "prereq_modules_file"), ("prereq", "prereq_sysctl_file")],
+)
+def test_reset_removes_the_files_the_roles_write_wherever_they_were_told_to(role: str, variable: str) -> None:
+    """A file a role writes may be moved by its variable; `reset` follows the variable, with the role's own
+    default where it is unset (the reset role runs without the other roles' defaults)."""
+    written = yaml.safe_load((PLAYBOOKS / "roles" / role / "defaults" / "main.yml").read_text())[variable]
+    paths = yaml.safe_load((PLAYBOOKS / "roles" / "reset" / "defaults" / "main.yml").read_text())["reset_paths"]
+    followed = [path for path in paths if path.startswith(f"{{{{ {variable} | default(")]
+    assert len(followed) == 1, paths
+    assert followed[0] == f"{{{{ {variable} | default('{written}') }}}}"
