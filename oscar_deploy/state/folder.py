@@ -28,7 +28,7 @@ import secrets
 import shutil
 import string
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +45,8 @@ from oscar_deploy.support.guard import GUARD_PID_FILE, stop_leftover
 STATE_HOME_ENV = "OSCAR_DEPLOY_HOME"
 SECRET_ALPHABET = string.ascii_letters + string.digits
 DEFAULT_SECRET_LENGTH = 32
+# What a removed state folder is renamed to first (hidden, never a cluster name): `.<cluster>.removed-<random>`.
+REMOVED_MARK = ".removed-"
 
 
 def state_root() -> Path:
@@ -71,7 +73,9 @@ def list_clusters() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(
-        entry.name for entry in root.iterdir() if (entry / "spec.yaml").is_file() or (entry / "journal.json").is_file()
+        entry.name
+        for entry in root.iterdir()
+        if is_cluster_name(entry.name) and ((entry / "spec.yaml").is_file() or (entry / "journal.json").is_file())
     )
 
 
@@ -193,8 +197,15 @@ class ClusterState:
         return removed
 
     def destroy(self) -> None:
-        """Remove the whole folder: secrets, keys, inventory, kubeconfig, logs."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove the whole folder: secrets, keys, inventory, kubeconfig, logs. It is renamed out of the way first
+        (one atomic step), so a removal stopped half-way leaves no half cluster under the cluster's name; what it
+        left is removed by the next `destroy` in the same root."""
+        doomed = self.path.with_name(f".{self.path.name}{REMOVED_MARK}{secrets.token_hex(4)}")
+        with suppress(FileNotFoundError):
+            self.path.rename(doomed)
+        for folder in sorted(self.path.parent.glob(f".*{REMOVED_MARK}*")):
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
 
     def write_file(self, path: Path, content: str, mode: int = 0o600) -> None:
         self.ensure()

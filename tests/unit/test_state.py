@@ -216,3 +216,30 @@ def test_json_nested_too_deeply_for_the_parser_is_damaged_json_like_any_other(de
     with pytest.raises(json.JSONDecodeError) as damaged:
         files.parse_json("[1,")
     assert str(damaged.value) == "Expecting value: line 1 column 4 (char 3)", "other damage as json.loads says it"
+
+
+def test_a_removal_stopped_half_way_leaves_no_half_cluster_and_the_next_one_ends_it(
+    state_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oscar_deploy.state import folder as folder_module
+
+    for name in ("lab", "other"):
+        state = ClusterState(name)
+        state.save_spec(f"name: {name}\n")
+        state.secret("k3s_token")
+    real_rmtree = folder_module.shutil.rmtree
+
+    def stopped(path: Path, ignore_errors: bool = False) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(folder_module.shutil, "rmtree", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        ClusterState("lab").destroy()
+    assert not ClusterState("lab").path.exists()
+    assert list_clusters() == ["other"], "the folder being removed is no cluster"
+    [left] = [entry.name for entry in state_home.iterdir() if entry.name.startswith(".")]
+    assert left.startswith(".lab.removed-")
+
+    monkeypatch.setattr(folder_module.shutil, "rmtree", real_rmtree)
+    ClusterState("other").destroy()
+    assert list(state_home.iterdir()) == []
