@@ -170,9 +170,9 @@ def teardown(context: PhaseContext, operation: str = "down") -> list[str]:
     A platform whose stack state lives outside the state folder (a shared backend) is destroyed first, so no
     stack is left behind there; in the state folder it goes with the folder."""
     provider, state = context.provider, context.state
-    check_teardown(context)
     removed: list[str] = []
     with state.operation(operation, context.progress.note):
+        check_teardown(context)  # again under the lock: an `up` may have changed the stack since `down` asked
         if context.spec.iac.backend and platform_may_exist(state):
             removed += _destroy_platform(context)
         if provider.scaling == "inventory" and context.nodes:
