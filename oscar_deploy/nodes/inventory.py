@@ -292,7 +292,7 @@ def read_inventory(path: Path, playbook_dir: Path | None = None, missing: str = 
     """Parse `path` with Ansible itself (INI, YAML, folders: whatever ansible-playbook accepts), once
     `check_inventory` has passed it. Ansible runs again only when what it reads has changed. `missing` says
     what to do when there is no such file (where the command takes the inventory from)."""
-    import subprocess
+    from oscar_deploy.support import process_group
 
     if not path.exists():
         raise UserInputError(f"{shown_path(path)}: no such inventory; {missing}")
@@ -306,9 +306,7 @@ def read_inventory(path: Path, playbook_dir: Path | None = None, missing: str = 
     listed = _LISTED.get(key)
     if listed is None:
         command = shutil.which("ansible-inventory", path=env["PATH"]) or "ansible-inventory"
-        completed = subprocess.run(
-            [command, "-i", str(path), "--list"], capture_output=True, text=True, env=env, check=False
-        )
+        completed = process_group.run([command, "-i", str(path), "--list"], capture_output=True, text=True, env=env)
         if completed.returncode != 0:
             problem = _inventory_problem(completed.stderr, path)
             raise UserInputError(f"{path}: not a valid Ansible inventory ({problem})")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from oscar_deploy.nodes.model import Node, PlannedNode
+from oscar_deploy.support import process_group
 
 if TYPE_CHECKING:
     from oscar_deploy.spec.models import ClusterSpec
@@ -98,7 +99,7 @@ def answers_ssh(command: Sequence[str], connect_timeout: int, timeout: float) ->
     readiness is judged by SSH."""
     probe = [command[0], "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}", *command[1:]]
     try:
-        done = subprocess.run(probe, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        done = process_group.run(probe, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return False
     return done.returncode == 0

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oscar_deploy.support import process_group
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import parse_json
 
@@ -150,13 +151,7 @@ class Skopeo:
 
     def _run(self, args: list[str], what: str) -> bytes:
         try:
-            completed = subprocess.run(
-                [self.binary, *args],
-                capture_output=True,
-                timeout=SKOPEO_TIMEOUT,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
+            completed = process_group.run([self.binary, *args], capture_output=True, timeout=SKOPEO_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise OperationError(f"{what}: skopeo gave no answer in {SKOPEO_TIMEOUT}s; check the registry") from None
         if completed.returncode != 0:

@@ -3,13 +3,13 @@ counters of the real tools some tests run."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from oscar_deploy.support import process_group
 from tests.unit.fake_oscar import FakeOscar
 from tests.unit.oscar_env import S3Server
 from tests.unit.pipeline_env import PlaybookRun, record_playbooks
@@ -51,12 +51,12 @@ class InventoryRuns:
 @pytest.fixture
 def inventory_runs(monkeypatch: pytest.MonkeyPatch) -> InventoryRuns:
     runs = InventoryRuns()
-    real = subprocess.run
+    real = process_group.run
 
     def counting(command: Any, *args: Any, **kwargs: Any) -> Any:
         if Path(command[0]).name == "ansible-inventory":
             runs.count += 1
         return real(command, *args, **kwargs)
 
-    monkeypatch.setattr(subprocess, "run", counting)
+    monkeypatch.setattr(process_group, "run", counting)
     return runs

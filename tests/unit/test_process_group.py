@@ -1,6 +1,8 @@
 """Tools run as plain children end with everything they started: `oscar_deploy.support.process_group.run` on
-Ctrl-C, on the CLI's `Terminated` (SIGTERM) and on a timeout. Processes are identified by pid (from the
-labelled stand-in tests/doubles/stalling_tool.py, or as descendants of the test), never by name.
+Ctrl-C, on the CLI's `Terminated` (SIGTERM) and on a timeout, in-process and through its callers (podman,
+skopeo, the static power commands, the ssh probe, node_image's logged commands), and a SIGTERM to a real CLI
+process. Processes are identified by pid (from the labelled stand-in tests/doubles/stalling_tool.py, or as
+descendants of the test), never by name.
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from oscar_deploy.nodes.model import Node
+from oscar_deploy.providers.base import answers_ssh
+from oscar_deploy.providers.local import node_image
+from oscar_deploy.providers.local.engine import ContainerEngine
+from oscar_deploy.providers.static.power import CommandPower
 from oscar_deploy.support import process_group
-from oscar_deploy.support.errors import Terminated
+from oscar_deploy.support.errors import OperationError, Terminated
 from oscar_deploy.support.guard import descendants
+from oscar_deploy.support.oci import Skopeo
 from tests.processes import alive, wait_for
 
 DOUBLE = Path(__file__).resolve().parents[1] / "doubles" / "stalling_tool.py"
@@ -146,6 +154,28 @@ def test_a_timeout_ends_the_group_and_keeps_what_was_written(tmp_path: Path) -> 
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_the_reviewers_reproduction_through_node_images_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sh -c "sleep 600 & sleep 601; wait"` run by node_image's logged runner, the CLI's SIGTERM meanwhile."""
+    monkeypatch.setattr(process_group, "STOP_GRACE", GRACE)
+    before = set(descendants(os.getpid()))
+    seen: list[int] = []
+
+    def started() -> bool:  # sh and its two sleeps; once sh is gone, an orphaned sleep is no descendant any more
+        seen[:] = [pid for pid in descendants(os.getpid()) if pid not in before]
+        return len(seen) >= 3
+
+    undo = interrupt_when(started, Terminated)
+    try:
+        with pytest.raises(Terminated):
+            node_image._logged(["sh", "-c", "sleep 600 & sleep 601; wait"], tmp_path / "log", "test")
+    finally:
+        undo()
+    leftover = [pid for pid in seen if alive(pid)]
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    assert leftover == [], "no descendant survives"
+
+
 def test_it_keeps_subprocess_runs_results(tmp_path: Path) -> None:
     echo = "import os, sys; data = sys.stdin.read(); print(data.upper()); print('to stderr', file=sys.stderr)"
     done = process_group.run(
@@ -213,4 +243,78 @@ def test_a_ctrl_c_in_the_terminal_reaches_the_tool_promptly(stalling: Stalling) 
         if cli.poll() is None:
             cli.kill()
     assert stalling.signals() == "SIGINT\n"
+    assert_ended(pids)
+
+
+def _agent(name: str) -> Node:
+    return Node(name, "agent", "amd64", "unknown", ssh_host="127.0.0.1")
+
+
+CALLERS: dict[str, Callable[[Path], object]] = {
+    "podman (ContainerEngine.run)": lambda tool: ContainerEngine(str(tool)).run(["build", "."]),
+    "skopeo (Skopeo.inspect_raw)": lambda tool: Skopeo(str(tool)).inspect_raw("docker://x/y:1", "image x/y:1"),
+    "static power command": lambda tool: CommandPower(lambda: [_agent("w1")], [str(tool), "{node}"], []).power_on("w1"),
+    "ssh probe (answers_ssh)": lambda tool: answers_ssh([str(tool), "root@127.0.0.1", "true"], 5, 600),
+}
+
+
+@pytest.mark.parametrize("caller", list(CALLERS))
+def test_sigterm_during_a_callers_tool_ends_the_tool_and_its_helper(stalling: Stalling, caller: str) -> None:
+    tool = stalling.tool("tool")
+    undo = interrupt_when((stalling.folder / "pids").exists, Terminated)
+    try:
+        with pytest.raises(Terminated):
+            CALLERS[caller](tool)
+    finally:
+        undo()
+    assert stalling.signals() == "SIGINT\n"
+    assert_ended(stalling.pids())
+
+
+def test_the_engines_timeout_ends_the_group_and_says_so(stalling: Stalling) -> None:
+    engine = ContainerEngine(str(stalling.tool("podman")))
+    with pytest.raises(OperationError, match=r"^podman build \.: no answer after 1s$"):
+        engine.run(["build", "."], timeout=1)
+    assert_ended(stalling.pids())
+
+
+def test_the_engine_still_returns_the_tools_answer(stalling: Stalling, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STALLING_TOOL_ANSWER", "abc123\n")
+    engine = ContainerEngine(str(stalling.tool("podman")))
+    assert engine.run(["ps", "-q"]).stdout == "abc123\n"
+    assert engine.image_id("x") == "abc123"
+
+
+def test_sigterm_to_the_cli_leaves_nothing_of_its_tools_running(stalling: Stalling, tmp_path: Path) -> None:
+    """`oscar-deploy status` of a local cluster asks podman (here the stand-in) for the cluster's containers; a
+    SIGTERM to the CLI process alone (`kill PID`, a service manager) stops podman and what podman started."""
+    stalling.tool("podman")
+    spec = tmp_path / "cluster.yaml"
+    spec.write_text("name: lab\ntarget: local\n")
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "oscar_deploy", "status", "-f", str(spec)],
+        env={
+            **os.environ,
+            "PATH": f"{stalling.bin}{os.pathsep}{os.environ['PATH']}",
+            "OSCAR_DEPLOY_HOME": str(tmp_path / "home"),
+            "PYTHONPATH": str(REPOSITORY),
+        },
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pids = stalling.pids()
+        started = time.monotonic()
+        os.kill(cli.pid, signal.SIGTERM)
+        _, stderr = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 143, stderr
+    assert stderr.splitlines()[-1].startswith("terminated; "), stderr
+    assert time.monotonic() - started < 20, "SIGINT, the grace (5 s), SIGKILL"
+    assert stalling.signals() == "SIGINT\n", "podman was given its orderly stop"
     assert_ended(pids)

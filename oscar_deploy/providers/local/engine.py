@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from oscar_deploy.support import process_group
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import parse_json
 
@@ -42,13 +43,12 @@ class ContainerEngine:
         self, args: Sequence[str], *, check: bool = True, input_text: str | None = None, timeout: float | None = 600
     ) -> subprocess.CompletedProcess[str]:
         try:
-            result = subprocess.run(
+            result = process_group.run(
                 [self.binary, *args],
                 input=input_text,
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise OperationError(f"{self.name} {' '.join(args[:2])}: no answer after {timeout:.0f}s") from exc

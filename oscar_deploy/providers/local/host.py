@@ -25,6 +25,7 @@ from pathlib import Path
 from oscar_deploy.providers.local.engine import ContainerEngine
 from oscar_deploy.providers.local.node_image import RECIPE_LABEL, host_arch, image_tag, recipe_digest
 from oscar_deploy.spec.arches import ARCHES, NODE_ARCHES
+from oscar_deploy.support import process_group
 from oscar_deploy.support.checks import Check, find_tool
 
 INSTALL_SCRIPT = "bash scripts/install-system-packages.sh"
@@ -196,7 +197,9 @@ def _engine_checks() -> list[Check]:
                 LOCAL,
             )
         ]
-    result = subprocess.run([podman, "info", "--format", "{{.Host.OCIRuntime.Name}}"], capture_output=True, text=True)
+    result = process_group.run(
+        [podman, "info", "--format", "{{.Host.OCIRuntime.Name}}"], capture_output=True, text=True
+    )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         return [Check("podman", "missing", f"{podman} info failed: {last}", "podman system reset", LOCAL)]

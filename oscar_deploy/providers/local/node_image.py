@@ -27,6 +27,7 @@ from pathlib import Path
 
 from oscar_deploy.providers.local.engine import ContainerEngine
 from oscar_deploy.spec.arches import canonical_arch
+from oscar_deploy.support import process_group
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.layers import layer_dir
 from oscar_deploy.support.progress import Progress
@@ -230,7 +231,7 @@ class NodeImageBuilder:
             stdout=subprocess.PIPE,
         )
         try:
-            result = subprocess.run(
+            result = process_group.run(
                 [
                     self.engine.binary,
                     "import",
@@ -249,7 +250,6 @@ class NodeImageBuilder:
                 stdin=tar.stdout,
                 capture_output=True,
                 text=True,
-                check=False,
             )
         finally:
             if tar.stdout is not None:
@@ -267,7 +267,7 @@ def _logged(command: list[str], log: Path, what: str, details: Path | None = Non
     with log.open("a") as handle:
         handle.write(f"$ {' '.join(command)}\n")
         handle.flush()
-        code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=False).returncode
+        code = process_group.run(command, stdout=handle, stderr=subprocess.STDOUT).returncode
         if code != 0 and details is not None and details.is_file():
             handle.write(f"--- {details.name}\n{details.read_text(errors='replace')}")
     if code != 0:

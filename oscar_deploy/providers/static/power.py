@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from oscar_deploy.nodes.model import Node
 from oscar_deploy.providers.power import Machine
 from oscar_deploy.spec.models import COMMAND_PLACEHOLDER
+from oscar_deploy.support import process_group
 from oscar_deploy.support.errors import OperationError, UserInputError
 
 COMMAND_TIMEOUT = 120.0
@@ -79,14 +80,7 @@ class CommandPower:
             raise UserInputError(f"{key}: program {command[0]!r} not found on PATH; install it or give its path")
         argv = fill(command, host_values(node), f"{key} for host {name}")
         try:
-            result = subprocess.run(
-                [program, *argv[1:]],
-                capture_output=True,
-                text=True,
-                timeout=COMMAND_TIMEOUT,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
+            result = process_group.run([program, *argv[1:]], capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise OperationError(f"node {name}: {key} did not finish in {COMMAND_TIMEOUT:.0f}s") from None
         if result.returncode != 0:
