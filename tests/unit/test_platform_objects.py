@@ -187,9 +187,10 @@ def test_the_pods_holding_data_on_the_default_class_run_on_a_server() -> None:
         }
         templates = [t for t in obj["spec"].get("volumeClaimTemplates", []) if "storageClassName" not in t["spec"]]
         if claims & default_class_claims or templates:
-            placed[f"{obj['kind']} {obj['metadata']['name']}"] = pod.get("nodeSelector") == {
-                "node-role.kubernetes.io/control-plane": "true"
-            } and {"key": "CriticalAddonsOnly", "operator": "Exists"} in pod["tolerations"]
+            placed[f"{obj['kind']} {obj['metadata']['name']}"] = (
+                pod.get("nodeSelector") == {"node-role.kubernetes.io/control-plane": "true"}
+                and {"key": "CriticalAddonsOnly", "operator": "Exists"} in pod["tolerations"]
+            )
         else:
             assert "nodeSelector" not in pod, obj["metadata"]["name"]
     assert placed == {"Deployment minio": True, "StatefulSet nfs-provisioner": True}
