@@ -16,6 +16,8 @@ API reference and the scheduler's rules:
   recreated by their controller elsewhere: yes. A pod without a controller would be gone for good: never. The
   annotation `cluster-autoscaler.kubernetes.io/safe-to-evict` ("true"/"false") overrides all of this, as it
   does for Cluster Autoscaler.
+  The Ansible role node_drain applies the same rule (playbooks/roles/node_drain/templates/job_pods.j2) to wait
+  for a node's jobs before `kubectl drain`; tests/unit/test_node_drain.py keeps the two alike.
 * A Kueue workload is demand for nodes while Kueue may still admit it: not finished, not admitted, active, and
   not held back by quota (QuotaReserved=False means the ClusterQueue has no room: more nodes would not help).
 """

@@ -1,0 +1,210 @@
+"""Role `node_drain` without nodes: its two rules (which pods are jobs the drain waits for, which volumes live on
+the node) rendered against the autoscaler's Python rule and hand-made API objects, and its entry points run for
+real on this machine with `k3s_bin_dir` pointing at a scripted `k3s kubectl` (below) that serves the API's
+answers from files the test writes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+
+from oscar_deploy.autoscaler.kubeobjects import belongs_to_node, interruptible, is_finished
+from oscar_deploy.support.layers import layer_dir
+from tests.unit.test_roles import recap, run_role_tasks
+
+TEMPLATES = layer_dir("playbooks") / "roles" / "node_drain" / "templates"
+SAFE = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+MIRROR = "kubernetes.io/config.mirror"
+
+# TEST DOUBLE: stands in for `k3s kubectl get pods|persistentvolumes -o json` (https://docs.k3s.io/cli/kubectl)
+# and for the answers of cordon and drain; it is not kubectl. `get pods` answers `pods-N.json` at its N-th call
+# (the last such file once N passes it: what the API serves while jobs finish); every call is logged.
+KUBECTL = """#!{python}
+import json, os, sys
+folder = {folder!r}
+args = sys.argv[2:]
+with open(os.path.join(folder, "calls.log"), "a") as log:
+    log.write(" ".join(args) + "\\n")
+if args[:2] == ["get", "node"]:
+    print(args[2] + "   Ready   <none>   1m   v1.33.3+k3s1")
+elif args[:2] == ["get", "pods"]:
+    calls = sum(line.startswith("get pods") for line in open(os.path.join(folder, "calls.log")))
+    files = sorted(int(name[5:-5]) for name in os.listdir(folder) if name.startswith("pods-"))
+    print(open(os.path.join(folder, "pods-%d.json" % max(n for n in files if n <= calls))).read())
+elif args[:2] == ["get", "persistentvolumes"]:
+    print(open(os.path.join(folder, "pvs.json")).read())
+elif args[0] in ("cordon", "drain"):
+    print("node/%s %sed" % (args[1], args[0]))
+else:
+    sys.exit("scripted kubectl: %s is not scripted" % " ".join(args))
+"""
+
+HOST = {
+    "machine": "x86_64",
+    "nodename": "s1",
+    "os_id": "debian",
+    "os_like": "debian",
+    "os_version": "12",
+    "os_major_version": "12",
+    "os_family": "Debian",
+    "service_mgr": "systemd",
+    "container": "",
+    "python": sys.executable,
+}
+
+
+def render(template: str, **variables: Any) -> list[str]:
+    """The words a role template renders to (Ansible renders role templates unescaped: they are not HTML)."""
+    loader = jinja2.FileSystemLoader(TEMPLATES)
+    environment = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
+    return environment.get_template(template).render(**variables).split()
+
+
+def pod(name: str, owners: tuple[str, ...] = ("Job",), phase: str | None = "Running", **annotations: str) -> Any:
+    metadata: dict[str, Any] = {"name": name, "namespace": "oscar-svc"}
+    if owners:
+        metadata["ownerReferences"] = [{"kind": kind, "name": f"{name}-owner"} for kind in owners]
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"metadata": metadata, "spec": {"nodeName": "agent-1"}, "status": {"phase": phase} if phase else {}}
+
+
+def pv(name: str, nodes: list[str] | None, phase: str = "Bound", claim: str | None = "oscar/oscar-pvc") -> Any:
+    spec: dict[str, Any] = {}
+    if claim:
+        namespace, claim_name = claim.split("/")
+        spec["claimRef"] = {"namespace": namespace, "name": claim_name}
+    if nodes is not None:
+        expression = {"key": "kubernetes.io/hostname", "operator": "In", "values": nodes}
+        spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [expression]}]}}
+    return {"metadata": {"name": name}, "spec": spec, "status": {"phase": phase}}
+
+
+def test_the_roles_job_pods_are_the_autoscalers_uninterruptible_pods() -> None:
+    """One definition of a job pod: every combination of owners, safe-to-evict annotation, mirror annotation and
+    phase is waited for by the role exactly when the autoscaler would refuse to power its node off for it."""
+    owners = [(), ("Job",), ("ReplicaSet",), ("StatefulSet",), ("ReplicationController",), ("DaemonSet",), ("Node",)]
+    annotations: list[dict[str, str]] = [{}, {SAFE: "true"}, {SAFE: "false"}, {SAFE: "maybe"}, {MIRROR: "x"}]
+    phases = ["Running", "Pending", "Succeeded", "Failed", None]
+    pods = [
+        pod(f"p{index}", owner, phase, **extra)
+        for index, (owner, extra, phase) in enumerate(itertools.product(owners, annotations, phases))
+    ]
+    expected = [
+        f"oscar-svc/{p['metadata']['name']}"
+        for p in pods
+        if not belongs_to_node(p) and not is_finished(p) and not interruptible(p)
+    ]
+    assert render("job_pods.j2", node_drain_pod_items=pods) == expected
+    # Not vacuous: a running Job pod counts, a Deployment's does not.
+    assert render("job_pods.j2", node_drain_pod_items=[pod("job"), pod("web", ("ReplicaSet",))]) == ["oscar-svc/job"]
+
+
+def test_local_volumes_are_the_bound_ones_whose_affinity_names_the_node() -> None:
+    volumes = [
+        pv("pvc-here", ["agent-1"]),
+        pv("pvc-shared", ["agent-0", "agent-1"], claim="minio/data"),
+        pv("pvc-other", ["agent-0"]),
+        pv("pvc-released", ["agent-1"], phase="Released"),
+        pv("pvc-available", ["agent-1"], phase="Available", claim=None),
+        pv("nfs", None),
+    ]
+    assert render("local_volumes.j2", node_drain_pv_items=volumes, node_drain_node="agent-1") == [
+        "pvc-here=oscar/oscar-pvc",
+        "pvc-shared=minio/data",
+    ]
+    assert render("local_volumes.j2", node_drain_pv_items=volumes, node_drain_node="agent-9") == []
+
+
+def scripted(tmp_path: Path, pods: list[list[Any]], volumes: list[Any] | None = None) -> dict[str, Any]:
+    """A `k3s` in tmp_path/bin whose `get pods` serves pods[0] at the first call, pods[1] at the second..."""
+    folder = tmp_path / "api"
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    folder.mkdir(exist_ok=True)
+    script = tmp_path / "bin" / "k3s"
+    script.write_text(KUBECTL.format(python=sys.executable, folder=str(folder)))
+    script.chmod(0o755)
+    for number, items in enumerate(pods, start=1):
+        (folder / f"pods-{number}.json").write_text(json.dumps({"kind": "List", "items": items}))
+    (folder / "pvs.json").write_text(json.dumps({"kind": "List", "items": volumes or []}))
+    return {
+        "k3s_host": HOST,
+        "k3s_bin_dir": str(tmp_path / "bin"),
+        "k3s_node_name": "agent-1",
+        "node_drain_kubectl_host": "s1",
+    }
+
+
+def calls(tmp_path: Path) -> list[str]:
+    return [" ".join(line.split()[:2]) for line in (tmp_path / "api" / "calls.log").read_text().splitlines()]
+
+
+def test_the_drain_waits_for_the_jobs_then_fails_naming_them(tmp_path: Path) -> None:
+    job, web = pod("job-7f3a"), pod("web-1", ("ReplicaSet",))
+    variables = {**scripted(tmp_path, [[job, web]]), "node_drain_job_timeout": 2}
+    started = time.monotonic()
+    rc, output = run_role_tasks(tmp_path, "node_drain", "main", variables)
+    assert rc != 0, output
+    assert time.monotonic() - started >= 2
+    waiting = (
+        "waiting up to 2 s (node_drain_job_timeout) for 1 job pod(s) to finish before the drain: oscar-svc/job-7f3a"
+    )
+    assert waiting in output
+    failed = "agent-1: 1 job pod(s) still running after 2 s: oscar-svc/job-7f3a; a drain would kill these OSCAR jobs."
+    assert failed in output, output
+    assert "raise node_drain_job_timeout" in output
+    assert "oscar/web-1" not in output
+    assert calls(tmp_path)[:3] == ["get node", "cordon agent-1", "get pods"]
+    assert "drain agent-1" not in calls(tmp_path)
+
+
+def test_the_drain_goes_on_once_the_jobs_finished(tmp_path: Path) -> None:
+    running, finished = pod("job-7f3a"), pod("job-7f3a", phase="Succeeded")
+    variables = {**scripted(tmp_path, [[running], [running], [finished]]), "node_drain_job_timeout": 30}
+    rc, output = run_role_tasks(tmp_path, "node_drain", "main", variables)
+    assert rc == 0, output
+    assert calls(tmp_path) == ["get node", "cordon agent-1", "get pods", "get pods", "get pods", "drain agent-1"]
+
+
+def test_check_mode_reports_the_jobs_without_waiting_or_changing(tmp_path: Path) -> None:
+    variables = {**scripted(tmp_path, [[pod("job-7f3a")]]), "node_drain_job_timeout": 600}
+    rc, output = run_role_tasks(tmp_path, "node_drain", "main", variables, "--check")
+    assert rc == 0, output
+    assert "in check mode, not waiting for 1 job pod(s) to finish before the drain: oscar-svc/job-7f3a" in output
+    assert recap(output)["changed"] == 0
+    assert calls(tmp_path) == ["get node", "get pods"]
+
+
+def test_a_node_without_jobs_is_drained_at_once(tmp_path: Path) -> None:
+    variables = scripted(tmp_path, [[pod("web-1", ("ReplicaSet",)), pod("done", phase="Failed")]])
+    rc, output = run_role_tasks(tmp_path, "node_drain", "main", variables)
+    assert rc == 0, output
+    assert calls(tmp_path) == ["get node", "cordon agent-1", "get pods", "drain agent-1"]
+    assert "job pod(s)" not in output
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_local_volumes_refuse_the_removal_unless_allowed(tmp_path: Path, allow: bool) -> None:
+    volumes = [pv("pvc-0b1d", ["agent-1"], claim="minio/minio-data"), pv("pvc-9c2e", ["agent-0"])]
+    variables = {**scripted(tmp_path, [[]], volumes), "node_drain_allow_local_volume_loss": allow}
+    rc, output = run_role_tasks(tmp_path, "node_drain", "local_volumes", variables)
+    if allow:
+        assert rc == 0, output
+        assert "the data of PV pvc-0b1d (claim minio/minio-data) goes with the node" in output
+    else:
+        assert rc != 0, output
+        refused = (
+            "agent-1 holds 1 bound local volume(s) that removing it would destroy with its disk: "
+            "PV pvc-0b1d (claim minio/minio-data). Move their data to another node first"
+        )
+        assert refused in output, output
+        assert "-e node_drain_allow_local_volume_loss=true" in output
+    assert "pvc-9c2e" not in output
+    assert calls(tmp_path) == ["get persistentvolumes"]
