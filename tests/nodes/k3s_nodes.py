@@ -7,6 +7,7 @@ The tests drive the playbooks directly (not `up`), so each scenario controls wha
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import subprocess
@@ -130,6 +131,13 @@ class NodeCluster:
     def kubectl_calls(self, node: str) -> list[str]:
         log = "/var/lib/rancher/k3s/standin-kubectl.log"
         return self.ssh(node, f"cat {log} 2>/dev/null || true").stdout.splitlines()
+
+    def set_api_objects(self, kind: str, objects: Sequence[Mapping[str, Any]]) -> None:
+        """What the k3s stand-in's API on server-0 serves for `kubectl get pods` (kind "pods") or `kubectl get
+        persistentvolumes` ("pvs") from now on: the file is replaced at once, never read half written."""
+        path = f"/var/lib/rancher/k3s/server/standin-{kind}.json"
+        self.upload("server-0", f"{path}.tmp", json.dumps(list(objects)).encode())
+        self.ssh("server-0", f"mv {path}.tmp {path}")
 
     def node_table(self) -> dict[str, list[str]]:
         """`k3s kubectl get nodes` on the first server: name -> [status, roles, age, version]."""

@@ -1,6 +1,8 @@
 """The life of a cluster through the playbooks, over SSH on amd64 local nodes, one scenario after the other on
 the same nodes: install (with the Raspberry Pi path on the agent, whose model file says "Raspberry Pi 4"),
-check mode, a version bump through site.yml, a rolling upgrade, scale out, remove a node, reset.
+check mode, a version bump through site.yml, a rolling upgrade, scale out, remove a node (refused while a bound
+local volume lives on it, stopped while a job still runs on it after node_drain_job_timeout), reset.
+The pods and PersistentVolumes the k3s stand-in's API serves are the ones each test writes on server-0.
 
 The tests run in file order and each starts from the state the previous one left.
 """
@@ -11,8 +13,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +76,46 @@ def pids(cluster: NodeCluster) -> dict[str, tuple[str, str]]:
         properties = cluster.service(node, UNITS[node])
         found[node] = (properties["MainPID"], properties["ExecMainStartTimestamp"])
     return found
+
+
+def job_pod(name: str, node: str, phase: str = "Running") -> dict[str, Any]:
+    """An OSCAR asynchronous invocation as the API shows it: the pod of a batch Job in oscar-svc."""
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "controller": True}
+    return {
+        "metadata": {"name": f"{name}-x7k2p", "namespace": "oscar-svc", "ownerReferences": [owner]},
+        "spec": {"nodeName": node},
+        "status": {"phase": phase},
+    }
+
+
+def deployment_pod(name: str, node: str) -> dict[str, Any]:
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{name}-5d8f", "controller": True}
+    return {
+        "metadata": {"name": f"{name}-5d8f-q2w", "namespace": "oscar", "ownerReferences": [owner]},
+        "spec": {"nodeName": node},
+        "status": {"phase": "Running"},
+    }
+
+
+def local_pv(name: str, node: str, claim: str | None, phase: str = "Bound") -> dict[str, Any]:
+    """A volume of k3s' local-path StorageClass: its data is in a folder on `node`'s disk."""
+    expression = {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
+    spec: dict[str, Any] = {
+        "storageClassName": "local-path",
+        "hostPath": {"path": f"/var/lib/rancher/k3s/storage/{name}"},
+        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [expression]}]}},
+    }
+    if claim:
+        spec["claimRef"] = {
+            "kind": "PersistentVolumeClaim",
+            "namespace": claim.split("/")[0],
+            "name": claim.split("/")[1],
+        }
+    return {"metadata": {"name": name}, "spec": spec, "status": {"phase": phase}}
+
+
+def messages(result: PlaybookResult) -> str:
+    return "\n".join(problem.message for problem in result.problems)
 
 
 def test_check_mode_on_fresh_nodes_reports_changes_and_makes_none(cluster: NodeCluster) -> None:
@@ -135,9 +180,12 @@ def test_version_bump_reinstalls_and_restarts_each_node_once(cluster: NodeCluste
 
 
 def test_upgrade_drains_and_restarts_one_node_at_a_time(cluster: NodeCluster) -> None:
+    """A bound local volume on a node does not hold its upgrade back: the node comes back with its disk."""
+    cluster.set_api_objects("pvs", [local_pv("pvc-3f1a", "agent-0", "oscar/oscar-pvc")])
     calls_before = len(cluster.kubectl_calls("server-0"))
     result = cluster.playbook("upgrade.yml", THIRD)
     assert result.succeeded, describe(result)
+    assert "local volume" not in result.log_file.read_text()
     calls = [" ".join(line.split()[2:4]) for line in cluster.kubectl_calls("server-0")[calls_before:]]
     steps = [call for call in calls if call.split()[0] in ("cordon", "drain", "uncordon")]
     # Servers first (serial 1), then the agents; each node cordoned, drained and uncordoned before the next.
@@ -159,6 +207,7 @@ def test_upgrade_drains_and_restarts_one_node_at_a_time(cluster: NodeCluster) ->
     again = cluster.playbook("upgrade.yml", THIRD)
     assert again.succeeded, describe(again)
     assert changes(again) == {"server-0": 0, "agent-0": 0}
+    cluster.set_api_objects("pvs", [])
 
 
 def test_scale_adds_a_node_without_touching_the_others(cluster: NodeCluster) -> None:
@@ -180,13 +229,108 @@ def test_scale_adds_a_node_without_touching_the_others(cluster: NodeCluster) -> 
     assert changes(again) == {"server-0": 0, "agent-0": 0, "agent-1": 0}
 
 
-def test_remove_node_drains_deletes_and_wipes_it(cluster: NodeCluster) -> None:
+def assert_left_in_place(cluster: NodeCluster, node: str) -> None:
+    """Nothing was removed: the node is in the API, schedulable, and its k3s runs."""
+    assert cluster.node_table()[node] == ["Ready", "<none>", "1m", THIRD]
+    assert cluster.exists(node, "/usr/local/bin/k3s")
+    assert cluster.service(node, UNITS[node])["ActiveState"] == "active"
+
+
+def test_remove_node_refuses_a_node_whose_disk_holds_a_bound_volume(cluster: NodeCluster) -> None:
+    cluster.set_api_objects(
+        "pvs",
+        [
+            local_pv("pvc-9e2b", "agent-1", "minio/data-minio-0"),
+            local_pv("pvc-3f1a", "agent-0", "oscar/oscar-pvc"),  # another node's
+            local_pv("pvc-77aa", "agent-1", None, phase="Available"),  # no data yet
+        ],
+    )
+    try:
+        calls_before = len(cluster.kubectl_calls("server-0"))
+        result = cluster.playbook("remove-node.yml", THIRD, {"remove_node": "agent-1", "skip_confirmation": True})
+    finally:
+        cluster.set_api_objects("pvs", [])
+    assert not result.succeeded
+    assert (
+        "agent-1 holds 1 bound local volume(s) that removing it would destroy with its disk: "
+        "PV pvc-9e2b (claim minio/data-minio-0). Move their data to another node first"
+    ) in messages(result), describe(result)
+    assert "-e node_drain_allow_local_volume_loss=true" in messages(result)
+    assert "pvc-3f1a" not in messages(result) and "pvc-77aa" not in messages(result)
+    calls = [" ".join(line.split()[2:4]) for line in cluster.kubectl_calls("server-0")[calls_before:]]
+    assert [call for call in calls if call.split()[0] in ("cordon", "drain", "delete")] == []
+    assert_left_in_place(cluster, "agent-1")
+
+
+def test_remove_node_stops_when_a_job_outlasts_the_timeout(cluster: NodeCluster) -> None:
+    cluster.set_api_objects(
+        "pods",
+        [job_pod("cowsay-0a1b", "agent-1"), deployment_pod("oscar-ui", "agent-1"), job_pod("grayify-c3d4", "agent-0")],
+    )
+    try:
+        calls_before = len(cluster.kubectl_calls("server-0"))
+        result = cluster.playbook(
+            "remove-node.yml",
+            THIRD,
+            {"remove_node": "agent-1", "skip_confirmation": True, "node_drain_job_timeout": 3},
+        )
+    finally:
+        cluster.set_api_objects("pods", [])
+    assert not result.succeeded
+    log = result.log_file.read_text()
+    assert "waiting up to 3 s (node_drain_job_timeout) for 1 job pod(s) to finish before the drain" in log
+    assert (
+        "agent-1: 1 job pod(s) still running after 3 s: oscar-svc/cowsay-0a1b-x7k2p; a drain would kill these "
+        "OSCAR jobs. Let them finish and run again, or raise node_drain_job_timeout"
+    ) in messages(result), describe(result)
+    assert "the node is schedulable again and nothing was removed" in messages(result)
+    assert "oscar-ui" not in messages(result) and "grayify" not in messages(result)
+    calls = [" ".join(line.split()[2:4]) for line in cluster.kubectl_calls("server-0")[calls_before:]]
+    steps = [call for call in calls if call.split()[0] in ("cordon", "drain", "uncordon", "delete")]
+    assert steps == ["cordon agent-1", "uncordon agent-1"]
+    assert_left_in_place(cluster, "agent-1")
+
+
+def finish_the_job_once_waited_for(cluster: NodeCluster, calls_before: int, job: dict[str, Any]) -> None:
+    """The job ends while the role waits: once it listed the node's pods twice, the pod is Succeeded."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        calls = cluster.kubectl_calls("server-0")[calls_before:]
+        if sum(" kubectl get pods " in f" {line} " for line in calls) >= 2:
+            cluster.set_api_objects("pods", [{**job, "status": {"phase": "Succeeded"}}])
+            return
+        time.sleep(1)
+
+
+def test_remove_node_waits_for_the_job_then_drains_deletes_and_wipes_it(cluster: NodeCluster) -> None:
+    """A job running on the node finishes first; the bound volume on it goes, as the override allows."""
+    job = job_pod("cowsay-0a1b", "agent-1")
+    cluster.set_api_objects("pods", [job])
+    cluster.set_api_objects("pvs", [local_pv("pvc-9e2b", "agent-1", "minio/data-minio-0")])
     calls_before = len(cluster.kubectl_calls("server-0"))
-    result = cluster.playbook("remove-node.yml", THIRD, {"remove_node": "agent-1", "skip_confirmation": True})
+    finisher = threading.Thread(target=finish_the_job_once_waited_for, args=(cluster, calls_before, job))
+    finisher.start()
+    try:
+        extravars = {
+            "remove_node": "agent-1",
+            "skip_confirmation": True,
+            "node_drain_job_timeout": 120,
+            "node_drain_allow_local_volume_loss": True,
+        }
+        result = cluster.playbook("remove-node.yml", THIRD, extravars)
+    finally:
+        finisher.join()
+        cluster.set_api_objects("pods", [])
+        cluster.set_api_objects("pvs", [])
     assert result.succeeded, describe(result)
+    log = result.log_file.read_text()
+    assert "waiting up to 120 s (node_drain_job_timeout) for 1 job pod(s) to finish before the drain: " in log
+    assert "the data of PV pvc-9e2b (claim minio/data-minio-0) goes with the node" in log
     calls = [" ".join(line.split()[2:4]) for line in cluster.kubectl_calls("server-0")[calls_before:]]
     steps = [call for call in calls if call.split()[0] in ("cordon", "drain", "delete")]
     assert steps == ["cordon agent-1", "drain agent-1", "delete node"]
+    waits = calls[calls.index("cordon agent-1") : calls.index("drain agent-1")]
+    assert waits.count("get pods") >= 3, calls  # listed, waited for at least once more, then found it finished
     assert set(cluster.node_table()) == {"server-0", "agent-0"}
     assert_wiped(cluster, "agent-1")
     cluster.forget("agent-1")
