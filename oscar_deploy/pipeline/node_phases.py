@@ -111,17 +111,25 @@ def provision(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
     )
 
 
-def scale_in(context: PhaseContext, victims: Sequence[str], installed: bool = True) -> list[str]:
+def scale_in(
+    context: PhaseContext, victims: Sequence[str], installed: bool = True, allow_local_volume_loss: bool = False
+) -> list[str]:
     """Drain and delete each victim from Kubernetes (remove-node.yml, which also resets a running one), one at a
     time, then let the provider remove it; the inventory is rewritten after each, so a failure leaves it true.
     A victim that is off (the autoscaler drained and stopped it) is not reset: SSH cannot reach it, nothing of k3s
-    runs there to rejoin, and the provider deletes it next."""
+    runs there to rejoin, and the provider deletes it next. A victim holding bound local volumes is refused (their
+    data would go with its disk) unless `allow_local_volume_loss`."""
     provider, state = context.provider, context.state
     off = {node.name for node in context.nodes if node.state != "running"}
     removed: list[str] = []
     for name in victims:
         if installed:
-            variables = {"remove_node": name, "skip_confirmation": True, "remove_node_reset": name not in off}
+            variables = {
+                "remove_node": name,
+                "skip_confirmation": True,
+                "remove_node_reset": name not in off,
+                "node_drain_allow_local_volume_loss": allow_local_volume_loss,
+            }
             layer_for(context).run("remove-node.yml", variables)
         removed += provider.remove(name)
         context.nodes = [node for node in context.nodes if node.name != name]

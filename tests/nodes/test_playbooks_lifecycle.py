@@ -255,7 +255,9 @@ def test_remove_node_refuses_a_node_whose_disk_holds_a_bound_volume(cluster: Nod
         "agent-1 holds 1 bound local volume(s) that removing it would destroy with its disk: "
         "PV pvc-9e2b (claim minio/data-minio-0). Move their data to another node first"
     ) in messages(result), describe(result)
-    assert "-e node_drain_allow_local_volume_loss=true" in messages(result)
+    assert "-e node_drain_allow_local_volume_loss=true (oscar-deploy scale: --allow-local-volume-loss)" in messages(
+        result
+    )
     assert "pvc-3f1a" not in messages(result) and "pvc-77aa" not in messages(result)
     calls = [" ".join(line.split()[2:4]) for line in cluster.kubectl_calls("server-0")[calls_before:]]
     assert [call for call in calls if call.split()[0] in ("cordon", "drain", "delete")] == []

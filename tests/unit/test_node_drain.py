@@ -205,6 +205,6 @@ def test_local_volumes_refuse_the_removal_unless_allowed(tmp_path: Path, allow: 
             "PV pvc-0b1d (claim minio/minio-data). Move their data to another node first"
         )
         assert refused in output, output
-        assert "-e node_drain_allow_local_volume_loss=true" in output
+        assert "-e node_drain_allow_local_volume_loss=true (oscar-deploy scale: --allow-local-volume-loss)" in output
     assert "pvc-9c2e" not in output
     assert calls(tmp_path) == ["get persistentvolumes"]

@@ -18,19 +18,26 @@ from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
 
 WORKERS_OPTION = typer.Option(..., "--workers", "-w", help="Number of workers (k3s agents) wanted.", min=0)
+LOCAL_VOLUME_LOSS_OPTION = typer.Option(
+    False,
+    "--allow-local-volume-loss",
+    help="Remove a worker even when bound local volumes (k3s local-path) live on its disk; their data is lost.",
+)
 
 
 def scale(
     workers: int = WORKERS_OPTION,
     file: Path | None = OPTIONAL_SPEC_OPTION,
     cluster: str | None = CLUSTER_NAME_OPTION,
+    allow_local_volume_loss: bool = LOCAL_VOLUME_LOSS_OPTION,
 ) -> None:
     """Grow or shrink the workers to N; removed ones are drained first.
 
     N must be within the spec's workers.min and workers.max. New workers are created and joined without
-    touching running nodes; removed workers are drained first (their pods move elsewhere), then deleted from
-    Kubernetes and destroyed. The count is kept as the cluster's desired state, so `up` keeps it. Only the
-    workers change: a spec file that differs from the one `up` applied elsewhere is refused (run `up` first).
+    touching running nodes; removed workers are drained first (their pods move elsewhere, the OSCAR jobs they
+    run are waited for), then deleted from Kubernetes and destroyed; one holding bound local volumes is
+    refused. The count is kept as the cluster's desired state, so `up` keeps it. Only the workers change: a
+    spec file that differs from the one `up` applied elsewhere is refused (run `up` first).
     """
     spec, state = open_cluster(file, cluster)
     _check_range(spec, workers)
@@ -72,7 +79,7 @@ def scale(
             if isinstance(provider, CloudProvider):
                 context.nodes = provider.live_nodes()  # a worker the autoscaler stopped is not reset over SSH
             for removed, victim in enumerate(victims, start=1):
-                scale_in(context, [victim])
+                scale_in(context, [victim], allow_local_volume_loss=allow_local_volume_loss)
                 # What is gone stays gone: `up` after a later failure must not make this node again.
                 state.desired.set_workers(len(agents) - removed)
             done.append(f"drained and removed {', '.join(victims)}")

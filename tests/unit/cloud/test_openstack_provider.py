@@ -570,6 +570,24 @@ def test_scale_in_does_not_reach_for_a_worker_the_autoscaler_stopped(
         ("remove-node.yml", "agent-2", False),
         ("remove-node.yml", "agent-1", True),
     ]
+    assert {run.variables["node_drain_allow_local_volume_loss"] for run in playbooks} == {False}
+
+
+def test_scale_in_gives_local_volumes_up_only_when_asked(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 2"))
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    playbooks.clear()
+    shrunk = cli("scale", "--workers", "1", "--allow-local-volume-loss")
+    assert shrunk.exit_code == 0, shrunk.output
+    assert [(run.playbook, run.variables["node_drain_allow_local_volume_loss"]) for run in playbooks] == [
+        ("remove-node.yml", True)
+    ]
 
 
 def test_scale_refuses_a_spec_edit_up_has_not_applied(
