@@ -94,6 +94,22 @@ def test_corrupt_journal_says_what_to_do(state_home: Path, content: str, expecte
         state.journal.completed("provision")
 
 
+def test_desired_state_keeps_the_workers_a_scale_has_not_seen_join(state_home: Path) -> None:
+    desired = ClusterState("lab").ensure().desired
+    assert desired.joining() == []
+    desired.set_workers(3)
+    desired.set_joining(["agent-2", "agent-1"])
+    assert desired.joining() == ["agent-1", "agent-2"]
+    desired.set_joining([])
+    assert json.loads(desired.path.read_text()) == {"workers": 3}, "an empty list leaves no key behind"
+    desired.set_joining([])
+    assert json.loads(desired.path.read_text()) == {"workers": 3}
+    desired.path.write_text('{"joining": ["agent-1", 7, null]}')
+    assert desired.joining() == ["agent-1"], "what is no name is left out"
+    desired.path.write_text('{"joining": "agent-1"}')
+    assert desired.joining() == [], "a string is no list of names"
+
+
 def test_desired_state_keeps_the_scaled_worker_count_and_the_bundle(state_home: Path) -> None:
     desired = ClusterState("lab").ensure().desired
     assert desired.workers() is None and desired.bundle() is None
