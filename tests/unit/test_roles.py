@@ -73,6 +73,11 @@ def run_validate(tmp_path: Path, hosts: dict[str, Any], variables: dict[str, Any
         }
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "extra.json").write_text(json.dumps(variables))
+    return run_local_playbook(tmp_path, Path(__file__).parent / "playbooks" / "validate-only.yml")
+
+
+def run_local_playbook(tmp_path: Path, playbook: Path, *options: str) -> tuple[int, str]:
+    """ansible-playbook with the bundled roles, `tmp_path`'s inventory.yml and extra.json: (exit code, output)."""
     result = subprocess.run(
         [
             str(ANSIBLE_BIN / "ansible-playbook"),
@@ -80,7 +85,8 @@ def run_validate(tmp_path: Path, hosts: dict[str, Any], variables: dict[str, Any
             str(tmp_path / "inventory.yml"),
             "-e",
             f"@{tmp_path / 'extra.json'}",
-            str(Path(__file__).parent / "playbooks" / "validate-only.yml"),
+            *options,
+            str(playbook),
         ],
         env={
             **os.environ,
@@ -333,29 +339,7 @@ def run_role_tasks(
         }
     ]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
-    result = subprocess.run(
-        [
-            str(ANSIBLE_BIN / "ansible-playbook"),
-            "-i",
-            str(tmp_path / "inventory.yml"),
-            "-e",
-            f"@{tmp_path / 'extra.json'}",
-            *options,
-            str(tmp_path / "play.yml"),
-        ],
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
-            "ANSIBLE_NOCOLOR": "1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    return result.returncode, result.stdout + result.stderr
+    return run_local_playbook(tmp_path, tmp_path / "play.yml", *options)
 
 
 def recap(output: str, host: str = "s1") -> dict[str, int]:

@@ -291,16 +291,8 @@ def test_scale_out_stopped_before_the_new_worker_joined_is_finished_by_the_next_
     `scale` again joins it instead of finding the count reached."""
     (cli.cwd / "cluster.yaml").write_text(SPEC)
     assert cli("up", "--until", "kubernetes").exit_code == 0
-    recorded = K3sLayer.run
-
-    def stopped_in_scale(self: K3sLayer, playbook: str, *args: Any, **kwargs: Any) -> Any:
-        result = recorded(self, playbook, *args, **kwargs)
-        if playbook == "scale.yml":
-            raise KeyboardInterrupt
-        return result
-
     with monkeypatch.context() as patch:
-        patch.setattr(K3sLayer, "run", stopped_in_scale)
+        _stopped_in_scale_yml(patch)
         stopped = cli("scale", "--workers", "2")
     assert stopped.exit_code == 130
     desired = ClusterState("lab").desired
