@@ -17,6 +17,10 @@ Each round:
 4. writes one line to the decisions log when something was decided, done or noted anew, and saves the power
    record with the policy's and observer's timers to state.json, which a restart soon after goes on with.
 
+`run` holds the cluster's operation lock for each round, when it is free (`round_guard`): while `up`, `scale`
+or `edge install` holds it, no round runs (the log says so once, and again when rounds go on), so the
+autoscaler never powers a worker off under a playbook or on while `scale` removes it.
+
 A power action that fails leaves the worker out of the policy's view for a pause that doubles at each failure
 (1, 2, 4, 8, then 15 minutes), so the policy turns to another worker meanwhile. The loop stops between two rounds on
 SIGTERM or SIGINT (the caller sets `stop`), stops its watches and logs why.
@@ -24,10 +28,11 @@ SIGTERM or SIGINT (the caller sets `stop`), stops its watches and logs why.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, assert_never
@@ -85,6 +90,12 @@ class Settings:
     credentials: str = ""
 
 
+@contextlib.contextmanager
+def always_free() -> Iterator[str | None]:
+    """The round guard of a runtime that shares its cluster with no other command."""
+    yield None
+
+
 @dataclass
 class Round:
     """What one round decided and did, as the decisions log records it."""
@@ -106,7 +117,10 @@ class Runtime:
         folder: Path,
         log: DecisionsLog,
         clock: Callable[[], float] = time.time,
+        round_guard: Callable[[], contextlib.AbstractContextManager[str | None]] = always_free,
     ) -> None:
+        """`round_guard()` is entered around each round of `run`: it gives None when the round may run, else who
+        holds the cluster meanwhile."""
         self.observer = observer
         self.power = power
         self.actions = actions
@@ -126,6 +140,8 @@ class Runtime:
         self.unreported: set[str] = set()
         self.last_notes: list[str] = []
         self.last_error = ""
+        self.round_guard = round_guard
+        self.paused_by = ""  # who held the cluster when the last round was skipped; "" while rounds run
 
     # --- the loop -----------------------------------------------------------------------------------------------
 
@@ -146,7 +162,7 @@ class Runtime:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
-                    self.round()
+                    self._guarded_round()
                     self.last_error = ""
                 except (OscarDeployError, OSError) as exc:
                     error = str(exc).splitlines()[0]
@@ -159,6 +175,18 @@ class Runtime:
         finally:
             self.observer.stop()
             self.log.write({"event": "stop", "reason": reason() if stop.is_set() else "done"}, self.clock())
+
+    def _guarded_round(self) -> None:
+        with self.round_guard() as holder:
+            if holder is None:
+                if self.paused_by:
+                    self.log.write({"event": "resume", "reason": f"{self.paused_by} ended"}, self.clock())
+                    self.paused_by = ""
+                self.round()
+            elif holder != self.paused_by:
+                reason = f"the cluster is busy with {holder}: no round until it ends"
+                self.log.write({"event": "pause", "reason": reason}, self.clock())
+                self.paused_by = holder
 
     def round(self) -> Round:
         now = self.clock()
@@ -199,7 +227,7 @@ class Runtime:
                         "outcome": outcome,
                     }
                 )
-        self._continue_drains(observation, done, now)
+        self._continue_drains({machine.name for machine in machines}, done, now)
         done.counts = _counts(observation.snapshot)
         save_memory(self.state_file, RuntimeMemory(self.record, self.policy_state, self.history, now))
         if done.decisions or done.steps or done.notes != self.last_notes:
@@ -325,8 +353,14 @@ class Runtime:
         self.record.failed_until[name] = now + pause
         return f"failed: {str(exc).splitlines()[0]}; retried after {pause:.0f}s"
 
-    def _continue_drains(self, observation: Observation, done: Round, now: float) -> None:
+    def _continue_drains(self, workers: set[str], done: Round, now: float) -> None:
         for name in sorted(self.draining):
+            if name not in workers:  # removed meanwhile (`scale`): nothing left to drain or power off
+                self.draining.pop(name)
+                self.record.cordoned.discard(name)
+                outcome = "drain given up: no longer a worker of this cluster"
+                done.steps.append({"action": "drain-step", "node": name, "outcome": outcome})
+                continue
             try:
                 step = drain_step(self.actions, name)
             except OscarDeployError as exc:

@@ -32,6 +32,7 @@ from oscar_deploy.autoscaler.model import NodeTemplate, PolicyConfig
 from oscar_deploy.autoscaler.snapshot import PowerRecord
 from oscar_deploy.platform.autoscaler import AUTOSCALER_NAMESPACE, AUTOSCALER_TOKEN_SECRET
 from oscar_deploy.providers.power import PowerManager
+from oscar_deploy.state.lock import AUTOSCALER_ROUND, hold_if_free
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import atomic_write, read_private_file
 
@@ -197,7 +198,15 @@ def run_autoscaler(spec: ClusterSpec, state: ClusterState, once: bool) -> None:
                 default_boot=DEFAULT_BOOT_SECONDS[spec.target],
                 credentials=f"power: {credentials}; Kubernetes: {kubeconfig}",
             )
-            runtime = Runtime(observer, power, NodeActions(api_client), settings, folder, log)
+            runtime = Runtime(
+                observer,
+                power,
+                NodeActions(api_client),
+                settings,
+                folder,
+                log,
+                round_guard=lambda: hold_if_free(state.lock_file, spec.name, AUTOSCALER_ROUND),
+            )
             runtime.run(stop, once=once, reason=lambda: received[0] if received else "stopped")
         finally:
             for number, handler in previous.items():
@@ -232,6 +241,9 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
             counts = {str(k): v for k, v in counted.items() if type(v) is int} if isinstance(counted, dict) else {}
         elif entry.get("event") == "error":
             rows.append({"time": time, "action": "error", "node": "", "reason": "", "outcome": str(entry.get("error"))})
+        elif entry.get("event") in ("pause", "resume"):
+            reason = str(entry.get("reason", ""))
+            rows.append({"time": time, "action": str(entry["event"]), "node": "", "reason": reason, "outcome": ""})
     pid = running_pid(folder)
     return {
         "cluster": state.name,

@@ -1,54 +1,26 @@
 """One operation per cluster at a time (oscar_deploy.state.lock): a second `up`/`scale`/`down`/`edge install`/
-`edge reset` is refused in one line naming the holder, a holder that died is taken over with a note, and the
-read-only commands never wait for the lock."""
+`edge reset` is refused in one line naming the holder, a holder that died is taken over with a note, the
+read-only commands never wait for the lock, and an autoscaler round is waited for (and waits for no one)."""
 
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from oscar_deploy.nodes.ansible import PlaybookResult
+from oscar_deploy.state import lock as lock_module
 from oscar_deploy.state.folder import ClusterState
-from oscar_deploy.state.lock import ClusterBusyError, LockNote, OperationLock, hold
+from oscar_deploy.state.lock import AUTOSCALER_ROUND, ClusterBusyError, LockNote, OperationLock, hold, hold_if_free
+from oscar_deploy.support.errors import OperationError
+from tests.processes import Holder
 
-HOLDER = """
-import sys
-from pathlib import Path
-from oscar_deploy.state.lock import hold
-with hold(Path(sys.argv[1]), sys.argv[2], sys.argv[3]):
-    print("held", flush=True)
-    sys.stdin.read()
-"""
 INVENTORY = "server:\n  hosts:\n    192.0.2.10:\nagent:\n  hosts:\n    192.0.2.11:\n"
-
-
-class Holder:
-    """Another process holding a cluster's lock until `release` (or `kill`)."""
-
-    def __init__(self, path: Path, cluster: str, command: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(path), cluster, command],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None and self.process.stdout.readline() == "held\n"
-        self.pid = self.process.pid
-
-    def release(self) -> None:
-        self.process.communicate("", timeout=30)
-        assert self.process.returncode == 0
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -100,6 +72,115 @@ def test_a_holder_that_died_is_taken_over_with_a_note(tmp_path: Path, holders: l
         f"note: cluster lab: `edge install` (pid {holder.pid}) since {since} ended without releasing its lock "
         "(it crashed or was killed); taking over"
     ]
+
+
+def test_an_operation_waits_for_an_autoscaler_round_and_says_so_once(
+    tmp_path: Path, holders: list[Holder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = tmp_path / "lab" / "lock"
+    holder = Holder(lock, "lab", AUTOSCALER_ROUND)
+    holders.append(holder)
+    end_the_round_at_the_third_wait(holder, monkeypatch)
+    warnings: list[str] = []
+    with hold(lock, "lab", "scale --workers 2", warnings.append):
+        assert note_of(lock).command == "scale --workers 2"
+    assert warnings == [f"cluster lab: waiting for the autoscaler's round (pid {holder.pid}) to end"]
+
+
+def end_the_round_at_the_third_wait(holder: Holder, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:
+            holder.release()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(lock_module, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+
+
+def test_a_round_that_does_not_end_within_round_wait_is_refused_like_any_holder(
+    tmp_path: Path, holders: list[Holder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lock_module, "ROUND_WAIT", 0.5)
+    lock = tmp_path / "lab" / "lock"
+    holder = Holder(lock, "lab", AUTOSCALER_ROUND)
+    holders.append(holder)
+    warnings: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(ClusterBusyError) as refused, hold(lock, "lab", "up", warnings.append):
+        pytest.fail("the lock was taken twice")
+    assert 0.5 <= time.monotonic() - started < 5
+    assert str(refused.value) == (
+        f"cluster lab: busy with `autoscaler round` (pid {holder.pid}) since {note_of(lock).since}; wait for it to "
+        "end (or stop it), then run this again"
+    )
+    assert len(warnings) == 1
+
+
+def test_a_lock_whose_note_is_not_written_yet_is_waited_for_briefly(
+    tmp_path: Path, holders: list[Holder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lock_module, "NOTE_GRACE", 0.5)
+    lock = tmp_path / "lab" / "lock"
+    holder = Holder(lock, "lab", "")
+    holders.append(holder)
+    started = time.monotonic()
+    with pytest.raises(ClusterBusyError) as refused, hold(lock, "lab", "up"):
+        pytest.fail("the lock was taken twice")
+    assert 0.5 <= time.monotonic() - started < 5
+    assert str(refused.value) == (
+        "cluster lab: busy with another oscar-deploy command; wait for it to end (or stop it), then run this again"
+    )
+    timer = holder.release_in(0.2)
+    with hold(lock, "lab", "up"):
+        assert note_of(lock).command == "up"
+    timer.join()
+
+
+def test_an_autoscaler_round_takes_a_free_lock_and_never_waits_for_a_held_one(
+    tmp_path: Path, holders: list[Holder]
+) -> None:
+    lock = tmp_path / "lab" / "lock"
+    lock.parent.mkdir()
+    with hold_if_free(lock, "lab", AUTOSCALER_ROUND) as holder_seen:
+        assert holder_seen is None
+        assert note_of(lock).command == AUTOSCALER_ROUND
+    assert lock.read_text() == ""
+    holder = Holder(lock, "lab", "up")
+    holders.append(holder)
+    started = time.monotonic()
+    with hold_if_free(lock, "lab", AUTOSCALER_ROUND) as holder_seen:
+        assert holder_seen == f"`up` (pid {holder.pid}) since {note_of(lock).since}"
+    assert time.monotonic() - started < 0.5
+    assert note_of(lock).command == "up", "the holder's note is left alone"
+
+
+def test_a_round_leaves_the_note_of_a_crashed_operation_for_the_next_one(tmp_path: Path, holders: list[Holder]) -> None:
+    lock = tmp_path / "lab" / "lock"
+    holder = Holder(lock, "lab", "up")
+    holders.append(holder)
+    crashed = note_of(lock)
+    holder.kill()
+    with hold_if_free(lock, "lab", AUTOSCALER_ROUND) as holder_seen:
+        assert holder_seen is None
+        assert note_of(lock).command == AUTOSCALER_ROUND
+    assert note_of(lock) == crashed
+    warnings: list[str] = []
+    with hold(lock, "lab", "up", warnings.append):
+        pass
+    assert warnings == [
+        f"note: cluster lab: `up` (pid {holder.pid}) since {crashed.since} ended without releasing its lock (it "
+        "crashed or was killed); taking over"
+    ]
+
+
+def test_a_round_never_makes_a_removed_state_folder_again(tmp_path: Path) -> None:
+    lock = tmp_path / "lab" / "lock"
+    with pytest.raises(OperationError) as gone, hold_if_free(lock, "lab", AUTOSCALER_ROUND):
+        pytest.fail("a round ran without its cluster")
+    assert str(gone.value) == f"{tmp_path / 'lab'}: the cluster's state folder is gone; was cluster lab removed?"
+    assert not (tmp_path / "lab").exists()
 
 
 def test_the_lock_outlives_its_folder_being_removed_by_down(tmp_path: Path) -> None:
@@ -166,6 +247,22 @@ def test_operations_wait_for_no_one_and_read_only_commands_ignore_the_lock(
     holder.release()
     assert cli("edge", "reset", "-i", "boards.yml", "--name", "pis", "--yes").exit_code == 0
     assert recorded_runs == ["reset.yml"]
+
+
+def test_an_operation_started_during_an_autoscaler_round_runs_once_it_ends(
+    cli, recorded_runs: list[str], holders: list[Holder], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "boards.yml").write_text(INVENTORY)
+    holder = Holder(ClusterState("pis").lock_file, "pis", AUTOSCALER_ROUND)
+    holders.append(holder)
+
+    end_the_round_at_the_third_wait(holder, monkeypatch)
+    installed = cli("edge", "install", "-i", "boards.yml", "--name", "pis", "--until", "kubernetes")
+    assert installed.exit_code == 0, installed.output
+    assert installed.stderr.startswith(
+        f"cluster pis: waiting for the autoscaler's round (pid {holder.pid}) to end\ninstalling k3s on 1 server(s)"
+    )
+    assert recorded_runs == ["prepare.yml", "kubernetes.yml"]
 
 
 def test_scale_is_refused_while_another_operation_runs(cli, holders: list[Holder]) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ import pytest
 from oscar_deploy.state.folder import ClusterState
 from tests.conftest import Cli
 from tests.doubles.kube_api import KubeApi
+from tests.processes import Holder, wait_for
 from tests.unit.autoscaler.cluster_objects import node, pod
 
 RECORDER = """import json, sys
@@ -176,8 +177,8 @@ def test_a_broken_kubeconfig_is_one_line(edge: Cli) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
-def started_service(edge: Cli, state_home: Path) -> subprocess.Popen[str]:
-    """`autoscaler run` as a service process, once it has logged its first round."""
+def started_service(edge: Cli, state_home: Path, event: str = "round") -> subprocess.Popen[str]:
+    """`autoscaler run` as a service process, once it has logged its first `event`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     service = subprocess.Popen(
         [sys.executable, "-m", "oscar_deploy", "autoscaler", "run"],
@@ -189,10 +190,10 @@ def started_service(edge: Cli, state_home: Path) -> subprocess.Popen[str]:
     )
     deadline = time.monotonic() + 60
     log = state_home / "edge" / "autoscaler" / "decisions.jsonl"
-    while not (log.is_file() and '"event": "round"' in log.read_text()):
+    while not (log.is_file() and f'"event": "{event}"' in log.read_text()):
         if service.poll() is not None or time.monotonic() > deadline:
             service.kill()
-            raise AssertionError(f"no round logged in 60 s: {service.communicate()}")
+            raise AssertionError(f"no {event} logged in 60 s: {service.communicate()}")
         time.sleep(0.1)
     return service
 
@@ -217,6 +218,36 @@ def test_the_service_stops_cleanly_on_sigterm_and_runs_once_per_cluster(edge: Cl
     entries = log_entries(state_home)
     assert entries[-1]["event"] == "stop" and entries[-1]["reason"] == "SIGTERM"
     assert json.loads(edge("autoscaler", "status", "--json").stdout)["running"] is False
+
+
+def test_the_service_powers_nothing_while_an_operation_holds_the_cluster(edge: Cli, state_home: Path) -> None:
+    holder = Holder(ClusterState("edge").lock_file, "edge", "up")
+    service: subprocess.Popen[str] | None = None
+    try:
+        since = json.loads(ClusterState("edge").lock_file.read_text())["since"]
+        service = started_service(edge, state_home, "pause")
+        assert not (edge.cwd / "calls.jsonl").exists(), "no round ran"
+        holder.release()
+        log = state_home / "edge" / "autoscaler" / "decisions.jsonl"
+        wait_for(lambda: '"event": "round"' in log.read_text(), 60, "the round after the pause")
+        service.send_signal(signal.SIGTERM)
+        service.communicate(timeout=30)
+    finally:
+        if holder.process.poll() is None:
+            holder.kill()
+        if service is not None and service.poll() is None:
+            service.kill()
+    assert service.returncode == 0
+    entries = log_entries(state_home)
+    assert [entry["event"] for entry in entries] == ["start", "pause", "resume", "round", "stop"]
+    assert (
+        entries[1]["reason"]
+        == f"the cluster is busy with `up` (pid {holder.pid}) since {since}: no round until it ends"
+    )
+    assert entries[2]["reason"] == f"`up` (pid {holder.pid}) since {since} ended"
+    calls = [json.loads(line) for line in (edge.cwd / "calls.jsonl").read_text().splitlines()]
+    assert calls == [["wake", "dc:a6:32:00:00:02"]]
+    assert ClusterState("edge").lock_file.read_text() == "", "the round released the lock"
 
 
 def test_ctrl_c_stops_the_service_cleanly_and_ends_as_interrupted(edge: Cli, state_home: Path) -> None:

@@ -4,6 +4,7 @@ the decisions log it writes."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import stat
@@ -705,16 +706,17 @@ def test_an_unchanged_drain_step_is_not_logged_and_the_next_worker_drains_on(mak
 
 
 class RecordingStop(threading.Event):
-    """A stop event that records how long each wait between rounds would be, and stops after the second."""
+    """A stop event that records how long each wait between rounds would be, and stops after `rounds` of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, rounds: int = 2) -> None:
         super().__init__()
         self.waits: list[float] = []
+        self.rounds = rounds
 
     def wait(self, timeout: float | None = None) -> bool:
         assert timeout is not None
         self.waits.append(timeout)
-        if len(self.waits) == 2:
+        if len(self.waits) == self.rounds:
             self.set()
         return self.is_set()
 
@@ -726,3 +728,40 @@ def test_run_waits_the_rest_of_the_period_after_a_slow_round(make_loop: Any, mon
     stop = RecordingStop()
     loop.runtime.run(stop)
     assert stop.waits == [PERIOD - 2, 0.0]
+
+
+def test_no_round_runs_while_another_command_holds_the_cluster_and_the_log_says_so_once(make_loop: Any) -> None:
+    loop = make_loop([node("agent-0", since=T0 - 3600)], {"agent-0": "on"})
+    holders = iter(["`up` (pid 7) since T1", "`up` (pid 7) since T1", "`scale` (pid 8) since T2", None, None, "x"])
+    entered: list[str | None] = []
+
+    @contextlib.contextmanager
+    def guard() -> Iterator[str | None]:
+        entered.append(next(holders))
+        yield entered[-1]
+
+    loop.runtime.round_guard = guard
+    loop.runtime.run(RecordingStop(rounds=5))
+    assert len(entered) == 5, "the guard is asked before every round"
+    assert loop.power.looks == 2, "only the rounds the cluster was free for looked at the machines"
+    events = [(entry["event"], entry.get("reason")) for entry in loop.log() if entry["event"] != "round"]
+    assert events == [
+        ("start", None),
+        ("pause", "the cluster is busy with `up` (pid 7) since T1: no round until it ends"),
+        ("pause", "the cluster is busy with `scale` (pid 8) since T2: no round until it ends"),
+        ("resume", "`scale` (pid 8) since T2 ended"),
+        ("stop", "stopped"),
+    ]
+
+
+def test_a_drained_worker_removed_meanwhile_is_given_up_and_forgotten(make_loop: Any) -> None:
+    loop = draining_agent_2(make_loop)
+    del loop.power.states["agent-2"]  # `scale` removed it between two rounds
+    steps = [d for d in loop.rounds(1) if d["action"] == "drain-step"]
+    assert [(d["node"], d["outcome"]) for d in steps] == [
+        ("agent-2", "drain given up: no longer a worker of this cluster")
+    ]
+    assert loop.power.calls == []
+    assert "agent-2" not in loop.runtime.draining
+    assert "agent-2" not in load_memory(loop.folder / "state.json").record.cordoned
+    assert [d for d in loop.rounds(1) if d["node"] == "agent-2"] == []

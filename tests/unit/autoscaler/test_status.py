@@ -72,6 +72,27 @@ def test_decisions_steps_and_errors_in_order_with_the_last_rounds_notes_and_coun
     assert [row["action"] for row in status_data(cluster, 2)["decisions"]] == ["error", "drain-step"]
 
 
+def test_pauses_for_another_command_and_the_resume_are_rows(cluster: ClusterState) -> None:
+    busy = "the cluster is busy with `up` (pid 7) since T1: no round until it ends"
+    write(
+        cluster,
+        {"event": "pause", "reason": busy},
+        {"event": "resume", "reason": "`up` (pid 7) since T1 ended"},
+        {"event": "pause"},
+    )
+    assert status_data(cluster, 10)["decisions"] == [
+        {"time": "2026-05-28T20:26:40Z", "action": "pause", "node": "", "reason": busy, "outcome": ""},
+        {
+            "time": "2026-05-28T20:26:41Z",
+            "action": "resume",
+            "node": "",
+            "reason": "`up` (pid 7) since T1 ended",
+            "outcome": "",
+        },
+        {"time": "2026-05-28T20:26:42Z", "action": "pause", "node": "", "reason": "", "outcome": ""},
+    ]
+
+
 def test_the_latest_start_and_stop_are_shown(cluster: ClusterState) -> None:
     write(cluster, {"event": "start", "n": 1}, {"event": "stop", "n": 1}, {"event": "start", "n": 2})
     data = status_data(cluster, 10)
