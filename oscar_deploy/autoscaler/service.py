@@ -154,7 +154,8 @@ def config_maker(spec: ClusterSpec) -> Callable[[tuple[NodeTemplate, ...], float
 
 
 def run_autoscaler(spec: ClusterSpec, state: ClusterState, once: bool) -> None:
-    """Run the loop in the foreground until SIGTERM or SIGINT (or one round with `once`)."""
+    """Run the loop in the foreground until SIGTERM or SIGINT (or one round with `once`). The first signal
+    stops it after its current round; a second one at once (a power command running is stopped with it)."""
     if not spec.platform.autoscaler.enabled:
         raise UserInputError(
             f"cluster {spec.name}: platform.autoscaler.enabled is false; set it to true in the spec (and run "
@@ -184,6 +185,8 @@ def run_autoscaler(spec: ClusterSpec, state: ClusterState, once: bool) -> None:
 
         def on_signal(number: int, frame: object) -> None:
             received.append(signal.Signals(number).name)
+            if stop.is_set():
+                raise KeyboardInterrupt  # the second signal: stop now, in the middle of the round
             stop.set()
 
         previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}

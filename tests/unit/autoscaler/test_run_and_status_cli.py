@@ -17,7 +17,7 @@ import pytest
 from oscar_deploy.state.folder import ClusterState
 from tests.conftest import Cli
 from tests.doubles.kube_api import KubeApi
-from tests.processes import Holder, wait_for
+from tests.processes import Holder, alive, wait_for
 from tests.unit.autoscaler.cluster_objects import node, pod
 
 RECORDER = """import json, sys
@@ -262,4 +262,44 @@ def test_ctrl_c_stops_the_service_cleanly_and_ends_as_interrupted(edge: Cli, sta
     assert errors == "interrupted; what completed is recorded, run the command again to resume\n"
     last = log_entries(state_home)[-1]
     assert (last["event"], last["reason"]) == ("stop", "SIGINT")
+    assert json.loads(edge("autoscaler", "status", "--json").stdout)["running"] is False
+
+
+SLOW_RECORDER = """import json, os, sys, time
+with open(sys.argv[1], "a") as log:
+    log.write(json.dumps([os.getpid(), *sys.argv[2:]]) + "\\n")
+time.sleep(120)
+"""
+
+
+def test_a_second_ctrl_c_stops_the_service_in_the_middle_of_a_round(edge: Cli, state_home: Path) -> None:
+    (edge.cwd / "record.py").write_text(SLOW_RECORDER)  # the power-on of board-2 takes two minutes
+    service = subprocess.Popen(
+        [sys.executable, "-m", "oscar_deploy", "autoscaler", "run"],
+        cwd=edge.cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    calls = edge.cwd / "calls.jsonl"
+    try:
+        wait_for(calls.is_file, 60, "the power-on command")
+        (pid, *arguments) = json.loads(calls.read_text())
+        assert arguments == ["wake", "dc:a6:32:00:00:02"]
+        service.send_signal(signal.SIGINT)
+        time.sleep(1)
+        assert service.poll() is None, "the first Ctrl-C waits for the round"
+        started = time.monotonic()
+        service.send_signal(signal.SIGINT)
+        output, errors = service.communicate(timeout=30)
+    finally:
+        if service.poll() is None:
+            service.kill()
+    assert time.monotonic() - started < 10, "the second Ctrl-C stopped the round's power command"
+    assert not alive(pid)
+    assert (service.returncode, output) == (130, "")
+    assert errors == "interrupted; what completed is recorded, run the command again to resume\n"
+    last = log_entries(state_home)[-1]
+    assert (last["event"], last["reason"]) == ("stop", "SIGINT")
+    assert ClusterState("edge").lock_file.read_text() == "", "the round's hold on the cluster was released"
     assert json.loads(edge("autoscaler", "status", "--json").stdout)["running"] is False
