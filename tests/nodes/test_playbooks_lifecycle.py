@@ -1,7 +1,8 @@
 """The life of a cluster through the playbooks, over SSH on amd64 local nodes, one scenario after the other on
 the same nodes: install (with the Raspberry Pi path on the agent, whose model file says "Raspberry Pi 4"),
 check mode, a version bump through site.yml, a rolling upgrade, scale out, remove a node (refused while a bound
-local volume lives on it, stopped while a job still runs on it after node_drain_job_timeout), reset.
+local volume lives on it, stopped while a job still runs on it after node_drain_job_timeout; first in check mode),
+reset (first in check mode).
 The pods and PersistentVolumes the k3s stand-in's API serves are the ones each test writes on server-0.
 
 The tests run in file order and each starts from the state the previous one left.
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.nodes
 FIRST, SECOND, THIRD = "v1.33.3+k3s1", "v1.33.4+k3s1", "v1.34.1+k3s1"
 PI_PARAMS = "cgroup_enable=cpuset cgroup_enable=memory cgroup_memory=1"
 UNITS = {"server-0": "k3s", "agent-0": "k3s-agent", "agent-1": "k3s-agent"}
+REMOVE_FILES = "Remove k3s files, units, configuration, data and the commands linked to k3s"
 # Everything the roles put on a node, and what k3s itself makes there.
 K3S_PATHS = (
     "/usr/local/bin/k3s",
@@ -229,6 +231,26 @@ def test_scale_adds_a_node_without_touching_the_others(cluster: NodeCluster) -> 
     assert changes(again) == {"server-0": 0, "agent-0": 0, "agent-1": 0}
 
 
+def present(cluster: NodeCluster, node: str) -> list[str]:
+    """Which of K3S_PATHS exist on the node (one SSH call)."""
+    paths = " ".join(K3S_PATHS)
+    found = cluster.ssh(node, f'for p in {paths}; do if [ -e "$p" ] || [ -L "$p" ]; then echo "$p"; fi; done')
+    return found.stdout.split()
+
+
+def snapshot(cluster: NodeCluster) -> dict[str, Any]:
+    """What a check-mode run of reset.yml or remove-node.yml must leave as it was: each node's files of K3S_PATHS,
+    its k3s unit (main PID and start), its /etc/hosts and kernel command line, the API's node list, the kubeconfig."""
+    return {
+        "paths": {node: present(cluster, node) for node in cluster.nodes},
+        "units": pids(cluster),
+        "hosts": {node: cluster.read(node, "/etc/hosts") for node in cluster.nodes},
+        "cmdline": cluster.read("agent-0", PI_CMDLINE_FILE),
+        "nodes": cluster.node_table(),
+        "kubeconfig": cluster.kubeconfig.is_file(),
+    }
+
+
 def assert_left_in_place(cluster: NodeCluster, node: str) -> None:
     """Nothing was removed: the node is in the API, schedulable, and its k3s runs."""
     assert cluster.node_table()[node] == ["Ready", "<none>", "1m", THIRD]
@@ -302,6 +324,44 @@ def finish_the_job_once_waited_for(cluster: NodeCluster, calls_before: int, job:
         time.sleep(1)
 
 
+REMOVE_AGENT_1 = {
+    "remove_node": "agent-1",
+    "skip_confirmation": True,
+    "node_drain_job_timeout": 120,
+    "node_drain_allow_local_volume_loss": True,
+}
+
+
+def test_remove_node_in_check_mode_reports_and_changes_nothing(cluster: NodeCluster) -> None:
+    """The removal below, in check mode: it reports the job, the volume and what the reset would remove, does not
+    wait for the job (nothing finishes it: a wait would fail after 120 s), and changes nothing anywhere."""
+    cluster.set_api_objects("pods", [job_pod("cowsay-0a1b", "agent-1")])
+    cluster.set_api_objects("pvs", [local_pv("pvc-9e2b", "agent-1", "minio/data-minio-0")])
+    try:
+        before = snapshot(cluster)
+        calls_before = len(cluster.kubectl_calls("server-0"))
+        result = cluster.playbook("remove-node.yml", THIRD, REMOVE_AGENT_1, check=True)
+    finally:
+        cluster.set_api_objects("pods", [])
+        cluster.set_api_objects("pvs", [])
+    assert result.succeeded, describe(result)
+    log = result.log_file.read_text()
+    assert "in check mode, not waiting for 1 job pod(s) to finish before the drain: oscar-svc/cowsay-0a1b" in log
+    assert "the data of PV pvc-9e2b (claim minio/data-minio-0) goes with the node" in log
+    # Only reads reached the API: no cordon, drain, uncordon or delete.
+    calls = [" ".join(line.split()[2:4]) for line in cluster.kubectl_calls("server-0")[calls_before:]]
+    assert {call.split()[0] for call in calls} == {"get"}, calls
+    assert snapshot(cluster) == before
+    assert_left_in_place(cluster, "agent-1")
+    # The reset's removals are reported as changes of agent-1; nothing else would change.
+    assert {host: changed for host, changed in changes(result).items() if host != "agent-1"} == {
+        "localhost": 0,
+        "server-0": 0,
+    }
+    would = {"Stop and disable the k3s units", REMOVE_FILES, "Remove the cluster nodes from /etc/hosts"}
+    assert would <= set(result.changed_tasks["agent-1"]), result.changed_tasks
+
+
 def test_remove_node_waits_for_the_job_then_drains_deletes_and_wipes_it(cluster: NodeCluster) -> None:
     """A job running on the node finishes first; the bound volume on it goes, as the override allows."""
     job = job_pod("cowsay-0a1b", "agent-1")
@@ -311,13 +371,7 @@ def test_remove_node_waits_for_the_job_then_drains_deletes_and_wipes_it(cluster:
     finisher = threading.Thread(target=finish_the_job_once_waited_for, args=(cluster, calls_before, job))
     finisher.start()
     try:
-        extravars = {
-            "remove_node": "agent-1",
-            "skip_confirmation": True,
-            "node_drain_job_timeout": 120,
-            "node_drain_allow_local_volume_loss": True,
-        }
-        result = cluster.playbook("remove-node.yml", THIRD, extravars)
+        result = cluster.playbook("remove-node.yml", THIRD, REMOVE_AGENT_1)
     finally:
         finisher.join()
         cluster.set_api_objects("pods", [])
@@ -353,6 +407,21 @@ def test_reset_asks_first_and_stops_without_a_yes(cluster: NodeCluster) -> None:
     assert "reset cancelled (pass -e reset_confirmation=yes to skip the question)" in result.stdout
     assert "PLAY [Reset the nodes]" not in result.stdout
     assert cluster.exists("server-0", "/usr/local/bin/k3s")
+
+
+def test_reset_in_check_mode_reports_what_it_would_remove_and_removes_nothing(cluster: NodeCluster) -> None:
+    before = snapshot(cluster)
+    assert before["kubeconfig"] and all(before["paths"].values()), before
+    result = cluster.playbook("reset.yml", THIRD, {"reset_confirmation": "yes"}, check=True)
+    assert result.succeeded, describe(result)
+    assert snapshot(cluster) == before
+    would = {"Stop and disable the k3s units", REMOVE_FILES, "Remove the cluster nodes from /etc/hosts"}
+    for node in cluster.nodes:
+        assert would <= set(result.changed_tasks.get(node, [])), result.changed_tasks
+    # agent-0's Raspberry Pi parameters would go from its kernel command line; server-0 is no Pi.
+    assert "Remove the parameters added to the kernel command line" in result.changed_tasks["agent-0"]
+    assert "Remove the parameters added to the kernel command line" not in result.changed_tasks["server-0"]
+    assert result.changed_tasks["localhost"] == ["Remove the kubeconfig written on the controller"]
 
 
 def test_reset_removes_everything_the_roles_added(cluster: NodeCluster) -> None:
