@@ -32,6 +32,10 @@ def holders() -> Iterator[list[Holder]]:
             holder.kill()
 
 
+def open_descriptors() -> int:
+    return sum(1 for _ in Path("/proc/self/fd").iterdir())
+
+
 def note_of(path: Path) -> LockNote:
     note = OperationLock(path, "lab").note()
     assert note is not None
@@ -108,9 +112,11 @@ def test_a_round_that_does_not_end_within_round_wait_is_refused_like_any_holder(
     holders.append(holder)
     warnings: list[str] = []
     started = time.monotonic()
+    descriptors = open_descriptors()
     with pytest.raises(ClusterBusyError) as refused, hold(lock, "lab", "up", warnings.append):
         pytest.fail("the lock was taken twice")
     assert 0.5 <= time.monotonic() - started < 5
+    assert open_descriptors() == descriptors, "the refused lock file is closed"
     assert str(refused.value) == (
         f"cluster lab: busy with `autoscaler round` (pid {holder.pid}) since {note_of(lock).since}; wait for it to "
         "end (or stop it), then run this again"
@@ -154,6 +160,13 @@ def test_an_autoscaler_round_takes_a_free_lock_and_never_waits_for_a_held_one(
         assert holder_seen == f"`up` (pid {holder.pid}) since {note_of(lock).since}"
     assert time.monotonic() - started < 0.5
     assert note_of(lock).command == "up", "the holder's note is left alone"
+    holder.release()
+    unnoted = Holder(lock, "lab", "")  # a holder that has not written its note yet is not waited for either
+    holders.append(unnoted)
+    started = time.monotonic()
+    with hold_if_free(lock, "lab", AUTOSCALER_ROUND) as holder_seen:
+        assert holder_seen == "another oscar-deploy command"
+    assert time.monotonic() - started < 0.5
 
 
 def test_a_round_leaves_the_note_of_a_crashed_operation_for_the_next_one(tmp_path: Path, holders: list[Holder]) -> None:
