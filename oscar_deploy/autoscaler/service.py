@@ -222,7 +222,8 @@ def run_autoscaler(spec: ClusterSpec, state: ClusterState, once: bool) -> None:
 
 
 def status_data(state: ClusterState, last: int) -> dict[str, Any]:
-    """Whether the autoscaler runs, its last start and stop, its last `last` decisions and its latest notes."""
+    """Whether the autoscaler runs (and why its rounds wait, if they do), its last start and stop, its last `last`
+    decisions and its latest notes."""
     if last < 1:
         raise UserInputError(f"--last {last}: must be 1 or more")
     folder = folder_of(state)
@@ -232,8 +233,13 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
     counts: dict[str, int] = {}
     starts = [entry for entry in entries if entry.get("event") == "start"]
     stops = [entry for entry in entries if entry.get("event") == "stop"]
+    paused = ""  # why rounds wait, from the latest pause with no start, resume or stop after it
     for entry in entries:
         time = entry["time"]  # a str: entries() skips lines without one
+        if entry.get("event") in ("start", "resume", "stop"):
+            paused = ""
+        elif entry.get("event") == "pause":
+            paused = str(entry.get("reason", "")) or "paused"
         if entry.get("event") == "round":
             for decision in _objects(entry.get("decisions")):
                 rows.append({"time": time, **{key: str(decision.get(key, "")) for key in _ROW_KEYS}})
@@ -252,6 +258,7 @@ def status_data(state: ClusterState, last: int) -> dict[str, Any]:
         "cluster": state.name,
         "running": pid is not None,
         "pid": pid,
+        "paused": paused if pid is not None else None,
         "log": str(folder / LOG_NAME),
         "last_start": starts[-1] if starts else None,
         "last_stop": stops[-1] if stops else None,

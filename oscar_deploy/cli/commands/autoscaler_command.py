@@ -84,7 +84,9 @@ def status(
         print_json(data)
         return
     running = f"running (pid {data['pid']})" if data["running"] else "not running"
-    typer.echo(f"autoscaler of cluster {data['cluster']}: {running}")
+    if data["paused"]:
+        running += f", paused: {data['paused']}"
+    typer.echo(printable(f"autoscaler of cluster {data['cluster']}: {running}"))
     start, stop = data["last_start"], data["last_stop"]
     if start is None:
         typer.echo(f"no decisions yet: {data['log']} does not exist; start it with `oscar-deploy autoscaler run`")

@@ -227,6 +227,10 @@ def test_the_service_powers_nothing_while_an_operation_holds_the_cluster(edge: C
         since = json.loads(ClusterState("edge").lock_file.read_text())["since"]
         service = started_service(edge, state_home, "pause")
         assert not (edge.cwd / "calls.jsonl").exists(), "no round ran"
+        assert edge("autoscaler", "status").stdout.splitlines()[0] == (
+            f"autoscaler of cluster edge: running (pid {service.pid}), paused: the cluster is busy with `up` "
+            f"(pid {holder.pid}) since {since}: no round until it ends"
+        )
         holder.release()
         log = state_home / "edge" / "autoscaler" / "decisions.jsonl"
         wait_for(lambda: '"event": "round"' in log.read_text(), 60, "the round after the pause")

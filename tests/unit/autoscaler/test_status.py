@@ -34,6 +34,7 @@ def test_without_a_log_nothing_runs_and_nothing_was_decided(cluster: ClusterStat
         "cluster": "demo",
         "running": False,
         "pid": None,
+        "paused": None,
         "log": str(cluster.path / "autoscaler" / "decisions.jsonl"),
         "last_start": None,
         "last_stop": None,
@@ -102,6 +103,30 @@ def test_the_latest_start_and_stop_are_shown(cluster: ClusterState) -> None:
 def test_a_running_autoscaler_is_shown_with_its_pid(cluster: ClusterState) -> None:
     with run_lock(folder_of(cluster), "demo"):
         assert (status_data(cluster, 1)["running"], status_data(cluster, 1)["pid"]) == (True, os.getpid())
+
+
+BUSY = "the cluster is busy with `up` (pid 7) since T1: no round until it ends"
+
+
+@pytest.mark.parametrize(
+    ("events", "paused"),
+    [
+        ([{"event": "start"}, {"event": "pause", "reason": BUSY}], BUSY),
+        ([{"event": "pause", "reason": BUSY}, {"event": "round"}], BUSY),
+        ([{"event": "start"}, {"event": "pause"}], "paused"),
+        ([{"event": "pause", "reason": BUSY}, {"event": "resume"}], ""),
+        ([{"event": "pause", "reason": BUSY}, {"event": "stop"}], ""),
+        ([{"event": "pause", "reason": BUSY}, {"event": "start"}], ""),
+        ([{"event": "start"}], ""),
+    ],
+)
+def test_a_running_autoscaler_says_why_its_rounds_wait(
+    cluster: ClusterState, events: list[dict[str, Any]], paused: str
+) -> None:
+    write(cluster, *events)
+    assert status_data(cluster, 1)["paused"] is None, "not running: nothing waits"
+    with run_lock(folder_of(cluster), "demo"):
+        assert status_data(cluster, 1)["paused"] == paused
 
 
 def test_damaged_parts_of_a_round_show_nothing_instead_of_failing(cluster: ClusterState) -> None:
