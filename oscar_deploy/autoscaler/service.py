@@ -64,6 +64,18 @@ def kubeconfig_text(server: str, certificate_authority: str | None, token: str) 
     return yaml.safe_dump(config, sort_keys=False)
 
 
+def refuse_while_running(command: str, state: ClusterState) -> None:
+    """`command` removes the cluster's nodes: refuse while its autoscaler runs, which would power workers on
+    meanwhile and go on failing after."""
+    pid = running_pid(folder_of(state))
+    if pid is not None:
+        raise UserInputError(
+            f"{command}: the autoscaler of cluster {state.name} runs (pid {pid or 'unknown'}) and would power workers "
+            f"on while they are removed; stop it first (`systemctl --user stop oscar-autoscaler@{state.name}` for the "
+            "service)"
+        )
+
+
 def ensure_kubeconfig(state: ClusterState) -> Path:
     """The autoscaler's own kubeconfig, written (0600) from the ServiceAccount's token Secret the first time."""
     path = folder_of(state) / "kubeconfig"

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from oscar_deploy.autoscaler.decisions import run_lock
+from oscar_deploy.autoscaler.service import folder_of
 from oscar_deploy.cli import options
 from oscar_deploy.nodes.ansible import PlaybookResult
 from oscar_deploy.state.folder import ClusterState
@@ -186,6 +189,14 @@ def test_reset_refuses_without_a_terminal_unless_yes(cli, recorded_runs: list[di
 
     state = ClusterState("edge").ensure()
     state.write_file(state.kubeconfig_file, "kubeconfig")
+    with run_lock(folder_of(state), "edge"):
+        beside = cli("edge", "reset", "-i", "boards.yml", "--yes")
+    assert (beside.exit_code, beside.stderr) == (
+        2,
+        f"error: edge reset: the autoscaler of cluster edge runs (pid {os.getpid()}) and would power workers on "
+        "while they are removed; stop it first (`systemctl --user stop oscar-autoscaler@edge` for the service)\n",
+    )
+    assert recorded_runs == []
     done = cli("edge", "reset", "-i", "boards.yml", "--yes")
     assert done.exit_code == 0, done.output
     assert [run["playbook"] for run in recorded_runs] == ["reset.yml"]

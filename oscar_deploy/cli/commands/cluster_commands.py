@@ -38,7 +38,7 @@ from oscar_deploy.pipeline.phases import PhaseContext
 from oscar_deploy.pipeline.platform_phases import platform_status
 from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec
 from oscar_deploy.spec.template import render_spec, settings_from_environment
-from oscar_deploy.state.folder import ClusterState, cluster_state
+from oscar_deploy.state.folder import cluster_state
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.files import write_user_file
 from oscar_deploy.support.progress import Progress
@@ -220,7 +220,9 @@ def down(
     context = _context(file, cluster)
     spec, state = context.spec, context.state
     if not keep_nodes:
-        _refuse_beside_the_autoscaler(spec.name, state)
+        from oscar_deploy.autoscaler.service import refuse_while_running
+
+        refuse_while_running("down", state)
         check_teardown(context)
     if keep_nodes:
         confirm_or_refuse(
@@ -250,19 +252,6 @@ def down(
         typer.echo(
             f"a context merged into your kubeconfig stays until you delete it (`kubectl config delete-context "
             f"{spec.name}`)"
-        )
-
-
-def _refuse_beside_the_autoscaler(name: str, state: ClusterState) -> None:
-    """The autoscaler holds its own lock, not the cluster's: it would power workers on while `down` removes them."""
-    from oscar_deploy.autoscaler.decisions import running_pid
-    from oscar_deploy.autoscaler.service import folder_of
-
-    pid = running_pid(folder_of(state))
-    if pid is not None:
-        raise UserInputError(
-            f"down: the autoscaler of cluster {name} runs (pid {pid or 'unknown'}) and would power workers on while "
-            f"they are removed; stop it first (`systemctl --user stop oscar-autoscaler@{name}` for the service)"
         )
 
 

@@ -82,6 +82,9 @@ def reset(inventory: Path = INVENTORY_OPTION, name: str = NAME_OPTION, yes: bool
     """
     state = cluster_state(name, "--name")
     spec = _edge_spec(state, inventory, None, pin=False)
+    from oscar_deploy.autoscaler.service import refuse_while_running
+
+    refuse_while_running("edge reset", state)
     context = cluster_context(spec, state, Progress(), node_phases=False)
     hosts = [node.name for node in context.nodes]
     confirm_or_refuse(
