@@ -409,12 +409,20 @@ def test_reset_asks_first_and_stops_without_a_yes(cluster: NodeCluster) -> None:
     assert cluster.exists("server-0", "/usr/local/bin/k3s")
 
 
+CLEANUP = "Stop what k3s left running and undo its network setup"
+
+
 def test_reset_in_check_mode_reports_what_it_would_remove_and_removes_nothing(cluster: NodeCluster) -> None:
+    # The interface flannel makes on a real node (the stand-in makes none), for the network cleanup to report.
+    cluster.ssh("server-0", "ip link add cni0 type bridge")
     before = snapshot(cluster)
     assert before["kubeconfig"] and all(before["paths"].values()), before
     result = cluster.playbook("reset.yml", THIRD, {"reset_confirmation": "yes"}, check=True)
     assert result.succeeded, describe(result)
     assert snapshot(cluster) == before
+    assert cluster.ssh("server-0", "ip link show cni0", check=False).returncode == 0, "check mode deleted it"
+    assert CLEANUP in result.changed_tasks["server-0"], "the cleanup reports the interface it would delete"
+    assert CLEANUP not in result.changed_tasks["agent-0"]
     would = {"Stop and disable the k3s units", REMOVE_FILES, "Remove the cluster nodes from /etc/hosts"}
     for node in cluster.nodes:
         assert would <= set(result.changed_tasks.get(node, [])), result.changed_tasks
@@ -430,6 +438,8 @@ def test_reset_removes_everything_the_roles_added(cluster: NodeCluster) -> None:
     assert result.succeeded, describe(result)
     for node in cluster.nodes:
         assert_wiped(cluster, node)
+    assert result.changed_tasks["server-0"].count(CLEANUP) == 1
+    assert cluster.ssh("server-0", "ip link show cni0", check=False).returncode != 0, "the cleanup deleted cni0"
     assert cluster.read("agent-0", PI_CMDLINE_FILE) == PI_CMDLINE
     assert not cluster.kubeconfig.exists()
 

@@ -2,9 +2,15 @@
 # Stops what a k3s node leaves running once its service stopped (the unit's KillMode=process keeps the
 # container shims, and so the pods, alive across restarts) and undoes k3s' network setup: mounts, CNI and
 # flannel interfaces, KUBE-/CNI-/flannel iptables rules. Prints one line per thing it undid, nothing when
-# there was nothing to do. Argument: the k3s data folder.
+# there was nothing to do. Arguments: the k3s data folder; `check` to undo nothing and print what it would undo
+# (Ansible's check mode).
 set -u
 data_dir=${1:-/var/lib/rancher/k3s}
+mode=${2:-run}
+
+act() {
+  [ "$mode" = check ] || "$@"
+}
 
 parent_of() {
   sed -n 's/^[0-9]* (.*) [A-Za-z] \([0-9]*\) .*/\1/p' "/proc/$1/stat" 2>/dev/null
@@ -25,7 +31,7 @@ for proc in /proc/[0-9]*; do
   case "$exe" in
     "$data_dir"/data/*/bin/containerd-shim*)
       shim=${proc#/proc/}
-      kill -9 $(descendants "$shim") "$shim" 2>/dev/null
+      act kill -9 $(descendants "$shim") "$shim" 2>/dev/null
       echo "stopped container shim $shim and its containers"
       ;;
   esac
@@ -33,14 +39,14 @@ done
 
 awk -v data="$data_dir" '$2 ~ "^(/run/k3s|/var/lib/kubelet|/run/netns/cni-)" || index($2, data "/") == 1 { print $2 }' \
   /proc/self/mounts | sort -r | while read -r mount_point; do
-  umount -f "$mount_point" 2>/dev/null || umount -l "$mount_point"
+  act umount -f "$mount_point" 2>/dev/null || act umount -l "$mount_point"
   echo "unmounted $mount_point"
 done
 
 if command -v ip >/dev/null; then
   for link in cni0 flannel.1 flannel-v6.1 flannel-wg flannel-wg-v6 kube-ipvs0; do
     if ip link show "$link" >/dev/null 2>&1; then
-      ip link delete "$link"
+      act ip link delete "$link"
       echo "deleted interface $link"
     fi
   done
@@ -48,7 +54,7 @@ fi
 
 for tables in iptables ip6tables; do
   if command -v "$tables-save" >/dev/null && "$tables-save" 2>/dev/null | grep -qE 'KUBE-|CNI-|flannel'; then
-    "$tables-save" | grep -vE 'KUBE-|CNI-|flannel' | "$tables-restore"
+    [ "$mode" = check ] || "$tables-save" | grep -vE 'KUBE-|CNI-|flannel' | "$tables-restore"
     echo "removed k3s rules from $tables"
   fi
 done
