@@ -15,7 +15,12 @@ Traefik configured by a `HelmChartConfig`:
 We create the Gateway ourselves (the chart's own is switched off) so that its listeners, TLS secret and route
 policy are ours: `traefik-gateway` in `traefik`, the names OSCAR uses for exposed services by default
 (HTTPROUTE_GATEWAY_NAME/_NAMESPACE), HTTP on Traefik's `web` entry point (8000, exposed as 80) and HTTPS on
-`websecure` (8443, exposed as 443), routes from every namespace allowed as upstream's kind script does.
+`websecure` (8443, exposed as 443). HTTPS takes routes from every namespace, as upstream's kind script does;
+plain HTTP only from the gateway's own namespace (the redirect to HTTPS and cert-manager's HTTP-01 solver routes,
+which it creates in the Certificate's namespace). OSCAR's exposed-service HTTPRoutes name the Gateway without a
+`sectionName` (O:pkg/backends/resources/expose.go getHTTPRouteSpec), so they attach to every listener that admits
+them, and on `web` their longer path prefix would outrank the redirect's `/` (gateway-api apis/v1
+httproute_types.go, match precedence): the exposed service, and the basic auth it may ask for, in clear text.
 
 TLS comes from cert-manager: Let's Encrypt HTTP-01 answered through the Gateway (cert-manager's
 `gatewayHTTPRoute` solver, which needs its `--enable-gateway-api` flag), or a cluster CA that a self-signed
@@ -128,6 +133,7 @@ def gateway_objects(
 ) -> list[KubeObject]:
     hosts = [host, minio_host(host)]
     everyone = {"namespaces": {"from": "All"}}
+    own_namespace = {"namespaces": {"from": "Same"}}
     objects: list[KubeObject] = [traefik_helm_chart(catalogue, offline)]
     objects += issuer_objects(spec, tls_mode)
     objects += [
@@ -152,7 +158,7 @@ def gateway_objects(
             "spec": {
                 "gatewayClassName": GATEWAY_CLASS,
                 "listeners": [
-                    {"name": "web", "port": GATEWAY_HTTP_PORT, "protocol": "HTTP", "allowedRoutes": everyone},
+                    {"name": "web", "port": GATEWAY_HTTP_PORT, "protocol": "HTTP", "allowedRoutes": own_namespace},
                     {
                         "name": "websecure",
                         "port": GATEWAY_HTTPS_PORT,

@@ -375,3 +375,49 @@ def test_the_autoscaler_gets_its_account_only_when_enabled() -> None:
         ("ClusterRole", "oscar-autoscaler"),
         ("ClusterRoleBinding", "oscar-autoscaler"),
     ]
+
+
+def attached_listeners(gateway: dict[str, Any], route_namespace: str, parent: dict[str, Any]) -> set[str]:
+    """Gateway API attachment by namespace (apis/v1 ParentReference.SectionName, AllowedRoutes): the listeners of
+    `gateway` that accept a route in `route_namespace` referring to it with `parent`."""
+    gateway_namespace = gateway["metadata"]["namespace"]
+    if parent["name"] != gateway["metadata"]["name"] or parent.get("namespace", route_namespace) != gateway_namespace:
+        return set()
+    accepted = set()
+    for listener in gateway["spec"]["listeners"]:
+        if parent.get("sectionName") not in (None, listener["name"]):
+            continue
+        allowed = listener.get("allowedRoutes", {}).get("namespaces", {}).get("from", "Same")
+        if allowed == "All" or (allowed == "Same" and route_namespace == gateway_namespace):
+            accepted.add(listener["name"])
+    return accepted
+
+
+def test_exposed_service_routes_attach_to_https_only_and_plain_http_still_redirects() -> None:
+    platform = build()
+    gateway = platform.find("Gateway", "traefik-gateway", "traefik")
+    env = env_of(platform)
+    # The parentRef OSCAR gives every exposed service's HTTPRoute in oscar-svc: the Gateway named by
+    # HTTPROUTE_GATEWAY_NAME/_NAMESPACE and no sectionName (grycap/oscar pkg/backends/resources/expose.go,
+    # getHTTPRouteSpec), so it attaches to every listener that admits oscar-svc. On `web` its path prefix
+    # /system/services/<svc>/exposed would outrank the redirect's "/" and serve it (and its basic auth) in clear.
+    oscar_parent = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": env["HTTPROUTE_GATEWAY_NAME"],
+        "namespace": env["HTTPROUTE_GATEWAY_NAMESPACE"],
+    }
+    assert attached_listeners(gateway, "oscar-svc", oscar_parent) == {"websecure"}
+    redirect = platform.find("HTTPRoute", "https-redirect", "traefik")["spec"]
+    assert attached_listeners(gateway, "traefik", redirect["parentRefs"][0]) == {"web"}
+    # cert-manager creates the HTTP-01 solver's HTTPRoute in the Challenge's namespace, the Certificate's (traefik).
+    acme = build(
+        "name: demo\nplatform:\n  domain: oscar.example.org\n  acme_email: a@example.org\n  tls: letsencrypt\n"
+    )
+    issuer = acme.find("ClusterIssuer", "oscar-letsencrypt")["spec"]["acme"]
+    solver_parent = issuer["solvers"][0]["http01"]["gatewayHTTPRoute"]["parentRefs"][0]
+    acme_gateway = acme.find("Gateway", "traefik-gateway", "traefik")
+    assert attached_listeners(acme_gateway, acme_gateway["metadata"]["namespace"], solver_parent) == {"web"}
+    for name, namespace in (("oscar", "oscar"), ("minio", "minio")):
+        route = platform.find("HTTPRoute", name, namespace)["spec"]
+        assert attached_listeners(gateway, namespace, route["parentRefs"][0]) == {"websecure"}
