@@ -145,6 +145,25 @@ def test_services_for_several_clusters_need_a_choice(cli, demo: FakeOscar) -> No
     assert cli("service", "apply", "two.yaml", "--cluster-id", "nowhere").exit_code == 2
 
 
+def test_a_failed_service_of_several_is_named_and_a_second_apply_picks_up_from_there(cli, demo: FakeOscar) -> None:
+    """A POST carries no name in its URL: the error names the FDL file and the service that was not applied."""
+    two = COWSAY + "  - oscar:\n      name: second\n      image: alpine\n      script: cowsay.sh\n"
+    (cli.cwd / "two.yaml").write_text(two)
+    assert cli("service", "apply", "cowsay.yaml").exit_code == 0
+    demo.fail("POST", "/system/services", 500, "Error creating the service: quota exceeded")
+    failed = cli("service", "apply", "two.yaml")
+    assert failed.exit_code == 1
+    assert failed.stdout == f"cowsay: unchanged on {demo.url}\n"
+    assert failed.stderr == (
+        "error: two.yaml: service 'second' (2 of 2) not applied: POST "
+        f"{demo.url}/system/services: the server answered 500 Internal Server Error: Error creating the service: "
+        "quota exceeded; the services before it are applied, and `service apply` again goes on from here\n"
+    )
+    demo.failures.clear()
+    again = cli("service", "apply", "two.yaml")
+    assert again.stdout == f"cowsay: unchanged on {demo.url}\nsecond: created on {demo.url}\n"
+
+
 def test_list_run_logs_and_delete(cli, demo: FakeOscar, tmp_path: Path) -> None:
     cli("service", "apply", "cowsay.yaml")
     listing = cli("service", "list")

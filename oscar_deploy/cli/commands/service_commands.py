@@ -19,7 +19,7 @@ from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json, p
 from oscar_deploy.services.fdl import FdlDocument, mask_secrets, to_yaml
 from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
 from oscar_deploy.services.templating import load_fdl
-from oscar_deploy.support.errors import UserInputError, printable
+from oscar_deploy.support.errors import OscarDeployError, UserInputError, printable
 from oscar_deploy.support.files import check_write_target, read_user_bytes, write_user_file
 
 service_app = typer.Typer(
@@ -111,8 +111,15 @@ def apply(
     chosen = [item for item in document.services if cluster_key in (None, item.cluster_key)]
     access = reach.resolve()
     with connect(access) as client:
-        for definition in chosen:
-            outcome = client.apply_service(definition.body)
+        for number, definition in enumerate(chosen, start=1):
+            try:
+                outcome = client.apply_service(definition.body)
+            except OscarDeployError as exc:
+                # A POST or PUT names no service in its URL: say which one of the file's services failed.
+                which = f" ({number} of {len(chosen)})" if len(chosen) > 1 else ""
+                after = "; the services before it are applied, and `service apply` again goes on from here"
+                exc.args = (f"{fdl}: service {definition.name!r}{which} not applied: {exc}" + (after * (number > 1)),)
+                raise
             typer.echo(f"{definition.name}: {outcome.action} on {access.oscar.url}" + _changed(outcome.changed))
 
 
