@@ -197,6 +197,20 @@ def test_list_run_logs_and_delete(cli, demo: FakeOscar, tmp_path: Path) -> None:
     assert cli("service", "list").stdout == f"no services on {demo.url}\n"
 
 
+def test_delete_goes_on_past_a_name_that_is_already_gone(cli, demo: FakeOscar) -> None:
+    """`service delete a b` after a run that deleted `a`: `b` is deleted all the same, and `a` is reported."""
+    cli("service", "apply", "cowsay.yaml")
+    cli("service", "apply", "cowsay.yaml", "--set", "name=cowsay-two")
+    result = cli("service", "delete", "gone", "cowsay", "also-gone", "cowsay-two")
+    assert result.stdout == f"cowsay: deleted from {demo.url}\ncowsay-two: deleted from {demo.url}\n"
+    assert demo.services == {}
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: no services 'gone', 'also-gone' on {demo.url} to delete (the server answered 404 Not Found for "
+        "each); the other names were deleted\n"
+    )
+
+
 def test_files_put_ls_get(cli, demo: FakeOscar, tmp_path: Path) -> None:
     cli("service", "apply", "cowsay.yaml")
     for name in ("a.txt", "b.txt"):

@@ -16,10 +16,11 @@ from oscar_deploy.cli.access import (
 )
 from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json, print_table
+from oscar_deploy.services.client import ServiceNotFound
 from oscar_deploy.services.fdl import FdlDocument, mask_secrets, to_yaml
 from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
 from oscar_deploy.services.templating import load_fdl
-from oscar_deploy.support.errors import OscarDeployError, UserInputError, printable
+from oscar_deploy.support.errors import OperationError, OscarDeployError, UserInputError, printable
 from oscar_deploy.support.files import check_write_target, read_user_bytes, write_user_file
 
 service_app = typer.Typer(
@@ -181,10 +182,23 @@ def delete(
 ) -> None:
     """Delete services by name."""
     access = reach.resolve()
+    gone: dict[str, ServiceNotFound] = {}
     with connect(access) as client:
         for name in names:
-            client.delete_service(name)
+            try:
+                client.delete_service(name)
+            except ServiceNotFound as exc:  # a name already gone does not keep the others from being deleted
+                gone[name] = exc
+                continue
             typer.echo(f"{name}: deleted from {access.oscar.url}")
+    if len(gone) == 1:
+        raise next(iter(gone.values()))
+    if gone:
+        missing = ", ".join(map(repr, gone))
+        raise OperationError(
+            f"no services {missing} on {access.oscar.url} to delete (the server answered 404 Not Found for each)"
+            + ("; the other names were deleted" if len(gone) < len(names) else "")
+        )
 
 
 @service_app.command("run")
