@@ -216,16 +216,17 @@ class OscarClient:
         return self._request("GET", "/health").text.strip()
 
     def info(self) -> dict[str, Any]:
-        return _json_object(self._request("GET", "/system/info"), "/system/info")
+        return _json_object(self._request("GET", "/system/info"))
 
     def config(self) -> dict[str, Any]:
-        return _json_object(self._request("GET", "/system/config"), "/system/config")
+        return _json_object(self._request("GET", "/system/config"))
 
     # --- services -------------------------------------------------------------------------------------------
     def list_services(self) -> list[dict[str, Any]]:
-        data = self._request("GET", "/system/services").json()
+        response = self._request("GET", "/system/services")
+        data = _json(response)
         if not isinstance(data, list):
-            raise OperationError(f"GET {self.access.url}/system/services: expected a JSON list, got {data!r:.100}")
+            raise OperationError(f"{_asked(response)}: expected a JSON list, got {type(data).__name__}")
         return [item for item in data if isinstance(item, dict)]
 
     def get_service(self, name: str) -> dict[str, Any]:
@@ -234,7 +235,7 @@ class OscarClient:
             f"/system/services/{checked_name(name)}",
             not_found=f"no service {name!r}; `oscar-deploy service list` shows them",
         )
-        return _json_object(response, f"/system/services/{checked_name(name)}")
+        return _json_object(response)
 
     def find_service(self, name: str) -> dict[str, Any] | None:
         try:
@@ -358,7 +359,7 @@ class OscarClient:
             response = self._request(
                 "GET", f"/system/logs/{checked_name(name)}", params=params, not_found=f"no service {name!r}"
             )
-            data = _json_object(response, f"/system/logs/{checked_name(name)}")
+            data = _json_object(response)
             # v4 wraps the jobs in {"jobs": {...}, "next_page": ..., "remaining_jobs": ...}; v3 answered the mapping.
             jobs = data["jobs"] if isinstance(data.get("jobs"), dict) else ({} if "jobs" in data else data)
             found += [
@@ -410,13 +411,28 @@ def checked_name(name: str, what: str = "service") -> str:
     return name
 
 
-def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
+def _asked(response: httpx.Response) -> str:
+    """`METHOD URL` of the request `response` answers, for a message (without the query: a page token)."""
+    return f"{response.request.method} {str(response.request.url).split('?', 1)[0]}"
+
+
+def _json(response: httpx.Response) -> Any:
+    """The JSON of an answer, or a one-line error: a 200 with an HTML page comes from the web UI or a login proxy
+    in front of the API, not from the API."""
     try:
-        data = response.json()
+        return response.json()
     except ValueError:
-        raise OperationError(f"{path}: expected JSON, got {response.text[:100]!r}") from None
+        raise OperationError(
+            f"{_asked(response)}: the server answered {response.status_code} {response.reason_phrase}, but not "
+            f"with JSON ({response.text.strip()[:100]!r}); check that the address is the OSCAR API itself, not its "
+            "web UI or a login page in front of it"
+        ) from None
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    data = _json(response)
     if not isinstance(data, dict):
-        raise OperationError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        raise OperationError(f"{_asked(response)}: expected a JSON object, got {type(data).__name__}")
     return data
 
 

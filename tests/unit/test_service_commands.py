@@ -211,6 +211,22 @@ def test_delete_goes_on_past_a_name_that_is_already_gone(cli, demo: FakeOscar) -
     )
 
 
+@pytest.mark.parametrize(
+    ("arguments", "path"),
+    [(["service", "list"], "/system/services"), (["service", "logs", "cowsay"], "/system/logs/cowsay")],
+)
+def test_an_answer_that_is_not_json_is_one_clear_line(cli, demo: FakeOscar, arguments: list[str], path: str) -> None:
+    """A 200 with an HTML page (the web UI, a login proxy in front of the API) is not taken for the API's answer."""
+    demo.fail("GET", path, 200, "<html><title>Sign in</title></html>")
+    result = cli(*arguments, "--cluster", "demo")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: GET {demo.url}{path}: the server answered 200 OK, but not with JSON "
+        "('<html><title>Sign in</title></html>'); check that the address is the OSCAR API itself, not its web UI "
+        "or a login page in front of it\n"
+    )
+
+
 def test_files_put_ls_get(cli, demo: FakeOscar, tmp_path: Path) -> None:
     cli("service", "apply", "cowsay.yaml")
     for name in ("a.txt", "b.txt"):
