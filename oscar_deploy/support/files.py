@@ -273,12 +273,15 @@ def check_write_target(
     create_parents: bool = False,
     of_kind: Callable[[str], bool] | None = None,
     confirm: Callable[[str], bool] | None = None,
+    replace_existing: bool = True,
 ) -> Path:
     """The file to write for `path` (the target of a symbolic link), once writing there can succeed.
 
     Refuses a target that is a device, FIFO, socket or folder, a folder that is missing (unless
     `create_parents`) or not writable, and, with `of_kind`, an existing file whose text `of_kind` does not
     recognise as a `what`: `confirm(question)` may allow that (a prompt on a terminal); otherwise it is refused.
+    Without `replace_existing` (data of any kind: a download, a service's result), any existing file is treated
+    so: replaced only after `confirm`, else refused with advice to pass --force.
     Call it before any side effect, so a command never fails to save what it did.
     """
     name = shown_path(path)
@@ -305,7 +308,12 @@ def check_write_target(
         folder = existing
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserInputError(f"{name}: folder {shown_path(folder)} is not writable; pick another path")
-    if mode is not None and of_kind is not None and not _is_kind(target, of_kind):
+    if mode is not None and not replace_existing:
+        if confirm is None or not confirm(f"{name} exists; replace it?"):
+            raise UserInputError(
+                f"{name}: exists, so the {what} is not replaced; pass --force to replace it, or name another {what}"
+            )
+    elif mode is not None and of_kind is not None and not _is_kind(target, of_kind):
         question = f"{name} is not {_a(what)}; replace it?"
         if confirm is None or not confirm(question):
             raise UserInputError(
@@ -335,9 +343,12 @@ def write_user_file(
     create_parents: bool = False,
     of_kind: Callable[[str], bool] | None = None,
     confirm: Callable[[str], bool] | None = None,
+    replace_existing: bool = True,
 ) -> Path:
     """Write a file the user named, atomically with `mode`, after `check_write_target`; returns the file written."""
-    target = check_write_target(path, what, create_parents=create_parents, of_kind=of_kind, confirm=confirm)
+    target = check_write_target(
+        path, what, create_parents=create_parents, of_kind=of_kind, confirm=confirm, replace_existing=replace_existing
+    )
     if create_parents:
         make_private_dirs(target.parent)
     try:

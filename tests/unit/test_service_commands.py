@@ -255,6 +255,49 @@ def test_files_put_ls_get(cli, demo: FakeOscar, tmp_path: Path) -> None:
     assert cli("files", "put", "a.txt").exit_code == 2
 
 
+def test_a_download_never_replaces_a_local_file_unless_asked(cli, demo: FakeOscar, tmp_path: Path) -> None:
+    """`files get BUCKET/cluster.yaml` in the spec's folder used to put the download over the cluster spec, and
+    every later command then failed on it; `service run --output` did the same to any file named."""
+    cli("service", "apply", "cowsay.yaml")
+    (cli.cwd / "upload.txt").write_text("downloaded")
+    assert cli("files", "put", "upload.txt", "cowsay-files/in/cluster.yaml").exit_code == 0
+    spec = "name: demo\ntarget: local\n"
+    (cli.cwd / "cluster.yaml").write_text(spec)
+    refused = cli("files", "get", "cowsay-files/in/cluster.yaml")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        "error: cluster.yaml: exists, so the local file is not replaced; pass --force to replace it, "
+        "or name another local file\n"
+    )
+    assert (cli.cwd / "cluster.yaml").read_text() == spec
+    (cli.cwd / "folder").mkdir()
+    (cli.cwd / "folder" / "cluster.yaml").write_text(spec)
+    into_folder = cli("files", "get", "cowsay-files/in/cluster.yaml", "folder")
+    assert into_folder.exit_code == 2 and "error: folder/cluster.yaml: exists, so the local" in into_folder.stderr
+    (cli.cwd / "link").symlink_to("cluster.yaml")
+    through_link = cli("files", "get", "cowsay-files/in/cluster.yaml", "link")
+    assert through_link.exit_code == 2 and through_link.stderr.startswith("error: link: exists, so the local file")
+    assert (cli.cwd / "cluster.yaml").read_text() == spec and (cli.cwd / "link").is_symlink()
+    forced = cli("files", "get", "cowsay-files/in/cluster.yaml", "other.yaml", "--force")
+    assert forced.exit_code == 0 and (cli.cwd / "other.yaml").read_text() == "downloaded"
+    (cli.cwd / "other.yaml").write_text("old")
+    replaced = cli("files", "get", "cowsay-files/in/cluster.yaml", "other.yaml", "--force", "--cluster", "demo")
+    assert replaced.exit_code == 0 and (cli.cwd / "other.yaml").read_text() == "downloaded"
+
+    (tmp_path / "result").write_text("keep me")
+    asked = len(demo.requests)
+    run = cli("service", "run", "cowsay", "--output", str(tmp_path / "result"), input="hi")
+    assert run.exit_code == 2
+    assert run.stderr == (
+        f"error: {tmp_path / 'result'}: exists, so the --output file is not replaced; pass --force to replace it, "
+        "or name another --output file\n"
+    )
+    assert (tmp_path / "result").read_text() == "keep me"
+    assert len(demo.requests) == asked  # refused before the service ran
+    forced_run = cli("service", "run", "cowsay", "--output", str(tmp_path / "result"), "--force", input="hi")
+    assert forced_run.exit_code == 0 and (tmp_path / "result").read_text() == "moo: hi"
+
+
 def test_files_ls_escapes_what_a_key_holds(cli, demo: FakeOscar, tmp_path: Path) -> None:
     from oscar_deploy.services.files import ObjectStore
     from oscar_deploy.state.endpoints import access_from_state

@@ -13,7 +13,7 @@ from oscar_deploy.cli.access import (
     connect,
 )
 from oscar_deploy.cli.interrupts import changes_nothing
-from oscar_deploy.cli.options import JSON_OPTION, print_json
+from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json
 from oscar_deploy.services.files import object_store_for, split_location, upload_key
 from oscar_deploy.support.errors import UserInputError, printable
 from oscar_deploy.support.files import check_regular_file, check_write_target, write_user_file
@@ -25,6 +25,7 @@ files_app = typer.Typer(
 SOURCES_ARGUMENT = typer.Argument(..., help="Local file(s), then the destination BUCKET/PATH (or BUCKET/FOLDER/).")
 REMOTE_ARGUMENT = typer.Argument(..., help="BUCKET/PATH of the file.")
 LOCAL_ARGUMENT = typer.Argument(None, help="Local file, or - for standard output (default: the file's name here).")
+FORCE_OPTION = typer.Option(False, "--force", help="Replace the local file if it exists (else refused, or asked).")
 LOCATION_ARGUMENT = typer.Argument(None, help="BUCKET or BUCKET/PREFIX; without it, the buckets are listed.")
 
 
@@ -59,6 +60,7 @@ def put(
 def get(
     remote: str = REMOTE_ARGUMENT,
     local: str | None = LOCAL_ARGUMENT,
+    force: bool = FORCE_OPTION,
     *,
     reach: AccessOptions,
 ) -> None:
@@ -67,18 +69,22 @@ def get(
     if not key or key.endswith("/"):
         raise UserInputError(f"{remote}: name a file (BUCKET/PATH); `oscar-deploy files ls {remote}` lists them")
     target = None
+    replace = force
     if local != "-":
         target = Path(local) if local else Path(key.rsplit("/", 1)[-1])
         if target.is_dir():
             target = target / key.rsplit("/", 1)[-1]
-        check_write_target(target, "local file")  # before the download
+        # Before the download. A file there is replaced only with --force or a yes on a terminal: the download may
+        # be named like the cluster spec, a kubeconfig or anything else in this folder.
+        replace = force or target.exists()
+        check_write_target(target, "local file", replace_existing=force, confirm=confirm_replace)
     access = reach.resolve()
     with connect(access) as client:
         data = object_store_for(access, client).get_bytes(bucket, key)
     if target is None:
         typer.echo(data, nl=False)
         return
-    write_user_file(target, data, "local file", 0o644)
+    write_user_file(target, data, "local file", 0o644, replace_existing=replace)
     typer.echo(f"{bucket}/{key} -> {target} ({len(data)} bytes)", err=True)
 
 

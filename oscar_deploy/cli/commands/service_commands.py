@@ -40,6 +40,7 @@ JOB_ARGUMENT = typer.Argument(None, help="Job name; without it, the service's jo
 INPUT_OPTION = typer.Option(None, "--input", "-i", dir_okay=False, help="Input file (default: standard input).")
 OUTPUT_OPTION = typer.Option(None, "--output", "-o", dir_okay=False, help="Write the result here (default: stdout).")
 ASYNC_OPTION = typer.Option(False, "--async", help="Start a job (POST /job) instead of waiting for the result.")
+FORCE_OPTION = typer.Option(False, "--force", help="Replace the --output file if it exists (else refused, or asked).")
 RAW_OPTION = typer.Option(False, "--raw", help="Print the answer as received, without base64 decoding.")
 MAX_TIMEOUT = 86400.0
 
@@ -210,12 +211,16 @@ def run(
     asynchronous: bool = ASYNC_OPTION,
     raw: bool = RAW_OPTION,
     timeout: float = TIMEOUT_OPTION,
+    force: bool = FORCE_OPTION,
     *,
     reach: AccessOptions,
 ) -> None:
     """Invoke a service with a file or standard input: synchronously (POST /run) or as a job (--async)."""
+    replace = force
     if output_file is not None:
-        check_write_target(output_file, "--output file")  # before the service runs: its result must not be lost
+        # Before the service runs: its result must not be lost, nor put over a file that is there (unless asked).
+        replace = force or output_file.exists()
+        check_write_target(output_file, "--output file", replace_existing=force, confirm=confirm_replace)
     if input_file is not None:
         data = read_user_bytes(input_file, "--input file", limit=None)
     elif sys.stdin.isatty():
@@ -230,7 +235,7 @@ def run(
             return
         result = client.run(name, data, timeout=timeout, decode=not raw)
     if output_file is not None:
-        write_user_file(output_file, result, "--output file", 0o644)
+        write_user_file(output_file, result, "--output file", 0o644, replace_existing=replace)
         typer.echo(f"{name}: {len(result)} bytes written to {output_file}", err=True)
     else:
         typer.echo(result, nl=False)
