@@ -106,11 +106,6 @@ class ObjectStore:
         body: bytes = answer["Body"].read()
         return body
 
-    def get_file(self, bucket: str, key: str, local: Path) -> None:
-        from oscar_deploy.support.files import atomic_write
-
-        atomic_write(local, self.get_bytes(bucket, key), 0o644)
-
     def list_buckets(self) -> list[str]:
         answer = self._call("list buckets", self._client.list_buckets)
         return sorted(str(bucket["Name"]) for bucket in answer.get("Buckets", []))
