@@ -52,7 +52,7 @@ from pydantic import (
     model_validator,
 )
 
-from oscar_deploy.services.stored import BUCKET_PROVIDER_TYPES, apply_create_defaults, stored_path
+from oscar_deploy.services.stored import BUCKET_NAME, BUCKET_PROVIDER_TYPES, apply_create_defaults, stored_path
 from oscar_deploy.spec.yamlcheck import (
     KEY_MARK,
     Location,
@@ -71,7 +71,6 @@ from oscar_deploy.support.urls import mask_url, url_problem
 MAX_SERVICE_NAME_LENGTH = 39  # `binding:"required,max=39,min=1"` on Service.Name (pkg/types/service.go)
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 QUANTITY = re.compile(r"([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
-BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 PROVIDER_TYPES = ("minio", "s3", "onedata", "webdav", "rucio")
 DEFAULT_PROVIDER_ID = "default"
 # create.go, createBuckets: any other input provider is errInput ("valid inputs are MinIO and dCache", 400).

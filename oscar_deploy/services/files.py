@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oscar_deploy.services.stored import BUCKET_NAME
 from oscar_deploy.state.endpoints import MINIO_ENDPOINT_ENV, ClusterAccess, MinioAccess
-from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.errors import OperationError, UserInputError, shown
 
 if TYPE_CHECKING:
     from oscar_deploy.services.client import OscarClient
@@ -37,6 +38,11 @@ def split_location(location: str) -> tuple[str, str]:
     bucket, _, key = cleaned.partition("/")
     if not bucket:
         raise UserInputError(f"{location!r}: write BUCKET/PATH, e.g. cowsay/input/file.txt")
+    if not BUCKET_NAME.fullmatch(bucket):
+        raise UserInputError(
+            f"{shown(location, 80)}: {shown(bucket, 80)} is not a bucket name (3-63 lowercase letters, digits, '.' "
+            "and '-'); `oscar-deploy files ls` lists the buckets"
+        )
     return bucket, key
 
 

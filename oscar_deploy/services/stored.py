@@ -25,6 +25,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 SECRETS_DIGEST_ANNOTATION = "oscar-deploy/secrets-hmac"
@@ -40,6 +41,8 @@ DEFAULT_VOLUME_LIFECYCLE = "delete"
 LOG_LEVELS = ("NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Providers whose path starts with a bucket; normalizeStoragePaths puts the service name before one without '/'.
 BUCKET_PROVIDER_TYPES = ("minio", "s3")
+# What MinIO (and S3) take as a bucket name.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # Filled in by the server from its own state (pkg/types/service.go: read-only or "internal use" fields).
 SERVER_KEYS = ("token", "owner", "namespace", "bucket_list", "volume_status", "deployment")
 # Added by create.go checkValues (and for OIDC users by the create handler); the Knative backend adds its

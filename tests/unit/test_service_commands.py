@@ -298,6 +298,24 @@ def test_a_download_never_replaces_a_local_file_unless_asked(cli, demo: FakeOsca
     assert forced_run.exit_code == 0 and (tmp_path / "result").read_text() == "moo: hi"
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [["files", "ls", "bad bucket"], ["files", "put", "a.txt", "Bad_Bucket/in/"], ["files", "get", "x/b.txt"]],
+)
+def test_a_location_that_names_no_bucket_is_bad_input(cli, demo: FakeOscar, arguments: list[str]) -> None:
+    """botocore's own check answered a bucket name with spaces with two lines, a 200-character regex, exit 1 and
+    'check the MinIO address'; MinIO's rules (what an FDL path is checked against) are checked first."""
+    (cli.cwd / "a.txt").write_text("a")
+    result = cli(*arguments)
+    bucket = arguments[-1].split("/")[0]
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {arguments[-1]!r}: {bucket!r} is not a bucket name (3-63 lowercase letters, digits, '.' and '-'); "
+        "`oscar-deploy files ls` lists the buckets\n"
+    )
+    assert demo.requests == []
+
+
 def test_files_ls_escapes_what_a_key_holds(cli, demo: FakeOscar, tmp_path: Path) -> None:
     from oscar_deploy.services.files import ObjectStore
     from oscar_deploy.state.endpoints import access_from_state
