@@ -316,6 +316,17 @@ def test_a_location_that_names_no_bucket_is_bad_input(cli, demo: FakeOscar, argu
     assert demo.requests == []
 
 
+def test_a_local_name_too_long_is_one_line(cli, demo: FakeOscar) -> None:
+    """The file name comes from the key: a name longer than the file system takes is bad input, not an OSError."""
+    cli("service", "apply", "cowsay.yaml")
+    result = cli("files", "get", "cowsay-files/in/" + "a" * 300)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {'a' * 200 + '...'!r}: cannot write the local file (File name too long)\n"
+    run = cli("service", "run", "cowsay", "--output", "b" * 300, input="hi")
+    assert run.exit_code == 2
+    assert run.stderr == f"error: {'b' * 200 + '...'!r}: cannot write the --output file (File name too long)\n"
+
+
 def test_files_ls_escapes_what_a_key_holds(cli, demo: FakeOscar, tmp_path: Path) -> None:
     from oscar_deploy.services.files import ObjectStore
     from oscar_deploy.state.endpoints import access_from_state

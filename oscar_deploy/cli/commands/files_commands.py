@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -72,11 +73,12 @@ def get(
     replace = force
     if local != "-":
         target = Path(local) if local else Path(key.rsplit("/", 1)[-1])
-        if target.is_dir():
+        # os.path: False, not OSError, for a name too long to look up (check_write_target names that).
+        if os.path.isdir(target):  # noqa: PTH112
             target = target / key.rsplit("/", 1)[-1]
         # Before the download. A file there is replaced only with --force or a yes on a terminal: the download may
         # be named like the cluster spec, a kubeconfig or anything else in this folder.
-        replace = force or target.exists()
+        replace = force or os.path.exists(target)  # noqa: PTH110
         check_write_target(target, "local file", replace_existing=force, confirm=confirm_replace)
     access = reach.resolve()
     with connect(access) as client:
