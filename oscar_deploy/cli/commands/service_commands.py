@@ -119,9 +119,12 @@ def apply(
                 outcome = client.apply_service(definition.body)
             except OscarDeployError as exc:
                 # A POST or PUT names no service in its URL: say which one of the file's services failed.
+                # The error keeps its type (and so its exit code); only its message gains the file and the service.
                 which = f" ({number} of {len(chosen)})" if len(chosen) > 1 else ""
-                after = "; the services before it are applied, and `service apply` again goes on from here"
-                exc.args = (f"{fdl}: service {definition.name!r}{which} not applied: {exc}" + (after * (number > 1)),)
+                message = f"{fdl}: service {definition.name!r}{which} not applied: {exc}"
+                if number > 1:
+                    message += "; the services before it are applied, and `service apply` again goes on from here"
+                exc.args = (message,)
                 raise
             typer.echo(f"{definition.name}: {outcome.action} on {access.oscar.url}" + _changed(outcome.changed))
 
