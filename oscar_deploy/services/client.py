@@ -199,9 +199,14 @@ class OscarClient:
         status = f"{response.status_code} {response.reason_phrase}"
         if response.status_code == 401:
             if "Authorization" in (kwargs.get("headers") or {}):
-                how = "the service's own token"
-            else:
-                how = "bearer token" if self.access.token else f"user {self.access.user!r}"
+                # The service's token, read from the server just before: the service was made again meanwhile.
+                raise OscarApiError(
+                    f"{method} {url}: the server answered {status}: it rejected the service's own token, read from "
+                    "it a moment before; the service was probably deleted or made again meanwhile, so run the command "
+                    "again",
+                    response.status_code,
+                )
+            how = "bearer token" if self.access.token else f"user {self.access.user!r}"
             raise OscarApiError(
                 f"{method} {url}: the server answered {status}: credentials rejected ({how}); check the password "
                 "(state secret oscar_password, or OSCAR_PASSWORD) or the token",

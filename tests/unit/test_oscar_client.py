@@ -173,6 +173,27 @@ def test_bad_credentials_say_so_without_showing_the_password(fake: FakeOscar) ->
     assert "wrong-password-123" not in message
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_service_token_rejected_says_to_run_again_not_to_check_the_password(
+    fake: FakeOscar, monkeypatch: pytest.MonkeyPatch, asynchronous: bool
+) -> None:
+    """The token is read from the server right before the call: a 401 means the service changed meanwhile."""
+    access = OscarAccess(url=fake.url, user=fake.user, password=fake.password)
+    with OscarClient(access) as client:
+        client.apply_service(SERVICE)
+        stale = "0" * 64  # the token the service had before it was made again
+        monkeypatch.setattr(OscarClient, "_service_token", lambda self, name: stale)
+        with pytest.raises(OscarApiError) as caught:
+            client.submit_job("cowsay", b"hi") if asynchronous else client.run("cowsay", b"hi")
+    path = "job" if asynchronous else "run"
+    assert str(caught.value) == (
+        f"POST {fake.url}/{path}/cowsay: the server answered 401 Unauthorized: it rejected the service's own token, "
+        "read from it a moment before; the service was probably deleted or made again meanwhile, so run the "
+        "command again"
+    )
+    assert stale not in str(caught.value)
+
+
 def test_bearer_tokens_are_sent_instead_of_basic_auth(fake: FakeOscar) -> None:
     """main.go: /system uses basic auth, or a bearer token when OIDC is enabled."""
     fake.oidc_tokens.add("oidc-access-token")
