@@ -273,15 +273,50 @@ USERNAME_PATTERN = re.compile(r"[^\s:]{1,64}")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
 
+def _image_repository(entry: str) -> str:
+    """An entry of OSCAR's image allow-list as OSCAR reads it (config.go parseAllowedRepository and
+    IsImageRepositoryAllowed): REGISTRY[/PATH]; an image is allowed when its registry is REGISTRY and its
+    repository is PATH or lies under it, path segment by segment. Entries OSCAR refuses, or that could allow no
+    image, are refused here."""
+    shown_entry = shown_name(entry)
+    cleaned = entry.strip().lower().removesuffix("/")
+    if not cleaned:
+        raise ValueError("an empty entry allows no image; remove it")
+    if "://" in cleaned:
+        raise ValueError(f"{shown_entry} holds a URL scheme, which OSCAR refuses; write REGISTRY[/PATH] alone")
+    if cleaned.startswith("/") or any(character.isspace() or character in "@" for character in cleaned):
+        raise ValueError(f"{shown_entry} is not REGISTRY[/PATH], such as ghcr.io/grycap or docker.io/grycap/cowsay")
+    registry, _, path = cleaned.partition("/")
+    if ":" in path:
+        raise ValueError(
+            f"{shown_entry} names a tag; an entry is a registry or a repository, which allows every tag of it"
+        )
+    if not path and "." not in registry and ":" not in registry and registry != "localhost":
+        # A lone name is taken for a registry, and parseImageReference gives every image one with a '.' or ':'
+        # (docker.io by default); with a path, such a first name is a Docker Hub account instead.
+        raise ValueError(
+            f"{shown_entry} is taken for a registry, and so allows no image; for Docker Hub write docker.io/{registry}"
+        )
+    return entry
+
+
 class OscarSpec(StrictModel):
     username: str = Field("oscar", description="OSCAR admin user; its password is generated.")
     allowed_image_prefixes: list[str] = Field(
-        default_factory=list, description="Only images starting with one of these may run; empty allows all."
+        default_factory=list,
+        description="The only images services may run, as REGISTRY[/PATH] entries (ghcr.io/grycap, "
+        "docker.io/grycap/cowsay): an image is allowed when its registry matches and its repository is PATH or "
+        "lies under it, segment by segment (ghcr.io/gry allows nothing of ghcr.io/grycap); empty allows all.",
     )
     oidc_issuers: list[str] = Field(
         default_factory=list, description="OIDC issuers whose tokens OSCAR accepts (e.g. EGI Check-in)."
     )
     oidc_groups: list[str] = Field(default_factory=list, description="OIDC groups (entitlements) allowed in.")
+
+    @field_validator("allowed_image_prefixes")
+    @classmethod
+    def _image_repositories(cls, entries: list[str]) -> list[str]:
+        return [_image_repository(entry) for entry in entries]
 
     @field_validator("username")
     @classmethod

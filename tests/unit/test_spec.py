@@ -186,6 +186,51 @@ def test_values_that_would_break_later_are_refused_now(text: str, problem: str) 
     assert line.split(": ", 1)[1].startswith(problem), line
 
 
+NOT_AN_ENTRY = "is not REGISTRY[/PATH], such as ghcr.io/grycap or docker.io/grycap/cowsay"
+TAG = "names a tag; an entry is a registry or a repository, which allows every tag of it"
+LONE_NAME = "is taken for a registry, and so allows no image; for Docker Hub write docker.io/grycap"
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("''", "an empty entry allows no image; remove it"),
+        ("'  '", "an empty entry allows no image; remove it"),
+        ("/", "an empty entry allows no image; remove it"),
+        (
+            "https://ghcr.io/grycap",
+            "'https://ghcr.io/grycap' holds a URL scheme, which OSCAR refuses; write REGISTRY[/PATH] alone",
+        ),
+        ("/grycap", f"'/grycap' {NOT_AN_ENTRY}"),
+        ("'ghcr.io/gry cap'", f"'ghcr.io/gry cap' {NOT_AN_ENTRY}"),
+        ("ghcr.io/grycap/cowsay@sha256:0a1b", f"'ghcr.io/grycap/cowsay@sha256:0a1b' {NOT_AN_ENTRY}"),
+        ("ghcr.io/grycap/cowsay:v1", f"'ghcr.io/grycap/cowsay:v1' {TAG}"),
+        ("grycap/cowsay:v1", f"'grycap/cowsay:v1' {TAG}"),
+        ("grycap", f"'grycap' {LONE_NAME}"),
+        ("grycap/", f"'grycap/' {LONE_NAME}"),
+    ],
+)
+def test_an_image_allow_list_entry_oscar_would_refuse_or_never_match_is_refused(entry: str, problem: str) -> None:
+    assert errors_of(f"platform:\n  oscar:\n    allowed_image_prefixes: [docker.io/library, {entry}]\n") == [
+        f"c.yaml:3: platform.oscar.allowed_image_prefixes: {problem}"
+    ]
+
+
+def test_image_allow_list_entries_are_kept_as_written() -> None:
+    """Registries with a dot, a port or named localhost; Docker Hub accounts and repositories; any case."""
+    entries = [
+        "docker.io",
+        "ghcr.io/grycap/",
+        "GHCR.IO/GryCap",
+        "grycap/cowsay",
+        "localhost",
+        "localhost:5000/team",
+        "registry.example.org:5000",
+    ]
+    text = f"platform:\n  oscar:\n    allowed_image_prefixes: [{', '.join(entries)}]\n"
+    assert parse_spec(text, "c.yaml").platform.oscar.allowed_image_prefixes == entries
+
+
 def test_the_limits_of_a_user_name_and_an_email_are_taken() -> None:
     spec = parse_spec(
         "platform:\n  oscar:\n    username: " + "u" * 64 + "\n  acme_email: ops+oscar@lab.example.org\n", "c.yaml"
