@@ -350,7 +350,7 @@ def stopped_by(exc: KeyboardInterrupt):  # type: ignore[no-untyped-def]
         (["service", "validate", "f.yaml"], "cli.commands.service_commands.load_fdl", KeyboardInterrupt()),
         (["service", "list"], "cli.access.AccessOptions.resolve", KeyboardInterrupt()),
         (["autoscaler", "simulate", "-s", "sparse"], "autoscaler.compare.compare", Terminated()),
-        (["files", "get", "b/k"], "cli.access.AccessOptions.resolve", KeyboardInterrupt()),
+        (["files", "get", "photos/k"], "cli.access.AccessOptions.resolve", KeyboardInterrupt()),
         (["credentials", "-c", "lab"], "cli.commands.credentials_command.access_from_state", KeyboardInterrupt()),
     ],
     ids=["top-level", "sigterm", "sub-command", "with-cluster-access", "simulate", "download", "credentials"],
