@@ -100,6 +100,16 @@ def without_pending_operations(state: Mapping[str, Any]) -> dict[str, Any]:
     return cleared
 
 
+def resource_urns(state: Mapping[str, Any]) -> list[str]:
+    """The URN of every resource `state` (an exported stack) holds, in checkpoint order: what the stack made, an
+    update that failed half-way included (its outputs are written only when an update completes)."""
+    return [
+        str(entry["urn"])
+        for entry in _deployment(state).get("resources") or []
+        if isinstance(entry, Mapping) and isinstance(entry.get("urn"), str)
+    ]
+
+
 @dataclass(frozen=True)
 class LockHolder:
     """One lock on a stack, as Pulumi's "currently locked" error describes it."""

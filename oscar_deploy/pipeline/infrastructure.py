@@ -14,6 +14,7 @@ from typing import Any
 
 from oscar_deploy.iac import factory
 from oscar_deploy.iac.operations import StackOperations
+from oscar_deploy.iac.recovery import resource_urns
 from oscar_deploy.iac.runner import ConfigValue, StackRunner, StackTarget
 from oscar_deploy.providers.cloud import StackProgram, no_program
 from oscar_deploy.spec.models import ClusterSpec
@@ -56,6 +57,12 @@ class PulumiStacks:
     def outputs(self, project: str) -> dict[str, Any]:
         session = self.runner.select(StackTarget(project, self.spec.name, program=no_program))
         return {key: output.value for key, output in session.outputs().items()}
+
+    def resources(self, project: str) -> list[str]:
+        if not self.exists(project):
+            return []
+        session = self.runner.select(StackTarget(project, self.spec.name, program=no_program))
+        return resource_urns(session.export_state())
 
     def preview(self, run: StackProgram) -> dict[str, int]:
         return self._operations(run).preview()

@@ -80,6 +80,11 @@ class InfrastructureStacks(Protocol):
 
     def outputs(self, project: str) -> dict[str, Any]: ...
 
+    def resources(self, project: str) -> list[str]:
+        """The URNs of the resources the stack holds (none when there is no stack), those of an update that failed
+        half-way included: its outputs still list only what the last completed update exported."""
+        ...
+
     def preview(self, run: StackProgram) -> dict[str, int]: ...
 
     def up(self, run: StackProgram) -> dict[str, Any]:
@@ -130,6 +135,7 @@ class CloudProvider(ABC):
     scaling: ScalingMode = "count"
     project = ""
     target = ""
+    vm_type = ""  # the Pulumi type of a node's VM; the program names each VM `<cluster>-<node>`
 
     def __init__(self, spec: ClusterSpec, state: ClusterState, progress: Progress, stacks: InfrastructureStacks):
         self.spec = spec
@@ -174,12 +180,24 @@ class CloudProvider(ABC):
         digest = self._plan_digest(declared)
         facts: Mapping[str, Any] | None = None
         if to_create and self._cache().get("preflight") != digest:
-            with self.progress.step(f"preflight: can {self.target} hold {len(to_create)} new node(s)"):
-                report = self.preflight(to_create, new_cluster=not existing)
-            for note in report.notes:
-                self.progress.note(note)
-            report.raise_for_gaps()
-            facts = report.facts
+            # An update that failed half-way made VMs its outputs do not list: the quota counts them as used
+            # already, and this update keeps them (same names), so they are no new nodes.
+            urns = self.stacks.resources(self.project)
+            made = vms_in(urns, self.spec.name, self.vm_type)
+            kept = [node.name for node in to_create if node.name in made]
+            if kept:
+                self.progress.note(
+                    f"stack {self.project}/{self.spec.name} already holds the VMs of {', '.join(kept)} from an update "
+                    "that did not finish; they are kept, not made again"
+                )
+            to_create = [node for node in to_create if node.name not in made]
+            if to_create:
+                with self.progress.step(f"preflight: can {self.target} hold {len(to_create)} new node(s)"):
+                    report = self.preflight(to_create, new_cluster=not existing and not urns)
+                for note in report.notes:
+                    self.progress.note(note)
+                report.raise_for_gaps()
+                facts = report.facts
         access = self.access(facts)
         host_keys = self._host_keys(declared, persist=True)
         outputs = self.stacks.up(
@@ -487,6 +505,18 @@ class CloudProvider(ABC):
             instance=record.instance_id or record.vm_name,
             variables={"ansible_ssh_common_args": shlex.join(options)},
         )
+
+
+def vms_in(urns: Iterable[str], cluster: str, vm_type: str) -> set[str]:
+    """The nodes whose VM is among the resources `urns` name (`urn:pulumi:STACK::PROJECT::TYPE::NAME`, the program
+    naming each VM `<cluster>-<node>`)."""
+    prefix = f"{cluster}-"
+    found = set()
+    for urn in urns:
+        parts = urn.split("::")
+        if len(parts) >= 4 and parts[2].split("$")[-1] == vm_type and parts[-1].startswith(prefix):
+            found.add(parts[-1].removeprefix(prefix))
+    return found
 
 
 def records_from_outputs(outputs: Mapping[str, Any]) -> list[NodeRecord]:

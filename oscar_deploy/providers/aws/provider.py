@@ -36,6 +36,7 @@ POWER_STATES: dict[str, NodeState] = {
 class AwsProvider(CloudProvider):
     project = "oscar-aws"
     target = "aws"
+    vm_type = "aws:ec2/instance:Instance"
 
     @property
     def settings(self) -> AwsSpec:

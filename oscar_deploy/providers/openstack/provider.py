@@ -32,6 +32,7 @@ POWER_WAIT_SECONDS = 600
 class OpenStackProvider(CloudProvider):
     project = "oscar-openstack"
     target = "openstack"
+    vm_type = "openstack:compute/instance:Instance"
 
     def preflight(self, to_create: Sequence[PlannedNode], new_cluster: bool) -> PreflightReport:
         return checks.preflight(self.spec, checks.needs_for(self.spec, to_create, new_cluster=new_cluster))

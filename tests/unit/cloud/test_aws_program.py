@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from oscar_deploy.providers.aws.program import CANONICAL_OWNER, UBUNTU_2404_NAME, AwsProgramInput, declare
+from oscar_deploy.providers.aws.provider import AwsProvider
+from oscar_deploy.providers.cloud import vms_in
 from oscar_deploy.providers.vm import HostKey, VmNode
 from tests.unit.cloud.conftest import PUBLIC_KEY, aws_invokes, nodes
 from tests.unit.cloud.pulumi_harness import ProgramRun, run_program
@@ -252,3 +254,11 @@ def test_input_from_a_cluster_spec() -> None:
     assert args["owners"] == ["123456789012"]
     pinned = parse_spec("name: lab\ntarget: aws\naws: {ami: ami-0123456789abcdef0}\n")
     assert input_from_spec(pinned, public_key=PUBLIC_KEY).ami == "ami-0123456789abcdef0"
+
+
+def test_the_provider_finds_each_node_vm_among_the_stack_resources() -> None:
+    """`up` after an update that failed half-way reads the VMs it made from the stack's resources by type and name."""
+    spec = spec_with()
+    result = run(spec)
+    found = vms_in([resource.urn for resource in result.resources], "lab", AwsProvider.vm_type)
+    assert found == {node.name for node in spec.nodes}

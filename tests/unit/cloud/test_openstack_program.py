@@ -7,7 +7,9 @@ import dataclasses
 import pytest
 import yaml
 
+from oscar_deploy.providers.cloud import vms_in
 from oscar_deploy.providers.openstack.program import NewNetwork, OpenStackProgramInput, declare
+from oscar_deploy.providers.openstack.provider import OpenStackProvider
 from oscar_deploy.providers.vm import HostKey
 from tests.unit.cloud.conftest import EXTERNAL_NETWORK_ID, PUBLIC_KEY, nodes, openstack_invokes
 from tests.unit.cloud.pulumi_harness import ProgramRun, run_program
@@ -272,3 +274,11 @@ def test_input_from_a_cluster_spec(host_keys: dict[str, HostKey]) -> None:
     result = run(program_input)
     assert len(result.of_type(FLOATING_IP)) == 5
     assert input_from_spec(parse_spec("name: x\ntarget: openstack\n"), public_key=PUBLIC_KEY).network == NewNetwork()
+
+
+def test_the_provider_finds_each_node_vm_among_the_stack_resources() -> None:
+    """`up` after an update that failed half-way reads the VMs it made from the stack's resources by type and name."""
+    spec = spec_with()
+    result = run(spec)
+    found = vms_in([resource.urn for resource in result.resources], "lab", OpenStackProvider.vm_type)
+    assert found == {node.name for node in spec.nodes}

@@ -403,6 +403,43 @@ def test_an_interrupted_update_is_resumed_by_the_next_up(
     assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
 
 
+def test_up_after_an_update_that_failed_half_way_does_not_count_the_vms_it_made_against_the_quota(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """The first update made server-0 and agent-0 and then failed: the stack's state holds their VMs (its outputs,
+    written at the end of an update, do not), and the quota counts them as used. The next `up` checks the quota
+    for agent-1 only and finishes the cluster; it makes no VM twice."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 2"))
+    cloud.compute_limits.update(maxTotalInstances=3, totalInstancesUsed=0)
+    runner.stack("oscar-openstack", "lab").fail_next("up", "creating Instance lab-agent-1: 500 Internal Server Error")
+    failed = cli("up", "--until", "kubernetes")
+    assert failed.exit_code == 1, failed.output
+    made = [
+        {"urn": f"urn:pulumi:lab::oscar-openstack::{kind}::lab-{name}", "type": kind.split("$")[-1]}
+        for kind, name in (
+            ("pulumi:pulumi:Stack", "oscar-openstack-lab"),
+            ("openstack:networking/port:Port", "server-0-port"),
+            ("openstack:compute/instance:Instance", "server-0"),
+            ("openstack:compute/instance:Instance", "agent-0"),
+        )
+    ]
+    runner.stacks[STACK].deployment["resources"] = made
+    cloud.compute_limits.update(totalInstancesUsed=2)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert (
+        "stack oscar-openstack/lab already holds the VMs of server-0, agent-0 from an update that did not finish; "
+        "they are kept, not made again"
+    ) in again.output
+    assert "preflight: can openstack hold 1 new node(s)" in again.output
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0", "agent-1"]
+    assert "provision: created server-0, agent-0, agent-1" in again.output
+
+
 def test_down_asks_then_destroys_the_stack_and_removes_it(
     cli,
     cloud: FakeOpenStack,
