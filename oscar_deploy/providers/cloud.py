@@ -171,9 +171,10 @@ class CloudProvider(ABC):
     def apply(self, plan: Sequence[PlannedNode]) -> ApplyResult:
         """Preflight (once per plan change), then the stack up with the planned nodes plus those that exist but
         are no longer planned (the caller drains them before `remove`); stopped nodes are started."""
+        existing = {record.name: record for record in self.stack_records()}
+        self._check_made_here(existing.values())
         self.state.ensure_ssh_keypair()
         public_key = self.state.ssh_public_key.read_text(encoding="utf-8").strip()
-        existing = {record.name: record for record in self.stack_records()}
         declared = _declared(plan, existing)
         planned = {node.name for node in plan}
         to_create = [node for node in plan if node.name not in existing]
@@ -311,6 +312,7 @@ class CloudProvider(ABC):
         """Pulumi's preview of the update `up` would make for `plan` (count per operation); writes nothing in the
         state folder."""
         existing = {record.name: record for record in self.stack_records()}
+        self._check_made_here(existing.values())
         declared = _declared(plan, existing)
         public_key = (
             self.state.ssh_public_key.read_text(encoding="utf-8").strip()
@@ -341,6 +343,7 @@ class CloudProvider(ABC):
                 f"again; if the VMs are gone already, delete {self.state.path} by hand"
             )
         if in_backend and not recorded:
+            self._check_made_here(self.stack_records(), "down: ")
             raise UserInputError(
                 f"down: cluster {self.spec.name}: {stack} in {where} has nodes {', '.join(in_backend)} that the state "
                 "folder does not record; run `oscar-deploy up` to read them back (or rename this cluster if that "
@@ -351,6 +354,20 @@ class CloudProvider(ABC):
                 f"down: cluster {self.spec.name}: the state folder records nodes {', '.join(recorded)} but {stack} in "
                 f"{where} has {', '.join(in_backend) or 'none'}; run `oscar-deploy up` to bring them together, then "
                 "down"
+            )
+
+    def _check_made_here(self, records: Iterable[NodeRecord], prefix: str = "") -> None:
+        """Refuse a stack whose nodes another state folder made (one lost, or on another machine sharing the
+        backend): new host keys and a new cluster key would lock every VM out, and the stack's secrets need that
+        folder's Pulumi passphrase."""
+        stored = self._stored_host_keys()
+        strangers = [record.name for record in records if record.name not in stored]
+        if strangers:
+            raise UserInputError(
+                f"{prefix}cluster {self.spec.name}: stack {self.project}/{self.spec.name} in {self.stacks.where()} has "
+                f"nodes {', '.join(strangers)} that another state folder made ({self.state.path} holds no SSH host "
+                "key of theirs); copy that state folder (it holds their SSH keys and the stack's Pulumi passphrase) "
+                f"to {self.state.path} and run this again"
             )
 
     # --- reading the stack ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -501,6 +502,40 @@ def test_down_refuses_when_the_state_folder_and_the_backend_disagree(
     assert state.path.exists()
     assert cli("up", "--until", "kubernetes").exit_code == 0, "up reads the nodes back"
     assert cli("down", "--yes").exit_code == 0
+
+
+def test_a_state_folder_without_the_keys_of_a_shared_stack_refuses_up_and_down(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """The state folder is lost (or this is another machine) while the shared backend still holds the stack: the
+    nodes' SSH keys and the stack's passphrase were in that folder. `up` must not make new keys the VMs do not
+    have, nor remove the worker a `scale` added without draining it; `down` must not send the user to such an
+    `up`. Both say what to do, and nothing is changed."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC + "iac: {backend: 's3://team-state?region=eu-west-1'}\n")
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    assert cli("scale", "--workers", "2").exit_code == 0
+    state = ClusterState("lab")
+    shutil.rmtree(state.path)
+    calls = len(runner.calls)
+    playbooks.clear()
+    expected = (
+        "cluster lab: stack oscar-openstack/lab in backend s3://team-state?region=eu-west-1 has nodes server-0, "
+        f"agent-0, agent-1 that another state folder made ({state.path} holds no SSH host key of theirs); copy "
+        f"that state folder (it holds their SSH keys and the stack's Pulumi passphrase) to {state.path} and run "
+        "this again"
+    )
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 2, again.output
+    assert again.output.splitlines()[-1] == f"error: {expected}"
+    down = cli("down", "--yes")
+    assert down.exit_code == 2, down.output
+    assert down.output.splitlines()[-1] == f"error: down: {expected}"
+    assert [call.operation for call in runner.calls[calls:] if call.operation in ("up", "destroy", "remove")] == []
+    assert playbooks == []
 
 
 def test_up_cloud_must_agree_with_the_spec(cli, runner: stack_runner.RecordingRunner) -> None:  # type: ignore[no-untyped-def]
