@@ -213,4 +213,13 @@ class Recovery:
             parts.append(f"{count} pending operation{'s' if count != 1 else ''} from an interrupted update ({listed})")
         for lock in self.stale_locks:
             parts.append(f"a stale lock of {lock.holder.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({lock.reason})")
-        return "recovered: " + ", ".join(parts)
+        message = "recovered: " + ", ".join(parts)
+        # The provider may have made the resource before the CLI died; the stack never got its id, and this update
+        # makes it again under the same name.
+        created = [operation.label for operation in self.pending if operation.operation == "creating"]
+        if created:
+            message += (
+                "; an interrupted create may have left its resource outside the stack: if the cloud holds two of "
+                f"{', '.join(created)}, delete the older one"
+            )
+        return message
