@@ -534,6 +534,9 @@ def test_a_state_folder_without_the_keys_of_a_shared_stack_refuses_up_and_down(
     again = cli("up", "--until", "kubernetes")
     assert again.exit_code == 2, again.output
     assert again.output.splitlines()[-1] == f"error: {expected}"
+    planned = cli("plan", "--until", "provision")
+    assert planned.exit_code == 2, planned.output
+    assert planned.output.splitlines()[-1] == f"error: {expected}"
     down = cli("down", "--yes")
     assert down.exit_code == 2, down.output
     assert down.output.splitlines()[-1] == f"error: down: {expected}"
