@@ -367,7 +367,8 @@ class CloudProvider(ABC):
                 f"{prefix}cluster {self.spec.name}: stack {self.project}/{self.spec.name} in {self.stacks.where()} has "
                 f"nodes {', '.join(strangers)} that another state folder made ({self.state.path} holds no SSH host "
                 "key of theirs); copy that state folder (it holds their SSH keys and the stack's Pulumi passphrase) "
-                f"to {self.state.path} and run this again"
+                f"to {self.state.path} and run this again (if it is lost for good, the stack cannot be opened: delete "
+                f"the VMs named {self.spec.name}-* with the cloud's own tools)"
             )
 
     # --- reading the stack ------------------------------------------------------------------------------------

@@ -529,7 +529,8 @@ def test_a_state_folder_without_the_keys_of_a_shared_stack_refuses_up_and_down(
         "cluster lab: stack oscar-openstack/lab in backend s3://team-state?region=eu-west-1 has nodes server-0, "
         f"agent-0, agent-1 that another state folder made ({state.path} holds no SSH host key of theirs); copy "
         f"that state folder (it holds their SSH keys and the stack's Pulumi passphrase) to {state.path} and run "
-        "this again"
+        "this again (if it is lost for good, the stack cannot be opened: delete the VMs named lab-* with the cloud's "
+        "own tools)"
     )
     again = cli("up", "--until", "kubernetes")
     assert again.exit_code == 2, again.output
