@@ -199,8 +199,8 @@ class AwsSpec(TargetSettings):
     def _arm_needs_graviton(self) -> AwsSpec:
         if self.arch == "arm64":
             for key in ("server_instance_type", "worker_instance_type"):
-                family = getattr(self, key).split(".")[0]
-                if not family.endswith("g") and "g" not in family[1:]:
+                family = getattr(self, key).split(".")[0]  # Graviton: a 'g' after the first letter, or a1
+                if family != "a1" and "g" not in family[1:]:
                     raise ValueError(
                         f"{KEY_MARK}{key}: {getattr(self, key)} is not an arm64 (Graviton) type; "
                         "use e.g. t4g.large or set arch: amd64"

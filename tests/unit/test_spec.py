@@ -265,6 +265,22 @@ def test_bad_cidr_size_and_graviton_checks() -> None:
     assert spec.aws is not None and spec.aws.arch == "arm64"
 
 
+def test_a_graviton_family_has_a_g_after_its_first_letter_or_is_a1_and_the_worker_type_is_checked_too() -> None:
+    spec = parse_spec(
+        "target: aws\naws: {arch: arm64, server_instance_type: c7gn.xlarge, worker_instance_type: a1.large}"
+    )
+    assert spec.aws is not None
+    assert (spec.aws.server_instance_type, spec.aws.worker_instance_type) == ("c7gn.xlarge", "a1.large")
+    # a leading g is a GPU family (x86), not Graviton
+    assert errors_of(
+        "target: aws\naws: {arch: arm64, server_instance_type: m7g.large, worker_instance_type: g4dn.xlarge}"
+    ) == [
+        "c.yaml:2: aws.worker_instance_type: g4dn.xlarge is not an arm64 (Graviton) type; "
+        "use e.g. t4g.large or set arch: amd64"
+    ]
+    assert parse_spec("target: aws\naws: {server_instance_type: g4dn.xlarge}\n").aws is not None  # amd64: any type
+
+
 def test_version_override_outside_upstream_support_is_refused() -> None:
     assert errors_of("versions:\n  k3s: v1.30.4+k3s1\n") == [
         "c.yaml:2: versions.k3s: Kubernetes 1.30 (v1.30.4+k3s1) is older than Knative 1.20.0 supports (>= 1.32); "
