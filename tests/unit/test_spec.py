@@ -77,6 +77,86 @@ def test_even_server_count_is_refused_for_quorum() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("servers: {count: 1}\n", None),
+        ("servers: {count: 7}\n", None),
+        ("servers: {count: 0}\n", "servers.count: Input should be greater than or equal to 1"),
+        ("servers: {count: 8}\n", "servers.count: Input should be less than or equal to 7"),
+        ("workers: {initial: 0, min: 0, max: 0}\n", None),
+        ("workers: {initial: 200, min: 200, max: 200}\n", None),
+        ("workers: {max: 201}\n", "workers.max: Input should be less than or equal to 200"),
+        ("workers: {initial: -1}\n", "workers.initial: Input should be greater than or equal to 0"),
+        ("workers: {min: -1}\n", "workers.min: Input should be greater than or equal to 0"),
+        ("workers: {max: -1}\n", "workers.max: Input should be greater than or equal to 0"),
+        ("workers: {initial: 2, min: 2, max: 5}\n", None),
+        ("workers: {initial: 5, min: 2, max: 5}\n", None),
+        (
+            "workers: {initial: 1, min: 2, max: 5}\n",
+            "workers.initial: must be between workers.min and workers.max (1 not in 2..5)",
+        ),
+        (
+            "workers: {initial: 6, min: 2, max: 5}\n",
+            "workers.initial: must be between workers.min and workers.max (6 not in 2..5)",
+        ),
+        ("platform: {autoscaler: {idle_time: 30, reconsider_job_time: 5, max_wait_poweron: 60, period: 5}}\n", None),
+        (
+            "platform: {autoscaler: {idle_time: 29}}\n",
+            "platform.autoscaler.idle_time: Input should be greater than or equal to 30",
+        ),
+        (
+            "platform: {autoscaler: {reconsider_job_time: 4}}\n",
+            "platform.autoscaler.reconsider_job_time: Input should be greater than or equal to 5",
+        ),
+        (
+            "platform: {autoscaler: {max_wait_poweron: 59}}\n",
+            "platform.autoscaler.max_wait_poweron: Input should be greater than or equal to 60",
+        ),
+        (
+            "platform: {autoscaler: {period: 4}}\n",
+            "platform.autoscaler.period: Input should be greater than or equal to 5",
+        ),
+        (
+            "platform: {autoscaler: {extra_nodes_free: -1}}\n",
+            "platform.autoscaler.extra_nodes_free: Input should be greater than or equal to 0",
+        ),
+        ("target: aws\naws: {disk_gb: 20}\n", None),
+        ("target: aws\naws: {disk_gb: 16384}\n", None),
+        ("target: aws\naws: {disk_gb: 19}\n", "aws.disk_gb: Input should be greater than or equal to 20"),
+        ("target: aws\naws: {disk_gb: 16385}\n", "aws.disk_gb: Input should be less than or equal to 16384"),
+    ],
+)
+def test_numbers_are_taken_at_their_limits_and_refused_one_past(text: str, problem: str | None) -> None:
+    if problem is None:
+        parse_spec(text, "c.yaml")
+    else:
+        # the number is on the last line of the text
+        assert errors_of(text) == [f"c.yaml:{text.count(chr(10))}: {problem}"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "servers.count",
+        "workers.initial",
+        "workers.min",
+        "workers.max",
+        "platform.autoscaler.idle_time",
+        "platform.autoscaler.reconsider_job_time",
+        "platform.autoscaler.max_wait_poweron",
+        "platform.autoscaler.period",
+        "platform.autoscaler.extra_nodes_free",
+    ],
+)
+def test_counts_and_seconds_are_never_taken_from_quoted_text(key: str) -> None:
+    """A quoted number is a typo the spec refuses rather than converts."""
+    *parents, leaf = key.split(".")
+    text = "".join(f"{'  ' * depth}{parent}:\n" for depth, parent in enumerate(parents))
+    text += f"{'  ' * len(parents)}{leaf}: '3'\n"
+    assert errors_of(text) == [f"c.yaml:{len(parents) + 1}: {key}: Input should be a valid integer"]
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("workers:\n  maxx: 4\n", "c.yaml:2: workers.maxx: unknown key; did you mean 'max'?"),
@@ -225,6 +305,7 @@ def test_image_allow_list_entries_are_kept_as_written() -> None:
         "grycap/cowsay",
         "localhost",
         "localhost:5000/team",
+        "mirror:5000",
         "registry.example.org:5000",
     ]
     text = f"platform:\n  oscar:\n    allowed_image_prefixes: [{', '.join(entries)}]\n"
@@ -254,6 +335,9 @@ def test_bad_cidr_size_and_graviton_checks() -> None:
     assert errors_of("platform:\n  storage_size: 50GB\n") == [
         "c.yaml:2: platform.storage_size: '50GB' is not a size such as 512Mi, 20Gi or 1Ti"
     ]
+    assert errors_of("platform:\n  minio:\n    storage_size: 20G\n") == [
+        "c.yaml:3: platform.minio.storage_size: '20G' is not a size such as 512Mi, 20Gi or 1Ti"
+    ]
     # the instance type is not in the file: the line is that of the nearest key that is
     assert errors_of("target: aws\naws:\n  arch: arm64\n") == [
         "c.yaml:2: aws.server_instance_type: t3.large is not an arm64 (Graviton) type; "
@@ -263,6 +347,14 @@ def test_bad_cidr_size_and_graviton_checks() -> None:
         "target: aws\naws: {arch: arm64, server_instance_type: t4g.large, worker_instance_type: m7g.large}"
     )
     assert spec.aws is not None and spec.aws.arch == "arm64"
+
+
+def test_a_cidr_may_have_host_bits_and_aws_checks_its_cidrs_too() -> None:
+    spec = parse_spec("target: aws\naws: {allowed_cidrs: [192.0.2.1/24, '2001:db8::1/64']}\n", "c.yaml")
+    assert spec.aws is not None and spec.aws.allowed_cidrs == ["192.0.2.1/24", "2001:db8::1/64"]
+    assert errors_of("target: aws\naws:\n  allowed_cidrs: [192.0.2.0/24, office]\n") == [
+        "c.yaml:3: aws.allowed_cidrs: 'office' is not a CIDR such as 203.0.113.0/24"
+    ]
 
 
 def test_a_graviton_family_has_a_g_after_its_first_letter_or_is_a1_and_the_worker_type_is_checked_too() -> None:
@@ -279,6 +371,144 @@ def test_a_graviton_family_has_a_g_after_its_first_letter_or_is_a1_and_the_worke
         "use e.g. t4g.large or set arch: amd64"
     ]
     assert parse_spec("target: aws\naws: {server_instance_type: g4dn.xlarge}\n").aws is not None  # amd64: any type
+
+
+@pytest.mark.parametrize(
+    ("text", "server", "agent"),
+    [
+        ("local: {server_arch: arm64}\n", "arm64", "amd64"),
+        ("local: {worker_arch: arm64}\n", "amd64", "arm64"),
+        ("target: openstack\nopenstack: {arch: arm64}\n", "arm64", "arm64"),
+        (
+            "target: aws\naws: {arch: arm64, server_instance_type: t4g.large, worker_instance_type: t4g.medium}\n",
+            "arm64",
+            "arm64",
+        ),
+        ("target: static\n", "amd64", "amd64"),
+    ],
+)
+def test_each_target_tells_the_arch_of_its_nodes(text: str, server: str, agent: str) -> None:
+    settings = parse_spec(text, "c.yaml").target_settings()
+    assert (settings.node_arch("server"), settings.node_arch("agent")) == (server, agent)
+
+
+def test_the_other_choice_of_each_setting_is_taken() -> None:
+    openstack = parse_spec("target: openstack\nopenstack: {floating_ips: all, worker_power_off: shelve}\n").openstack
+    assert openstack is not None and (openstack.floating_ips, openstack.worker_power_off) == ("all", "shelve")
+    aws = parse_spec("target: aws\naws: {elastic_ips: all}\n").aws
+    assert aws is not None and aws.elastic_ips == "all"
+    local = parse_spec("local: {engine: podman}\n").local
+    assert local is not None and local.engine == "podman"
+    staging = parse_spec("platform: {tls: letsencrypt-staging, domain: a.example.org, acme_email: a@example.org}\n")
+    assert staging.platform.tls_mode == "letsencrypt-staging"
+
+
+STATIC = "target: static\nstatic:\n  inventory: boards.yml\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        ('[wakeonlan, "a\\0b"]', "item 1: control characters are not allowed"),
+        ('[wakeonlan, x, "a\\nb"]', "item 2: control characters are not allowed"),
+        ("['', x]", "the first item is the program to run: a plain name or path, without {placeholders}"),
+        ("['wake}', x]", "the first item is the program to run: a plain name or path, without {placeholders}"),
+        ("['{wake', x]", "the first item is the program to run: a plain name or path, without {placeholders}"),
+        ("[x, 'a}b']", "item 1 ('a}b'): braces only as {name} placeholders"),
+        (
+            "[x, '{node}{pass_file}']",
+            "item 1: {pass_file} names a secret, which a command line shows to every user "
+            "of this machine; let the command read it from a file of its own",
+        ),
+        ("[" + ", ".join(["x"] * 65) + "]", "List should have at most 64 items after validation, not 65"),
+    ],
+)
+@pytest.mark.parametrize("key", ["power_on_command", "power_off_command"])
+def test_both_power_commands_are_checked(key: str, command: str, problem: str) -> None:
+    assert errors_of(f"{STATIC}  {key}: {command}\n") == [f"c.yaml:4: static.{key}: {problem}"]
+
+
+def test_power_commands_at_their_longest_and_a_static_cluster_without_autoscaler_needs_none() -> None:
+    longest = "[" + ", ".join(["x"] * 64) + "]"
+    spec = parse_spec(f"{STATIC}  power_on_command: {longest}\n  power_off_command: {longest}\n", "c.yaml")
+    assert spec.static is not None and spec.static.power_on_command is not None
+    assert (len(spec.static.power_on_command), spec.static.power_off_command) == (64, ["x"] * 64)
+    plain = parse_spec(STATIC, "c.yaml").static
+    assert plain is not None and (plain.power_on_command, plain.power_off_command) == (None, None)
+    assert errors_of(f"{STATIC}  power_on_command: [wakeonlan, x]\nplatform: {{autoscaler: {{enabled: true}}}}\n") == [
+        "c.yaml:2: static.power_off_command: platform.autoscaler needs it on target static; give the command "
+        "(e.g. wake-on-LAN to switch on, SSH poweroff to switch off) or disable the autoscaler"
+    ]
+    # the autoscaler of another target needs no command
+    assert parse_spec("platform: {autoscaler: {enabled: true}}\n").platform.autoscaler.enabled
+
+
+def test_the_registry_mirror_and_its_host() -> None:
+    assert parse_spec("platform: {registry_mirror: {url: '  '}}\n").platform.registry_mirror.url is None
+    mirror = parse_spec(
+        "platform: {registry_mirror: {url: 'https://reg.example.org:5000/'}}\n"
+    ).platform.registry_mirror
+    assert (mirror.url, mirror.host) == ("https://reg.example.org:5000", "reg.example.org:5000")
+    # only slashes are stripped
+    path = parse_spec("platform: {registry_mirror: {url: 'https://reg.example.org/mirrors/X/'}}\n").platform
+    assert path.registry_mirror.url == "https://reg.example.org/mirrors/X"
+    assert parse_spec("").platform.registry_mirror.host is None
+    taken = parse_spec("platform: {registry_mirror: {registries: ['*', 'registry.example.org:5000']}}\n")
+    assert taken.platform.registry_mirror.registries == ["*", "registry.example.org:5000"]
+    assert errors_of("platform:\n  registry_mirror:\n    registries: [docker.io, Docker.io]\n") == [
+        "c.yaml:3: platform.registry_mirror.registries: 'Docker.io' is not a registry host such as docker.io or "
+        "registry.example.org:5000"
+    ]
+    # a long URL is cut at 80 characters
+    assert errors_of(f"platform: {{registry_mirror: {{url: 'ftp://{'a' * 100}'}}}}\n") == [
+        f"c.yaml:1: platform.registry_mirror.url: 'ftp://{'a' * 74}...' must be an http(s) URL such as "
+        "https://registry.example.org:5000"
+    ]
+
+
+@pytest.mark.parametrize("name", ["a", "a" * 32, "lab-2", "x9"])
+def test_names_at_the_limits_are_taken(name: str) -> None:
+    assert parse_spec(f"name: {name}\n").name == name
+
+
+@pytest.mark.parametrize(
+    ("name", "shown_as"),
+    [
+        ("a" * 33, "'" + "a" * 33 + "'"),
+        ("lab-", "'lab-'"),
+        ("2lab", "'2lab'"),
+        ("A" * 41, "'" + "A" * 40 + "...'"),
+    ],
+)
+def test_names_past_the_limits_are_refused_and_a_long_one_is_cut(name: str, shown_as: str) -> None:
+    """Without a source, the problem names the default spec file."""
+    with pytest.raises(SpecError) as caught:
+        parse_spec(f"name: '{name}'\n")
+    assert caught.value.lines == [
+        f"cluster.yaml:1: name: {shown_as} is not a valid name; use 1-32 lowercase letters, digits and '-', "
+        "starting with a letter and not ending with '-'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("versions: {k3s: 1.33}\n", "versions.k3s: Input should be a valid string"),
+        ("versions: [k3s]\n", "versions: Input should be a valid dictionary"),
+    ],
+)
+def test_versions_that_are_not_text_are_one_problem(text: str, problem: str) -> None:
+    assert errors_of(text) == [f"c.yaml:1: {problem}"]
+
+
+def test_a_static_inventory_is_found_beside_the_spec_file(tmp_path: Path) -> None:
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    (folder / "cluster.yaml").write_text("target: static\nstatic: {inventory: hosts/boards.yml}\n")
+    spec = load_spec(folder / "cluster.yaml")
+    assert spec.static is not None and spec.static.inventory == str(folder.resolve() / "hosts" / "boards.yml")
+    (folder / "local.yaml").write_text("name: lab\n")
+    assert load_spec(folder / "local.yaml").name == "lab"
 
 
 def test_version_override_outside_upstream_support_is_refused() -> None:

@@ -77,6 +77,26 @@ def test_bad_backends_are_one_line_and_never_echo_a_credential(value: str, messa
         assert secret not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "key",
+    # each names one of the words that mark a credential, and no other
+    [
+        "client_secret",
+        "password",
+        "X-Amz-Security-Token",
+        "X-Amz-Credential",
+        "AccessKey",
+        "aws_access_key_id",
+        "session",
+    ],
+)
+def test_every_word_of_a_credential_key_is_refused(key: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        backend_of(f"s3://bucket?region=eu-west-1&{key}=hunter2hunter2")
+    assert str(caught.value) == f"c.yaml:2: {CREDENTIALS}"
+    assert "hunter2hunter2" not in str(caught.value)
+
+
 def test_default_backend_is_a_private_folder_in_the_state(tmp_path: Path) -> None:
     state = ClusterState("lab", root=tmp_path)
     url = backend_url(state)
