@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
+import yaml
 
 from oscar_deploy.spec.catalogue import CATALOGUE_FILE, SYNTAXES, load_catalogue
 
 CATALOGUE_TEXT = CATALOGUE_FILE.read_text()
+ENTRIES = yaml.safe_load(CATALOGUE_TEXT)["components"]
 
 REQUIRED = {
     "k3s",
@@ -85,6 +88,11 @@ def test_images_resolve_to_full_references() -> None:
             [(("cert_manager",), "'1.18.2' is not a version; use vMAJOR.MINOR.PATCH, e.g. v1.18.2")],
         ),
         ({"kubernetes": "v1.33.0"}, [(("kubernetes",), "unknown component; see `oscar-deploy versions` for the keys")]),
+        (
+            {"knative_serving": "1.20", "kourier": "1.20.0"},
+            [(("knative_serving",), "'1.20' is not a version; use MAJOR.MINOR.PATCH, e.g. 1.20.0")],
+        ),
+        ({"minio": "Registry.Example/minio"}, [(("minio",), "'Registry.Example/minio' is not an image reference")]),
     ],
 )
 def test_preflight_refuses_unsupported_overrides(
@@ -129,3 +137,60 @@ def test_release_files_urls_pins_and_overrides(tmp_path: Path) -> None:
     pinned.write_text(CATALOGUE_TEXT.replace("kourier.yaml: {sha256: null}", "kourier.yaml: {sha256: abc}"))
     with pytest.raises(ValueError, match=r"^catalogue: kourier.files.kourier.yaml.sha256 is not 64 hex digits$"):
         load_catalogue(pinned)
+
+
+def test_every_key_of_an_entry_is_loaded() -> None:
+    catalogue = load_catalogue()
+    for key, entry in ENTRIES.items():
+        component = catalogue[key]
+        loaded = (component.image, component.digest, component.download_url, component.checksums, component.helm_repo)
+        wanted = tuple(entry.get(name) for name in ("image", "digest", "download_url", "checksums", "helm_repo"))
+        assert loaded == wanted, key
+        assert component.release_tag == entry.get("release_tag", "{version}"), key
+        files = [(f.name, f.sha256, f.arch, f.variant) for f in component.files]
+        assert files == [
+            (name, file["sha256"], file.get("arch"), file.get("variant"))
+            for name, file in entry.get("files", {}).items()
+        ], key
+    # the loader is not vacuous: the catalogue has each kind of key
+    assert catalogue["minio"].digest and catalogue["traefik_chart"].helm_repo and catalogue["fwatchdog"].checksums
+    assert catalogue["faas_supervisor"].file("supervisor-alpine-arm64.zip").variant == "alpine"
+
+
+def test_a_component_as_the_versions_command_shows_it() -> None:
+    catalogue = load_catalogue()
+    minio = ENTRIES["minio"]
+    assert catalogue["minio"].as_dict() == {
+        "version": minio["version"],
+        "description": minio["description"],
+        "source": minio["source"],
+        "overridden": False,
+        "image": f"{minio['image']}:{minio['version']}@{minio['digest']}",
+    }
+    chart = ENTRIES["traefik_chart"]
+    assert catalogue["traefik_chart"].as_dict() == {
+        "version": chart["version"],
+        "description": chart["description"],
+        "source": chart["source"],
+        "overridden": False,
+    }
+
+
+def test_a_missing_release_file_or_download_url_is_named() -> None:
+    catalogue = load_catalogue()
+    with pytest.raises(KeyError) as no_file:
+        catalogue["fwatchdog"].file_url("fwatchdog-riscv64")
+    assert no_file.value.args == ("fwatchdog has no release file 'fwatchdog-riscv64'",)
+    with pytest.raises(KeyError) as no_url:
+        catalogue["oscar"].file_url("oscar")
+    assert no_url.value.args == ("oscar has no download_url",)
+
+
+def test_a_catalogue_is_never_changed_in_place() -> None:
+    catalogue = load_catalogue()
+    with pytest.raises(FrozenInstanceError):
+        catalogue.components = {}  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        catalogue["k3s"].version = "v1.34.1+k3s1"  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        catalogue["fwatchdog"].files[0].sha256 = "a" * 64  # type: ignore[misc]
