@@ -111,7 +111,7 @@ class OperationLock:
             stale = LockNote.parse(os.pread(fd, NOTE_LIMIT, 0).decode("utf-8", errors="replace"))
             note = LockNote(os.getpid(), command, datetime.now(UTC).isoformat(timespec="seconds"))
             os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(asdict(note)) + "\n").encode(), 0)
+            _write_note(fd, note)
             self.fd = fd
             return stale
         raise OperationError(f"{self.path}: the lock file keeps disappearing; is a `down` of {self.cluster} running?")
@@ -150,7 +150,7 @@ class OperationLock:
             if self._still_the_file(self.fd):
                 os.ftruncate(self.fd, 0)
                 if leave is not None:
-                    os.pwrite(self.fd, (json.dumps(asdict(leave)) + "\n").encode(), 0)
+                    _write_note(self.fd, leave)
         os.close(self.fd)  # closing the last descriptor releases the flock
         self.fd = None
 
@@ -165,14 +165,20 @@ class OperationLock:
         return f"cluster {self.cluster}: busy with {who}; wait for it to end (or stop it), then run this again"
 
 
+def _write_note(fd: int, note: LockNote) -> None:
+    """The lock file's content: the note of its holder (the file was truncated first)."""
+    os.pwrite(fd, (json.dumps(asdict(note)) + "\n").encode(), 0)
+
+
 @contextlib.contextmanager
 def hold(path: Path, cluster: str, command: str, warn: Callable[[str], None] | None = None) -> Iterator[OperationLock]:
     """Hold the lock at `path` for `command` while the block runs; refuse (exit 2) when someone else holds it.
-    `warn` (default: stderr) gets the note about a crashed holder taken over."""
+    `warn` (default: stderr) gets the note about a crashed holder taken over, and that a round is waited for."""
+    report = warn or _stderr
     lock = OperationLock(path, cluster)
-    stale = lock.acquire(command, warn or _stderr)
+    stale = lock.acquire(command, report)
     if stale is not None:
-        (warn or _stderr)(
+        report(
             f"note: cluster {cluster}: {stale.describe()} ended without releasing its lock (it crashed or was "
             "killed); taking over"
         )
