@@ -322,6 +322,14 @@ def check_write_target(
     return target
 
 
+def check_data_target(path: Path, what: str, force: bool, confirm: Callable[[str], bool] | None) -> bool:
+    """`check_write_target` for data of any kind (a download, a service's result), before it is fetched: a file
+    there is replaced only with `force` or a yes from `confirm`. Returns the `replace_existing` for the later
+    `write_user_file`: a file that appears only meanwhile is refused then."""
+    check_write_target(path, what, replace_existing=force, confirm=confirm)
+    return force or os.path.exists(path)  # noqa: PTH110 - the path was checked: the name is not too long
+
+
 def _a(what: str) -> str:
     return f"{'an' if what[:1] in 'aeiou' else 'a'} {what}"
 

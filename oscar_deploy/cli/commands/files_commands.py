@@ -17,7 +17,7 @@ from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json
 from oscar_deploy.services.files import object_store_for, split_location, upload_key
 from oscar_deploy.support.errors import UserInputError, printable
-from oscar_deploy.support.files import check_regular_file, check_write_target, write_user_file
+from oscar_deploy.support.files import check_data_target, check_regular_file, write_user_file
 
 files_app = typer.Typer(
     help="Files in the cluster's MinIO buckets (BUCKET/PATH, as in FDL paths).", no_args_is_help=True
@@ -78,8 +78,7 @@ def get(
             target = target / key.rsplit("/", 1)[-1]
         # Before the download. A file there is replaced only with --force or a yes on a terminal: the download may
         # be named like the cluster spec, a kubeconfig or anything else in this folder.
-        replace = force or os.path.exists(target)  # noqa: PTH110
-        check_write_target(target, "local file", replace_existing=force, confirm=confirm_replace)
+        replace = check_data_target(target, "local file", force, confirm_replace)
     access = reach.resolve()
     with connect(access) as client:
         data = object_store_for(access, client).get_bytes(bucket, key)

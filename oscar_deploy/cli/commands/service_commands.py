@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +21,7 @@ from oscar_deploy.services.fdl import FdlDocument, mask_secrets, to_yaml
 from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
 from oscar_deploy.services.templating import load_fdl
 from oscar_deploy.support.errors import OperationError, OscarDeployError, UserInputError, printable
-from oscar_deploy.support.files import check_write_target, read_user_bytes, write_user_file
+from oscar_deploy.support.files import check_data_target, check_write_target, read_user_bytes, write_user_file
 
 service_app = typer.Typer(
     help="OSCAR services from FDL files: validate, render, apply, list, delete, run, logs.", no_args_is_help=True
@@ -223,8 +222,7 @@ def run(
     replace = force
     if output_file is not None:
         # Before the service runs: its result must not be lost, nor put over a file that is there (unless asked).
-        replace = force or os.path.exists(output_file)  # noqa: PTH110 - False for a name too long, named below
-        check_write_target(output_file, "--output file", replace_existing=force, confirm=confirm_replace)
+        replace = check_data_target(output_file, "--output file", force, confirm_replace)
     if input_file is not None:
         data = read_user_bytes(input_file, "--input file", limit=None)
     elif sys.stdin.isatty():
