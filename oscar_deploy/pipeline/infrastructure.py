@@ -51,18 +51,21 @@ class PulumiStacks:
             operations.configure({key: ConfigValue(value) for key, value in run.config.items()})
         return operations
 
+    def _stored(self, project: str) -> StackTarget:
+        """The stack as it stands in the backend, with no program: read or removed, never updated."""
+        return StackTarget(project, self.spec.name, program=no_program)
+
     def exists(self, project: str) -> bool:
-        return self.runner.exists(StackTarget(project, self.spec.name, program=no_program))
+        return self.runner.exists(self._stored(project))
 
     def outputs(self, project: str) -> dict[str, Any]:
-        session = self.runner.select(StackTarget(project, self.spec.name, program=no_program))
+        session = self.runner.select(self._stored(project))
         return {key: output.value for key, output in session.outputs().items()}
 
     def resources(self, project: str) -> list[str]:
         if not self.exists(project):
             return []
-        session = self.runner.select(StackTarget(project, self.spec.name, program=no_program))
-        return resource_urns(session.export_state())
+        return resource_urns(self.runner.select(self._stored(project)).export_state())
 
     def preview(self, run: StackProgram) -> dict[str, int]:
         return self._operations(run).preview()
@@ -75,4 +78,4 @@ class PulumiStacks:
         return self._operations(run).destroy()
 
     def remove(self, project: str) -> None:
-        self.runner.select(StackTarget(project, self.spec.name, program=no_program)).remove()
+        self.runner.select(self._stored(project)).remove()

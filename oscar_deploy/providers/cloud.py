@@ -333,7 +333,8 @@ class CloudProvider(ABC):
         """Refuse `down` when the state folder and the backend disagree about the nodes, saying how to resolve it."""
         recorded = sorted((entry["name"] for entry in self._cache().get("nodes") or []), key=node_sort_key)
         exists = self.stacks.exists(self.project)
-        in_backend = sorted((record.name for record in self.stack_records()), key=node_sort_key) if exists else []
+        records = self.stack_records() if exists else []
+        in_backend = sorted((record.name for record in records), key=node_sort_key)
         stack = f"stack {self.project}/{self.spec.name}"
         where = self.stacks.where()
         if recorded and not exists:
@@ -343,7 +344,7 @@ class CloudProvider(ABC):
                 f"again; if the VMs are gone already, delete {self.state.path} by hand"
             )
         if in_backend and not recorded:
-            self._check_made_here(self.stack_records(), "down: ")
+            self._check_made_here(records, "down: ")
             raise UserInputError(
                 f"down: cluster {self.spec.name}: {stack} in {where} has nodes {', '.join(in_backend)} that the state "
                 "folder does not record; run `oscar-deploy up` to read them back (or rename this cluster if that "
