@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from oscar_deploy.iac.recovery import BREAK_LOCK_FLAG, STALE_LOCK_AGE
 from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, ClusterSpec, load_spec
 from oscar_deploy.state.endpoints import CLUSTER_ENV, default_cluster_name
 from oscar_deploy.state.folder import ClusterState, cluster_state
@@ -35,6 +36,13 @@ CLUSTER_NAME_OPTION = typer.Option(
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON.")
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+BREAK_LOCK_OPTION = typer.Option(
+    False,
+    BREAK_LOCK_FLAG,
+    help="Remove a Pulumi lock that a run on another machine left on the cluster's stacks: only when that run is "
+    f"known to be dead (its machine crashed). Without it such a lock counts as stale after "
+    f"{STALE_LOCK_AGE.total_seconds() / 3600:g} hours.",
+)
 BUNDLE_OPTION = typer.Option(
     None,
     "--bundle",

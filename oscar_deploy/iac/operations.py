@@ -4,8 +4,9 @@
 
 * before `up` and `destroy`, pending operations left by an interrupted update are dropped from the state
   (export, `recovery.without_pending_operations`, import) and the update refreshes from the provider;
-* when the backend reports a lock, the lock is removed (`cancel`) only if every holder is gone, and the
-  operation runs again; a live holder stops the command with a line naming it;
+* when the backend reports a lock, the lock is removed (`cancel`) only if every holder is gone (or, with
+  `break_lock`, on another machine), and the operation runs again; a live holder stops the command with a line
+  naming it;
 * each recovery is announced in one line starting with "recovered:";
 * engine events drive `PulumiProgress` and a `TaskDisplay` (the same displays as Ansible's runs);
 * a failure becomes an `OperationError` with one line per error diagnostic, secrets masked.
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from oscar_deploy.iac.progress import PulumiProgress
 from oscar_deploy.iac.recovery import (
+    BREAK_LOCK_FLAG,
     Recovery,
     pending_operations,
     process_alive,
@@ -53,6 +55,7 @@ class StackOperations:
         hostname: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         alive: Callable[[int], bool] = process_alive,
+        break_lock: bool = False,
     ) -> None:
         self.session = session
         self.display = display or QuietDisplay()
@@ -61,6 +64,7 @@ class StackOperations:
         self.hostname = hostname or socket.gethostname()
         self.clock = clock
         self.alive = alive
+        self.break_lock = break_lock
 
     @property
     def name(self) -> str:
@@ -106,13 +110,14 @@ class StackOperations:
         try:
             return action()
         except StackLocked as locked:
-            stale, live = sort_locks(locked.holders, self.clock(), self.hostname, self.alive)
+            stale, live = sort_locks(locked.holders, self.clock(), self.hostname, self.alive, self.break_lock)
             if live or not stale:
                 holders = "; ".join(holder.describe() for holder in live) or "a holder Pulumi did not name"
-                raise OperationError(
-                    f"{self.name}: another Pulumi run holds the stack ({holders}); let it finish, then run the "
-                    f"command again"
-                ) from None
+                advice = "let it finish, then run the command again"
+                if any(holder.host != self.hostname for holder in live):
+                    # Its process cannot be looked at from here: only the user can tell that the run died.
+                    advice += f" (if that run died with its machine, run the command again with {BREAK_LOCK_FLAG})"
+                raise OperationError(f"{self.name}: another Pulumi run holds the stack ({holders}); {advice}") from None
             self.session.cancel()
             self.notify(Recovery(stale_locks=stale).message())
         return action()

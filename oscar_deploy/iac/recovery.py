@@ -15,9 +15,10 @@ Two things can be left:
   `{"pid", "username", "hostname", "timestamp"}` and deletes it at the end (pkg/backend/diy/lock.go). A killed
   CLI leaves it behind, and every later command fails with "the stack is currently locked by N lock(s)",
   followed by one line per lock: `<url>: created by <user>@<host> (pid <pid>) at <RFC 3339 time>`. A lock is
-  stale when its holder is gone: on this host with no such process, or older than `STALE_LOCK_AGE` anywhere.
-  Only then is it removed (`pulumi cancel`, which deletes the stack's lock files); a live holder is never
-  interrupted.
+  stale when its holder is gone: on this host with no such process, or older than `STALE_LOCK_AGE` anywhere, or
+  on another host when the user says its run died (`BREAK_LOCK_FLAG`).
+  Only then is it removed (`pulumi cancel`, which deletes the stack's lock files); a holder still running on this
+  host is never interrupted.
 
 Everything here is a pure function of the exported state, the lock lines and the facts passed in.
 """
@@ -37,6 +38,8 @@ from oscar_deploy.support.errors import OperationError
 STATE_VERSION = 3
 # A lock older than this is stale even when its holder ran on another machine, where we cannot look for it.
 STALE_LOCK_AGE = timedelta(hours=6)
+# The commands' option that takes a lock from another machine as stale at once, when its run is known to be dead.
+BREAK_LOCK_FLAG = "--break-lock"
 OPERATION_VERBS = {
     "creating": "created",
     "updating": "updated",
@@ -161,12 +164,17 @@ def stale_reason(
     hostname: str,
     alive: Callable[[int], bool] = process_alive,
     max_age: timedelta = STALE_LOCK_AGE,
+    break_elsewhere: bool = False,
 ) -> str | None:
-    """Why the lock's holder is gone (here and not running, or older than `max_age`), or None if it may not be."""
+    """Why the lock's holder is gone (here and not running, or older than `max_age`), or None if it may not be.
+    With `break_elsewhere` (the user's word that such a run died), a holder on another machine counts as gone: its
+    processes cannot be looked at from here. A holder running here never does."""
     if holder.host == hostname and not alive(holder.pid):
         return f"pid {holder.pid} on {holder.host}, no longer running"
     if now - holder.since > max_age:
         return f"pid {holder.pid} on {holder.host}, older than {max_age.total_seconds() / 3600:g} hours"
+    if break_elsewhere and holder.host != hostname:
+        return f"pid {holder.pid} on {holder.host}, broken by {BREAK_LOCK_FLAG}"
     return None
 
 
@@ -177,12 +185,16 @@ class StaleLock:
 
 
 def sort_locks(
-    holders: Iterable[LockHolder], now: datetime, hostname: str, alive: Callable[[int], bool] = process_alive
+    holders: Iterable[LockHolder],
+    now: datetime,
+    hostname: str,
+    alive: Callable[[int], bool] = process_alive,
+    break_elsewhere: bool = False,
 ) -> tuple[list[StaleLock], list[LockHolder]]:
     """(stale locks with the reason, locks whose holder may still be working)."""
     stale, live = [], []
     for holder in holders:
-        reason = stale_reason(holder, now, hostname, alive)
+        reason = stale_reason(holder, now, hostname, alive, break_elsewhere=break_elsewhere)
         if reason is None:
             live.append(holder)
         else:

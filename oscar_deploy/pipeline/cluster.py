@@ -42,9 +42,9 @@ def phases_until(last: str | None) -> tuple[Phase, ...]:
     return PHASES[: PHASE_NAMES.index(last) + 1]
 
 
-def cluster_provider(spec: ClusterSpec, state: ClusterState, progress: Progress) -> Provider:
+def cluster_provider(spec: ClusterSpec, state: ClusterState, progress: Progress, break_lock: bool = False) -> Provider:
     """The provider of the spec's target; cloud providers get the cluster's stacks on the Pulumi runner."""
-    return provider_for(spec, state, progress, PulumiStacks(spec, state, progress))
+    return provider_for(spec, state, progress, PulumiStacks(spec, state, progress, break_lock))
 
 
 def cluster_context(
@@ -54,9 +54,11 @@ def cluster_context(
     bundle: Path | None = None,
     node_phases: bool = True,
     provider: Provider | None = None,
+    break_lock: bool = False,
 ) -> PhaseContext:
     """The context phases run in, with the nodes the provider reports now. With `node_phases`, the bundle is
-    `bundle`, else the one an earlier `up` was given (it is remembered when `up` runs)."""
+    `bundle`, else the one an earlier `up` was given (it is remembered when `up` runs). `break_lock` goes to the
+    provider made here; a `provider` passed in was made with its own."""
     remembered = state.desired.bundle() if node_phases else None
     if bundle is None and remembered is not None:
         bundle = Path(remembered)
@@ -66,8 +68,8 @@ def cluster_context(
             )
     if bundle is not None:
         load_manifest(bundle)  # a folder that is no bundle is one line now, not when a phase gets to it
-    provider = provider or cluster_provider(spec, state, progress)
-    context = PhaseContext(spec, state, progress, provider, bundle=bundle)
+    provider = provider or cluster_provider(spec, state, progress, break_lock)
+    context = PhaseContext(spec, state, progress, provider, bundle=bundle, break_lock=break_lock)
     context.nodes = context.provider.nodes()
     return context
 

@@ -25,10 +25,11 @@ from oscar_deploy.support.progress import LiveDisplay, Progress, TransferDisplay
 class PulumiStacks:
     """The stacks of one cluster (each named after it) in the cluster's Pulumi backend."""
 
-    def __init__(self, spec: ClusterSpec, state: ClusterState, progress: Progress) -> None:
+    def __init__(self, spec: ClusterSpec, state: ClusterState, progress: Progress, break_lock: bool = False) -> None:
         self.spec = spec
         self.state = state
         self.progress = progress
+        self.break_lock = break_lock
         self._runner: StackRunner | None = None
 
     @property
@@ -46,7 +47,9 @@ class PulumiStacks:
 
     def _operations(self, run: StackProgram) -> StackOperations:
         session = self.runner.select(self._target(run))
-        operations = StackOperations(session, display=LiveDisplay(), secrets=run.environment.values())
+        operations = StackOperations(
+            session, display=LiveDisplay(), secrets=run.environment.values(), break_lock=self.break_lock
+        )
         if run.config:
             operations.configure({key: ConfigValue(value) for key, value in run.config.items()})
         return operations

@@ -41,6 +41,8 @@ class PhaseContext:
     nodes: list[Node] = field(default_factory=list)
     # `up --check-drift`: the node phases run, every role on every node, even with unchanged inputs.
     check_drift: bool = False
+    # `--break-lock`: a Pulumi lock held from another machine is taken as its dead run's and removed.
+    break_lock: bool = False
 
     @property
     def workers(self) -> int:

@@ -189,7 +189,7 @@ def platform_stack(context: PhaseContext, secrets: Any = ()) -> StackOperations:
     with TransferDisplay() as reporter:
         runner = factory.create_runner(context.state, context.spec.iac.backend, reporter, context.progress.note)
     session = runner.select(StackTarget.bundled(STACK, context.spec.name))
-    return StackOperations(session, display=LiveDisplay(), secrets=secrets)
+    return StackOperations(session, display=LiveDisplay(), secrets=secrets, break_lock=context.break_lock)
 
 
 def with_port(url: str, port: int | None) -> str:

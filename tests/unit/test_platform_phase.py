@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,20 @@ def test_up_runs_every_phase_in_order_and_writes_the_endpoints(
 
     again = pipeline.converge(make_context(state_home, provider), SPEC)
     assert [outcome.result is None for outcome in again] == [False, True, True, True, True]
+
+
+def test_the_platform_stack_breaks_a_lock_of_another_machine_only_with_break_lock(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun]
+) -> None:
+    provider = MemoryProvider()
+    deployed.stack(STACK_PROJECT, "demo").lock(77, "laptop.example.org", datetime.now(UTC))
+    with pytest.raises(OperationError, match="run the command again with --break-lock"):
+        pipeline.converge(make_context(state_home, provider), SPEC)
+    assert "cancel" not in deployed.operations()
+    context = make_context(state_home, provider)
+    context.break_lock = True
+    pipeline.converge(context, SPEC)
+    assert deployed.operations()[-2:] == ["cancel", "up"]
 
 
 def test_a_failure_inside_the_platform_phase_resumes_there_and_a_platform_input_reruns_it(

@@ -12,6 +12,7 @@ import typer
 
 from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import (
+    BREAK_LOCK_OPTION,
     BUNDLE_OPTION,
     CLUSTER_NAME_OPTION,
     JSON_OPTION,
@@ -91,6 +92,7 @@ def up(
     until: str | None = UNTIL_OPTION,
     cloud: str | None = CLOUD_OPTION,
     check_drift: bool = CHECK_DRIFT_OPTION,
+    break_lock: bool = BREAK_LOCK_OPTION,
 ) -> None:
     """Make the cluster the spec describes; runs only what is not done yet.
 
@@ -102,7 +104,7 @@ def up(
     if cloud is not None:
         _spec_for_cloud(file, cloud)
     spec = load_spec(file)
-    context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
+    context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle, break_lock=break_lock)
     context.check_drift = check_drift
     outcomes = converge(context, applied_spec_text(spec, str(file.resolve())), until)
     for outcome in outcomes:
@@ -210,6 +212,7 @@ def down(
     cluster: str | None = CLUSTER_NAME_OPTION,
     yes: bool = YES_OPTION,
     keep_nodes: bool = KEEP_NODES_OPTION,
+    break_lock: bool = BREAK_LOCK_OPTION,
 ) -> None:
     """Remove the cluster: its nodes (k3s from hosts you own), its state.
 
@@ -217,7 +220,7 @@ def down(
     everything the playbooks added is removed) and stay yours. The state folder goes last. With --keep-nodes
     only the platform goes (MinIO's data with it), for a reinstall by the next `up`.
     """
-    context = _context(file, cluster)
+    context = _context(file, cluster, break_lock)
     spec, state = context.spec, context.state
     if not keep_nodes:
         from oscar_deploy.autoscaler.service import refuse_while_running
@@ -255,9 +258,9 @@ def down(
         )
 
 
-def _context(file: Path | None, cluster: str | None) -> PhaseContext:
+def _context(file: Path | None, cluster: str | None, break_lock: bool = False) -> PhaseContext:
     spec, state = open_cluster(file, cluster)
-    return cluster_context(spec, state, Progress(), node_phases=False)
+    return cluster_context(spec, state, Progress(), node_phases=False, break_lock=break_lock)
 
 
 def _with_missing(context: PhaseContext) -> list[Node]:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from oscar_deploy.cli.options import CLUSTER_NAME_OPTION, OPTIONAL_SPEC_OPTION, open_cluster, spec_file_given
+from oscar_deploy.cli.options import (
+    BREAK_LOCK_OPTION,
+    CLUSTER_NAME_OPTION,
+    OPTIONAL_SPEC_OPTION,
+    open_cluster,
+    spec_file_given,
+)
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import node_sort_key
 from oscar_deploy.pipeline.cluster import cluster_context, cluster_provider
@@ -30,6 +36,7 @@ def scale(
     file: Path | None = OPTIONAL_SPEC_OPTION,
     cluster: str | None = CLUSTER_NAME_OPTION,
     allow_local_volume_loss: bool = LOCAL_VOLUME_LOSS_OPTION,
+    break_lock: bool = BREAK_LOCK_OPTION,
 ) -> None:
     """Grow or shrink the workers to N; removed ones are drained first.
 
@@ -45,7 +52,7 @@ def scale(
     if source is not None:
         _check_applied(spec, state, source)
     progress = Progress()
-    provider = cluster_provider(spec, state, progress)
+    provider = cluster_provider(spec, state, progress, break_lock)
     if provider.scaling == "inventory":
         raise UserInputError(
             f"cluster {spec.name}: target {spec.target} scales by its inventory; add or remove hosts there "
@@ -54,7 +61,7 @@ def scale(
     if not state.journal.completed("kubernetes"):
         raise UserInputError(f"cluster {spec.name}: k3s is not installed yet; run `oscar-deploy up` first")
     with state.operation(f"scale --workers {workers}", progress.note):
-        context = cluster_context(spec, state, progress, provider=provider)
+        context = cluster_context(spec, state, progress, provider=provider, break_lock=break_lock)
         agents = sorted(
             (node for node in context.nodes if node.role == "agent"), key=lambda node: node_sort_key(node.name)
         )

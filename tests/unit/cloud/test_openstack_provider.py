@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -472,6 +474,59 @@ def test_down_asks_then_destroys_the_stack_and_removes_it(
     assert STACK not in runner.stacks
     assert "removed stack oscar-openstack/lab" in done.output
     assert not ClusterState("lab").path.exists()
+
+
+def test_a_lock_left_by_a_run_on_another_machine_is_broken_only_when_asked(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """Another machine's processes cannot be looked at from here: its lock stays until it is 6 hours old, unless
+    the user says that run died; up, scale and down all take the word."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    stack = runner.stack("oscar-openstack", "lab")
+    since = datetime.now(UTC) - timedelta(minutes=20)
+    stack.lock(77, "laptop.example.org", since)
+    held = cli("up", "--until", "kubernetes")
+    assert held.exit_code == 1
+    assert held.output.splitlines()[-1] == (
+        f"error: {STACK}: another Pulumi run holds the stack (pid 77 on laptop.example.org since "
+        f"{since:%Y-%m-%d %H:%M} UTC); let it finish, then run the command again (if that run died with its "
+        "machine, run the command again with --break-lock)"
+    )
+    assert "cancel" not in runner.operations(STACK)
+    broken = cli("up", "--until", "kubernetes", "--break-lock")
+    assert broken.exit_code == 0, broken.output
+    assert (
+        f"recovered: a stale lock of {since:%Y-%m-%d %H:%M} UTC (pid 77 on laptop.example.org, broken by --break-lock)"
+    ) in broken.output
+    assert runner.operations(STACK)[-2:] == ["cancel", "up"]
+    for command in (("scale", "--workers", "2"), ("down", "--yes")):
+        stack.lock(78, "laptop.example.org", since)
+        assert cli(*command).exit_code == 1, command
+        done = cli(*command, "--break-lock")
+        assert done.exit_code == 0, done.output
+        assert "broken by --break-lock" in done.output
+    assert STACK not in runner.stacks
+
+
+def test_break_lock_never_takes_the_lock_of_a_run_alive_on_this_machine(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    runner.stack("oscar-openstack", "lab").lock(os.getpid(), socket.gethostname(), datetime.now(UTC))
+    held = cli("up", "--until", "kubernetes", "--break-lock")
+    assert held.exit_code == 1
+    assert held.output.splitlines()[-1].endswith("let it finish, then run the command again")
+    assert "cancel" not in runner.operations(STACK)
 
 
 def test_down_refuses_when_the_state_folder_and_the_backend_disagree(

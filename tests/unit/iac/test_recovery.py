@@ -119,6 +119,20 @@ def test_a_lock_is_stale_only_when_its_holder_is_gone() -> None:
     assert stale_reason(older, NOW, "ws-17", alive=lambda pid: True) == "pid 77 on runner, older than 6 hours"
 
 
+def test_break_lock_takes_only_the_locks_of_other_machines() -> None:
+    elsewhere = LockHolder("x", "ci", "runner", 77, NOW)
+    assert stale_reason(elsewhere, NOW, "ws-17", break_elsewhere=True) == "pid 77 on runner, broken by --break-lock"
+    here = LockHolder("x", "ana", "ws-17", 4242, NOW)
+    assert stale_reason(here, NOW, "ws-17", alive=lambda pid: True, break_elsewhere=True) is None
+    assert stale_reason(here, NOW, "ws-17", alive=lambda pid: False, break_elsewhere=True) == (
+        "pid 4242 on ws-17, no longer running"
+    )
+    holders = [here, elsewhere]
+    stale, live = sort_locks(holders, NOW, "ws-17", alive=lambda pid: True, break_elsewhere=True)
+    assert stale == [StaleLock(elsewhere, "pid 77 on runner, broken by --break-lock")]
+    assert live == [here]
+
+
 def test_sort_locks_separates_stale_from_live() -> None:
     holders = parse_lock_holders(LOCKED)
     stale, live = sort_locks(holders, NOW, "ws-17", alive=lambda pid: True)
