@@ -77,6 +77,11 @@ class ServiceExists(OscarApiError):
     """A create for a name that exists already (400 from OSCAR v4.1.2)."""
 
 
+class Unreachable(OperationError):
+    """Nothing reached the server (no connection after the retries, or its TLS certificate is not trusted): every
+    other request to it would fail the same way."""
+
+
 class NoServerlessBackend(OperationError):
     """The manager has no /run route: it runs without a serverless backend (main.go registers /run only then)."""
 
@@ -176,13 +181,13 @@ class OscarClient:
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if _tls_failure(exc):
-                    raise OperationError(
+                    raise Unreachable(
                         f"{method} {url}: TLS certificate not trusted ({_reason(exc)}); for a self-signed cluster "
                         "pass its CA with --ca-file (or ca_file in endpoints.yaml)"
                     ) from None
                 attempt += 1
                 if attempt > self.retries:
-                    raise OperationError(
+                    raise Unreachable(
                         f"{method} {url}: cannot connect after {attempt} attempts ({_reason(exc)}); check that the "
                         "address is right and the cluster's gateway is up"
                     ) from None

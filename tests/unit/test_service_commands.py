@@ -211,6 +211,105 @@ def test_delete_goes_on_past_a_name_that_is_already_gone(cli, demo: FakeOscar) -
     )
 
 
+def _deletes(demo: FakeOscar) -> list[str]:
+    return [path.rsplit("/", 1)[-1] for method, path, _, _ in demo.requests if method == "DELETE"]
+
+
+def test_delete_tries_every_name_past_a_server_error_and_reports_each(cli, demo: FakeOscar) -> None:
+    """A 500 for one name used to end the command: the names after it were never tried."""
+    for name in ("broken", "cowsay", "moo"):
+        cli("service", "apply", "cowsay.yaml", "--set", f"name={name}")
+    demo.fail("DELETE", "/system/services/broken", 500, "etcd unavailable\nretry later")
+    result = cli("service", "delete", "broken", "cowsay", "gone", "moo", "cowsay")
+    assert _deletes(demo) == ["broken", "cowsay", "gone", "moo"]  # each name once, in order
+    assert result.stdout == f"cowsay: deleted from {demo.url}\nmoo: deleted from {demo.url}\n"
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: broken: DELETE {demo.url}/system/services/broken: the server answered 500 Internal Server Error: "
+        "etcd unavailable\\nretry later\n"
+        f"error: gone: DELETE {demo.url}/system/services/gone: no service 'gone' to delete (the server answered 404 "
+        "Not Found)\n"
+        "error: not deleted: broken; already gone: gone; deleted: cowsay, moo; `service delete` again is safe once "
+        "fixed\n"
+    )
+    assert set(demo.services) == {"broken"}
+
+    demo.failures.clear()
+    again = cli("service", "delete", "broken", "cowsay")
+    assert again.stdout == f"broken: deleted from {demo.url}\n" and demo.services == {}
+    assert again.exit_code == 1
+    assert again.stderr == (
+        f"error: DELETE {demo.url}/system/services/cowsay: no service 'cowsay' to delete (the server answered 404 "
+        "Not Found)\n"
+    )
+
+
+def test_delete_of_one_name_says_what_the_server_answered(cli, demo: FakeOscar) -> None:
+    cli("service", "apply", "cowsay.yaml")
+    demo.fail("DELETE", "/system/services/cowsay", 503, "draining")
+    result = cli("service", "delete", "cowsay")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: DELETE {demo.url}/system/services/cowsay: the server answered 503 Service Unavailable: draining\n"
+    )
+
+
+def test_delete_stops_at_rejected_credentials(cli, demo: FakeOscar) -> None:
+    """A 401 would come back for every other name: the names after it are not tried."""
+    for name in ("cowsay", "moo", "third"):
+        cli("service", "apply", "cowsay.yaml", "--set", f"name={name}")
+    demo.fail("DELETE", "/system/services/moo", 401, "")
+    result = cli("service", "delete", "cowsay", "moo", "third")
+    assert _deletes(demo) == ["cowsay", "moo"]
+    assert result.stdout == f"cowsay: deleted from {demo.url}\n"
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: moo: DELETE {demo.url}/system/services/moo: the server answered 401 Unauthorized: credentials "
+        "rejected (user 'oscar'); check the password (state secret oscar_password, or OSCAR_PASSWORD) or the token\n"
+        "error: not deleted: moo; not tried: third; deleted: cowsay; `service delete` again is safe once fixed\n"
+    )
+    demo.fail("DELETE", "/system/services/", 401, "")
+    first = cli("service", "delete", "moo", "third")
+    assert _deletes(demo)[2:] == ["moo"]
+    assert first.stderr.splitlines()[-1] == (
+        "error: not deleted: moo; not tried: third; deleted: none; `service delete` again is safe once fixed"
+    )
+    assert set(demo.services) == {"moo", "third"}
+
+
+def test_delete_stops_when_the_server_cannot_be_reached(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from oscar_deploy.cli.commands import service_commands
+    from oscar_deploy.services.client import OscarClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    pauses: list[float] = []
+    monkeypatch.setattr(service_commands, "connect", lambda access: OscarClient(access.oscar, sleep=pauses.append))
+    monkeypatch.setenv("OSCAR_PASSWORD", "x")
+    url = f"http://127.0.0.1:{port}"
+    result = cli("service", "delete", "cowsay", "moo", "--endpoint", url)
+    assert pauses == [1.0, 2.0, 3.0]  # one name's retries, not the second's
+    assert (result.exit_code, result.stdout) == (1, "")
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"error: cowsay: DELETE {url}/system/services/cowsay: cannot connect after 4 attempts")
+    assert lines[1:] == [
+        "error: not deleted: cowsay; not tried: moo; deleted: none; `service delete` again is safe once fixed"
+    ]
+
+
+def test_delete_checks_every_name_before_deleting_any(cli, demo: FakeOscar) -> None:
+    cli("service", "apply", "cowsay.yaml")
+    result = cli("service", "delete", "cowsay", "Bad_Name")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: service 'Bad_Name': not a service name (lowercase letters, digits and '-', not at either end)\n"
+    )
+    assert _deletes(demo) == [] and set(demo.services) == {"cowsay"}
+
+
 @pytest.mark.parametrize(
     ("arguments", "path"),
     [(["service", "list"], "/system/services"), (["service", "logs", "cowsay"], "/system/logs/cowsay")],
