@@ -5,6 +5,9 @@ Locations are written `bucket/key` (or `bucket/prefix/` for a folder), as in an 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from oscar_deploy.services.stored import BUCKET_NAME
 from oscar_deploy.state.endpoints import MINIO_ENDPOINT_ENV, ClusterAccess, MinioAccess
 from oscar_deploy.support.errors import OperationError, UserInputError, shown
+from oscar_deploy.support.files import open_user_binary
 
 if TYPE_CHECKING:
     from oscar_deploy.services.client import OscarClient
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 120
 FIRST_POLL_INTERVAL = 0.1
+# The ETag of an object stored by one PutObject (not encrypted with SSE-C or SSE-KMS): its content's MD5 in hex, in
+# quotes. A multipart upload's ETag is an MD5 of the parts' MD5s with `-<parts>` after it; an encrypted one is not an
+# MD5 either (MinIO internal/etag: IsMultipart, IsEncrypted). Any other shape is no MD5 to compare with.
+MD5_ETAG = re.compile(r'"?([0-9a-fA-F]{32})"?')
 
 
 @dataclass(frozen=True)
@@ -68,12 +76,17 @@ class ObjectStore:
             ),
         )
 
-    def _call(self, what: str, operation: Callable[..., Any], **kwargs: Any) -> Any:
+    def _call(self, what: str, operation: Callable[..., Any], absent: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        """The operation's answer; None when the server answers one of the error codes `absent`."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return operation(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in absent:
+                return None
+            raise self._failure(what, exc) from None
+        except BotoCoreError as exc:
             raise self._failure(what, exc) from None
 
     def _failure(self, what: str, exc: Exception) -> OperationError:
@@ -97,12 +110,30 @@ class ObjectStore:
         )
 
     def put_file(self, local: Path, bucket: str, key: str) -> None:
-        from oscar_deploy.support.files import open_user_binary
-
         with open_user_binary(local, "file to upload") as stream:
             self._call(
                 f"upload {local} to {bucket}/{key}", self._client.put_object, Bucket=bucket, Key=key, Body=stream
             )
+
+    def holds(self, local: Path, bucket: str, key: str) -> bool:
+        """Whether `bucket/key` holds the content of `local` already: same size, and an ETag that is the MD5 of
+        `local`. False when unsure (no such object, one the credentials may not read, an ETag that is no MD5), so
+        the caller uploads. `local` is read (streaming) only when the size and the ETag's shape match."""
+        # HEAD answers have no body, so errors are bare statuses: 404 when absent, 403 also when absent to a user
+        # without s3:ListBucket (S3's HeadObject reference); the upload says what is wrong, if anything is.
+        answer = self._call(
+            f"look up {bucket}/{key}", self._client.head_object, absent=("404", "403"), Bucket=bucket, Key=key
+        )
+        if answer is None:
+            return False
+        md5 = MD5_ETAG.fullmatch(str(answer.get("ETag", "")))
+        if md5 is None:
+            return False
+        with open_user_binary(local, "file to upload") as stream:
+            if os.fstat(stream.fileno()).st_size != answer.get("ContentLength"):
+                return False
+            digest = hashlib.file_digest(stream, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
+        return digest == md5.group(1).lower()
 
     def put_bytes(self, data: bytes, bucket: str, key: str) -> None:
         self._call(f"upload to {bucket}/{key}", self._client.put_object, Bucket=bucket, Key=key, Body=data)
@@ -131,17 +162,13 @@ class ObjectStore:
             token = answer.get("NextContinuationToken")
 
     def bucket_exists(self, bucket: str) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            self._client.head_bucket(Bucket=bucket)
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchBucket", "NotFound"):
-                return False
-            raise self._failure(f"look up bucket {bucket}", exc) from None
-        except BotoCoreError as exc:
-            raise self._failure(f"look up bucket {bucket}", exc) from None
-        return True
+        answer = self._call(
+            f"look up bucket {bucket}",
+            self._client.head_bucket,
+            absent=("404", "NoSuchBucket", "NotFound"),
+            Bucket=bucket,
+        )
+        return answer is not None
 
     def remove_bucket(self, bucket: str) -> None:
         """Delete every object of `bucket`, then the bucket itself."""

@@ -15,13 +15,14 @@ about on a terminal.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 from oscar_deploy.support.errors import UserInputError, shown
 
@@ -187,7 +188,7 @@ def open_user_text(path: Path, what: str, missing: str | None = None) -> TextIO:
     return os.fdopen(fd, "r", encoding="utf-8-sig", newline="")
 
 
-def open_user_binary(path: Path, what: str, missing: str | None = None) -> BinaryIO:
+def open_user_binary(path: Path, what: str, missing: str | None = None) -> io.BufferedReader:
     """The regular file `path` opened to stream its bytes (an upload of any size), checked again once open, so a
     file swapped for a FIFO after a first check never blocks the read."""
     return os.fdopen(_open_regular(path, what, missing, shown_path(path)), "rb")

@@ -354,6 +354,82 @@ def test_files_put_ls_get(cli, demo: FakeOscar, tmp_path: Path) -> None:
     assert cli("files", "put", "a.txt").exit_code == 2
 
 
+def test_files_put_again_skips_what_the_bucket_holds_already(cli, demo: FakeOscar) -> None:
+    """Each upload to an input path starts the service's job (MinIO notifies OSCAR of every PUT): running `files put`
+    again must not upload, and so run, the files that made it the first time."""
+    cli("service", "apply", "cowsay.yaml")
+    files = {"a.txt": b"file a", "empty.txt": b"", "same-size.txt": b"aaaa", "grown.txt": b"abc"}
+    for name, content in files.items():
+        (cli.cwd / name).write_bytes(content)
+    first = cli("files", "put", *files, "cowsay-files/in/")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines() == [f"{name} -> cowsay-files/in/{name}" for name in files]
+
+    def mark(name: str) -> None:  # stored again with the same content, and a mark an upload of ours would drop
+        demo.s3.put_object(Bucket="cowsay-files", Key=f"in/{name}", Body=files[name], Metadata={"mark": "first"})
+
+    def stored(name: str) -> tuple[bytes, str | None]:
+        answer = demo.s3.get_object(Bucket="cowsay-files", Key=f"in/{name}")
+        return answer["Body"].read(), answer["Metadata"].get("mark")
+
+    for name in files:
+        mark(name)
+    (cli.cwd / "same-size.txt").write_bytes(b"bbbb")
+    (cli.cwd / "grown.txt").write_bytes(b"abcd")
+    again = cli("files", "put", *files, "cowsay-files/in/")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines() == [
+        "a.txt: already in cowsay-files/in/a.txt (same content), skipped",
+        "empty.txt: already in cowsay-files/in/empty.txt (same content), skipped",
+        "same-size.txt -> cowsay-files/in/same-size.txt",
+        "grown.txt -> cowsay-files/in/grown.txt",
+    ]
+    assert [stored(name) for name in files] == [
+        (b"file a", "first"),
+        (b"", "first"),
+        (b"bbbb", None),
+        (b"abcd", None),
+    ]
+
+    forced = cli("files", "put", "a.txt", "empty.txt", "cowsay-files/in/", "--again")
+    assert forced.stdout.splitlines() == ["a.txt -> cowsay-files/in/a.txt", "empty.txt -> cowsay-files/in/empty.txt"]
+    assert [stored(name) for name in ("a.txt", "empty.txt")] == [(b"file a", None), (b"", None)]
+
+
+def test_files_put_uploads_over_a_multipart_object(cli, demo: FakeOscar) -> None:
+    """A multipart upload's ETag is no MD5 of the content (`<md5 of the parts' md5s>-<parts>`): no proof of the
+    same content, so the file is uploaded; its new ETag is the MD5, and the next run skips it."""
+    cli("service", "apply", "cowsay.yaml")
+    content = b"the same bytes"
+    (cli.cwd / "big.bin").write_bytes(content)
+    upload = demo.s3.create_multipart_upload(Bucket="cowsay-files", Key="in/big.bin")["UploadId"]
+    part = demo.s3.upload_part(Bucket="cowsay-files", Key="in/big.bin", UploadId=upload, PartNumber=1, Body=content)
+    demo.s3.complete_multipart_upload(
+        Bucket="cowsay-files",
+        Key="in/big.bin",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
+    etag = demo.s3.head_object(Bucket="cowsay-files", Key="in/big.bin")["ETag"]
+    assert etag.endswith('-1"')  # the shape MinIO and S3 give a multipart object
+    put = cli("files", "put", "big.bin", "cowsay-files/in/")
+    assert put.stdout == "big.bin -> cowsay-files/in/big.bin\n"
+    assert demo.s3.head_object(Bucket="cowsay-files", Key="in/big.bin")["ETag"] != etag
+    again = cli("files", "put", "big.bin", "cowsay-files/in/")
+    assert again.stdout == "big.bin: already in cowsay-files/in/big.bin (same content), skipped\n"
+
+
+def test_files_put_to_a_missing_bucket_says_so(cli, demo: FakeOscar) -> None:
+    """The look-up before the upload finds nothing (404) and the upload names the problem."""
+    (cli.cwd / "a.txt").write_text("a")
+    result = cli("files", "put", "a.txt", "no-such-bucket/in/")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: upload a.txt to no-such-bucket/in/a.txt on {demo.s3_endpoint}: MinIO answered NoSuchBucket: The "
+        "specified bucket does not exist; the bucket does not exist; `oscar-deploy files ls` lists the buckets\n"
+    )
+
+
 def test_a_download_never_replaces_a_local_file_unless_asked(cli, demo: FakeOscar, tmp_path: Path) -> None:
     """`files get BUCKET/cluster.yaml` in the spec's folder used to put the download over the cluster spec, and
     every later command then failed on it; `service run --output` did the same to any file named."""

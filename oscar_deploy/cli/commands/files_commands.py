@@ -27,6 +27,12 @@ SOURCES_ARGUMENT = typer.Argument(..., help="Local file(s), then the destination
 REMOTE_ARGUMENT = typer.Argument(..., help="BUCKET/PATH of the file.")
 LOCAL_ARGUMENT = typer.Argument(None, help="Local file, or - for standard output (default: the file's name here).")
 FORCE_OPTION = typer.Option(False, "--force", help="Replace the local file if it exists (else refused, or asked).")
+AGAIN_OPTION = typer.Option(
+    False,
+    "--again",
+    help="Upload a file even when the object there holds the same content (on a service's input path: run its job "
+    "again); without it such a file is skipped.",
+)
 LOCATION_ARGUMENT = typer.Argument(None, help="BUCKET or BUCKET/PREFIX; without it, the buckets are listed.")
 
 
@@ -34,10 +40,15 @@ LOCATION_ARGUMENT = typer.Argument(None, help="BUCKET or BUCKET/PREFIX; without 
 @cluster_access
 def put(
     paths: list[str] = SOURCES_ARGUMENT,
+    again: bool = AGAIN_OPTION,
     *,
     reach: AccessOptions,
 ) -> None:
-    """Upload files: `files put a.jpg b.jpg images/input/` (a service's input path starts a job per file)."""
+    """Upload files: `files put a.jpg b.jpg images/input/` (a service's input path starts a job per file).
+
+    Safe to run again: a file whose content the object there holds already (same size and MD5) is skipped, so its
+    job does not run twice; --again uploads it all the same.
+    """
     if len(paths) < 2:
         raise UserInputError("files put: give the local file(s) and then the destination BUCKET/PATH")
     *sources, destination = paths
@@ -51,6 +62,9 @@ def put(
         store = object_store_for(access, client)
         for local in locals_:
             target = upload_key(key, local, several=len(locals_) > 1)
+            if not again and store.holds(local, bucket, target):
+                typer.echo(f"{local}: already in {bucket}/{target} (same content), skipped")
+                continue
             store.put_file(local, bucket, target)
             typer.echo(f"{local} -> {bucket}/{target}")
 
