@@ -28,6 +28,9 @@ from oscar_deploy.platform.model import (
 from oscar_deploy.platform.storage import metadata
 from oscar_deploy.spec.catalogue import Catalogue
 
+# MinIO's claim, on the cluster's default StorageClass (k3s local-path): the buckets live on one node's disk.
+MINIO_DATA_CLAIM = "minio-data"
+
 
 def minio_objects(catalogue: Catalogue, size: str, secrets: PlatformSecrets[Any]) -> list[KubeObject]:
     labels = {"app.kubernetes.io/name": MINIO_NAME}
@@ -58,7 +61,7 @@ def minio_objects(catalogue: Catalogue, size: str, secrets: PlatformSecrets[Any]
         {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
-            "metadata": metadata("minio-data", MINIO_NAMESPACE, **labels),
+            "metadata": metadata(MINIO_DATA_CLAIM, MINIO_NAMESPACE, **labels),
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
         },
         {
@@ -100,7 +103,7 @@ def minio_objects(catalogue: Catalogue, size: str, secrets: PlatformSecrets[Any]
                                 "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                             }
                         ],
-                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "minio-data"}}],
+                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": MINIO_DATA_CLAIM}}],
                     },
                 },
             },

@@ -17,7 +17,7 @@ from typing import Any
 
 from oscar_deploy.platform.autoscaler import autoscaler_access_objects
 from oscar_deploy.platform.gateway import gateway_host, gateway_objects, minio_host
-from oscar_deploy.platform.minio import minio_objects
+from oscar_deploy.platform.minio import MINIO_DATA_CLAIM, minio_objects
 from oscar_deploy.platform.model import (
     ALLOWED_IMAGES_CONFIGMAP,
     ALLOWED_IMAGES_KEY,
@@ -35,6 +35,7 @@ from oscar_deploy.platform.model import (
     OSCAR_NAMESPACE,
     OSCAR_PASSWORD_REF,
     OSCAR_PORT,
+    OSCAR_PVC,
     OSCAR_SERVICE_ACCOUNT,
     SERVICES_NAMESPACE,
     Endpoints,
@@ -43,11 +44,26 @@ from oscar_deploy.platform.model import (
     PlatformObjects,
     PlatformSecrets,
 )
-from oscar_deploy.platform.storage import metadata, nfs_objects, oscar_volume_objects
+from oscar_deploy.platform.storage import NFS_EXPORT_CLAIM, metadata, nfs_objects, oscar_volume_objects
 from oscar_deploy.platform.thirdparty import skipped_tag_resolution, third_party_manifests
 
 ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 READ_VERBS = ["get", "list", "watch"]
+
+
+def local_data_claims() -> dict[str, str]:
+    """The platform's claims on the cluster's default StorageClass (k3s local-path: one node's disk), as
+    `namespace/claim`, with what their data is. Their pods run on a server (`on_a_server`), which `scale` never
+    removes; a volume that was made on a worker all the same goes with that worker's disk."""
+    return {
+        f"{MINIO_NAMESPACE}/{MINIO_DATA_CLAIM}": (
+            "MinIO's data: every bucket of the cluster (the OSCAR services' input and output files)"
+        ),
+        f"{NFS_NAMESPACE}/{NFS_EXPORT_CLAIM}": (
+            f"the in-cluster NFS server's data: {SERVICES_NAMESPACE}/{OSCAR_PVC} (OSCAR's binaries for the services) "
+            f"and every volume of the {NFS_STORAGE_CLASS} StorageClass"
+        ),
+    }
 
 
 def build_platform(inputs: PlatformInputs[Any]) -> PlatformObjects:

@@ -28,6 +28,11 @@ from oscar_deploy.platform.model import (
 from oscar_deploy.spec.catalogue import Catalogue
 
 NFS_NAME = "nfs-provisioner"
+# The NFS server's volume claim template; its one replica's claim is `<template>-<StatefulSet>-<ordinal>`, as the
+# StatefulSet controller names it (https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/), on the
+# cluster's default StorageClass (k3s local-path).
+NFS_EXPORT_VOLUME = "export"
+NFS_EXPORT_CLAIM = f"{NFS_EXPORT_VOLUME}-{NFS_NAME}-0"
 # The binaries of amd64 and arm64 (glibc and Alpine supervisors unpacked) take about 0.5 GiB; two releases
 # side by side during an upgrade, with room to spare.
 OSCAR_PVC_SIZE = "2Gi"
@@ -127,14 +132,14 @@ def nfs_objects(catalogue: Catalogue, size: str) -> list[KubeObject]:
                                         "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
                                     },
                                 ],
-                                "volumeMounts": [{"name": "export", "mountPath": "/export"}],
+                                "volumeMounts": [{"name": NFS_EXPORT_VOLUME, "mountPath": "/export"}],
                             }
                         ],
                     },
                 },
                 "volumeClaimTemplates": [
                     {
-                        "metadata": {"name": "export"},
+                        "metadata": {"name": NFS_EXPORT_VOLUME},
                         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
                     }
                 ],

@@ -9,7 +9,7 @@ import pytest
 
 from oscar_deploy.platform.jsonpatch import apply_patches
 from oscar_deploy.platform.model import PlatformInputs, PlatformObjects, PlatformSecrets
-from oscar_deploy.platform.objects import build_platform
+from oscar_deploy.platform.objects import build_platform, local_data_claims
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.spec.models import parse_spec
 from oscar_deploy.support.errors import UserInputError
@@ -71,6 +71,27 @@ def test_minio_region_and_internal_endpoint_agree_with_the_minio_objects() -> No
             "PersistentVolumeClaim", "minio-data", "minio"
         )["spec"]["resources"]["requests"]["storage"]
         == "200Gi"
+    )
+
+
+def test_the_claims_named_as_the_platforms_are_those_it_makes_on_the_default_class() -> None:
+    """`scale --allow-local-volume-loss` warns about these by `namespace/claim`: every claim the platform makes
+    without a StorageClass (the cluster's default, k3s local-path), the StatefulSet's by the controller's naming."""
+    platform = build()
+    made = [
+        f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+        for obj in platform.objects
+        if obj["kind"] == "PersistentVolumeClaim" and "storageClassName" not in obj["spec"]
+    ] + [
+        f"{obj['metadata']['namespace']}/{template['metadata']['name']}-{obj['metadata']['name']}-{ordinal}"
+        for obj in platform.objects
+        if obj["kind"] == "StatefulSet"
+        for template in obj["spec"].get("volumeClaimTemplates", [])
+        if "storageClassName" not in template["spec"]
+        for ordinal in range(obj["spec"]["replicas"])
+    ]
+    assert (
+        sorted(made) == sorted(local_data_claims()) == ["minio/minio-data", "nfs-provisioner/export-nfs-provisioner-0"]
     )
 
 
