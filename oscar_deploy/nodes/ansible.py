@@ -87,6 +87,9 @@ class PlaybookResult:
     # is missing where the event hides its `changed` too (ansible-core 2.19 does, 2.16 does not); `stats`
     # counts it either way.
     changed_tasks: dict[str, list[str]] = field(default_factory=dict)
+    # What the plays handed back with set_stats (per_host false), aggregated over the run: ansible-runner's
+    # `artifact_data` of the playbook_on_stats event. Read only from a run that succeeded.
+    custom_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -135,6 +138,7 @@ class RunProgress:
     problems: list[HostProblem] = field(default_factory=list)
     changed_tasks: dict[str, list[str]] = field(default_factory=dict)
     final_stats: dict[str, Any] = field(default_factory=dict)
+    custom_stats: dict[str, Any] = field(default_factory=dict)
 
     def handle(self, event: Mapping[str, Any]) -> str | None:
         """Update from one event; returns what happened when it is worth a line of its own."""
@@ -161,6 +165,7 @@ class RunProgress:
         if outcome is None:
             if kind == "playbook_on_stats":
                 self.final_stats = {key: data.get(key) or {} for key in _STATS_KEYS}
+                self.custom_stats = dict(data.get("artifact_data") or {})
             return None
         self.hosts.add(host)
         if outcome == "ok" and res.get("changed"):
@@ -347,6 +352,7 @@ def run_playbook(
         problems=progress.problems,
         log_file=log_file,
         changed_tasks=progress.changed_tasks,
+        custom_stats=progress.custom_stats,
     )
     if raise_on_failure and not result.succeeded:
         raise playbook_error(result, host_address)

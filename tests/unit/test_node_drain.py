@@ -14,8 +14,11 @@ from typing import Any
 
 import jinja2
 import pytest
+import yaml
 
 from oscar_deploy.autoscaler.kubeobjects import belongs_to_node, interruptible, is_finished
+from oscar_deploy.nodes.ansible import run_playbook
+from oscar_deploy.nodes.volumes import LostClaim, lost_claims
 from oscar_deploy.support.layers import layer_dir
 from tests.unit.test_roles import recap, run_role_tasks
 
@@ -210,3 +213,55 @@ def test_local_volumes_refuse_the_removal_unless_allowed(tmp_path: Path, allow: 
         assert refused in output, output
     assert "pvc-9c2e" not in output
     assert calls(tmp_path) == ["get persistentvolumes"]
+
+
+RECORDED_VOLUMES = Path(__file__).parents[1] / "data" / "kube" / "persistentvolumes.json"
+
+
+def run_through_runner(tmp_path: Path, tasks_from: str, variables: dict[str, Any], check: bool = False) -> Any:
+    """One entry point of the role run as the CLI runs playbooks (run_playbook: ansible-runner and its events),
+    on this machine, so that what the role hands back reaches a PlaybookResult."""
+    inventory = {
+        "server": {"hosts": {"s1": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}},
+        "agent": {"hosts": {}},
+    }
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    include = {"ansible.builtin.include_role": {"name": "node_drain", "tasks_from": tasks_from}}
+    play = [{"name": "Run", "hosts": "server", "gather_facts": False, "tasks": [{"name": "Run", **include}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    if not (tmp_path / "roles").exists():
+        (tmp_path / "roles").symlink_to(layer_dir("playbooks") / "roles")
+    return run_playbook(
+        "play.yml",
+        tmp_path / "inventory.yml",
+        tmp_path / ("check.log" if check else "run.log"),
+        variables,
+        playbook_dir=tmp_path,
+        check=check,
+        raise_on_failure=False,
+    )
+
+
+def test_the_claims_given_up_reach_the_caller_with_their_volumes(tmp_path: Path) -> None:
+    """With the loss allowed, the role hands back (set_stats, through ansible-runner's stats event) each claim
+    whose volume is on the node, from the volumes k3s' local-path provisioner writes (tests/data/kube); check mode
+    gives nothing up and hands back nothing."""
+    recorded = json.loads(RECORDED_VOLUMES.read_text())["items"]
+    variables = {**scripted(tmp_path, [[]], recorded), "node_drain_allow_local_volume_loss": True}
+    result = run_through_runner(tmp_path, "local_volumes", variables)
+    assert result.succeeded, result.log_file.read_text()
+    assert lost_claims(result) == [
+        LostClaim("agent-1", "pvc-7c1d9e20-3b5a-4c8f-a2e6-0f4b8d1c9e37", "minio", "minio-data", "local-path", "Delete"),
+        LostClaim(
+            "agent-1", "pvc-9e4b2a71-6d0c-4e3f-b5a8-1c7d2e9f0a46", "default", "data-postgres-0", "local-path", "Delete"
+        ),
+        LostClaim("agent-1", "raw-images-agent-1", "science", "raw-images", "local-storage", "Retain"),
+    ]
+    assert result.changed_hosts() == {}
+
+    checked = run_through_runner(tmp_path, "local_volumes", variables, check=True)
+    assert checked.succeeded and checked.changed_hosts() == {}
+    assert checked.custom_stats == {} and lost_claims(checked) == []
+    assert "the data of PV pvc-7c1d9e20-3b5a-4c8f-a2e6-0f4b8d1c9e37 (claim minio/minio-data)" in (
+        checked.log_file.read_text().replace("\n", " ")
+    ), "check mode still says what the removal would give up"

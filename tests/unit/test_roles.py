@@ -425,8 +425,8 @@ def test_the_firewall_record_keeps_the_rules_of_earlier_runs(tmp_path: Path) -> 
 
 
 def names_set_in(folder: Path) -> set[str]:
-    """What a role defines itself: its defaults and vars, and what its tasks register, set_fact, loop over or
-    bind in `vars:`."""
+    """What a role defines itself: its defaults and vars, and what its tasks register, set_fact, loop over, bind
+    in `vars:` or hand back with set_stats."""
     names: set[str] = set()
     for settings in ("defaults/main.yml", "vars/main.yml"):
         if (folder / settings).exists():
@@ -440,6 +440,8 @@ def names_set_in(folder: Path) -> set[str]:
             for key in ("register", "loop_var"):
                 if isinstance(node.get(key), str):
                     names.add(node[key])
+            if isinstance(node.get("ansible.builtin.set_stats"), dict):
+                names.update(node["ansible.builtin.set_stats"].get("data") or {})
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
