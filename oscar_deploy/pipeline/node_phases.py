@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from oscar_deploy.nodes.ansible import PlaybookResult
@@ -17,6 +18,7 @@ from oscar_deploy.nodes.bundle import MANIFEST_NAME
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.k3s import K3sLayer, registries_config, use_bundle
 from oscar_deploy.nodes.model import Node
+from oscar_deploy.nodes.volumes import LostClaim, lost_claims
 from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.state.journal import PhaseRecord
@@ -100,7 +102,7 @@ def provision(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
     ]
     removed: list[str] = []
     if applied.extra:
-        removed = scale_in(context, applied.extra, installed=context.state.journal.completed("kubernetes"))
+        removed = scale_in(context, applied.extra, installed=context.state.journal.completed("kubernetes")).removed
         summary.append(f"drained and removed {', '.join(applied.extra)} (no longer wanted)")
     if not applied.changed and not removed:
         summary.append(f"all {len(plan)} node(s) present")
@@ -111,17 +113,30 @@ def provision(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
     )
 
 
+@dataclass
+class Removal:
+    """What `scale_in` did: what the provider removed, and the claims whose data went with the nodes."""
+
+    removed: list[str] = field(default_factory=list)
+    lost_claims: list[LostClaim] = field(default_factory=list)
+
+
 def scale_in(
-    context: PhaseContext, victims: Sequence[str], installed: bool = True, allow_local_volume_loss: bool = False
-) -> list[str]:
+    context: PhaseContext,
+    victims: Sequence[str],
+    installed: bool = True,
+    allow_local_volume_loss: bool = False,
+    removal: Removal | None = None,
+) -> Removal:
     """Drain and delete each victim from Kubernetes (remove-node.yml, which also resets a running one), one at a
     time, then let the provider remove it; the inventory is rewritten after each, so a failure leaves it true.
     A victim that is off (the autoscaler drained and stopped it) is not reset: SSH cannot reach it, nothing of k3s
     runs there to rejoin, and the provider deletes it next. A victim holding bound local volumes is refused (their
-    data would go with its disk) unless `allow_local_volume_loss`."""
+    data would go with its disk) unless `allow_local_volume_loss`: then their claims are in `lost_claims`. It fills
+    `removal` (a new one without it) as it goes, so that a caller still has what was done when a later step fails."""
     provider, state = context.provider, context.state
     off = {node.name for node in context.nodes if node.state != "running"}
-    removed: list[str] = []
+    removal = Removal() if removal is None else removal
     for name in victims:
         if installed:
             variables = {
@@ -130,11 +145,11 @@ def scale_in(
                 "remove_node_reset": name not in off,
                 "node_drain_allow_local_volume_loss": allow_local_volume_loss,
             }
-            layer_for(context).run("remove-node.yml", variables)
-        removed += provider.remove(name)
+            removal.lost_claims += lost_claims(layer_for(context).run("remove-node.yml", variables))
+        removal.removed += provider.remove(name)
         context.nodes = [node for node in context.nodes if node.name != name]
         write_inventory(state, context.nodes, provider.ssh_common_args, private_key=provider.scaling == "count")
-    return removed
+    return removal
 
 
 def prepare(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from oscar_deploy.autoscaler.decisions import run_lock
 from oscar_deploy.autoscaler.service import folder_of
 from oscar_deploy.iac.runner import ConfigValue
 from oscar_deploy.nodes.k3s import K3sLayer
+from oscar_deploy.nodes.volumes import LOST_CLAIMS_STAT, LostClaim
 from oscar_deploy.pipeline import node_phases
 from oscar_deploy.pipeline.cluster import cluster_provider
 from oscar_deploy.providers.cloud import CloudProvider
@@ -705,14 +707,92 @@ def test_scale_in_gives_local_volumes_up_only_when_asked(
     runner: stack_runner.RecordingRunner,
     ssh_waits: SshWaits,
     playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # type: ignore[no-untyped-def]
-    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 2"))
+    """With the loss allowed, `scale` names each claim whose data went with a removed worker (what the role hands
+    back: tests/unit/test_node_drain.py) and the command that releases it, and warns about the platform's own."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 3"))
     assert cli("up", "--until", "kubernetes").exit_code == 0
     playbooks.clear()
+    lost = {"agent-2": [POSTGRES_CLAIM, RAW_IMAGES_CLAIM, MINIO_CLAIM]}
+    monkeypatch.setattr(node_phases.K3sLayer, "run", handing_back(node_phases.K3sLayer.run, lost))
     shrunk = cli("scale", "--workers", "1", "--allow-local-volume-loss")
     assert shrunk.exit_code == 0, shrunk.output
     assert [(run.playbook, run.variables["node_drain_allow_local_volume_loss"]) for run in playbooks] == [
-        ("remove-node.yml", True)
+        ("remove-node.yml", True),
+        ("remove-node.yml", True),
+    ]
+    kubeconfig = ClusterState("lab").kubeconfig_file
+    assert shrunk.stdout.splitlines() == [
+        "cluster lab: 1 worker(s); drained and removed agent-2, agent-1",
+        *LOST_REPORT,
+        f"run these with KUBECONFIG={kubeconfig}, then delete the Pending pods that used the claim: a StatefulSet "
+        "starts its pod again with a new claim from its template, other owners need the claim made again; a PV "
+        "still listed afterwards (Released: its provisioner could not clean up on a node that is gone) goes with "
+        "kubectl delete pv NAME",
+    ]
+    assert shrunk.stderr.splitlines()[-1] == MINIO_WARNING
+    assert shrunk.stderr.count("warning:") == 1, "only the platform's claim is warned about"
+
+
+POSTGRES_CLAIM = LostClaim("agent-2", "pvc-9e4b", "default", "data-postgres-0", "local-path", "Delete")
+RAW_IMAGES_CLAIM = LostClaim("agent-2", "raw-images-agent-2", "science", "raw-images", "local-storage", "Retain")
+MINIO_CLAIM = LostClaim("agent-2", "pvc-7c1d", "minio", "minio-data", "local-path", "Delete")
+LOST_REPORT = [
+    "cluster lab: agent-2 took the data of 3 bound local volume(s) with it (--allow-local-volume-loss); these "
+    "claims still name the removed node, and every pod using one stays Pending until it is released:",
+    "  default/data-postgres-0 (PV pvc-9e4b, storage class local-path, reclaim policy Delete): kubectl delete pvc "
+    "-n default data-postgres-0",
+    "  science/raw-images (PV raw-images-agent-2, storage class local-storage, reclaim policy Retain): kubectl "
+    "delete pvc -n science raw-images && kubectl delete pv raw-images-agent-2",
+    "  minio/minio-data (PV pvc-7c1d, storage class local-path, reclaim policy Delete): kubectl delete pvc -n minio "
+    "minio-data",
+]
+MINIO_WARNING = (
+    "warning: minio/minio-data held MinIO's data: every bucket of the cluster (the OSCAR services' input and "
+    "output files); it is lost with agent-2, and OSCAR does not work without it"
+)
+
+
+def handing_back(recorded: Any, lost: dict[str, list[LostClaim]]) -> Any:
+    """TEST DOUBLE around the recorded playbook runs: remove-node.yml hands back, as role node_drain does with
+    set_stats, the claims whose volumes were on the node it removed."""
+
+    def run(self, playbook, extra=None, limit=None, check=False):  # type: ignore[no-untyped-def]
+        result = recorded(self, playbook, extra, limit, check)
+        if playbook == "remove-node.yml":
+            claims = lost.get((extra or {}).get("remove_node"), [])
+            result.custom_stats = {LOST_CLAIMS_STAT: [asdict(claim) for claim in claims]} if claims else {}
+        return result
+
+    return run
+
+
+def test_claims_given_up_are_named_when_a_later_removal_fails(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """agent-2 is gone with its volumes when the drain of agent-1 fails: its claims are dead all the same."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 3"))
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    recorded = handing_back(node_phases.K3sLayer.run, {"agent-2": [POSTGRES_CLAIM, RAW_IMAGES_CLAIM, MINIO_CLAIM]})
+
+    def drain_of_agent_1_fails(self, playbook, extra=None, limit=None, check=False):  # type: ignore[no-untyped-def]
+        if playbook == "remove-node.yml" and (extra or {}).get("remove_node") == "agent-1":
+            raise OperationError("remove-node.yml: agent-1: drain failed; the node is schedulable again")
+        return recorded(self, playbook, extra, limit, check)
+
+    monkeypatch.setattr(node_phases.K3sLayer, "run", drain_of_agent_1_fails)
+    failed = cli("scale", "--workers", "1", "--allow-local-volume-loss")
+    assert failed.exit_code == 1
+    assert failed.stdout.splitlines()[: len(LOST_REPORT)] == LOST_REPORT
+    assert failed.stderr.splitlines()[-2:] == [
+        MINIO_WARNING,
+        "error: remove-node.yml: agent-1: drain failed; the node is schedulable again",
     ]
 
 
