@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from oscar_deploy.nodes.ansible import one_line
 from oscar_deploy.providers.power import Machine, MachinePower
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import read_private_file
@@ -36,6 +37,37 @@ STATES: dict[str, MachinePower] = {
     "stopped": "off",
 }
 ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
+# EC2 error codes (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html) by what they mean:
+# the credentials were refused (not that a resource is missing), an IAM policy denied the action, or EC2 is busy
+# (throttled, out of capacity, failing) and the same call may pass later.
+REFUSED_CODES = frozenset(
+    {
+        "AuthFailure",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "SignatureDoesNotMatch",
+    }
+)
+DENIED_CODES = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
+BUSY_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "EC2ThrottledException",
+        "InsufficientInstanceCapacity",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+    }
+)
+RENEW_CREDENTIALS = "renew them (`aws sso login` or new access keys) or pick another profile"
+NO_CREDENTIALS = "run `aws configure` or set aws.profile to a configured profile"
 
 
 def ec2_power_policy(cluster: str) -> dict[str, Any]:
@@ -79,6 +111,62 @@ def read_credentials(path: Path) -> dict[str, str]:
     return {key: section[key] for key in keys if section.get(key)}
 
 
+def missing_profile(profile: str | None) -> str:
+    """What is wrong and what to do when `aws.profile` names no configured profile."""
+    return (
+        f"no profile {profile!r} in ~/.aws/config or ~/.aws/credentials; run `aws configure --profile {profile}`, or "
+        "empty aws.profile to use the environment"
+    )
+
+
+def ec2_failure(what: str, exc: Exception, operation: str = "") -> OperationError:
+    """One line for an EC2 call that failed: `what` was asked, what AWS answered (the error code, or that it could not
+    be reached), and the fix. botocore raises ClientError for an error answer (`response["Error"]["Code"]`, the
+    call in `operation_name`) and a BotoCoreError for the rest: no credentials, no connection, a waiter that got an
+    error answer (`last_response`; its call is `operation`)."""
+    from botocore import exceptions as errors
+
+    response: dict[str, Any] = {}
+    if isinstance(exc, errors.ClientError):
+        response, operation = exc.response, exc.operation_name
+    elif isinstance(exc, errors.WaiterError):
+        response = exc.last_response or {}
+    error = response.get("Error") or {}
+    code = str(error.get("Code") or "")
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    message = str(error.get("Message") or "")
+    answered = f"AWS answered {code or status}" + (f" ({one_line(message)})" if message else "")
+    if isinstance(exc, errors.ProfileNotFound):
+        return OperationError(f"{what}: aws.profile: {missing_profile(exc.kwargs.get('profile'))}")
+    if isinstance(exc, (errors.NoCredentialsError, errors.PartialCredentialsError)):
+        return OperationError(f"{what}: no AWS credentials found; {NO_CREDENTIALS}")
+    if isinstance(exc, (errors.SSOError, errors.TokenRetrievalError, errors.CredentialRetrievalError)):
+        return OperationError(
+            f"{what}: the AWS credentials could not be loaded ({type(exc).__name__}); {RENEW_CREDENTIALS}"
+        )
+    if isinstance(exc, (errors.ConnectionError, errors.HTTPClientError)):
+        return OperationError(
+            f"{what}: cannot reach EC2 ({one_line(str(exc))}); check your network, then run this again"
+        )
+    if code in REFUSED_CODES:
+        return OperationError(f"{what}: AWS refused the credentials ({code}); {RENEW_CREDENTIALS}")
+    if code in DENIED_CODES:
+        action = f"ec2:{operation}" if operation else "this EC2 action"
+        return OperationError(
+            f"{what}: AWS denied {action} ({code}); allow {action} to the IAM user or role of these credentials"
+        )
+    if code.startswith("InvalidInstanceID"):
+        return OperationError(
+            f"{what}: {answered}; the instance was terminated outside oscar-deploy: `oscar-deploy down`, then `up`, "
+            "makes the cluster again"
+        )
+    if code in BUSY_CODES or status >= 500:
+        return OperationError(f"{what}: {answered}; EC2 is busy or failing: run this again later")
+    if code:
+        return OperationError(f"{what}: {answered}; look at it in the EC2 console")
+    return OperationError(f"{what}: {one_line(str(exc))}; look at it in the EC2 console")
+
+
 class Ec2Power:
     """Stop and start the agent instances of one cluster."""
 
@@ -99,10 +187,7 @@ class Ec2Power:
             try:
                 session = boto3.session.Session(region_name=region, profile_name=profile)
             except errors.ProfileNotFound:
-                raise UserInputError(
-                    f"aws.profile: no profile {profile!r} in ~/.aws/config or ~/.aws/credentials; run `aws configure "
-                    f"--profile {profile}`, or empty aws.profile to use the environment"
-                ) from None
+                raise UserInputError(f"aws.profile: {missing_profile(profile)}") from None
         return cls(session.client("ec2"), cluster)
 
     def _instances(self) -> dict[str, dict[str, Any]]:
@@ -135,13 +220,8 @@ class Ec2Power:
 
         try:
             return request()
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise OperationError(
-                f"EC2 {what}: {error.get('Code', 'error')}: {str(error.get('Message', '')).splitlines()[0]}"
-            ) from None
-        except BotoCoreError as exc:
-            raise OperationError(f"EC2 {what}: {str(exc).splitlines()[0]}") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise ec2_failure(f"EC2 {what}", exc) from None
 
     def power_on(self, name: str) -> None:
         instance = self._agent(name)

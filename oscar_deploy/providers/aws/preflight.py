@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from oscar_deploy.nodes.model import PlannedNode
+from oscar_deploy.providers.aws.power import NO_CREDENTIALS, REFUSED_CODES, RENEW_CREDENTIALS, missing_profile
 from oscar_deploy.providers.base import counted_plan
 from oscar_deploy.providers.gaps import PreflightReport, quota_gap
 
@@ -33,16 +34,6 @@ STANDARD_VCPU_QUOTA = "L-1216C47A"
 # start with one of those letters but have quotas of their own.
 STANDARD_FAMILY_LETTERS = "acdhimrtz"
 OWN_QUOTA_PREFIXES = ("inf", "dl", "hpc", "trn", "mac", "u-")
-# Errors that mean the credentials were refused, not that a resource is missing.
-REFUSED_CODES = {
-    "AuthFailure",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "RequestExpired",
-    "SignatureDoesNotMatch",
-}
 QUOTA_FIX = "use smaller instance types or fewer workers, or request more in the Service Quotas console"
 
 
@@ -84,11 +75,7 @@ def preflight(spec: ClusterSpec, needs: AwsNeeds | None = None) -> PreflightRepo
     try:
         session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
     except errors.ProfileNotFound:
-        report.gap(
-            "aws.profile",
-            f"no profile {settings.profile!r} in ~/.aws/config or ~/.aws/credentials",
-            f"run `aws configure --profile {settings.profile}` or empty aws.profile to use the environment",
-        )
+        report.gaps.append(f"aws.profile: {missing_profile(settings.profile)}")
         return report
     if settings.region not in session.get_available_regions("ec2"):
         report.gap("aws.region", f"{settings.region!r} is not an EC2 region", "use one such as eu-west-1")
@@ -100,7 +87,7 @@ def preflight(spec: ClusterSpec, needs: AwsNeeds | None = None) -> PreflightRepo
         report.gap(
             "aws.profile",
             "no AWS credentials found (profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials)",
-            "run `aws configure` or set aws.profile to a configured profile",
+            NO_CREDENTIALS,
         )
         return report
     except errors.ClientError as exc:
@@ -108,7 +95,7 @@ def preflight(spec: ClusterSpec, needs: AwsNeeds | None = None) -> PreflightRepo
             report.gap(
                 "aws.profile",
                 f"AWS refused the credentials ({_code(exc)})",
-                "renew them (`aws sso login` or new access keys) or pick another profile",
+                RENEW_CREDENTIALS,
             )
             return report
         raise

@@ -12,8 +12,10 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from oscar_deploy.nodes.ansible import one_line
 from oscar_deploy.nodes.model import NodeState, PlannedNode
 from oscar_deploy.providers.aws import preflight as checks
+from oscar_deploy.providers.aws.power import ec2_failure
 from oscar_deploy.providers.cloud import CloudProvider, StackAccess, sdk_check
 from oscar_deploy.providers.gaps import PreflightReport
 from oscar_deploy.providers.vm import HostKey, NodeRecord
@@ -65,10 +67,10 @@ class AwsProvider(CloudProvider):
         errors: Any = import_extra("botocore.exceptions", "aws")
         if not record.instance_id:
             raise OperationError(f"node {record.name}: no instance id recorded; run `oscar-deploy up` first")
-        session = boto3.session.Session(profile_name=self.settings.profile, region_name=self.settings.region)
-        ec2 = session.client("ec2")
+        what = f"node {record.name}: {'start' if on else 'stop'} instance {record.instance_id}"
         ids = [record.instance_id]
         try:
+            ec2 = self._session(boto3).client("ec2")
             if on:
                 found = ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"][0]
                 if found["State"]["Name"] == "stopping":  # StartInstances refuses it (the autoscaler just asked)
@@ -78,11 +80,13 @@ class AwsProvider(CloudProvider):
             else:
                 ec2.stop_instances(InstanceIds=ids)
                 ec2.get_waiter("instance_stopped").wait(InstanceIds=ids, WaiterConfig=POWER_WAITER)
-        except (errors.ClientError, errors.WaiterError) as exc:
-            raise OperationError(
-                f"node {record.name}: instance {record.instance_id} did not {'start' if on else 'stop'} "
-                f"({_first_line(exc)}); look at it in the EC2 console"
-            ) from None
+        except (errors.ClientError, errors.BotoCoreError) as exc:
+            if isinstance(exc, errors.WaiterError) and "Error" not in (exc.last_response or {}):
+                raise OperationError(
+                    f"node {record.name}: instance {record.instance_id} did not {'start' if on else 'stop'} "
+                    f"({one_line(str(exc))}); look at it in the EC2 console"
+                ) from None
+            raise ec2_failure(what, exc, operation="DescribeInstances") from None  # the waiters' call
 
     def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
         """DescribeInstances on the recorded instance ids (a filter, so an id EC2 no longer knows is no error)."""
@@ -91,10 +95,9 @@ class AwsProvider(CloudProvider):
         names = {record.instance_id: record.name for record in records if record.instance_id}
         if not names:
             return {}
-        session = boto3.session.Session(profile_name=self.settings.profile, region_name=self.settings.region)
-        pages = session.client("ec2").get_paginator("describe_instances")
         states: dict[str, NodeState] = {}
         try:
+            pages = self._session(boto3).client("ec2").get_paginator("describe_instances")
             for page in pages.paginate(Filters=[{"Name": "instance-id", "Values": sorted(names)}]):
                 for reservation in page["Reservations"]:
                     for instance in reservation["Instances"]:
@@ -102,12 +105,11 @@ class AwsProvider(CloudProvider):
                         if power is not None and instance["InstanceId"] in names:
                             states[names[instance["InstanceId"]]] = power
         except (errors.ClientError, errors.BotoCoreError) as exc:
-            raise OperationError(f"EC2 describe instances: {_first_line(exc)}; check the credentials") from None
+            raise ec2_failure("the instances' power states", exc) from None
         return states
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    def _session(self, boto3: Any) -> Any:
+        return boto3.session.Session(profile_name=self.settings.profile, region_name=self.settings.region)
 
 
 def doctor_checks(arches: Iterable[str]) -> list[Check]:

@@ -15,17 +15,28 @@ clouds.yaml (mode 0600), ideally with an application credential restricted to th
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from oscar_deploy.nodes.ansible import one_line
 from oscar_deploy.providers.power import Machine, MachinePower
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import read_private_file
 
 # Where openstacksdk looks for clouds.yaml when no file is given.
 CLOUDS_YAML_PLACES = "./, ~/.config/openstack/, /etc/openstack/ or OS_CLIENT_CONFIG_FILE"
+# Auth types whose clouds.yaml entries the Pulumi provider (gophercloud) cannot log in with by itself.
+OIDC_AUTH_TYPES = (
+    "v3oidcaccesstoken",
+    "v3oidcpassword",
+    "v3oidcclientcredentials",
+    "v3oidcauthcode",
+    "v3oidcdeviceauthz",
+)
 
 METADATA_PREFIX = "oscar-deploy-"
 OffMode = Literal["stop", "shelve"]
@@ -79,6 +90,71 @@ def connect_cloud(cloud: str, clouds_file: Path | None) -> Any:
     return openstack.connection.Connection(config=region)
 
 
+def login_refused(cloud: str, auth_type: str, answer: str = "Keystone answered 401") -> str:
+    """What a 401 from cloud `cloud` means and how to log in again: for OIDC, where a new access token comes from."""
+    if auth_type in OIDC_AUTH_TYPES:
+        return (
+            f"the OIDC access token of cloud {cloud!r} is expired or revoked ({answer}); get a new one (access tokens "
+            f"are short-lived; EGI Check-in: https://aai.egi.eu/token or oidc-agent) and put it in clouds.yaml under "
+            f"clouds.{cloud}.auth.access_token"
+        )
+    return (
+        f"cloud {cloud!r} refused the credentials in clouds.yaml ({answer}); renew them (for example a new "
+        "application credential from your dashboard)"
+    )
+
+
+def api_failure(what: str, exc: Exception, connection: Any) -> OperationError:
+    """One line for an openstacksdk call that failed after the login: `what` was asked, what the cloud answered (the
+    HTTP status, or that it could not be reached), and the fix. openstacksdk raises HttpException (status_code) for
+    an API's error answer; keystoneauth's own errors (a login again after a 401, a connection that fails) pass
+    through it unwrapped."""
+    from keystoneauth1 import exceptions as ksa
+    from openstack import exceptions
+
+    cloud = str(connection.config.name)
+    status: int | None = None
+    detail = ""
+    if isinstance(exc, exceptions.HttpException):
+        status, detail = exc.status_code, str(exc.details or "")
+    elif isinstance(exc, ksa.HttpError):
+        status, detail = exc.http_status, str(exc.message or "")
+    answered = f"cloud {cloud!r} answered {status}" + (f" ({one_line(detail)})" if detail else "")
+    if status == 401:
+        auth_type = str(connection.config.config.get("auth_type") or "password")
+        return OperationError(f"{what}: {login_refused(cloud, auth_type, 'the cloud answered 401')}")
+    if status == 403:
+        return OperationError(f"{what}: {answered}; your role in the project may not do this: ask the cloud's support")
+    if status == 404:
+        return OperationError(
+            f"{what}: {answered}; the server was deleted outside oscar-deploy: `oscar-deploy down`, then `up`, makes "
+            "the cluster again"
+        )
+    if status == 409:
+        return OperationError(f"{what}: {answered}; the server is busy: run this again once its task ended")
+    if status is not None and (status == 429 or status >= 500):
+        return OperationError(f"{what}: {answered}; the cloud is busy or failing: run this again later")
+    if status is not None:
+        return OperationError(f"{what}: {answered}; look at the server in the cloud's dashboard")
+    if isinstance(exc, ksa.ConnectionError):
+        return OperationError(
+            f"{what}: cannot reach cloud {cloud!r} ({type(exc).__name__}); check your network, then run this again"
+        )
+    return OperationError(f"{what}: {one_line(str(exc))}; look at it in the cloud's dashboard")
+
+
+@contextlib.contextmanager
+def api_errors(what: str, connection: Any) -> Iterator[None]:
+    """An openstacksdk or keystoneauth error raised inside, as the one line of `api_failure`."""
+    from keystoneauth1 import exceptions as ksa
+    from openstack import exceptions
+
+    try:
+        yield
+    except (exceptions.SDKException, ksa.ClientException) as exc:
+        raise api_failure(what, exc, connection) from None
+
+
 class OpenStackPower:
     """Stop/start or shelve/unshelve the agent servers of one cluster."""
 
@@ -106,12 +182,8 @@ class OpenStackPower:
         return server
 
     def _call(self, what: str, request: Any) -> Any:
-        from openstack import exceptions
-
-        try:
+        with api_errors(f"OpenStack {what}", self.connection):
             return request()
-        except exceptions.SDKException as exc:
-            raise OperationError(f"OpenStack {what}: {str(exc).splitlines()[0]}") from None
 
     def power_on(self, name: str) -> None:
         server = self._agent(name)

@@ -26,19 +26,11 @@ from typing import TYPE_CHECKING, Any
 from oscar_deploy.nodes.model import PlannedNode
 from oscar_deploy.providers.base import counted_plan
 from oscar_deploy.providers.gaps import PreflightReport, free, quota_gap
-from oscar_deploy.providers.openstack.power import CLOUDS_YAML_PLACES
+from oscar_deploy.providers.openstack.power import CLOUDS_YAML_PLACES, OIDC_AUTH_TYPES, login_refused
 
 if TYPE_CHECKING:
     from oscar_deploy.spec.models import ClusterSpec, OpenStackSpec
 
-# Auth types whose clouds.yaml entries the Pulumi provider (gophercloud) cannot log in with by itself.
-OIDC_AUTH_TYPES = (
-    "v3oidcaccesstoken",
-    "v3oidcpassword",
-    "v3oidcclientcredentials",
-    "v3oidcauthcode",
-    "v3oidcdeviceauthz",
-)
 # Glance's `architecture` property uses the kernel's names (libosinfo), the nodes use Debian's.
 IMAGE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 SERVER_MIN_RAM_MIB = 4096
@@ -159,7 +151,7 @@ def _connect(openstack: Any, settings: OpenStackSpec, report: PreflightReport) -
         )
         return None
     except ksa.Unauthorized:
-        report.gaps.append(_refused_line(cloud, auth_type))
+        report.gaps.append(f"openstack.cloud: {login_refused(cloud, auth_type)}")
         return None
     except ksa.MissingRequiredOptions as exc:
         names = ", ".join(option.dest for option in exc.options)
@@ -186,20 +178,6 @@ def _connect(openstack: Any, settings: OpenStackSpec, report: PreflightReport) -
         token=token,
     )
     return connection
-
-
-def _refused_line(cloud: str, auth_type: str) -> str:
-    """The one line for a 401 at login: for OIDC, say how to get a new access token."""
-    if auth_type in OIDC_AUTH_TYPES:
-        return (
-            f"openstack.cloud: the OIDC access token of cloud {cloud!r} is expired or revoked (Keystone answered 401); "
-            "get a new one (access tokens are short-lived; EGI Check-in: https://aai.egi.eu/token or oidc-agent) "
-            f"and put it in clouds.yaml under clouds.{cloud}.auth.access_token"
-        )
-    return (
-        f"openstack.cloud: cloud {cloud!r} refused the credentials in clouds.yaml (Keystone answered 401); "
-        "renew them (for example a new application credential from your dashboard)"
-    )
 
 
 def _cloud_names(openstack: Any) -> list[str]:

@@ -19,7 +19,7 @@ from oscar_deploy.nodes.model import NodeState, PlannedNode
 from oscar_deploy.providers.cloud import CloudProvider, StackAccess, sdk_check
 from oscar_deploy.providers.gaps import PreflightReport
 from oscar_deploy.providers.openstack import preflight as checks
-from oscar_deploy.providers.openstack.power import SHELVED, STATUSES
+from oscar_deploy.providers.openstack.power import SHELVED, STATUSES, api_errors
 from oscar_deploy.providers.power import MachinePower
 from oscar_deploy.providers.vm import HostKey, NodeRecord
 from oscar_deploy.support.checks import Check
@@ -51,9 +51,12 @@ class OpenStackProvider(CloudProvider):
 
     def set_power(self, record: NodeRecord, on: bool) -> None:
         """`os-start` / `os-stop` on the server (Nova's server actions), then wait for ACTIVE / SHUTOFF."""
+        from openstack import exceptions
+
         connection, _facts = checks.connect(self.spec)
         wanted = "ACTIVE" if on else "SHUTOFF"
-        with warnings.catch_warnings():
+        what = f"node {record.name}: {'start' if on else 'stop'} server {record.vm_name}"
+        with warnings.catch_warnings(), api_errors(what, connection):
             warnings.simplefilter("ignore")
             compute = connection.compute
             server = (
@@ -71,7 +74,7 @@ class OpenStackProvider(CloudProvider):
                 compute.stop_server(server)
             try:
                 compute.wait_for_server(server, status=wanted, failures=["ERROR"], interval=2, wait=POWER_WAIT_SECONDS)
-            except Exception as exc:  # openstacksdk raises ResourceTimeout or ResourceFailure
+            except (exceptions.ResourceTimeout, exceptions.ResourceFailure) as exc:
                 raise OperationError(
                     f"node {record.name}: server {record.vm_name} did not become {wanted} ({type(exc).__name__}); "
                     "look at it in the cloud's dashboard"
@@ -84,7 +87,7 @@ class OpenStackProvider(CloudProvider):
         if not names:
             return {}
         connection, _facts = checks.connect(self.spec)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), api_errors("the servers' power states", connection):
             warnings.simplefilter("ignore")
             servers = list(connection.compute.servers())
         node_states: dict[MachinePower, NodeState] = {"on": "running", "off": "stopped"}

@@ -126,7 +126,7 @@ def test_credentials_come_from_the_chain(quotas: FakeServiceQuotas, monkeypatch:
     assert preflight(spec(", profile: research")).gaps == []
     assert preflight(spec(", profile: nobody")).gaps == [
         "aws.profile: no profile 'nobody' in ~/.aws/config or ~/.aws/credentials; run "
-        "`aws configure --profile nobody` or empty aws.profile to use the environment"
+        "`aws configure --profile nobody`, or empty aws.profile to use the environment"
     ]
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
