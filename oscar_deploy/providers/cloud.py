@@ -205,8 +205,16 @@ class CloudProvider(ABC):
             StackProgram(self.project, self.program(declared, host_keys, public_key), access.config, access.environment)
         )
         records = records_from_outputs(outputs)
-        states = {node.name: node.state for node in self.live_nodes()}
-        self._save(records, states, preflight=digest)
+        # The stack's nodes are saved before the cloud is asked for their power states: should that fail, the state
+        # folder still lists the VMs this update made (`down` checks that it agrees with the stack).
+        recorded = {node.name: node.state for node in self.nodes()}
+        self._save(records, recorded, preflight=digest)
+        states = {node.name: node.state for node in self.nodes()}
+        if recorded:  # a first update made every VM just now: none was stopped behind this folder's back
+            live = {node.name: node.state for node in self.live_nodes()}
+            if live != states:
+                states = live
+                self._save(records, states, preflight=digest)
         result = ApplyResult(nodes=[], extra=[node.name for node in declared if node.name not in planned])
         for node in plan:
             if node.name not in existing:
