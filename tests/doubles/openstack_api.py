@@ -19,8 +19,12 @@ openstacksdk makes for oscar-deploy's preflight, in the shapes of the upstream A
 * Neutron v2.0 (https://docs.openstack.org/api-ref/network/v2/): version documents, `GET /v2.0/networks/{id}`,
   `GET /v2.0/networks?name=`, `GET /v2.0/quotas/{project_id}/details`.
 
-Everything else answers 404. The cloud's content (images, flavors, networks, quotas, valid OIDC tokens) is plain
-data the test sets; each request is recorded. Nothing here ships in the wheel.
+Everything else answers 404. A test can make a request fail as a real cloud's does (a revoked token's 401, a policy's
+403, a server deleted meanwhile, a 503 of an overloaded API): `failures` holds, per `METHOD /path`, the statuses
+the next such requests get instead of their answer, one each (None: answered as usual), with the fault body of
+the Compute API reference ({"forbidden": {"code": 403, "message": ...}}). The cloud's content (images, flavors,
+networks, quotas, valid OIDC tokens) is plain data the test sets; each request is recorded. Nothing here ships in
+the wheel.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+# The fault names of the Compute API's error bodies by status; others are computeFault.
+FAULTS = {400: "badRequest", 401: "error", 403: "forbidden", 404: "itemNotFound", 409: "conflictingRequest"}
 PROJECT_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 USER_ID = "9a8b7c6d5e4f30211203f4e5d6c7b8a9"
 FEDERATION_AUTH = re.compile(r"^/identity/v3/OS-FEDERATION/identity_providers/([^/]+)/protocols/([^/]+)/auth$")
@@ -75,6 +82,8 @@ class FakeOpenStack:
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     actions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # `METHOD /path` -> the statuses its next requests get instead of their answer (None: the usual answer).
+    failures: dict[str, list[int | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, bool] = {}  # issued token -> scoped
@@ -117,6 +126,12 @@ class FakeOpenStack:
             self.requests.append(f"{method} {handler.path}")
         length = int(handler.headers.get("Content-Length") or 0)
         body = json.loads(handler.rfile.read(length) or b"{}") if length else {}
+        with self._lock:
+            scripted = self.failures.get(f"{method} {path}") or [None]
+            status = scripted.pop(0)
+        if status is not None:
+            fault = FAULTS.get(status, "computeFault")
+            return self._send(handler, status, {fault: {"code": status, "message": HTTPStatus(status).phrase}})
         if method == "POST" and path == "/identity/v3/auth/tokens":
             return self._issue_token(handler, body)
         federation = FEDERATION_AUTH.match(path)

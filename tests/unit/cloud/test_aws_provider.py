@@ -8,8 +8,10 @@ moto's instances stand for the ones the stack would make: the responder hands ou
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import boto3
+import httpx
 import pytest
 
 from oscar_deploy.iac.runner import ConfigValue
@@ -17,9 +19,10 @@ from oscar_deploy.pipeline.cluster import cluster_provider
 from oscar_deploy.providers.cloud import CloudProvider
 from oscar_deploy.spec.models import parse_spec
 from oscar_deploy.state.folder import ClusterState
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.progress import Progress
 from tests.doubles import stack_runner
+from tests.doubles.ec2_errors import Ec2Errors
 from tests.doubles.service_quotas import FakeServiceQuotas
 from tests.unit.cloud.cloud_env import ProgramResponder, SshWaits
 from tests.unit.cloud.test_aws_preflight import AL2023, AMAZON
@@ -40,8 +43,10 @@ def ssh_waits(monkeypatch: pytest.MonkeyPatch) -> SshWaits:
 
 
 @pytest.fixture
-def instances(quotas: FakeServiceQuotas) -> dict[str, str]:
-    """Two running moto instances standing for server-0 and agent-0, by node name."""
+def instances(quotas: FakeServiceQuotas, moto_url: str) -> dict[str, str]:
+    """Two running moto instances standing for server-0 and agent-0, by node name (the only ones: the vCPU quota
+    counts every running instance)."""
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
     ec2 = boto3.session.Session(profile_name="research", region_name="eu-west-1").client("ec2")
     image = ec2.describe_images(Owners=[AMAZON], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]
     made = ec2.run_instances(ImageId=image["ImageId"], InstanceType="t3.medium", MinCount=2, MaxCount=2)
@@ -155,3 +160,131 @@ def test_up_starts_a_worker_stopped_behind_its_back(
     assert ssh_waits.waited[waited:] == [["agent-0"]]
     status = json.loads(cli("status", "--json").stdout)
     assert {node["name"]: node["state"] for node in status["nodes"]} == {"server-0": "running", "agent-0": "running"}
+
+
+@pytest.fixture
+def ec2_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ec2Errors]:
+    fake = Ec2Errors()
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore retries throttling and 5xx answers; one is enough here
+    yield fake
+    fake.stop()
+
+
+# EC2's error answers (status, code, message) and what follows `<what was asked>: ` in the one line.
+EC2_ANSWERS = [
+    (
+        403,
+        "UnauthorizedOperation",
+        "You are not authorized to perform this operation.",
+        "AWS denied ec2:StopInstances (UnauthorizedOperation); allow ec2:StopInstances to the IAM user or role of "
+        "these credentials",
+    ),
+    (
+        400,
+        "RequestExpired",
+        "Request has expired.",
+        "AWS refused the credentials (RequestExpired); renew them (`aws sso login` or new access keys) or pick another "
+        "profile",
+    ),
+    (
+        400,
+        "ExpiredToken",
+        "The security token included in the request is expired",
+        "AWS refused the credentials (ExpiredToken); renew them (`aws sso login` or new access keys) or pick another "
+        "profile",
+    ),
+    (
+        503,
+        "RequestLimitExceeded",
+        "Request limit exceeded.",
+        "AWS answered RequestLimitExceeded (Request limit exceeded.); EC2 is busy or failing: run this again later",
+    ),
+    (
+        500,
+        "InternalError",
+        "An internal error has occurred",
+        "AWS answered InternalError (An internal error has occurred); EC2 is busy or failing: run this again later",
+    ),
+]
+
+
+def test_ec2_errors_of_a_power_change_name_the_node_the_answer_and_the_fix(
+    cli,
+    instances: dict[str, str],
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    ec2_errors: Ec2Errors,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    runner = stack_runner.install(monkeypatch)
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    provider = cluster_provider(parse_spec(SPEC), ClusterState("lab"), Progress())
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", ec2_errors.url)
+    for status, code, message, expected in EC2_ANSWERS:
+        ec2_errors.status, ec2_errors.code, ec2_errors.message = status, code, message
+        ec2_errors.actions.clear()
+        with pytest.raises(OperationError) as failure:
+            provider.power_off("agent-0")
+        assert str(failure.value) == f"node agent-0: stop instance {instances['agent-0']}: {expected}"
+        assert ec2_errors.actions == ["StopInstances"]
+        with pytest.raises(OperationError) as read:
+            provider.live_nodes()
+        assert (
+            str(read.value) == f"the instances' power states: {expected.replace('StopInstances', 'DescribeInstances')}"
+        )
+    monkeypatch.delenv("AWS_ENDPOINT_URL_EC2")
+    assert state_of(instances["agent-0"]) == "running"
+    assert {node.name: node.state for node in provider.nodes()}["agent-0"] == "running", "nothing recorded as stopped"
+
+
+def test_a_refused_power_state_read_during_up_is_one_line_and_keeps_the_records(
+    cli,
+    instances: dict[str, str],
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    ec2_errors: Ec2Errors,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    runner = stack_runner.install(monkeypatch)
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ec2_errors.code, ec2_errors.message = "ExpiredToken", "The security token included in the request is expired"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", ec2_errors.url)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 1, again.output
+    assert again.output.splitlines()[-1] == (
+        "error: the instances' power states: AWS refused the credentials (ExpiredToken); renew them (`aws sso login` "
+        "or new access keys) or pick another profile"
+    )
+    assert "Traceback" not in again.output
+    monkeypatch.delenv("AWS_ENDPOINT_URL_EC2")
+    assert cli("down", "--yes").exit_code == 0
+
+
+def test_an_instance_ec2_no_longer_has_and_an_unreachable_ec2_are_one_line(
+    cli, instances: dict[str, str], ssh_waits: SshWaits, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    gone = "i-0123456789abcdef0"
+    runner = stack_runner.install(monkeypatch)
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids={**instances, "agent-0": gone})
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    provider = cluster_provider(parse_spec(SPEC), ClusterState("lab"), Progress())
+    with pytest.raises(OperationError) as missing:
+        provider.power_on("agent-0")
+    assert str(missing.value) == (
+        f"node agent-0: start instance {gone}: AWS answered InvalidInstanceID.NotFound (The instance ID '{gone}' does "
+        "not exist); the instance was terminated outside oscar-deploy: `oscar-deploy down`, then `up`, makes the "
+        "cluster again"
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(OperationError) as unreachable:
+        provider.power_off("server-0")
+    assert str(unreachable.value) == (
+        f"node server-0: stop instance {instances['server-0']}: cannot reach EC2 (Could not connect to the endpoint "
+        'URL: "http://127.0.0.1:9/"); check your network, then run this again'
+    )

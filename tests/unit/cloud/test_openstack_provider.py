@@ -877,3 +877,89 @@ def test_down_stopped_after_the_destroy_runs_again(
     assert again.exit_code == 0, again.output
     assert runner.operations(STACK)[-1] == "remove" and STACK not in runner.stacks
     assert not ClusterState("lab").path.exists()
+
+
+def test_nova_errors_of_a_power_change_name_the_node_the_answer_and_the_fix(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ids = responder(runner).ids
+    cloud.servers.update({ids[name]: {"id": ids[name], "name": f"lab-{name}", "status": "ACTIVE"} for name in ids})
+    provider = cluster_provider(parse_spec(SPEC), ClusterState("lab"), Progress())
+    action = f"POST /compute/v2.1/servers/{ids['agent-0']}/action"
+    login = "POST /identity/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth"
+    relogin = (
+        "the OIDC access token of cloud 'egi' is expired or revoked (the cloud answered 401); get a new one (access "
+        "tokens are short-lived; EGI Check-in: https://aai.egi.eu/token or oidc-agent) and put it in clouds.yaml "
+        "under clouds.egi.auth.access_token"
+    )
+    cases: list[tuple[dict[str, list[int | None]], str]] = [
+        # Nova refuses the token, and again after keystoneauth logged in anew.
+        ({action: [401, 401]}, relogin),
+        # Nova refuses the token, and the identity provider the access token: the new login fails.
+        ({action: [401], login: [None, 401]}, relogin),
+        (
+            {action: [403]},
+            "cloud 'egi' answered 403 (Forbidden); your role in the project may not do this: ask the cloud's support",
+        ),
+        (
+            {action: [404]},
+            "cloud 'egi' answered 404 (Not Found); the server was deleted outside oscar-deploy: `oscar-deploy down`, "
+            "then `up`, makes the cluster again",
+        ),
+        (
+            {action: [503]},
+            "cloud 'egi' answered 503 (Service Unavailable); the cloud is busy or failing: run this again later",
+        ),
+    ]
+    for failures, expected in cases:
+        cloud.failures = failures
+        with pytest.raises(OperationError) as failure:
+            provider.power_off("agent-0")
+        assert str(failure.value) == f"node agent-0: stop server lab-agent-0: {expected}"
+        assert all(not statuses for statuses in cloud.failures.values()), "each scripted failure was answered"
+        assert cloud.servers[ids["agent-0"]]["status"] == "ACTIVE"
+    cloud.servers[ids["agent-0"]]["OS-EXT-STS:task_state"] = "rebooting"
+    with pytest.raises(OperationError) as busy:
+        provider.power_off("agent-0")
+    assert str(busy.value) == (
+        f"node agent-0: stop server lab-agent-0: cloud 'egi' answered 409 (Cannot 'stop' instance {ids['agent-0']} "
+        "while it is in vm_state); the server is busy: run this again once its task ended"
+    )
+    assert {node.name: node.state for node in provider.nodes()}["agent-0"] == "running", "nothing recorded as stopped"
+
+
+def test_a_failed_power_state_read_after_a_scale_out_leaves_the_new_worker_recorded(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """The stack update made agent-1, then Nova failed the listing of the servers' power states: the state folder
+    records agent-1 as the stack does, so `down` is not refused, and the error is one line."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    cloud.failures = {"GET /compute/v2.1/servers/detail": [503]}
+    failed = cli("scale", "--workers", "2")
+    assert failed.exit_code == 1, failed.output
+    assert failed.output.splitlines()[-1] == (
+        "error: the servers' power states: cloud 'egi' answered 503 (Service Unavailable); the cloud is busy or "
+        "failing: run this again later"
+    )
+    assert "Traceback" not in failed.output
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0", "agent-1"]
+    recorded = json.loads((ClusterState("lab").path / "infrastructure.json").read_text())["nodes"]
+    assert [(entry["name"], entry["state"]) for entry in recorded] == [
+        ("server-0", "running"),
+        ("agent-0", "running"),
+        ("agent-1", "running"),
+    ]
+    assert f"{responder(runner).addresses('agent-1')[0]} " in (ClusterState("lab").ssh_dir / "known_hosts").read_text()
+    done = cli("down", "--yes")
+    assert done.exit_code == 0, done.output

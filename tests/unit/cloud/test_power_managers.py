@@ -323,6 +323,24 @@ def test_openstack_power_waits_out_a_busy_server_and_refuses_servers(cloud: tupl
     assert str(refused.value) == "node server-0: a server server; only workers are powered"
 
 
+def test_openstack_power_reports_an_api_error_in_one_line(cloud: tuple[FakeOpenStack, Path]) -> None:
+    fake, clouds = cloud
+    power = OpenStackPower(connect_cloud("lab", clouds), "lab", "stop")
+    fake.failures = {"GET /compute/v2.1/servers/detail": [503]}
+    with pytest.raises(OperationError) as busy:
+        power.machines()
+    assert str(busy.value) == (
+        "OpenStack list servers: cloud 'lab' answered 503 (Service Unavailable); the cloud is busy or failing: run "
+        "this again later"
+    )
+    fake.stop()  # the fixture's stop after this one returns at once
+    with pytest.raises(OperationError) as unreachable:
+        power.machines()
+    assert str(unreachable.value) == (
+        "OpenStack list servers: cannot reach cloud 'lab' (ConnectFailure); check your network, then run this again"
+    )
+
+
 def test_openstack_clouds_file_must_be_private_and_name_the_cloud(cloud: tuple[FakeOpenStack, Path]) -> None:
     _, clouds = cloud
     with pytest.raises(UserInputError) as unknown:
