@@ -157,8 +157,8 @@ def ec2_failure(what: str, exc: Exception, operation: str = "") -> OperationErro
         )
     if code.startswith("InvalidInstanceID"):
         return OperationError(
-            f"{what}: {answered}; the instance was terminated outside oscar-deploy: `oscar-deploy down`, then `up`, "
-            "makes the cluster again"
+            f"{what}: {answered}; the instance was terminated outside oscar-deploy: the cluster's stack still counts "
+            "it, and `up` does not make it again"
         )
     if code in BUSY_CODES or status >= 500:
         return OperationError(f"{what}: {answered}; EC2 is busy or failing: run this again later")

@@ -909,8 +909,8 @@ def test_nova_errors_of_a_power_change_name_the_node_the_answer_and_the_fix(
         ),
         (
             {action: [404]},
-            "cloud 'egi' answered 404 (Not Found); the server was deleted outside oscar-deploy: `oscar-deploy down`, "
-            "then `up`, makes the cluster again",
+            "cloud 'egi' answered 404 (Not Found); the server was deleted outside oscar-deploy: the cluster's stack "
+            "still counts it, and `up` does not make it again",
         ),
         (
             {action: [503]},
