@@ -80,11 +80,12 @@ class StackOperations:
             self.configure(config)
         return self._observed("preview", self.session.preview)
 
-    def up(self, config: Mapping[str, ConfigValue] | None = None) -> UpdateResult:
-        refresh = self._recover_pending()
+    def up(self, config: Mapping[str, ConfigValue] | None = None, refresh: bool = False) -> UpdateResult:
+        """The update; it refreshes from the provider first when asked (`refresh`) or after a recovery."""
+        recovered = self._recover_pending()
         if config:
             self.configure(config)
-        return self._observed("up", lambda on_event: self.session.up(on_event, refresh=refresh))
+        return self._observed("up", lambda on_event: self.session.up(on_event, refresh=refresh or recovered))
 
     def refresh(self) -> dict[str, int]:
         self._recover_pending()

@@ -106,8 +106,9 @@ def plan(context: PhaseContext, until: str | None = None) -> list[Decision]:
         context.nodes = provider.live_nodes()  # a worker the autoscaler stopped is started by `up`: say so here
     wanted = provider.plan(context.spec, context.workers)
     existing = {node.name: node for node in context.nodes}
-    create = [node.name for node in wanted if node.name not in existing]
-    start = [node.name for node in wanted if node.name in existing and existing[node.name].state != "running"]
+    # A worker whose VM was deleted outside oscar-deploy (missing) is made again by `up`.
+    create = [node.name for node in wanted if node.name not in existing or existing[node.name].state == "missing"]
+    start = [node.name for node in wanted if node.name in existing and existing[node.name].state == "stopped"]
     wanted_names = {node.name for node in wanted}
     remove = [name for name in existing if name not in wanted_names]
     provision = [f"create {', '.join(create)}" if create else "", f"start {', '.join(start)}" if start else ""]

@@ -74,7 +74,7 @@ class PulumiStacks:
         return self._operations(run).preview()
 
     def up(self, run: StackProgram) -> dict[str, Any]:
-        result = self._operations(run).up()
+        result = self._operations(run).up(refresh=run.refresh)
         return {key: output.value for key, output in result.outputs.items()}
 
     def destroy(self, run: StackProgram) -> dict[str, int]:

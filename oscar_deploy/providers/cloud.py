@@ -61,12 +61,15 @@ SSH_POLL_SECONDS = 5.0
 @dataclass(frozen=True)
 class StackProgram:
     """One run of a cluster's infrastructure stack: which project, the inline program, the provider's stack config
-    (plain values only) and variables for the pulumi process (where a login token goes)."""
+    (plain values only), variables for the pulumi process (where a login token goes), and whether an update first
+    reads every resource back from the cloud (`refresh`: Pulumi then forgets a VM deleted outside it, and the
+    update makes it again)."""
 
     project: str
     program: Callable[[], None]
     config: Mapping[str, str] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)
+    refresh: bool = False
 
 
 class InfrastructureStacks(Protocol):
@@ -162,7 +165,9 @@ class CloudProvider(ABC):
 
     @abstractmethod
     def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
-        """Each VM's power state as the cloud reports it now, by node name (a VM it does not know is left out)."""
+        """Each VM's state as the cloud reports it now, by node name, from one listing: running, stopped, or missing
+        for a VM the cloud no longer has (deleted, terminated); a VM in another state (being built, in error) is
+        left out."""
 
     # --- Provider interface -----------------------------------------------------------------------------------
     def plan(self, spec: ClusterSpec, workers: int) -> list[PlannedNode]:
@@ -170,9 +175,18 @@ class CloudProvider(ABC):
 
     def apply(self, plan: Sequence[PlannedNode]) -> ApplyResult:
         """Preflight (once per plan change), then the stack up with the planned nodes plus those that exist but
-        are no longer planned (the caller drains them before `remove`); stopped nodes are started."""
+        are no longer planned (the caller drains them before `remove`); stopped nodes are started, and workers whose
+        VM was deleted outside oscar-deploy are made again (a deleted server is refused: the control plane went with
+        it). The cloud is asked once, before the update, for the VMs' states."""
         existing = {record.name: record for record in self.stack_records()}
         self._check_made_here(existing.values())
+        live = self.power_states(list(existing.values())) if existing else {}
+        gone = [existing[name] for name in sorted(existing, key=node_sort_key) if live.get(name) == "missing"]
+        self._check_servers_kept(gone)
+        for record in gone:
+            self.progress.note(
+                f"node {record.name}: its VM {record.vm_name} was deleted outside oscar-deploy; making it again"
+            )
         self.state.ensure_ssh_keypair()
         public_key = self.state.ssh_public_key.read_text(encoding="utf-8").strip()
         declared = _declared(plan, existing)
@@ -202,22 +216,28 @@ class CloudProvider(ABC):
         access = self.access(facts)
         host_keys = self._host_keys(declared, persist=True)
         outputs = self.stacks.up(
-            StackProgram(self.project, self.program(declared, host_keys, public_key), access.config, access.environment)
+            StackProgram(
+                self.project,
+                self.program(declared, host_keys, public_key),
+                access.config,
+                access.environment,
+                refresh=bool(gone),
+            )
         )
         records = records_from_outputs(outputs)
-        # The stack's nodes are saved before the cloud is asked for their power states: should that fail, the state
-        # folder still lists the VMs this update made (`down` checks that it agrees with the stack).
         recorded = {node.name: node.state for node in self.nodes()}
-        self._save(records, recorded, preflight=digest)
-        states = {node.name: node.state for node in self.nodes()}
-        if recorded:  # a first update made every VM just now: none was stopped behind this folder's back
-            live = {node.name: node.state for node in self.live_nodes()}
-            if live != states:
-                states = live
-                self._save(records, states, preflight=digest)
+        states: dict[str, NodeState] = {}
+        for record in records:
+            before = existing.get(record.name)
+            if before is None or before.instance_id != record.instance_id:
+                states[record.name] = "running"  # made by this update
+            else:
+                states[record.name] = live.get(record.name) or recorded.get(record.name, "running")
+        self._save(records, states, preflight=digest)
+        remade = {record.name for record in gone}
         result = ApplyResult(nodes=[], extra=[node.name for node in declared if node.name not in planned])
         for node in plan:
-            if node.name not in existing:
+            if node.name not in existing or node.name in remade:
                 result.created.append(node.name)
             elif states.get(node.name) == "stopped":
                 self.power_on(node.name, wait=False)
@@ -363,6 +383,18 @@ class CloudProvider(ABC):
                 f"down: cluster {self.spec.name}: the state folder records nodes {', '.join(recorded)} but {stack} in "
                 f"{where} has {', '.join(in_backend) or 'none'}; run `oscar-deploy up` to bring them together, then "
                 "down"
+            )
+
+    def _check_servers_kept(self, gone: Sequence[NodeRecord]) -> None:
+        """Refuse `up` when a server's VM was deleted outside oscar-deploy: the control plane and MinIO's data, which
+        live on the servers, went with it, so only a new cluster helps."""
+        servers = [record for record in gone if record.role == "server"]
+        if servers:
+            raise OperationError(
+                f"node {', '.join(record.name for record in servers)}: VM "
+                f"{', '.join(record.vm_name for record in servers)} was deleted outside oscar-deploy, and the control "
+                "plane (and MinIO's data, which lives on the servers) went with it: nothing can be repaired in place; "
+                f"run `oscar-deploy down --yes`, then `oscar-deploy up` makes a new cluster {self.spec.name}"
             )
 
     def _check_made_here(self, records: Iterable[NodeRecord], prefix: str = "") -> None:

@@ -12,9 +12,10 @@ Every call is recorded, in order, as `Call(stack, operation, detail)` in `Record
 scripts what a stack answers through `runner.stack(project, stack)`: outputs, the engine events of an
 operation, a failure, pending operations left by an interrupted update, or a lock held by some process; or
 gives it a `responder`, which stands for running the stack's inline program: called with the target at each
-`up`, it returns the outputs the program would export. Secret config values are recorded as `ConfigValue`
-objects, whose repr never shows them; a `select` records the names of the target's environment variables
-(never their values); the values are kept in `RecordingRunner.environments` for tests that check them.
+`up`, and whether that update refreshes first (`up --refresh`), it returns the outputs the program would export.
+Secret config values are recorded as `ConfigValue` objects, whose repr never shows them; a `select` records the
+names of the target's environment variables (never their values); the values are kept in
+`RecordingRunner.environments` for tests that check them.
 
 `install(monkeypatch)` replaces `oscar_deploy.iac.factory.create_runner` so CLI flows get this runner.
 Nothing here ships in the wheel.
@@ -76,8 +77,9 @@ class FakeStack:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     locks: list[LockHolder] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
-    # Stands for the program: the outputs an `up` of `target` exports (None: the scripted `outputs`).
-    responder: Callable[[StackTarget], dict[str, OutputValue]] | None = None
+    # Stands for the program: the outputs an `up` of `target` (refreshing first or not) exports (None: the scripted
+    # `outputs`).
+    responder: Callable[[StackTarget, bool], dict[str, OutputValue]] | None = None
 
     def fail_next(self, operation: str, message: str, **leaves: Any) -> None:
         self.failures[operation] = Failure(message, **leaves)
@@ -140,7 +142,7 @@ class FakeSession:
         self._send("up", on_event)
         self._stack.deployment.pop("pending_operations", None)
         if self._stack.responder is not None:
-            self._stack.outputs = self._stack.responder(self.target)
+            self._stack.outputs = self._stack.responder(self.target, refresh)
         return UpdateResult(dict(self._stack.changes), dict(self._stack.outputs))
 
     def refresh(self, on_event: EventHandler) -> dict[str, int]:

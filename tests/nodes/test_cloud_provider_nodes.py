@@ -32,7 +32,7 @@ from tests.doubles import stack_runner
 from tests.doubles.openstack_api import PROJECT_ID, FakeOpenStack
 from tests.nodes.harness import ClusterFactory
 from tests.nodes.k3s_nodes import NodeCluster
-from tests.unit.cloud.cloud_env import ProgramResponder
+from tests.unit.cloud.cloud_env import NovaServers, ProgramResponder
 from tests.unit.cloud.test_openstack_preflight import ACCESS_TOKEN, cloud_content
 
 pytestmark = [pytest.mark.nodes, pytest.mark.timeout(2400), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -42,13 +42,13 @@ STAND_INS = ("server-0", "agent-0", "agent-1")
 class CloudInitStandIn(ProgramResponder):
     """The program's outputs for the local nodes, after doing on each declared node what cloud-init would."""
 
-    def __init__(self, vms: NodeCluster) -> None:
+    def __init__(self, vms: NodeCluster, cloud: FakeOpenStack) -> None:
         addresses = {name: str(node.address) for name, node in vms.nodes.items()}
-        super().__init__(addresses=lambda name: (addresses[name], addresses[name]))
+        super().__init__(addresses=lambda name: (addresses[name], addresses[name]), cloud=NovaServers(cloud))
         self.vms = vms
         self.prepared: set[tuple[str, str]] = set()
 
-    def __call__(self, target: StackTarget) -> dict[str, OutputValue]:
+    def __call__(self, target: StackTarget, refresh: bool = False) -> dict[str, OutputValue]:
         spec: Any = target.program.args[0]  # type: ignore[union-attr]
         for node in spec.nodes:
             host_key = spec.host_keys.get(node.name)
@@ -63,7 +63,7 @@ class CloudInitStandIn(ProgramResponder):
             self.vms.upload(node.name, "/root/.ssh/authorized_keys", authorized.encode(), "0600")
             self.vms.ssh(node.name, "systemctl restart ssh")
             self.prepared.add((node.name, host_key.public))
-        return super().__call__(target)
+        return super().__call__(target, refresh)
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_openstack_cluster_on_stand_in_vms_up_ssh_scale_and_down(
     monkeypatch.setenv("OSCAR_DEPLOY_HOME", str(tmp_path / "state"))
     runner = stack_runner.install(monkeypatch)
     name = f"ot{os.getpid()}-cloud"
-    stand_in = CloudInitStandIn(vms)
+    stand_in = CloudInitStandIn(vms, cloud)
     runner.stack("oscar-openstack", name).responder = stand_in
     work = tmp_path / "work"
     work.mkdir()

@@ -157,8 +157,8 @@ def ec2_failure(what: str, exc: Exception, operation: str = "") -> OperationErro
         )
     if code.startswith("InvalidInstanceID"):
         return OperationError(
-            f"{what}: {answered}; the instance was terminated outside oscar-deploy: the cluster's stack still counts "
-            "it, and `up` does not make it again"
+            f"{what}: {answered}; the instance was terminated outside oscar-deploy: `oscar-deploy up` makes a "
+            "terminated worker again (a terminated server needs `oscar-deploy down --yes`, then `up`: a new cluster)"
         )
     if code in BUSY_CODES or status >= 500:
         return OperationError(f"{what}: {answered}; EC2 is busy or failing: run this again later")

@@ -26,7 +26,8 @@ from oscar_deploy.support.extras import import_extra
 
 # Waiter polls: every 5 s for up to 10 minutes.
 POWER_WAITER = {"Delay": 5, "MaxAttempts": 120}
-# EC2's instance states as a node's: one stopping is taken for stopped (`up` starts it once it is).
+# EC2's instance states as a node's: one stopping is taken for stopped (`up` starts it once it is); the others,
+# shutting-down and terminated (listed for about an hour, then no more), are missing.
 POWER_STATES: dict[str, NodeState] = {
     "pending": "running",
     "running": "running",
@@ -89,21 +90,23 @@ class AwsProvider(CloudProvider):
             raise ec2_failure(what, exc, operation="DescribeInstances") from None  # the waiters' call
 
     def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
-        """DescribeInstances on the recorded instance ids (a filter, so an id EC2 no longer knows is no error)."""
+        """DescribeInstances on the recorded instance ids (a filter, so an id EC2 no longer knows is no error); an
+        instance not listed (terminated long ago), terminated or shutting down is missing."""
         boto3: Any = import_extra("boto3", "aws")
         errors: Any = import_extra("botocore.exceptions", "aws")
         names = {record.instance_id: record.name for record in records if record.instance_id}
         if not names:
             return {}
-        states: dict[str, NodeState] = {}
+        states: dict[str, NodeState] = {name: "missing" for name in names.values()}
         try:
             pages = self._session(boto3).client("ec2").get_paginator("describe_instances")
             for page in pages.paginate(Filters=[{"Name": "instance-id", "Values": sorted(names)}]):
                 for reservation in page["Reservations"]:
                     for instance in reservation["Instances"]:
-                        power = POWER_STATES.get(instance["State"]["Name"])
-                        if power is not None and instance["InstanceId"] in names:
-                            states[names[instance["InstanceId"]]] = power
+                        if instance["InstanceId"] in names:
+                            states[names[instance["InstanceId"]]] = POWER_STATES.get(
+                                instance["State"]["Name"], "missing"
+                            )
         except (errors.ClientError, errors.BotoCoreError) as exc:
             raise ec2_failure("the instances' power states", exc) from None
         return states

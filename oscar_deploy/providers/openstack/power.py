@@ -127,8 +127,8 @@ def api_failure(what: str, exc: Exception, connection: Any) -> OperationError:
         return OperationError(f"{what}: {answered}; your role in the project may not do this: ask the cloud's support")
     if status == 404:
         return OperationError(
-            f"{what}: {answered}; the server was deleted outside oscar-deploy: the cluster's stack still counts it, "
-            "and `up` does not make it again"
+            f"{what}: {answered}; the server was deleted outside oscar-deploy: `oscar-deploy up` makes a deleted "
+            "worker again (a deleted server needs `oscar-deploy down --yes`, then `up`: a new cluster)"
         )
     if status == 409:
         return OperationError(f"{what}: {answered}; the server is busy: run this again once its task ended")

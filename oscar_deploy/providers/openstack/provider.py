@@ -27,6 +27,8 @@ from oscar_deploy.support.errors import OperationError
 
 # Servers take a while to stop cleanly (the guest shuts down) and to boot.
 POWER_WAIT_SECONDS = 600
+# Nova's statuses of a server deleted (soft-deleted ones can be restored only by Nova's `restore` action).
+DELETED = ("DELETED", "SOFT_DELETED")
 
 
 class OpenStackProvider(CloudProvider):
@@ -81,21 +83,25 @@ class OpenStackProvider(CloudProvider):
                 ) from None
 
     def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
-        """The servers' statuses from one listing (`GET /servers/detail`); a server Nova no longer has is left
-        out."""
+        """The servers' statuses from one listing (`GET /servers/detail`, the project's servers that are not
+        deleted); a server not listed, or listed as DELETED or SOFT_DELETED (kept for a while when the cloud sets
+        a reclaim interval, with Nova's `restore` only), is missing."""
         names = {record.instance_id: record.name for record in records if record.instance_id}
         if not names:
             return {}
         connection, _facts = checks.connect(self.spec)
         with warnings.catch_warnings(), api_errors("the servers' power states", connection):
             warnings.simplefilter("ignore")
-            servers = list(connection.compute.servers())
+            servers = {server.id: server for server in connection.compute.servers()}
         node_states: dict[MachinePower, NodeState] = {"on": "running", "off": "stopped"}
-        return {
-            names[server.id]: node_states[power]
-            for server in servers
-            if server.id in names and (power := STATUSES.get(server.status, "unknown")) in node_states
-        }
+        states: dict[str, NodeState] = {}
+        for instance, name in names.items():
+            server = servers.get(instance)
+            if server is None or server.status in DELETED:
+                states[name] = "missing"
+            elif (power := STATUSES.get(server.status, "unknown")) in node_states:
+                states[name] = node_states[power]
+        return states
 
 
 def doctor_checks(arches: Iterable[str]) -> list[Check]:

@@ -5,7 +5,10 @@ The responder reads the program input the provider built (the inline program is 
 input)`) and returns what the program would export for it: one `vm.node_record` per declared node, empty values
 left out as Pulumi leaves them out. Addresses are chosen by the test (loopback ones in the unit tier, so nothing
 can leave the machine; the local nodes' addresses in the nodes tier). A VM keeps its instance id while it stays
-declared; one declared again after it was removed gets a new id, as a new VM would.
+declared; one declared again after it was removed gets a new id, as a new VM would. Given the cloud double's VMs
+(`VmCloud`), the responder makes and deletes them there as the update would, and an update that refreshes first
+makes a VM that cloud no longer has again under a new id (Pulumi's refresh drops a resource its provider no longer
+finds, and the update then creates what the program declares); one that does not refresh keeps its id.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from oscar_deploy.iac.runner import OutputValue, StackTarget
 from oscar_deploy.providers.vm import ClusterShape, has_public_address, node_record
+from tests.doubles.openstack_api import FakeOpenStack
 
 # node name -> (private address, public address); the public one is used only where the program gives one.
 Addresses = Callable[[str], tuple[str, str]]
@@ -28,6 +32,35 @@ def loopback_addresses(name: str) -> tuple[str, str]:
     return f"127.0.{block}.{int(number) + 10}", f"127.0.{block + 10}.{int(number) + 10}"
 
 
+class VmCloud(Protocol):
+    """The VMs of a cloud double, as the program's stand-in makes and deletes them."""
+
+    def has(self, instance: str) -> bool: ...
+
+    def make(self, instance: str, vm_name: str) -> str:
+        """Make VM `vm_name`; returns its id (`instance` where the double lets the caller choose)."""
+        ...
+
+    def delete(self, instance: str) -> None: ...
+
+
+@dataclass
+class NovaServers:
+    """The servers of the OpenStack API double: a VM made is listed ACTIVE, one deleted is no longer listed."""
+
+    cloud: FakeOpenStack
+
+    def has(self, instance: str) -> bool:
+        return instance in self.cloud.servers
+
+    def make(self, instance: str, vm_name: str) -> str:
+        self.cloud.servers[instance] = {"id": instance, "name": vm_name, "status": "ACTIVE"}
+        return instance
+
+    def delete(self, instance: str) -> None:
+        self.cloud.servers.pop(instance, None)
+
+
 @dataclass
 class ProgramResponder:
     """`FakeStack.responder`: the outputs of the program the target carries; every input it saw is kept."""
@@ -36,11 +69,15 @@ class ProgramResponder:
     inputs: list[Any] = field(default_factory=list)
     ids: dict[str, str] = field(default_factory=dict)
     serial: Any = field(default_factory=itertools.count)
+    cloud: VmCloud | None = None
 
-    def __call__(self, target: StackTarget) -> dict[str, OutputValue]:
+    def __call__(self, target: StackTarget, refresh: bool = False) -> dict[str, OutputValue]:
         spec: ClusterShape = target.program.args[0]  # type: ignore[union-attr]
         self.inputs.append(spec)
         declared = {node.name for node in spec.nodes}
+        for name, instance in self.ids.items():
+            if name not in declared and self.cloud is not None:
+                self.cloud.delete(instance)
         self.ids = {name: value for name, value in self.ids.items() if name in declared}
         records = []
         jump = None
@@ -49,7 +86,14 @@ class ProgramResponder:
             own_public = public if has_public_address(spec, index) else None
             if index == 0:
                 jump = own_public
-            instance = self.ids.setdefault(node.name, f"vm-{node.name}-{next(self.serial)}")
+            instance = self.ids.get(node.name)
+            if instance is not None and refresh and self.cloud is not None and not self.cloud.has(instance):
+                instance = None  # the refresh dropped the VM deleted behind Pulumi's back: the update makes it again
+            if instance is None:
+                instance = f"vm-{node.name}-{next(self.serial)}"
+                if self.cloud is not None:
+                    instance = self.cloud.make(instance, f"{spec.cluster}-{node.name}")
+                self.ids[node.name] = instance
             record = node_record(
                 cluster=spec.cluster,
                 node=node,

@@ -277,8 +277,8 @@ def test_an_instance_ec2_no_longer_has_and_an_unreachable_ec2_are_one_line(
         provider.power_on("agent-0")
     assert str(missing.value) == (
         f"node agent-0: start instance {gone}: AWS answered InvalidInstanceID.NotFound (The instance ID '{gone}' does "
-        "not exist); the instance was terminated outside oscar-deploy: the cluster's stack still counts it, and `up` "
-        "does not make it again"
+        "not exist); the instance was terminated outside oscar-deploy: `oscar-deploy up` makes a terminated worker "
+        "again (a terminated server needs `oscar-deploy down --yes`, then `up`: a new cluster)"
     )
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
