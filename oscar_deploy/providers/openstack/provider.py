@@ -27,8 +27,6 @@ from oscar_deploy.support.errors import OperationError
 
 # Servers take a while to stop cleanly (the guest shuts down) and to boot.
 POWER_WAIT_SECONDS = 600
-# Nova's statuses of a server deleted (soft-deleted ones can be restored only by Nova's `restore` action).
-DELETED = ("DELETED", "SOFT_DELETED")
 
 
 class OpenStackProvider(CloudProvider):
@@ -83,9 +81,10 @@ class OpenStackProvider(CloudProvider):
                 ) from None
 
     def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
-        """The servers' statuses from one listing (`GET /servers/detail`, the project's servers that are not
-        deleted); a server not listed, or listed as DELETED or SOFT_DELETED (kept for a while when the cloud sets
-        a reclaim interval, with Nova's `restore` only), is missing."""
+        """The servers' statuses from one listing (`GET /servers/detail`, the project's servers not deleted); a
+        server not listed is missing: Nova answers 404 for it, which is what makes a refresh of the Pulumi provider
+        (terraform-provider-openstack's instance read) forget it. A SOFT_DELETED server (a cloud with a reclaim
+        interval keeps it for Nova's `restore`) is still read, and is left out like BUILD or ERROR."""
         names = {record.instance_id: record.name for record in records if record.instance_id}
         if not names:
             return {}
@@ -97,7 +96,7 @@ class OpenStackProvider(CloudProvider):
         states: dict[str, NodeState] = {}
         for instance, name in names.items():
             server = servers.get(instance)
-            if server is None or server.status in DELETED:
+            if server is None:
                 states[name] = "missing"
             elif (power := STATUSES.get(server.status, "unknown")) in node_states:
                 states[name] = node_states[power]

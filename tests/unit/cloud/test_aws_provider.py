@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import httpx
@@ -51,6 +53,30 @@ def instances(quotas: FakeServiceQuotas, moto_url: str) -> dict[str, str]:
     image = ec2.describe_images(Owners=[AMAZON], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]
     made = ec2.run_instances(ImageId=image["ImageId"], InstanceType="t3.medium", MinCount=2, MaxCount=2)
     return dict(zip(("server-0", "agent-0"), (item["InstanceId"] for item in made["Instances"]), strict=True))
+
+
+@dataclass
+class MotoInstances:
+    """moto's instances as the program's stand-in makes them (`cloud_env.VmCloud`): one made runs, one deleted is
+    terminated (and listed so for a while, as on EC2)."""
+
+    image: str
+
+    @staticmethod
+    def ec2() -> Any:
+        return boto3.session.Session(profile_name="research", region_name="eu-west-1").client("ec2")
+
+    def has(self, instance: str) -> bool:
+        found = self.ec2().describe_instances(Filters=[{"Name": "instance-id", "Values": [instance]}])
+        states = [item["State"]["Name"] for page in found["Reservations"] for item in page["Instances"]]
+        return any(state not in ("shutting-down", "terminated") for state in states)
+
+    def make(self, instance: str, vm_name: str) -> str:
+        made = self.ec2().run_instances(ImageId=self.image, InstanceType="t3.medium", MinCount=1, MaxCount=1)
+        return str(made["Instances"][0]["InstanceId"])
+
+    def delete(self, instance: str) -> None:
+        self.ec2().terminate_instances(InstanceIds=[instance])
 
 
 def state_of(instance: str) -> str:
@@ -288,3 +314,59 @@ def test_an_instance_ec2_no_longer_has_and_an_unreachable_ec2_are_one_line(
         f"node server-0: stop instance {instances['server-0']}: cannot reach EC2 (Could not connect to the endpoint "
         'URL: "http://127.0.0.1:9/"); check your network, then run this again'
     )
+
+
+@pytest.mark.parametrize("how", ["terminated", "long gone"])
+def test_up_makes_a_worker_terminated_behind_its_back_again(
+    how: str,
+    cli,
+    instances: dict[str, str],
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """A worker terminated in the EC2 console (listed as terminated for about an hour, then not at all, which the
+    filtered DescribeInstances answers without an InvalidInstanceID error): `up` updates the stack with a refresh,
+    which makes the instance again, and waits for its SSH."""
+    runner = stack_runner.install(monkeypatch)
+    ec2 = MotoInstances.ec2()
+    image = ec2.describe_instances(InstanceIds=[instances["agent-0"]])["Reservations"][0]["Instances"][0]["ImageId"]
+    unknown = "i-0123456789abcdef0"
+    first = {**instances, "agent-0": unknown} if how == "long gone" else dict(instances)
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=first, cloud=MotoInstances(image))
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    if how == "terminated":
+        ec2.terminate_instances(InstanceIds=[instances["agent-0"]])
+    waited = len(ssh_waits.waited)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert "node agent-0: its VM lab-agent-0 was deleted outside oscar-deploy; making it again" in again.output
+    assert "provision: created agent-0" in again.output
+    assert [call.detail["refresh"] for call in runner.calls if call.operation == "up"] == [False, True]
+    assert ssh_waits.waited[waited:] == [["agent-0"]]
+    nodes = {node["name"]: node for node in json.loads(cli("status", "--json").stdout)["nodes"]}
+    remade = nodes["agent-0"]["instance"]
+    assert remade not in (instances["agent-0"], unknown)
+    assert (state_of(remade), nodes["server-0"]["instance"]) == ("running", instances["server-0"])
+
+
+def test_up_refuses_a_cluster_whose_server_was_terminated_behind_its_back(
+    cli, instances: dict[str, str], ssh_waits: SshWaits, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    runner = stack_runner.install(monkeypatch)
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    MotoInstances.ec2().stop_instances(InstanceIds=[instances["agent-0"]])
+    MotoInstances.ec2().terminate_instances(InstanceIds=[instances["server-0"]])
+    calls = len(runner.calls)
+    refused = cli("up", "--until", "kubernetes")
+    assert refused.exit_code == 1, refused.output
+    assert refused.output.splitlines()[-1] == (
+        "error: node server-0: VM lab-server-0 was deleted outside oscar-deploy, and the control plane (and MinIO's "
+        "data, which lives on the servers) went with it: nothing can be repaired in place; run `oscar-deploy down "
+        "--yes`, then `oscar-deploy up` makes a new cluster lab"
+    )
+    assert "up" not in [call.operation for call in runner.calls[calls:]], "no stack update"
+    assert state_of(instances["agent-0"]) == "stopped", "nothing started either"

@@ -961,3 +961,99 @@ def test_a_failed_power_state_read_stops_a_scale_out_before_the_stack_update(
     assert [(entry["name"], entry["state"]) for entry in recorded] == [("server-0", "running"), ("agent-0", "running")]
     done = cli("down", "--yes")
     assert done.exit_code == 0, done.output
+
+
+def compute_requests(cloud: FakeOpenStack, since: int) -> list[str]:
+    """The Nova requests the double got since request number `since`."""
+    return [request for request in cloud.requests[since:] if request.split()[1].startswith("/compute/")]
+
+
+def test_up_makes_a_worker_deleted_behind_its_back_again(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """A worker's server deleted in the dashboard (gone from Nova's listing): `plan` and `up` see it in the one
+    listing; `up` updates the stack with a refresh, so Pulumi forgets the server and makes it again, waits for its
+    SSH and runs the node phases on it."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ids = dict(responder(runner).ids)
+    del cloud.servers[ids["agent-0"]]
+    assert cli("plan", "--until", "provision").stdout.startswith("provision: runs: create agent-0;")
+    waited, playbooks_before = len(ssh_waits.waited), len(playbooks)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert "node agent-0: its VM lab-agent-0 was deleted outside oscar-deploy; making it again" in again.output
+    assert "provision: created agent-0" in again.output
+    assert [call.detail["refresh"] for call in runner.calls if call.operation == "up"] == [False, True]
+    remade = responder(runner).ids["agent-0"]
+    assert remade != ids["agent-0"] and responder(runner).ids["server-0"] == ids["server-0"]
+    assert cloud.servers[remade]["status"] == "ACTIVE"
+    assert ssh_waits.waited[waited:] == [["agent-0"]]
+    assert "prepare.yml" in [run.playbook for run in playbooks[playbooks_before:]], "the new VM is prepared"
+    recorded = {node["name"]: node for node in json.loads(cli("status", "--json").stdout)["nodes"]}
+    assert (recorded["agent-0"]["state"], recorded["agent-0"]["instance"]) == ("running", remade)
+
+    since, updates = len(cloud.requests), len(runner.calls)
+    converged = cli("up", "--until", "kubernetes")
+    assert converged.exit_code == 0, converged.output
+    assert "deleted outside oscar-deploy" not in converged.output
+    servers = [request for request in compute_requests(cloud, since) if "/servers" in request]
+    assert servers == ["GET /compute/v2.1/servers/detail"], "one listing, no server read or action"
+    assert [call.detail["refresh"] for call in runner.calls[updates:] if call.operation == "up"] == [False]
+
+
+def test_up_refuses_a_cluster_whose_server_was_deleted_behind_its_back(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ids = dict(responder(runner).ids)
+    del cloud.servers[ids["server-0"]]
+    state = ClusterState("lab")
+    recorded = (state.path / "infrastructure.json").read_text()
+    calls = len(runner.calls)
+    refused = cli("up", "--until", "kubernetes")
+    assert refused.exit_code == 1, refused.output
+    assert refused.output.splitlines()[-1] == (
+        "error: node server-0: VM lab-server-0 was deleted outside oscar-deploy, and the control plane (and MinIO's "
+        "data, which lives on the servers) went with it: nothing can be repaired in place; run `oscar-deploy down "
+        "--yes`, then `oscar-deploy up` makes a new cluster lab"
+    )
+    assert "Traceback" not in refused.output
+    assert "up" not in [call.operation for call in runner.calls[calls:]], "no stack update"
+    assert (state.path / "infrastructure.json").read_text() == recorded
+    assert responder(runner).ids == ids
+
+
+def test_a_server_in_error_being_built_or_soft_deleted_is_not_taken_for_deleted(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """Nova still has these servers (a SOFT_DELETED one until the cloud's reclaim interval ends, for `restore`):
+    a refresh would keep them, so `up` neither says they were deleted nor asks for one."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 3"))
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ids = dict(responder(runner).ids)
+    cloud.servers[ids["agent-0"]]["status"] = "ERROR"
+    cloud.servers[ids["agent-1"]]["status"] = "BUILD"
+    cloud.servers[ids["agent-2"]]["status"] = "SOFT_DELETED"
+    cloud.servers[ids["server-0"]]["status"] = "ERROR"
+    calls, waited = len(runner.calls), len(ssh_waits.waited)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert "deleted outside oscar-deploy" not in again.output
+    assert "created" not in again.output
+    assert [call.detail["refresh"] for call in runner.calls[calls:] if call.operation == "up"] == [False]
+    assert responder(runner).ids == ids
+    assert not any(ssh_waits.waited[waited:]), "no SSH wait"
