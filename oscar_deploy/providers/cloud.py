@@ -139,6 +139,7 @@ class CloudProvider(ABC):
     project = ""
     target = ""
     vm_type = ""  # the Pulumi type of a node's VM; the program names each VM `<cluster>-<node>`
+    login_settings = ""  # the spec keys that choose where the login reaches, for messages
 
     def __init__(self, spec: ClusterSpec, state: ClusterState, progress: Progress, stacks: InfrastructureStacks):
         self.spec = spec
@@ -182,7 +183,7 @@ class CloudProvider(ABC):
         self._check_made_here(existing.values())
         live = self.power_states(list(existing.values())) if existing else {}
         gone = [existing[name] for name in sorted(existing, key=node_sort_key) if live.get(name) == "missing"]
-        self._check_servers_kept(gone)
+        self._check_servers_kept(gone, len(existing))
         for record in gone:
             self.progress.note(
                 f"node {record.name}: its VM {record.vm_name} was deleted outside oscar-deploy; making it again"
@@ -385,9 +386,18 @@ class CloudProvider(ABC):
                 "down"
             )
 
-    def _check_servers_kept(self, gone: Sequence[NodeRecord]) -> None:
+    def _check_servers_kept(self, gone: Sequence[NodeRecord], recorded: int) -> None:
         """Refuse `up` when a server's VM was deleted outside oscar-deploy: the control plane and MinIO's data, which
-        live on the servers, went with it, so only a new cluster helps."""
+        live on the servers, went with it, so only a new cluster helps. When not one of the `recorded` VMs is
+        there, the login more likely reaches another project, region or account than the cluster's: `down` would
+        then leave every VM running where it is."""
+        if gone and len(gone) == recorded:
+            raise OperationError(
+                f"cluster {self.spec.name}: the cloud lists none of its {recorded} VM(s); check that "
+                f"{self.login_settings} still reach the project, region or account the cluster was made in (if its "
+                "VMs were all deleted outside oscar-deploy, `oscar-deploy down --yes`, then `up`, makes a new "
+                "cluster)"
+            )
         servers = [record for record in gone if record.role == "server"]
         if servers:
             raise OperationError(

@@ -39,6 +39,7 @@ POWER_STATES: dict[str, NodeState] = {
 class AwsProvider(CloudProvider):
     project = "oscar-aws"
     target = "aws"
+    login_settings = "aws.profile and aws.region"
     vm_type = "aws:ec2/instance:Instance"
 
     @property

@@ -32,6 +32,7 @@ POWER_WAIT_SECONDS = 600
 class OpenStackProvider(CloudProvider):
     project = "oscar-openstack"
     target = "openstack"
+    login_settings = "openstack.cloud (and that cloud's project in clouds.yaml)"
     vm_type = "openstack:compute/instance:Instance"
 
     def preflight(self, to_create: Sequence[PlannedNode], new_cluster: bool) -> PreflightReport:

@@ -370,3 +370,10 @@ def test_up_refuses_a_cluster_whose_server_was_terminated_behind_its_back(
     )
     assert "up" not in [call.operation for call in runner.calls[calls:]], "no stack update"
     assert state_of(instances["agent-0"]) == "stopped", "nothing started either"
+    # Every instance gone: as likely another region or account as a deletion.
+    MotoInstances.ec2().terminate_instances(InstanceIds=[instances["agent-0"]])
+    elsewhere = cli("up", "--until", "kubernetes")
+    assert elsewhere.exit_code == 1, elsewhere.output
+    assert elsewhere.output.splitlines()[-1].startswith(
+        "error: cluster lab: the cloud lists none of its 2 VM(s); check that aws.profile and aws.region still reach "
+    )

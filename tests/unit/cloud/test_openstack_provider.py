@@ -1033,6 +1033,29 @@ def test_up_refuses_a_cluster_whose_server_was_deleted_behind_its_back(
     assert responder(runner).ids == ids
 
 
+def test_up_with_no_vm_of_the_cluster_in_sight_suspects_the_login_not_a_deletion(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """clouds.yaml now reaching another project shows the same empty listing as every VM deleted; `down` would then
+    leave the real VMs running, so it is not the first advice."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    cloud.servers.clear()
+    calls = len(runner.calls)
+    refused = cli("up", "--until", "kubernetes")
+    assert refused.exit_code == 1, refused.output
+    assert refused.output.splitlines()[-1] == (
+        "error: cluster lab: the cloud lists none of its 2 VM(s); check that openstack.cloud (and that cloud's project "
+        "in clouds.yaml) still reach the project, region or account the cluster was made in (if its VMs were all "
+        "deleted outside oscar-deploy, `oscar-deploy down --yes`, then `up`, makes a new cluster)"
+    )
+    assert "up" not in [call.operation for call in runner.calls[calls:]], "no stack update"
+
+
 def test_a_server_in_error_being_built_or_soft_deleted_is_not_taken_for_deleted(
     cli,
     cloud: FakeOpenStack,
