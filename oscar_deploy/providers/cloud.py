@@ -52,6 +52,8 @@ from oscar_deploy.support.progress import Progress
 INFRASTRUCTURE_FILE = "infrastructure.json"
 HOST_KEYS_FILE = "host_keys.json"
 KNOWN_HOSTS_FILE = "known_hosts"
+# In INFRASTRUCTURE_FILE: the nodes `apply` is waiting for over SSH (new or started VMs that may still be booting).
+AWAITING_SSH_KEY = "awaiting_ssh"
 SSH_CONFIG_FILE = "config"
 # A new VM boots, runs cloud-init and starts sshd: minutes on a busy cloud.
 SSH_WAIT_SECONDS = 900.0
@@ -246,14 +248,18 @@ class CloudProvider(ABC):
             else:
                 result.unchanged.append(node.name)
         nodes = {node.name: node for node in self.nodes()}
-        fresh = [name for name in (*result.created, *result.started) if name in nodes]
+        # A node an earlier run made or started but stopped waiting for (Ctrl-C, a timeout) may still be booting.
+        unanswered = [name for name in self._cache().get(AWAITING_SSH_KEY) or [] if name in planned]
+        fresh = [name for name in dict.fromkeys((*result.created, *result.started, *unanswered)) if name in nodes]
         missing = sorted(planned - set(nodes))
         if missing:
             raise OperationError(
                 f"stack {self.project}/{self.spec.name}: no output for node(s) {', '.join(missing)}; the program "
                 "did not declare them (run `oscar-deploy up` again, or report it)"
             )
+        self._set_awaiting_ssh(fresh)
         self.wait_for_ssh([nodes[name] for name in fresh])
+        self._set_awaiting_ssh([])
         result.nodes = self.nodes()
         return result
 
@@ -474,15 +480,27 @@ class CloudProvider(ABC):
         cache["nodes"] = [{**record.as_output(), "state": states.get(record.name, "running")} for record in records]
         if preflight is not None:
             cache["preflight"] = preflight
-        self.state.write_file(self.state.path / INFRASTRUCTURE_FILE, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        self._write_cache(cache)
         self._write_ssh_files(records)
+
+    def _write_cache(self, cache: Mapping[str, Any]) -> None:
+        self.state.write_file(self.state.path / INFRASTRUCTURE_FILE, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+
+    def _set_awaiting_ssh(self, names: Sequence[str]) -> None:
+        """Record the nodes `apply` waits for over SSH until they answer, so the next `apply` waits for those
+        it did not see answer."""
+        cache = self._cache()
+        if cache.get(AWAITING_SSH_KEY, []) == list(names):
+            return
+        cache[AWAITING_SSH_KEY] = list(names)
+        self._write_cache(cache)
 
     def _set_state(self, name: str, state: NodeState) -> None:
         cache = self._cache()
         for entry in cache.get("nodes") or []:
             if entry.get("name") == name:
                 entry["state"] = state
-        self.state.write_file(self.state.path / INFRASTRUCTURE_FILE, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        self._write_cache(cache)
 
     def _record(self, name: str) -> NodeRecord:
         for entry in self._cache().get("nodes") or []:

@@ -118,11 +118,16 @@ class SshWaits:
     real in the nodes tier): records which nodes were waited for."""
 
     waited: list[list[str]] = field(default_factory=list)
+    # The next wait is cut short by a Ctrl-C, once (the VMs never answered).
+    interrupt_next: bool = False
 
     def method(self) -> Callable[..., None]:
         """What replaces the method on the class."""
 
         def wait_for_ssh(provider: Any, nodes: Any, timeout: float = 0) -> None:
             self.waited.append([node.name for node in nodes])
+            if self.interrupt_next and nodes:
+                self.interrupt_next = False
+                raise KeyboardInterrupt
 
         return wait_for_ssh

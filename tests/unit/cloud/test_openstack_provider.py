@@ -1033,6 +1033,28 @@ def test_up_refuses_a_cluster_whose_server_was_deleted_behind_its_back(
     assert responder(runner).ids == ids
 
 
+def test_up_stopped_while_waiting_for_ssh_waits_for_those_nodes_next_time(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """The VMs exist once the update ended, so the next `up` finds them unchanged; they may still be booting."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    ssh_waits.interrupt_next = True
+    stopped = cli("up", "--until", "kubernetes")
+    assert stopped.exit_code == 130, stopped.output
+    assert ssh_waits.waited == [["server-0", "agent-0"]]
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert "created" not in again.output
+    assert ssh_waits.waited[-1] == ["server-0", "agent-0"], "waited for again, though unchanged"
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 2"))
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    assert ssh_waits.waited[-1] == ["agent-1"], "only the new worker: the others answered last time"
+
+
 def test_up_with_no_vm_of_the_cluster_in_sight_suspects_the_login_not_a_deletion(
     cli,
     cloud: FakeOpenStack,
