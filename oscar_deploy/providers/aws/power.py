@@ -3,7 +3,7 @@
 A stopped instance keeps its EBS root volume, private address and instance id; only compute time stops being
 billed. Instances are found by the tags the AWS program gives them (`oscar-deploy-cluster`, `oscar-deploy-node`,
 `oscar-deploy-role`); only `agent` instances are ever powered. Nothing here knows the Pulumi program: the tags
-are the whole contract (a unit test keeps both sides equal).
+are the whole contract, and the program takes their names from here.
 
 EC2 instance states (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-lifecycle.html):
 pending -> starting, running -> on, stopping and shutting-down -> stopping, stopped -> off; terminated

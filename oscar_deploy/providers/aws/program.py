@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from oscar_deploy.providers.aws.power import CLUSTER_TAG, NODE_TAG, ROLE_TAG
 from oscar_deploy.providers.vm import (
     ClusterShape,
     FirewallRule,
@@ -47,7 +48,6 @@ CANONICAL_OWNER = "099720109477"
 UBUNTU_2404_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-*-server-*"
 DEFAULT_VPC_CIDR = "10.20.0.0/16"
 DEFAULT_SUBNET_CIDR = "10.20.0.0/20"
-CLUSTER_TAG = "oscar-deploy-cluster"
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def declare(spec: AwsProgramInput) -> None:
             ),
             # IMDSv2 only: no instance metadata (and no credentials) through a plain GET from a pod.
             metadata_options=ec2.InstanceMetadataOptionsArgs(http_tokens="required", http_endpoint="enabled"),
-            tags={**tags(node.name), "oscar-deploy-node": node.name, "oscar-deploy-role": node.role},
+            tags={**tags(node.name), NODE_TAG: node.name, ROLE_TAG: node.role},
             opts=pulumi.ResourceOptions(ignore_changes=["ami", "user_data"], depends_on=[route_association]),
         )
         public_address: Any = None

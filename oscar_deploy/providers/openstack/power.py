@@ -9,8 +9,9 @@ SHELVED_OFFLOADED -> off; BUILD and REBOOT -> starting; a task_state of powering
 of powering-on or unshelving -> starting; ERROR -> failed.
 
 Servers are found by the metadata the OpenStack program sets (`oscar-deploy-cluster`, `oscar-deploy-node`,
-`oscar-deploy-role`); only `agent` servers are ever powered. The autoscaler's credentials are its own
-clouds.yaml (mode 0600), ideally with an application credential restricted to these server actions.
+`oscar-deploy-role`; the program takes the prefix from here); only `agent` servers are ever powered. The
+autoscaler's credentials are its own clouds.yaml (mode 0600), ideally with an application credential restricted
+to these server actions.
 """
 
 from __future__ import annotations

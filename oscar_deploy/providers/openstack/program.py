@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from oscar_deploy.providers.openstack.power import METADATA_PREFIX
 from oscar_deploy.providers.vm import (
     ClusterShape,
     FirewallRule,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from oscar_deploy.spec.models import ClusterSpec
 
 DEFAULT_SUBNET_CIDR = "10.20.0.0/22"
-METADATA_PREFIX = "oscar-deploy-"
 
 
 @dataclass(frozen=True)
