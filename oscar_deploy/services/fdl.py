@@ -170,9 +170,10 @@ Delegation = Literal["static", "random", "load-based"]
 
 
 def split_provider(reference: str) -> tuple[str, str]:
-    """`minio.default` -> ("minio", "default"); a bare type means its default id (create.go getProviderInfo)."""
-    kind, _, ident = reference.strip().partition(".")
-    return kind.lower(), ident or DEFAULT_PROVIDER_ID
+    """`minio.default` -> ("minio", "default"); a bare type means its default id, and `minio.` an empty id
+    (create.go getProviderInfo: SplitN on the first '.', the type lower-cased)."""
+    kind, separator, ident = reference.strip().partition(".")
+    return kind.lower(), ident if separator else DEFAULT_PROVIDER_ID
 
 
 class FdlModel(BaseModel):

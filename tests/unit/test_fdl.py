@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from oscar_deploy.services.fdl import MASK, FdlError, mask_secrets, parse_fdl, to_yaml
+from oscar_deploy.services.fdl import MASK, FdlError, mask_secrets, parse_fdl, split_provider, to_yaml
 from oscar_deploy.services.templating import load_fdl, load_values
 from oscar_deploy.support.layers import layer_dir
 from tests.unit.fake_oscar import service_schema_validator
@@ -452,6 +452,23 @@ def test_rucio_input_is_accepted_and_other_minio_input_refused(tmp_path: Path) -
         f"{tmp_path / 'service.yaml'}:8: functions.oscar.0.oscar.input.0.storage_provider: 'minio.lab': OSCAR takes "
         "MinIO input only from its own MinIO (any other fails the create with 'is not the configured in OSCAR'); "
         "use minio.default, or this provider as an output"
+    ]
+
+
+def test_a_provider_reference_splits_like_create_go() -> None:
+    """create.go getProviderInfo: trimmed, split at the first '.', the type lower-cased, the id kept as written; no
+    '.' means the default id, and a trailing '.' an empty id (which no storage provider has)."""
+    assert split_provider(" MinIO ") == ("minio", "default")
+    assert split_provider("S3.Results.eu") == ("s3", "Results.eu")
+    assert split_provider("minio.") == ("minio", "")
+
+
+def test_a_provider_reference_with_an_empty_id_is_refused(tmp_path: Path) -> None:
+    """`minio.` names the provider with id "" (create.go getProviderInfo), which the server cannot find; it is not
+    the cluster's own MinIO."""
+    assert _errors(tmp_path, MINIMAL_SERVICE + "      output:\n      - {storage_provider: minio., path: abc/b}\n") == [
+        f"{tmp_path / 'service.yaml'}:8: functions.oscar.0.oscar.output.0.storage_provider: 'minio.': write "
+        "<type>.<id>, e.g. minio.default"
     ]
 
 
