@@ -142,6 +142,8 @@ def test_an_empty_storage_path_says_what_to_write(tmp_path: Path) -> None:
     assert _service_problems(tmp_path, "      output:\n      - {storage_provider: minio, path: ' / '}\n") == [
         f"8: {SERVICE}.output.0.path: must not be empty; write bucket/folder, or a folder of the service's own bucket"
     ]
+    one_letter = MINIMAL_SERVICE + "      output:\n      - {storage_provider: minio, path: X}\n"
+    assert _body(tmp_path, one_letter)["output"] == [{"storage_provider": "minio", "path": "minimal/X"}]
 
 
 def test_input_rules_name_the_item_and_the_provider(tmp_path: Path) -> None:
