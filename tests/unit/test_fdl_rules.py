@@ -126,13 +126,15 @@ def test_every_log_level_of_the_supervisor_is_accepted_in_any_case(tmp_path: Pat
 
 
 def test_an_unknown_provider_id_lists_the_defined_ones_in_order(tmp_path: Path) -> None:
+    """The cluster's own MinIO needs no definition; the references after it are still checked."""
     text = (
         MINIMAL_SERVICE
-        + "      output:\n      - {storage_provider: s3.c, path: abc/x}\n"
+        + "      output:\n      - {storage_provider: minio, path: abc/x}\n"
+        + "      - {storage_provider: s3.c, path: abc/x}\n"
         + "storage_providers:\n  s3: {b: {access_key: a, secret_key: s}, a: {access_key: a, secret_key: s}}\n"
     )
     assert _problems(tmp_path, text) == [
-        f"8: {SERVICE}.output.0.storage_provider: 's3.c' is not defined under storage_providers.s3 "
+        f"9: {SERVICE}.output.1.storage_provider: 's3.c' is not defined under storage_providers.s3 "
         "(defined: s3.a, s3.b); add it there"
     ]
 
@@ -436,8 +438,8 @@ def test_an_entry_without_a_service_says_how_many_keys_it_has(tmp_path: Path) ->
 
 
 def test_cluster_endpoints_lose_their_trailing_slashes_and_keep_no_credentials(tmp_path: Path) -> None:
-    text = MINIMAL_SERVICE + "clusters:\n  near: {endpoint: 'https://near.example.org//'}\n"
-    assert _body(tmp_path, text)["clusters"] == {"near": {"endpoint": "https://near.example.org"}}
+    text = MINIMAL_SERVICE + "clusters:\n  near: {endpoint: 'https://near.example.org/X//'}\n"
+    assert _body(tmp_path, text)["clusters"] == {"near": {"endpoint": "https://near.example.org/X"}}  # slashes only
     text = MINIMAL_SERVICE + "clusters:\n  far: {endpoint: 'https://u:p4ss@far.example.org'}\n"
     assert _problems(tmp_path, text) == [
         "8: clusters.far.endpoint: 'https://****@far.example.org' carries credentials, which do not belong in a URL; "
