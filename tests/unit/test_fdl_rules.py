@@ -269,7 +269,7 @@ def test_synchronous_limits_in_full(tmp_path: Path) -> None:
     [
         "{api_port: 1, min_scale: 0, max_scale: 1, cpu_threshold: 1}",
         "{api_port: 65535, min_scale: 2, max_scale: 2, cpu_threshold: 100}",
-        "{api_port: 80, auth_type: basic, set_auth: true, health_path: /}",
+        "{api_port: 80, auth_type: basic, set_auth: true, health_path: /, probe_mode: legacy}",
     ],
 )
 def test_expose_values_at_their_limits_are_accepted(tmp_path: Path, expose: str) -> None:
@@ -296,6 +296,7 @@ def test_expose_values_at_their_limits_are_accepted(tmp_path: Path, expose: str)
         ("{api_port: 80, min_scale: 3, max_scale: 2}", ["expose.max_scale: must be >= min_scale"]),
         ("{api_port: 80, auth_type: basic, set_auth: false}", ["expose.auth_type: only used with set_auth: true"]),
         ("{api_port: 80, health_path: healthz}", ["expose.health_path: 'healthz' must start with /"]),
+        ("{api_port: 80, probe_mode: tcp}", ["expose.probe_mode: 'tcp' is not allowed; use 'legacy' or 'direct'"]),
         (
             "{api_port: 80, nodePort: [29999]}",
             ["expose.nodePort.0: 29999 is not a NodePort: use 30000-32767, or 0 to let Kubernetes pick one"],
@@ -330,6 +331,7 @@ def test_both_spellings_of_an_environment_map_at_once_are_refused(tmp_path: Path
 @pytest.mark.parametrize(
     ("member", "problem"),
     [
+        ("{url: 'https://h.example.org'}", "type: required key is missing"),
         ("{type: oscar, service_name: x}", "cluster_id: required for a replica of type oscar"),
         ("{type: oscar, cluster_id: far}", "service_name: required for a replica of type oscar"),
         ("{type: endpoint}", "url: an http(s) URL is required for a replica of type endpoint"),
