@@ -122,6 +122,21 @@ def test_every_log_level_of_the_supervisor_is_accepted_in_any_case(tmp_path: Pat
     assert _body(tmp_path, MINIMAL_SERVICE + f"      log_level: {level}\n")["log_level"] == level.upper()
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "sent"),
+    [
+        ("visibility", "private", "private"),
+        ("visibility", "public", "public"),
+        ("isolation_level", "service", "SERVICE"),
+        ("isolation_level", "user", "USER"),
+    ],
+)
+def test_every_visibility_and_isolation_level_is_accepted(tmp_path: Path, key: str, value: str, sent: str) -> None:
+    """service.go: Visibility private, public or restricted (with allowed_users); IsolationLevel SERVICE or USER,
+    compared upper-cased (create.go strings.ToUpper)."""
+    assert _body(tmp_path, MINIMAL_SERVICE + f"      {key}: {value}\n")[key] == sent
+
+
 # --- storage -------------------------------------------------------------------------------------------------------
 
 
