@@ -26,8 +26,10 @@ from oscar_deploy.support.extras import import_extra
 
 # Waiter polls: every 5 s for up to 10 minutes.
 POWER_WAITER = {"Delay": 5, "MaxAttempts": 120}
-# EC2's instance states as a node's: one stopping is taken for stopped (`up` starts it once it is); the others,
-# shutting-down and terminated (listed for about an hour, then no more), are missing.
+# EC2's instance states as a node's: one stopping is taken for stopped (`up` starts it once it is); a terminated
+# one (listed for about an hour, then no more) is missing, and one shutting down is waited for until it is
+# terminated: the Pulumi provider's refresh forgets only a terminated instance (terraform-provider-aws
+# FindInstanceByID), so a worker caught shutting down would be kept and never made again.
 POWER_STATES: dict[str, NodeState] = {
     "pending": "running",
     "running": "running",
@@ -92,24 +94,35 @@ class AwsProvider(CloudProvider):
 
     def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
         """DescribeInstances on the recorded instance ids (a filter, so an id EC2 no longer knows is no error); an
-        instance not listed (terminated long ago), terminated or shutting down is missing."""
+        instance not listed (terminated long ago) or terminated is missing, and so is one shutting down, once it is
+        terminated."""
         boto3: Any = import_extra("boto3", "aws")
         errors: Any = import_extra("botocore.exceptions", "aws")
         names = {record.instance_id: record.name for record in records if record.instance_id}
         if not names:
             return {}
         states: dict[str, NodeState] = {name: "missing" for name in names.values()}
+        ending: list[str] = []
         try:
-            pages = self._session(boto3).client("ec2").get_paginator("describe_instances")
-            for page in pages.paginate(Filters=[{"Name": "instance-id", "Values": sorted(names)}]):
+            ec2 = self._session(boto3).client("ec2")
+            for page in ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "instance-id", "Values": sorted(names)}]
+            ):
                 for reservation in page["Reservations"]:
                     for instance in reservation["Instances"]:
                         if instance["InstanceId"] in names:
-                            states[names[instance["InstanceId"]]] = POWER_STATES.get(
-                                instance["State"]["Name"], "missing"
-                            )
+                            state = instance["State"]["Name"]
+                            states[names[instance["InstanceId"]]] = POWER_STATES.get(state, "missing")
+                            if state == "shutting-down":
+                                ending.append(instance["InstanceId"])
+            if ending:
+                self.progress.note(
+                    f"node {', '.join(names[instance] for instance in ending)}: instance {', '.join(ending)} is "
+                    "shutting down (terminated outside oscar-deploy); waiting until it is terminated"
+                )
+                ec2.get_waiter("instance_terminated").wait(InstanceIds=ending, WaiterConfig=POWER_WAITER)
         except (errors.ClientError, errors.BotoCoreError) as exc:
-            raise ec2_failure("the instances' power states", exc) from None
+            raise ec2_failure("the instances' power states", exc, operation="DescribeInstances") from None
         return states
 
     def _session(self, boto3: Any) -> Any:

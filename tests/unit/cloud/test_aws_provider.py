@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.waiter
 import httpx
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID as MOTO_ACCOUNT
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.instances import InstanceState
 
 from oscar_deploy.iac.runner import ConfigValue
 from oscar_deploy.pipeline.cluster import cluster_provider
@@ -58,7 +62,8 @@ def instances(quotas: FakeServiceQuotas, moto_url: str) -> dict[str, str]:
 @dataclass
 class MotoInstances:
     """moto's instances as the program's stand-in makes them (`cloud_env.VmCloud`): one made runs, one deleted is
-    terminated (and listed so for a while, as on EC2)."""
+    terminated (and listed so for a while, as on EC2). A refresh forgets only a terminated one, as the Pulumi AWS
+    provider's does (terraform-provider-aws FindInstanceByID): one shutting down is still there."""
 
     image: str
 
@@ -69,7 +74,7 @@ class MotoInstances:
     def has(self, instance: str) -> bool:
         found = self.ec2().describe_instances(Filters=[{"Name": "instance-id", "Values": [instance]}])
         states = [item["State"]["Name"] for page in found["Reservations"] for item in page["Instances"]]
-        return any(state not in ("shutting-down", "terminated") for state in states)
+        return any(state != "terminated" for state in states)
 
     def make(self, instance: str, vm_name: str) -> str:
         made = self.ec2().run_instances(ImageId=self.image, InstanceType="t3.medium", MinCount=1, MaxCount=1)
@@ -316,7 +321,7 @@ def test_an_instance_ec2_no_longer_has_and_an_unreachable_ec2_are_one_line(
     )
 
 
-@pytest.mark.parametrize("how", ["terminated", "long gone"])
+@pytest.mark.parametrize("how", ["terminated", "long gone", "shutting down"])
 def test_up_makes_a_worker_terminated_behind_its_back_again(
     how: str,
     cli,
@@ -336,11 +341,29 @@ def test_up_makes_a_worker_terminated_behind_its_back_again(
     runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=first, cloud=MotoInstances(image))
     (cli.cwd / "cluster.yaml").write_text(SPEC)
     assert cli("up", "--until", "kubernetes").exit_code == 0
-    if how == "terminated":
+    if how != "long gone":
         ec2.terminate_instances(InstanceIds=[instances["agent-0"]])
+    if how == "shutting down":
+        # Pulumi's refresh forgets only a terminated instance: one shutting down is waited for.
+        # It ends once waited for, so a refresh without the wait would still find it.
+        instance = ec2_backends[MOTO_ACCOUNT]["eu-west-1"].get_instance(instances["agent-0"])
+        instance._state = InstanceState("shutting-down", 32)
+        wait = botocore.waiter.Waiter.wait
+
+        def terminated_once_waited_for(waiter: Any, **kwargs: Any) -> None:
+            instance._state = InstanceState("terminated", 48)
+            wait(waiter, **kwargs)
+
+        monkeypatch.setattr(botocore.waiter.Waiter, "wait", terminated_once_waited_for)
     waited = len(ssh_waits.waited)
     again = cli("up", "--until", "kubernetes")
     assert again.exit_code == 0, again.output
+    if how == "shutting down":
+        assert (
+            f"node agent-0: instance {instances['agent-0']} is shutting down (terminated outside oscar-deploy); "
+            "waiting until it is terminated"
+        ) in again.output
+        assert state_of(instances["agent-0"]) == "terminated"
     assert "node agent-0: its VM lab-agent-0 was deleted outside oscar-deploy; making it again" in again.output
     assert "provision: created agent-0" in again.output
     assert [call.detail["refresh"] for call in runner.calls if call.operation == "up"] == [False, True]
