@@ -36,9 +36,11 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.doubles.local_http import LocalHttpServer, QuietHandler
 
 # The fault names of the Compute API's error bodies by status; others are computeFault.
 FAULTS = {400: "badRequest", 401: "error", 403: "forbidden", 404: "itemNotFound", 409: "conflictingRequest"}
@@ -90,31 +92,25 @@ class FakeOpenStack:
         self._lock = threading.Lock()
         cloud = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 cloud._handle(self, "GET")
 
             def do_POST(self) -> None:
                 cloud._handle(self, "POST")
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        self.server = LocalHttpServer(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.server.url
 
     @property
     def auth_url(self) -> str:
         return f"{self.url}/identity/v3"
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
     # --- dispatch -----------------------------------------------------------------------------------------
 
