@@ -59,6 +59,19 @@ def instances(quotas: FakeServiceQuotas, moto_url: str) -> dict[str, str]:
     return dict(zip(("server-0", "agent-0"), (item["InstanceId"] for item in made["Instances"]), strict=True))
 
 
+def up_on_instances(
+    cli: Any, instances: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> stack_runner.RecordingRunner:
+    """Cluster `lab` made by `up --until kubernetes` on the moto `instances`: the stack's recording stand-in answers
+    with their ids. Returns the stand-in."""
+    runner = stack_runner.install(monkeypatch)
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    made = cli("up", "--until", "kubernetes")
+    assert made.exit_code == 0, made.output
+    return runner
+
+
 @dataclass
 class MotoInstances:
     """moto's instances as the program's stand-in makes them (`cloud_env.VmCloud`): one made runs, one deleted is
@@ -142,10 +155,7 @@ def test_up_then_power_off_and_on_through_ec2(
 def test_power_of_an_unknown_node_names_the_nodes(
     cli, instances: dict[str, str], ssh_waits: SshWaits, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    runner = stack_runner.install(monkeypatch)
-    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
-    (cli.cwd / "cluster.yaml").write_text(SPEC)
-    assert cli("up", "--until", "kubernetes").exit_code == 0
+    up_on_instances(cli, instances, monkeypatch)
     provider = cluster_provider(parse_spec(SPEC), ClusterState("lab"), Progress())
     with pytest.raises(UserInputError) as failure:
         provider.power_off("agent-7")
@@ -174,10 +184,7 @@ def test_up_starts_a_worker_stopped_behind_its_back(
 ) -> None:  # type: ignore[no-untyped-def]
     """The autoscaler (or the EC2 console) stops a worker without this state folder's record: `status` still
     shows the recorded state, but `plan` and `up` ask EC2."""
-    runner = stack_runner.install(monkeypatch)
-    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
-    (cli.cwd / "cluster.yaml").write_text(SPEC)
-    assert cli("up", "--until", "kubernetes").exit_code == 0
+    up_on_instances(cli, instances, monkeypatch)
     ec2 = boto3.session.Session(profile_name="research", region_name="eu-west-1").client("ec2")
     ec2.stop_instances(InstanceIds=[instances["agent-0"]])
     status = json.loads(cli("status", "--json").stdout)
@@ -247,10 +254,7 @@ def test_ec2_errors_of_a_power_change_name_the_node_the_answer_and_the_fix(
     ec2_errors: Ec2Errors,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # type: ignore[no-untyped-def]
-    runner = stack_runner.install(monkeypatch)
-    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
-    (cli.cwd / "cluster.yaml").write_text(SPEC)
-    assert cli("up", "--until", "kubernetes").exit_code == 0
+    up_on_instances(cli, instances, monkeypatch)
     provider = cluster_provider(parse_spec(SPEC), ClusterState("lab"), Progress())
     monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", ec2_errors.url)
     for status, code, message, expected in EC2_ANSWERS:
@@ -278,10 +282,7 @@ def test_a_refused_power_state_read_during_up_is_one_line_and_keeps_the_records(
     ec2_errors: Ec2Errors,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # type: ignore[no-untyped-def]
-    runner = stack_runner.install(monkeypatch)
-    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
-    (cli.cwd / "cluster.yaml").write_text(SPEC)
-    assert cli("up", "--until", "kubernetes").exit_code == 0
+    up_on_instances(cli, instances, monkeypatch)
     ec2_errors.code, ec2_errors.message = "ExpiredToken", "The security token included in the request is expired"
     monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", ec2_errors.url)
     again = cli("up", "--until", "kubernetes")
@@ -377,10 +378,7 @@ def test_up_makes_a_worker_terminated_behind_its_back_again(
 def test_up_refuses_a_cluster_whose_server_was_terminated_behind_its_back(
     cli, instances: dict[str, str], ssh_waits: SshWaits, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    runner = stack_runner.install(monkeypatch)
-    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
-    (cli.cwd / "cluster.yaml").write_text(SPEC)
-    assert cli("up", "--until", "kubernetes").exit_code == 0
+    runner = up_on_instances(cli, instances, monkeypatch)
     MotoInstances.ec2().stop_instances(InstanceIds=[instances["agent-0"]])
     MotoInstances.ec2().terminate_instances(InstanceIds=[instances["server-0"]])
     calls = len(runner.calls)
