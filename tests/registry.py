@@ -26,8 +26,9 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from tests.doubles.local_http import LocalHttpServer, QuietHandler
 
 REGISTRY_BINARY = "docker-registry"
 
@@ -177,7 +178,7 @@ class StallingProxy:
         self.stalled, self.released = threading.Event(), threading.Event()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
@@ -213,21 +214,15 @@ class StallingProxy:
                     return
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = LocalHttpServer(Handler)
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.httpd.server_address[1]}"
+        return self.server.host
 
     def release(self) -> None:
         self.released.set()
 
     def close(self) -> None:
         self.release()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()

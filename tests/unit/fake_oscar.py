@@ -50,12 +50,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+from tests.doubles.local_http import LocalHttpServer, QuietHandler
 
 SCHEMA_DOCUMENT = Path(__file__).resolve().parent.parent / "data" / "oscar-v4.1.2-service.schema.yaml"
 MINIO_IN_CLUSTER_ENDPOINT = "http://minio.minio:9000"
@@ -182,28 +183,23 @@ class FakeOscar:
             region_name="us-east-1",
         )
         self._stop = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LocalHttpServer | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         assert self._server is not None
-        scheme = "https" if self.ssl_context else "http"
-        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def start(self) -> FakeOscar:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        if self.ssl_context is not None:
-            self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = LocalHttpServer(_handler_for(self), self.ssl_context)
         threading.Thread(target=self._watch_inputs, daemon=True).start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def fail(self, method: str, path: str, status: int, text: str) -> None:
         """Answer `status` to every request whose method matches and whose path starts with `path`."""
@@ -457,11 +453,8 @@ def _provider(item: dict[str, Any]) -> tuple[str, str]:
     return kind.lower(), ident or "default"
 
 
-def _handler_for(fake: FakeOscar) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
+def _handler_for(fake: FakeOscar) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         # --- plumbing ---------------------------------------------------------------------------------------
         def _answer(self, status: int, body: bytes | str = b"", content_type: str = "text/plain") -> None:
             payload = body.encode() if isinstance(body, str) else body

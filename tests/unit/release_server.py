@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.doubles.local_http import LocalHttpServer, QuietHandler
 
 
 @dataclass
@@ -34,7 +35,7 @@ class ReleaseServer:
         server = self
         self.closing = threading.Event()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 server.requests.append(self.path)
                 server.authorizations.append(self.headers.get("Authorization"))
@@ -58,21 +59,15 @@ class ReleaseServer:
                     return
                 self.wfile.write(route.body)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        self.server = LocalHttpServer(Handler)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.server.url
 
     def close(self) -> None:
         self.closing.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
     def publish_release(self, version_path: str, arches: dict[str, tuple[str, str, str]]) -> dict[str, bytes]:
         """Serve a release: per arch (binary, images, checksum file names); returns {asset name: payload}."""
