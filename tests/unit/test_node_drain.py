@@ -28,7 +28,8 @@ MIRROR = "kubernetes.io/config.mirror"
 
 # TEST DOUBLE: stands in for `k3s kubectl get pods|persistentvolumes -o json` (https://docs.k3s.io/cli/kubectl)
 # and for the answers of cordon and drain; it is not kubectl. `get pods` answers `pods-N.json` at its N-th call
-# (the last such file once N passes it: what the API serves while jobs finish); every call is logged.
+# (the last such file once N passes it: what the API serves while jobs finish); `get node` answers nothing once
+# the file `node-gone` exists (`--ignore-not-found` of a deleted node); every call is logged.
 KUBECTL = """#!{python}
 import json, os, sys
 folder = {folder!r}
@@ -36,7 +37,8 @@ args = sys.argv[2:]
 with open(os.path.join(folder, "calls.log"), "a") as log:
     log.write(" ".join(args) + "\\n")
 if args[:2] == ["get", "node"]:
-    print(args[2] + "   Ready   <none>   1m   v1.33.3+k3s1")
+    if not os.path.exists(os.path.join(folder, "node-gone")):
+        print(args[2] + "   Ready   <none>   1m   v1.33.3+k3s1")
 elif args[:2] == ["get", "pods"]:
     calls = sum(line.startswith("get pods") for line in open(os.path.join(folder, "calls.log")))
     files = sorted(int(name[5:-5]) for name in os.listdir(folder) if name.startswith("pods-"))
@@ -79,8 +81,10 @@ def pod(name: str, owners: tuple[str, ...] = ("Job",), phase: str | None = "Runn
     return {"metadata": metadata, "spec": {"nodeName": "agent-1"}, "status": {"phase": phase} if phase else {}}
 
 
-def pv(name: str, nodes: list[str] | None, phase: str = "Bound", claim: str | None = "oscar/oscar-pvc") -> Any:
-    spec: dict[str, Any] = {}
+def pv(
+    name: str, nodes: list[str] | None, phase: str = "Bound", claim: str | None = "oscar/oscar-pvc", path: str = ""
+) -> Any:
+    spec: dict[str, Any] = {"local": {"path": path}} if path else {}
     if claim:
         namespace, claim_name = claim.split("/")
         spec["claimRef"] = {"namespace": namespace, "name": claim_name}
@@ -212,7 +216,61 @@ def test_local_volumes_refuse_the_removal_unless_allowed(tmp_path: Path, allow: 
         )
         assert refused in output, output
     assert "pvc-9c2e" not in output
-    assert calls(tmp_path) == ["get persistentvolumes"]
+    assert calls(tmp_path) == ["get persistentvolumes", "get node"]
+
+
+def removed_before(tmp_path: Path, kept: bool, reachable: bool = True, node_gone: bool = True) -> dict[str, Any]:
+    """The API and the host after a removal that ended before the machine was deleted: the node object gone (with
+    `node_gone`), the folder of volume pvc-0b1d deleted by the reset, that of a user's volume at a path the reset
+    leaves (`kept`) still there, or both gone."""
+    volumes = [
+        pv("pvc-0b1d", ["agent-1"], claim="minio/minio-data", path=str(tmp_path / "storage" / "pvc-0b1d")),
+        pv("raw-images", ["agent-1"], claim="science/raw-images", path=str(tmp_path / "srv" / "raw-images")),
+    ]
+    variables = {**scripted(tmp_path, [[]], volumes), "node_drain_host_reachable": reachable}
+    if kept:
+        (tmp_path / "srv" / "raw-images").mkdir(parents=True)
+    if node_gone:
+        (tmp_path / "api" / "node-gone").touch()
+    return variables
+
+
+def test_volumes_an_earlier_removal_destroyed_are_no_reason_to_refuse(tmp_path: Path) -> None:
+    """scale run again after remove-node.yml ended but the machine's deletion failed: the node left the API, the
+    reset deleted the volume folders; the removal goes on without the flag and reports them."""
+    rc, output = run_role_tasks(tmp_path, "node_drain", "local_volumes", removed_before(tmp_path, kept=False))
+    assert rc == 0, output
+    assert (
+        "agent-1 left the cluster in an earlier removal, and the folders of PV pvc-0b1d (claim minio/minio-data), "
+        "PV raw-images (claim science/raw-images) went with it"
+    ) in output.replace("\n", " ")
+    assert "would destroy" not in output and "goes with the node" not in output
+
+
+def test_a_volume_folder_still_on_the_removed_node_is_refused(tmp_path: Path) -> None:
+    """A folder the reset leaves (a user's local volume outside k3s' data folder) still holds data that the
+    machine's deletion destroys: refused, naming that volume only."""
+    rc, output = run_role_tasks(tmp_path, "node_drain", "local_volumes", removed_before(tmp_path, kept=True))
+    assert rc != 0, output
+    assert (
+        "agent-1 holds 1 bound local volume(s) its removal would destroy; nothing was changed. Move their data to "
+        "another node first, or give it up with -e node_drain_allow_local_volume_loss=true (oscar-deploy scale "
+        "--allow-local-volume-loss): PV raw-images (claim science/raw-images)"
+    ) in output
+
+
+@pytest.mark.parametrize(
+    ("reachable", "node_gone"), [(False, True), (True, False)], ids=["host-unreachable", "node-still-in-the-api"]
+)
+def test_missing_folders_count_only_on_a_reachable_host_whose_node_left(
+    tmp_path: Path, reachable: bool, node_gone: bool
+) -> None:
+    """The folders are not looked for on a machine that is off (its disk still holds them), and a node still in
+    the API has its claims to lose: both volumes are refused."""
+    variables = removed_before(tmp_path, kept=False, reachable=reachable, node_gone=node_gone)
+    rc, output = run_role_tasks(tmp_path, "node_drain", "local_volumes", variables)
+    assert rc != 0, output
+    assert ("agent-1 holds 2 bound local volume(s) its removal would destroy; nothing was changed.") in output, output
 
 
 RECORDED_VOLUMES = Path(__file__).parents[1] / "data" / "kube" / "persistentvolumes.json"
@@ -265,3 +323,13 @@ def test_the_claims_given_up_reach_the_caller_with_their_volumes(tmp_path: Path)
     assert "the data of PV pvc-7c1d9e20-3b5a-4c8f-a2e6-0f4b8d1c9e37 (claim minio/minio-data)" in (
         checked.log_file.read_text().replace("\n", " ")
     ), "check mode still says what the removal would give up"
+
+
+def test_the_claims_an_earlier_removal_destroyed_reach_the_caller(tmp_path: Path) -> None:
+    """So that `scale` run again names them, although its first run's output may be lost."""
+    result = run_through_runner(tmp_path, "local_volumes", removed_before(tmp_path, kept=False))
+    assert result.succeeded, result.log_file.read_text()
+    assert lost_claims(result) == [
+        LostClaim("agent-1", "pvc-0b1d", "minio", "minio-data", "", ""),
+        LostClaim("agent-1", "raw-images", "science", "raw-images", "", ""),
+    ]

@@ -126,9 +126,8 @@ def _report_lost_claims(cluster: str, kubeconfig: Path, claims: Sequence[LostCla
         return
     nodes = ", ".join(dict.fromkeys(claim.node for claim in claims))
     typer.echo(
-        f"cluster {cluster}: {nodes} took the data of {len(claims)} bound local volume(s) with it "
-        "(--allow-local-volume-loss); these claims still name the removed node, and every pod using one stays "
-        "Pending until it is released:"
+        f"cluster {cluster}: {nodes} took the data of {len(claims)} bound local volume(s) with it; these claims "
+        "still name the removed node, and every pod using one stays Pending until it is released:"
     )
     for claim in claims:
         release = f"kubectl delete pvc -n {claim.namespace} {claim.claim}"

@@ -740,8 +740,8 @@ POSTGRES_CLAIM = LostClaim("agent-2", "pvc-9e4b", "default", "data-postgres-0", 
 RAW_IMAGES_CLAIM = LostClaim("agent-2", "raw-images-agent-2", "science", "raw-images", "local-storage", "Retain")
 MINIO_CLAIM = LostClaim("agent-2", "pvc-7c1d", "minio", "minio-data", "local-path", "Delete")
 LOST_REPORT = [
-    "cluster lab: agent-2 took the data of 3 bound local volume(s) with it (--allow-local-volume-loss); these "
-    "claims still name the removed node, and every pod using one stays Pending until it is released:",
+    "cluster lab: agent-2 took the data of 3 bound local volume(s) with it; these claims still name the removed "
+    "node, and every pod using one stays Pending until it is released:",
     "  default/data-postgres-0 (PV pvc-9e4b, storage class local-path, reclaim policy Delete): kubectl delete pvc "
     "-n default data-postgres-0",
     "  science/raw-images (PV raw-images-agent-2, storage class local-storage, reclaim policy Retain): kubectl "
