@@ -258,8 +258,8 @@ class PulumiSession:
     def cancel(self) -> None:
         self._call("cancel", self._stack.cancel)
 
-    def remove(self) -> None:
-        self._call("stack rm", lambda: self._stack.workspace.remove_stack(self._stack.name))
+    def remove(self, force: bool = False) -> None:
+        self._call("stack rm", lambda: self._stack.workspace.remove_stack(self._stack.name, force=force or None))
         shutil.rmtree(self._work_dir, ignore_errors=True)
 
 

@@ -143,7 +143,10 @@ class StackSession(Protocol):
 
     def cancel(self) -> None: ...
 
-    def remove(self) -> None: ...
+    def remove(self, force: bool = False) -> None:
+        """Delete the stack from its backend; `force` also when it still records resources, which stay where
+        they are (the backend refuses otherwise)."""
+        ...
 
 
 class StackRunner(Protocol):

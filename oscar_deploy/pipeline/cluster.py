@@ -20,6 +20,7 @@ from oscar_deploy.pipeline.node_phases import NODE_PHASES, layer_for
 from oscar_deploy.pipeline.phases import Decision, Phase, PhaseContext, PhaseOutcome, decide, run_phases
 from oscar_deploy.pipeline.platform_phases import CA_FILE_NAME, PLATFORM_PHASES, platform_stack
 from oscar_deploy.platform.model import STACK_PROJECT
+from oscar_deploy.platform.probe import ClusterProbe
 from oscar_deploy.providers.base import Provider
 from oscar_deploy.providers.cloud import CloudProvider, change_summary
 from oscar_deploy.providers.registry import provider_for
@@ -139,17 +140,38 @@ def remove_platform(context: PhaseContext) -> list[str]:
         return _destroy_platform(context)
 
 
-def _destroy_platform(context: PhaseContext) -> list[str]:
+def _destroy_platform(context: PhaseContext, with_nodes: bool = False) -> list[str]:
+    """Destroy the platform stack and remove it from its backend. `with_nodes` (the whole cluster goes): when the
+    Kubernetes API does not answer (a server deleted or stopped), the objects go with the nodes and a destroy
+    could only fail, so the stack is removed from the backend as it stands, and the nodes are removed next."""
     state = context.state
     # Forgotten before the destroy: one stopped half-way (Ctrl-C, a failure) leaves a platform that the next
     # `up` installs again instead of skipping as done; the stack's working folder goes last (`platform_may_exist`).
     state.journal.forget("platform", "verify")
     operations = platform_stack(context)
-    changes = operations.destroy()
-    operations.session.remove()
+    silence = _api_silence(state) if with_nodes else None
+    if silence is None:
+        changes = operations.destroy()
+        operations.session.remove()
+        removed = f"platform stack ({changes.get('delete', 0)} resource(s))"
+    else:
+        context.progress.note(
+            f"platform stack: {silence}; its objects go with the nodes, so the stack leaves its backend without "
+            "a destroy"
+        )
+        operations.session.remove(force=True)
+        removed = "platform stack (from its backend only: the cluster did not answer)"
     for leftover in (state.path / ENDPOINTS_FILE_NAME, state.path / CA_FILE_NAME):
         leftover.unlink(missing_ok=True)
-    return [f"platform stack ({changes.get('delete', 0)} resource(s)), endpoints and cluster CA"]
+    return [f"{removed}, endpoints and cluster CA"]
+
+
+def _api_silence(state: ClusterState) -> str | None:
+    """None when the cluster's Kubernetes API answers, else why it does not."""
+    if not state.kubeconfig_file.is_file():
+        return f"no kubeconfig in {state.path}"
+    with ClusterProbe(state.kubeconfig_file) as probe:
+        return probe.silence()
 
 
 def platform_may_exist(state: ClusterState) -> bool:
@@ -177,7 +199,7 @@ def teardown(context: PhaseContext, operation: str = "down") -> list[str]:
     with state.operation(operation, context.progress.note):
         check_teardown(context)  # again under the lock: an `up` may have changed the stack since `down` asked
         if context.spec.iac.backend and platform_may_exist(state):
-            removed += _destroy_platform(context)
+            removed += _destroy_platform(context, with_nodes=True)
         if provider.scaling == "inventory" and context.nodes:
             # The cluster's own inventory may be missing (hosts set up by hand, or a first `up` that stopped
             # early).

@@ -87,7 +87,7 @@ class ClusterProbe:
                 f"Kubernetes API: reading secret {namespace}/{name}: {exc.status} {exc.reason}"
             ) from exc
         except Exception as exc:  # urllib3 errors: refused, timed out, TLS
-            raise OperationError(f"Kubernetes API unreachable ({type(exc).__name__}); is the cluster running?") from exc
+            raise OperationError(f"{unreachable(exc)}; is the cluster running?") from exc
         encoded = (secret.data or {}).get(key)
         if encoded is None:
             return None
@@ -104,7 +104,24 @@ class ClusterProbe:
         except ApiException as exc:
             raise OperationError(f"Kubernetes API: {exc.status} {exc.reason}") from exc
         except Exception as exc:  # urllib3 errors: refused, timed out, TLS
-            raise OperationError(f"Kubernetes API unreachable ({type(exc).__name__}); is the cluster running?") from exc
+            raise OperationError(f"{unreachable(exc)}; is the cluster running?") from exc
+
+    def silence(self) -> str | None:
+        """None when the API server answers at all (any HTTP status: it is alive), else why it does not."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            client.ApisApi(self.api).get_api_versions(_request_timeout=self.timeout)
+        except ApiException:
+            return None
+        except Exception as exc:  # urllib3 errors: refused, timed out, TLS
+            return unreachable(exc)
+        return None
+
+
+def unreachable(exc: Exception) -> str:
+    return f"Kubernetes API unreachable ({type(exc).__name__})"
 
 
 def _counted(kind: str, item: Any, ready: int, wanted: int) -> Workload:

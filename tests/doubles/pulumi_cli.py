@@ -24,7 +24,9 @@ operation; the real CLI cannot run in this test tier (no download, no cloud). Th
   `signals` (SIGTERM ends it at once);
 * `stack output --json [--show-secrets]` masks secret outputs as "[secret]" unless asked not to;
   `stack history --json` prints one update summary; `stack export` prints `{"version": 3, "deployment": ...}`
-  and `stack import --file F` replaces it; `stack rm --yes S` deletes the stack.
+  and `stack import --file F` replaces it; `stack rm --yes S` deletes the stack, unless its state still holds
+  resources (a successful `destroy` empties it): then it fails with "'S' still has resources; removal rejected;
+  pass --force to override" (pkg/cmd/pulumi/stack/stack_rm.go) unless `--force` is given.
 
 Every invocation is appended to `calls.jsonl` in $PULUMI_STAND_IN_DIR (argv, the whole environment, stdin
 when read, cwd, and the mode of a file passed to `stack import`), so tests can check what was run.
@@ -191,6 +193,8 @@ def dispatch(args: list[str], state: dict[str, Any], record: dict[str, Any]) -> 
         stack["deployment"] = json.loads(path.read_text())["deployment"]
         return 0
     if command == "stack rm":
+        if stack["deployment"].get("resources") and "--force" not in args:
+            return fail(f"error: '{name}' still has resources; removal rejected; pass --force to override")
         del state["stacks"][name]
         return 0
     return fail(f"error: the stand-in does not know `{' '.join(args)}`")
@@ -209,6 +213,7 @@ def operation(command: str, args: list[str], state: dict[str, Any], stack: dict[
         stack["deployment"].pop("pending_operations", None)
     if code == 0 and command == "destroy":
         stack["outputs"] = {}
+        stack["deployment"].pop("resources", None)
     return code
 
 

@@ -172,8 +172,8 @@ class FakeSession:
         self._record("cancel")
         self._stack.locks.clear()
 
-    def remove(self) -> None:
-        self._record("remove")
+    def remove(self, force: bool = False) -> None:
+        self._record("remove", force=force)
         del self._runner.stacks[self.target.name]
 
 

@@ -279,6 +279,49 @@ def test_down_keep_nodes_removes_only_the_platform(
     assert [(d.phase, d.run) for d in decisions][3:] == [("platform", True), ("verify", True)]
 
 
+SHARED_SPEC = SPEC + "iac: {backend: 's3://team-state?region=eu-west-1'}\n"
+
+
+@pytest.mark.parametrize("answers", [True, False], ids=["api-answers", "api-silent"])
+def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_cluster_is_dead(
+    state_home: Path,
+    deployed: stack_runner.RecordingRunner,
+    playbooks: list[PlaybookRun],
+    kube: KubeApi,
+    answers: bool,
+) -> None:
+    """The platform stack lives outside the state folder, so `down` destroys it before the nodes. When the
+    Kubernetes API does not answer (a server deleted in the console, or every node stopped), a destroy could only
+    fail and leave every VM running: the stack then leaves its backend as it stands (its objects go with the
+    nodes), and the nodes are removed."""
+    provider = MemoryProvider()
+    pipeline.converge(make_context(state_home, provider, SHARED_SPEC), SHARED_SPEC)
+    if not answers:
+        kube.stop()
+    context = make_context(state_home, provider, SHARED_SPEC)
+    notes: list[str] = []
+    context.progress.note = notes.append  # type: ignore[method-assign]
+    removed = pipeline.teardown(context)
+    if answers:
+        assert removed[0] == "platform stack (0 resource(s)), endpoints and cluster CA"
+        assert deployed.operations()[-3:] == ["export_state", "destroy", "remove"]
+        assert deployed.calls[-1].detail == {"force": False}
+        assert not [note for note in notes if note.startswith("platform stack:")]
+    else:
+        assert removed[0] == (
+            "platform stack (from its backend only: the cluster did not answer), endpoints and cluster CA"
+        )
+        assert "destroy" not in deployed.operations()
+        assert deployed.operations()[-1] == "remove" and deployed.calls[-1].detail == {"force": True}
+        assert (
+            "platform stack: Kubernetes API unreachable (MaxRetryError); its objects go with the nodes, so the stack "
+            "leaves its backend without a destroy"
+        ) in notes
+    assert f"{STACK_PROJECT}/demo" not in deployed.stacks
+    assert provider.machines == {}, "the nodes are removed either way"
+    assert not ClusterState("demo").path.exists()
+
+
 def test_down_keep_nodes_stopped_during_the_destroy_leaves_the_platform_for_up_to_install_again(
     state_home: Path,
     deployed: stack_runner.RecordingRunner,

@@ -247,6 +247,27 @@ def test_a_failed_command_is_one_line_naming_the_stack(runner: PulumiRunner, sta
     assert not isinstance(caught.value, StackLocked)
 
 
+def test_a_stack_holding_resources_leaves_its_backend_only_when_forced(
+    runner: PulumiRunner, cluster: ClusterState, stand_in: StandIn
+) -> None:
+    """`down` of a cluster whose API no longer answers removes the platform stack as it stands (its objects go with
+    the nodes): without force the backend refuses a stack that still records resources."""
+    session = runner.select(inline())
+    state = stand_in.state()
+    state["stacks"]["organization/oscar-test/lab"]["deployment"]["resources"] = [{"urn": "urn:pulumi:lab::x::y::z"}]
+    stand_in.update(**state)
+    with pytest.raises(StackError) as caught:
+        session.remove()
+    assert str(caught.value) == (
+        "oscar-test/lab: pulumi stack rm failed: 'organization/oscar-test/lab' still has resources; removal "
+        "rejected; pass --force to override"
+    )
+    assert "organization/oscar-test/lab" in stand_in.state()["stacks"]
+    session.remove(force=True)
+    assert "organization/oscar-test/lab" not in stand_in.state()["stacks"]
+    assert stand_in.commands()[-1] == ["--non-interactive", "stack", "rm", "--yes", "--force", "lab"]
+
+
 def make_project(folder: Path) -> Path:
     folder.mkdir(parents=True)
     (folder / "Pulumi.yaml").write_text("name: demo-project\nruntime: python\n")
