@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -78,22 +79,28 @@ class StackOperations:
         """What `up` would change; reads the state, never writes it (recovery waits for the next `up`)."""
         if config:
             self.configure(config)
-        return self._observed("preview", self.session.preview)
+        return self._observed(self._progress("preview"), self.session.preview)
 
     def up(self, config: Mapping[str, ConfigValue] | None = None, refresh: bool = False) -> UpdateResult:
-        """The update; it refreshes from the provider first when asked (`refresh`) or after a recovery."""
+        """The update; it refreshes from the provider first when asked (`refresh`) or after a recovery. The result
+        lists the resources it acted on, from the engine events."""
         recovered = self._recover_pending()
         if config:
             self.configure(config)
-        return self._observed("up", lambda on_event: self.session.up(on_event, refresh=refresh or recovered))
+        progress = self._progress("up")
+        result = self._observed(progress, lambda on_event: self.session.up(on_event, refresh=refresh or recovered))
+        return replace(result, steps=tuple(progress.steps))
 
     def refresh(self) -> dict[str, int]:
         self._recover_pending()
-        return self._observed("refresh", self.session.refresh)
+        return self._observed(self._progress("refresh"), self.session.refresh)
 
     def destroy(self) -> dict[str, int]:
         self._recover_pending()
-        return self._observed("destroy", self.session.destroy)
+        return self._observed(self._progress("destroy"), self.session.destroy)
+
+    def _progress(self, operation: str) -> PulumiProgress:
+        return PulumiProgress.start(operation, self.name, self.secrets)
 
     def _recover_pending(self) -> bool:
         """Drop the pending operations of an interrupted update; True when there were some."""
@@ -123,8 +130,7 @@ class StackOperations:
             self.notify(Recovery(stale_locks=stale).message())
         return action()
 
-    def _observed(self, operation: str, action: Callable[[Callable[[EngineEvent], None]], T]) -> T:
-        progress = PulumiProgress.start(operation, self.name, self.secrets)
+    def _observed(self, progress: PulumiProgress, action: Callable[[Callable[[EngineEvent], None]], T]) -> T:
         lock = threading.Lock()
 
         def on_event(event: EngineEvent) -> None:
@@ -133,7 +139,7 @@ class StackOperations:
                 self.display.update(progress, notable)
 
         try:
-            return self._unlocked(operation, lambda: action(on_event))
+            return self._unlocked(progress.operation, lambda: action(on_event))
         except StackError as exc:
             failures = progress.failure_lines()
             if not failures:

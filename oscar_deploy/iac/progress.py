@@ -7,7 +7,11 @@ sdk/go/common/apitype/events.go): `resourcePreEvent` when a step starts, `resOut
 each failure and each deletion or replacement, and a recap, like `nodes.ansible.RunProgress` does for Ansible.
 
 Lines name a resource by the type and name in its URN, and quote diagnostics with every secret value the run
-knows replaced by [secret]; property values (a step's inputs and outputs) are never read.
+knows replaced by [secret]; property values (a step's inputs and outputs) are never read. The resources an
+update acted on are kept as `ResourceStep`s (operation, URN and the provider's ID of the resource). In an
+`up --refresh` the engine reports each refresh as a step of its own, `refresh`, whose new state is missing when
+the provider no longer finds the resource (pulumi/pulumi pkg/resource/deploy/step.go, RefreshStep); such a
+refresh is not counted in the summary, and is kept as a `MISSING` step.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from oscar_deploy.iac.recovery import resource_label
+from oscar_deploy.iac.runner import MISSING, ResourceStep
 
 if TYPE_CHECKING:
-    from pulumi.automation.events import EngineEvent
+    from pulumi.automation.events import EngineEvent, StepEventMetadata
 
 MESSAGE_LIMIT = 300
 MASK = "[secret]"
@@ -40,6 +45,8 @@ DONE = {
 PLANNED = {op: f"to {op}" for op in DONE}
 # Worth a line of their own as they happen: the changes that remove something.
 NOTABLE = {"delete", "replace"}
+# The operations kept as the resources an update acted on.
+ACTED_ON = {"create", "update", "replace", "delete", "import"}
 COLOR_TAG = re.compile(r"<\{%[^%]*%\}>")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 GENERIC_FAILURE = re.compile(r"^(update|preview|destroy|refresh) failed$")
@@ -59,6 +66,7 @@ class PulumiProgress:
     failed: int = 0
     errors: list[str] = field(default_factory=list)
     summary: dict[str, int] | None = None
+    steps: list[ResourceStep] = field(default_factory=list)
 
     @classmethod
     def start(cls, operation: str, stack: str, secrets: Iterable[str] = ()) -> PulumiProgress:
@@ -85,6 +93,7 @@ class PulumiProgress:
                 self.unchanged += 1
             elif op in DONE:
                 self.changes[op] += 1
+                self._keep(op, step)
                 if op in NOTABLE and not self.planning:
                     return f"{DONE[op]}: {resource_label(step.urn)}"
             return None
@@ -104,6 +113,15 @@ class PulumiProgress:
             changes = event.summary_event.resource_changes.items()
             self.summary = {str(getattr(op, "value", op)): int(count) for op, count in changes}
         return None
+
+    def _keep(self, op: str, step: StepEventMetadata) -> None:
+        if self.planning:
+            return
+        if op in ACTED_ON:
+            state = step.new or step.old
+            self.steps.append(ResourceStep(op, step.urn, state.id if state else ""))
+        elif op == "refresh" and step.new is None:
+            self.steps.append(ResourceStep(MISSING, step.urn, step.old.id if step.old else ""))
 
     def clean(self, message: str) -> str:
         """One line of a diagnostic: colour codes gone, a traceback cut to its last line, secrets masked."""

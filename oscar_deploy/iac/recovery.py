@@ -65,8 +65,15 @@ def resource_label(urn: str) -> str:
     parts = urn.split("::")
     if len(parts) < 4:
         return urn
-    kind = parts[2].split("$")[-1].rsplit(":", 1)[-1]
-    return f"{kind} {parts[-1]}"
+    return f"{resource_kind(urn)} {parts[-1]}"
+
+
+def resource_kind(urn: str) -> str:
+    """The last part of the type in `urn`: `Instance`, `PersistentVolumeClaim` (the URN itself when it is not one)."""
+    parts = urn.split("::")
+    if len(parts) < 4:
+        return urn
+    return parts[2].split("$")[-1].rsplit(":", 1)[-1]
 
 
 def _deployment(state: Mapping[str, Any]) -> Mapping[str, Any]:

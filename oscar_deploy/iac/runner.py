@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from oscar_deploy.iac.recovery import LockHolder
+from oscar_deploy.iac.recovery import LockHolder, resource_kind, resource_label
 from oscar_deploy.support.errors import OperationError
 
 if TYPE_CHECKING:
@@ -51,12 +51,38 @@ class OutputValue:
         return f"OutputValue({shown}, secret={self.secret})"
 
 
+# Not a Pulumi operation: a refresh found the resource gone (deleted outside Pulumi), so Pulumi forgot it.
+MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class ResourceStep:
+    """One resource a finished step of an update acted on: Pulumi's operation (create, update, replace, delete,
+    import) or `MISSING` (then the update makes it again when the program still declares it), the resource's URN,
+    and the ID its provider gave it (`namespace/name` for a namespaced Kubernetes object; no property value)."""
+
+    op: str
+    urn: str
+    id: str
+
+    @property
+    def kind(self) -> str:
+        return resource_kind(self.urn)
+
+    @property
+    def label(self) -> str:
+        """`PersistentVolumeClaim minio/minio-data`: the kind and the ID (the URN's name when there is no ID)."""
+        return f"{self.kind} {self.id}" if self.id else resource_label(self.urn)
+
+
 @dataclass(frozen=True)
 class UpdateResult:
-    """What `up` did (count per operation, as Pulumi's summary gives it) and the outputs afterwards."""
+    """What `up` did (count per operation, as Pulumi's summary gives it), the outputs afterwards, and the resources
+    it acted on, in the order they finished (from the engine events; `StackOperations.up` fills them in)."""
 
     changes: dict[str, int]
     outputs: dict[str, OutputValue]
+    steps: tuple[ResourceStep, ...] = ()
 
 
 @dataclass(frozen=True)

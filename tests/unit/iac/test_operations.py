@@ -61,6 +61,27 @@ def test_up_sets_config_and_shows_progress() -> None:
     assert display.recaps == [f"pulumi up {NAME}: 3 created, 1 replaced, 1 deleted, 2 unchanged"]
     assert notes == [], "nothing to recover"
     assert repr(runner.calls[2].detail["config"]["oscar:password"]) == "ConfigValue([secret], secret=True)"
+    assert [(step.op, step.label) for step in result.steps] == [
+        ("create", "Network lab-net"),
+        ("create", "Instance lab-w1"),
+        ("create", "Instance lab-w2"),
+        ("replace", "Port lab-w1-port"),
+        ("delete", "Instance lab-w0"),
+    ], "the result lists what the update acted on, from its events"
+
+
+def test_an_update_asked_to_refresh_first_refreshes_and_lists_what_the_refresh_found_gone() -> None:
+    runner = RecordingRunner()
+    runner.stack("oscar-openstack", "lab").events["up"] = load("platform-drift-up-events.json")
+    ops, _display, _notes = operations(runner)
+    result = ops.up(refresh=True)
+    assert runner.calls[-1].detail == {"refresh": True}
+    assert [(step.op, step.id) for step in result.steps] == [
+        ("missing", "minio/minio-data"),
+        ("create", "minio/minio-data"),
+        ("update", "minio/minio"),
+        ("update", "minio/minio-root"),
+    ]
 
 
 def test_pending_operations_are_cleared_then_the_update_refreshes() -> None:

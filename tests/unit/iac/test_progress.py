@@ -70,7 +70,7 @@ def test_failures_are_one_line_each_with_secrets_masked() -> None:
 
 
 def test_no_line_ever_carries_a_property_value_or_a_known_secret() -> None:
-    for name in ("up-events.json", "failed-up-events.json"):
+    for name in ("up-events.json", "failed-up-events.json", "platform-drift-up-events.json"):
         progress = PulumiProgress.start("up", STACK, secrets=[SECRET])
         printed = replay(progress, name)
         printed += [progress.status_line(), progress.recap(), *progress.failure_lines()]
@@ -93,3 +93,30 @@ def test_long_messages_are_cut() -> None:
     assert line is not None
     assert len(line.partition(": ")[2]) == 300
     assert line.endswith("...")
+
+
+def test_an_update_keeps_the_resources_it_acted_on_and_those_its_refresh_found_gone() -> None:
+    progress = PulumiProgress.start("up", "oscar-platform/demo")
+    replay(progress, "platform-drift-up-events.json")
+    assert [(step.op, step.label) for step in progress.steps] == [
+        ("missing", "PersistentVolumeClaim minio/minio-data"),
+        ("create", "PersistentVolumeClaim minio/minio-data"),
+        ("update", "Deployment minio/minio"),
+        ("update", "Secret minio/minio-root"),
+    ]
+    assert progress.recap() == "pulumi up oscar-platform/demo: 1 created, 2 updated, 2 unchanged"
+
+
+def test_a_resource_without_an_id_is_named_by_its_urn_and_a_preview_keeps_none() -> None:
+    progress = PulumiProgress.start("up", STACK)
+    replay(progress, "up-events.json")
+    assert [(step.op, step.label) for step in progress.steps] == [
+        ("create", "Network lab-net"),
+        ("create", "Instance lab-w1"),
+        ("create", "Instance lab-w2"),
+        ("replace", "Port lab-w1-port"),
+        ("delete", "Instance lab-w0"),
+    ]
+    preview = PulumiProgress.start("preview", STACK)
+    replay(preview, "up-events.json")
+    assert preview.steps == []
