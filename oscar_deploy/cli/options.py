@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,6 +20,9 @@ from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, ClusterSpec, load_spec
 from oscar_deploy.state.endpoints import CLUSTER_ENV, default_cluster_name
 from oscar_deploy.state.folder import ClusterState, cluster_state
 from oscar_deploy.support.errors import UserInputError, printable
+
+if TYPE_CHECKING:
+    from oscar_deploy.pipeline.phases import PhaseOutcome
 
 SPEC_OPTION = typer.Option(
     Path(DEFAULT_SPEC_FILE), "--file", "-f", help="Cluster spec file.", show_default=True, dir_okay=False
@@ -74,6 +77,17 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     typer.echo("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def print_outcomes(outcomes: Sequence[PhaseOutcome]) -> None:
+    """What each phase that ran did, one `phase: line` each on stdout, then its warnings on stderr."""
+    ran = [(outcome.phase, outcome.result) for outcome in outcomes if outcome.result is not None]
+    for phase, result in ran:
+        for line in result.summary:
+            typer.echo(f"{phase}: {line}")
+    for phase, result in ran:
+        for warning in result.warnings:
+            typer.echo(f"warning: {phase}: {warning}", err=True)
 
 
 def spec_file_given(file: Path | None, cluster: str | None) -> Path | None:

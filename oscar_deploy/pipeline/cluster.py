@@ -101,7 +101,8 @@ def converge(
 
 
 def plan(context: PhaseContext, until: str | None = None) -> list[Decision]:
-    """The decisions `up` would take now, without creating, starting or configuring anything."""
+    """The decisions `up` would take now (`up --check-drift` when the context checks drift), without creating,
+    starting or configuring anything."""
     provider, journal = context.provider, context.state.journal
     if isinstance(provider, CloudProvider):
         context.nodes = provider.live_nodes()  # a worker the autoscaler stopped is started by `up`: say so here
@@ -126,7 +127,7 @@ def plan(context: PhaseContext, until: str | None = None) -> list[Decision]:
     context.nodes = [existing.get(node.name) or Node(node.name, node.role, node.arch, "running") for node in wanted]
     context.nodes = [replace(node, instance=node.instance or "(new)") for node in context.nodes]
     for phase in phases_until(until)[1:]:
-        decisions.append(decide(phase, phase.inputs(context), journal.get(phase.name)))
+        decisions.append(decide(phase, phase.inputs(context), journal.get(phase.name), context.check_drift))
     return decisions
 
 

@@ -222,16 +222,23 @@ def _result(result: PlaybookResult, done: str, unchanged: str, drift_checked: bo
     return PhaseResult(changed=bool(changed_hosts), summary=summary, details={"hosts": hosts})
 
 
+# Each node phase's drift check.
+EVERY_ROLE = "every role on every node"
+
 NODE_PHASES: tuple[Phase, ...] = (
     Phase("provision", "checks the nodes every time and repairs what is missing", provision_inputs, provision, True),
     Phase(
-        "prepare", "prepare the nodes' operating system (playbook prepare.yml)", prepare_inputs, prepare, on_nodes=True
+        "prepare",
+        "prepare the nodes' operating system (playbook prepare.yml)",
+        prepare_inputs,
+        prepare,
+        drift_check=EVERY_ROLE,
     ),
     Phase(
         "kubernetes",
         "install or upgrade k3s, fetch the kubeconfig (kubernetes.yml)",
         kubernetes_inputs,
         kubernetes,
-        on_nodes=True,
+        drift_check=EVERY_ROLE,
     ),
 )

@@ -6,8 +6,9 @@ the next `up` compares and runs the phase again only when they differ, saying wh
 after a crash or Ctrl-C resumes where it stopped, `up` after a spec edit does what the edit needs, and `up`
 on a converged cluster skips every phase without touching a node. A phase marked `always` looks at the world
 each time (provision asks the provider which nodes exist: cheap, and it repairs what went missing).
-`up --check-drift` also runs the phases that look at the nodes themselves when nothing changed: they then run
-every role on every node, repair what was changed by hand and name the nodes they repaired.
+`up --check-drift` also runs, when nothing changed, the phases that can look for changes made by hand, which
+no input shows: the node phases run every role on every node, the platform reads every object back from the
+cluster before its update; each repairs what it finds and names it.
 
 `plan` makes the same decisions without running anything.
 """
@@ -39,7 +40,7 @@ class PhaseContext:
     bundle: Path | None = None
     # The nodes as the provider reports them; provision refreshes them, later phases read them.
     nodes: list[Node] = field(default_factory=list)
-    # `up --check-drift`: the node phases run, every role on every node, even with unchanged inputs.
+    # `up --check-drift`: the phases with a `drift_check` run even with unchanged inputs, and look for drift.
     check_drift: bool = False
     # `--break-lock`: a Pulumi lock held from another machine is taken as its dead run's and removed.
     break_lock: bool = False
@@ -57,6 +58,8 @@ class PhaseResult:
     summary: list[str] = field(default_factory=list)
     # Recorded in the journal with the phase (JSON-serialisable, never secrets).
     details: dict[str, Any] = field(default_factory=dict)
+    # What the person running it must know (data lost, say); shown on stderr after the summary.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,9 @@ class Phase:
     # (a new k3s version upgrades in place instead of installing).
     run: Callable[[PhaseContext, PhaseRecord | None], PhaseResult]
     always: bool = False
-    # Runs Ansible against every node: a drift check runs it even with unchanged inputs.
-    on_nodes: bool = False
+    # What the phase does in a drift check (`up --check-drift`), which runs it even with unchanged inputs; a phase
+    # without one is not run by a drift check.
+    drift_check: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,17 +109,23 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:12] + "..." + text[-12:]
 
 
+def up_to_date(inputs: dict[str, Any], record: PhaseRecord | None) -> bool:
+    """Whether the phase of `record` completed with exactly `inputs`."""
+    return record is not None and record.digest == inputs_digest(inputs)
+
+
 def decide(phase: Phase, inputs: dict[str, Any], record: PhaseRecord | None, check_drift: bool = False) -> Decision:
-    """Whether `phase` runs with `inputs`, given its last record, and why; `check_drift` runs the node phases."""
+    """Whether `phase` runs with `inputs`, given its last record, and why; `check_drift` runs the phases that have
+    a drift check."""
     if phase.always:
         return Decision(phase.name, True, phase.description)
     if record is None:
         return Decision(phase.name, True, "never completed")
-    if record.digest != inputs_digest(inputs):
+    if not up_to_date(inputs, record):
         changes = changed_inputs(record.inputs, inputs) or ["inputs"]
         return Decision(phase.name, True, f"changed: {', '.join(changes)}")
-    if check_drift and phase.on_nodes:
-        return Decision(phase.name, True, "drift check (--check-drift): every role on every node")
+    if check_drift and phase.drift_check:
+        return Decision(phase.name, True, f"drift check (--check-drift): {phase.drift_check}")
     return Decision(phase.name, False, f"up to date (completed {record.completed_at})")
 
 

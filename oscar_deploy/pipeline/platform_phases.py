@@ -3,7 +3,10 @@ runner) and waits until OSCAR answers with the cluster's credentials; `verify` r
 
 Both are declarative like the node phases. The platform's inputs are the spec's `platform` section, the pins
 of the components it runs, the address the gateway is named after, the cluster the kubeconfig reaches and the
-program itself; `verify` runs again whenever the platform changed. When the platform is up, its endpoints
+program itself; `verify` runs again whenever the platform changed. An object deleted or edited in the cluster by
+hand is no input: `up --check-drift` runs the platform anyway, as an update that refreshes first (`pulumi up
+--refresh`: Pulumi reads every object back, forgets those it no longer finds and makes them again, and puts
+edited fields back), and names what it repaired. When the platform is up, its endpoints
 are written to the state folder (`endpoints.yaml`, and the cluster CA's certificate `ca.crt` when the
 certificates come from it), so `service`, `files` and `verify` find the cluster by name.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,12 @@ import yaml
 
 from oscar_deploy.iac import factory
 from oscar_deploy.iac.operations import StackOperations
-from oscar_deploy.iac.runner import ConfigValue, OutputValue, StackTarget
+from oscar_deploy.iac.runner import MISSING, ConfigValue, OutputValue, ResourceStep, StackTarget
 from oscar_deploy.nodes.bundle import previous_manifest
 from oscar_deploy.nodes.model import Node
-from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult
+from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult, up_to_date
 from oscar_deploy.platform.model import MINIO_REGION, STACK_PROJECT, STATE_SECRET_NAMES
+from oscar_deploy.platform.objects import local_data_claims
 from oscar_deploy.platform.probe import ClusterProbe
 from oscar_deploy.services.client import OscarClient
 from oscar_deploy.services.verify import format_result, verify_cluster
@@ -47,6 +51,7 @@ from oscar_deploy.support.layers import layer_dir
 from oscar_deploy.support.progress import LiveDisplay, TransferDisplay
 
 STACK = "platform"
+CLAIM_KIND = "PersistentVolumeClaim"
 CA_FILE_NAME = "ca.crt"
 # Images are pulled on first install; on small boards that takes a while.
 READY_TIMEOUT = 1800.0
@@ -148,7 +153,7 @@ def platform(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
     bundle = platform_bundle(context)
     config[f"{STACK_PROJECT}:bundleDir"] = ConfigValue(str(bundle) if bundle else "")
     operations = platform_stack(context, secrets.values())
-    result = operations.up(config)
+    result = operations.up(config, refresh=context.check_drift)
     outputs = result.outputs
     oscar_url = with_port(_text(outputs, "oscarUrl"), server.https_port)
     dashboard_url = with_port(_text(outputs, "dashboardUrl"), server.https_port)
@@ -173,15 +178,84 @@ def platform(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
         ),
     )
     changed = sum(count for operation, count in result.changes.items() if operation != "same")
-    summary = [
-        f"{changed} resource(s) changed" if changed else "every resource already as declared",
-        f"OSCAR {oscar_url}",
-        f"dashboard {dashboard_url}",
-        f"MinIO {minio_url}",
-    ]
+    summary = [f"{changed} resource(s) changed" if changed else "every resource already as declared"]
+    details: dict[str, Any] = {"changes": result.changes}
+    warnings: list[str] = []
+    if context.check_drift:
+        drift = DriftReport.of(result.steps, repairs_only=up_to_date(platform_inputs(context), record))
+        # Only a drift check with unchanged inputs can tell a repair from a change the spec asked for.
+        summary = [drift.line()] if drift.repairs_only else [*summary, drift.line()]
+        details["drift"] = drift.as_dict()
+        warnings = drift.emptied_claims()
+    summary += [f"OSCAR {oscar_url}", f"dashboard {dashboard_url}", f"MinIO {minio_url}"]
     if ca_file:
         summary.append(f"certificates from the cluster CA: {ca_file}")
-    return PhaseResult(changed=bool(changed), summary=summary, details={"changes": result.changes})
+    return PhaseResult(changed=bool(changed), summary=summary, details=details, warnings=warnings)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """What an update that refreshed first repaired, by the resources it acted on (`UpdateResult.steps`).
+
+    An object the refresh no longer found and the update then created was deleted by hand and is made again.
+    With `repairs_only` (the platform's inputs are those of its last update) every other change is a repair too:
+    an update puts back fields edited by hand, a replace makes an object again that could not be changed in
+    place; otherwise they may be what the spec's change asked for, and only the objects made again are named."""
+
+    made_again: tuple[ResourceStep, ...]
+    put_back: tuple[ResourceStep, ...]
+    replaced: tuple[ResourceStep, ...]
+    removed: tuple[ResourceStep, ...]
+    created: tuple[ResourceStep, ...]
+    repairs_only: bool
+
+    @classmethod
+    def of(cls, steps: Sequence[ResourceStep], repairs_only: bool) -> DriftReport:
+        missing = {step.urn for step in steps if step.op == MISSING}
+
+        def acted(op: str, made_again: bool = False) -> tuple[ResourceStep, ...]:
+            if not (repairs_only or made_again):
+                return ()
+            found = [step for step in steps if step.op == op and (step.urn in missing) == made_again]
+            return tuple(sorted(found, key=lambda step: step.label))
+
+        return cls(
+            made_again=acted("create", made_again=True),
+            put_back=acted("update"),
+            replaced=acted("replace"),
+            removed=acted("delete"),
+            created=acted("create"),
+            repairs_only=repairs_only,
+        )
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """Each kind of repair with the objects it touched, as `Kind namespace/name`."""
+        return {
+            "made_again": [step.label for step in self.made_again],
+            "put_back": [step.label for step in self.put_back],
+            "replaced": [step.label for step in self.replaced],
+            "removed": [step.label for step in self.removed],
+            "created": [step.label for step in self.created],
+        }
+
+    def line(self) -> str:
+        parts = [f"{what.replace('_', ' ')}: {', '.join(labels)}" for what, labels in self.as_dict().items() if labels]
+        if parts:
+            return f"checked for drift: {'; '.join(parts)}"
+        if self.repairs_only:
+            return "checked for drift: every object in the cluster matched the stack"
+        return "checked for drift: no object was missing from the cluster"
+
+    def emptied_claims(self) -> list[str]:
+        """One warning per claim made again or replaced: the volume behind it is a new, empty one."""
+        known = local_data_claims()
+        return [
+            f"{step.label} was {how}: the data it held{f' ({known[step.id]})' if step.id in known else ''} is gone; "
+            "restore it from a backup if you have one"
+            for how, steps in (("made again EMPTY", self.made_again), ("replaced by an EMPTY one", self.replaced))
+            for step in steps
+            if step.kind == CLAIM_KIND
+        ]
 
 
 def platform_stack(context: PhaseContext, secrets: Any = ()) -> StackOperations:
@@ -329,6 +403,12 @@ def verify(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
 
 
 PLATFORM_PHASES: tuple[Phase, ...] = (
-    Phase("platform", "MinIO, Knative, the gateway and OSCAR (stack platform)", platform_inputs, platform),
+    Phase(
+        "platform",
+        "MinIO, Knative, the gateway and OSCAR (stack platform)",
+        platform_inputs,
+        platform,
+        drift_check="the stack reads every object back from the cluster, then puts back what differs",
+    ),
     Phase("verify", "smoke test of OSCAR and MinIO", verify_inputs, verify),
 )

@@ -69,14 +69,15 @@ def test_check_drift_runs_the_node_phases_of_a_converged_cluster_with_every_role
 
 
 def test_check_drift_on_changed_inputs_names_the_change() -> None:
-    phase = Phase("prepare", "os", lambda context: {}, lambda context, record: PhaseResult(False), on_nodes=True)
+    phase = Phase("prepare", "os", lambda context: {}, lambda context, record: PhaseResult(False), drift_check="all")
     record = PhaseRecord("2026-11-30T10:00:00+00:00", "x", {"b": "old"})
     assert decide(phase, {"b": "new"}, record, check_drift=True).reason == "changed: b (old -> new)"
     assert decide(phase, {}, None, check_drift=True).reason == "never completed"
     unchanged = PhaseRecord("2026-11-30T10:00:00+00:00", inputs_digest({"b": "old"}), {"b": "old"})
     assert decide(phase, {"b": "old"}, unchanged).reason == "up to date (completed 2026-11-30T10:00:00+00:00)"
-    off_nodes = replace(phase, on_nodes=False)
-    assert not decide(off_nodes, {"b": "old"}, unchanged, check_drift=True).run
+    assert decide(phase, {"b": "old"}, unchanged, check_drift=True).reason == "drift check (--check-drift): all"
+    without_check = replace(phase, drift_check="")
+    assert not decide(without_check, {"b": "old"}, unchanged, check_drift=True).run
 
 
 def test_a_drift_check_names_the_nodes_it_repaired_not_those_whose_records_it_refreshed() -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oscar_deploy.iac.runner import OutputValue
+from oscar_deploy.iac.runner import OutputValue, ResourceStep
 from oscar_deploy.pipeline import cluster as pipeline
 from oscar_deploy.pipeline import platform_phases
-from oscar_deploy.pipeline.platform_phases import with_port
+from oscar_deploy.pipeline.platform_phases import DriftReport, with_port
 from oscar_deploy.platform.model import STACK_PROJECT
 from oscar_deploy.state.endpoints import access_from_state, read_endpoints
 from oscar_deploy.state.folder import ClusterState
@@ -23,9 +23,20 @@ from oscar_deploy.support.errors import OperationError
 from tests.doubles import stack_runner
 from tests.doubles.kube_api import KubeApi, deployment, job
 from tests.unit.fake_oscar import FakeOscar
+from tests.unit.iac.conftest import load
 from tests.unit.pipeline_env import SPEC, MemoryProvider, PlaybookRun, make_context
 
 CA_PEM = "-----BEGIN CERTIFICATE-----\nTEST DOUBLE: not a certificate\n-----END CERTIFICATE-----\n"
+# The events of an `up --refresh` after MinIO's claim was deleted and its Deployment and root Secret edited by hand.
+DRIFT_EVENTS = "platform-drift-up-events.json"
+DRIFT_CHANGES = {"create": 1, "update": 2, "same": 2}
+DRIFT_REASON = (
+    "drift check (--check-drift): the stack reads every object back from the cluster, then puts back what differs"
+)
+EMPTIED_MINIO = (
+    "PersistentVolumeClaim minio/minio-data was made again EMPTY: the data it held (MinIO's data: every bucket of "
+    "the cluster (the OSCAR services' input and output files)) is gone; restore it from a backup if you have one"
+)
 
 
 @pytest.fixture
@@ -373,3 +384,153 @@ def test_a_bundle_with_the_platform_makes_the_stack_install_offline(
     pipeline.converge(make_context(state_home, provider, bundle=bundle), SPEC)
     configs = [call.detail["config"] for call in deployed.calls if call.operation == "set_config"]
     assert configs[-1][f"{STACK_PROJECT}:bundleDir"].value == str(bundle.resolve())
+
+
+def _drifted(runner: stack_runner.RecordingRunner) -> None:
+    """The platform stack's next update finds what tests/data/pulumi/platform-drift-up-events.json describes."""
+    stack = runner.stack(STACK_PROJECT, "demo")
+    stack.events["up"] = load(DRIFT_EVENTS)
+    stack.changes = dict(DRIFT_CHANGES)
+
+
+def test_check_drift_refreshes_the_platform_and_names_what_it_made_again_and_put_back(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun], fake: FakeOscar
+) -> None:
+    provider = MemoryProvider()
+    pipeline.converge(make_context(state_home, provider), SPEC)
+    _drifted(deployed)
+    checking = make_context(state_home, provider)
+    checking.check_drift = True
+    planned = {decision.phase: decision for decision in pipeline.plan(checking)}
+    assert (planned["platform"].run, planned["platform"].reason) == (True, DRIFT_REASON)
+    assert not planned["verify"].run
+
+    checking = make_context(state_home, provider)
+    checking.check_drift = True
+    outcomes = {outcome.phase: outcome for outcome in pipeline.converge(checking, SPEC)}
+    assert outcomes["platform"].decision.reason == DRIFT_REASON
+    assert [call.detail["refresh"] for call in deployed.calls if call.operation == "up"] == [False, True]
+    result = outcomes["platform"].result
+    assert result is not None
+    assert result.summary == [
+        "checked for drift: made again: PersistentVolumeClaim minio/minio-data; put back: Deployment minio/minio, "
+        "Secret minio/minio-root",
+        f"OSCAR {fake.url}",
+        f"dashboard {fake.url}/ui",
+        f"MinIO {fake.s3_endpoint}",
+    ]
+    assert result.warnings == [EMPTIED_MINIO]
+    record = ClusterState("demo").journal.get("platform")
+    assert record is not None and record.details["drift"] == {
+        "made_again": ["PersistentVolumeClaim minio/minio-data"],
+        "put_back": ["Deployment minio/minio", "Secret minio/minio-root"],
+        "replaced": [],
+        "removed": [],
+        "created": [],
+    }
+    printed = "\n".join(result.summary + result.warnings)
+    assert all(secret not in printed for secret in (fake.password, fake.s3_access_key, fake.s3_secret_key))
+    assert outcomes["verify"].result is None, "the platform's inputs did not change"
+
+
+def test_check_drift_on_a_platform_that_matched_says_so_and_a_plain_up_leaves_the_platform_alone(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun]
+) -> None:
+    provider = MemoryProvider()
+    pipeline.converge(make_context(state_home, provider), SPEC)
+    deployed.stack(STACK_PROJECT, "demo").changes = {"same": 5}
+    checking = make_context(state_home, provider)
+    checking.check_drift = True
+    outcomes = {outcome.phase: outcome for outcome in pipeline.converge(checking, SPEC)}
+    result = outcomes["platform"].result
+    assert result is not None
+    assert result.summary[0] == "checked for drift: every object in the cluster matched the stack"
+    assert (result.changed, result.warnings) == (False, [])
+    plain = {outcome.phase: outcome for outcome in pipeline.converge(make_context(state_home, provider), SPEC)}
+    assert plain["platform"].result is None and plain["platform"].decision.reason.startswith("up to date")
+    assert [call.detail["refresh"] for call in deployed.calls if call.operation == "up"] == [False, True]
+
+
+def test_check_drift_with_a_changed_spec_names_only_what_was_made_again(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun]
+) -> None:
+    """An update for a spec change also updates objects: only what the refresh found gone is known to be drift."""
+    provider = MemoryProvider()
+    pipeline.converge(make_context(state_home, provider), SPEC)
+    _drifted(deployed)
+    bigger = SPEC + "platform: {minio: {storage_size: 40Gi}}\n"
+    checking = make_context(state_home, provider, bigger)
+    checking.check_drift = True
+    outcomes = {outcome.phase: outcome for outcome in pipeline.converge(checking, bigger)}
+    assert outcomes["platform"].decision.reason == "changed: platform"
+    result = outcomes["platform"].result
+    assert result is not None
+    assert result.summary[:2] == [
+        "3 resource(s) changed",
+        "checked for drift: made again: PersistentVolumeClaim minio/minio-data",
+    ]
+    assert result.warnings == [EMPTIED_MINIO]
+    assert [call.detail["refresh"] for call in deployed.calls if call.operation == "up"] == [False, True]
+
+
+def test_up_and_plan_with_check_drift_on_the_command_line(
+    state_home: Path,
+    deployed: stack_runner.RecordingRunner,
+    playbooks: list[PlaybookRun],
+    fake: FakeOscar,
+    monkeypatch: pytest.MonkeyPatch,
+    cli,  # type: ignore[no-untyped-def]
+) -> None:
+    provider = MemoryProvider()
+    monkeypatch.setattr(pipeline, "cluster_provider", lambda *args: provider)
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    first = cli("up")
+    assert first.exit_code == 0, first.output
+    assert first.stderr.count("warning:") == 0
+    _drifted(deployed)
+
+    planned = cli("plan", "--check-drift")
+    assert planned.exit_code == 0, planned.output
+    assert f"platform: runs: {DRIFT_REASON}" in planned.stdout.splitlines()
+    assert "platform: skipped: up to date" in cli("plan").stdout
+
+    checked = cli("up", "--check-drift")
+    assert checked.exit_code == 0, checked.output
+    assert (
+        "platform: checked for drift: made again: PersistentVolumeClaim minio/minio-data; put back: Deployment "
+        "minio/minio, Secret minio/minio-root"
+    ) in checked.stdout.splitlines()
+    assert f"warning: platform: {EMPTIED_MINIO}" in checked.stderr.splitlines()
+    assert "warning:" not in checked.stdout
+    for secret in (fake.password, fake.s3_access_key, fake.s3_secret_key):
+        assert secret not in checked.output
+
+
+def test_a_drift_report_names_repairs_only_when_the_inputs_did_not_change() -> None:
+    def step(op: str, kind: str, object_id: str) -> ResourceStep:
+        name = object_id.replace("/", "-")
+        return ResourceStep(op, f"urn:pulumi:demo::oscar-platform::kubernetes:core/v1:{kind}::{name}", object_id)
+
+    steps = [
+        step("missing", "ConfigMap", "oscar/config.yaml"),
+        step("create", "ConfigMap", "oscar/config.yaml"),
+        step("replace", "PersistentVolumeClaim", "oscar-svc/oscar-pvc"),
+        step("update", "Service", "minio/minio"),
+        step("delete", "Service", "minio/old"),
+        step("create", "Service", "oscar/new"),
+    ]
+    repairs = DriftReport.of(steps, repairs_only=True)
+    assert repairs.line() == (
+        "checked for drift: made again: ConfigMap oscar/config.yaml; put back: Service minio/minio; replaced: "
+        "PersistentVolumeClaim oscar-svc/oscar-pvc; removed: Service minio/old; created: Service oscar/new"
+    )
+    assert repairs.emptied_claims() == [
+        "PersistentVolumeClaim oscar-svc/oscar-pvc was replaced by an EMPTY one: the data it held is gone; restore "
+        "it from a backup if you have one"
+    ]
+    with_changes = DriftReport.of(steps, repairs_only=False)
+    assert with_changes.line() == "checked for drift: made again: ConfigMap oscar/config.yaml"
+    assert with_changes.emptied_claims() == [], "a replace the spec asked for is no drift"
+    assert DriftReport.of(steps[2:], repairs_only=False).line() == (
+        "checked for drift: no object was missing from the cluster"
+    )

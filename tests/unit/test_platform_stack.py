@@ -13,9 +13,10 @@ from typing import Any
 import pulumi
 import pytest
 
+from oscar_deploy.pipeline.platform_phases import CLAIM_KIND
 from oscar_deploy.platform.manifests import ManifestCache
 from oscar_deploy.platform.model import PlatformInputs, PlatformObjects, PlatformSecrets
-from oscar_deploy.platform.objects import build_platform
+from oscar_deploy.platform.objects import build_platform, local_data_claims
 from oscar_deploy.platform.stack import PROJECT, declare_platform, outputs, program
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.spec.models import parse_spec
@@ -131,6 +132,24 @@ def test_program_declares_the_contract(mocks: Recorder) -> None:
         "secretKey": "minio-pass-Wx77",
         "oidc_uid": "minio",
     }
+
+
+def test_the_claims_a_drift_check_can_make_again_are_named_as_their_warning_names_them(mocks: Recorder) -> None:
+    """`up --check-drift` names a claim it made again by the kind in its type and its ID (`namespace/name` in
+    pulumi-kubernetes), and says what was lost with it from `local_data_claims`, as `scale` does. The stack declares
+    two claims; MinIO's is described there (the NFS server's described claim is its StatefulSet's, made by the
+    StatefulSet controller, not by the stack)."""
+    _, exported = declare("name: demo\n")
+    settle(exported)
+    claim_type = "kubernetes:core/v1:PersistentVolumeClaim"
+    claims = {
+        f"{r.inputs['metadata']['namespace']}/{r.inputs['metadata']['name']}"
+        for r in mocks.resources
+        if r.typ == claim_type
+    }
+    assert claims == {"minio/minio-data", "oscar-svc/oscar-pvc"}
+    assert claim_type.rsplit(":", 1)[-1] == CLAIM_KIND
+    assert claims & set(local_data_claims()) == {"minio/minio-data"}
 
 
 def test_third_party_manifests_are_declared_with_our_patches(mocks: Recorder) -> None:

@@ -23,6 +23,7 @@ from oscar_deploy.cli.options import (
     confirm_or_refuse,
     open_cluster,
     print_json,
+    print_outcomes,
     print_table,
 )
 from oscar_deploy.nodes.model import Node, node_sort_key
@@ -63,8 +64,12 @@ CLOUD_OPTION = typer.Option(
 CHECK_DRIFT_OPTION = typer.Option(
     False,
     "--check-drift",
-    help="Also run prepare and kubernetes when nothing changed: every role on every node, which repairs what was "
-    "changed on a node by hand (a config file, the k3s binary, a stopped service) and names the nodes it repaired.",
+    help="Also run prepare, kubernetes and platform when nothing changed, to repair what was changed by hand and "
+    "name it: every role on every node (a config file, the k3s binary, a stopped service), and the platform stack "
+    "read back from the cluster first (an object deleted or edited with kubectl); a claim made again is empty.",
+)
+PLAN_CHECK_DRIFT_OPTION = typer.Option(
+    False, "--check-drift", help="Decide as `up --check-drift` would: prepare, kubernetes and platform run anyway."
 )
 
 
@@ -73,11 +78,13 @@ def plan(
     file: Path = SPEC_OPTION,
     bundle: Path | None = BUNDLE_OPTION,
     until: str | None = UNTIL_OPTION,
+    check_drift: bool = PLAN_CHECK_DRIFT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show which phases `up` would run and why; changes nothing."""
     spec = load_spec(file)
     context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle)
+    context.check_drift = check_drift
     decisions = plan_phases(context, until)
     if as_json:
         print_json([{"phase": d.phase, "runs": d.run, "reason": d.reason} for d in decisions])
@@ -98,7 +105,8 @@ def up(
 
     Each phase runs when it never completed or when one of its inputs changed (the message says which), so a
     re-run after a failure resumes, a spec edit does what it needs (a new k3s version upgrades node by node),
-    and a converged cluster is left alone (`--check-drift` looks at every node anyway). `--cloud openstack`
+    and a converged cluster is left alone (`--check-drift` looks at every node and the platform's objects anyway,
+    and repairs what was changed by hand). `--cloud openstack`
     without a spec file writes the default one first.
     """
     if cloud is not None:
@@ -107,10 +115,7 @@ def up(
     context = cluster_context(spec, cluster_state(spec.name, "name"), Progress(), bundle, break_lock=break_lock)
     context.check_drift = check_drift
     outcomes = converge(context, applied_spec_text(spec, str(file.resolve())), until)
-    for outcome in outcomes:
-        if outcome.result is not None:
-            for line in outcome.result.summary:
-                typer.echo(f"{outcome.phase}: {line}")
+    print_outcomes(outcomes)
     _print_nodes(_with_missing(context))
     typer.echo(f"inventory: {context.state.inventory_file}")
     spec_flag = "" if file == Path(DEFAULT_SPEC_FILE) else f" -f {file}"

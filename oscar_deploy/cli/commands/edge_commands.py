@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from oscar_deploy.cli.options import BUNDLE_OPTION, UNTIL_OPTION, YES_OPTION, confirm_or_refuse
+from oscar_deploy.cli.options import BUNDLE_OPTION, UNTIL_OPTION, YES_OPTION, confirm_or_refuse, print_outcomes
 from oscar_deploy.nodes.inventory import read_inventory
 from oscar_deploy.nodes.k3s import check_k3s_version, cluster_groups
 from oscar_deploy.pipeline.cluster import applied_spec_text, cluster_context, converge, teardown
@@ -63,10 +63,7 @@ def install(
     )
     applied = applied_spec_text(spec, f"edge install -i {inventory.resolve()}")
     outcomes = converge(context, applied, until, operation="edge install", start_note=note)
-    for outcome in outcomes:
-        if outcome.result is not None:
-            for line in outcome.result.summary:
-                typer.echo(f"{outcome.phase}: {line}")
+    print_outcomes(outcomes)
     typer.echo(
         f"edge cluster {name}: k3s on {', '.join(node.name for node in context.nodes)}; "
         f"kubeconfig {state.kubeconfig_file} (merge it with `oscar-deploy kubeconfig -c {name} --merge`)"

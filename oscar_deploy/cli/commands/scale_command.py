@@ -118,10 +118,11 @@ def _report_lost_claims(cluster: str, kubeconfig: Path, claims: Sequence[LostCla
     command that releases it, and a warning for each of the platform's own.
 
     They are named, not deleted: a deleted claim cannot come back, and only its owner knows whether it is made
-    again (a StatefulSet from its template) or must be made by hand (a chart, the platform stack); the user who
-    accepted the loss decides. k3s' local-path StorageClass has reclaim policy Delete: the PV goes with its
-    claim, unless the provisioner cannot clean up on the removed node (rancher/local-path-provisioner before its
-    PR 480 runs a helper pod there, which never starts: the PV stays Released); Retain always keeps the PV."""
+    again (a StatefulSet from its template, the platform stack by `up --check-drift`) or must be made by hand (a
+    chart); the user who accepted the loss decides. k3s' local-path StorageClass has reclaim policy Delete: the
+    PV goes with its claim, unless the provisioner cannot clean up on the removed node
+    (rancher/local-path-provisioner before its PR 480 runs a helper pod there, which never starts: the PV stays
+    Released); Retain always keeps the PV."""
     if not claims:
         return
     nodes = ", ".join(dict.fromkeys(claim.node for claim in claims))
