@@ -410,5 +410,11 @@ PLATFORM_PHASES: tuple[Phase, ...] = (
         platform,
         drift_check="the stack reads every object back from the cluster, then puts back what differs",
     ),
-    Phase("verify", "smoke test of OSCAR and MinIO", verify_inputs, verify),
+    Phase(
+        "verify",
+        "smoke test of OSCAR and MinIO",
+        verify_inputs,
+        verify,
+        drift_check="the smoke test again, through the platform the drift check left",
+    ),
 )

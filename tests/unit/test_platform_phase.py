@@ -33,6 +33,7 @@ DRIFT_CHANGES = {"create": 1, "update": 2, "same": 2}
 DRIFT_REASON = (
     "drift check (--check-drift): the stack reads every object back from the cluster, then puts back what differs"
 )
+VERIFY_DRIFT_REASON = "drift check (--check-drift): the smoke test again, through the platform the drift check left"
 EMPTIED_MINIO = (
     "PersistentVolumeClaim minio/minio-data was made again EMPTY: the data it held (MinIO's data: every bucket of "
     "the cluster (the OSCAR services' input and output files)) is gone; restore it from a backup if you have one"
@@ -403,7 +404,7 @@ def test_check_drift_refreshes_the_platform_and_names_what_it_made_again_and_put
     checking.check_drift = True
     planned = {decision.phase: decision for decision in pipeline.plan(checking)}
     assert (planned["platform"].run, planned["platform"].reason) == (True, DRIFT_REASON)
-    assert not planned["verify"].run
+    assert (planned["verify"].run, planned["verify"].reason) == (True, VERIFY_DRIFT_REASON)
 
     checking = make_context(state_home, provider)
     checking.check_drift = True
@@ -430,7 +431,8 @@ def test_check_drift_refreshes_the_platform_and_names_what_it_made_again_and_put
     }
     printed = "\n".join(result.summary + result.warnings)
     assert all(secret not in printed for secret in (fake.password, fake.s3_access_key, fake.s3_secret_key))
-    assert outcomes["verify"].result is None, "the platform's inputs did not change"
+    verified = outcomes["verify"].result
+    assert verified is not None and verified.summary[0].startswith("smoke test passed"), "a repair is tested"
 
 
 def test_check_drift_on_a_platform_that_matched_says_so_and_a_plain_up_leaves_the_platform_alone(
