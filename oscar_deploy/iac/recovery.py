@@ -234,11 +234,12 @@ class Recovery:
             parts.append(f"a stale lock of {lock.holder.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({lock.reason})")
         message = "recovered: " + ", ".join(parts)
         # The provider may have made the resource before the CLI died; the stack never got its id, and this update
-        # makes it again under the same name.
+        # makes it again under the same name. The cloud providers name such a VM (CloudProvider.strays).
         created = [operation.label for operation in self.pending if operation.operation == "creating"]
         if created:
             message += (
                 "; an interrupted create may have left its resource outside the stack: if the cloud holds two of "
-                f"{', '.join(created)}, delete the older one"
+                f"{', '.join(created)}, delete the older one (`up`, `scale` and `down` name a VM carrying the "
+                "cluster's tag that the stack does not hold, with the command that deletes it)"
             )
         return message

@@ -27,7 +27,7 @@ from oscar_deploy.providers.registry import provider_for
 from oscar_deploy.spec.models import ClusterSpec
 from oscar_deploy.state.endpoints import ENDPOINTS_FILE_NAME
 from oscar_deploy.state.folder import ClusterState
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.progress import Progress
 
 PHASES: tuple[Phase, ...] = NODE_PHASES + PLATFORM_PHASES
@@ -186,6 +186,21 @@ def check_teardown(context: PhaseContext) -> None:
     to resolve it); other targets have nothing to compare."""
     if isinstance(context.provider, CloudProvider):
         context.provider.check_teardown()
+
+
+def left_in_cloud(context: PhaseContext) -> list[str]:
+    """After `teardown`: a line for each VM still carrying the cluster's tag (the stack, destroyed, held none of
+    them); none for a target with no cloud."""
+    provider = context.provider
+    if not isinstance(provider, CloudProvider):
+        return []
+    try:
+        strays = provider.strays()
+    except OperationError as exc:
+        raise OperationError(
+            f"down: cluster {context.spec.name}: removed, but the check for VMs left with its tag failed: {exc}"
+        ) from None
+    return [provider.stray_line(vm) for vm in strays]
 
 
 def teardown(context: PhaseContext, operation: str = "down") -> list[str]:

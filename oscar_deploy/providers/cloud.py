@@ -31,7 +31,7 @@ import json
 import shlex
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +44,7 @@ from oscar_deploy.providers.vm import HostKey, NodeRecord, generate_host_key
 from oscar_deploy.spec.models import ClusterSpec
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.checks import Check, find_tool
-from oscar_deploy.support.errors import OperationError, UserInputError
+from oscar_deploy.support.errors import OperationError, OscarDeployError, UserInputError, printable
 from oscar_deploy.support.extras import EXTRA_MODULES, install_command
 from oscar_deploy.support.files import parse_json
 from oscar_deploy.support.progress import Progress
@@ -119,6 +119,25 @@ def _declared(plan: Sequence[PlannedNode], existing: Mapping[str, NodeRecord]) -
     return sorted([*plan, *kept], key=lambda node: node_sort_key(node.name))
 
 
+@dataclass(frozen=True)
+class TaggedVm:
+    """A VM the cloud lists with the cluster's tag (AWS) or metadata (OpenStack), in a state that is still billed
+    (not terminated, deleted or on its way there)."""
+
+    instance_id: str
+    node: str  # its node tag, or its name when it has none
+    launched: datetime | None
+
+
+@dataclass(frozen=True)
+class CloudListing:
+    """What one listing of the cloud says: the power state of each recorded node's VM (as `power_states`), and every
+    VM that carries the cluster's tag."""
+
+    states: dict[str, NodeState]
+    tagged: list[TaggedVm]
+
+
 def no_program() -> None:
     """The program of runs that never execute it (outputs, destroy, remove): declares nothing."""
 
@@ -141,6 +160,8 @@ class CloudProvider(ABC):
     project = ""
     target = ""
     vm_type = ""  # the Pulumi type of a node's VM; the program names each VM `<cluster>-<node>`
+    tag_name = ""  # what marks a VM as the cluster's (`tag oscar-deploy-cluster`, set to its name), for messages
+    tag_scope = ""  # where VMs of clusters of the same name meet (`project`), for messages
     login_settings = ""  # the spec keys that choose where the login reaches, for messages
 
     def __init__(self, spec: ClusterSpec, state: ClusterState, progress: Progress, stacks: InfrastructureStacks):
@@ -167,10 +188,35 @@ class CloudProvider(ABC):
         """Start (on) or stop one VM through the cloud's SDK and wait until it is in that state."""
 
     @abstractmethod
+    def listing(self, records: Sequence[NodeRecord]) -> CloudListing:
+        """One listing of the cloud: each recorded VM's state by node name (running, stopped, or missing for a VM
+        the cloud no longer has: deleted, terminated; a VM in another state, being built or in error, is left out),
+        and the VMs carrying the cluster's tag."""
+
+    @abstractmethod
+    def delete_command(self, instance_id: str) -> str:
+        """The cloud's own command line that deletes VM `instance_id` where this cluster lives."""
+
     def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
-        """Each VM's state as the cloud reports it now, by node name, from one listing: running, stopped, or missing
-        for a VM the cloud no longer has (deleted, terminated); a VM in another state (being built, in error) is
-        left out."""
+        """Each recorded VM's state as the cloud reports it now, by node name (`listing`)."""
+        return self.listing(records).states
+
+    def strays(self, held: Collection[str] = ()) -> list[TaggedVm]:
+        """The VMs carrying the cluster's tag whose id is not in `held` (the ids the stack holds), from one listing:
+        a VM an interrupted create made before the stack got its id (the next update made it again), or another
+        cluster's of the same name in the same project or account and region. Oldest first."""
+        found = [vm for vm in self.listing([]).tagged if vm.instance_id not in held]
+        return sorted(found, key=lambda vm: (vm.launched or datetime.max.replace(tzinfo=UTC), vm.instance_id))
+
+    def stray_line(self, vm: TaggedVm) -> str:
+        """One line naming a stray VM: its node, id, launch time and the command that deletes it."""
+        launched = f"{vm.launched.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if vm.launched else "at an unknown time"
+        return printable(
+            f"warning: node {vm.node}: VM {vm.instance_id}, launched {launched}, carries "
+            f"{self.tag_name}={self.spec.name} but is not a VM of stack {self.project}/{self.spec.name}: a copy an "
+            f"interrupted update left behind (or a VM of another cluster named {self.spec.name} in this "
+            f"{self.tag_scope}), billed until deleted: {self.delete_command(vm.instance_id)}"
+        )
 
     # --- Provider interface -----------------------------------------------------------------------------------
     def plan(self, spec: ClusterSpec, workers: int) -> list[PlannedNode]:
@@ -180,10 +226,13 @@ class CloudProvider(ABC):
         """Preflight (once per plan change), then the stack up with the planned nodes plus those that exist but
         are no longer planned (the caller drains them before `remove`); stopped nodes are started, and workers whose
         VM was deleted outside oscar-deploy are made again (a deleted server is refused: the control plane went with
-        it). The cloud is asked once, before the update, for the VMs' states."""
+        it). The cloud is asked once, before the update, for the VMs' states; a VM carrying the cluster's tag that the
+        stack does not hold is named after the update (one listing more only when the first showed one, or when
+        there was none)."""
         existing = {record.name: record for record in self.stack_records()}
         self._check_made_here(existing.values())
-        live = self.power_states(list(existing.values())) if existing else {}
+        listing = self.listing(list(existing.values())) if existing else None
+        live = listing.states if listing else {}
         gone = [existing[name] for name in sorted(existing, key=node_sort_key) if live.get(name) == "missing"]
         self._check_servers_kept(gone, len(existing))
         for record in gone:
@@ -237,6 +286,11 @@ class CloudProvider(ABC):
             else:
                 states[record.name] = live.get(record.name) or recorded.get(record.name, "running")
         self._save(records, states, preflight=digest)
+        held = {record.instance_id for record in records if record.instance_id}
+        # A VM the first listing missed was made by this update; one it showed may have been deleted by it.
+        if listing is None or any(vm.instance_id not in held for vm in listing.tagged):
+            for vm in self.strays(held):
+                self.progress.note(self.stray_line(vm))
         remade = {record.name for record in gone}
         result = ApplyResult(nodes=[], extra=[node.name for node in declared if node.name not in planned])
         for node in plan:
@@ -286,8 +340,14 @@ class CloudProvider(ABC):
         """Every resource of the stack (VMs, addresses, network, security group, key pair), then the stack."""
         removed: list[str] = []
         if self.stacks.exists(self.project):
+            held = {record.instance_id for record in self.stack_records() if record.instance_id}
             access = self.access(None)
-            changes = self.stacks.destroy(StackProgram(self.project, no_program, access.config, access.environment))
+            try:
+                changes = self.stacks.destroy(StackProgram(self.project, no_program, access.config, access.environment))
+            except OscarDeployError:
+                # A VM the stack does not hold may be why (on AWS it keeps the stack's subnet and security group).
+                self._note_strays_beside_failure(held)
+                raise
             # The VMs are gone: recorded nodes would make the next `down` refuse an emptied stack (and ask
             # for an `up` that makes them again) should this one stop before the stack is removed.
             (self.state.path / INFRASTRUCTURE_FILE).unlink(missing_ok=True)
@@ -299,6 +359,15 @@ class CloudProvider(ABC):
         for path in (self.state.path / INFRASTRUCTURE_FILE, *self._ssh_files()):
             path.unlink(missing_ok=True)
         return removed
+
+    def _note_strays_beside_failure(self, held: Collection[str]) -> None:
+        """Name the strays while a failure is on its way to the user; a listing that fails too adds nothing to it."""
+        try:
+            strays = self.strays(held)
+        except OscarDeployError:
+            return
+        for vm in strays:
+            self.progress.note(self.stray_line(vm))
 
     def power_on(self, name: str, wait: bool = True) -> Node:
         record = self._record(name)

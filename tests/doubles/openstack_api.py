@@ -79,8 +79,8 @@ class FakeOpenStack:
     # OIDC access tokens the identity provider still accepts, by identity provider and protocol.
     access_tokens: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
-    # Servers by id: {"id", "name", "status"}, optionally "metadata" and "OS-EXT-STS:task_state"; actions
-    # change `status`; each action's path and body is recorded in `actions`.
+    # Servers by id: {"id", "name", "status"}, optionally "metadata", "created" (else the time the double started)
+    # and "OS-EXT-STS:task_state"; actions change `status`; each action's path and body is recorded in `actions`.
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     actions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -89,6 +89,7 @@ class FakeOpenStack:
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, bool] = {}  # issued token -> scoped
+        self._started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._lock = threading.Lock()
         cloud = self
 
@@ -277,6 +278,7 @@ class FakeOpenStack:
             "addresses": {},
             "OS-EXT-STS:task_state": None,
             "OS-EXT-STS:vm_state": str(server["status"]).lower(),
+            "created": self._started,
             **server,
         }
 

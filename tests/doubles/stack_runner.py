@@ -12,7 +12,8 @@ Every call is recorded, in order, as `Call(stack, operation, detail)` in `Record
 scripts what a stack answers through `runner.stack(project, stack)`: outputs, the engine events of an
 operation, a failure, pending operations left by an interrupted update, or a lock held by some process; or
 gives it a `responder`, which stands for running the stack's inline program: called with the target at each
-`up`, and whether that update refreshes first (`up --refresh`), it returns the outputs the program would export.
+`up`, and whether that update refreshes first (`up --refresh`), it returns the outputs the program would export;
+its `destroy` stands for `destroy` deleting what the program made.
 Secret config values are recorded as `ConfigValue` objects, whose repr never shows them; a `select` records the
 names of the target's environment variables (never their values); the values are kept in
 `RecordingRunner.environments` for tests that check them.
@@ -24,10 +25,10 @@ Nothing here ships in the wheel.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from pulumi.automation.events import EngineEvent
@@ -64,6 +65,14 @@ class Failure:
     lock: LockHolder | None = None  # a lock the dead process leaves
 
 
+class Responder(Protocol):
+    """Stands for the stack's inline program (see the module's description)."""
+
+    def __call__(self, target: StackTarget, refresh: bool) -> dict[str, OutputValue]: ...
+
+    def destroy(self) -> None: ...
+
+
 @dataclass
 class FakeStack:
     """What one stack holds and answers."""
@@ -77,9 +86,9 @@ class FakeStack:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     locks: list[LockHolder] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
-    # Stands for the program: the outputs an `up` of `target` (refreshing first or not) exports (None: the scripted
-    # `outputs`).
-    responder: Callable[[StackTarget, bool], dict[str, OutputValue]] | None = None
+    # Stands for the program: the outputs an `up` of `target` (refreshing first or not) exports, and what `destroy`
+    # deletes (None: the scripted `outputs`).
+    responder: Responder | None = None
 
     def fail_next(self, operation: str, message: str, **leaves: Any) -> None:
         self.failures[operation] = Failure(message, **leaves)
@@ -153,6 +162,8 @@ class FakeSession:
     def destroy(self, on_event: EventHandler) -> dict[str, int]:
         self._record("destroy")
         self._send("destroy", on_event)
+        if self._stack.responder is not None:
+            self._stack.responder.destroy()
         self._stack.outputs = {}
         return {"delete": len(self._stack.deployment.get("resources", []))}
 

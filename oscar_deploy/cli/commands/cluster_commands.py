@@ -32,6 +32,7 @@ from oscar_deploy.pipeline.cluster import (
     check_teardown,
     cluster_context,
     converge,
+    left_in_cloud,
     remove_platform,
     teardown,
 )
@@ -41,7 +42,7 @@ from oscar_deploy.pipeline.platform_phases import platform_status
 from oscar_deploy.spec.models import DEFAULT_SPEC_FILE, load_spec
 from oscar_deploy.spec.template import render_spec, settings_from_environment
 from oscar_deploy.state.folder import cluster_state
-from oscar_deploy.support.errors import UserInputError
+from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.files import write_user_file
 from oscar_deploy.support.progress import Progress
 
@@ -256,6 +257,16 @@ def down(
     for item in teardown(context):
         typer.echo(f"removed {item}")
     typer.echo(f"removed key material and state folder {state.path}")
+    left = left_in_cloud(context)
+    for line in left:
+        typer.echo(line, err=True)
+    if left:
+        # Not deleted here: the tag names only the cluster, and another state folder may own a cluster of that name.
+        raise OperationError(
+            f"down: cluster {spec.name}: down did NOT remove everything: {len(left)} VM(s) named above still carry "
+            "its tag and are billed; the stack never held them, so down leaves them: delete each with its command "
+            f"once you know no other cluster named {spec.name} owns it"
+        )
     if owned:
         typer.echo(
             f"a context merged into your kubeconfig stays until you delete it (`kubectl config delete-context "

@@ -17,7 +17,7 @@ kept in a file of mode 0600 in the AWS shared-credentials format.
 from __future__ import annotations
 
 import configparser
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,29 @@ def ec2_failure(what: str, exc: Exception, operation: str = "") -> OperationErro
     return OperationError(f"{what}: {one_line(str(exc))}; look at it in the EC2 console")
 
 
+def describe_instances(ec2: Any, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every instance DescribeInstances lists for `filters`, over all pages (EC2 errors pass through)."""
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
+    return [
+        instance
+        for page in pages
+        for reservation in page.get("Reservations", [])
+        for instance in reservation.get("Instances", [])
+    ]
+
+
+def cluster_filters(cluster: str, states: Iterable[str]) -> list[dict[str, Any]]:
+    """The DescribeInstances filters for the instances of `cluster` in `states`."""
+    return [
+        {"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]},
+        {"Name": "instance-state-name", "Values": list(states)},
+    ]
+
+
+def instance_tags(instance: dict[str, Any]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+
+
 class Ec2Power:
     """Stop and start the agent instances of one cluster."""
 
@@ -192,18 +215,12 @@ class Ec2Power:
 
     def _instances(self) -> dict[str, dict[str, Any]]:
         listed: dict[str, dict[str, Any]] = {}
-        filters = [
-            {"Name": f"tag:{CLUSTER_TAG}", "Values": [self.cluster]},
-            {"Name": "instance-state-name", "Values": list(STATES)},
-        ]
-        paginator = self.ec2.get_paginator("describe_instances")
-        for page in self._call("list instances", lambda: list(paginator.paginate(Filters=filters))):
-            for reservation in page.get("Reservations", []):
-                for instance in reservation.get("Instances", []):
-                    tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
-                    name = tags.get(NODE_TAG)
-                    if name and tags.get(CLUSTER_TAG) == self.cluster:
-                        listed[name] = {**instance, "_role": tags.get(ROLE_TAG, "")}
+        filters = cluster_filters(self.cluster, STATES)
+        for instance in self._call("list instances", lambda: describe_instances(self.ec2, filters)):
+            tags = instance_tags(instance)
+            name = tags.get(NODE_TAG)
+            if name and tags.get(CLUSTER_TAG) == self.cluster:
+                listed[name] = {**instance, "_role": tags.get(ROLE_TAG, "")}
         return listed
 
     def _agent(self, name: str) -> dict[str, Any]:

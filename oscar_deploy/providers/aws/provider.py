@@ -9,14 +9,22 @@ secret goes into stack config: only the region and the profile's name.
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from oscar_deploy.nodes.ansible import one_line
 from oscar_deploy.nodes.model import NodeState, PlannedNode
 from oscar_deploy.providers.aws import preflight as checks
-from oscar_deploy.providers.aws.power import ec2_failure
-from oscar_deploy.providers.cloud import CloudProvider, StackAccess, sdk_check
+from oscar_deploy.providers.aws.power import (
+    CLUSTER_TAG,
+    NODE_TAG,
+    cluster_filters,
+    describe_instances,
+    ec2_failure,
+    instance_tags,
+)
+from oscar_deploy.providers.cloud import CloudListing, CloudProvider, StackAccess, TaggedVm, sdk_check
 from oscar_deploy.providers.gaps import PreflightReport
 from oscar_deploy.providers.vm import HostKey, NodeRecord
 from oscar_deploy.spec.models import AwsSpec
@@ -36,6 +44,8 @@ POWER_STATES: dict[str, NodeState] = {
     "stopping": "stopped",
     "stopped": "stopped",
 }
+# The states a listing asks EC2 for: a terminated instance is gone (a recorded one is then asked for by id).
+LISTED_STATES = (*POWER_STATES, "shutting-down")
 
 
 class AwsProvider(CloudProvider):
@@ -43,6 +53,8 @@ class AwsProvider(CloudProvider):
     target = "aws"
     login_settings = "aws.profile and aws.region"
     vm_type = "aws:ec2/instance:Instance"
+    tag_name = f"tag {CLUSTER_TAG}"
+    tag_scope = "account and region"
 
     @property
     def settings(self) -> AwsSpec:
@@ -92,29 +104,31 @@ class AwsProvider(CloudProvider):
                 ) from None
             raise ec2_failure(what, exc, operation="DescribeInstances") from None  # the waiters' call
 
-    def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
-        """DescribeInstances on the recorded instance ids (a filter, so an id EC2 no longer knows is no error); an
-        instance not listed (terminated long ago) or terminated is missing, and so is one shutting down, once it is
-        terminated."""
+    def listing(self, records: Sequence[NodeRecord]) -> CloudListing:
+        """DescribeInstances on the cluster's tag, and on the recorded instance ids it does not list (a filter, so an
+        id EC2 no longer knows is no error): an instance not listed (terminated long ago) or terminated is missing,
+        and so is one shutting down, once it is terminated."""
         boto3: Any = import_extra("boto3", "aws")
         errors: Any = import_extra("botocore.exceptions", "aws")
         names = {record.instance_id: record.name for record in records if record.instance_id}
-        if not names:
-            return {}
         states: dict[str, NodeState] = {name: "missing" for name in names.values()}
         ending: list[str] = []
         try:
             ec2 = self._session(boto3).client("ec2")
-            for page in ec2.get_paginator("describe_instances").paginate(
-                Filters=[{"Name": "instance-id", "Values": sorted(names)}]
-            ):
-                for reservation in page["Reservations"]:
-                    for instance in reservation["Instances"]:
-                        if instance["InstanceId"] in names:
-                            state = instance["State"]["Name"]
-                            states[names[instance["InstanceId"]]] = POWER_STATES.get(state, "missing")
-                            if state == "shutting-down":
-                                ending.append(instance["InstanceId"])
+            listed = {
+                instance["InstanceId"]: instance
+                for instance in describe_instances(ec2, cluster_filters(self.spec.name, LISTED_STATES))
+            }
+            unseen = sorted(set(names) - set(listed))
+            if unseen:  # terminated, or its tags were changed by hand
+                for instance in describe_instances(ec2, [{"Name": "instance-id", "Values": unseen}]):
+                    listed.setdefault(instance["InstanceId"], instance)
+            for instance_id, name in names.items():
+                if instance_id in listed:
+                    state = listed[instance_id]["State"]["Name"]
+                    states[name] = POWER_STATES.get(state, "missing")
+                    if state == "shutting-down":
+                        ending.append(instance_id)
             if ending:
                 self.progress.note(
                     f"node {', '.join(names[instance] for instance in ending)}: instance {', '.join(ending)} is "
@@ -123,7 +137,19 @@ class AwsProvider(CloudProvider):
                 ec2.get_waiter("instance_terminated").wait(InstanceIds=ending, WaiterConfig=POWER_WAITER)
         except (errors.ClientError, errors.BotoCoreError) as exc:
             raise ec2_failure("the instances' power states", exc, operation="DescribeInstances") from None
-        return states
+        tagged = []
+        for instance in listed.values():
+            tags = instance_tags(instance)
+            if tags.get(CLUSTER_TAG) == self.spec.name and instance["State"]["Name"] in POWER_STATES:
+                node = tags.get(NODE_TAG) or tags.get("Name", "")
+                tagged.append(TaggedVm(instance["InstanceId"], node, instance.get("LaunchTime")))
+        return CloudListing(states, tagged)
+
+    def delete_command(self, instance_id: str) -> str:
+        command = ["aws", "ec2", "terminate-instances", "--instance-ids", instance_id, "--region", self.settings.region]
+        if self.settings.profile:
+            command += ["--profile", self.settings.profile]
+        return shlex.join(command)
 
     def _session(self, boto3: Any) -> Any:
         return boto3.session.Session(profile_name=self.settings.profile, region_name=self.settings.region)

@@ -64,6 +64,11 @@ TASKS: dict[str, MachinePower] = {
 SHELVED = ("SHELVED", "SHELVED_OFFLOADED")
 
 
+def server_metadata(server: Any, key: str) -> str:
+    """One of the metadata the OpenStack program gives a server (`cluster`, `node`, `role`, `arch`), "" if unset."""
+    return str((server.metadata or {}).get(f"{METADATA_PREFIX}{key}") or "")
+
+
 def connect_cloud(cloud: str, clouds_file: Path | None) -> Any:
     """An openstacksdk connection to `cloud`, from `clouds_file` (refused unless mode 0600) when given, else
     from the usual clouds.yaml places and OS_* variables."""
@@ -167,10 +172,9 @@ class OpenStackPower:
     def _servers(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for server in self._call("list servers", lambda: list(self.connection.compute.servers(details=True))):
-            metadata = server.metadata or {}
-            name = metadata.get(f"{METADATA_PREFIX}node")
-            if name and metadata.get(f"{METADATA_PREFIX}cluster") == self.cluster:
-                found[str(name)] = server
+            name = server_metadata(server, "node")
+            if name and server_metadata(server, "cluster") == self.cluster:
+                found[name] = server
         return found
 
     def _agent(self, name: str) -> Any:

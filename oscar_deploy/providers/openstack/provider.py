@@ -11,22 +11,33 @@ that login in OS_TOKEN in the pulumi process's environment (`preflight.provider_
 from __future__ import annotations
 
 import functools
+import shlex
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from oscar_deploy.nodes.model import NodeState, PlannedNode
-from oscar_deploy.providers.cloud import CloudProvider, StackAccess, sdk_check
+from oscar_deploy.providers.cloud import CloudListing, CloudProvider, StackAccess, TaggedVm, sdk_check
 from oscar_deploy.providers.gaps import PreflightReport
 from oscar_deploy.providers.openstack import preflight as checks
-from oscar_deploy.providers.openstack.power import SHELVED, STATUSES, api_errors
+from oscar_deploy.providers.openstack.power import (
+    METADATA_PREFIX,
+    SHELVED,
+    STATUSES,
+    api_errors,
+    server_metadata,
+)
 from oscar_deploy.providers.power import MachinePower
 from oscar_deploy.providers.vm import HostKey, NodeRecord
+from oscar_deploy.spec.models import OpenStackSpec
 from oscar_deploy.support.checks import Check
 from oscar_deploy.support.errors import OperationError
 
 # Servers take a while to stop cleanly (the guest shuts down) and to boot.
 POWER_WAIT_SECONDS = 600
+# Server statuses of a server on its way out (restorable or not): no longer a VM of the cluster.
+DELETED_STATUSES = ("DELETED", "SOFT_DELETED")
 
 
 class OpenStackProvider(CloudProvider):
@@ -34,6 +45,14 @@ class OpenStackProvider(CloudProvider):
     target = "openstack"
     login_settings = "openstack.cloud (and that cloud's project in clouds.yaml)"
     vm_type = "openstack:compute/instance:Instance"
+    tag_name = f"metadata {METADATA_PREFIX}cluster"
+    tag_scope = "project"
+
+    @property
+    def settings(self) -> OpenStackSpec:
+        settings = self.spec.target_settings()
+        assert isinstance(settings, OpenStackSpec)  # the registry hands each provider its own target's specs
+        return settings
 
     def preflight(self, to_create: Sequence[PlannedNode], new_cluster: bool) -> PreflightReport:
         return checks.preflight(self.spec, checks.needs_for(self.spec, to_create, new_cluster=new_cluster))
@@ -81,14 +100,13 @@ class OpenStackProvider(CloudProvider):
                     "look at it in the cloud's dashboard"
                 ) from None
 
-    def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
+    def listing(self, records: Sequence[NodeRecord]) -> CloudListing:
         """The servers' statuses from one listing (`GET /servers/detail`, the project's servers not deleted); a
         server not listed is missing: Nova answers 404 for it, which is what makes a refresh of the Pulumi provider
         (terraform-provider-openstack's instance read) forget it. A SOFT_DELETED server (a cloud with a reclaim
-        interval keeps it for Nova's `restore`) is still read, and is left out like BUILD or ERROR."""
+        interval keeps it for Nova's `restore`) is still read, and is left out like BUILD or ERROR; it is no VM of
+        the cluster either, nor is one being deleted."""
         names = {record.instance_id: record.name for record in records if record.instance_id}
-        if not names:
-            return {}
         connection, _facts = checks.connect(self.spec)
         with warnings.catch_warnings(), api_errors("the servers' power states", connection):
             warnings.simplefilter("ignore")
@@ -101,7 +119,26 @@ class OpenStackProvider(CloudProvider):
                 states[name] = "missing"
             elif (power := STATUSES.get(server.status, "unknown")) in node_states:
                 states[name] = node_states[power]
-        return states
+        tagged = [
+            TaggedVm(server.id, server_metadata(server, "node") or str(server.name), _created(server.created_at))
+            for server in servers.values()
+            if server_metadata(server, "cluster") == self.spec.name
+            and server.status not in DELETED_STATUSES
+            and server.task_state != "deleting"
+        ]
+        return CloudListing(states, tagged)
+
+    def delete_command(self, instance_id: str) -> str:
+        return shlex.join(["openstack", "--os-cloud", self.settings.cloud, "server", "delete", instance_id])
+
+
+def _created(value: str | None) -> datetime | None:
+    """Nova's `created` (ISO 8601, UTC), or None when the cloud gave none that reads."""
+    try:
+        created = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return created.replace(tzinfo=UTC) if created and created.tzinfo is None else created
 
 
 def doctor_checks(arches: Iterable[str]) -> list[Check]:

@@ -8,7 +8,8 @@ can leave the machine; the local nodes' addresses in the nodes tier). A VM keeps
 declared; one declared again after it was removed gets a new id, as a new VM would. Given the cloud double's VMs
 (`VmCloud`), the responder makes and deletes them there as the update would, and an update that refreshes first
 makes a VM that cloud no longer has again under a new id (Pulumi's refresh drops a resource its provider no longer
-finds, and the update then creates what the program declares); one that does not refresh keeps its id.
+finds, and the update then creates what the program declares); one that does not refresh keeps its id. The
+stack's `destroy` deletes every VM the responder holds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from oscar_deploy.iac.runner import OutputValue, StackTarget
+from oscar_deploy.providers.openstack.power import METADATA_PREFIX
 from oscar_deploy.providers.vm import ClusterShape, has_public_address, node_record
 from tests.doubles.openstack_api import FakeOpenStack
 
@@ -37,8 +39,9 @@ class VmCloud(Protocol):
 
     def has(self, instance: str) -> bool: ...
 
-    def make(self, instance: str, vm_name: str) -> str:
-        """Make VM `vm_name`; returns its id (`instance` where the double lets the caller choose)."""
+    def make(self, instance: str, cluster: str, node: str) -> str:
+        """Make the VM of `node`, tagged for `cluster` as the program tags it; returns its id (`instance` where the
+        double lets the caller choose)."""
         ...
 
     def delete(self, instance: str) -> None: ...
@@ -46,19 +49,27 @@ class VmCloud(Protocol):
 
 @dataclass
 class NovaServers:
-    """The servers of the OpenStack API double: a VM made is listed ACTIVE, one deleted is no longer listed."""
+    """The servers of the OpenStack API double: a VM made is listed ACTIVE with the program's metadata, one deleted
+    is no longer listed."""
 
     cloud: FakeOpenStack
 
     def has(self, instance: str) -> bool:
         return instance in self.cloud.servers
 
-    def make(self, instance: str, vm_name: str) -> str:
-        self.cloud.servers[instance] = {"id": instance, "name": vm_name, "status": "ACTIVE"}
+    def make(self, instance: str, cluster: str, node: str) -> str:
+        self.cloud.servers[instance] = nova_server(instance, cluster, node)
         return instance
 
     def delete(self, instance: str) -> None:
         self.cloud.servers.pop(instance, None)
+
+
+def nova_server(instance: str, cluster: str, node: str, created: str = "") -> dict[str, Any]:
+    """A server of the OpenStack double as the program makes it: named `<cluster>-<node>`, with its metadata."""
+    metadata = {f"{METADATA_PREFIX}cluster": cluster, f"{METADATA_PREFIX}node": node}
+    server = {"id": instance, "name": f"{cluster}-{node}", "status": "ACTIVE", "metadata": metadata}
+    return {**server, "created": created} if created else server
 
 
 @dataclass
@@ -92,7 +103,7 @@ class ProgramResponder:
             if instance is None:
                 instance = f"vm-{node.name}-{next(self.serial)}"
                 if self.cloud is not None:
-                    instance = self.cloud.make(instance, f"{spec.cluster}-{node.name}")
+                    instance = self.cloud.make(instance, spec.cluster, node.name)
                 self.ids[node.name] = instance
             record = node_record(
                 cluster=spec.cluster,
@@ -106,6 +117,13 @@ class ProgramResponder:
             )
             records.append({key: value for key, value in record.items() if value is not None})
         return {"nodes": OutputValue(records), "jump_host": OutputValue(jump)}
+
+    def destroy(self) -> None:
+        """`destroy`: every VM the stack holds is deleted."""
+        if self.cloud is not None:
+            for instance in self.ids.values():
+                self.cloud.delete(instance)
+        self.ids = {}
 
     @property
     def last(self) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import boto3
@@ -22,6 +23,7 @@ from moto.ec2.models.instances import InstanceState
 
 from oscar_deploy.iac.runner import ConfigValue
 from oscar_deploy.pipeline.cluster import cluster_provider
+from oscar_deploy.providers.aws.power import CLUSTER_TAG, NODE_TAG
 from oscar_deploy.providers.cloud import CloudProvider
 from oscar_deploy.spec.models import parse_spec
 from oscar_deploy.state.folder import ClusterState
@@ -48,15 +50,34 @@ def ssh_waits(monkeypatch: pytest.MonkeyPatch) -> SshWaits:
     return waits
 
 
+def program_tags(cluster: str, node: str) -> list[dict[str, Any]]:
+    """RunInstances' TagSpecifications for the tags the AWS program gives the instance of `node`."""
+    tags = {"Name": f"{cluster}-{node}", CLUSTER_TAG: cluster, NODE_TAG: node}
+    return [{"ResourceType": "instance", "Tags": [{"Key": key, "Value": value} for key, value in tags.items()]}]
+
+
+def run_instance(image: str, cluster: str, node: str) -> str:
+    """A running moto instance tagged as the program tags the one of `node`; returns its id."""
+    made = MotoInstances.ec2().run_instances(
+        ImageId=image, InstanceType="t3.medium", MinCount=1, MaxCount=1, TagSpecifications=program_tags(cluster, node)
+    )
+    return str(made["Instances"][0]["InstanceId"])
+
+
 @pytest.fixture
-def instances(quotas: FakeServiceQuotas, moto_url: str) -> dict[str, str]:
-    """Two running moto instances standing for server-0 and agent-0, by node name (the only ones: the vCPU quota
-    counts every running instance)."""
+def image(quotas: FakeServiceQuotas, moto_url: str) -> str:
+    """An x86_64 AMI of moto's, in a reset moto."""
     httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
-    ec2 = boto3.session.Session(profile_name="research", region_name="eu-west-1").client("ec2")
-    image = ec2.describe_images(Owners=[AMAZON], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]
-    made = ec2.run_instances(ImageId=image["ImageId"], InstanceType="t3.medium", MinCount=2, MaxCount=2)
-    return dict(zip(("server-0", "agent-0"), (item["InstanceId"] for item in made["Instances"]), strict=True))
+    ec2 = MotoInstances.ec2()
+    found = ec2.describe_images(Owners=[AMAZON], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])
+    return str(found["Images"][0]["ImageId"])
+
+
+@pytest.fixture
+def instances(image: str) -> dict[str, str]:
+    """Two running moto instances standing for server-0 and agent-0 of cluster lab, by node name (the only ones:
+    the vCPU quota counts every running instance)."""
+    return {node: run_instance(image, "lab", node) for node in ("server-0", "agent-0")}
 
 
 def up_on_instances(
@@ -65,7 +86,8 @@ def up_on_instances(
     """Cluster `lab` made by `up --until kubernetes` on the moto `instances`: the stack's recording stand-in answers
     with their ids. Returns the stand-in."""
     runner = stack_runner.install(monkeypatch)
-    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances))
+    cloud = MotoInstances(image_of(instances["server-0"]))
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=dict(instances), cloud=cloud)
     (cli.cwd / "cluster.yaml").write_text(SPEC)
     made = cli("up", "--until", "kubernetes")
     assert made.exit_code == 0, made.output
@@ -89,12 +111,16 @@ class MotoInstances:
         states = [item["State"]["Name"] for page in found["Reservations"] for item in page["Instances"]]
         return any(state != "terminated" for state in states)
 
-    def make(self, instance: str, vm_name: str) -> str:
-        made = self.ec2().run_instances(ImageId=self.image, InstanceType="t3.medium", MinCount=1, MaxCount=1)
-        return str(made["Instances"][0]["InstanceId"])
+    def make(self, instance: str, cluster: str, node: str) -> str:
+        return run_instance(self.image, cluster, node)
 
     def delete(self, instance: str) -> None:
         self.ec2().terminate_instances(InstanceIds=[instance])
+
+
+def image_of(instance: str) -> str:
+    found = MotoInstances.ec2().describe_instances(InstanceIds=[instance])
+    return str(found["Reservations"][0]["Instances"][0]["ImageId"])
 
 
 def state_of(instance: str) -> str:
@@ -336,10 +362,11 @@ def test_up_makes_a_worker_terminated_behind_its_back_again(
     which makes the instance again, and waits for its SSH."""
     runner = stack_runner.install(monkeypatch)
     ec2 = MotoInstances.ec2()
-    image = ec2.describe_instances(InstanceIds=[instances["agent-0"]])["Reservations"][0]["Instances"][0]["ImageId"]
     unknown = "i-0123456789abcdef0"
     first = {**instances, "agent-0": unknown} if how == "long gone" else dict(instances)
-    runner.stack("oscar-aws", "lab").responder = ProgramResponder(ids=first, cloud=MotoInstances(image))
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(
+        ids=first, cloud=MotoInstances(image_of(instances["server-0"]))
+    )
     (cli.cwd / "cluster.yaml").write_text(SPEC)
     assert cli("up", "--until", "kubernetes").exit_code == 0
     if how != "long gone":
@@ -398,3 +425,61 @@ def test_up_refuses_a_cluster_whose_server_was_terminated_behind_its_back(
     assert elsewhere.output.splitlines()[-1].startswith(
         "error: cluster lab: the cloud lists none of its 2 VM(s); check that aws.profile and aws.region still reach "
     )
+
+
+def stray_line(instance: str, node: str = "agent-0") -> str:
+    """The line naming moto instance `instance` as a VM of cluster lab that the stack does not hold."""
+    found = MotoInstances.ec2().describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
+    return (
+        f"warning: node {node}: VM {instance}, launched {found['LaunchTime'].astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
+        "carries tag oscar-deploy-cluster=lab but is not a VM of stack oscar-aws/lab: a copy an interrupted update "
+        "left behind (or a VM of another cluster named lab in this account and region), billed until deleted: aws "
+        f"ec2 terminate-instances --instance-ids {instance} --region eu-west-1 --profile research"
+    )
+
+
+def test_up_and_down_name_each_instance_of_the_cluster_the_stack_does_not_hold(
+    cli,
+    image: str,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """An instance tagged for the cluster whose id the stack does not hold is named by `up`, and by `down`, which
+    removes all it owns, then ends with an error: the instance is left running. Terminated instances, those
+    shutting down, and other clusters' instances are not named."""
+    runner = stack_runner.install(monkeypatch)
+    runner.stack("oscar-aws", "lab").responder = ProgramResponder(cloud=MotoInstances(image))
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    made = cli("up", "--until", "kubernetes")
+    assert made.exit_code == 0, made.output
+    assert "warning:" not in made.output
+    ec2 = MotoInstances.ec2()
+    terminated, ending = run_instance(image, "lab", "agent-0"), run_instance(image, "lab", "agent-0")
+    ec2.terminate_instances(InstanceIds=[terminated])
+    ec2_backends[MOTO_ACCOUNT]["eu-west-1"].get_instance(ending)._state = InstanceState("shutting-down", 32)
+    run_instance(image, "lab2", "agent-0")
+    quiet = cli("up", "--until", "kubernetes")
+    assert quiet.exit_code == 0, quiet.output
+    assert "warning:" not in quiet.output
+
+    stray = run_instance(image, "lab", "agent-0")
+    ec2.stop_instances(InstanceIds=[stray])  # a stopped instance's volume is billed too
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert [line for line in again.output.splitlines() if line.startswith("warning:")] == [stray_line(stray)]
+
+    responder = runner.stacks[STACK].responder
+    assert isinstance(responder, ProgramResponder)
+    held = set(responder.ids.values())
+    done = cli("down", "--yes")
+    assert done.exit_code == 1, done.output
+    assert done.output.splitlines()[-2:] == [
+        stray_line(stray),
+        "error: down: cluster lab: down did NOT remove everything: 1 VM(s) named above still carry its tag and are "
+        "billed; the stack never held them, so down leaves them: delete each with its command once you know no other "
+        "cluster named lab owns it",
+    ]
+    assert {state_of(instance) for instance in held} == {"terminated"}
+    assert state_of(stray) == "stopped"
+    assert not ClusterState("lab").path.exists()

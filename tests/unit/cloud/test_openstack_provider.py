@@ -35,7 +35,7 @@ from oscar_deploy.support.errors import OperationError
 from oscar_deploy.support.progress import Progress
 from tests.doubles import stack_runner
 from tests.doubles.openstack_api import PROJECT_ID, FakeOpenStack
-from tests.unit.cloud.cloud_env import NovaServers, ProgramResponder, SshWaits
+from tests.unit.cloud.cloud_env import NovaServers, ProgramResponder, SshWaits, nova_server
 from tests.unit.cloud.test_openstack_preflight import ACCESS_TOKEN, cloud_content, egi_cloud
 from tests.unit.pipeline_env import PlaybookRun
 
@@ -399,14 +399,19 @@ def test_an_interrupted_update_is_resumed_by_the_next_up(
         in failed.output
     )
     assert playbooks == []
+    # Nova made the server before the CLI died; the stack never got its id.
+    cloud.servers["lost-1"] = nova_server("lost-1", "lab", "agent-0", created="2026-02-03T04:05:06Z")
     resumed = cli("up", "--until", "kubernetes")
     assert resumed.exit_code == 0, resumed.output
-    # The create may have made the VM before the CLI died: the user is told where a copy the stack lost would be.
+    # The update makes the VM again under the same name; the one the stack lost is named with its delete command.
     assert (
         "recovered: 1 pending operation from an interrupted update (created: Instance lab-agent-0); an interrupted "
         "create may have left its resource outside the stack: if the cloud holds two of Instance lab-agent-0, delete "
-        "the older one"
+        "the older one (`up`, `scale` and `down` name a VM carrying the cluster's tag that the stack does not hold, "
+        "with the command that deletes it)"
     ) in resumed.output.splitlines()
+    assert stray_line("lost-1", "2026-02-03 04:05") in resumed.output.splitlines()
+    assert "lost-1" not in responder(runner).ids.values()
     ups = [call for call in runner.calls if call.stack == STACK and call.operation == "up"]
     assert [call.detail["refresh"] for call in ups] == [False, True]
     assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
@@ -477,6 +482,94 @@ def test_down_asks_then_destroys_the_stack_and_removes_it(
     assert STACK not in runner.stacks
     assert "removed stack oscar-openstack/lab" in done.output
     assert not ClusterState("lab").path.exists()
+
+
+def stray_line(instance: str, launched: str, node: str = "agent-0") -> str:
+    return (
+        f"warning: node {node}: VM {instance}, launched {launched} UTC, carries metadata oscar-deploy-cluster=lab but "
+        "is not a VM of stack oscar-openstack/lab: a copy an interrupted update left behind (or a VM of another "
+        f"cluster named lab in this project), billed until deleted: openstack --os-cloud egi server delete {instance}"
+    )
+
+
+def test_up_scale_and_down_name_each_vm_of_the_cluster_the_stack_does_not_hold(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """A server carrying the cluster's metadata whose id the stack does not hold is named by `up` and `scale`, and
+    by `down`, which removes all it owns, then ends with an error: the server is left running. Servers on their way
+    out, and other clusters' servers, are not named."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    made = cli("up", "--until", "kubernetes")
+    assert made.exit_code == 0, made.output
+    assert "warning:" not in made.output
+    cloud.servers["soft"] = {**nova_server("soft", "lab", "agent-0"), "status": "SOFT_DELETED"}
+    cloud.servers["going"] = {**nova_server("going", "lab", "agent-0"), "OS-EXT-STS:task_state": "deleting"}
+    cloud.servers["other"] = nova_server("other", "lab2", "agent-0")
+    quiet = cli("up", "--until", "kubernetes")
+    assert quiet.exit_code == 0, quiet.output
+    assert "warning:" not in quiet.output
+
+    cloud.servers["dup-2"] = {
+        **nova_server("dup-2", "lab", "agent-1", created="2026-01-02T10:00:00Z"),
+        "status": "ERROR",
+    }
+    cloud.servers["dup-1"] = nova_server("dup-1", "lab", "server-0", created="2026-01-02T09:30:00+00:00")
+    named = [stray_line("dup-1", "2026-01-02 09:30", "server-0"), stray_line("dup-2", "2026-01-02 10:00", "agent-1")]
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert [line for line in again.output.splitlines() if line.startswith("warning:")] == named
+    grown = cli("scale", "--workers", "2")
+    assert grown.exit_code == 0, grown.output
+    assert [line for line in grown.output.splitlines() if line.startswith("warning:")] == named
+
+    held = set(responder(runner).ids.values())
+    done = cli("down", "--yes")
+    assert done.exit_code == 1, done.output
+    lines = done.output.splitlines()
+    assert (
+        "removed stack oscar-openstack/lab (0 resource(s): VMs, addresses, network, security group, key pair)" in lines
+    )
+    assert lines[-3:] == [
+        *named,
+        "error: down: cluster lab: down did NOT remove everything: 2 VM(s) named above still carry its tag and are "
+        "billed; the stack never held them, so down leaves them: delete each with its command once you know no other "
+        "cluster named lab owns it",
+    ]
+    assert not held & set(cloud.servers), "the stack's servers were deleted"
+    assert {"dup-1", "dup-2", "other", "soft", "going"} <= set(cloud.servers), "nothing else was"
+    assert not ClusterState("lab").path.exists()
+
+    still = cli("down", "--yes")
+    assert (still.exit_code, still.output.splitlines()[-3:]) == (1, lines[-3:]), "down again checks again"
+    del cloud.servers["dup-1"], cloud.servers["dup-2"]
+    checked = cli("down", "--yes")
+    assert checked.exit_code == 0, checked.output
+    assert "warning:" not in checked.output
+
+
+def test_a_destroy_that_fails_names_the_vms_the_stack_does_not_hold(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """Such a VM can be why the destroy fails (on AWS it sits in the stack's subnet and security group, which then
+    cannot be deleted): it is named before the error."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    cloud.servers["dup-1"] = nova_server("dup-1", "lab", "agent-0", created="2026-01-02T09:30:00Z")
+    message = "deleting Subnet lab-subnet: DependencyViolation: the subnet has dependencies and cannot be deleted"
+    runner.stack("oscar-openstack", "lab").fail_next("destroy", message)
+    failed = cli("down", "--yes")
+    assert failed.exit_code == 1, failed.output
+    lines = failed.output.splitlines()
+    assert lines[-2:] == [stray_line("dup-1", "2026-01-02 09:30"), f"error: {STACK}: Stack {STACK}: {message}"]
+    assert ClusterState("lab").path.exists(), "kept for the next down"
 
 
 def test_a_lock_left_by_a_run_on_another_machine_is_broken_only_when_asked(

@@ -162,7 +162,8 @@ def test_the_recovery_line_says_what_was_recovered() -> None:
     assert recovery.message() == (
         "recovered: 2 pending operations from an interrupted update (created: Instance lab-w4; deleted: Instance "
         "lab-w3), a stale lock of 2026-11-30 08:20 UTC (gone); an interrupted create may have left its resource "
-        "outside the stack: if the cloud holds two of Instance lab-w4, delete the older one"
+        "outside the stack: if the cloud holds two of Instance lab-w4, delete the older one (`up`, `scale` and "
+        "`down` name a VM carrying the cluster's tag that the stack does not hold, with the command that deletes it)"
     )
     one = Recovery(pending=[PendingOperation("updating", W3)])
     assert one.message() == "recovered: 1 pending operation from an interrupted update (updated: Instance lab-w3)"
