@@ -94,10 +94,23 @@ def scale(
             if isinstance(provider, CloudProvider):
                 context.nodes = provider.live_nodes()  # a worker the autoscaler stopped is not reset over SSH
             try:
-                for removed, victim in enumerate(victims, start=1):
-                    scale_in(context, [victim], allow_local_volume_loss=allow_local_volume_loss, removal=removal)
-                    # What is gone stays gone: `up` after a later failure must not make this node again.
-                    state.desired.set_workers(len(agents) - removed)
+                remaining = len(agents)
+
+                def left_cluster(_name: str) -> None:
+                    # What left the cluster stays gone: `up` after a later failure (even that of this victim's VM
+                    # deletion) removes it rather than keeping it, or making it again.
+                    nonlocal remaining
+                    remaining -= 1
+                    state.desired.set_workers(remaining)
+
+                for victim in victims:
+                    scale_in(
+                        context,
+                        [victim],
+                        allow_local_volume_loss=allow_local_volume_loss,
+                        removal=removal,
+                        left_cluster=left_cluster,
+                    )
             except BaseException:
                 _report_lost_claims(spec.name, state.kubeconfig_file, removal.lost_claims)  # gone all the same
                 raise

@@ -946,6 +946,35 @@ def test_a_partial_scale_in_is_not_undone_by_the_next_up(
     assert decisions(planned.stdout)[0].startswith("provision: skipped: all 3 node(s) present"), planned.output
 
 
+def test_a_worker_reset_by_a_scale_whose_vm_deletion_failed_is_removed_by_the_next_up(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """remove-node.yml took agent-1 out of the cluster and reset it, then the stack update that deletes its VM
+    failed: agent-1 is past the point of no return. The next `up` must finish its removal, not keep a worker
+    without k3s as if the cluster were converged."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    assert cli("scale", "--workers", "2").exit_code == 0
+    runner.stack("oscar-openstack", "lab").fail_next("up", "openstack:compute/instance:Instance lab-agent-1: 503")
+    playbooks.clear()
+    failed = cli("scale", "--workers", "1")
+    assert failed.exit_code == 1, failed.output
+    assert [run.playbook for run in playbooks] == ["remove-node.yml"]
+    assert ClusterState("lab").desired.workers() == 1, "agent-1 no longer has k3s: it counts as removed"
+    planned = cli("plan", "--until", "provision")
+    assert "agent-1" in decisions(planned.stdout)[0], planned.output
+    playbooks.clear()
+    again = cli("up", "--until", "provision")
+    assert again.exit_code == 0, again.output
+    assert "provision: drained and removed agent-1 (no longer wanted)" in again.stdout.splitlines()
+    assert [run.playbook for run in playbooks] == ["remove-node.yml"]
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0"]
+
+
 def test_down_stopped_after_the_destroy_runs_again(
     cli,
     cloud: FakeOpenStack,
