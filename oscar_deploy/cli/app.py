@@ -100,7 +100,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "service",
         "service_commands",
         "service_app",
-        "OSCAR services from FDL files: validate, render, apply, list, delete, run, logs.",
+        "OSCAR services from FDL files: validate, render, apply, list, delete, run, logs, cli-config.",
     ),
     LazyCommand(
         "files", "files_commands", "files_app", "Files in the cluster's MinIO buckets (BUCKET/PATH, as in FDL paths)."

@@ -2,7 +2,8 @@
 
 Each declares the inputs it depends on. The node list is every phase's input: a node that was recreated
 under the same name has another instance id, so it gets prepared and joined again. A new k3s version takes
-the rolling upgrade path (`upgrade.yml`: one node at a time, servers first, drained and uncordoned); nodes
+the rolling upgrade path (`upgrade.yml`: the servers one at a time, then the agents in batches of
+`upgrade_batch`, each node drained and uncordoned); nodes
 new to the cluster are then installed at that version by `kubernetes.yml`.
 """
 

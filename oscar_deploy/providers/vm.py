@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from oscar_deploy.nodes.model import PlannedNode, Role
+from oscar_deploy.spec.models import NAME_PATTERN, NAME_RULE
 from oscar_deploy.support.files import parse_json
 
 PublicAddresses = Literal["first-server", "all"]
@@ -31,7 +32,6 @@ SSH_PORT = 22
 KUBERNETES_API_PORT = 6443
 PUBLIC_WEB_PORTS = {80: "HTTP", 443: "HTTPS"}
 USER_DATA_TEMPLATE = "cloud-init/node.yaml.j2"
-CLUSTER_NAME = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
 NODE_NAME = re.compile(r"(server|agent)-(0|[1-9][0-9]{0,3})")
 ARCHES = ("amd64", "arm64")
 
@@ -93,11 +93,8 @@ def vm_nodes(planned: Sequence[PlannedNode], server_size: str, agent_size: str) 
 
 def check_shape(shape: ClusterShape) -> None:
     """Refuse an input the programs cannot declare safely; ValueError naming the field and the fix."""
-    if not CLUSTER_NAME.fullmatch(shape.cluster):
-        raise ValueError(
-            f"cluster: {shape.cluster!r} is not a valid name; use 1-32 lowercase letters, digits and '-', "
-            "starting with a letter"
-        )
+    if not NAME_PATTERN.fullmatch(shape.cluster):
+        raise ValueError(f"cluster: {shape.cluster!r} is not a valid name; {NAME_RULE}")
     if not shape.nodes or shape.nodes[0].role != "server":
         raise ValueError("nodes: the first node must be a server (it carries the public address); put servers first")
     seen: set[str] = set()

@@ -65,12 +65,15 @@ CLOUD_OPTION = typer.Option(
 CHECK_DRIFT_OPTION = typer.Option(
     False,
     "--check-drift",
-    help="Also run prepare, kubernetes and platform when nothing changed, to repair what was changed by hand and "
-    "name it: every role on every node (a config file, the k3s binary, a stopped service), and the platform stack "
-    "read back from the cluster first (an object deleted or edited with kubectl); a claim made again is empty.",
+    help="Also run prepare, kubernetes, platform and verify when nothing changed, to repair what was changed by "
+    "hand and name it: every role on every node (a config file, the k3s binary, a stopped service), and the "
+    "platform stack read back from the cluster first (an object deleted or edited with kubectl; a claim made again "
+    "is empty); then the smoke test.",
 )
 PLAN_CHECK_DRIFT_OPTION = typer.Option(
-    False, "--check-drift", help="Decide as `up --check-drift` would: prepare, kubernetes and platform run anyway."
+    False,
+    "--check-drift",
+    help="Decide as `up --check-drift` would: prepare, kubernetes, platform and verify run anyway.",
 )
 
 

@@ -24,7 +24,8 @@ from oscar_deploy.support.errors import OperationError, OscarDeployError, UserIn
 from oscar_deploy.support.files import check_data_target, check_write_target, read_user_bytes, write_user_file
 
 service_app = typer.Typer(
-    help="OSCAR services from FDL files: validate, render, apply, list, delete, run, logs.", no_args_is_help=True
+    help="OSCAR services from FDL files: validate, render, apply, list, delete, run, logs, cli-config.",
+    no_args_is_help=True,
 )
 
 FDL_ARGUMENT = typer.Argument(..., help="FDL file; a Jinja2 template (see templates/services/).", dir_okay=False)
