@@ -517,6 +517,19 @@ class KServeSettings(FdlModel):
 # --- the service ---------------------------------------------------------------------------------------------
 
 
+def misplaced_keys(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) for each key a service must not carry: set by the server, gone in v4, or a top-level
+    section of the file."""
+    found = [(key, "is set by the OSCAR server; remove it") for key in SERVER_POPULATED_KEYS if key in service]
+    found += [
+        (key, "belongs at the top level of the FDL file; move it there")
+        for key in ("storage_providers", "clusters")
+        if key in service
+    ]
+    found += [(key, message) for key, message in REMOVED_SERVICE_KEYS.items() if key in service]
+    return found
+
+
 class Service(FdlModel):
     """One OSCAR service as the v4.1.2 API takes it (`POST /system/services`)."""
 
@@ -557,17 +570,11 @@ class Service(FdlModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _not_server_or_removed_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in SERVER_POPULATED_KEYS:
-                if key in data:
-                    raise ValueError(f"{KEY_MARK}{key}: is set by the OSCAR server; remove it")
-            for key in ("storage_providers", "clusters"):
-                if key in data:
-                    raise ValueError(f"{KEY_MARK}{key}: belongs at the top level of the FDL file; move it there")
-            for key, message in REMOVED_SERVICE_KEYS.items():
-                if key in data:
-                    raise ValueError(f"{KEY_MARK}{key}: {message}")
+    def _no_misplaced_keys(cls, data: Any) -> Any:
+        misplaced = misplaced_keys(data) if isinstance(data, dict) else []
+        if misplaced:
+            key, message = misplaced[0]
+            raise ValueError(f"{KEY_MARK}{key}: {message}")
         return data
 
     @field_validator("name")
@@ -956,18 +963,13 @@ def _service_entries(data: dict[str, Any]) -> list[tuple[Location, dict[str, Any
 
 
 def _take_misplaced_keys(data: dict[str, Any]) -> list[tuple[Location, str]]:
-    """Problems with keys a service must not have (set by the server, or gone in v4), taken out of `data` so that
-    the rest of each service is still checked and every problem is reported at once."""
+    """The problems `misplaced_keys` finds in each service, the keys taken out of `data` so that the rest of each
+    service is still checked and every problem is reported at once (the model alone stops at the first)."""
     problems: list[tuple[Location, str]] = []
     for where, service in _service_entries(data):
-        for key in SERVER_POPULATED_KEYS:
-            if key in service:
-                del service[key]
-                problems.append(((*where, key), "is set by the OSCAR server; remove it"))
-        for key, message in REMOVED_SERVICE_KEYS.items():
-            if key in service:
-                del service[key]
-                problems.append(((*where, key), message))
+        for key, message in misplaced_keys(service):
+            del service[key]
+            problems.append(((*where, key), message))
     return problems
 
 

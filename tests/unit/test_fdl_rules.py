@@ -69,6 +69,25 @@ def test_top_level_sections_inside_a_service_are_pointed_to_the_top(tmp_path: Pa
     ]
 
 
+@pytest.mark.parametrize("key", ["storage_providers", "clusters"])
+def test_a_misplaced_section_does_not_hide_the_services_other_problems(tmp_path: Path, key: str) -> None:
+    """Every problem at once: the section is reported and taken out, and the rest of the service is checked."""
+    snippet = f"      {key}: {{}}\n      memory: lots\n"
+    assert _service_problems(tmp_path, snippet) == [
+        f"7: {SERVICE}.{key}: belongs at the top level of the FDL file; move it there",
+        f"8: {SERVICE}.memory: 'lots' is not a Kubernetes quantity such as 0.5, 500m, 256Mi or 2Gi",
+    ]
+
+
+@pytest.mark.parametrize("key", ["storage_providers", "clusters"])
+def test_the_service_model_alone_points_a_top_level_section_to_the_top(key: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Service.model_validate({"name": "a", "image": "i", "script": "s", key: {}})
+    assert caught.value.errors()[0]["msg"] == (
+        f"Value error, {KEY_MARK}{key}: belongs at the top level of the FDL file; move it there"
+    )
+
+
 # --- names, numbers and quantities ---------------------------------------------------------------------------------
 
 
