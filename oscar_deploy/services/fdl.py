@@ -239,22 +239,31 @@ class MountSettings(FdlModel):
         return value
 
 
+def _trimmed_or_unset(value: Any) -> Any:
+    """volume.go ValidateVolumeConfig trims each volume setting before it checks and stores it; "" is unset."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
 class VolumeSettings(FdlModel):
-    name: str | None = Field(
+    name: Annotated[str | None, BeforeValidator(_trimmed_or_unset)] = Field(
         None, description="Managed volume name (default: the service name); required to mount an existing volume."
     )
-    size: PositiveQuantity | None = Field(None, description="Size of a new volume, e.g. 1Gi.")
+    size: Annotated[PositiveQuantity | None, BeforeValidator(_trimmed_or_unset)] = Field(
+        None, description="Size of a new volume, e.g. 1Gi."
+    )
     mount_path: str = Field(description="Absolute path inside the container (not under /oscar/config or /oscar/bin).")
-    lifecycle_policy: Literal["delete", "retain"] | None = Field(
+    lifecycle_policy: Annotated[Literal["delete", "retain"] | None, BeforeValidator(_trimmed_or_unset)] = Field(
         None, description="Delete (default) or keep a service-created volume with its service; needs size."
     )
 
     @field_validator("name")
     @classmethod
     def _dns_name(cls, value: str | None) -> str | None:
-        if value is not None and not DNS_LABEL.fullmatch(value.strip()):
+        if value is not None and not DNS_LABEL.fullmatch(value):
             raise ValueError(f"{shown(value)} must be a DNS label (lowercase letters, digits and '-')")
-        return value.strip() if value is not None else None
+        return value
 
     @field_validator("mount_path")
     @classmethod

@@ -279,6 +279,32 @@ def test_volume_name_and_mount_path_are_trimmed_as_volume_go_does(tmp_path: Path
     assert _body(tmp_path, text)["volume"] == {"name": "shared", "mount_path": "/data"}
 
 
+def test_volume_size_and_lifecycle_policy_are_trimmed_as_volume_go_does(tmp_path: Path) -> None:
+    """volume.go ValidateVolumeConfig trims size and lifecycle_policy too, and stores what it trimmed."""
+    text = MINIMAL_SERVICE + "      volume: {size: ' 1Gi ', mount_path: /data, lifecycle_policy: ' retain '}\n"
+    assert _body(tmp_path, text)["volume"] == {
+        "name": "minimal",
+        "size": "1Gi",
+        "mount_path": "/data",
+        "lifecycle_policy": "retain",
+    }
+
+
+def test_a_blank_volume_setting_is_an_unset_one(tmp_path: Path) -> None:
+    """volume.go compares the trimmed values with "": a blank name takes the service's, a blank lifecycle_policy
+    is delete, and a blank size is no size."""
+    text = MINIMAL_SERVICE + "      volume: {name: ' ', size: 1Gi, mount_path: /data, lifecycle_policy: ''}\n"
+    assert _body(tmp_path, text)["volume"] == {
+        "name": "minimal",
+        "size": "1Gi",
+        "mount_path": "/data",
+        "lifecycle_policy": "delete",
+    }
+    assert _service_problems(tmp_path, "      volume: {name: '', size: ' ', mount_path: /data}\n") == [
+        f"7: {SERVICE}.volume.size: required for a new volume (or set name to mount an existing one)"
+    ]
+
+
 # --- scaling and exposure ------------------------------------------------------------------------------------------
 
 
