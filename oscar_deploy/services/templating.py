@@ -55,6 +55,9 @@ WITHHELD_ENV = frozenset({PASSWORD_ENV, TOKEN_ENV, MINIO_SECRET_KEY_ENV})
 # An environment variable whose name says it holds a credential (AWS_SECRET_ACCESS_KEY, DB_PASSWORD, API_TOKEN).
 CREDENTIAL_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 MAX_OUTPUT_CHARS = MAX_DOCUMENT_BYTES
+# How deeply printed values may hold other printed values (a macro's output formatted into a string, printed by
+# another macro, and so on): each level is one step of putting the values back.
+MAX_VALUE_NESTING = 8
 # The largest integer `**` may produce, in bits (a 10**10**10 would take the machine's memory).
 MAX_POWER_BITS = 4096
 # A printf-style field of `%`: mapping key, flags, width, precision (either may be `*`), length modifier, type.
@@ -145,14 +148,34 @@ class Insertions:
         self.values.append(value)
         return f"odv{self.nonce}n{len(self.values) - 1}z"
 
-    def _text(self, text: str, depth: int = 0) -> Any:
-        pattern = self.pattern
-        whole = pattern.fullmatch(text)
-        if whole is not None and depth == 0:
-            return self._text(self.values[int(whole.group(1))], depth + 1)
-        if depth > 8 or self.nonce not in text:
+    def expansion(self, text: str) -> tuple[int, int]:
+        """How long `text` becomes once its values are put back (capped just past MAX_OUTPUT_CHARS), and how
+        deeply they nest, counted without making it. A value holds markers when the template prints a macro's
+        output formatted into a string; only the markers of values made before it count (a template can read a
+        marker and forge others, but never for a value that does not exist yet)."""
+        sizes: list[int] = []
+        depths: list[int] = []
+        for value in (*self.values, text):
+            size, depth = len(value), 0
+            for match in self.pattern.finditer(value):
+                index = int(match.group(1))
+                if index < len(sizes):
+                    size += sizes[index] - len(match[0])
+                    depth = max(depth, depths[index] + 1)
+            sizes.append(min(size, MAX_OUTPUT_CHARS + 1))
+            depths.append(depth)
+        return sizes[-1], depths[-1]
+
+    def _text(self, text: str, before: int) -> str:
+        """`text` with each marker of a value made before value number `before` replaced by that value."""
+        if self.nonce not in text:
             return text
-        return pattern.sub(lambda match: str(self._text(self.values[int(match.group(1))], depth + 1)), text)
+
+        def value(match: re.Match[str]) -> str:
+            index = int(match.group(1))
+            return self._text(self.values[index], index) if index < before else match[0]
+
+        return self.pattern.sub(value, text)
 
     def put_back(self, data: Any) -> Any:
         """`data` with every marker replaced by its value (in place; each container once, whatever the aliases)."""
@@ -162,7 +185,7 @@ class Insertions:
 
         def visit(item: Any) -> Any:
             if isinstance(item, str):
-                return self._text(item)
+                return self._text(item, len(self.values))
             if id(item) in done:
                 return item
             done.add(id(item))
@@ -561,6 +584,7 @@ def _render(text: str, source: str, values: dict[str, Any], folder: Path | None)
     def fail(line: str) -> FdlError:
         return FdlError([insertions.scrub(line)])
 
+    too_long = f"{source}: the template renders more than {MAX_OUTPUT_CHARS} characters; simplify it"
     try:
         with _time_budget(RENDER_SECONDS):
             template = environment.from_string(text)
@@ -570,9 +594,19 @@ def _render(text: str, source: str, values: dict[str, Any], folder: Path | None)
             for piece in template.generate(values):
                 size += len(piece)
                 if size > MAX_OUTPUT_CHARS:
-                    raise fail(f"{source}: the template renders more than {MAX_OUTPUT_CHARS} characters; simplify it")
+                    raise fail(too_long)
                 pieces.append(piece)
-        return "".join(pieces), insertions
+            rendered = "".join(pieces)
+            # The text is short, but the values put back into it may not be.
+            size, depth = insertions.expansion(rendered)
+        if size > MAX_OUTPUT_CHARS:
+            raise fail(too_long)
+        if depth > MAX_VALUE_NESTING:
+            raise fail(
+                f"{source}: the template prints values inside printed values more than {MAX_VALUE_NESTING} deep; "
+                "simplify it"
+            )
+        return rendered, insertions
     except FdlError:
         raise
     except jinja2.TemplateSyntaxError as exc:
