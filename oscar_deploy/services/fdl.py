@@ -867,23 +867,10 @@ ANGLE_PLACEHOLDER = re.compile(r"<[^<>\n]{1,80}>")
 BRACKET_WORD = re.compile(r"[A-Za-z_][\w .-]{0,79}")
 # `"[topic_arn]"` quoted: the same placeholder, read as a string.
 BRACKETED_WORD = re.compile(r"\[[A-Za-z_][\w .-]{0,79}\]")
-# pydantic error types that mean "not the kind of value this key takes".
+# pydantic error types that mean "not the kind of value this key takes", as an empty value or a one-item list
+# does (a placeholder string is found on its own, whatever the key takes).
 TYPE_ERRORS = frozenset(
-    {
-        "string_type",
-        "int_type",
-        "int_parsing",
-        "int_from_float",
-        "bool_type",
-        "bool_parsing",
-        "float_type",
-        "float_parsing",
-        "model_type",
-        "model_attributes_type",
-        "dict_type",
-        "list_type",
-        "literal_error",
-    }
+    {"string_type", "int_type", "bool_type", "model_type", "dict_type", "list_type", "literal_error"}
 )
 
 
