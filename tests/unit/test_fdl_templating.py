@@ -4,6 +4,7 @@ environment's values out of messages (oscar_deploy/services/templating.py)."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,33 @@ import pytest
 from oscar_deploy.services.fdl import FdlError
 from oscar_deploy.services.templating import (
     MAX_OUTPUT_CHARS,
+    Insertions,
+    _indented_size,
+    _printf_size,
+    _replaced_size,
+    _time_budget,
+    _wrapped_size,
     load_fdl,
+    load_values,
+    render_template,
 )
 from tests.unit.test_fdl import MINIMAL_SERVICE
 
 # A macro's output is template text; formatted into a string it becomes a printed value holding other values.
 MACRO = "{% macro m(v) %}{{ v }}{% endmacro %}"
+
+
+def _rendered(template: str) -> str:
+    text, insertions = render_template(template, "t.yaml", {})
+    assert not insertions.values, "only numbers are printed here"
+    return text
+
+
+def _refused(template: str) -> str:
+    with pytest.raises(FdlError) as caught:
+        render_template(template, "t.yaml", {})
+    (line,) = caught.value.lines
+    return line
 
 
 def _variable(folder: Path, template_lines: str, value: str) -> str:
@@ -33,6 +55,203 @@ def _problem(folder: Path, template_lines: str, value: str) -> str:
         _variable(folder, template_lines, value)
     (line,) = caught.value.lines
     return line.removeprefix(f"{folder / 'service.yaml'}")
+
+
+# --- values ----------------------------------------------------------------------------------------------------------
+
+
+def test_set_values_are_typed_only_when_they_are_plain_decimals_or_booleans() -> None:
+    assignments = ["a=-12", "b=0", "c=012", "d=-1.50", "e=1.", "f=1e3", "g=true", "h=True", "i=-", "j=0.0"]
+    assert load_values([], assignments) == {
+        "a": -12,
+        "b": 0,
+        "c": "012",
+        "d": -1.5,
+        "e": "1.",
+        "f": "1e3",
+        "g": True,
+        "h": "True",
+        "i": "-",
+        "j": 0.0,
+    }
+
+
+def test_a_missing_values_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(FdlError) as caught:
+        load_values([tmp_path / "nope.yaml"], [])
+    assert caught.value.lines == [f"{tmp_path / 'nope.yaml'}: no such values file; pass an existing YAML file with -f"]
+
+
+def test_a_values_file_that_is_not_a_mapping_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "values.yaml").write_text("- a list\n")
+    with pytest.raises(FdlError) as caught:
+        load_values([tmp_path / "values.yaml"], [])
+    assert caught.value.lines == [
+        f"{tmp_path / 'values.yaml'}: a values file must be a YAML mapping of names to values"
+    ]
+
+
+def test_an_empty_values_file_gives_no_values(tmp_path: Path) -> None:
+    (tmp_path / "values.yaml").write_text("# nothing yet\n")
+    assert load_values([tmp_path / "values.yaml"], ["a=1"]) == {"a": 1}
+
+
+def test_a_bad_set_name_is_shown_up_to_60_characters_and_never_its_value() -> None:
+    with pytest.raises(FdlError) as caught:
+        load_values([], ["a" * 59 + "bc d=S3CRET"])
+    assert caught.value.lines == [
+        "--set " + "a" * 59 + "b=...: write NAME=VALUE (NAME may be dotted, e.g. minio.bucket=images)"
+    ]
+
+
+# --- the sandbox's budgets -------------------------------------------------------------------------------------------
+
+
+def test_a_power_of_up_to_4096_bits_is_computed_and_one_bit_more_is_refused() -> None:
+    """The size is foreseen as exponent times the base's bits: 2 has two bits, 65536 has seventeen."""
+    assert _rendered("{{ 2 ** 2048 }}") == str(2**2048)
+    assert (
+        _refused("{{ 2 ** 2049 }}")
+        == "t.yaml:1: not allowed in a template: the result of ** would have more than 4096 bits"
+    )
+    assert _refused("{{ 65536 ** 241 }}").endswith("the result of ** would have more than 4096 bits")
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [("{{ 1 ** 10**9 }}", "1"), ("{{ (-1) ** 10**9 }}", "1"), ("{{ 2 ** -3 }}", "0.125"), ("{{ 1.5 ** 2 }}", "2.25")],
+)
+def test_powers_that_cannot_grow_are_left_alone(template: str, expected: str) -> None:
+    assert _rendered(template) == expected
+
+
+def test_repetition_up_to_the_output_budget_is_made_and_one_item_more_is_refused() -> None:
+    half = MAX_OUTPUT_CHARS // 2
+    assert _rendered(f"{{% set s = 'ab' * {half} %}}{{{{ s|length }}}}") == str(MAX_OUTPUT_CHARS)
+    assert _refused(f"{{% set s = [1] * {MAX_OUTPUT_CHARS + 1} %}}") == (
+        f"t.yaml:1: not allowed in a template: repeating a value makes more than {MAX_OUTPUT_CHARS} items"
+    )
+
+
+def test_the_time_budget_leaves_no_timer_behind() -> None:
+    before = signal.getsignal(signal.SIGALRM)
+    with _time_budget(5):
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is before
+
+
+# --- the sandbox ----------------------------------------------------------------------------------------------------
+
+
+def test_str_format_is_sandboxed_too() -> None:
+    assert _refused("{{ '{0.__class__}'.format(1) }}") == (
+        "t.yaml:1: not allowed in a template: access to attribute '__class__' of 'int' object is unsafe."
+    )
+
+
+def test_includes_are_read_from_the_fdls_folder_only(tmp_path: Path) -> None:
+    with pytest.raises(FdlError) as caught:
+        render_template("{% include '../x.yaml' %}", "t.yaml", {}, tmp_path)
+    assert caught.value.lines == [
+        f"t.yaml:1: include: '../x.yaml' is outside the FDL's folder {tmp_path}; only files in that folder can be "
+        "included"
+    ]
+    with pytest.raises(FdlError) as caught:
+        render_template("{% include 'missing.yaml' %}", "t.yaml", {}, tmp_path)
+    assert caught.value.lines == [
+        f"t.yaml: include: {tmp_path / 'missing.yaml'}: no such included template; pass an existing file"
+    ]
+
+
+def test_text_a_macro_makes_is_yaml_as_written(tmp_path: Path) -> None:
+    """What `{{ }}` prints goes in as data; a macro's output (like `tojson` or `| safe`) is template text."""
+    users = "{% macro users() %}[alice, bob]{% endmacro %}\n"
+    (tmp_path / "service.yaml").write_text(
+        users + MINIMAL_SERVICE + "      visibility: restricted\n      allowed_users: {{ users() }}\n"
+    )
+    (tmp_path / "run.sh").write_text("echo hi\n")
+    assert load_fdl(tmp_path / "service.yaml").services[0].body["allowed_users"] == ["alice", "bob"]
+
+
+# --- widening strings: each result foreseen before it is made -------------------------------------------------------
+
+N = MAX_OUTPUT_CHARS
+
+
+@pytest.mark.parametrize(
+    ("template", "what"),
+    [
+        (f"{{% set a = 'x'.center({N + 1}) %}}", "str.center"),
+        (f"{{% set a = 'x'.ljust({N + 1}) %}}", "str.ljust"),
+        (f"{{% set a = 'x'.rjust({N + 1}) %}}", "str.rjust"),
+        (f"{{% set a = '1'.zfill({N + 1}) %}}", "str.zfill"),
+        (f"{{% set a = ('\\t' * 2).expandtabs({N // 2}) %}}", "str.expandtabs"),
+        ("{% set a = ('x' * 1024).replace('x', 'y' * 1025) %}", "str.replace"),
+        (f"{{% set a = 'x'|center({N + 1}) %}}", "the center filter"),
+        (f"{{% set a = 'x'|indent({N}) %}}", "the indent filter"),
+        ("{% set a = ('a ' * 1000)|wordwrap(1, wrapstring='-' * 600) %}", "the wordwrap filter"),
+        (f"{{% set a = '%{N + 1}s'|format('x') %}}", "the format filter"),
+        (f"{{% set a = 'x' * {N // 2 + 1} %}}{{% set b = '%s%s'|format(a, a) %}}", "the format filter"),
+        ("{% set a = ('x' * 1024)|replace('x', 'y' * 1025) %}", "the replace filter"),
+        (f"{{% set a = '%{N + 1}s' % 'x' %}}", "%"),
+        ("{% set a = '{:0600000000}'.format(1) %}", "str.format"),  # refused from its width, before it is made
+        (f"{{% set a = 'x' * {N // 2 + 1} %}}{{% set b = '{{}}{{}}'.format(a, a) %}}", "str.format"),
+        (f"{{% set a = '{{a:>{N + 1}}}'.format_map({{'a': 'x'}}) %}}", "str.format_map"),
+    ],
+)
+def test_each_widening_call_is_refused_before_it_makes_too_long_a_text(template: str, what: str) -> None:
+    assert (
+        _refused(template)
+        == f"t.yaml:1: not allowed in a template: {what} would make a text of more than {N} characters"
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "values", "foreseen", "made"),
+    [
+        ("%5s|%-3s", ("ab", "c"), 9, "   ab|c  "),
+        ("100%%", (), 4, "100%"),
+        ("%*s", (-6, "ab"), 6, "ab    "),
+        ("%(a)s", {"a": "xyz"}, 3, "xyz"),
+        ("%s%s", ("abc", "de"), 5, "abcde"),
+        ("[%s]", ("",), 2, "[]"),
+        ("<%s>", "abc", 5, "<abc>"),
+        ("%.3s", "abcdef", 6, "abc"),  # the precision is not taken off the value: an upper bound
+    ],
+)
+def test_a_percent_format_is_foreseen_field_by_field(template: str, values: object, foreseen: int, made: str) -> None:
+    assert template % values == made
+    assert _printf_size(template, values) == foreseen
+
+
+@pytest.mark.parametrize(
+    ("text", "old", "new", "count", "foreseen"),
+    [
+        ("aXbXc", "X", "YYY", -1, 9),
+        ("aXbXc", "X", "YYY", 1, 7),
+        ("aXbXc", "X", "YYY", 0, 5),
+        ("aXXb", "XX", "", -1, 4),  # a shorter replacement is not taken off: an upper bound
+        ("ab", "", "-", -1, 5),  # an empty `old` matches before, between and after the characters
+        (5, "a", "b", -1, 0),  # not a string: the call fails by itself
+    ],
+)
+def test_a_replacement_is_foreseen_from_its_count_of_matches(
+    text: object, old: str, new: str, count: int, foreseen: int
+) -> None:
+    assert _replaced_size(text, old, new, count) == foreseen
+    if isinstance(text, str) and len(new) >= len(old):
+        assert len(text.replace(old, new, count)) == foreseen
+
+
+def test_wrapping_and_indenting_are_foreseen_as_upper_bounds() -> None:
+    """wordwrap: every line, and two more breaks per `width` characters; indent: every line (first included), by
+    the width's number or the indentation string's length."""
+    assert _wrapped_size("aaaa bbbb cccc", 5, None) == 14 + 6
+    assert _wrapped_size("aaaa bbbb cccc", 5, "<br>") == 14 + 6 * 4
+    assert _indented_size("a\nb", 4) == 3 + 2 * 4
+    assert _indented_size("a\nb", "--") == 3 + 2 * 2
+    assert (_wrapped_size(5, 5, None), _indented_size(5, 4)) == (0, 0)  # not a string: the filter fails by itself
 
 
 # --- printed values put back -----------------------------------------------------------------------------------------
@@ -62,3 +281,15 @@ def test_a_marker_the_template_forges_for_a_later_value_stays_text(tmp_path: Pat
     forged = MACRO + "{% set forged = '%s'|format(m('a'))|replace('n0z', 'n9z') %}\n"
     value = _variable(tmp_path, forged, "{{ forged }}")
     assert value.startswith("odv") and value.endswith("n9z")
+
+
+def test_the_environment_is_blanked_out_of_a_message_longest_value_first() -> None:
+    insertions = Insertions(hidden=["abc", "abcdef", "xy"])
+    assert insertions.scrub("a abcdef b abc c xy") == "a **** b **** c xy"
+
+
+@pytest.mark.parametrize("cut", [200, 80, 40])
+def test_a_value_cut_short_in_a_message_is_blanked_as_well(cut: int) -> None:
+    """support.errors.shown cuts a value at 200, 80 or 40 characters."""
+    value = "".join(chr(ord("a") + index % 26) for index in range(300))
+    assert Insertions(hidden=[value]).scrub(f"bad: '{value[:cut]}...'") == "bad: '****...'"
