@@ -882,7 +882,7 @@ def _wanted(loc: Location) -> str:
     if not description:
         return "the real value"
     text = description.rstrip(".")
-    return text[0].lower() + text[1:] if text[1:2].islower() else text
+    return text if text[1:2].isupper() else text[0].lower() + text[1:]  # an acronym (AWS, CPU) stays
 
 
 def placeholder_message(loc: Location, value: Any) -> str | None:

@@ -4,11 +4,15 @@ an empty value), scripts read next to the file, what is masked when a definition
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.unit.test_fdl import MINIMAL_SERVICE, _errors
+from oscar_deploy.services.fdl import MASK, mask_secrets, to_yaml
+from oscar_deploy.services.templating import load_fdl
+from tests.unit.test_fdl import MINIMAL_SERVICE, SCRIPT, _errors, _write
 
 SERVICE = "functions.oscar.0.oscar"
 ONE_ITEM = "(YAML reads it as a one-item list): replace it with"
@@ -54,3 +58,125 @@ def test_a_placeholder_is_named_as_such_whatever_the_key_takes(tmp_path: Path, s
 def test_a_placeholder_for_a_string_is_named_as_such(tmp_path: Path) -> None:
     text = MINIMAL_SERVICE.replace("image: alpine:3.22.1", "image: [image]")
     assert _problems(tmp_path, text) == [f"5: {SERVICE}.image: placeholder [image] {ONE_ITEM} container image"]
+
+
+# --- the loaded document -----------------------------------------------------------------------------------------
+
+
+def test_masking_hides_an_environment_credential_inside_text_from_three_characters() -> None:
+    """A credential of one or two characters is masked only where it is the whole value: `1` or `on` inside other
+    text would blank half a script. An unset one (env("TOKEN", "")) hides nothing."""
+    data = {"a": "xaby", "b": "ab", "c": "xabcy", "d": ["ab", "abc!"], "e": "", "u": "https://u:pw@h/x"}
+    assert mask_secrets(data, hidden=("ab", "abc", "")) == {
+        "a": "xaby",
+        "b": MASK,
+        "c": f"x{MASK}y",
+        "d": [MASK, f"{MASK}!"],
+        "e": "",
+        "u": "https://****@h/x",
+    }
+
+
+def test_masking_takes_the_longest_credential_first() -> None:
+    assert mask_secrets("key=abcdef", hidden=("abc", "abcdef")) == f"key={MASK}"
+
+
+def test_a_credential_key_is_masked_only_where_it_holds_text() -> None:
+    data = {"password": ["p"], "token": "t", "secrets": "plain", "environment": {"secrets": {"A": "a", "B": 2}}}
+    assert mask_secrets(data) == {
+        "password": ["p"],
+        "token": MASK,
+        "secrets": "plain",
+        "environment": {"secrets": {"A": MASK, "B": MASK}},
+    }
+
+
+def test_a_script_is_shown_as_a_literal_block_where_it_reads_back_the_same() -> None:
+    """Tabs, carriage returns and a trailing space do not survive a literal block: those are quoted."""
+    data = {"s": "a\nb\n", "t": "a\tb\nc", "r": "a\r\nb", "e": "a \nb ", "k": "one"}
+    text = to_yaml(data)
+    assert text == 's: |\n  a\n  b\nt: "a\\tb\\nc"\nr: "a\\r\\nb"\ne: "a \\nb "\nk: one\n'
+    assert yaml.safe_load(text) == data
+
+
+def test_a_loaded_document_cannot_be_changed_behind_its_request_bodies(tmp_path: Path) -> None:
+    document = load_fdl(_write(tmp_path, MINIMAL_SERVICE))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        document.services = []  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        document.services[0].body = {}  # type: ignore[misc]
+
+
+def test_an_environment_credential_in_a_plain_variable_is_named_by_service_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_PASSWORD", "pw-value")
+    monkeypatch.setenv("DB_HOST", "db.example.org")
+    snippet = (
+        "      environment:\n        variables:\n          PW: '{{ env(\"DB_PASSWORD\") }}'\n"
+        "          URL: 'postgres://app:{{ env(\"DB_PASSWORD\") }}@db'\n"
+        "          HOST: '{{ env(\"DB_HOST\") }}'\n        secrets: {OK: '{{ env(\"DB_PASSWORD\") }}'}\n"
+    )
+    document = load_fdl(_write(tmp_path, MINIMAL_SERVICE + snippet))
+    assert set(document.credential_values) == {"pw-value"}  # DB_HOST is not named like a credential
+    assert document.plain_credentials() == [
+        "service minimal: environment.variables.PW",
+        "service minimal: environment.variables.URL",
+    ]
+
+
+def test_empty_top_level_sections_are_not_sent(tmp_path: Path) -> None:
+    body = load_fdl(_write(tmp_path, MINIMAL_SERVICE + "storage_providers: {}\nclusters: {}\n")).services[0].body
+    assert ("storage_providers" in body, "clusters" in body, body["cluster_id"]) == (False, False, "oscar")
+
+
+def test_a_services_own_cluster_id_wins_over_its_entry_key(tmp_path: Path) -> None:
+    text = MINIMAL_SERVICE + "      cluster_id: elsewhere\n"
+    assert load_fdl(_write(tmp_path, text)).services[0].body["cluster_id"] == "elsewhere"
+
+
+def test_the_normalised_file_has_canonical_keys_and_no_empty_ones(tmp_path: Path) -> None:
+    text = MINIMAL_SERVICE + "      environment: {Variables: {A: 1}}\n      expose: {api_port: 8080, nodePort: 30001}\n"
+    assert load_fdl(_write(tmp_path, text)).normalised() == {
+        "functions": {
+            "oscar": [
+                {
+                    "oscar": {
+                        "name": "minimal",
+                        "image": "alpine:3.22.1",
+                        "script": SCRIPT,
+                        "environment": {"variables": {"A": "1"}},
+                        "expose": {"api_port": [8080], "nodePort": [30001]},
+                    }
+                }
+            ]
+        }
+    }
+
+
+def test_a_definition_is_shown_in_its_own_key_order_unicode_as_written_and_folded_after_120_columns() -> None:
+    assert to_yaml({"z": "café", "a": "a" * 117 + " b"}) == f"z: café\na: {'a' * 117} b\n"
+    assert to_yaml({"a": "a" * 118 + " b"}) == f"a: {'a' * 118}\n  b\n"
+
+
+def test_a_placeholder_under_a_key_without_a_description_asks_for_the_real_value(tmp_path: Path) -> None:
+    """Environment variables, labels and unknown keys have no description to name what belongs there."""
+    text = MINIMAL_SERVICE + "      colour: <blue>\n      environment: {variables: {A: '<a>'}}\n"
+    assert _problems(tmp_path, text) == [
+        f"7: {SERVICE}.colour: placeholder '<blue>': replace it with the real value",
+        f"8: {SERVICE}.environment.variables.A: placeholder '<a>': replace it with the real value",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("snippet", "wanted"),
+    [
+        ("      mount: [storage]\n", "a storage path mounted in the container"),
+        ("      cpu: [cpu]\n", "CPU limit (default 0.2)"),
+        ("      expose: {api_port: 8080, health_path: [path]}\n", "readiness and liveness path (default /)"),
+    ],
+)
+def test_what_a_placeholder_asks_for_reads_as_part_of_the_sentence(tmp_path: Path, snippet: str, wanted: str) -> None:
+    """The field's description, its first letter in lower case unless it starts an acronym."""
+    (problem,) = _problems(tmp_path, MINIMAL_SERVICE + snippet)
+    assert problem.endswith(f": replace it with {wanted}")
