@@ -180,3 +180,13 @@ def test_what_a_placeholder_asks_for_reads_as_part_of_the_sentence(tmp_path: Pat
     """The field's description, its first letter in lower case unless it starts an acronym."""
     (problem,) = _problems(tmp_path, MINIMAL_SERVICE + snippet)
     assert problem.endswith(f": replace it with {wanted}")
+
+
+def test_a_placeholder_at_the_top_of_the_file_or_under_any_secrets_key(tmp_path: Path) -> None:
+    assert _problems(tmp_path, MINIMAL_SERVICE + "storage_providers: [providers]\n") == [
+        f"7: storage_providers: placeholder [providers] {ONE_ITEM} the real value"
+    ]
+    assert _problems(tmp_path, MINIMAL_SERVICE + "secrets: {A: '<pw>'}\n") == [
+        "7: secrets: unknown key; allowed keys: functions, storage_providers, clusters",
+        "7: secrets.A: placeholder: replace it with the real value",  # under `secrets`, the value is not shown
+    ]
