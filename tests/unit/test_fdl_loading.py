@@ -190,3 +190,56 @@ def test_a_placeholder_at_the_top_of_the_file_or_under_any_secrets_key(tmp_path:
         "7: secrets: unknown key; allowed keys: functions, storage_providers, clusters",
         "7: secrets.A: placeholder: replace it with the real value",  # under `secrets`, the value is not shown
     ]
+
+
+def test_every_placeholder_is_reported_once_with_the_other_problems(tmp_path: Path) -> None:
+    text = MINIMAL_SERVICE.replace("name: minimal", "name: Bad_Name") + (
+        "      memory: [memory]\n      synchronous: {max_scale: '<n>'}\n      allowed_users: ['<a>', ok, '<b>']\n"
+    )
+    assert _problems(tmp_path, text) == [
+        f"4: {SERVICE}.name: 'Bad_Name' must be DNS-safe: lowercase letters, digits and '-', not at either end",
+        f"7: {SERVICE}.memory: placeholder [memory] {ONE_ITEM} memory limit (default 256Mi)",
+        f"8: {SERVICE}.synchronous.max_scale: placeholder '<n>': replace it with most replicas (0: unlimited)",
+        f"9: {SERVICE}.allowed_users.0: placeholder '<a>': replace it with the real value",
+        f"9: {SERVICE}.allowed_users.2: placeholder '<b>': replace it with the real value",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "meant"), [("port", "api_port"), ("node_port", "nodePort"), ("nodeport", "nodePort"), ("ports", None)]
+)
+def test_the_misspellings_upstreams_own_documents_use_are_named_so(tmp_path: Path, key: str, meant: str | None) -> None:
+    """`expose.port` and `node_port` appear in upstream's documents and tools; the server drops them silently."""
+    snippet = f"      expose: {{api_port: 8080, {key}: 30001}}\n"
+    suffix = " (upstream would drop it silently)" if meant else ""
+    assert _problems(tmp_path, MINIMAL_SERVICE + snippet) == [
+        f"7: {SERVICE}.expose.{key}: unknown key; did you mean '{meant or 'api_port'}'?{suffix}"
+    ]
+
+
+# --- scripts and the file --------------------------------------------------------------------------------------------
+
+
+def test_each_service_has_its_script_file_read_whatever_the_services_before_it_do(tmp_path: Path) -> None:
+    """A script written in the FDL (a block with a line that looks like a placeholder) is a script, not a path."""
+    text = MINIMAL_SERVICE.replace("script: run.sh", "script: |\n        [ready]\n") + (
+        "  - oscar:\n      name: second\n      image: alpine\n      script: run.sh\n"
+    )
+    assert [service.body["script"] for service in load_fdl(_write(tmp_path, text)).services] == ["[ready]\n", SCRIPT]
+
+
+def test_every_script_outside_the_fdls_folder_is_reported(tmp_path: Path) -> None:
+    text = MINIMAL_SERVICE.replace("script: run.sh", "script: ../a.sh") + (
+        "  - oscar:\n      name: second\n      image: alpine\n      script: /etc/b.sh\n"
+    )
+    outside = "is outside the FDL's folder; keep scripts next to the FDL file"
+    assert _problems(tmp_path, text) == [
+        f"6: {SERVICE}.script: script file '../a.sh' {outside}",
+        f"10: functions.oscar.1.oscar.script: script file '/etc/b.sh' {outside}",
+    ]
+
+
+def test_a_file_that_is_not_a_mapping_is_one_line(tmp_path: Path) -> None:
+    assert _errors(tmp_path, "- a\n") == [
+        f"{tmp_path / 'service.yaml'}: an FDL file is a mapping starting with `functions:`; see templates/services/"
+    ]
