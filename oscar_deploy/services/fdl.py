@@ -847,7 +847,8 @@ class _BlockScriptDumper(yaml.SafeDumper):
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value and not any(ch in value for ch in "\t\r") and not value.endswith(" ") else None
+    # PyYAML quotes what a literal block would not read back the same (tabs, carriage returns, trailing spaces).
+    style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
