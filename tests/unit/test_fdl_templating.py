@@ -4,11 +4,14 @@ environment's values out of messages (oscar_deploy/services/templating.py)."""
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
 
+from oscar_deploy.services import templating
 from oscar_deploy.services.fdl import FdlError
 from oscar_deploy.services.templating import (
     MAX_OUTPUT_CHARS,
@@ -250,6 +253,7 @@ def test_wrapping_and_indenting_are_foreseen_as_upper_bounds() -> None:
     the width's number or the indentation string's length."""
     assert _wrapped_size("aaaa bbbb cccc", 5, None) == 14 + 6
     assert _wrapped_size("aaaa bbbb cccc", 5, "<br>") == 14 + 6 * 4
+    assert _wrapped_size("ab cd", 1, None) == 5 + 1 + 10
     assert _indented_size("a\nb", 4) == 3 + 2 * 4
     assert _indented_size("a\nb", "--") == 3 + 2 * 2
     assert (_wrapped_size(5, 5, None), _indented_size(5, 4)) == (0, 0)  # not a string: the filter fails by itself
@@ -301,3 +305,49 @@ def test_a_value_cut_short_in_a_message_is_blanked_as_well(cut: int) -> None:
     """support.errors.shown cuts a value at 200, 80 or 40 characters."""
     value = "".join(chr(ord("a") + index % 26) for index in range(300))
     assert Insertions(hidden=[value]).scrub(f"bad: '{value[:cut]}...'") == "bad: '****...'"
+
+
+# --- rendering -------------------------------------------------------------------------------------------------------
+
+
+def test_the_output_budget_takes_exactly_its_size_and_not_a_character_more() -> None:
+    text, _ = render_template(f"{{{{ ('x' * {N})|safe }}}}", "t.yaml", {})
+    assert len(text) == N
+    assert (
+        _refused(f"{{{{ ('x' * {N})|safe }}}}.")
+        == f"t.yaml: the template renders more than {N} characters; simplify it"
+    )
+
+
+def test_a_problem_in_an_included_template_names_that_file_and_its_line(tmp_path: Path) -> None:
+    (tmp_path / "part.yaml").write_text("# part\n{{ nothing }}\n")
+    with pytest.raises(FdlError) as caught:
+        render_template("{% include 'part.yaml' %}", "t.yaml", {}, tmp_path)
+    assert caught.value.lines == [
+        f"{tmp_path / 'part.yaml'}:2: 'nothing' is undefined; give it with --set NAME=VALUE or in a values file "
+        "(-f values.yaml)"
+    ]
+
+
+def test_a_template_error_shows_at_most_200_characters_of_its_message() -> None:
+    message = "unknown encoding: " + "x" * 300
+    assert _refused("{{ 'a'.encode('x' * 300) }}") == f"t.yaml:1: template error: {message[:200]}"
+
+
+def test_a_template_that_runs_too_long_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(templating, "RENDER_SECONDS", 1)
+    assert _refused("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}") == (
+        "t.yaml:1: the template ran longer than 1 s (a loop over too much?); simplify it"
+    )
+
+
+def test_a_render_leaves_no_child_process_behind() -> None:
+    render_template("{{ 1 }}", "t.yaml", {})
+    children = Path(f"/proc/{os.getpid()}/task/{threading.get_native_id()}/children").read_text().split()
+    assert children == []
+
+
+def test_a_missing_fdl_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(FdlError) as caught:
+        load_fdl(tmp_path / "nope.yaml")
+    assert caught.value.lines == [f"{tmp_path / 'nope.yaml'}: no such FDL file; see templates/services/ for examples"]
