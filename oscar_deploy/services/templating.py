@@ -506,6 +506,10 @@ def render_template(
     return _render_in_child(text, source, values, folder)
 
 
+def too_much_memory(source: str) -> str:
+    return f"{source}: the template needs too much memory; simplify it"
+
+
 def _render_in_child(text: str, source: str, values: dict[str, Any], folder: Path | None) -> tuple[str, Insertions]:
     import json
     import resource
@@ -552,7 +556,7 @@ def _render_in_child(text: str, source: str, values: dict[str, Any], folder: Pat
         raise
     _pid, status = os.waitpid(pid, 0)
     if status != 0 or not chunks:
-        raise FdlError([f"{source}: the template needs too much memory; simplify it"])  # it died on the limit
+        raise FdlError([too_much_memory(source)])  # it died on the limit
     outcome = json.loads(b"".join(chunks))
     if "refused" in outcome:
         raise FdlError(outcome["refused"])
@@ -630,7 +634,7 @@ def _render(text: str, source: str, values: dict[str, Any], folder: Path | None)
     except RecursionError:
         raise fail(f"{source}: the template is nested too deeply; flatten it") from None
     except MemoryError:
-        raise fail(f"{source}: the template needs too much memory; simplify it") from None
+        raise fail(too_much_memory(source)) from None
     except UserInputError as exc:  # an included file that cannot be read
         raise fail(f"{source}: include: {exc}") from None
     except Exception as exc:
