@@ -1036,6 +1036,11 @@ def parse_fdl(text: str, source: str, base_dir: Path, put_back: Callable[[Any], 
     try:
         fdl = FdlFile.model_validate(data)
     except ValidationError as exc:
+        unknown = [tuple(item["loc"]) for item in exc.errors() if item["type"] == "extra_forbidden"]
+        # Under an unknown key a placeholder is no value to fill in: the key is the problem.
+        placeholders = [
+            (loc, message) for loc, message in placeholders if not any(loc[: len(key)] == key for key in unknown)
+        ]
         flagged = {loc for loc, _ in placeholders}
         problems.extend(problem for problem in _with_placeholders(exc, data) if problem[0] not in flagged)
     problems.extend(placeholders)

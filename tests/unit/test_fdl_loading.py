@@ -160,11 +160,22 @@ def test_a_definition_is_shown_in_its_own_key_order_unicode_as_written_and_folde
 
 
 def test_a_placeholder_under_a_key_without_a_description_asks_for_the_real_value(tmp_path: Path) -> None:
-    """Environment variables, labels and unknown keys have no description to name what belongs there."""
-    text = MINIMAL_SERVICE + "      colour: <blue>\n      environment: {variables: {A: '<a>'}}\n"
+    """Environment variables and labels have no description to name what belongs there."""
+    text = MINIMAL_SERVICE + "      environment: {variables: {A: '<a>'}}\n"
     assert _problems(tmp_path, text) == [
-        f"7: {SERVICE}.colour: placeholder '<blue>': replace it with the real value",
-        f"8: {SERVICE}.environment.variables.A: placeholder '<a>': replace it with the real value",
+        f"7: {SERVICE}.environment.variables.A: placeholder '<a>': replace it with the real value",
+    ]
+
+
+def test_a_placeholder_under_an_unknown_key_is_reported_as_the_unknown_key(tmp_path: Path) -> None:
+    """Filling in the value would only lead to the next error: the key itself is wrong. The same for one nested
+    deeper, while a placeholder under a known key beside it is still named."""
+    text = MINIMAL_SERVICE + "      colour: <blue>\n      shade: {tone: '[dark]'}\n      cpu: <cpu>\n"
+    problems = _problems(tmp_path, text)
+    assert [problem.split("; allowed keys:")[0] for problem in problems] == [
+        f"7: {SERVICE}.colour: unknown key",
+        f"8: {SERVICE}.shade: unknown key",
+        f"9: {SERVICE}.cpu: placeholder '<cpu>': replace it with CPU limit (default 0.2)",
     ]
 
 
@@ -186,9 +197,8 @@ def test_a_placeholder_at_the_top_of_the_file_or_under_any_secrets_key(tmp_path:
     assert _problems(tmp_path, MINIMAL_SERVICE + "storage_providers: [providers]\n") == [
         f"7: storage_providers: placeholder [providers] {ONE_ITEM} the real value"
     ]
-    assert _problems(tmp_path, MINIMAL_SERVICE + "secrets: {A: '<pw>'}\n") == [
-        "7: secrets: unknown key; allowed keys: functions, storage_providers, clusters",
-        "7: secrets.A: placeholder: replace it with the real value",  # under `secrets`, the value is not shown
+    assert _problems(tmp_path, MINIMAL_SERVICE + "      environment: {secrets: {A: '<pw>'}}\n") == [
+        f"7: {SERVICE}.environment.secrets.A: placeholder: replace it with the real value",  # the value not shown
     ]
 
 
