@@ -571,7 +571,9 @@ class Service(FdlModel):
     labels: StringMap | None = Field(None, description="Kubernetes labels of the jobs.")
     vo: str | None = Field(None, description="Virtual organisation of the owner (multi-tenant clusters).")
     allowed_users: list[str] | None = Field(None, description="User ids allowed when visibility is restricted.")
-    visibility: Literal["private", "restricted", "public"] | None = Field(None, description="Default private.")
+    visibility: Literal["private", "restricted", "public"] | None = Field(
+        None, description="Who may invoke the service: private (the default), restricted or public."
+    )
     isolation_level: Annotated[Literal["SERVICE", "USER"], BeforeValidator(_upper)] | None = Field(
         None, description="Bucket isolation: SERVICE (default) or USER."
     )

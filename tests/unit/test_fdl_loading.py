@@ -42,7 +42,11 @@ def _problems(folder: Path, text: str) -> list[str]:
         ),
         ("      synchronous: [settings]\n", f"synchronous: placeholder [settings] {ONE_ITEM} the real value"),
         ("      labels: [labels]\n", f"labels: placeholder [labels] {ONE_ITEM} kubernetes labels of the jobs"),
-        ("      visibility: [public]\n", f"visibility: placeholder [public] {ONE_ITEM} default private"),
+        (
+            "      visibility: [public]\n",
+            f"visibility: placeholder [public] {ONE_ITEM} who may invoke the service: private (the default), "
+            "restricted or public",
+        ),
         (
             "      expose: {api_port: }\n",
             "expose.api_port: placeholder: the value is empty; replace it with port(s) "
