@@ -551,6 +551,34 @@ def test_up_scale_and_down_name_each_vm_of_the_cluster_the_stack_does_not_hold(
     assert "warning:" not in checked.output
 
 
+def test_down_whose_check_for_vms_left_with_its_tag_fails_says_it_removed_the_cluster(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """The check runs once everything is removed: its failure says so, in one line, exit 1."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    program = responder(runner)
+    destroy = program.destroy
+
+    def destroy_then_fail_listings() -> None:
+        destroy()
+        cloud.failures["GET /compute/v2.1/servers/detail"] = [500]
+
+    monkeypatch.setattr(program, "destroy", destroy_then_fail_listings)
+    failed = cli("down", "--yes")
+    assert failed.exit_code == 1, failed.output
+    assert failed.output.splitlines()[-1] == (
+        "error: down: cluster lab: removed, but the check for VMs left with its tag failed: the servers' power "
+        "states: cloud 'egi' answered 500 (Internal Server Error); the cloud is busy or failing: run this again later"
+    )
+    assert not ClusterState("lab").path.exists()
+
+
 def test_a_destroy_that_fails_names_the_vms_the_stack_does_not_hold(
     cli,
     cloud: FakeOpenStack,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pulumi.automation.events import EngineEvent
 
 from oscar_deploy.iac.progress import PulumiProgress
+from oscar_deploy.iac.runner import MISSING, ResourceStep
 from tests.unit.iac.conftest import load
 
 STACK = "oscar-openstack/lab"
@@ -120,3 +121,42 @@ def test_a_resource_without_an_id_is_named_by_its_urn_and_a_preview_keeps_none()
     preview = PulumiProgress.start("preview", STACK)
     replay(preview, "up-events.json")
     assert preview.steps == []
+
+
+def finished(op: str, urn: str, new_id: str | None = None, old_id: str | None = None) -> EngineEvent:
+    """A step's resOutputsEvent as the engine sends it, with the new and old state only when given (no properties)."""
+    metadata: dict[str, object] = {"op": op, "urn": urn, "type": urn.split("::")[2], "provider": ""}
+    for key, object_id in (("new", new_id), ("old", old_id)):
+        if object_id is not None:
+            metadata[key] = {"type": metadata["type"], "urn": urn, "id": object_id, "custom": True}
+    return EngineEvent.from_json({"sequence": 1, "timestamp": 1796100000, "resOutputsEvent": {"metadata": metadata}})
+
+
+def test_each_kept_step_takes_the_id_of_the_state_it_has_and_none_without_one() -> None:
+    """An import is kept like a create; a delete has only its old state; a refresh that found its resource is no
+    step of the update, one that did not is MISSING; a step without any state is kept without an ID."""
+    claim = "urn:pulumi:demo::oscar-platform::kubernetes:core/v1:PersistentVolumeClaim::minio-data"
+    service = "urn:pulumi:demo::oscar-platform::kubernetes:core/v1:Service::minio"
+    progress = PulumiProgress.start("up", "oscar-platform/demo")
+    for event in (
+        finished("import", service, new_id="minio/minio"),
+        finished("delete", service, old_id="minio/old"),
+        finished("refresh", service, new_id="minio/minio", old_id="minio/minio"),
+        finished("refresh", claim, old_id="minio/minio-data"),
+        finished("refresh", claim),
+        finished("create", claim),
+        finished("read", service, new_id="minio/minio"),
+    ):
+        progress.handle(event)
+    assert progress.steps == [
+        ResourceStep("import", service, "minio/minio"),
+        ResourceStep("delete", service, "minio/old"),
+        ResourceStep(MISSING, claim, "minio/minio-data"),
+        ResourceStep(MISSING, claim, ""),
+        ResourceStep("create", claim, ""),
+    ]
+    assert [step.label for step in progress.steps[2:]] == [
+        "PersistentVolumeClaim minio/minio-data",
+        "PersistentVolumeClaim minio-data",
+        "PersistentVolumeClaim minio-data",
+    ]
