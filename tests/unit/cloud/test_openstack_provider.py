@@ -1252,3 +1252,34 @@ def test_a_server_in_error_being_built_or_soft_deleted_is_not_taken_for_deleted(
     assert [call.detail["refresh"] for call in runner.calls[calls:] if call.operation == "up"] == [False]
     assert responder(runner).ids == ids
     assert not any(ssh_waits.waited[waited:]), "no SSH wait"
+
+
+def test_vms_the_stack_does_not_hold_are_named_oldest_first_and_a_converged_up_lists_the_servers_once(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+) -> None:  # type: ignore[no-untyped-def]
+    """Nova's `created` is read in its own offset (UTC when it has none); a server whose time does not read is
+    named last, launched at an unknown time. With no such server, `up` asks the cloud once."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    listings = len(cloud.requests)
+    quiet = cli("up", "--until", "kubernetes")
+    assert quiet.exit_code == 0, quiet.output
+    assert [request for request in cloud.requests[listings:] if "/servers" in request] == [
+        "GET /compute/v2.1/servers/detail"
+    ]
+
+    cloud.servers["dup-0"] = nova_server("dup-0", "lab", "agent-0", created="not a time")
+    cloud.servers["dup-a"] = nova_server("dup-a", "lab", "agent-0", created="2026-01-02T10:00:00")
+    cloud.servers["dup-b"] = nova_server("dup-b", "lab", "server-0", created="2026-01-02T09:30:00+01:00")
+    del cloud.servers["dup-b"]["metadata"]["oscar-deploy-node"]
+    named = cli("up", "--until", "kubernetes")
+    assert named.exit_code == 0, named.output
+    assert [line for line in named.output.splitlines() if line.startswith("warning:")] == [
+        stray_line("dup-b", "2026-01-02 08:30", "lab-server-0"),
+        stray_line("dup-a", "2026-01-02 10:00"),
+        stray_line("dup-0", "TIME").replace("launched TIME UTC", "launched at an unknown time"),
+    ]
