@@ -165,6 +165,13 @@ def test_the_recovery_line_says_what_was_recovered() -> None:
         "outside the stack: if the cloud holds two of Instance lab-w4, delete the older one (`up`, `scale` and "
         "`down` name a VM carrying the cluster's tag that the stack does not hold, with the command that deletes it)"
     )
+    two = Recovery(pending=[PendingOperation("creating", W3), PendingOperation("creating", W4)])
+    assert two.message() == (
+        "recovered: 2 pending operations from an interrupted update (created: Instance lab-w3, Instance lab-w4); an "
+        "interrupted create may have left its resource outside the stack: if the cloud holds two of Instance lab-w3, "
+        "Instance lab-w4, delete the older one (`up`, `scale` and `down` name a VM carrying the cluster's tag that "
+        "the stack does not hold, with the command that deletes it)"
+    )
     one = Recovery(pending=[PendingOperation("updating", W3)])
     assert one.message() == "recovered: 1 pending operation from an interrupted update (updated: Instance lab-w3)"
     assert not Recovery()
