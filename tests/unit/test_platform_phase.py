@@ -17,6 +17,7 @@ from oscar_deploy.pipeline import cluster as pipeline
 from oscar_deploy.pipeline import platform_phases
 from oscar_deploy.pipeline.platform_phases import DriftReport, with_port
 from oscar_deploy.platform.model import STACK_PROJECT
+from oscar_deploy.platform.probe import ClusterProbe
 from oscar_deploy.state.endpoints import access_from_state, read_endpoints
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import OperationError
@@ -294,13 +295,13 @@ def test_down_keep_nodes_removes_only_the_platform(
 SHARED_SPEC = SPEC + "iac: {backend: 's3://team-state?region=eu-west-1'}\n"
 
 
-@pytest.mark.parametrize("answers", [True, False], ids=["api-answers", "api-silent"])
+@pytest.mark.parametrize("api", ["answers", "silent", "no-kubeconfig"])
 def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_cluster_is_dead(
     state_home: Path,
     deployed: stack_runner.RecordingRunner,
     playbooks: list[PlaybookRun],
     kube: KubeApi,
-    answers: bool,
+    api: str,
 ) -> None:
     """The platform stack lives outside the state folder, so `down` destroys it before the nodes. When the
     Kubernetes API does not answer (a server deleted in the console, or every node stopped), a destroy could only
@@ -308,13 +309,17 @@ def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_clu
     nodes), and the nodes are removed."""
     provider = MemoryProvider()
     pipeline.converge(make_context(state_home, provider, SHARED_SPEC), SHARED_SPEC)
-    if not answers:
+    state = ClusterState("demo")
+    if api == "silent":
         kube.stop()
+    elif api == "no-kubeconfig":
+        state.kubeconfig_file.unlink()
     context = make_context(state_home, provider, SHARED_SPEC)
     notes: list[str] = []
     context.progress.note = notes.append  # type: ignore[method-assign]
     removed = pipeline.teardown(context)
-    if answers:
+    silence = "Kubernetes API unreachable (MaxRetryError)" if api == "silent" else f"no kubeconfig in {state.path}"
+    if api == "answers":
         assert removed[0] == "platform stack (0 resource(s)), endpoints and cluster CA"
         assert deployed.operations()[-3:] == ["export_state", "destroy", "remove"]
         assert deployed.calls[-1].detail == {"force": False}
@@ -326,12 +331,25 @@ def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_clu
         assert "destroy" not in deployed.operations()
         assert deployed.operations()[-1] == "remove" and deployed.calls[-1].detail == {"force": True}
         assert (
-            "platform stack: Kubernetes API unreachable (MaxRetryError); its objects go with the nodes, so the stack "
-            "leaves its backend without a destroy"
+            f"platform stack: {silence}; its objects go with the nodes, so the stack leaves its backend without a "
+            "destroy"
         ) in notes
     assert f"{STACK_PROJECT}/demo" not in deployed.stacks
     assert provider.machines == {}, "the nodes are removed either way"
-    assert not ClusterState("demo").path.exists()
+    assert not state.path.exists()
+
+
+def test_a_cluster_that_does_not_answer_is_one_line_for_each_read(state_home: Path, kube: KubeApi) -> None:
+    kubeconfig = kube.write_kubeconfig(state_home / "kubeconfig")
+    with ClusterProbe(kubeconfig) as probe:
+        assert probe.silence() is None
+    kube.stop()
+    with ClusterProbe(kubeconfig) as probe:
+        assert probe.silence() == "Kubernetes API unreachable (MaxRetryError)"
+        for read in (lambda: probe.secret_value("oscar", "oscar-manager", "password"), probe.workloads):
+            with pytest.raises(OperationError) as failed:
+                read()
+            assert str(failed.value) == "Kubernetes API unreachable (MaxRetryError); is the cluster running?"
 
 
 def test_down_keep_nodes_stopped_during_the_destroy_leaves_the_platform_for_up_to_install_again(
