@@ -483,3 +483,31 @@ def test_up_and_down_name_each_instance_of_the_cluster_the_stack_does_not_hold(
     assert {state_of(instance) for instance in held} == {"terminated"}
     assert state_of(stray) == "stopped"
     assert not ClusterState("lab").path.exists()
+
+
+def test_a_recorded_instance_without_the_cluster_tag_is_found_by_its_id_and_a_stray_is_named_by_its_name_tag(
+    cli, instances: dict[str, str], ssh_waits: SshWaits, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The listing by the cluster's tag misses an instance whose tags were changed by hand: it is asked for by id,
+    running, so `up` neither makes it again nor names it. A stray without a node tag is named by its Name tag."""
+    runner = up_on_instances(cli, instances, monkeypatch)
+    ec2 = MotoInstances.ec2()
+    ec2.delete_tags(Resources=[instances["agent-0"]], Tags=[{"Key": CLUSTER_TAG}])
+    made = ec2.run_instances(
+        ImageId=image_of(instances["server-0"]),
+        InstanceType="t3.medium",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [{"Key": CLUSTER_TAG, "Value": "lab"}, {"Key": "Name", "Value": "copy"}],
+            }
+        ],
+    )
+    stray = str(made["Instances"][0]["InstanceId"])
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert "deleted outside oscar-deploy" not in again.output
+    assert [call.detail["refresh"] for call in runner.calls if call.operation == "up"] == [False, False]
+    assert [line for line in again.output.splitlines() if line.startswith("warning:")] == [stray_line(stray, "copy")]
