@@ -507,6 +507,7 @@ def test_up_scale_and_down_name_each_vm_of_the_cluster_the_stack_does_not_hold(
     assert made.exit_code == 0, made.output
     assert "warning:" not in made.output
     cloud.servers["soft"] = {**nova_server("soft", "lab", "agent-0"), "status": "SOFT_DELETED"}
+    cloud.servers["gone"] = {**nova_server("gone", "lab", "agent-0"), "status": "DELETED"}
     cloud.servers["going"] = {**nova_server("going", "lab", "agent-0"), "OS-EXT-STS:task_state": "deleting"}
     cloud.servers["other"] = nova_server("other", "lab2", "agent-0")
     quiet = cli("up", "--until", "kubernetes")
@@ -540,7 +541,7 @@ def test_up_scale_and_down_name_each_vm_of_the_cluster_the_stack_does_not_hold(
         "cluster named lab owns it",
     ]
     assert not held & set(cloud.servers), "the stack's servers were deleted"
-    assert {"dup-1", "dup-2", "other", "soft", "going"} <= set(cloud.servers), "nothing else was"
+    assert {"dup-1", "dup-2", "other", "soft", "gone", "going"} <= set(cloud.servers), "nothing else was"
     assert not ClusterState("lab").path.exists()
 
     still = cli("down", "--yes")
