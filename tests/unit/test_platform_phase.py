@@ -8,6 +8,7 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -275,14 +276,29 @@ def test_status_reports_the_platform_from_oscar_and_the_cluster(
 
 
 def test_down_keep_nodes_removes_only_the_platform(
-    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun]
+    state_home: Path,
+    deployed: stack_runner.RecordingRunner,
+    playbooks: list[PlaybookRun],
+    kube: KubeApi,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The nodes stay, so the platform's objects are destroyed even when the API does not answer now (the destroy
+    then says so): the stack never leaves its backend without a destroy."""
     provider = MemoryProvider()
     pipeline.converge(make_context(state_home, provider), SPEC)
     nodes = dict(provider.machines)
+    kube.stop()
+    destroy = stack_runner.FakeSession.destroy
+
+    def nothing_deleted(session: stack_runner.FakeSession, on_event: Any) -> dict[str, int]:
+        destroy(session, on_event)
+        return {}  # Pulumi's summary leaves out the operations that did not happen
+
+    monkeypatch.setattr(stack_runner.FakeSession, "destroy", nothing_deleted)
     removed = pipeline.remove_platform(make_context(state_home, provider))
     assert removed == ["platform stack (0 resource(s)), endpoints and cluster CA"]
     assert deployed.operations()[-3:] == ["export_state", "destroy", "remove"]
+    assert deployed.calls[-1].detail == {"force": False}
     state = ClusterState("demo")
     assert not (state.path / "endpoints.yaml").exists()
     assert state.journal.completed("kubernetes") and not state.journal.completed("platform")
@@ -309,6 +325,9 @@ def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_clu
     nodes), and the nodes are removed."""
     provider = MemoryProvider()
     pipeline.converge(make_context(state_home, provider, SHARED_SPEC), SHARED_SPEC)
+    claim = "urn:pulumi:demo::oscar-platform::kubernetes:core/v1:PersistentVolumeClaim::minio-data"
+    namespace = "urn:pulumi:demo::oscar-platform::kubernetes:core/v1:Namespace::minio"
+    deployed.stack(STACK_PROJECT, "demo").deployment["resources"] = [{"urn": namespace}, {"urn": claim}]
     state = ClusterState("demo")
     if api == "silent":
         kube.stop()
@@ -320,7 +339,7 @@ def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_clu
     removed = pipeline.teardown(context)
     silence = "Kubernetes API unreachable (MaxRetryError)" if api == "silent" else f"no kubeconfig in {state.path}"
     if api == "answers":
-        assert removed[0] == "platform stack (0 resource(s)), endpoints and cluster CA"
+        assert removed[0] == "platform stack (2 resource(s)), endpoints and cluster CA"
         assert deployed.operations()[-3:] == ["export_state", "destroy", "remove"]
         assert deployed.calls[-1].detail == {"force": False}
         assert not [note for note in notes if note.startswith("platform stack:")]
