@@ -101,9 +101,16 @@ def test_up_runs_every_phase_in_order_and_writes_the_endpoints(
     assert endpoints.ca_file is None, "no cluster CA was exported"
     assert stat.S_IMODE((state.path / "endpoints.yaml").stat().st_mode) == 0o600
     assert access_from_state(state).oscar.password == fake.password
-    platform_summary = outcomes[3].result.summary if outcomes[3].result else []
-    assert platform_summary[1:] == [f"OSCAR {fake.url}", f"dashboard {fake.url}/ui", f"MinIO {fake.s3_endpoint}"]
-    assert all(fake.password not in line for line in platform_summary)
+    platform = outcomes[3].result
+    assert platform is not None
+    assert platform.summary == [
+        "every resource already as declared",
+        f"OSCAR {fake.url}",
+        f"dashboard {fake.url}/ui",
+        f"MinIO {fake.s3_endpoint}",
+    ]
+    assert (platform.changed, platform.details, platform.warnings) == (False, {"changes": {"same": 1}}, [])
+    assert all(fake.password not in line for line in platform.summary)
     assert outcomes[4].result is not None and outcomes[4].result.summary[0].startswith("smoke test passed")
 
     again = pipeline.converge(make_context(state_home, provider), SPEC)
