@@ -13,17 +13,9 @@ import yaml
 from oscar_deploy.services.fdl import MASK, mask_secrets, to_yaml
 from oscar_deploy.services.templating import load_fdl
 from tests.unit.test_fdl import MINIMAL_SERVICE, SCRIPT, _errors, _write
+from tests.unit.test_fdl_rules import SERVICE, _problems
 
-SERVICE = "functions.oscar.0.oscar"
 ONE_ITEM = "(YAML reads it as a one-item list): replace it with"
-
-
-def _problems(folder: Path, text: str) -> list[str]:
-    """`<line>: <key path>: <message>` for each problem; the file name starts every line and is left out here."""
-    prefix = f"{folder / 'service.yaml'}:"
-    lines = _errors(folder, text)
-    assert all(line.startswith(prefix) for line in lines), lines
-    return [line.removeprefix(prefix) for line in lines]
 
 
 # --- placeholders ------------------------------------------------------------------------------------------------
