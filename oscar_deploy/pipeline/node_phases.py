@@ -128,7 +128,7 @@ def scale_in(
     installed: bool = True,
     allow_local_volume_loss: bool = False,
     removal: Removal | None = None,
-    left_cluster: Callable[[str], None] | None = None,
+    left_cluster: Callable[[], None] | None = None,
 ) -> Removal:
     """Drain and delete each victim from Kubernetes (remove-node.yml, which also resets a running one), one at a
     time, then let the provider remove it; the inventory is rewritten after each, so a failure leaves it true.
@@ -136,7 +136,7 @@ def scale_in(
     runs there to rejoin, and the provider deletes it next. A victim holding bound local volumes is refused (their
     data would go with its disk) unless `allow_local_volume_loss`: then their claims are in `lost_claims`. It fills
     `removal` (a new one without it) as it goes, so that a caller still has what was done when a later step fails.
-    `left_cluster(name)` is called once a victim has left the cluster (reset, its node object deleted), before its
+    `left_cluster()` is called once each victim has left the cluster (reset, its node object deleted), before its
     machine is removed: from there on it must go, even when removing the machine fails."""
     provider, state = context.provider, context.state
     off = {node.name for node in context.nodes if node.state != "running"}
@@ -151,7 +151,7 @@ def scale_in(
             }
             removal.lost_claims += lost_claims(layer_for(context).run("remove-node.yml", variables))
         if left_cluster is not None:
-            left_cluster(name)
+            left_cluster()
         removal.removed += provider.remove(name)
         context.nodes = [node for node in context.nodes if node.name != name]
         write_inventory(state, context.nodes, provider.ssh_common_args, private_key=provider.scaling == "count")

@@ -96,7 +96,7 @@ def scale(
             try:
                 remaining = len(agents)
 
-                def left_cluster(_name: str) -> None:
+                def left_cluster() -> None:
                     # What left the cluster stays gone: `up` after a later failure (even that of this victim's VM
                     # deletion) removes it rather than keeping it, or making it again.
                     nonlocal remaining
