@@ -144,35 +144,36 @@ def remove_platform(context: PhaseContext) -> list[str]:
 def _destroy_platform(context: PhaseContext, with_nodes: bool = False) -> list[str]:
     """Destroy the platform stack and remove it from its backend. `with_nodes` (the whole cluster goes): when the
     Kubernetes API does not answer (a server deleted or stopped), the objects go with the nodes and a destroy
-    could only fail, so the stack is removed from the backend as it stands, and the nodes are removed next."""
+    could only fail, so the stack is removed from the backend as it stands, and the nodes are removed next. The
+    same when the API refuses the state folder's credentials."""
     state = context.state
     # Forgotten before the destroy: one stopped half-way (Ctrl-C, a failure) leaves a platform that the next
     # `up` installs again instead of skipping as done; the stack's working folder goes last (`platform_may_exist`).
     state.journal.forget("platform", "verify")
     operations = platform_stack(context)
-    silence = _api_silence(state) if with_nodes else None
-    if silence is None:
+    unusable = _api_unusable(state) if with_nodes else None
+    if unusable is None:
         changes = operations.destroy()
         operations.session.remove()
         removed = f"platform stack ({changes.get('delete', 0)} resource(s))"
     else:
         context.progress.note(
-            f"platform stack: {silence}; its objects go with the nodes, so the stack leaves its backend without "
+            f"platform stack: {unusable}; its objects go with the nodes, so the stack leaves its backend without "
             "a destroy"
         )
         operations.session.remove(force=True)
-        removed = "platform stack (from its backend only: the cluster did not answer)"
+        removed = "platform stack (from its backend only, without a destroy)"
     for leftover in (state.path / ENDPOINTS_FILE_NAME, state.path / CA_FILE_NAME):
         leftover.unlink(missing_ok=True)
     return [f"{removed}, endpoints and cluster CA"]
 
 
-def _api_silence(state: ClusterState) -> str | None:
-    """None when the cluster's Kubernetes API answers, else why it does not."""
+def _api_unusable(state: ClusterState) -> str | None:
+    """None when the cluster's Kubernetes API answers and takes the state folder's kubeconfig, else why not."""
     if not state.kubeconfig_file.is_file():
         return f"no kubeconfig in {state.path}"
     with ClusterProbe(state.kubeconfig_file) as probe:
-        return probe.silence()
+        return probe.unusable()
 
 
 def platform_may_exist(state: ClusterState) -> bool:

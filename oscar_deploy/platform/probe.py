@@ -106,14 +106,18 @@ class ClusterProbe:
         except Exception as exc:  # urllib3 errors: refused, timed out, TLS
             raise OperationError(f"{unreachable(exc)}; is the cluster running?") from exc
 
-    def silence(self) -> str | None:
-        """None when the API server answers at all (any HTTP status: it is alive), else why it does not."""
+    def unusable(self) -> str | None:
+        """None when the API server answers and takes this kubeconfig's credentials, else why it cannot be used:
+        it does not answer, or it refuses the credentials (401: a client certificate renewed since it was
+        fetched, or another cluster now at its address; 403: denied). Any other status means it can be used."""
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
         try:
             client.ApisApi(self.api).get_api_versions(_request_timeout=self.timeout)
-        except ApiException:
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                return f"Kubernetes API refused the kubeconfig's credentials ({exc.status} {exc.reason})"
             return None
         except Exception as exc:  # urllib3 errors: refused, timed out, TLS
             return unreachable(exc)

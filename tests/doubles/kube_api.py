@@ -21,9 +21,11 @@ its watch cache moved on (`fail_watches()` sends them another Status, as an API 
 watch streams chunked JSON lines and ends after its timeoutSeconds (at most `watch_seconds`), with a BOOKMARK
 when asked for. Tests change objects with `put`, `remove`, `load_recorded` and `replay` (the recorded
 responses under tests/data/kube), set the API groups discovery announces (`groups`), refuse a collection with
-403 (`forbidden`), fail a node's PATCH or a pod's eviction with 500 (`failing_patches`, `failing_evictions`),
-and read `requests` (the path of each GET), `calls` (method, path and query of every request) and `patches`.
-Plain HTTP, no auth: the kubeconfig it writes points at it. Nothing here ships in the wheel.
+403 (`forbidden`), refuse the kubeconfig's token with 401 on every request as the API server's authentication
+filter does (`accepted_token`: a credential renewed since the kubeconfig was written), fail a node's PATCH or a
+pod's eviction with 500 (`failing_patches`, `failing_evictions`), and read `requests` (the path of each GET),
+`calls` (method, path and query of every request) and `patches`.
+Plain HTTP, a bearer token: the kubeconfig it writes points at it. Nothing here ships in the wheel.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ LISTS = {
     "/apis/batch/v1/jobs": ("batch/v1", "JobList", "Job"),
 }
 KUEUE_GROUP = "kueue.x-k8s.io"
+KUBECONFIG_TOKEN = "not-a-secret"
 # The watched collections: path -> (kind of the store, apiVersion, kind of the list).
 COLLECTIONS = {
     "/api/v1/nodes": ("Node", "v1", "NodeList"),
@@ -149,6 +152,8 @@ class KubeApi:
         self.watch_seconds = 30.0
         # Collections the caller may not read, answered 403 as RBAC refuses them: path -> resource name.
         self.forbidden: dict[str, str] = {}
+        # The bearer token requests must carry; the kubeconfig it writes carries KUBECONFIG_TOKEN.
+        self.accepted_token = KUBECONFIG_TOKEN
         # Nodes whose PATCH fails with 500 (an API server in trouble), until the test removes them.
         self.failing_patches: set[str] = set()
         # Pods whose eviction fails with 500, until the test removes them.
@@ -168,13 +173,16 @@ class KubeApi:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                api._get(self)
+                if api._authenticated(self):
+                    api._get(self)
 
             def do_PATCH(self) -> None:
-                api._patch(self)
+                if api._authenticated(self):
+                    api._patch(self)
 
             def do_POST(self) -> None:
-                api._post(self)
+                if api._authenticated(self):
+                    api._post(self)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -280,12 +288,29 @@ class KubeApi:
 
     # --- routes -------------------------------------------------------------------------------------------------
 
+    def _authenticated(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Whether the request carries the accepted token; if not, it is answered 401 as kube-apiserver's
+        authentication filter does (`apierrors.NewUnauthorized("Unauthorized")`), its body left unread."""
+        if handler.headers.get("Authorization") == f"Bearer {self.accepted_token}":
+            return True
+        self.calls.append(f"{handler.command} {handler.path} (unauthorized)")
+        self._answer(handler, 401, status(401, "Unauthorized", "Unauthorized"))
+        handler.close_connection = True
+        return False
+
     def _get(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
         path = parts.path.rstrip("/")
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         self.requests.append(path)
         self.calls.append(f"GET {handler.path}")
+        if path in self.forbidden:
+            resource = self.forbidden[path]
+            message = (
+                f'{resource} is forbidden: User "system:serviceaccount:oscar:oscar-autoscaler" cannot list '
+                f'resource "{resource}" in API group "" at the cluster scope'
+            )
+            return self._answer(handler, 403, status(403, "Forbidden", message))
         if path in LISTS:
             version, list_kind, kind = LISTS[path]
             items = [dict(item, apiVersion=version) for item in self.workloads if item["kind"] == kind]
@@ -294,13 +319,6 @@ class KubeApi:
             )
         if path == "/apis":
             return self._answer(handler, 200, self._discovery())
-        if path in self.forbidden:
-            resource = self.forbidden[path]
-            message = (
-                f'{resource} is forbidden: User "system:serviceaccount:oscar:oscar-autoscaler" cannot list '
-                f'resource "{resource}" in API group "" at the cluster scope'
-            )
-            return self._answer(handler, 403, status(403, "Forbidden", message))
         if path in COLLECTIONS and (self.kueue or not path.startswith(f"/apis/{KUEUE_GROUP}")):
             if flag(query.get("watch")):
                 return self._watch(handler, path, query)
@@ -522,7 +540,7 @@ class KubeApi:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "double", "cluster": {"server": self.url}}],
-            "users": [{"name": "double", "user": {"token": "not-a-secret"}}],
+            "users": [{"name": "double", "user": {"token": KUBECONFIG_TOKEN}}],
             "contexts": [{"name": "double", "context": {"cluster": "double", "user": "double"}}],
             "current-context": "double",
         }

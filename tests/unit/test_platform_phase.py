@@ -23,7 +23,7 @@ from oscar_deploy.state.endpoints import access_from_state, read_endpoints
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import OperationError
 from tests.doubles import stack_runner
-from tests.doubles.kube_api import KubeApi, deployment, job
+from tests.doubles.kube_api import KUBECONFIG_TOKEN, KubeApi, deployment, job
 from tests.unit.fake_oscar import FakeOscar
 from tests.unit.iac.conftest import load
 from tests.unit.pipeline_env import SPEC, MemoryProvider, PlaybookRun, make_context
@@ -318,7 +318,7 @@ def test_down_keep_nodes_removes_only_the_platform(
 SHARED_SPEC = SPEC + "iac: {backend: 's3://team-state?region=eu-west-1'}\n"
 
 
-@pytest.mark.parametrize("api", ["answers", "silent", "no-kubeconfig"])
+@pytest.mark.parametrize("api", ["answers", "silent", "no-kubeconfig", "refuses"])
 def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_cluster_is_dead(
     state_home: Path,
     deployed: stack_runner.RecordingRunner,
@@ -329,7 +329,7 @@ def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_clu
     """The platform stack lives outside the state folder, so `down` destroys it before the nodes. When the
     Kubernetes API does not answer (a server deleted in the console, or every node stopped), a destroy could only
     fail and leave every VM running: the stack then leaves its backend as it stands (its objects go with the
-    nodes), and the nodes are removed."""
+    nodes), and the nodes are removed. The same when the API refuses the kubeconfig (a renewed certificate)."""
     provider = MemoryProvider()
     pipeline.converge(make_context(state_home, provider, SHARED_SPEC), SHARED_SPEC)
     claim = "urn:pulumi:demo::oscar-platform::kubernetes:core/v1:PersistentVolumeClaim::minio-data"
@@ -340,24 +340,28 @@ def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_clu
         kube.stop()
     elif api == "no-kubeconfig":
         state.kubeconfig_file.unlink()
+    elif api == "refuses":
+        kube.accepted_token = "renewed"
     context = make_context(state_home, provider, SHARED_SPEC)
     notes: list[str] = []
     context.progress.note = notes.append  # type: ignore[method-assign]
     removed = pipeline.teardown(context)
-    silence = "Kubernetes API unreachable (MaxRetryError)" if api == "silent" else f"no kubeconfig in {state.path}"
+    unusable = {
+        "silent": "Kubernetes API unreachable (MaxRetryError)",
+        "no-kubeconfig": f"no kubeconfig in {state.path}",
+        "refuses": "Kubernetes API refused the kubeconfig's credentials (401 Unauthorized)",
+    }.get(api)
     if api == "answers":
         assert removed[0] == "platform stack (2 resource(s)), endpoints and cluster CA"
         assert deployed.operations()[-3:] == ["export_state", "destroy", "remove"]
         assert deployed.calls[-1].detail == {"force": False}
         assert not [note for note in notes if note.startswith("platform stack:")]
     else:
-        assert removed[0] == (
-            "platform stack (from its backend only: the cluster did not answer), endpoints and cluster CA"
-        )
+        assert removed[0] == "platform stack (from its backend only, without a destroy), endpoints and cluster CA"
         assert "destroy" not in deployed.operations()
         assert deployed.operations()[-1] == "remove" and deployed.calls[-1].detail == {"force": True}
         assert (
-            f"platform stack: {silence}; its objects go with the nodes, so the stack leaves its backend without a "
+            f"platform stack: {unusable}; its objects go with the nodes, so the stack leaves its backend without a "
             "destroy"
         ) in notes
     assert f"{STACK_PROJECT}/demo" not in deployed.stacks
@@ -365,13 +369,25 @@ def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_clu
     assert not state.path.exists()
 
 
+def test_a_cluster_that_refuses_the_kubeconfig_cannot_be_used(state_home: Path, kube: KubeApi) -> None:
+    kubeconfig = kube.write_kubeconfig(state_home / "kubeconfig")
+    kube.accepted_token = "renewed"
+    with ClusterProbe(kubeconfig) as probe:
+        assert probe.unusable() == "Kubernetes API refused the kubeconfig's credentials (401 Unauthorized)"
+    kube.accepted_token = KUBECONFIG_TOKEN
+    kube.forbidden["/apis"] = "apis"
+    with ClusterProbe(kubeconfig) as probe:
+        assert probe.unusable() == "Kubernetes API refused the kubeconfig's credentials (403 Forbidden)"
+    assert kube.calls == ["GET /apis/ (unauthorized)", "GET /apis/"]
+
+
 def test_a_cluster_that_does_not_answer_is_one_line_for_each_read(state_home: Path, kube: KubeApi) -> None:
     kubeconfig = kube.write_kubeconfig(state_home / "kubeconfig")
     with ClusterProbe(kubeconfig) as probe:
-        assert probe.silence() is None
+        assert probe.unusable() is None
     kube.stop()
     with ClusterProbe(kubeconfig) as probe:
-        assert probe.silence() == "Kubernetes API unreachable (MaxRetryError)"
+        assert probe.unusable() == "Kubernetes API unreachable (MaxRetryError)"
         for read in (lambda: probe.secret_value("oscar", "oscar-manager", "password"), probe.workloads):
             with pytest.raises(OperationError) as failed:
                 read()
