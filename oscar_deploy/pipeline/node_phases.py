@@ -82,6 +82,8 @@ def kubernetes_inputs(context: PhaseContext) -> dict[str, Any]:
         "bundle": bundle_digest(context),
         "registries": registries_config(context.spec.platform.registry_mirror),
         "playbooks": playbooks_digest(),
+        # The playbook fetches the admin kubeconfig when it is missing: deleting a stale copy gets a new one.
+        "kubeconfig": "present" if context.state.kubeconfig_file.is_file() else "missing",
     }
 
 

@@ -152,6 +152,9 @@ def platform(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
     # Always set: an empty value clears the bundle an earlier `up` gave (set-all only adds and replaces keys).
     bundle = platform_bundle(context)
     config[f"{STACK_PROJECT}:bundleDir"] = ConfigValue(str(bundle) if bundle else "")
+    # Checked first: the stack's Kubernetes provider would fail later, in its own words and without the fix.
+    with ClusterProbe(state.kubeconfig_file) as probe:
+        probe.check_usable("platform")
     operations = platform_stack(context, secrets.values())
     result = operations.up(config, refresh=context.check_drift)
     outputs = result.outputs

@@ -38,6 +38,7 @@ class ClusterProbe:
         from kubernetes import config
 
         self.api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        self.kubeconfig = kubeconfig
         self.timeout = timeout
 
     def close(self) -> None:
@@ -83,9 +84,7 @@ class ClusterProbe:
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise OperationError(
-                f"Kubernetes API: reading secret {namespace}/{name}: {exc.status} {exc.reason}"
-            ) from exc
+            raise OperationError(self._failure(exc, f"reading secret {namespace}/{name}")) from exc
         except Exception as exc:  # urllib3 errors: refused, timed out, TLS
             raise OperationError(f"{unreachable(exc)}; is the cluster running?") from exc
         encoded = (secret.data or {}).get(key)
@@ -102,26 +101,55 @@ class ClusterProbe:
         try:
             return list(lister(_request_timeout=self.timeout).items)
         except ApiException as exc:
-            raise OperationError(f"Kubernetes API: {exc.status} {exc.reason}") from exc
+            raise OperationError(self._failure(exc)) from exc
         except Exception as exc:  # urllib3 errors: refused, timed out, TLS
             raise OperationError(f"{unreachable(exc)}; is the cluster running?") from exc
 
+    def _failure(self, exc: Any, doing: str = "") -> str:
+        """The line for an API error status: a refused kubeconfig with how to get a new one, else the status."""
+        if exc.status == 401:
+            return f"{refused(exc)}; {self.renewal_advice()}"
+        return f"Kubernetes API: {doing + ': ' if doing else ''}{exc.status} {exc.reason}"
+
+    def renewal_advice(self) -> str:
+        # k3s renews its certificates (the admin client's too) on the servers; this copy is fetched only by `up`.
+        return (
+            f"its client certificate may have expired or been renewed: delete {self.kubeconfig} and run "
+            "`oscar-deploy up` to fetch the current one from the first server"
+        )
+
     def unusable(self) -> str | None:
         """None when the API server answers and takes this kubeconfig's credentials, else why it cannot be used:
-        it does not answer, or it refuses the credentials (401: a client certificate renewed since it was
-        fetched, or another cluster now at its address; 403: denied). Any other status means it can be used."""
+        it does not answer, or it refuses the credentials (401: a client certificate expired or renewed since it
+        was fetched, or another cluster now at its address; 403: denied). Any other status means it can be used."""
+        failure = self._discovery_failure()
+        return None if failure is None else failure[0]
+
+    def check_usable(self, what: str) -> None:
+        """Raise, with the fix, unless the API can be used (see `unusable`); `what` is the work that needs it."""
+        failure = self._discovery_failure()
+        if failure is None:
+            return
+        reason, status = failure
+        fix = self.renewal_advice() if status == 401 else "is the cluster running?" if status is None else ""
+        raise OperationError(f"{what}: {reason}" + (f"; {fix}" if fix else ""))
+
+    def _discovery_failure(self) -> tuple[str, int | None] | None:
+        """Why the API cannot be used and its HTTP status (None: no answer), or None when it can."""
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
         try:
             client.ApisApi(self.api).get_api_versions(_request_timeout=self.timeout)
         except ApiException as exc:
-            if exc.status in (401, 403):
-                return f"Kubernetes API refused the kubeconfig's credentials ({exc.status} {exc.reason})"
-            return None
+            return (refused(exc), exc.status) if exc.status in (401, 403) else None
         except Exception as exc:  # urllib3 errors: refused, timed out, TLS
-            return unreachable(exc)
+            return unreachable(exc), None
         return None
+
+
+def refused(exc: Any) -> str:
+    return f"Kubernetes API refused the kubeconfig's credentials ({exc.status} {exc.reason})"
 
 
 def unreachable(exc: Exception) -> str:

@@ -86,7 +86,8 @@ class PlaybookRun:
 
 
 def record_playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
-    """TEST DOUBLE for K3sLayer.run (ansible-runner): records each playbook run and reports one changed host."""
+    """TEST DOUBLE for K3sLayer.run (ansible-runner): records each playbook run and reports one changed host;
+    kubernetes.yml writes a kubeconfig (a comment, not a real one) where the real play fetches it when missing."""
     runs: list[PlaybookRun] = []
 
     def run(
@@ -95,6 +96,9 @@ def record_playbooks(monkeypatch: pytest.MonkeyPatch) -> list[PlaybookRun]:
         from oscar_deploy.nodes.ansible import HostStats, PlaybookResult
 
         runs.append(PlaybookRun(playbook, limit, self.k3s_version, {**self.variables(), **(extra or {})}))
+        destination = Path(runs[-1].variables.get("k3s_kubeconfig_dest") or "")
+        if playbook == "kubernetes.yml" and destination.name and not destination.exists():
+            destination.write_text("# kubeconfig written by the playbook recorder (test double)\n")
         stats = {"server-0": HostStats(ok=1, changed=1)}
         return PlaybookResult(playbook, "successful", 0, stats, [], Path("log"), {"server-0": ["Recorded task"]})
 

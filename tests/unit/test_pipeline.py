@@ -188,6 +188,26 @@ def test_a_node_recreated_under_its_name_is_prepared_again(state_home: Path, pla
     assert [run.playbook for run in playbooks] == ["prepare.yml", "kubernetes.yml"]
 
 
+def test_a_deleted_kubeconfig_is_fetched_again_by_the_k3s_phase_alone(
+    state_home: Path, playbooks: list[PlaybookRun]
+) -> None:
+    """The way out of a kubeconfig the cluster no longer accepts (k3s renewed its client certificate): delete
+    it, and the next `up` runs kubernetes.yml, which fetches it when missing."""
+    provider = MemoryProvider()
+    _up(state_home, provider)
+    kubeconfig = ClusterState("demo").kubeconfig_file
+    assert kubeconfig.is_file(), "kubernetes.yml fetched it"
+    kubeconfig.unlink()
+    decisions = pipeline.plan(make_context(state_home, provider), until="kubernetes")
+    assert [(d.phase, d.run) for d in decisions] == [("provision", False), ("prepare", False), ("kubernetes", True)]
+    assert decisions[2].reason == "changed: kubeconfig (present -> missing)"
+    playbooks.clear()
+    _up(state_home, provider)
+    assert [run.playbook for run in playbooks] == ["kubernetes.yml"]
+    assert kubeconfig.is_file()
+    assert _up(state_home, provider)["kubernetes"].startswith("up to date (completed ")
+
+
 def test_fewer_workers_drain_and_remove_the_extra_nodes(state_home: Path, playbooks: list[PlaybookRun]) -> None:
     provider = MemoryProvider()
     ClusterState("demo").ensure().desired.set_workers(2)

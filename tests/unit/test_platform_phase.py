@@ -372,13 +372,45 @@ def test_down_with_a_shared_backend_removes_the_platform_stack_even_when_the_clu
 def test_a_cluster_that_refuses_the_kubeconfig_cannot_be_used(state_home: Path, kube: KubeApi) -> None:
     kubeconfig = kube.write_kubeconfig(state_home / "kubeconfig")
     kube.accepted_token = "renewed"
+    renewal = (
+        f"its client certificate may have expired or been renewed: delete {kubeconfig} and run `oscar-deploy up` to "
+        "fetch the current one from the first server"
+    )
     with ClusterProbe(kubeconfig) as probe:
         assert probe.unusable() == "Kubernetes API refused the kubeconfig's credentials (401 Unauthorized)"
+        with pytest.raises(OperationError) as failed:
+            probe.check_usable("platform")
+        assert str(failed.value) == (
+            f"platform: Kubernetes API refused the kubeconfig's credentials (401 Unauthorized); {renewal}"
+        )
+        for read in (lambda: probe.secret_value("oscar", "oscar-manager", "password"), probe.workloads):
+            with pytest.raises(OperationError) as failed:
+                read()
+            assert (
+                str(failed.value)
+                == f"Kubernetes API refused the kubeconfig's credentials (401 Unauthorized); {renewal}"
+            )
     kube.accepted_token = KUBECONFIG_TOKEN
     kube.forbidden["/apis"] = "apis"
     with ClusterProbe(kubeconfig) as probe:
         assert probe.unusable() == "Kubernetes API refused the kubeconfig's credentials (403 Forbidden)"
-    assert kube.calls == ["GET /apis/ (unauthorized)", "GET /apis/"]
+        with pytest.raises(OperationError) as failed:
+            probe.check_usable("platform")
+        assert str(failed.value) == "platform: Kubernetes API refused the kubeconfig's credentials (403 Forbidden)"
+    assert kube.calls[:2] == ["GET /apis/ (unauthorized)", "GET /apis/ (unauthorized)"]
+    assert kube.calls[-2:] == ["GET /apis/", "GET /apis/"]
+
+
+def test_up_stops_before_the_platform_stack_when_the_cluster_refuses_the_kubeconfig(
+    state_home: Path, deployed: stack_runner.RecordingRunner, playbooks: list[PlaybookRun], kube: KubeApi
+) -> None:
+    kube.accepted_token = "renewed"
+    with pytest.raises(OperationError) as failed:
+        pipeline.converge(make_context(state_home, MemoryProvider()), SPEC)
+    assert str(failed.value).startswith(
+        "platform: Kubernetes API refused the kubeconfig's credentials (401 Unauthorized); its client certificate "
+    )
+    assert "up" not in deployed.operations(), "the stack's update never started"
 
 
 def test_a_cluster_that_does_not_answer_is_one_line_for_each_read(state_home: Path, kube: KubeApi) -> None:
@@ -388,6 +420,9 @@ def test_a_cluster_that_does_not_answer_is_one_line_for_each_read(state_home: Pa
     kube.stop()
     with ClusterProbe(kubeconfig) as probe:
         assert probe.unusable() == "Kubernetes API unreachable (MaxRetryError)"
+        with pytest.raises(OperationError) as failed:
+            probe.check_usable("platform")
+        assert str(failed.value) == "platform: Kubernetes API unreachable (MaxRetryError); is the cluster running?"
         for read in (lambda: probe.secret_value("oscar", "oscar-manager", "password"), probe.workloads):
             with pytest.raises(OperationError) as failed:
                 read()
