@@ -45,7 +45,7 @@ import httpx
 
 from oscar_deploy.services.stored import apply_create_defaults, differences, same_service, with_secrets_digest
 from oscar_deploy.state.endpoints import OscarAccess
-from oscar_deploy.support.errors import OperationError, UserInputError, shown
+from oscar_deploy.support.errors import OperationError, SharedFailure, UserInputError, shown
 
 DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
@@ -77,7 +77,11 @@ class ServiceExists(OscarApiError):
     """A create for a name that exists already (400 from OSCAR v4.1.2)."""
 
 
-class Unreachable(OperationError):
+class CredentialsRejected(OscarApiError, SharedFailure):
+    """A 401 to the user's own credentials (basic auth or bearer token)."""
+
+
+class Unreachable(SharedFailure):
     """Nothing reached the server (no connection after the retries, or its TLS certificate is not trusted): every
     other request to it would fail the same way."""
 
@@ -212,7 +216,7 @@ class OscarClient:
                     response.status_code,
                 )
             how = "bearer token" if self.access.token else f"user {self.access.user!r}"
-            raise OscarApiError(
+            raise CredentialsRejected(
                 f"{method} {url}: the server answered {status}: credentials rejected ({how}); check the password "
                 "(state secret oscar_password, or OSCAR_PASSWORD) or the token",
                 response.status_code,

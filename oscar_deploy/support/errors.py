@@ -32,6 +32,12 @@ class OperationError(OscarDeployError):
     exit_code = EXIT_FAILED
 
 
+class SharedFailure(OperationError):
+    """A failure that says nothing about the item asked for (credentials rejected, a server not reached or not
+    trusted, a bucket that does not exist): every later request of the same kind would fail alike, so a command
+    acting on several items stops at it."""
+
+
 class InvalidDocumentError(UserInputError):
     """A YAML document that does not validate: one line per problem, each naming the file, line and key."""
 

@@ -16,7 +16,8 @@ from oscar_deploy.cli.access import (
 )
 from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json, print_table
-from oscar_deploy.services.client import OscarApiError, ServiceNotFound, Unreachable, checked_name
+from oscar_deploy.cli.several import failures_and_summary, try_each
+from oscar_deploy.services.client import ServiceNotFound, checked_name
 from oscar_deploy.services.fdl import FdlDocument, mask_secrets, to_yaml
 from oscar_deploy.services.oscar_cli_config import is_cli_config, write_cluster_entry
 from oscar_deploy.services.templating import load_fdl
@@ -191,30 +192,22 @@ def delete(
         checked_name(name)
     access = reach.resolve()
     deleted: list[str] = []
-    failed: dict[str, OperationError] = {}
+
+    def delete_one(name: str) -> None:
+        client.delete_service(name)
+        deleted.append(name)
+        typer.echo(f"{name}: deleted from {access.oscar.url}")
+
     with connect(access) as client:
-        for name in names:
-            try:
-                client.delete_service(name)
-            except OperationError as exc:
-                failed[name] = exc
-                if _fails_for_every_name(exc):
-                    break
-                continue
-            deleted.append(name)
-            typer.echo(f"{name}: deleted from {access.oscar.url}")
+        failed, untried = try_each(names, delete_one)
     if failed:
-        raise _not_deleted(names, deleted, failed, access.oscar.url)
+        raise _not_deleted(names, deleted, failed, untried, access.oscar.url)
 
 
-def _fails_for_every_name(exc: OperationError) -> bool:
-    """Whether the failure says nothing about the service: rejected credentials, or a server never reached."""
-    return isinstance(exc, Unreachable) or (isinstance(exc, OscarApiError) and exc.status_code == 401)
-
-
-def _not_deleted(names: list[str], deleted: list[str], failed: dict[str, OperationError], url: str) -> OperationError:
+def _not_deleted(
+    names: list[str], deleted: list[str], failed: dict[str, OscarDeployError], untried: list[str], url: str
+) -> OscarDeployError:
     """The error `service delete` ends with: the server's answer for each name that failed, then a summary."""
-    untried = names[len(deleted) + len(failed) :]
     gone = [name for name, exc in failed.items() if isinstance(exc, ServiceNotFound)]
     if len(names) == 1 or len(gone) == 1 == len(failed):
         return next(iter(failed.values()))  # the server's answer says it all, as for a single name
@@ -223,12 +216,11 @@ def _not_deleted(names: list[str], deleted: list[str], failed: dict[str, Operati
             f"no services {', '.join(map(repr, gone))} on {url} to delete (the server answered 404 Not Found for "
             "each)" + ("; the other names were deleted" if deleted else "")
         )
-    lines = [printable(f"{name}: {exc}") for name, exc in failed.items()]
     summary = [f"not deleted: {', '.join(name for name in failed if name not in gone)}"]
     summary += [f"already gone: {', '.join(gone)}"] if gone else []
     summary += [f"not tried: {', '.join(untried)}"] if untried else []
-    summary += [f"deleted: {', '.join(deleted) or 'none'}"]
-    return OperationError("\n".join([*lines, "; ".join(summary) + "; `service delete` again is safe once fixed"]))
+    summary += [f"deleted: {', '.join(deleted) or 'none'}", "`service delete` again is safe once fixed"]
+    return failures_and_summary(failed, summary)
 
 
 @service_app.command("run")
