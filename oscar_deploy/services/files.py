@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from oscar_deploy.services.stored import BUCKET_NAME
 from oscar_deploy.state.endpoints import MINIO_ENDPOINT_ENV, ClusterAccess, MinioAccess
-from oscar_deploy.support.errors import OperationError, UserInputError, shown
+from oscar_deploy.support.errors import OperationError, SharedFailure, UserInputError, shown
 from oscar_deploy.support.files import open_user_binary
 
 if TYPE_CHECKING:
@@ -90,10 +90,14 @@ class ObjectStore:
             raise self._failure(what, exc) from None
 
     def _failure(self, what: str, exc: Exception) -> OperationError:
+        """One line for a failed request; a `SharedFailure` when every other request would fail alike: the server not
+        reached or its certificate not trusted, the credentials rejected (401, 403), the bucket missing."""
         from botocore.exceptions import ClientError
+        from botocore.exceptions import ConnectionError as NotReached
 
         if not isinstance(exc, ClientError):
-            return OperationError(f"{what} on {self.access.url}: {exc}; check the MinIO address and CA")
+            failure = SharedFailure if isinstance(exc, NotReached) else OperationError
+            return failure(f"{what} on {self.access.url}: {exc}; check the MinIO address and CA")
         error = exc.response.get("Error", {})
         code = error.get("Code", "?")
         message = error.get("Message", str(exc))
@@ -105,9 +109,9 @@ class ObjectStore:
             "InvalidAccessKeyId": "the MinIO access key is unknown to the server",
             "SignatureDoesNotMatch": "the MinIO secret key is wrong",
         }.get(code, "")
-        return OperationError(
-            f"{what} on {self.access.url}: MinIO answered {code}: {message}" + (f"; {hint}" if hint else "")
-        )
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        failure = SharedFailure if status in (401, 403) or code == "NoSuchBucket" else OperationError
+        return failure(f"{what} on {self.access.url}: MinIO answered {code}: {message}" + (f"; {hint}" if hint else ""))
 
     def put_file(self, local: Path, bucket: str, key: str) -> None:
         with open_user_binary(local, "file to upload") as stream:

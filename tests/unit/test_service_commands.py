@@ -20,7 +20,7 @@ from oscar_deploy.state.endpoints import (
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import UserInputError
 from tests.unit.fake_oscar import FakeOscar
-from tests.unit.oscar_env import S3Server, write_cluster_state
+from tests.unit.oscar_env import RefusingS3, S3Server, write_cluster_state
 
 COWSAY = """\
 functions:
@@ -427,6 +427,132 @@ def test_files_put_to_a_missing_bucket_says_so(cli, demo: FakeOscar) -> None:
     assert result.stderr == (
         f"error: upload a.txt to no-such-bucket/in/a.txt on {demo.s3_endpoint}: MinIO answered NoSuchBucket: The "
         "specified bucket does not exist; the bucket does not exist; `oscar-deploy files ls` lists the buckets\n"
+    )
+    (cli.cwd / "b.txt").write_text("b")
+    several = cli("files", "put", "a.txt", "b.txt", "no-such-bucket/in/")
+    assert several.stderr.splitlines()[1:] == [  # every file goes to that bucket: the others are not tried
+        "error: 0 uploaded, 0 skipped as same content, 1 failed, 1 not tried; once fixed, `files put` again uploads "
+        "only what is not there"
+    ]
+
+
+def test_files_put_stops_when_minio_cannot_be_reached(cli, demo: FakeOscar) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"  # closed again below: nothing listens there
+    write_cluster_state("demo", demo, minio_url=url)
+    for name in ("a.txt", "b.txt"):
+        (cli.cwd / name).write_text(name)
+    result = cli("files", "put", "a.txt", "b.txt", "cowsay-files/in/")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: a.txt: look up cowsay-files/in/a.txt on {url}: Could not connect to the endpoint URL: "
+        f'"{url}/cowsay-files/in/a.txt"; check the MinIO address and CA\n'
+        "error: 0 uploaded, 0 skipped as same content, 1 failed, 1 not tried; once fixed, `files put` again uploads "
+        "only what is not there\n"
+    )
+
+
+@pytest.fixture
+def refusing(demo: FakeOscar) -> Iterator[RefusingS3]:
+    """The cluster `demo`, its MinIO behind a `RefusingS3`."""
+    double = RefusingS3(demo.s3_endpoint)
+    write_cluster_state("demo", demo, minio_url=double.url)
+    yield double
+    double.stop()
+
+
+def _puts(refusing: RefusingS3) -> list[str]:
+    return [path for method, path in refusing.seen if method == "PUT"]
+
+
+def test_files_put_goes_on_past_a_file_the_server_refuses_and_reports_each(
+    cli, demo: FakeOscar, refusing: RefusingS3
+) -> None:
+    """A 507 or a refused object used to end the command: the files after it were never uploaded."""
+    cli("service", "apply", "cowsay.yaml")
+    names = ("same.txt", "full.txt", "a.txt", "big.bin", "b.txt")
+    for name in names:
+        (cli.cwd / name).write_text(f"file {name}")
+    demo.s3.put_object(Bucket="cowsay-files", Key="in/same.txt", Body=b"file same.txt")
+    storage_full = (
+        "Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed."
+    )
+    refusing.refuse("PUT", "/cowsay-files/in/full.txt", 507, "XMinioStorageFull", storage_full)
+    too_large = "Your proposed upload exceeds the maximum allowed object size."
+    refusing.refuse("PUT", "/cowsay-files/in/big.bin", 400, "EntityTooLarge", too_large)
+    result = cli("files", "put", *names, "a.txt", "cowsay-files/in/")
+    assert _puts(refusing) == [f"/cowsay-files/in/{name}" for name in names[1:]]  # each file once, in order
+    assert result.stdout.splitlines() == [
+        "same.txt: already in cowsay-files/in/same.txt (same content), skipped",
+        "a.txt -> cowsay-files/in/a.txt",
+        "b.txt -> cowsay-files/in/b.txt",
+    ]
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: full.txt: upload full.txt to cowsay-files/in/full.txt on {refusing.url}: MinIO answered "
+        f"XMinioStorageFull: {storage_full}\n"
+        f"error: big.bin: upload big.bin to cowsay-files/in/big.bin on {refusing.url}: MinIO answered EntityTooLarge: "
+        f"{too_large}\n"
+        "error: 2 uploaded, 1 skipped as same content, 2 failed, 0 not tried; once fixed, `files put` again uploads "
+        "only what is not there\n"
+    )
+
+    refusing.refusals.clear()
+    again = cli("files", "put", *names, "cowsay-files/in/")
+    assert (again.exit_code, again.stderr) == (0, "")
+    assert [line for line in again.stdout.splitlines() if "skipped" not in line] == [
+        "full.txt -> cowsay-files/in/full.txt",
+        "big.bin -> cowsay-files/in/big.bin",
+    ]
+
+
+def test_files_put_with_again_says_to_run_it_again_without(cli, demo: FakeOscar, refusing: RefusingS3) -> None:
+    cli("service", "apply", "cowsay.yaml")
+    for name in ("a.txt", "b.txt"):
+        (cli.cwd / name).write_text(name)
+    refusing.refuse("PUT", "/cowsay-files/in/a.txt", 500, "InternalError", "We encountered an internal error.")
+    result = cli("files", "put", "a.txt", "b.txt", "cowsay-files/in/", "--again")
+    assert (result.exit_code, result.stdout) == (1, "b.txt -> cowsay-files/in/b.txt\n")
+    assert result.stderr.splitlines()[-1] == (
+        "error: 1 uploaded, 0 skipped as same content, 1 failed, 0 not tried; once fixed, `files put` again without "
+        "--again uploads only what is not there"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "answer"),
+    [
+        # a gateway in front of MinIO: a bare 401, to the look-up before the upload
+        (401, "", "", "look up cowsay-files/in/a.txt on {url}: MinIO answered 401: Unauthorized"),
+        # MinIO itself: 403 to HEAD (taken as no object: no body says why), then its error document to the upload
+        (
+            403,
+            "InvalidAccessKeyId",
+            "The Access Key Id you provided does not exist in our records.",
+            "upload a.txt to cowsay-files/in/a.txt on {url}: MinIO answered InvalidAccessKeyId: The Access Key Id you "
+            "provided does not exist in our records.; the MinIO access key is unknown to the server",
+        ),
+    ],
+)
+def test_files_put_stops_at_rejected_credentials(
+    cli, demo: FakeOscar, refusing: RefusingS3, status: int, code: str, message: str, answer: str
+) -> None:
+    """Rejected credentials would come back for every other file: the files after the first are not tried."""
+    cli("service", "apply", "cowsay.yaml")
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (cli.cwd / name).write_text(name)
+    for method in ("HEAD", "PUT"):
+        refusing.refuse(method, "/cowsay-files/", status, code, message)
+    result = cli("files", "put", "a.txt", "b.txt", "c.txt", "cowsay-files/in/")
+    assert [path for _, path in refusing.seen if path.startswith("/cowsay-files/")][-1] == "/cowsay-files/in/a.txt"
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: a.txt: {answer.format(url=refusing.url)}\n"
+        "error: 0 uploaded, 0 skipped as same content, 1 failed, 2 not tried; once fixed, `files put` again uploads "
+        "only what is not there\n"
     )
 
 

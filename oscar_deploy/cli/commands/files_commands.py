@@ -15,6 +15,7 @@ from oscar_deploy.cli.access import (
 )
 from oscar_deploy.cli.interrupts import changes_nothing
 from oscar_deploy.cli.options import JSON_OPTION, confirm_replace, print_json
+from oscar_deploy.cli.several import failures_and_summary, try_each
 from oscar_deploy.services.files import object_store_for, split_location, upload_key
 from oscar_deploy.support.errors import UserInputError, printable
 from oscar_deploy.support.files import check_data_target, check_regular_file, write_user_file
@@ -47,26 +48,46 @@ def put(
     """Upload files: `files put a.jpg b.jpg images/input/` (a service's input path starts a job per file).
 
     Safe to run again: a file whose content the object there holds already (same size and MD5) is skipped, so its
-    job does not run twice; --again uploads it all the same.
+    job does not run twice; --again uploads it all the same. A file that fails does not keep the others from being
+    uploaded; rejected credentials, a missing bucket or an unreachable MinIO stop it at once.
     """
     if len(paths) < 2:
         raise UserInputError("files put: give the local file(s) and then the destination BUCKET/PATH")
     *sources, destination = paths
-    locals_ = [Path(source) for source in sources]
+    locals_ = list(dict.fromkeys(Path(source) for source in sources))  # a file named twice is uploaded once
     for local in locals_:
         # Data may be large (no size cap), but a FIFO or a device would never end.
         check_regular_file(local, "file to upload")
     bucket, key = split_location(destination)
     access = reach.resolve()
+    uploaded: list[Path] = []
+    skipped: list[Path] = []
+
+    def upload(local: Path) -> None:
+        target = upload_key(key, local, several=len(locals_) > 1)
+        if not again and store.holds(local, bucket, target):
+            skipped.append(local)
+            typer.echo(f"{local}: already in {bucket}/{target} (same content), skipped")
+            return
+        store.put_file(local, bucket, target)
+        uploaded.append(local)
+        typer.echo(f"{local} -> {bucket}/{target}")
+
     with connect(access) as client:
         store = object_store_for(access, client)
-        for local in locals_:
-            target = upload_key(key, local, several=len(locals_) > 1)
-            if not again and store.holds(local, bucket, target):
-                typer.echo(f"{local}: already in {bucket}/{target} (same content), skipped")
-                continue
-            store.put_file(local, bucket, target)
-            typer.echo(f"{local} -> {bucket}/{target}")
+        failed, untried = try_each(locals_, upload)
+    if not failed:
+        return
+    if len(locals_) == 1:
+        raise next(iter(failed.values()))
+    counts = [
+        f"{len(uploaded)} uploaded",
+        f"{len(skipped)} skipped as same content",
+        f"{len(failed)} failed",
+        f"{len(untried)} not tried",
+    ]
+    rerun = "once fixed, `files put` again" + (" without --again" if again else "") + " uploads only what is not there"
+    raise failures_and_summary({str(local): exc for local, exc in failed.items()}, [", ".join(counts), rerun])
 
 
 @files_app.command("get")
