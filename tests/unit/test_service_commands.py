@@ -4,9 +4,11 @@ foreign clusters through flags and environment, and the oscar-cli config entry."
 from __future__ import annotations
 
 import json
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -298,6 +300,54 @@ def test_delete_stops_when_the_server_cannot_be_reached(cli, monkeypatch: pytest
     assert lines[1:] == [
         "error: not deleted: cowsay; not tried: moo; deleted: none; `service delete` again is safe once fixed"
     ]
+
+
+def test_delete_stops_at_a_server_certificate_it_does_not_trust(
+    cli, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTPS with the cluster's own CA, and no ca_file in endpoints.yaml: the first name fails the handshake, is not
+    retried, and the names after it are not tried (every one would fail the same way)."""
+    from oscar_deploy.cli.commands import service_commands
+    from oscar_deploy.services.client import OscarClient
+    from tests.unit.test_oscar_client import _self_signed_ca_and_server
+
+    _ca_file, context = _self_signed_ca_and_server(tmp_path)
+    server = FakeOscar(s3_endpoint=s3_server.url, ssl_context=context).start()
+    tried: list[str] = []
+
+    def recording_client(access: Any) -> OscarClient:
+        client = OscarClient(access.oscar, sleep=lambda _: pytest.fail("a TLS failure is not retried"))
+        real_delete = client.delete_service
+
+        def delete_service(name: str) -> None:
+            tried.append(name)
+            real_delete(name)
+
+        client.delete_service = delete_service  # type: ignore[method-assign]
+        return client
+
+    monkeypatch.setattr(service_commands, "connect", recording_client)
+    try:
+        write_cluster_state("demo", server)
+        result = cli("service", "delete", "cowsay", "moo")
+    finally:
+        server.stop()
+    assert tried == ["cowsay"]
+    assert server.requests == []
+    assert (result.exit_code, result.stdout) == (1, "")
+    # OpenSSL's reason ends with the line of CPython's _ssl.c that raised it, which differs between builds.
+    assert re.fullmatch(
+        re.escape(
+            f"error: cowsay: DELETE {server.url}/system/services/cowsay: TLS certificate not trusted ([SSL: "
+            "CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate (_ssl.c:"
+        )
+        + r"\d+"
+        + re.escape(
+            ")); for a self-signed cluster pass its CA with --ca-file (or ca_file in endpoints.yaml)\n"
+            "error: not deleted: cowsay; not tried: moo; deleted: none; `service delete` again is safe once fixed\n"
+        ),
+        result.stderr,
+    )
 
 
 def test_delete_checks_every_name_before_deleting_any(cli, demo: FakeOscar) -> None:
