@@ -23,7 +23,8 @@ autoscaler never powers a worker off under a playbook or on while `scale` remove
 
 A power action that fails leaves the worker out of the policy's view for a pause that doubles at each failure
 (1, 2, 4, 8, then 15 minutes), so the policy turns to another worker meanwhile. The loop stops between two rounds on
-SIGTERM or SIGINT (the caller sets `stop`), stops its watches and logs why.
+SIGTERM or SIGINT (the caller sets `stop`), stops its watches and logs why. A second signal cuts the round short
+(KeyboardInterrupt, raised by the caller's handler): what the round did up to then is saved and logged first.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ KEPT_BOOTS = 10
 # Boots measured before the estimate is trusted to give up a slow boot early (the median of three already
 # ignores one outlier).
 MEASURED_BOOTS = 3
+# The outcome of an action a second signal cut short: the power command was stopped, an API call may have landed.
+INTERRUPTED = "interrupted before it ended: the next run sees whether it took effect"
 
 
 class Observer(Protocol):
@@ -205,6 +208,18 @@ class Runtime:
             local_queues=view.local_queues,
         )
         done = Round(notes=list(view.errors) + list(observation.notes))
+        try:
+            self._decide_and_act(observation, {machine.name for machine in machines}, done, now)
+        except KeyboardInterrupt:
+            # A second signal, in the middle of an action: what the round did up to it is saved and logged (the
+            # cordons it put on known as ours at the next start), then the loop stops. Both files are written
+            # whole (a rename, one write), so a third signal cannot leave either half-written.
+            self._save_and_log(done, observation, now)
+            raise
+        self._save_and_log(done, observation, now)
+        return done
+
+    def _decide_and_act(self, observation: Observation, workers: set[str], done: Round, now: float) -> None:
         self._measure_boots(observation.snapshot)
         self._finish_uncordons(observation, done)
         if observation.templates:
@@ -218,16 +233,15 @@ class Runtime:
             done.notes += list(result.notes)
             nodes = {node.name: node for node in observation.snapshot.nodes}
             for decision in result.decisions:
-                outcome = self._carry_out(decision, nodes.get(decision.node), observation, now)
+                action, node = str(decision.action), decision.node
+                # Logged as interrupted unless carrying it out ends.
                 done.decisions.append(
-                    {
-                        "action": str(decision.action),
-                        "node": decision.node,
-                        "reason": decision.reason,
-                        "outcome": outcome,
-                    }
+                    {"action": action, "node": node, "reason": decision.reason, "outcome": INTERRUPTED}
                 )
-        self._continue_drains({machine.name for machine in machines}, done, now)
+                done.decisions[-1]["outcome"] = self._carry_out(decision, nodes.get(node), observation, now)
+        self._continue_drains(workers, done, now)
+
+    def _save_and_log(self, done: Round, observation: Observation, now: float) -> None:
         done.counts = _counts(observation.snapshot)
         save_memory(self.state_file, RuntimeMemory(self.record, self.policy_state, self.history, now))
         if done.decisions or done.steps or done.notes != self.last_notes:
@@ -237,7 +251,6 @@ class Runtime:
             entry.update(notes=done.notes, counts=done.counts)
             self.log.write(entry, now)
             self.last_notes = done.notes
-        return done
 
     def _restore(self, memory: RuntimeMemory) -> str:
         """Go on with the timers a recent run saved (a restart loses no idle or unneeded time); says which."""

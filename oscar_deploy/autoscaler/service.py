@@ -20,6 +20,7 @@ Secret (the admin kubeconfig is used for that read only, never by the loop).
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from oscar_deploy.spec.models import ClusterSpec
     from oscar_deploy.state.folder import ClusterState
 
+FIRST_CTRL_C = "stopping once the round under way ends (Ctrl-C again stops it at once)"
 # Boot-time estimates until this cluster's own boots are measured (power-on to Ready).
 DEFAULT_BOOT_SECONDS = {"local": 30.0, "aws": 120.0, "openstack": 180.0, "static": 120.0}
 
@@ -167,7 +169,8 @@ def config_maker(spec: ClusterSpec) -> Callable[[tuple[NodeTemplate, ...], float
 
 def run_autoscaler(spec: ClusterSpec, state: ClusterState, once: bool) -> None:
     """Run the loop in the foreground until SIGTERM or SIGINT (or one round with `once`). The first signal
-    stops it after its current round; a second one at once (a power command running is stopped with it)."""
+    stops it after its current round (a Ctrl-C is told so); a second one at once (a power command running is
+    stopped with it, and what the round did up to then is saved and logged)."""
     if not spec.platform.autoscaler.enabled:
         raise UserInputError(
             f"cluster {spec.name}: platform.autoscaler.enabled is false; set it to true in the spec (and run "
@@ -200,6 +203,8 @@ def run_autoscaler(spec: ClusterSpec, state: ClusterState, once: bool) -> None:
             if stop.is_set():
                 raise KeyboardInterrupt  # the second signal: stop now, in the middle of the round
             stop.set()
+            if number == signal.SIGINT:  # someone at the terminal; a service manager's SIGTERM needs no answer
+                sys.stderr.write(FIRST_CTRL_C + "\n")
 
         previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
         try:

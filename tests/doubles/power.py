@@ -4,8 +4,9 @@ It stands for `oscar_deploy.providers.power.PowerManager` (the local, EC2, OpenS
 in oscar_deploy/providers/*/power.py): `power_on`/`power_off` take a worker's name, `machines()` reports each
 worker's power state (`on`, `off`, ...). Tests set the starting states, read `calls` and `looks` (how often the
 machines were read), name workers whose power actions fail (`failing`), as a cloud API that refuses would, and
-make reading the machines fail (`unreachable`), as a cloud API that cannot be reached would. Nothing here ships
-in the wheel.
+make reading the machines fail (`unreachable`), as a cloud API that cannot be reached would, and name workers
+whose power action a second Ctrl-C cuts short (`interrupted`: KeyboardInterrupt, which `autoscaler run`'s signal
+handler raises in the middle of the command). Nothing here ships in the wheel.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class RecordingPower:
         self.arch = arch
         self.calls: list[tuple[str, str]] = []
         self.failing: set[str] = set()
+        self.interrupted: set[str] = set()
         self.looks = 0
         self.unreachable = ""
 
@@ -27,6 +29,8 @@ class RecordingPower:
         self.calls.append((verb, name))
         if name not in self.states:
             raise OperationError(f"node {name}: not a worker of this cluster")
+        if name in self.interrupted:
+            raise KeyboardInterrupt
         if name in self.failing:
             raise OperationError(f"node {name}: the cloud refused to {verb} it (quota exceeded)")
         self.states[name] = state

@@ -263,7 +263,10 @@ def test_ctrl_c_stops_the_service_cleanly_and_ends_as_interrupted(edge: Cli, sta
         if service.poll() is None:
             service.kill()
     assert (service.returncode, output) == (130, "")
-    assert errors == "interrupted; what completed is recorded, run the command again to resume\n"
+    assert errors == (
+        "stopping once the round under way ends (Ctrl-C again stops it at once)\n"
+        "interrupted; what completed is recorded, run the command again to resume\n"
+    )
     last = log_entries(state_home)[-1]
     assert (last["event"], last["reason"]) == ("stop", "SIGINT")
     assert json.loads(edge("autoscaler", "status", "--json").stdout)["running"] is False
@@ -302,8 +305,17 @@ def test_a_second_ctrl_c_stops_the_service_in_the_middle_of_a_round(edge: Cli, s
     assert time.monotonic() - started < 10, "the second Ctrl-C stopped the round's power command"
     assert not alive(pid)
     assert (service.returncode, output) == (130, "")
-    assert errors == "interrupted; what completed is recorded, run the command again to resume\n"
-    last = log_entries(state_home)[-1]
-    assert (last["event"], last["reason"]) == ("stop", "SIGINT")
+    assert errors == (
+        "stopping once the round under way ends (Ctrl-C again stops it at once)\n"
+        "interrupted; what completed is recorded, run the command again to resume\n"
+    )
+    start, cut_short, stop = log_entries(state_home)
+    assert [entry["event"] for entry in (start, cut_short, stop)] == ["start", "round", "stop"]
+    assert [(d["action"], d["node"], d["outcome"]) for d in cut_short["decisions"]] == [  # type: ignore[union-attr]
+        ("power-on", "board-2", "interrupted before it ended: the next run sees whether it took effect")
+    ]
+    assert stop["reason"] == "SIGINT"
+    saved = json.loads((state_home / "edge" / "autoscaler" / "state.json").read_text())
+    assert saved["saved_at"] == pytest.approx(time.time(), abs=60), "the round's state was saved before it stopped"
     assert ClusterState("edge").lock_file.read_text() == "", "the round's hold on the cluster was released"
     assert json.loads(edge("autoscaler", "status", "--json").stdout)["running"] is False

@@ -307,6 +307,36 @@ def test_a_boot_given_up_is_powered_off_even_when_its_cordon_fails(make_loop: An
     assert load_memory(loop.folder / "state.json").record.cordoned == set()
 
 
+def test_a_round_cut_short_by_a_second_signal_saves_and_logs_what_it_did(make_loop: Any) -> None:
+    """The second Ctrl-C stops the power-off command: the cordon put on before it is saved as ours (else it would
+    stay on for good: the next run would take it for someone else's), and the round is logged, then it stops."""
+    objects = [node("server-0", since=T0 - 3600, server=True), node("agent-1", ready=False, since=T0 - 900)]
+    loop = make_loop(objects, {"agent-1": "on"}, PowerRecord(powered_on={"agent-1": T0 - 700}))
+    loop.power.interrupted.add("agent-1")
+    with pytest.raises(KeyboardInterrupt):
+        loop.runtime.round()
+    assert loop.power.calls == [("off", "agent-1")]
+    assert loop.api.store["Node"][("", "agent-1")]["spec"]["unschedulable"] is True
+    memory = load_memory(loop.folder / "state.json")
+    assert (memory.saved_at, memory.record.cordoned, memory.record.powered_off) == (T0, {"agent-1"}, {})
+    (entry,) = loop.log()
+    assert (entry["event"], entry["decisions"]) == (
+        "round",
+        [
+            {
+                "action": "power-off",
+                "node": "agent-1",
+                "reason": "booting for 700s, longer than max_wait_poweron (600s)",
+                "outcome": "interrupted before it ended: the next run sees whether it took effect",
+            }
+        ],
+    )
+    loop.power.interrupted.clear()
+    loop.restart()
+    (decision,) = loop.rounds(1)
+    assert (decision["action"], decision["outcome"]) == ("power-off", "powered off")
+
+
 @pytest.mark.parametrize(("measured", "given_up"), [([20.0, 25.0, 30.0], True), ([20.0, 25.0], False)])
 def test_a_boot_beyond_4x_the_measured_estimate_is_given_up_once_three_boots_were_measured(
     make_loop: Any, measured: list[float], given_up: bool
