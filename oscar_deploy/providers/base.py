@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from oscar_deploy.nodes.hostkeys import RefusedHostKey, refused_host_key
 from oscar_deploy.nodes.model import Node, PlannedNode
 from oscar_deploy.support import process_group
 
@@ -94,12 +95,22 @@ def counted_plan(spec: ClusterSpec, workers: int, existing: Sequence[Node] = ())
     return plan
 
 
-def answers_ssh(command: Sequence[str], connect_timeout: int, timeout: float) -> bool:
-    """Whether the ssh `command` (`ssh [options] [user@]host true`) succeeds without asking anything: node
-    readiness is judged by SSH."""
+@dataclass(frozen=True)
+class SshProbe:
+    """One `ssh ... true`: whether it ran, and what ssh said of the host key it refused, if it refused one."""
+
+    answered: bool
+    refused_key: RefusedHostKey | None = None
+
+
+def probe_ssh(command: Sequence[str], connect_timeout: int, timeout: float) -> SshProbe:
+    """Run the ssh `command` (`ssh [options] [user@]host true`) without letting it ask anything: node readiness
+    is judged by SSH."""
     probe = [command[0], "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}", *command[1:]]
     try:
         done = process_group.run(probe, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return False
-    return done.returncode == 0
+        return SshProbe(answered=False)
+    if done.returncode == 0:
+        return SshProbe(answered=True)
+    return SshProbe(answered=False, refused_key=refused_host_key(done.stderr.decode(errors="replace")))

@@ -37,8 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from oscar_deploy.nodes.hostkeys import RefusedHostKey, pinned_key_refused
 from oscar_deploy.nodes.model import Node, NodeState, PlannedNode, node_sort_key
-from oscar_deploy.providers.base import ApplyResult, ScalingMode, answers_ssh, counted_plan
+from oscar_deploy.providers.base import ApplyResult, ScalingMode, SshProbe, counted_plan, probe_ssh
 from oscar_deploy.providers.gaps import PreflightReport
 from oscar_deploy.providers.vm import HostKey, NodeRecord, generate_host_key
 from oscar_deploy.spec.models import ClusterSpec
@@ -51,13 +52,18 @@ from oscar_deploy.support.progress import Progress
 
 INFRASTRUCTURE_FILE = "infrastructure.json"
 HOST_KEYS_FILE = "host_keys.json"
-KNOWN_HOSTS_FILE = "known_hosts"
 # In INFRASTRUCTURE_FILE: the nodes `apply` is waiting for over SSH (new or started VMs that may still be booting).
 AWAITING_SSH_KEY = "awaiting_ssh"
 SSH_CONFIG_FILE = "config"
 # A new VM boots, runs cloud-init and starts sshd: minutes on a busy cloud.
 SSH_WAIT_SECONDS = 900.0
 SSH_POLL_SECONDS = 5.0
+# Answers in a row with a host key other than the pinned one after which the wait names the node at once. Never a
+# boot stage: cloud-init's ssh module writes the pinned key in its network stage, which its systemd unit orders
+# before sshd.service (and, on Debian and Ubuntu, before sysinit.target, so before a socket-activated ssh.socket
+# too), so a booting VM answers with no key or with that one. The repeats only ride out an address still
+# answering for the machine that held it before.
+REFUSED_KEY_ANSWERS = 3
 
 
 @dataclass(frozen=True)
@@ -506,28 +512,54 @@ class CloudProvider(ABC):
 
     def wait_for_ssh(self, nodes: Sequence[Node], timeout: float = SSH_WAIT_SECONDS) -> None:
         """Until each node runs `true` over SSH with its pinned host key (the first server first: it is the jump
-        host of the others)."""
+        host of the others). A node that keeps answering with another key is named at once (`REFUSED_KEY_ANSWERS`)."""
         if not nodes:
             return
         names = ", ".join(node.name for node in nodes)
         deadline = time.monotonic() + timeout
         pending = sorted(nodes, key=lambda node: node_sort_key(node.name))
+        # By node: how many answers in a row refused its host key, and what ssh said of the last one.
+        refusals: dict[str, tuple[int, RefusedHostKey]] = {}
         with self.progress.step(f"waiting for SSH on {names}"):
             while pending:
-                pending = [node for node in pending if not self._answers_ssh(node)]
+                waiting = []
+                for node in pending:
+                    probe = self._probe_ssh(node)
+                    if probe.answered:
+                        continue
+                    waiting.append(node)
+                    if probe.refused_key is None:
+                        refusals.pop(node.name, None)
+                    else:
+                        in_a_row = refusals[node.name][0] + 1 if node.name in refusals else 1
+                        refusals[node.name] = (in_a_row, probe.refused_key)
+                pending = waiting
                 if not pending:
                     return
-                if time.monotonic() > deadline:
-                    late = pending[0]
+                late_now = time.monotonic() > deadline
+                refused = [
+                    node
+                    for node in pending
+                    if node.name in refusals and (late_now or refusals[node.name][0] >= REFUSED_KEY_ANSWERS)
+                ]
+                late = (refused or pending)[0]
+                address = late.ssh_host if late.ssh_port == 22 else f"{late.ssh_host}:{late.ssh_port}"
+                if refused:
+                    refused_key = refusals[late.name][1]
                     raise OperationError(
-                        f"node {late.name} ({late.ssh_host}): no SSH answer in {timeout:.0f} s; check the VM's console "
+                        f"node {late.name} ({address}): "
+                        + pinned_key_refused(refused_key, address, self.state.known_hosts_file)
+                    )
+                if late_now:
+                    raise OperationError(
+                        f"node {late.name} ({address}): no SSH answer in {timeout:.0f} s; check the VM's console "
                         f"log in the cloud's dashboard and that {late.ssh_host} is reachable from here, then run "
                         "`oscar-deploy up` again"
                     )
                 time.sleep(SSH_POLL_SECONDS)
 
-    def _answers_ssh(self, node: Node) -> bool:
-        return answers_ssh(self.ssh_command(node, ["true"]), connect_timeout=10, timeout=60)
+    def _probe_ssh(self, node: Node) -> SshProbe:
+        return probe_ssh(self.ssh_command(node, ["true"]), connect_timeout=10, timeout=60)
 
     # --- the state folder -------------------------------------------------------------------------------------
     def _cache(self) -> dict[str, Any]:
@@ -587,7 +619,7 @@ class CloudProvider(ABC):
 
     def _ssh_files(self) -> tuple[Path, Path, Path]:
         ssh = self.state.ssh_dir
-        return ssh / HOST_KEYS_FILE, ssh / KNOWN_HOSTS_FILE, ssh / SSH_CONFIG_FILE
+        return ssh / HOST_KEYS_FILE, self.state.known_hosts_file, ssh / SSH_CONFIG_FILE
 
     def _stored_host_keys(self) -> dict[str, HostKey]:
         from oscar_deploy.providers.vm import host_keys_from_json

@@ -120,6 +120,11 @@ class ClusterState:
         return self.ssh_dir / "id_ed25519.pub"
 
     @property
+    def known_hosts_file(self) -> Path:
+        """The nodes' host keys as oscar-deploy pinned them (cloud targets only: `providers/cloud.py`)."""
+        return self.ssh_dir / "known_hosts"
+
+    @property
     def inventory_file(self) -> Path:
         return self.path / "inventory.yml"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from oscar_deploy.nodes.model import Node
-from oscar_deploy.providers.base import answers_ssh
+from oscar_deploy.providers.base import probe_ssh
 from oscar_deploy.providers.local import node_image
 from oscar_deploy.providers.local.engine import ContainerEngine
 from oscar_deploy.providers.static.power import CommandPower
@@ -254,7 +254,7 @@ CALLERS: dict[str, Callable[[Path], object]] = {
     "podman (ContainerEngine.run)": lambda tool: ContainerEngine(str(tool)).run(["build", "."]),
     "skopeo (Skopeo.inspect_raw)": lambda tool: Skopeo(str(tool)).inspect_raw("docker://x/y:1", "image x/y:1"),
     "static power command": lambda tool: CommandPower(lambda: [_agent("w1")], [str(tool), "{node}"], []).power_on("w1"),
-    "ssh probe (answers_ssh)": lambda tool: answers_ssh([str(tool), "root@127.0.0.1", "true"], 5, 600),
+    "ssh probe (probe_ssh)": lambda tool: probe_ssh([str(tool), "root@127.0.0.1", "true"], 5, 600),
 }
 
 

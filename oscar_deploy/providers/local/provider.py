@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from oscar_deploy.nodes.model import Node, NodeState, PlannedNode, Role, node_sort_key
-from oscar_deploy.providers.base import ApplyResult, ScalingMode, answers_ssh, counted_plan
+from oscar_deploy.providers.base import ApplyResult, ScalingMode, counted_plan, probe_ssh
 from oscar_deploy.providers.local.engine import CLUSTER_LABEL, ContainerEngine
 from oscar_deploy.providers.local.host import HostProfile, local_host_profile
 from oscar_deploy.providers.local.node_image import NodeImageBuilder
@@ -237,7 +237,7 @@ class LocalProvider:
                 time.sleep(1.0)
 
     def _answers_ssh(self, node: Node) -> bool:
-        return answers_ssh(self.ssh_command(node, ["true"]), connect_timeout=5, timeout=30)
+        return probe_ssh(self.ssh_command(node, ["true"]), connect_timeout=5, timeout=30).answered
 
     # --- internals ----------------------------------------------------------------------------------------
     def _host_profile(self, arches: set[str]) -> HostProfile:

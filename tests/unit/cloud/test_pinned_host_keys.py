@@ -1,0 +1,160 @@
+"""A cloud node answering with a host key other than the pinned one, through the real ssh client.
+
+The node is an SSH server on 127.0.0.1 (tests/doubles/ssh_server.py, a labelled asyncssh double of the VM's
+sshd) with either the key oscar-deploy pinned for it or another one; the provider's own state folder files
+(ssh/config, ssh/known_hosts, written by `CloudProvider._save` as after a stack update) are what ssh uses. The
+node listens on a port other than 22, so ssh looks its key up under `[127.0.0.1]:PORT` first and then under the
+pinned `127.0.0.1`: a key of another machine is then `No ED25519 host key is known for [127.0.0.1]:PORT`. The
+changed-key banner (a key pinned under the very name ssh looks up, as for a VM on port 22) is checked too.
+"""
+
+from __future__ import annotations
+
+import getpass
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from oscar_deploy.nodes.hostkeys import RefusedHostKey
+from oscar_deploy.nodes.model import Node
+from oscar_deploy.pipeline.cluster import cluster_provider
+from oscar_deploy.providers import cloud
+from oscar_deploy.providers.base import SshProbe, probe_ssh
+from oscar_deploy.providers.cloud import REFUSED_KEY_ANSWERS, CloudProvider
+from oscar_deploy.providers.vm import HostKey, NodeRecord, generate_host_key
+from oscar_deploy.spec.models import parse_spec
+from oscar_deploy.state.folder import ClusterState
+from oscar_deploy.support.errors import OperationError
+from oscar_deploy.support.progress import Progress
+from tests.doubles.ssh_server import SshServer
+
+SPEC = "name: lab\ntarget: openstack\nworkers: {initial: 1, max: 3}\nopenstack: {cloud: egi}\n"
+
+
+@dataclass
+class Cluster:
+    state: ClusterState
+    provider: CloudProvider
+    pinned: HostKey
+
+    def serve(self, host_key: HostKey) -> SshServer:
+        return SshServer(host_key.private, self.state.ssh_public_key.read_text())
+
+    def node(self, server: SshServer) -> Node:
+        """server-0 as the provider reports it, reached on the double's port."""
+        return replace(self.provider.nodes()[0], ssh_port=server.port)
+
+    def advice(self, port: int) -> str:
+        return (
+            f"127.0.0.1:{port} answers SSH with a host key other than the one pinned for it in "
+            f"{self.state.known_hosts_file} when oscar-deploy made its VM: the VM was rebuilt or replaced outside "
+            "oscar-deploy, or another machine holds that address; check in the cloud's console which VM holds it: if "
+            "another VM, give the address back to the cluster's VM; if the cluster's VM was rebuilt, delete it and "
+            "run `oscar-deploy up` (a worker is made again under its pinned key; for a server, up says how to make "
+            "the cluster anew); editing known_hosts does not help: up writes the pinned keys there again"
+        )
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    """A cluster whose stack has server-0 at 127.0.0.1 with a pinned host key; polls 100 times a second."""
+    monkeypatch.setattr(cloud, "SSH_POLL_SECONDS", 0.01)
+    state = ClusterState("lab", root=tmp_path / "state")
+    provider = cluster_provider(parse_spec(SPEC), state, Progress())
+    assert isinstance(provider, CloudProvider)
+    state.ensure_ssh_keypair()
+    pinned = generate_host_key("root@lab-server-0")
+    record = NodeRecord(
+        name="server-0",
+        vm_name="lab-server-0",
+        role="server",
+        arch="amd64",
+        private_address="127.0.0.1",
+        public_address="127.0.0.1",
+        ssh_user=getpass.getuser(),
+        jump_host=None,
+        host_key=pinned.public,
+        instance_id="vm-server-0",
+    )
+    provider._save([record], {"server-0": "running"})
+    return Cluster(state, provider, pinned)
+
+
+@pytest.fixture
+def impostor(cluster: Cluster) -> Iterator[SshServer]:
+    """Another machine at the node's address: same login, another host key."""
+    server = cluster.serve(generate_host_key("root@impostor"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def counted_probes(monkeypatch: pytest.MonkeyPatch) -> list[SshProbe]:
+    """Every probe `wait_for_ssh` makes, as it came back."""
+    probes: list[SshProbe] = []
+    probe = CloudProvider._probe_ssh
+
+    def counting(provider: CloudProvider, node: Node) -> SshProbe:
+        probes.append(probe(provider, node))
+        return probes[-1]
+
+    monkeypatch.setattr(CloudProvider, "_probe_ssh", counting)
+    return probes
+
+
+def test_the_wait_ends_when_the_node_answers_with_its_pinned_key(cluster: Cluster) -> None:
+    server = cluster.serve(cluster.pinned)
+    try:
+        cluster.provider.wait_for_ssh([cluster.node(server)], timeout=30)
+    finally:
+        server.stop()
+    assert server.logins == 1
+
+
+def test_a_node_that_keeps_answering_with_another_key_is_named_at_once(
+    cluster: Cluster, impostor: SshServer, counted_probes: list[SshProbe]
+) -> None:
+    with pytest.raises(OperationError) as refused:
+        cluster.provider.wait_for_ssh([cluster.node(impostor)], timeout=600)
+    assert str(refused.value) == f"node server-0 (127.0.0.1:{impostor.port}): {cluster.advice(impostor.port)}"
+    assert counted_probes == [SshProbe(False, RefusedHostKey(f"127.0.0.1:{impostor.port}"))] * REFUSED_KEY_ANSWERS
+    assert impostor.logins == 0
+    assert cluster.state.known_hosts_file.read_text() == f"127.0.0.1 {cluster.pinned.public}\n", "nothing was added"
+
+
+def test_at_the_deadline_a_node_whose_last_answer_refused_its_key_is_named_for_that(
+    cluster: Cluster, impostor: SshServer, counted_probes: list[SshProbe]
+) -> None:
+    with pytest.raises(OperationError) as refused:
+        cluster.provider.wait_for_ssh([cluster.node(impostor)], timeout=0)
+    assert str(refused.value) == f"node server-0 (127.0.0.1:{impostor.port}): {cluster.advice(impostor.port)}"
+    assert len(counted_probes) == 1
+
+
+def test_at_the_deadline_a_node_that_never_answered_is_named_as_silent(cluster: Cluster) -> None:
+    server = cluster.serve(cluster.pinned)
+    node = cluster.node(server)
+    server.stop()
+    with pytest.raises(OperationError) as silent:
+        cluster.provider.wait_for_ssh([node], timeout=0)
+    assert str(silent.value) == (
+        f"node server-0 (127.0.0.1:{node.ssh_port}): no SSH answer in 0 s; check the VM's console log in the "
+        "cloud's dashboard and that 127.0.0.1 is reachable from here, then run `oscar-deploy up` again"
+    )
+
+
+def test_a_changed_key_pinned_under_the_name_ssh_looks_up_is_refused_as_changed(
+    cluster: Cluster, impostor: SshServer
+) -> None:
+    known_hosts = cluster.state.known_hosts_file
+    known_hosts.write_text(f"[127.0.0.1]:{impostor.port} {cluster.pinned.public}\n")
+    command = cluster.provider.ssh_command(cluster.node(impostor), ["true"])
+    said = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert said.returncode == 255
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in said.stderr, said.stderr
+    assert probe_ssh(command, connect_timeout=10, timeout=60) == SshProbe(
+        False, RefusedHostKey(f"127.0.0.1:{impostor.port}")
+    )
