@@ -14,7 +14,8 @@
   with its control sockets in the run's private folder, so that no run reuses a connection another one opened
   (a node of a destroyed cluster can leave a stale one behind, and its port can be given to a new node);
 - turns a failed run into an `OperationError` with one line per failed host (`host (address): task: msg`),
-  and one per unreachable host (`host (address): unreachable: msg; check SSH to it`). Ansible carries on
+  and one per unreachable host (`host (address): unreachable: msg; check SSH to it`, or, for a node whose
+  host key oscar-deploy pinned and ssh refused, what that means and the fix: `nodes/hostkeys.py`). Ansible carries on
   with the other hosts, so their work is kept; running the same command again continues from there.
 """
 
@@ -34,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from oscar_deploy.nodes.hostkeys import RefusedHostKey, pinned_key_refused, refused_host_key
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.guard import GUARD_PID_FILE, guarded, read_pid, stop_and_wait
 from oscar_deploy.support.layers import layer_dir
@@ -67,9 +69,15 @@ class HostProblem:
     task: str
     message: str
     unreachable: bool = False
+    # What ssh said of the host key it refused, when that is why the host was unreachable.
+    refused_key: RefusedHostKey | None = None
 
-    def line(self, address: str | None) -> str:
+    def line(self, address: str | None, pinned_keys: Path | None = None) -> str:
+        """The problem in one line; `pinned_keys` is the known_hosts where oscar-deploy pinned the host's key, if
+        it did (cloud nodes)."""
         where = f"{self.host} ({address})" if address and address != self.host else self.host
+        if self.unreachable and self.refused_key and pinned_keys:
+            return f"{where}: unreachable: {pinned_key_refused(self.refused_key, address, pinned_keys)}"
         if self.unreachable:
             return f"{where}: unreachable: {self.message}; check SSH to it"
         return f"{where}: {self.task}: {self.message}"
@@ -181,7 +189,8 @@ class RunProgress:
             self.problems.append(HostProblem(host, task, result_message(res)))
             return f"{host}: {task}: failed"
         if outcome == "unreachable":
-            self.problems.append(HostProblem(host, task, result_message(res), unreachable=True))
+            refused = refused_host_key(str(res.get("msg") or ""))
+            self.problems.append(HostProblem(host, task, result_message(res), unreachable=True, refused_key=refused))
             return f"{host}: unreachable"
         return None
 
@@ -267,6 +276,7 @@ def run_playbook(
     display: TaskDisplay | None = None,
     raise_on_failure: bool = True,
     host_address: Callable[[str], str | None] | None = None,
+    pinned_keys: Path | None = None,
 ) -> PlaybookResult:
     """Run `playbook` (a file in `playbook_dir`, default the bundled `playbooks/`) against `inventory`.
 
@@ -274,8 +284,9 @@ def run_playbook(
     and the variable set to that file's path (e.g. `k3s_token_file`), so the value is never a variable at all.
     The run's private folder is made under `private_root` (the cluster's `run/`; a system temporary folder
     without it) and removed afterwards. Raises `OperationError` naming each failed or unreachable host (with
-    its address from `host_address`) unless `raise_on_failure` is false. A Ctrl-C stops ansible-playbook and
-    everything it started, waits for that, and raises KeyboardInterrupt.
+    its address from `host_address`; a host whose key ssh refused with the fix, when `pinned_keys`, the
+    known_hosts where oscar-deploy pinned the hosts' keys, is given) unless `raise_on_failure` is false. A Ctrl-C
+    stops ansible-playbook and everything it started, waits for that, and raises KeyboardInterrupt.
     """
     from ansible_runner import Runner, RunnerConfig
 
@@ -355,7 +366,7 @@ def run_playbook(
         custom_stats=progress.custom_stats,
     )
     if raise_on_failure and not result.succeeded:
-        raise playbook_error(result, host_address)
+        raise playbook_error(result, host_address, pinned_keys)
     return result
 
 
@@ -389,13 +400,17 @@ def _run_guarded(runner: Any, pid_file: Path) -> tuple[str, int | None]:
     return outcome[0]
 
 
-def playbook_error(result: PlaybookResult, host_address: Callable[[str], str | None] | None = None) -> OperationError:
-    """One line per failed or unreachable host, then what was kept and where the full log is."""
+def playbook_error(
+    result: PlaybookResult,
+    host_address: Callable[[str], str | None] | None = None,
+    pinned_keys: Path | None = None,
+) -> OperationError:
+    """One line per failed or unreachable host (`HostProblem.line`), then what was kept and where the full log is."""
     last_by_host: dict[str, HostProblem] = {}
     for problem in result.problems:
         last_by_host[problem.host] = problem  # a host stops at its first failure; retries only repeat it
     address = host_address or (lambda host: None)
-    lines = [problem.line(address(host)) for host, problem in last_by_host.items()]
+    lines = [problem.line(address(host), pinned_keys) for host, problem in last_by_host.items()]
     if not lines:
         lines = [f"{result.playbook}: ansible-playbook ended with status {result.status} (rc {result.rc})"]
     kept = [host for host in result.completed_hosts() if host not in last_by_host]

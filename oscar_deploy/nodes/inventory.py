@@ -116,7 +116,7 @@ ANSIBLE_VARIABLES = frozenset(
         "ansible_ssh_extra_args", "ansible_ssh_pass", "ansible_become", "ansible_become_method",
         "ansible_become_user", "ansible_become_password", "ansible_become_pass", "ansible_python_interpreter",
         "ansible_shell_type", "ansible_timeout", "ansible_ssh_executable", "ansible_sftp_extra_args",
-        "ansible_scp_extra_args", "ansible_pipelining",
+        "ansible_scp_extra_args", "ansible_pipelining", "ansible_host_key_checking", "ansible_ssh_host_key_checking",
     }
 )  # fmt: skip
 # Variables our inventory writes for each host.

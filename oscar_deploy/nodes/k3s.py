@@ -98,6 +98,8 @@ class K3sLayer:
         check: bool = False,
     ) -> PlaybookResult:
         self.state.ensure()
+        # Only a cloud cluster's state folder pins its nodes' host keys.
+        pinned_keys = self.state.known_hosts_file if self.state.known_hosts_file.is_file() else None
         return run_playbook(
             playbook,
             self.inventory,
@@ -109,6 +111,7 @@ class K3sLayer:
             check=check,
             display=self.display,
             host_address=self._address,
+            pinned_keys=pinned_keys,
         )
 
     def _address(self, host: str) -> str | None:

@@ -691,7 +691,9 @@ class CloudProvider(ABC):
             ssh_port=22,
             ssh_user=record.ssh_user,
             instance=record.instance_id or record.vm_name,
-            variables={"ansible_ssh_common_args": shlex.join(options)},
+            # ansible-runner turns Ansible's host key checking off unless told (ANSIBLE_HOST_KEY_CHECKING), and
+            # Ansible's `-o StrictHostKeyChecking=no` would then win over the config's `yes`.
+            variables={"ansible_ssh_common_args": shlex.join(options), "ansible_ssh_host_key_checking": True},
         )
 
 

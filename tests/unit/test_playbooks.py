@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from oscar_deploy.nodes import ansible
-from oscar_deploy.nodes.ansible import RunProgress, result_message, run_playbook
+from oscar_deploy.nodes.ansible import PlaybookResult, RunProgress, result_message, run_playbook
 from oscar_deploy.nodes.inventory import read_inventory
 from oscar_deploy.support.errors import InvalidDocumentError, OperationError, UserInputError
 from oscar_deploy.support.progress import LiveDisplay
@@ -171,6 +171,72 @@ def test_unreachable_host_is_named_with_its_address(tmp_path: Path) -> None:
     assert lines[0].endswith("; check SSH to it")
     assert "Connection refused" in lines[0] or "connect to host" in lines[0]
     assert lines[1] == "the other hosts completed and keep their work: here"
+
+
+# What Ansible's ssh connection plugin reports for a host whose pinned key ssh refused (ansible-core's ssh.py
+# _handle_error: `Failed to connect to the host via ssh: ` and ssh's standard error, as OpenSSH words it).
+REFUSED_KEY_MESSAGE = (
+    "Failed to connect to the host via ssh: @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n"
+    "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n"
+    "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n"
+    "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\r\n"
+    "Add correct host key in /state/lab/ssh/known_hosts to get rid of this message.\r\n"
+    "Offending ED25519 key in /state/lab/ssh/known_hosts:2\r\n"
+    "Host key for 203.0.113.7 has changed and you have requested strict checking.\r\n"
+    "Host key verification failed."
+)
+
+
+def _unreachable(host: str, message: str) -> PlaybookResult:
+    progress = RunProgress(playbook="prepare.yml")
+    events = [
+        {"event": "playbook_on_play_start", "event_data": {"play": "Prepare the nodes"}},
+        {"event": "playbook_on_task_start", "event_data": {"task": "Read the node"}},
+        {
+            "event": "runner_on_unreachable",
+            "event_data": {"host": host, "task": "Read the node", "res": {"msg": message, "unreachable": True}},
+        },
+    ]
+    for event in events:
+        progress.handle(event)
+    return PlaybookResult("prepare.yml", "failed", 4, {}, progress.problems, Path("/state/lab/logs/prepare.log"))
+
+
+def test_a_node_whose_pinned_host_key_ssh_refused_gets_what_happened_and_the_fix_in_one_line() -> None:
+    result = _unreachable("agent-1", REFUSED_KEY_MESSAGE)
+    lines = str(
+        ansible.playbook_error(result, {"agent-1": "203.0.113.7"}.get, Path("/state/lab/ssh/known_hosts"))
+    ).splitlines()
+    assert lines == [
+        "agent-1 (203.0.113.7): unreachable: 203.0.113.7 answers SSH with a host key other than the one pinned for it "
+        "in /state/lab/ssh/known_hosts when oscar-deploy made its VM: the VM was rebuilt or replaced outside "
+        "oscar-deploy, or another machine holds that address; check in the cloud's console which VM holds it: if "
+        "another VM, give the address back to the cluster's VM; if the cluster's VM was rebuilt, delete it and run "
+        "`oscar-deploy up` (a worker is made again under its pinned key; for a server, up says how to make the cluster "
+        "anew); editing known_hosts does not help: up writes the pinned keys there again",
+        "full log: /state/lab/logs/prepare.log; fix the cause and run the same command again",
+    ]
+
+
+def test_hosts_whose_keys_oscar_deploy_did_not_pin_and_other_failures_keep_sshs_own_words() -> None:
+    """Hosts you own (static) are checked against your own known_hosts: nothing of ours to say of their keys; a
+    node whose key is pinned but which failed otherwise keeps ssh's words too."""
+    result = _unreachable("pi-1", REFUSED_KEY_MESSAGE)
+    lines = str(ansible.playbook_error(result, {"pi-1": "203.0.113.7"}.get)).splitlines()
+    assert lines[0] == (
+        "pi-1 (203.0.113.7): unreachable: Failed to connect to the host via ssh: "
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@ / "
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @ / "
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@; check SSH to it"
+    )
+    no_route = _unreachable(
+        "agent-1", "Failed to connect to the host via ssh: connect to host 203.0.113.7 port 22: No route to host"
+    )
+    line = no_route.problems[0].line("203.0.113.7", Path("/state/lab/ssh/known_hosts"))
+    assert line == (
+        "agent-1 (203.0.113.7): unreachable: Failed to connect to the host via ssh: connect to host 203.0.113.7 port "
+        "22: No route to host; check SSH to it"
+    )
 
 
 def test_read_inventory_takes_k3s_ansible_inventories_as_they_are(tmp_path: Path) -> None:

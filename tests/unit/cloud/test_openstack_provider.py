@@ -164,6 +164,7 @@ def test_up_passes_the_keystone_token_only_through_the_environment_and_pins_host
         "arch": "amd64",
         "node_address": "127.0.1.10",
         "ansible_ssh_common_args": f"-F {state.ssh_dir / 'config'}",
+        "ansible_ssh_host_key_checking": True,
     }
     assert hosts["agent-0"]["ansible_host"] == "127.0.2.10"
     assert hosts["agent-0"]["ansible_ssh_common_args"] == (

@@ -1,4 +1,4 @@
-"""A cloud node answering with a host key other than the pinned one, through the real ssh client.
+"""A cloud node answering with a host key other than the pinned one, through the real ssh client and real Ansible.
 
 The node is an SSH server on 127.0.0.1 (tests/doubles/ssh_server.py, a labelled asyncssh double of the VM's
 sshd) with either the key oscar-deploy pinned for it or another one; the provider's own state folder files
@@ -11,6 +11,7 @@ changed-key banner (a key pinned under the very name ssh looks up, as for a VM o
 from __future__ import annotations
 
 import getpass
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from oscar_deploy.nodes.hostkeys import RefusedHostKey
+from oscar_deploy.nodes.inventory import write_inventory
+from oscar_deploy.nodes.k3s import K3sLayer
 from oscar_deploy.nodes.model import Node
 from oscar_deploy.pipeline.cluster import cluster_provider
 from oscar_deploy.providers import cloud
@@ -158,3 +161,40 @@ def test_a_changed_key_pinned_under_the_name_ssh_looks_up_is_refused_as_changed(
     assert probe_ssh(command, connect_timeout=10, timeout=60) == SshProbe(
         False, RefusedHostKey(f"127.0.0.1:{impostor.port}")
     )
+
+
+def test_ansible_names_the_node_whose_pinned_key_ssh_refused_with_the_fix(
+    cluster: Cluster, impostor: SshServer
+) -> None:
+    """A real playbook run through the k3s layer, as `up` makes it, against the inventory `up` writes: Ansible's
+    ssh keeps the pinned key's check (ansible-runner would turn it off), so nothing is run on the impostor."""
+    write_inventory(cluster.state, [cluster.node(impostor)], cluster.provider.ssh_common_args)
+    layer = K3sLayer(cluster.state, cluster.state.inventory_file, "v1.31.12+k3s1")
+    with pytest.raises(OperationError) as refused:
+        layer.run("prepare.yml")
+    assert str(refused.value).splitlines()[0] == (
+        f"server-0 (127.0.0.1:{impostor.port}): unreachable: {cluster.advice(impostor.port)}"
+    )
+    assert impostor.logins == 0
+    assert cluster.state.known_hosts_file.read_text() == f"127.0.0.1 {cluster.pinned.public}\n", "nothing was added"
+
+
+def test_without_keys_pinned_in_the_state_folder_ansibles_line_keeps_sshs_words(
+    cluster: Cluster, impostor: SshServer
+) -> None:
+    """A state folder without known_hosts is no cloud cluster's: its hosts' keys were not pinned by oscar-deploy."""
+    write_inventory(cluster.state, [cluster.node(impostor)], cluster.provider.ssh_common_args)
+    cluster.state.known_hosts_file.unlink()
+    layer = K3sLayer(cluster.state, cluster.state.inventory_file, "v1.31.12+k3s1")
+    with pytest.raises(OperationError) as refused:
+        layer.run("prepare.yml")
+    # ansible-core 2.19 puts `Task failed: ` before the connection plugin's message; 2.16 does not.
+    said = re.escape(
+        f"Failed to connect to the host via ssh: No ED25519 host key is known for [127.0.0.1]:{impostor.port} and you "
+        "have requested strict checking. / Host key verification failed."
+    )
+    line = str(refused.value).splitlines()[0]
+    assert re.fullmatch(
+        rf"server-0 \(127\.0\.0\.1:{impostor.port}\): unreachable: (Task failed: )?{said}; check SSH to it", line
+    )
+    assert impostor.logins == 0
