@@ -10,8 +10,9 @@ like the diy backend's CancelCurrentUpdate) and remove it.
 Every call is recorded, in order, as `Call(stack, operation, detail)` in `RecordingRunner.calls`, with
 `stack` the `project/stack` name: tests assert on `runner.operations()` or on the calls themselves. A test
 scripts what a stack answers through `runner.stack(project, stack)`: outputs, the engine events of an
-operation, a failure, pending operations left by an interrupted update, or a lock held by some process; or
-gives it a `responder`, which stands for running the stack's inline program: called with the target at each
+operation (an `up` that does not refresh first leaves out the scripted refresh steps, as the engine runs none
+then), a failure, pending operations left by an interrupted update, or a lock held by some process; or gives it
+a `responder`, which stands for running the stack's inline program: called with the target at each
 `up`, and whether that update refreshes first (`up --refresh`), it returns the outputs the program would export;
 its `destroy` stands for `destroy` deleting what the program made.
 Secret config values are recorded as `ConfigValue` objects, whose repr never shows them; a `select` records the
@@ -116,9 +117,10 @@ class FakeSession:
                 f"the stack is currently locked by {len(self._stack.locks)} lock(s)",
             )
 
-    def _send(self, operation: str, on_event: EventHandler) -> None:
+    def _send(self, operation: str, on_event: EventHandler, *, refresh: bool = True) -> None:
         for event in self._stack.events.get(operation, []):
-            on_event(EngineEvent.from_json(event))
+            if refresh or not _is_refresh_step(event):
+                on_event(EngineEvent.from_json(event))
         failure = self._stack.failures.pop(operation, None)
         if failure is None:
             return
@@ -148,7 +150,7 @@ class FakeSession:
 
     def up(self, on_event: EventHandler, *, refresh: bool = False) -> UpdateResult:
         self._record("up", refresh=refresh)
-        self._send("up", on_event)
+        self._send("up", on_event, refresh=refresh)
         self._stack.deployment.pop("pending_operations", None)
         if self._stack.responder is not None:
             self._stack.outputs = self._stack.responder(self.target, refresh)
@@ -221,6 +223,15 @@ class RecordingRunner:
     def operations(self, stack: str | None = None) -> list[str]:
         """The operations called, in order (of one `project/stack` when given)."""
         return [call.operation for call in self.calls if stack is None or call.stack == stack]
+
+
+def _is_refresh_step(event: Mapping[str, Any]) -> bool:
+    """Whether a scripted engine event belongs to a refresh step (op `refresh`, the found-gone ones included): an
+    `up` sends those only when it refreshes first (`up --refresh`), as the engine runs refresh steps only then."""
+    for kind in ("resourcePreEvent", "resOutputsEvent", "resOpFailedEvent"):
+        if kind in event:
+            return bool(event[kind]["metadata"]["op"] == "refresh")
+    return False
 
 
 def _not_selected_yet() -> None:

@@ -84,6 +84,19 @@ def test_an_update_asked_to_refresh_first_refreshes_and_lists_what_the_refresh_f
     ]
 
 
+def test_an_update_not_asked_to_refresh_lists_no_refresh_step() -> None:
+    runner = RecordingRunner()
+    runner.stack("oscar-openstack", "lab").events["up"] = load("platform-drift-up-events.json")
+    ops, _display, _notes = operations(runner)
+    result = ops.up()
+    assert runner.calls[-1].detail == {"refresh": False}
+    assert [(step.op, step.id) for step in result.steps] == [
+        ("create", "minio/minio-data"),
+        ("update", "minio/minio"),
+        ("update", "minio/minio-root"),
+    ], "without a refresh nothing is found gone"
+
+
 def test_pending_operations_are_cleared_then_the_update_refreshes() -> None:
     runner = RecordingRunner()
     scripted = runner.stack("oscar-openstack", "lab")
