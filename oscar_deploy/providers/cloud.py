@@ -131,7 +131,8 @@ class TaggedVm:
     (not terminated, deleted or on its way there)."""
 
     instance_id: str
-    node: str  # its node tag, or its name when it has none
+    node: str  # its node tag (AWS) or metadata (OpenStack), "" when it has none
+    name: str  # the VM's name (on AWS its Name tag), "" when it has none
     launched: datetime | None
 
 
@@ -215,10 +216,15 @@ class CloudProvider(ABC):
         return sorted(found, key=lambda vm: (vm.launched or datetime.max.replace(tzinfo=UTC), vm.instance_id))
 
     def stray_line(self, vm: TaggedVm) -> str:
-        """One line naming a stray VM: its node, id, launch time and the command that deletes it."""
+        """One line naming a stray VM: its node (else its name, when it has one), id, launch time and the command that
+        deletes it."""
+        if vm.node:
+            which = f"node {vm.node}: VM {vm.instance_id}"
+        else:
+            which = f"VM {vm.instance_id}" + (f" (named {vm.name})" if vm.name else "")
         launched = f"{vm.launched.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if vm.launched else "at an unknown time"
         return printable(
-            f"warning: node {vm.node}: VM {vm.instance_id}, launched {launched}, carries "
+            f"warning: {which}, launched {launched}, carries "
             f"{self.tag_name}={self.spec.name} but is not a VM of stack {self.project}/{self.spec.name}: a copy an "
             f"interrupted update left behind (or a VM of another cluster named {self.spec.name} in this "
             f"{self.tag_scope}), billed until deleted: {self.delete_command(vm.instance_id)}"

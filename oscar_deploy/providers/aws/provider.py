@@ -141,8 +141,8 @@ class AwsProvider(CloudProvider):
         for instance in listed.values():
             tags = instance_tags(instance)
             if tags.get(CLUSTER_TAG) == self.spec.name and instance["State"]["Name"] in POWER_STATES:
-                node = tags.get(NODE_TAG) or tags.get("Name", "")
-                tagged.append(TaggedVm(instance["InstanceId"], node, instance.get("LaunchTime")))
+                node, name = tags.get(NODE_TAG, ""), tags.get("Name", "")
+                tagged.append(TaggedVm(instance["InstanceId"], node, name, instance.get("LaunchTime")))
         return CloudListing(states, tagged)
 
     def delete_command(self, instance_id: str) -> str:

@@ -120,7 +120,7 @@ class OpenStackProvider(CloudProvider):
             elif (power := STATUSES.get(server.status, "unknown")) in node_states:
                 states[name] = node_states[power]
         tagged = [
-            TaggedVm(server.id, server_metadata(server, "node") or str(server.name), _created(server.created_at))
+            TaggedVm(server.id, server_metadata(server, "node"), str(server.name or ""), _created(server.created_at))
             for server in servers.values()
             if server_metadata(server, "cluster") == self.spec.name
             and server.status not in DELETED_STATUSES

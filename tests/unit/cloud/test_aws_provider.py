@@ -427,11 +427,12 @@ def test_up_refuses_a_cluster_whose_server_was_terminated_behind_its_back(
     )
 
 
-def stray_line(instance: str, node: str = "agent-0") -> str:
-    """The line naming moto instance `instance` as a VM of cluster lab that the stack does not hold."""
+def stray_line(instance: str, which: str = "node agent-0: VM {}") -> str:
+    """The line naming moto instance `instance` (as `which` says, with its id in the braces) as a VM of cluster lab
+    that the stack does not hold."""
     found = MotoInstances.ec2().describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
     return (
-        f"warning: node {node}: VM {instance}, launched {found['LaunchTime'].astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"warning: {which.format(instance)}, launched {found['LaunchTime'].astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
         "carries tag oscar-deploy-cluster=lab but is not a VM of stack oscar-aws/lab: a copy an interrupted update "
         "left behind (or a VM of another cluster named lab in this account and region), billed until deleted: aws "
         f"ec2 terminate-instances --instance-ids {instance} --region eu-west-1 --profile research"
@@ -485,29 +486,31 @@ def test_up_and_down_name_each_instance_of_the_cluster_the_stack_does_not_hold(
     assert not ClusterState("lab").path.exists()
 
 
-def test_a_recorded_instance_without_the_cluster_tag_is_found_by_its_id_and_a_stray_is_named_by_its_name_tag(
+def test_a_recorded_instance_without_the_cluster_tag_is_found_by_its_id_and_strays_without_a_node_tag_are_named(
     cli, instances: dict[str, str], ssh_waits: SshWaits, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     """The listing by the cluster's tag misses an instance whose tags were changed by hand: it is asked for by id,
-    running, so `up` neither makes it again nor names it. A stray without a node tag is named by its Name tag."""
+    running, so `up` neither makes it again nor names it. A stray without a node tag is named by its id and its
+    Name tag, or by its id alone when it has no Name tag either."""
     runner = up_on_instances(cli, instances, monkeypatch)
     ec2 = MotoInstances.ec2()
     ec2.delete_tags(Resources=[instances["agent-0"]], Tags=[{"Key": CLUSTER_TAG}])
-    made = ec2.run_instances(
-        ImageId=image_of(instances["server-0"]),
-        InstanceType="t3.medium",
-        MinCount=1,
-        MaxCount=1,
-        TagSpecifications=[
-            {
-                "ResourceType": "instance",
-                "Tags": [{"Key": CLUSTER_TAG, "Value": "lab"}, {"Key": "Name", "Value": "copy"}],
-            }
-        ],
-    )
-    stray = str(made["Instances"][0]["InstanceId"])
+
+    def run_tagged(*tags: dict[str, str]) -> str:
+        made = ec2.run_instances(
+            ImageId=image_of(instances["server-0"]),
+            InstanceType="t3.medium",
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": CLUSTER_TAG, "Value": "lab"}, *tags]}],
+        )
+        return str(made["Instances"][0]["InstanceId"])
+
+    named, unnamed = run_tagged({"Key": "Name", "Value": "copy"}), run_tagged()
     again = cli("up", "--until", "kubernetes")
     assert again.exit_code == 0, again.output
     assert "deleted outside oscar-deploy" not in again.output
     assert [call.detail["refresh"] for call in runner.calls if call.operation == "up"] == [False, False]
-    assert [line for line in again.output.splitlines() if line.startswith("warning:")] == [stray_line(stray, "copy")]
+    assert sorted(line for line in again.output.splitlines() if line.startswith("warning:")) == sorted(
+        [stray_line(named, "VM {} (named copy)"), stray_line(unnamed, "VM {}")]
+    )

@@ -485,11 +485,14 @@ def test_down_asks_then_destroys_the_stack_and_removes_it(
     assert not ClusterState("lab").path.exists()
 
 
-def stray_line(instance: str, launched: str, node: str = "agent-0") -> str:
+def stray_line(instance: str, launched: str, node: str = "agent-0", which: str = "") -> str:
+    """The line naming server `instance` of cluster lab that the stack does not hold, by its node unless `which`
+    says how it is named."""
     return (
-        f"warning: node {node}: VM {instance}, launched {launched} UTC, carries metadata oscar-deploy-cluster=lab but "
-        "is not a VM of stack oscar-openstack/lab: a copy an interrupted update left behind (or a VM of another "
-        f"cluster named lab in this project), billed until deleted: openstack --os-cloud egi server delete {instance}"
+        f"warning: {which or f'node {node}: VM {instance}'}, launched {launched} UTC, carries metadata "
+        "oscar-deploy-cluster=lab but is not a VM of stack oscar-openstack/lab: a copy an interrupted update left "
+        "behind (or a VM of another cluster named lab in this project), billed until deleted: openstack --os-cloud egi "
+        f"server delete {instance}"
     )
 
 
@@ -1264,7 +1267,8 @@ def test_vms_the_stack_does_not_hold_are_named_oldest_first_and_a_converged_up_l
     playbooks: list[PlaybookRun],
 ) -> None:  # type: ignore[no-untyped-def]
     """Nova's `created` is read in its own offset (UTC when it has none); a server whose time does not read is
-    named last, launched at an unknown time. With no such server, `up` asks the cloud once."""
+    named last, launched at an unknown time; one without the node's metadata is named by its id and its name. With no
+    such server, `up` asks the cloud once."""
     (cli.cwd / "cluster.yaml").write_text(SPEC)
     assert cli("up", "--until", "kubernetes").exit_code == 0
     listings = len(cloud.requests)
@@ -1281,7 +1285,7 @@ def test_vms_the_stack_does_not_hold_are_named_oldest_first_and_a_converged_up_l
     named = cli("up", "--until", "kubernetes")
     assert named.exit_code == 0, named.output
     assert [line for line in named.output.splitlines() if line.startswith("warning:")] == [
-        stray_line("dup-b", "2026-01-02 08:30", "lab-server-0"),
+        stray_line("dup-b", "2026-01-02 08:30", which="VM dup-b (named lab-server-0)"),
         stray_line("dup-a", "2026-01-02 10:00"),
         stray_line("dup-0", "TIME").replace("launched TIME UTC", "launched at an unknown time"),
     ]
