@@ -169,6 +169,7 @@ class CloudProvider(ABC):
     vm_type = ""  # the Pulumi type of a node's VM; the program names each VM `<cluster>-<node>`
     tag_name = ""  # what marks a VM as the cluster's (`tag oscar-deploy-cluster`, set to its name), for messages
     tag_scope = ""  # where VMs of clusters of the same name meet (`project`), for messages
+    vms = ""  # what the cloud calls its VMs (`instances`), for messages
     login_settings = ""  # the spec keys that choose where the login reaches, for messages
 
     def __init__(self, spec: ClusterSpec, state: ClusterState, progress: Progress, stacks: InfrastructureStacks):
@@ -195,10 +196,10 @@ class CloudProvider(ABC):
         """Start (on) or stop one VM through the cloud's SDK and wait until it is in that state."""
 
     @abstractmethod
-    def listing(self, records: Sequence[NodeRecord]) -> CloudListing:
+    def listing(self, records: Sequence[NodeRecord], what: str) -> CloudListing:
         """One listing of the cloud: each recorded VM's state by node name (running, stopped, or missing for a VM
         the cloud no longer has: deleted, terminated; a VM in another state, being built or in error, is left out),
-        and the VMs carrying the cluster's tag."""
+        and the VMs carrying the cluster's tag. `what` names what the caller lists, in its error."""
 
     @abstractmethod
     def delete_command(self, instance_id: str) -> str:
@@ -206,13 +207,17 @@ class CloudProvider(ABC):
 
     def power_states(self, records: Sequence[NodeRecord]) -> dict[str, NodeState]:
         """Each recorded VM's state as the cloud reports it now, by node name (`listing`)."""
-        return self.listing(records).states
+        return self._listing_for_states(records).states
+
+    def _listing_for_states(self, records: Sequence[NodeRecord]) -> CloudListing:
+        return self.listing(records, f"the {self.vms}' power states")
 
     def strays(self, held: Collection[str] = ()) -> list[TaggedVm]:
         """The VMs carrying the cluster's tag whose id is not in `held` (the ids the stack holds), from one listing:
         a VM an interrupted create made before the stack got its id (the next update made it again), or another
         cluster's of the same name in the same project or account and region. Oldest first."""
-        found = [vm for vm in self.listing([]).tagged if vm.instance_id not in held]
+        listed = self.listing([], f"the {self.vms} carrying {self.tag_name}={self.spec.name}")
+        found = [vm for vm in listed.tagged if vm.instance_id not in held]
         return sorted(found, key=lambda vm: (vm.launched or datetime.max.replace(tzinfo=UTC), vm.instance_id))
 
     def stray_line(self, vm: TaggedVm) -> str:
@@ -243,7 +248,7 @@ class CloudProvider(ABC):
         there was none)."""
         existing = {record.name: record for record in self.stack_records()}
         self._check_made_here(existing.values())
-        listing = self.listing(list(existing.values())) if existing else None
+        listing = self._listing_for_states(list(existing.values())) if existing else None
         live = listing.states if listing else {}
         gone = [existing[name] for name in sorted(existing, key=node_sort_key) if live.get(name) == "missing"]
         self._check_servers_kept(gone, len(existing))

@@ -55,6 +55,7 @@ class AwsProvider(CloudProvider):
     vm_type = "aws:ec2/instance:Instance"
     tag_name = f"tag {CLUSTER_TAG}"
     tag_scope = "account and region"
+    vms = "instances"
 
     @property
     def settings(self) -> AwsSpec:
@@ -104,7 +105,7 @@ class AwsProvider(CloudProvider):
                 ) from None
             raise ec2_failure(what, exc, operation="DescribeInstances") from None  # the waiters' call
 
-    def listing(self, records: Sequence[NodeRecord]) -> CloudListing:
+    def listing(self, records: Sequence[NodeRecord], what: str) -> CloudListing:
         """DescribeInstances on the cluster's tag, and on the recorded instance ids it does not list (a filter, so an
         id EC2 no longer knows is no error): an instance not listed (terminated long ago) or terminated is missing,
         and so is one shutting down, once it is terminated."""
@@ -136,7 +137,7 @@ class AwsProvider(CloudProvider):
                 )
                 ec2.get_waiter("instance_terminated").wait(InstanceIds=ending, WaiterConfig=POWER_WAITER)
         except (errors.ClientError, errors.BotoCoreError) as exc:
-            raise ec2_failure("the instances' power states", exc, operation="DescribeInstances") from None
+            raise ec2_failure(what, exc, operation="DescribeInstances") from None
         tagged = []
         for instance in listed.values():
             tags = instance_tags(instance)

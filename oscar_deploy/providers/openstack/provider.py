@@ -47,6 +47,7 @@ class OpenStackProvider(CloudProvider):
     vm_type = "openstack:compute/instance:Instance"
     tag_name = f"metadata {METADATA_PREFIX}cluster"
     tag_scope = "project"
+    vms = "servers"
 
     @property
     def settings(self) -> OpenStackSpec:
@@ -100,7 +101,7 @@ class OpenStackProvider(CloudProvider):
                     "look at it in the cloud's dashboard"
                 ) from None
 
-    def listing(self, records: Sequence[NodeRecord]) -> CloudListing:
+    def listing(self, records: Sequence[NodeRecord], what: str) -> CloudListing:
         """The servers' statuses from one listing (`GET /servers/detail`, the project's servers not deleted); a
         server not listed is missing: Nova answers 404 for it, which is what makes a refresh of the Pulumi provider
         (terraform-provider-openstack's instance read) forget it. A SOFT_DELETED server (a cloud with a reclaim
@@ -108,7 +109,7 @@ class OpenStackProvider(CloudProvider):
         the cluster either, nor is one being deleted."""
         names = {record.instance_id: record.name for record in records if record.instance_id}
         connection, _facts = checks.connect(self.spec)
-        with warnings.catch_warnings(), api_errors("the servers' power states", connection):
+        with warnings.catch_warnings(), api_errors(what, connection):
             warnings.simplefilter("ignore")
             servers = {server.id: server for server in connection.compute.servers()}
         node_states: dict[MachinePower, NodeState] = {"on": "running", "off": "stopped"}

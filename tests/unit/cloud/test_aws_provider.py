@@ -290,11 +290,13 @@ def test_ec2_errors_of_a_power_change_name_the_node_the_answer_and_the_fix(
             provider.power_off("agent-0")
         assert str(failure.value) == f"node agent-0: stop instance {instances['agent-0']}: {expected}"
         assert ec2_errors.actions == ["StopInstances"]
+        listed = expected.replace("StopInstances", "DescribeInstances")
         with pytest.raises(OperationError) as read:
             provider.live_nodes()
-        assert (
-            str(read.value) == f"the instances' power states: {expected.replace('StopInstances', 'DescribeInstances')}"
-        )
+        assert str(read.value) == f"the instances' power states: {listed}"
+        with pytest.raises(OperationError) as strays:
+            provider.strays()
+        assert str(strays.value) == f"the instances carrying tag oscar-deploy-cluster=lab: {listed}"
     monkeypatch.delenv("AWS_ENDPOINT_URL_EC2")
     assert state_of(instances["agent-0"]) == "running"
     assert {node.name: node.state for node in provider.nodes()}["agent-0"] == "running", "nothing recorded as stopped"

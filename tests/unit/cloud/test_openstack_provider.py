@@ -578,8 +578,9 @@ def test_down_whose_check_for_vms_left_with_its_tag_fails_says_it_removed_the_cl
     failed = cli("down", "--yes")
     assert failed.exit_code == 1, failed.output
     assert failed.output.splitlines()[-1] == (
-        "error: down: cluster lab: removed, but the check for VMs left with its tag failed: the servers' power "
-        "states: cloud 'egi' answered 500 (Internal Server Error); the cloud is busy or failing: run this again later"
+        "error: down: cluster lab: removed, but the check for VMs left with its tag failed: the servers carrying "
+        "metadata oscar-deploy-cluster=lab: cloud 'egi' answered 500 (Internal Server Error); the cloud is busy or "
+        "failing: run this again later"
     )
     assert not ClusterState("lab").path.exists()
 
