@@ -236,10 +236,19 @@ class Recovery:
         # The provider may have made the resource before the CLI died; the stack never got its id, and this update
         # makes it again under the same name. The cloud providers name such a VM (CloudProvider.strays).
         created = [operation.label for operation in self.pending if operation.operation == "creating"]
-        if created:
-            message += (
-                "; an interrupted create may have left its resource outside the stack: if the cloud holds two of "
-                f"{', '.join(created)}, delete the older one (`up`, `scale` and `down` name a VM carrying the "
-                "cluster's tag that the stack does not hold, with the command that deletes it)"
+        if not created:
+            return message
+        if len(created) == 1:
+            advice = (
+                "an interrupted create may have left its resource outside the stack: if the cloud holds two of "
+                f"{created[0]}, delete the older one"
             )
-        return message
+        else:
+            advice = (
+                "interrupted creates may have left their resources outside the stack: for each of "
+                f"{', '.join(created[:-1])} and {created[-1]}: if the cloud holds two, delete the older one"
+            )
+        return (
+            f"{message}; {advice} (`up`, `scale` and `down` name a VM carrying the cluster's tag that the stack does "
+            "not hold, with the command that deletes it)"
+        )

@@ -28,6 +28,7 @@ from tests.unit.iac.conftest import load
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 W4 = "urn:pulumi:lab::oscar-openstack::openstack:compute/instance:Instance::lab-w4"
 W3 = "urn:pulumi:lab::oscar-openstack::openstack:compute/instance:Instance::lab-w3"
+W2 = "urn:pulumi:lab::oscar-openstack::openstack:compute/instance:Instance::lab-w2"
 # pkg/backend/diy/lock.go (checkForLock): the error and one line per lock, time in RFC 3339.
 LOCKED = (
     "error: the stack is currently locked by 2 lock(s). Either wait for the other process(es) to end or delete "
@@ -167,10 +168,17 @@ def test_the_recovery_line_says_what_was_recovered() -> None:
     )
     two = Recovery(pending=[PendingOperation("creating", W3), PendingOperation("creating", W4)])
     assert two.message() == (
-        "recovered: 2 pending operations from an interrupted update (created: Instance lab-w3, Instance lab-w4); an "
-        "interrupted create may have left its resource outside the stack: if the cloud holds two of Instance lab-w3, "
-        "Instance lab-w4, delete the older one (`up`, `scale` and `down` name a VM carrying the cluster's tag that "
-        "the stack does not hold, with the command that deletes it)"
+        "recovered: 2 pending operations from an interrupted update (created: Instance lab-w3, Instance lab-w4); "
+        "interrupted creates may have left their resources outside the stack: for each of Instance lab-w3 and "
+        "Instance lab-w4: if the cloud holds two, delete the older one (`up`, `scale` and `down` name a VM carrying "
+        "the cluster's tag that the stack does not hold, with the command that deletes it)"
+    )
+    three = Recovery(pending=[PendingOperation("creating", urn) for urn in (W2, W3, W4)])
+    assert three.message() == (
+        "recovered: 3 pending operations from an interrupted update (created: Instance lab-w2, Instance lab-w3, "
+        "Instance lab-w4); interrupted creates may have left their resources outside the stack: for each of Instance "
+        "lab-w2, Instance lab-w3 and Instance lab-w4: if the cloud holds two, delete the older one (`up`, `scale` and "
+        "`down` name a VM carrying the cluster's tag that the stack does not hold, with the command that deletes it)"
     )
     one = Recovery(pending=[PendingOperation("updating", W3)])
     assert one.message() == "recovered: 1 pending operation from an interrupted update (updated: Instance lab-w3)"
