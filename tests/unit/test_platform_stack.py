@@ -12,6 +12,7 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 from oscar_deploy.pipeline.platform_phases import CLAIM_KIND
 from oscar_deploy.platform.manifests import ManifestCache
@@ -20,6 +21,7 @@ from oscar_deploy.platform.objects import build_platform, local_data_claims
 from oscar_deploy.platform.stack import PROJECT, declare_platform, outputs, program
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.spec.models import parse_spec
+from oscar_deploy.support.layers import layer_dir
 from tests.doubles.release_manifests import stand_in_text, stand_in_texts
 
 PASSWORDS = ("oscar-pass-Zq81", "minio-user-Kd02", "minio-pass-Wx77")
@@ -229,7 +231,19 @@ def test_tls_mode_chosen_from_the_spec(mocks: Recorder, spec_text: str, mode: st
     assert ("caCertificateSecret" in values) == (mode == "selfsigned")
 
 
-def test_program_reads_its_configuration(mocks: Recorder, tmp_path: Path) -> None:
+def test_program_reads_its_configuration(mocks: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program reads its config, exactly the keys stacks/platform/Pulumi.yaml declares: Pulumi accepts a key
+    of the project's namespace that the project does not declare without a word (pulumi/pulumi
+    sdk/go/common/workspace/config.go, mergeConfig checks only declared keys), so nothing else catches a missing
+    declaration."""
+    read: list[str] = []
+    runtime_get_config = pulumi.config.get_config
+
+    def recording_get_config(key: str) -> Any:
+        read.append(key)
+        return runtime_get_config(key)
+
+    monkeypatch.setattr(pulumi.config, "get_config", recording_get_config)
     spec_file = tmp_path / "cluster.yaml"
     spec_file.write_text("name: demo\nplatform:\n  storage_class: cephfs\n")
     cache = tmp_path / "manifests"
@@ -259,6 +273,8 @@ def test_program_reads_its_configuration(mocks: Recorder, tmp_path: Path) -> Non
         run()
     finally:
         pulumi.runtime.set_all_config({})
+    declared = yaml.safe_load((layer_dir("stacks") / "platform" / "Pulumi.yaml").read_text())["config"]
+    assert set(read) == set(declared), "the program reads exactly the keys stacks/platform/Pulumi.yaml declares"
     pvc = mocks.inputs("kubernetes:core/v1:PersistentVolumeClaim", "oscar-svc-persistentvolumeclaim-oscar-pvc")
     assert pvc["spec"]["storageClassName"] == "cephfs"
     assert not [r for r in mocks.resources if r.typ == "kubernetes:storage.k8s.io/v1:StorageClass"]
