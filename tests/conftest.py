@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from oscar_deploy.cli.app import app
+from tests.checkout import checkout_environment
+
+
+@pytest.fixture(autouse=True, scope="session")
+def children_import_this_checkout() -> Iterator[None]:
+    """Every child Python started during the session imports this checkout's package (tests/checkout.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", checkout_environment(os.environ)["PYTHONPATH"])
+        yield
 
 
 @pytest.fixture
@@ -27,8 +37,6 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: str | None = None):
-        import os
-
         old = Path.cwd()
         os.chdir(self.cwd)
         try:

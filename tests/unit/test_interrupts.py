@@ -26,13 +26,13 @@ from oscar_deploy.nodes.ansible import run_playbook
 from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.support.errors import Terminated
 from oscar_deploy.support.guard import GUARD_PID_FILE, descendants, read_pid
+from tests.checkout import REPOSITORY
 from tests.processes import alive, wait_for
 from tests.unit.iac.pulumi_release import wrapper
 from tests.unit.release_server import ReleaseServer, Route
 
 DRIVER = Path(__file__).parent / "cli_with_slow_prepare.py"
 SLOW_PLAYBOOKS = Path(__file__).parent / "runner_playbooks" / "slow"
-REPOSITORY = Path(__file__).resolve().parents[2]
 INTERRUPTED = "interrupted; what completed is recorded, run the command again to resume"
 TERMINATED = "terminated; what completed is recorded, run the command again to resume"
 # Ctrl-C, and SIGTERM (`kill`, a service manager stopping a unit): the same orderly stop, each its own ending.
@@ -76,7 +76,6 @@ class Scratch:
             "OSCAR_TEST_REMOTE_TMP": str(self.user_home / "tmp"),
             "TMPDIR": str(self.tmp),
             "HOME": str(self.user_home),
-            "PYTHONPATH": str(REPOSITORY),
         }
 
     def edge_install(self) -> subprocess.Popen[str]:
@@ -248,7 +247,6 @@ def test_ctrl_c_or_sigterm_during_a_download_leaves_no_partial_file(
                 f"{server.base}/download",
                 str(bundle),
             ],
-            env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -297,7 +295,7 @@ def test_pulumi_is_stopped_in_order_and_its_plugins_with_it(tmp_path: Path, pulu
     folder = tmp_path / "stand-in"
     cli = subprocess.Popen(
         [sys.executable, "-c", PULUMI_UP, str(pulumi), str(tmp_path)],
-        env={**os.environ, "PULUMI_STAND_IN_DIR": str(folder), "PYTHONPATH": str(REPOSITORY)},
+        env={**os.environ, "PULUMI_STAND_IN_DIR": str(folder)},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -19,9 +19,8 @@ from oscar_deploy.state.folder import ClusterState
 from oscar_deploy.state.journal import PhaseRecord, inputs_digest
 from oscar_deploy.support.errors import UserInputError
 from oscar_deploy.support.progress import Progress
+from tests.checkout import REPOSITORY
 from tests.unit.pipeline_env import SPEC, MemoryProvider, PlaybookRun, make_context
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def _up(

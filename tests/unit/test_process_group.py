@@ -30,7 +30,6 @@ from oscar_deploy.support.oci import Skopeo
 from tests.processes import alive, wait_for
 
 DOUBLE = Path(__file__).resolve().parents[1] / "doubles" / "stalling_tool.py"
-REPOSITORY = Path(__file__).resolve().parents[2]
 GRACE = 1.0  # STOP_GRACE in the in-process tests: the stand-in's helper ignores SIGINT and waits out the grace
 
 
@@ -227,7 +226,6 @@ def test_a_ctrl_c_in_the_terminal_reaches_the_tool_promptly(stalling: Stalling) 
     gets SIGINT from the CLI only."""
     cli = subprocess.Popen(
         [sys.executable, "-c", TERMINAL_SCRIPT, str(stalling.tool("tool"))],
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -297,7 +295,6 @@ def test_sigterm_to_the_cli_leaves_nothing_of_its_tools_running(stalling: Stalli
             **os.environ,
             "PATH": f"{stalling.bin}{os.pathsep}{os.environ['PATH']}",
             "OSCAR_DEPLOY_HOME": str(tmp_path / "home"),
-            "PYTHONPATH": str(REPOSITORY),
         },
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,

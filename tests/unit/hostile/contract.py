@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.checkout import checkout_environment
+
 # Secrets put into the environment of every case: none may ever show in what a command prints.
 PASSWORD = "pw!*x #tail-S3CRET-9f2"
 MINIO_SECRET = "minio-S3CRET-77aa"
@@ -87,7 +89,7 @@ def run_bounded(args: Sequence[str], cwd: Path, env: Mapping[str, str], stdin: b
     process = subprocess.Popen(
         [sys.executable, "-S", "-c", LAUNCHER, str(ADDRESS_SPACE_LIMIT), str(report_write), *command],
         cwd=cwd,
-        env=dict(env),
+        env=checkout_environment(env),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
