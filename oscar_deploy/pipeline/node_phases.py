@@ -234,19 +234,7 @@ def _result(result: PlaybookResult, done: str, unchanged: str, drift_checked: bo
 EVERY_ROLE = "every role on every node"
 
 NODE_PHASES: tuple[Phase, ...] = (
-    Phase("provision", "checks the nodes every time and repairs what is missing", provision_inputs, provision, True),
-    Phase(
-        "prepare",
-        "prepare the nodes' operating system (playbook prepare.yml)",
-        prepare_inputs,
-        prepare,
-        drift_check=EVERY_ROLE,
-    ),
-    Phase(
-        "kubernetes",
-        "install or upgrade k3s, fetch the kubeconfig (kubernetes.yml)",
-        kubernetes_inputs,
-        kubernetes,
-        drift_check=EVERY_ROLE,
-    ),
+    Phase("provision", provision_inputs, provision, always="checks the nodes every time and repairs what is missing"),
+    Phase("prepare", prepare_inputs, prepare, drift_check=EVERY_ROLE),
+    Phase("kubernetes", kubernetes_inputs, kubernetes, drift_check=EVERY_ROLE),
 )

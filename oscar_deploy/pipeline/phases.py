@@ -65,12 +65,12 @@ class PhaseResult:
 @dataclass(frozen=True)
 class Phase:
     name: str
-    description: str
     inputs: Callable[[PhaseContext], dict[str, Any]]
     # Runs the phase; gets the phase's previous record (None when it never completed), so it can pick a path
     # (a new k3s version upgrades in place instead of installing).
     run: Callable[[PhaseContext, PhaseRecord | None], PhaseResult]
-    always: bool = False
+    # Why the phase runs on every `up` (its decision's reason); a phase without one runs when its inputs changed.
+    always: str = ""
     # What the phase does in a drift check (`up --check-drift`), which runs it even with unchanged inputs; a phase
     # without one is not run by a drift check.
     drift_check: str = ""
@@ -118,7 +118,7 @@ def decide(phase: Phase, inputs: dict[str, Any], record: PhaseRecord | None, che
     """Whether `phase` runs with `inputs`, given its last record, and why; `check_drift` runs the phases that have
     a drift check."""
     if phase.always:
-        return Decision(phase.name, True, phase.description)
+        return Decision(phase.name, True, phase.always)
     if record is None:
         return Decision(phase.name, True, "never completed")
     if not up_to_date(inputs, record):

@@ -408,14 +408,12 @@ def verify(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
 PLATFORM_PHASES: tuple[Phase, ...] = (
     Phase(
         "platform",
-        "MinIO, Knative, the gateway and OSCAR (stack platform)",
         platform_inputs,
         platform,
         drift_check="the stack reads every object back from the cluster, then puts back what differs",
     ),
     Phase(
         "verify",
-        "smoke test of OSCAR and MinIO",
         verify_inputs,
         verify,
         drift_check="the smoke test again, through the platform the drift check left",

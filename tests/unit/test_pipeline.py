@@ -68,7 +68,7 @@ def test_check_drift_runs_the_node_phases_of_a_converged_cluster_with_every_role
 
 
 def test_check_drift_on_changed_inputs_names_the_change() -> None:
-    phase = Phase("prepare", "os", lambda context: {}, lambda context, record: PhaseResult(False), drift_check="all")
+    phase = Phase("prepare", lambda context: {}, lambda context, record: PhaseResult(False), drift_check="all")
     record = PhaseRecord("2026-11-30T10:00:00+00:00", "x", {"b": "old"})
     assert decide(phase, {"b": "new"}, record, check_drift=True).reason == "changed: b (old -> new)"
     assert decide(phase, {}, None, check_drift=True).reason == "never completed"
@@ -234,8 +234,45 @@ def test_plan_changes_nothing(state_home: Path, playbooks: list[PlaybookRun]) ->
     assert playbooks == []
 
 
+def test_plan_prints_each_phase_s_decision_and_up_notes_why_provision_always_runs(
+    state_home: Path,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+    cli,  # type: ignore[no-untyped-def]
+) -> None:
+    """A phase says only its decision and why; what each phase does is the README's table of phases."""
+    provider = MemoryProvider()
+    monkeypatch.setattr(pipeline, "cluster_provider", lambda *args: provider)
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    planned = cli("plan")
+    assert (planned.exit_code, planned.stderr) == (0, "")
+    assert planned.stdout.splitlines() == [
+        "provision: runs: create server-0, agent-0",
+        "prepare: runs: never completed",
+        "kubernetes: runs: never completed",
+        "platform: runs: never completed",
+        "verify: runs: never completed",
+    ]
+    made = cli("up", "--until", "kubernetes")
+    assert made.exit_code == 0, made.output
+    assert made.stderr.splitlines() == [
+        "phase provision: checks the nodes every time and repairs what is missing",
+        "phase prepare: never completed",
+        "phase kubernetes: never completed",
+    ]
+    journal = ClusterState("demo").journal
+    completed = {phase: journal.get(phase).completed_at for phase in ("prepare", "kubernetes")}  # type: ignore[union-attr]
+    assert cli("plan").stdout.splitlines() == [
+        "provision: skipped: all 2 node(s) present, nothing to do",
+        f"prepare: skipped: up to date (completed {completed['prepare']})",
+        f"kubernetes: skipped: up to date (completed {completed['kubernetes']})",
+        "platform: runs: never completed",
+        "verify: runs: never completed",
+    ]
+
+
 def test_decide_names_every_changed_input() -> None:
-    phase = Phase("kubernetes", "k3s", lambda context: {}, lambda context, record: PhaseResult(False))
+    phase = Phase("kubernetes", lambda context: {}, lambda context, record: PhaseResult(False))
     record = PhaseRecord("2026-11-30T10:00:00+00:00", "x", {"a": 1, "b": "old", "nodes": ["n1"]})
     decision = decide(phase, {"a": 1, "b": "new", "nodes": ["n1", "n2"], "c": None}, record)
     assert decision.reason == "changed: b (old -> new), nodes"
@@ -253,7 +290,7 @@ def test_a_failing_phase_keeps_the_earlier_ones_and_the_next_run_resumes(state_h
             ran.append(name)
             return PhaseResult(changed=True)
 
-        return Phase(name, name, lambda context: {"x": 1}, run)
+        return Phase(name, lambda context: {"x": 1}, run)
 
     context = make_context(state_home, MemoryProvider())
     context.state.ensure()
