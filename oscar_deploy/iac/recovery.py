@@ -240,7 +240,7 @@ class Recovery:
             return message
         if len(created) == 1:
             advice = (
-                "an interrupted create may have left its resource outside the stack: if the cloud holds two of "
+                "an interrupted create may have left its resource outside the stack: if the cloud holds two copies of "
                 f"{created[0]}, delete the older one"
             )
         else:

@@ -407,9 +407,9 @@ def test_an_interrupted_update_is_resumed_by_the_next_up(
     # The update makes the VM again under the same name; the one the stack lost is named with its delete command.
     assert (
         "recovered: 1 pending operation from an interrupted update (created: Instance lab-agent-0); an interrupted "
-        "create may have left its resource outside the stack: if the cloud holds two of Instance lab-agent-0, delete "
-        "the older one (`up`, `scale` and `down` name a VM carrying the cluster's tag that the stack does not hold, "
-        "with the command that deletes it)"
+        "create may have left its resource outside the stack: if the cloud holds two copies of Instance lab-agent-0, "
+        "delete the older one (`up`, `scale` and `down` name a VM carrying the cluster's tag that the stack does not "
+        "hold, with the command that deletes it)"
     ) in resumed.output.splitlines()
     assert stray_line("lost-1", "2026-02-03 04:05") in resumed.output.splitlines()
     assert "lost-1" not in responder(runner).ids.values()

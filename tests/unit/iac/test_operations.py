@@ -110,7 +110,7 @@ def test_pending_operations_are_cleared_then_the_update_refreshes() -> None:
     assert runner.calls[3].detail == {"refresh": True}
     assert notes == [
         "recovered: 2 pending operations from an interrupted update (created: Instance lab-w4; deleted: Instance "
-        "lab-w3); an interrupted create may have left its resource outside the stack: if the cloud holds two of "
+        "lab-w3); an interrupted create may have left its resource outside the stack: if the cloud holds two copies of "
         "Instance lab-w4, delete the older one (`up`, `scale` and `down` name a VM carrying the cluster's tag that "
         "the stack does not hold, with the command that deletes it)"
     ]
@@ -148,9 +148,9 @@ def test_an_interrupted_update_with_pending_operations_and_its_lock_is_resumed()
     assert notes == [
         "recovered: a stale lock of 2026-11-30 11:00 UTC (pid 999999 on ws-17, no longer running)",
         "recovered: 1 pending operation from an interrupted update (created: Instance lab-w2); an interrupted create "
-        "may have left its resource outside the stack: if the cloud holds two of Instance lab-w2, delete the older "
-        "one (`up`, `scale` and `down` name a VM carrying the cluster's tag that the stack does not hold, with the "
-        "command that deletes it)",
+        "may have left its resource outside the stack: if the cloud holds two copies of Instance lab-w2, delete the "
+        "older one (`up`, `scale` and `down` name a VM carrying the cluster's tag that the stack does not hold, with "
+        "the command that deletes it)",
     ]
     assert runner.calls[-1].detail == {"refresh": True}
 

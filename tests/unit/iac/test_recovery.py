@@ -163,7 +163,7 @@ def test_the_recovery_line_says_what_was_recovered() -> None:
     assert recovery.message() == (
         "recovered: 2 pending operations from an interrupted update (created: Instance lab-w4; deleted: Instance "
         "lab-w3), a stale lock of 2026-11-30 08:20 UTC (gone); an interrupted create may have left its resource "
-        "outside the stack: if the cloud holds two of Instance lab-w4, delete the older one (`up`, `scale` and "
+        "outside the stack: if the cloud holds two copies of Instance lab-w4, delete the older one (`up`, `scale` and "
         "`down` name a VM carrying the cluster's tag that the stack does not hold, with the command that deletes it)"
     )
     two = Recovery(pending=[PendingOperation("creating", W3), PendingOperation("creating", W4)])
