@@ -14,9 +14,9 @@
   with its control sockets in the run's private folder, so that no run reuses a connection another one opened
   (a node of a destroyed cluster can leave a stale one behind, and its port can be given to a new node);
 - turns a failed run into an `OperationError` with one line per failed host (`host (address): task: msg`),
-  and one per unreachable host (`host (address): unreachable: msg; check SSH to it`, or, for a node whose
-  host key oscar-deploy pinned and ssh refused, what that means and the fix: `nodes/hostkeys.py`). Ansible carries on
-  with the other hosts, so their work is kept; running the same command again continues from there.
+  and one per unreachable host (`host (address): unreachable: msg; check SSH to it`, or, for a host whose
+  key ssh refused, what that means and the fix: `nodes/hostkeys.py`). Ansible carries on with the other hosts,
+  so their work is kept; running the same command again continues from there.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from oscar_deploy.nodes.hostkeys import RefusedHostKey, pinned_key_refused, refused_host_key
+from oscar_deploy.nodes.hostkeys import RefusedHostKey, known_key_refused, pinned_key_refused, refused_host_key
 from oscar_deploy.support.errors import OperationError, UserInputError
 from oscar_deploy.support.guard import GUARD_PID_FILE, guarded, read_pid, stop_and_wait
 from oscar_deploy.support.layers import layer_dir
@@ -74,10 +74,12 @@ class HostProblem:
 
     def line(self, address: str | None, pinned_keys: Path | None = None) -> str:
         """The problem in one line; `pinned_keys` is the known_hosts where oscar-deploy pinned the host's key, if
-        it did (cloud nodes)."""
+        it did (cloud nodes; other hosts' keys are checked against the user's own known_hosts)."""
         where = f"{self.host} ({address})" if address and address != self.host else self.host
-        if self.unreachable and self.refused_key and pinned_keys:
-            return f"{where}: unreachable: {pinned_key_refused(self.refused_key, address, pinned_keys)}"
+        if self.unreachable and self.refused_key:
+            if pinned_keys:
+                return f"{where}: unreachable: {pinned_key_refused(self.refused_key, address, pinned_keys)}"
+            return f"{where}: unreachable: {known_key_refused(self.refused_key, address)}"
         if self.unreachable:
             return f"{where}: unreachable: {self.message}; check SSH to it"
         return f"{where}: {self.task}: {self.message}"

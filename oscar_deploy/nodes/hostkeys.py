@@ -12,7 +12,9 @@ connection goes on, so the WARNING banner alone is no refusal; the closing line 
 
 Only cloud nodes have keys oscar-deploy pinned (`providers/cloud.py`: generated before the VM, handed to
 cloud-init, pinned in the state folder's known_hosts); `pinned_key_refused` is the one wording for them, used by
-the wait for a new VM's SSH and by the line of a host Ansible could not reach.
+the wait for a new VM's SSH and by the line of a host Ansible could not reach. Hosts you own (the static target)
+are checked against your own known_hosts, which their first connection fills (`StrictHostKeyChecking=accept-new`,
+`providers/static`); `known_key_refused` words a refusal of theirs.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ _BRACKETED = re.compile(r"\[(.+)\]:(\d+)")
 @dataclass(frozen=True)
 class RefusedHostKey:
     """ssh refused the host key presented at `host` (`ADDRESS` or `ADDRESS:PORT` for a port other than 22, as
-    inventories name hosts); None when ssh did not say which host (a key differing from its IP's)."""
+    inventories name hosts); None when ssh did not say which host (a key differing from its IP's). `known_as` is
+    ssh's own spelling of it (`[ADDRESS]:PORT`), the one known_hosts and `ssh-keygen -R` use."""
 
     host: str | None
+    known_as: str | None = None
 
 
 def refused_host_key(stderr: str) -> RefusedHostKey | None:
@@ -46,7 +50,7 @@ def refused_host_key(stderr: str) -> RefusedHostKey | None:
         found = pattern.search(stderr)
         if found:
             bracketed = _BRACKETED.fullmatch(found.group(1))
-            return RefusedHostKey(f"{bracketed[1]}:{bracketed[2]}" if bracketed else found.group(1))
+            return RefusedHostKey(f"{bracketed[1]}:{bracketed[2]}" if bracketed else found.group(1), found.group(1))
     return RefusedHostKey(None)
 
 
@@ -64,4 +68,16 @@ def pinned_key_refused(refused: RefusedHostKey, address: str | None, known_hosts
         "cluster's VM; if the cluster's VM was rebuilt, delete it and run `oscar-deploy up` (a worker is made again "
         "under its pinned key; for a server, up says how to make the cluster anew); editing known_hosts does not "
         "help: up writes the pinned keys there again"
+    )
+
+
+def known_key_refused(refused: RefusedHostKey, address: str | None) -> str:
+    """What happened and what to do when ssh refused the key of a host you own (a static target's) at `address`:
+    its key is checked against your own known_hosts, where the first connection recorded it (accept-new)."""
+    answering = refused.host or address or "the host's address"
+    forget = f"`ssh-keygen -R '{refused.known_as}'`" if refused.known_as else "`ssh-keygen -R ADDRESS`"
+    return (
+        f"{answering} answers SSH with a host key other than the one your known_hosts holds for it: if you "
+        f"re-installed or replaced that machine, remove its old key with {forget} and run again (the next "
+        "connection records the new one); if not, find out what else answers at that address before you do"
     )

@@ -7,6 +7,7 @@ replaced by a recorder (`recorded_runs`) to see which playbook gets which variab
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from oscar_deploy.autoscaler.decisions import run_lock
 from oscar_deploy.autoscaler.service import folder_of
 from oscar_deploy.cli import options
 from oscar_deploy.nodes.ansible import PlaybookResult
+from oscar_deploy.providers.static.provider import StaticProvider
 from oscar_deploy.state.folder import ClusterState
 
 K3S_ANSIBLE_INVENTORY = """\
@@ -83,6 +85,11 @@ def test_install_takes_a_k3s_ansible_inventory_as_is(cli, recorded_runs: list[di
     server = hosts["server"]["hosts"]["192.0.2.10"]
     assert server["ansible_user"] == "debian" and server["ansible_port"] == 22
     assert "ansible_ssh_private_key_file" not in server, "hosts you own keep their own SSH settings"
+    # ansible-runner would turn the host key check off; the first connection records the key in known_hosts.
+    assert (server["ansible_ssh_host_key_checking"], server["ansible_ssh_extra_args"]) == (
+        True,
+        "-o StrictHostKeyChecking=accept-new",
+    )
     assert server["api_endpoint"].startswith("{{ hostvars[groups['server'][0]]"), "other variables pass unchanged"
     assert "edge cluster pis: k3s on 192.0.2.10, 192.0.2.11, 192.0.2.12" in result.stdout
     applied = yaml.safe_load(state.spec_file.read_text())
@@ -214,6 +221,36 @@ def test_reset_asks_on_a_terminal(cli, recorded_runs: list[dict[str, Any]], monk
     accepted = cli("edge", "reset", "-i", "boards.yml", input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert [run["playbook"] for run in recorded_runs] == ["reset.yml"]
+
+
+def test_host_key_checking_the_inventory_sets_is_kept_and_its_ssh_options_come_first(
+    state_home: Path, tmp_path: Path
+) -> None:
+    inventory = tmp_path / "boards.yml"
+    inventory.write_text(
+        "server:\n  hosts:\n    pi-0:\n      ansible_host: 192.0.2.10\n"
+        "      ansible_ssh_extra_args: -o StrictHostKeyChecking=no\n"
+        "agent:\n  hosts:\n    pi-1:\n      ansible_host: 192.0.2.11\n      ansible_host_key_checking: false\n"
+        "    pi-2:\n      ansible_host: 192.0.2.12\n      ansible_ssh_host_key_checking: true\n"
+    )
+    nodes = {node.name: node for node in StaticProvider(ClusterState("pis"), inventory).nodes()}
+    assert nodes["pi-0"].variables == {
+        "ansible_ssh_host_key_checking": True,
+        "ansible_ssh_extra_args": "-o StrictHostKeyChecking=no -o StrictHostKeyChecking=accept-new",
+    }, "ssh takes an option's first value: the inventory's own wins"
+    assert nodes["pi-1"].variables == {"ansible_host_key_checking": False}
+    assert nodes["pi-2"].variables == {"ansible_ssh_host_key_checking": True}
+    command = StaticProvider(ClusterState("pis"), inventory).ssh_command(nodes["pi-0"], ["true"])
+    assert command[1:] == [
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-p",
+        "22",
+        f"{getpass.getuser()}@192.0.2.10",
+        "true",
+    ]
 
 
 def test_status_json_leaves_out_the_inventorys_own_variables(cli, recorded_runs: list[dict[str, Any]]) -> None:

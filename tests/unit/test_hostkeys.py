@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oscar_deploy.nodes.hostkeys import RefusedHostKey, pinned_key_refused, refused_host_key
+from oscar_deploy.nodes.hostkeys import RefusedHostKey, known_key_refused, pinned_key_refused, refused_host_key
 
 BANNER = (
     "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
@@ -68,13 +68,16 @@ WARNED_THEN_DENIED = (
 @pytest.mark.parametrize(
     ("stderr", "expected"),
     [
-        (CHANGED, RefusedHostKey("203.0.113.7")),
-        (CHANGED_ON_PORT, RefusedHostKey("127.0.0.1:2222")),
-        (UNKNOWN, RefusedHostKey("203.0.113.7")),
-        (REVOKED, RefusedHostKey("203.0.113.7")),
+        (CHANGED, RefusedHostKey("203.0.113.7", "203.0.113.7")),
+        (CHANGED_ON_PORT, RefusedHostKey("127.0.0.1:2222", "[127.0.0.1]:2222")),
+        (UNKNOWN, RefusedHostKey("203.0.113.7", "203.0.113.7")),
+        (REVOKED, RefusedHostKey("203.0.113.7", "203.0.113.7")),
         (IP_DIFFERS, RefusedHostKey(None)),
-        (JUMP_REFUSED, RefusedHostKey("203.0.113.5")),
-        ("Failed to connect to the host via ssh: " + CHANGED.replace("\n", "\r\n"), RefusedHostKey("203.0.113.7")),
+        (JUMP_REFUSED, RefusedHostKey("203.0.113.5", "203.0.113.5")),
+        (
+            "Failed to connect to the host via ssh: " + CHANGED.replace("\n", "\r\n"),
+            RefusedHostKey("203.0.113.7", "203.0.113.7"),
+        ),
         (WARNED_THEN_DENIED, None),
         ("ssh: connect to host 127.0.0.1 port 2222: Connection refused\n", None),
         ("root@203.0.113.7: Permission denied (publickey).\n", None),
@@ -119,3 +122,25 @@ def test_the_line_names_the_address_whose_key_was_refused_and_a_jump_host_as_suc
     )
     assert pinned_key_refused(RefusedHostKey(None), "203.0.113.7", KNOWN_HOSTS) == f"203.0.113.7 {ADVICE}"
     assert pinned_key_refused(RefusedHostKey(None), None, KNOWN_HOSTS) == f"the node's address {ADVICE}"
+
+
+OWN_ADVICE = (
+    "answers SSH with a host key other than the one your known_hosts holds for it: if you re-installed or replaced "
+    "that machine, remove its old key with {forget} and run again (the next connection records the new one); if "
+    "not, find out what else answers at that address before you do"
+)
+
+
+def test_a_host_you_own_is_told_how_to_forget_its_old_key_in_the_spelling_ssh_keygen_takes() -> None:
+    assert known_key_refused(RefusedHostKey("203.0.113.7", "203.0.113.7"), "203.0.113.7") == (
+        "203.0.113.7 " + OWN_ADVICE.format(forget="`ssh-keygen -R '203.0.113.7'`")
+    )
+    assert known_key_refused(RefusedHostKey("127.0.0.1:2222", "[127.0.0.1]:2222"), "127.0.0.1") == (
+        "127.0.0.1:2222 " + OWN_ADVICE.format(forget="`ssh-keygen -R '[127.0.0.1]:2222'`")
+    )
+    assert known_key_refused(RefusedHostKey(None), "203.0.113.7") == (
+        "203.0.113.7 " + OWN_ADVICE.format(forget="`ssh-keygen -R ADDRESS`")
+    )
+    assert known_key_refused(RefusedHostKey(None), None) == (
+        "the host's address " + OWN_ADVICE.format(forget="`ssh-keygen -R ADDRESS`")
+    )

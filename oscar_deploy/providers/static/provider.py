@@ -28,6 +28,12 @@ from oscar_deploy.support.progress import Progress
 
 # Host variables that become Node fields; every other variable of a host is passed on as it is.
 CONNECTION_VARIABLES = ("ansible_host", "ansible_port", "ansible_user", "node_address", "arch")
+# A host that sets neither has its key checked against the user's known_hosts, the first connection recording it:
+# ansible-runner turns Ansible's own check off unless told, and Ansible's `-o StrictHostKeyChecking=no` would let
+# any machine answering at the address receive the cluster's token. The extra args come last on ssh's command
+# line, so an option the inventory sets wins over `accept-new`.
+HOST_KEY_CHECKING_VARIABLES = ("ansible_host_key_checking", "ansible_ssh_host_key_checking")
+ACCEPT_NEW_HOST_KEYS = "-o StrictHostKeyChecking=accept-new"
 
 MAX_PORT = 65535
 
@@ -153,5 +159,19 @@ def node_from_host(view: InventoryView, host: str, role: Role) -> Node:
         ssh_host=ssh_host,
         ssh_port=ssh_port,
         ssh_user=str(hostvars.get("ansible_user") or getpass.getuser()),
-        variables={key: value for key, value in hostvars.items() if key not in CONNECTION_VARIABLES},
+        variables=_with_host_key_checking(
+            {key: value for key, value in hostvars.items() if key not in CONNECTION_VARIABLES}
+        ),
     )
+
+
+def _with_host_key_checking(variables: dict[str, Any]) -> dict[str, Any]:
+    """The host's variables, with its key checked when the inventory does not say (HOST_KEY_CHECKING_VARIABLES)."""
+    if any(name in variables for name in HOST_KEY_CHECKING_VARIABLES):
+        return variables
+    extra = str(variables.get("ansible_ssh_extra_args") or "")
+    return {
+        **variables,
+        "ansible_ssh_host_key_checking": True,
+        "ansible_ssh_extra_args": f"{extra} {ACCEPT_NEW_HOST_KEYS}".strip(),
+    }
