@@ -18,7 +18,7 @@ import yaml
 
 from oscar_deploy.autoscaler.kubeobjects import belongs_to_node, interruptible, is_finished
 from oscar_deploy.nodes.ansible import run_playbook
-from oscar_deploy.nodes.volumes import LostClaim, lost_claims
+from oscar_deploy.nodes.volumes import LostClaim, lost_claims, lost_jobs
 from oscar_deploy.support.layers import layer_dir
 from tests.unit.test_roles import recap, run_role_tasks
 
@@ -29,7 +29,8 @@ MIRROR = "kubernetes.io/config.mirror"
 # TEST DOUBLE: stands in for `k3s kubectl get pods|persistentvolumes -o json` (https://docs.k3s.io/cli/kubectl)
 # and for the answers of cordon and drain; it is not kubectl. `get pods` answers `pods-N.json` at its N-th call
 # (the last such file once N passes it: what the API serves while jobs finish); `get node` answers nothing once
-# the file `node-gone` exists (`--ignore-not-found` of a deleted node); every call is logged.
+# the file `node-gone` exists (`--ignore-not-found` of a deleted node), which `delete node` makes (and then
+# answers nothing, as `--ignore-not-found` does for a node already deleted); every call is logged.
 KUBECTL = """#!{python}
 import json, os, sys
 folder = {folder!r}
@@ -45,6 +46,11 @@ elif args[:2] == ["get", "pods"]:
     print(open(os.path.join(folder, "pods-%d.json" % max(n for n in files if n <= calls))).read())
 elif args[:2] == ["get", "persistentvolumes"]:
     print(open(os.path.join(folder, "pvs.json")).read())
+elif args[:2] == ["delete", "node"]:
+    gone = os.path.join(folder, "node-gone")
+    if not os.path.exists(gone):
+        open(gone, "w").close()
+        print('node "%s" deleted' % args[2])
 elif args[0] in ("cordon", "drain"):
     print("node/%s %sed" % (args[1], args[0]))
 else:
@@ -333,3 +339,90 @@ def test_the_claims_an_earlier_removal_destroyed_reach_the_caller(tmp_path: Path
         LostClaim("agent-1", "pvc-0b1d", "minio", "minio-data", "", ""),
         LostClaim("agent-1", "raw-images", "science", "raw-images", "", ""),
     ]
+
+
+def run_remove_node(tmp_path: Path, variables: dict[str, Any], check: bool = False) -> Any:
+    """remove-node.yml itself, run as the CLI runs it (run_playbook), with the first server this machine (the local
+    connection, no become) and agent-1 an SSH host that nothing answers for: any task that reached it would fail
+    the run as unreachable."""
+    inventory = {
+        "server": {"hosts": {"s1": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}},
+        "agent": {"hosts": {"agent-1": {"ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_user": "nobody"}}},
+    }
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    return run_playbook(
+        "remove-node.yml",
+        tmp_path / "inventory.yml",
+        tmp_path / ("check.log" if check else "run.log"),
+        {**variables, "ansible_become": False},
+        check=check,
+        raise_on_failure=False,
+    )
+
+
+GONE = {"remove_node": "agent-1", "skip_confirmation": True, "remove_node_reset": False, "remove_node_gone": True}
+
+
+def test_a_machine_gone_for_good_is_not_waited_for_nor_drained_and_its_node_object_is_deleted(tmp_path: Path) -> None:
+    """A VM deleted outside oscar-deploy: its job pods stay Running in the API, but its kubelet never finishes them
+    nor confirms an eviction, so remove-node.yml with remove_node_gone neither cordons, waits (the timeout would be
+    an hour) nor drains; it deletes the node object (pod GC then deletes its pods) and hands back the jobs and the
+    claims of the local volumes lost with the machine, without node_drain_allow_local_volume_loss. Nothing reaches
+    the machine. Check mode changes nothing and hands nothing back; a second run changes nothing."""
+    job, web = pod("job-7f3a"), pod("web-1", ("ReplicaSet",))
+    volumes = [pv("pvc-0b1d", ["agent-1"], claim="minio/minio-data"), pv("pvc-9c2e", ["agent-0"])]
+    variables = {**scripted(tmp_path, [[job, web]], volumes), **GONE, "node_drain_job_timeout": 3600}
+    del variables["k3s_node_name"]  # each host's own name, as in a cluster's inventory
+
+    checked = run_remove_node(tmp_path, variables, check=True)
+    assert checked.succeeded, checked.log_file.read_text()
+    assert checked.changed_hosts() == {} and checked.custom_stats == {}
+    assert calls(tmp_path) == ["get persistentvolumes", "get node", "get node", "get pods"], "no delete"
+
+    (tmp_path / "api" / "calls.log").unlink()
+    result = run_remove_node(tmp_path, variables)
+    assert result.succeeded, result.log_file.read_text()
+    assert calls(tmp_path) == ["get persistentvolumes", "get node", "get node", "get pods", "delete node"]
+    assert (tmp_path / "api" / "node-gone").exists()
+    assert lost_jobs(result) == ["oscar-svc/job-7f3a"]
+    assert lost_claims(result) == [LostClaim("agent-1", "pvc-0b1d", "minio", "minio-data", "", "")]
+    assert result.changed_hosts() == {"agent-1": 1}, "the node object's deletion only"
+    log = result.log_file.read_text().replace("\n", " ")
+    assert (
+        "agent-1: its machine is gone for good (node_drain_machine_gone), and the 1 job pod(s) it ran were lost "
+        "with it: oscar-svc/job-7f3a"
+    ) in log
+    assert (
+        "agent-1: its machine is gone for good (node_drain_machine_gone), and the data of PV pvc-0b1d (claim "
+        "minio/minio-data) went with its disk"
+    ) in log
+    assert "would destroy" not in log and "waiting up to" not in log
+
+    again = run_remove_node(tmp_path, variables)
+    assert again.succeeded, again.log_file.read_text()
+    assert again.changed_hosts() == {}
+    assert lost_jobs(again) is None, "its node had left the API: no pod of it to name"
+    assert lost_claims(again) == lost_claims(result), "the claims still name the node"
+
+
+def test_remove_node_gone_with_a_reset_is_refused_before_any_change(tmp_path: Path) -> None:
+    variables = {**scripted(tmp_path, [[]]), **GONE, "remove_node_reset": True}
+    del variables["k3s_node_name"]
+    result = run_remove_node(tmp_path, variables)
+    assert not result.succeeded
+    assert (
+        "remove_node_gone=true: agent-1 is gone for good, nothing can be reset on it; add -e remove_node_reset=false"
+    ) in result.log_file.read_text().replace("\n", " ")
+    assert not (tmp_path / "api" / "calls.log").exists()
+
+
+@pytest.mark.parametrize("gone", [False, True])
+def test_the_jobs_of_a_machine_gone_for_good_are_handed_back_even_when_none_ran(tmp_path: Path, gone: bool) -> None:
+    """An empty list says that no job ran there; a machine that is not gone hands nothing back."""
+    variables = {**scripted(tmp_path, [[pod("web-1", ("ReplicaSet",))]]), "node_drain_machine_gone": gone}
+    result = run_through_runner(tmp_path, "main", variables)
+    assert result.succeeded, result.log_file.read_text()
+    assert lost_jobs(result) == ([] if gone else None)
+    assert calls(tmp_path) == (
+        ["get node", "get pods"] if gone else ["get node", "cordon agent-1", "get pods", "drain agent-1"]
+    )
