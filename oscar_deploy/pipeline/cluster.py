@@ -112,11 +112,14 @@ def plan(context: PhaseContext, until: str | None = None) -> list[Decision]:
     create = [node.name for node in wanted if node.name not in existing or existing[node.name].state == "missing"]
     start = [node.name for node in wanted if node.name in existing and existing[node.name].state == "stopped"]
     wanted_names = {node.name for node in wanted}
-    remove = [name for name in existing if name not in wanted_names]
+    remove = [name for name in existing if name not in wanted_names and existing[name].state != "missing"]
+    # One no longer wanted whose VM was deleted is not made again: it leaves Kubernetes without a drain.
+    gone = [name for name in existing if name not in wanted_names and existing[name].state == "missing"]
     provision = [f"create {', '.join(create)}" if create else "", f"start {', '.join(start)}" if start else ""]
     provision.append(f"drain and remove {', '.join(remove)}" if remove else "")
+    provision.append(f"remove {', '.join(gone)} (VM deleted outside oscar-deploy)" if gone else "")
     work = "; ".join(item for item in provision if item) or f"all {len(wanted)} node(s) present, nothing to do"
-    runs = bool(create or start or remove)
+    runs = bool(create or start or remove or gone)
     if isinstance(provider, CloudProvider):
         # The stack may differ from the spec where the node list does not show it (an edited allowed_cidrs).
         changes = provider.preview(wanted)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from oscar_deploy.nodes.ansible import PlaybookResult
@@ -19,8 +20,9 @@ from oscar_deploy.nodes.bundle import MANIFEST_NAME
 from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.k3s import K3sLayer, registries_config, use_bundle
 from oscar_deploy.nodes.model import Node
-from oscar_deploy.nodes.volumes import LostClaim, lost_claims
+from oscar_deploy.nodes.volumes import LostClaim, lost_claims, lost_jobs
 from oscar_deploy.pipeline.phases import Phase, PhaseContext, PhaseResult
+from oscar_deploy.platform.objects import local_data_claims
 from oscar_deploy.spec.catalogue import load_catalogue
 from oscar_deploy.state.journal import PhaseRecord
 from oscar_deploy.support.files import read_user_bytes
@@ -103,25 +105,48 @@ def provision(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:
         for verb, names in (("created", applied.created), ("started", applied.started))
         if names
     ]
-    removed: list[str] = []
+    removal = Removal()
     if applied.extra:
-        removed = scale_in(context, applied.extra, installed=context.state.journal.completed("kubernetes")).removed
-        summary.append(f"drained and removed {', '.join(applied.extra)} (no longer wanted)")
-    if not applied.changed and not removed:
+        scale_in(context, applied.extra, installed=context.state.journal.completed("kubernetes"), removal=removal)
+        summary += removal.summary(applied.extra, " (no longer wanted)")
+    if not applied.changed and not removal.removed:
         summary.append(f"all {len(plan)} node(s) present")
+    # Only workers whose VM was deleted outside oscar-deploy lose claims here (`up` gives none up otherwise).
+    lost, warnings = lost_claims_report(context.spec.name, context.state.kubeconfig_file, removal.lost_claims)
     return PhaseResult(
-        changed=applied.changed or bool(removed),
-        summary=summary,
+        changed=applied.changed or bool(removal.removed),
+        summary=summary + lost,
         details={"created": applied.created, "started": applied.started, "removed": applied.extra},
+        warnings=warnings,
     )
 
 
 @dataclass
 class Removal:
-    """What `scale_in` did: what the provider removed, and the claims whose data went with the nodes."""
+    """What `scale_in` did: what the provider removed, the claims whose data went with the nodes, and the victims
+    whose VM was deleted outside oscar-deploy, each with the job pods lost with it as remove-node.yml named them
+    (None when it could not: the node had left Kubernetes already, or k3s was not installed)."""
 
     removed: list[str] = field(default_factory=list)
     lost_claims: list[LostClaim] = field(default_factory=list)
+    gone: dict[str, list[str] | None] = field(default_factory=dict)
+
+    def summary(self, victims: Sequence[str], why: str = "") -> list[str]:
+        """What became of `victims`: `drained and removed` those that were drained (with `why`), and a phrase of
+        its own for each that was gone, which nothing drained."""
+        drained = [name for name in victims if name not in self.gone]
+        lines = [f"drained and removed {', '.join(drained)}{why}"] if drained else []
+        for name in victims:
+            if name in self.gone:
+                jobs = self.gone[name]
+                if jobs is None:
+                    lost = "any job running on it was lost"
+                elif jobs:
+                    lost = f"the jobs running on it were lost: {', '.join(jobs)}"
+                else:
+                    lost = "no job was running on it"
+                lines.append(f"removed {name} (its VM was deleted outside oscar-deploy; {lost})")
+        return lines
 
 
 def scale_in(
@@ -136,28 +161,80 @@ def scale_in(
     time, then let the provider remove it; the inventory is rewritten after each, so a failure leaves it true.
     A victim that is off (the autoscaler drained and stopped it) is not reset: SSH cannot reach it, nothing of k3s
     runs there to rejoin, and the provider deletes it next. A victim holding bound local volumes is refused (their
-    data would go with its disk) unless `allow_local_volume_loss`: then their claims are in `lost_claims`. It fills
+    data would go with its disk) unless `allow_local_volume_loss`: then their claims are in `lost_claims`. A victim
+    whose VM is gone (state missing: deleted outside oscar-deploy) is neither reset nor drained, nor waited for
+    (`remove_node_gone`: its kubelet never answers again); its node object is deleted, the jobs it ran are in
+    `gone`, and the claims of its local volumes, whose data went with it, in `lost_claims` without the flag. It fills
     `removal` (a new one without it) as it goes, so that a caller still has what was done when a later step fails.
     `left_cluster()` is called once each victim has left the cluster (reset, its node object deleted), before its
     machine is removed: from there on it must go, even when removing the machine fails."""
     provider, state = context.provider, context.state
     off = {node.name for node in context.nodes if node.state != "running"}
+    gone = {node.name for node in context.nodes if node.state == "missing"}
     removal = Removal() if removal is None else removal
     for name in victims:
+        jobs = None
         if installed:
             variables = {
                 "remove_node": name,
                 "skip_confirmation": True,
                 "remove_node_reset": name not in off,
+                "remove_node_gone": name in gone,
                 "node_drain_allow_local_volume_loss": allow_local_volume_loss,
             }
-            removal.lost_claims += lost_claims(layer_for(context).run("remove-node.yml", variables))
+            result = layer_for(context).run("remove-node.yml", variables)
+            removal.lost_claims += lost_claims(result)
+            jobs = lost_jobs(result)
+        if name in gone:
+            removal.gone[name] = jobs
         if left_cluster is not None:
             left_cluster()
         removal.removed += provider.remove(name)
         context.nodes = [node for node in context.nodes if node.name != name]
         write_inventory(state, context.nodes, provider.ssh_common_args, private_key=provider.scaling == "count")
     return removal
+
+
+def lost_claims_report(cluster: str, kubeconfig: Path, claims: Sequence[LostClaim]) -> tuple[list[str], list[str]]:
+    """The claims whose data went with the removed workers (--allow-local-volume-loss, or a worker whose VM was
+    deleted outside oscar-deploy): lines naming each with the command that releases it, and a warning for each of
+    the platform's own.
+
+    They are named, not deleted: a deleted claim cannot come back, and only its owner knows whether it is made
+    again (a StatefulSet from its template, the platform stack by `up --check-drift`) or must be made by hand (a
+    chart); the user who accepted the loss decides. k3s' local-path StorageClass has reclaim policy Delete: the
+    PV goes with its claim, unless the provisioner cannot clean up on the removed node
+    (rancher/local-path-provisioner before its PR 480 runs a helper pod there, which never starts: the PV stays
+    Released); Retain always keeps the PV."""
+    if not claims:
+        return [], []
+    nodes = ", ".join(dict.fromkeys(claim.node for claim in claims))
+    lines = [
+        f"cluster {cluster}: {nodes} took the data of {len(claims)} bound local volume(s) with it; these claims "
+        "still name the removed node, and every pod using one stays Pending until it is released:"
+    ]
+    for claim in claims:
+        release = f"kubectl delete pvc -n {claim.namespace} {claim.claim}"
+        if claim.reclaim_policy != "Delete":
+            release += f" && kubectl delete pv {claim.volume}"
+        policy = claim.reclaim_policy or "not set"
+        lines.append(
+            f"  {claim.name} (PV {claim.volume}, storage class {claim.storage_class or '(none)'}, reclaim policy "
+            f"{policy}): {release}"
+        )
+    lines.append(
+        f"run these with KUBECONFIG={kubeconfig}, then delete the Pending pods that used the claim: a StatefulSet "
+        "starts its pod again with a new claim from its template, other owners need the claim made again; a PV "
+        "still listed afterwards (Released: its provisioner could not clean up on a node that is gone) goes with "
+        "kubectl delete pv NAME"
+    )
+    platform = local_data_claims()
+    warnings = [
+        f"{claim.name} held {platform[claim.name]}; it is lost with {claim.node}, and OSCAR does not work without it"
+        for claim in claims
+        if claim.name in platform
+    ]
+    return lines, warnings
 
 
 def prepare(context: PhaseContext, record: PhaseRecord | None) -> PhaseResult:

@@ -10,7 +10,8 @@ token travels there, never through stack config, which the Automation API puts o
 What a cloud cluster keeps in its state folder:
 
     infrastructure.json  the nodes as the stack's last update exported them, each with its power state, and when
-                         that was written; `status` reads them from here without a cloud call. They are as
+                         that was written; `status` reads them from here without a cloud call (with the workers
+                         whose VM was deleted outside oscar-deploy that are on their way out: `gone`). They are as
                          fresh as the last `up`, `scale`, `down` or power change made through this state folder:
                          a VM stopped or deleted in the cloud's console, or a change made from another machine
                          sharing the backend, shows only after the next `up`. Also the digest of the last plan
@@ -54,6 +55,10 @@ INFRASTRUCTURE_FILE = "infrastructure.json"
 HOST_KEYS_FILE = "host_keys.json"
 # In INFRASTRUCTURE_FILE: the nodes `apply` is waiting for over SSH (new or started VMs that may still be booting).
 AWAITING_SSH_KEY = "awaiting_ssh"
+# In INFRASTRUCTURE_FILE: workers no longer wanted whose VM was deleted outside oscar-deploy. `apply` drops them
+# from the stack (they are not made again) and hands them back for removal; they stay here, listed as missing by
+# `nodes()`, until `remove` once they have left Kubernetes, so a removal that fails is taken up by the next `apply`.
+GONE_KEY = "gone"
 SSH_CONFIG_FILE = "config"
 # A new VM boots, runs cloud-init and starts sshd: minutes on a busy cloud.
 SSH_WAIT_SECONDS = 900.0
@@ -241,25 +246,33 @@ class CloudProvider(ABC):
 
     def apply(self, plan: Sequence[PlannedNode]) -> ApplyResult:
         """Preflight (once per plan change), then the stack up with the planned nodes plus those that exist but
-        are no longer planned (the caller drains them before `remove`); stopped nodes are started, and workers whose
-        VM was deleted outside oscar-deploy are made again (a deleted server is refused: the control plane went with
-        it). The cloud is asked once, before the update, for the VMs' states; a VM carrying the cluster's tag that the
-        stack does not hold is named after the update (one listing more only when the first showed one, or when
-        there was none)."""
+        are no longer planned (the caller drains them before `remove`); stopped nodes are started, and planned
+        workers whose VM was deleted outside oscar-deploy are made again (a deleted server is refused: the control
+        plane went with it). A worker no longer planned whose VM was deleted is not declared (not made again only to
+        be removed): it is handed back in `extra` all the same, as a node in state missing (see GONE_KEY). The cloud
+        is asked once, before the update, for the VMs' states; a VM carrying the cluster's tag that the stack does
+        not hold is named after the update (one listing more only when the first showed one, or when there was
+        none)."""
         existing = {record.name: record for record in self.stack_records()}
         self._check_made_here(existing.values())
         listing = self._listing_for_states(list(existing.values())) if existing else None
         live = listing.states if listing else {}
         gone = [existing[name] for name in sorted(existing, key=node_sort_key) if live.get(name) == "missing"]
         self._check_servers_kept(gone, len(existing))
+        planned = {node.name for node in plan}
         for record in gone:
+            outcome = "making it again" if record.name in planned else "no longer wanted, so not made again"
             self.progress.note(
-                f"node {record.name}: its VM {record.vm_name} was deleted outside oscar-deploy; making it again"
+                f"node {record.name}: its VM {record.vm_name} was deleted outside oscar-deploy; {outcome}"
             )
+        # Written before the update, which drops them from the stack.
+        left = [record for record in self._gone_records() if record.name not in planned and record.name not in existing]
+        left += [record for record in gone if record.name not in planned]
+        self._set_gone(left)
         self.state.ensure_ssh_keypair()
         public_key = self.state.ssh_public_key.read_text(encoding="utf-8").strip()
-        declared = _declared(plan, existing)
-        planned = {node.name for node in plan}
+        dropped = {record.name for record in left}
+        declared = _declared(plan, {name: record for name, record in existing.items() if name not in dropped})
         to_create = [node for node in plan if node.name not in existing]
         digest = self._plan_digest(declared)
         facts: Mapping[str, Any] | None = None
@@ -309,7 +322,8 @@ class CloudProvider(ABC):
             for vm in self.strays(held):
                 self.progress.note(self.stray_line(vm))
         remade = {record.name for record in gone}
-        result = ApplyResult(nodes=[], extra=[node.name for node in declared if node.name not in planned])
+        extra = [node.name for node in declared if node.name not in planned] + [record.name for record in left]
+        result = ApplyResult(nodes=[], extra=sorted(extra, key=node_sort_key))
         for node in plan:
             if node.name not in existing or node.name in remade:
                 result.created.append(node.name)
@@ -335,15 +349,18 @@ class CloudProvider(ABC):
         return result
 
     def nodes(self) -> list[Node]:
-        """The nodes as the last update exported them (the state folder's copy; no cloud call)."""
-        return self._recorded_nodes(self._cache().get("nodes") or [])
+        """The nodes as the last update exported them (the state folder's copy; no cloud call), and the workers
+        whose VM was deleted outside oscar-deploy that are still to leave Kubernetes (state missing)."""
+        cache = self._cache()
+        gone = [{**entry, "state": "missing"} for entry in cache.get(GONE_KEY) or []]
+        return self._recorded_nodes([*(cache.get("nodes") or []), *gone])
 
     def live_nodes(self) -> list[Node]:
         """`nodes()`, each with the power state its VM has now (one cloud call; writes nothing). `nodes()` shows
         the state this state folder last set; a worker the autoscaler, the cloud's console or another machine
         stopped since is `stopped` only here."""
         entries = self._cache().get("nodes") or []
-        recorded = self._recorded_nodes(entries)
+        recorded = self.nodes()
         if not entries:
             return recorded
         powered = self.power_states([NodeRecord.from_output(entry) for entry in entries])
@@ -401,12 +418,19 @@ class CloudProvider(ABC):
         self._set_state(name, "stopped")
 
     def remove(self, name: str) -> list[str]:
-        """The stack up without `name`: its VM (and its address, port or disk) goes, the rest stays."""
+        """The stack up without `name`: its VM (and its address, port or disk) goes, the rest stays. A worker
+        `apply` dropped from the stack already (its VM was deleted outside oscar-deploy) is only forgotten."""
         records = self.stack_records()
-        gone = next((record for record in records if record.name == name), None)
-        if gone is None:
-            known = ", ".join(record.name for record in records) or "none"
-            raise UserInputError(f"node {name!r}: not in cluster {self.spec.name} (nodes: {known})")
+        removed = next((record for record in records if record.name == name), None)
+        if removed is None:
+            left = self._gone_records()
+            dropped = next((record for record in left if record.name == name), None)
+            if dropped is None:
+                known = ", ".join(record.name for record in records) or "none"
+                raise UserInputError(f"node {name!r}: not in cluster {self.spec.name} (nodes: {known})")
+            self._set_gone([record for record in left if record.name != name])
+            self._forget_host_key(name)
+            return [f"VM {dropped.vm_name} (deleted outside oscar-deploy)"]
         keep = [PlannedNode(record.name, record.role, record.arch) for record in records if record.name != name]
         public_key = self.state.ssh_public_key.read_text(encoding="utf-8").strip()
         host_keys = self._host_keys(keep, persist=True)
@@ -417,7 +441,7 @@ class CloudProvider(ABC):
         states = {node.name: node.state for node in self.nodes()}
         self._save(records_from_outputs(outputs), states)
         self._forget_host_key(name)
-        return [f"VM {gone.vm_name}"]
+        return [f"VM {removed.vm_name}"]
 
     def ssh_command(self, node: Node, command: Sequence[str] = ()) -> list[str]:
         ssh = find_tool("ssh")
@@ -607,6 +631,20 @@ class CloudProvider(ABC):
         cache[AWAITING_SSH_KEY] = list(names)
         self._write_cache(cache)
 
+    def _gone_records(self) -> list[NodeRecord]:
+        return [NodeRecord.from_output(entry) for entry in self._cache().get(GONE_KEY) or []]
+
+    def _set_gone(self, records: Sequence[NodeRecord]) -> None:
+        cache = self._cache()
+        entries = [record.as_output() for record in sorted(records, key=lambda record: node_sort_key(record.name))]
+        if cache.get(GONE_KEY, []) == entries:
+            return
+        if entries:
+            cache[GONE_KEY] = entries
+        else:
+            cache.pop(GONE_KEY, None)
+        self._write_cache(cache)
+
     def _set_state(self, name: str, state: NodeState) -> None:
         cache = self._cache()
         for entry in cache.get("nodes") or []:
@@ -696,7 +734,7 @@ class CloudProvider(ABC):
             name=record.name,
             role=record.role,
             arch=record.arch,
-            state="stopped" if state == "stopped" else "running",
+            state="stopped" if state == "stopped" else "missing" if state == "missing" else "running",
             address=record.private_address,
             ssh_host=host,
             ssh_port=22,

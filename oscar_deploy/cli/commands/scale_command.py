@@ -18,8 +18,7 @@ from oscar_deploy.nodes.inventory import write_inventory
 from oscar_deploy.nodes.model import node_sort_key
 from oscar_deploy.nodes.volumes import LostClaim
 from oscar_deploy.pipeline.cluster import cluster_context, cluster_provider
-from oscar_deploy.pipeline.node_phases import Removal, layer_for, scale_in
-from oscar_deploy.platform.objects import local_data_claims
+from oscar_deploy.pipeline.node_phases import Removal, layer_for, lost_claims_report, scale_in
 from oscar_deploy.providers.cloud import CloudProvider
 from oscar_deploy.spec.models import ClusterSpec, load_spec
 from oscar_deploy.state.folder import ClusterState
@@ -49,7 +48,9 @@ def scale(
     N must be within the spec's workers.min and workers.max. New workers are created and joined without
     touching running nodes; removed workers are drained first (their pods move elsewhere, the OSCAR jobs they
     run are waited for), then deleted from Kubernetes and destroyed; one holding bound local volumes is
-    refused, or with --allow-local-volume-loss removed all the same, naming the claims it leaves dead. The
+    refused, or with --allow-local-volume-loss removed all the same, naming the claims it leaves dead. A worker
+    whose VM was deleted outside oscar-deploy is deleted from Kubernetes without a drain, naming the jobs and
+    claims lost with it. The
     count is kept as the cluster's desired state, so `up` keeps it. Only the workers change: a spec file that
     differs from the one `up` applied elsewhere is refused (run `up` first).
     """
@@ -114,7 +115,7 @@ def scale(
             except BaseException:
                 _report_lost_claims(spec.name, state.kubeconfig_file, removal.lost_claims)  # gone all the same
                 raise
-            done.append(f"drained and removed {', '.join(victims)}")
+            done += removal.summary(victims)
         waiting = [name for name in unjoined if any(node.name == name for node in context.nodes)]
         if waiting:
             if not joins:
@@ -127,45 +128,11 @@ def scale(
 
 
 def _report_lost_claims(cluster: str, kubeconfig: Path, claims: Sequence[LostClaim]) -> None:
-    """The claims whose data went with the removed workers (--allow-local-volume-loss): one line each with the
-    command that releases it, and a warning for each of the platform's own.
-
-    They are named, not deleted: a deleted claim cannot come back, and only its owner knows whether it is made
-    again (a StatefulSet from its template, the platform stack by `up --check-drift`) or must be made by hand (a
-    chart); the user who accepted the loss decides. k3s' local-path StorageClass has reclaim policy Delete: the
-    PV goes with its claim, unless the provisioner cannot clean up on the removed node
-    (rancher/local-path-provisioner before its PR 480 runs a helper pod there, which never starts: the PV stays
-    Released); Retain always keeps the PV."""
-    if not claims:
-        return
-    nodes = ", ".join(dict.fromkeys(claim.node for claim in claims))
-    typer.echo(
-        f"cluster {cluster}: {nodes} took the data of {len(claims)} bound local volume(s) with it; these claims "
-        "still name the removed node, and every pod using one stays Pending until it is released:"
-    )
-    for claim in claims:
-        release = f"kubectl delete pvc -n {claim.namespace} {claim.claim}"
-        if claim.reclaim_policy != "Delete":
-            release += f" && kubectl delete pv {claim.volume}"
-        policy = claim.reclaim_policy or "not set"
-        typer.echo(
-            f"  {claim.name} (PV {claim.volume}, storage class {claim.storage_class or '(none)'}, reclaim policy "
-            f"{policy}): {release}"
-        )
-    typer.echo(
-        f"run these with KUBECONFIG={kubeconfig}, then delete the Pending pods that used the claim: a StatefulSet "
-        "starts its pod again with a new claim from its template, other owners need the claim made again; a PV "
-        "still listed afterwards (Released: its provisioner could not clean up on a node that is gone) goes with "
-        "kubectl delete pv NAME"
-    )
-    platform = local_data_claims()
-    for claim in claims:
-        if claim.name in platform:
-            typer.echo(
-                f"warning: {claim.name} held {platform[claim.name]}; it is lost with {claim.node}, and OSCAR does "
-                "not work without it",
-                err=True,
-            )
+    lines, warnings = lost_claims_report(cluster, kubeconfig, claims)
+    for line in lines:
+        typer.echo(line)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def _check_range(spec: ClusterSpec, workers: int) -> None:

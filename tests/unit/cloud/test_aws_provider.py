@@ -404,6 +404,46 @@ def test_up_makes_a_worker_terminated_behind_its_back_again(
     assert (state_of(remade), nodes["server-0"]["instance"]) == ("running", instances["server-0"])
 
 
+def test_up_does_not_make_again_a_worker_no_longer_wanted_that_was_terminated_behind_its_back(
+    cli, instances: dict[str, str], ssh_waits: SshWaits, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """agent-0 terminated in the EC2 console while the spec goes down to no worker: the update refreshes and no
+    longer declares it, so no instance is launched for it; remove-node.yml deletes it from Kubernetes with nothing
+    run on it and no drain."""
+    runner = up_on_instances(cli, instances, monkeypatch)
+    MotoInstances.ec2().terminate_instances(InstanceIds=[instances["agent-0"]])
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 0"))
+    playbooks.clear()
+    calls = len(runner.calls)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert (
+        "node agent-0: its VM lab-agent-0 was deleted outside oscar-deploy; no longer wanted, so not made again"
+    ) in again.output
+    assert (
+        "provision: removed agent-0 (its VM was deleted outside oscar-deploy; any job running on it was lost)"
+    ) in again.stdout.splitlines()
+    assert "created" not in again.output
+    assert [call.detail["refresh"] for call in runner.calls[calls:] if call.operation == "up"] == [True]
+    responder = runner.stacks[STACK].responder
+    assert isinstance(responder, ProgramResponder)
+    assert [node.name for node in responder.last.nodes] == ["server-0"]
+    found = MotoInstances.ec2().describe_instances(Filters=[{"Name": f"tag:{NODE_TAG}", "Values": ["agent-0"]}])
+    launched = [item["InstanceId"] for page in found["Reservations"] for item in page["Instances"]]
+    assert launched == [instances["agent-0"]], "no instance launched for agent-0"
+    assert [
+        (
+            run.playbook,
+            run.variables["remove_node"],
+            run.variables["remove_node_reset"],
+            run.variables["remove_node_gone"],
+        )
+        for run in playbooks
+        if run.playbook == "remove-node.yml"
+    ] == [("remove-node.yml", "agent-0", False, True)]
+    assert ssh_waits.waited[-1] == [], "no SSH wait for a VM made again"
+
+
 def test_up_refuses_a_cluster_whose_server_was_terminated_behind_its_back(
     cli, instances: dict[str, str], ssh_waits: SshWaits, playbooks: list[PlaybookRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -25,7 +25,7 @@ from oscar_deploy.autoscaler.decisions import run_lock
 from oscar_deploy.autoscaler.service import folder_of
 from oscar_deploy.iac.runner import ConfigValue
 from oscar_deploy.nodes.k3s import K3sLayer
-from oscar_deploy.nodes.volumes import LOST_CLAIMS_STAT, LostClaim
+from oscar_deploy.nodes.volumes import LOST_CLAIMS_STAT, LOST_JOBS_STAT, LostClaim
 from oscar_deploy.pipeline import node_phases
 from oscar_deploy.pipeline.cluster import cluster_provider
 from oscar_deploy.providers.cloud import CloudProvider
@@ -829,6 +829,39 @@ def test_scale_in_does_not_reach_for_a_worker_the_autoscaler_stopped(
     assert {run.variables["node_drain_allow_local_volume_loss"] for run in playbooks} == {False}
 
 
+def test_scale_in_of_a_worker_whose_vm_was_deleted_neither_drains_nor_claims_a_drain(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """agent-2's server deleted in the dashboard: scaling in reads the servers from Nova and removes agent-2 from
+    Kubernetes as gone (nothing run on it, no job wait, no drain); the claims of its local volumes come back as
+    lost ones without --allow-local-volume-loss; agent-1 is drained as before, and the summary says which was
+    which."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 3"))
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    del cloud.servers[responder(runner).ids["agent-2"]]
+    lost = {"agent-2": [POSTGRES_CLAIM, RAW_IMAGES_CLAIM, MINIO_CLAIM]}
+    monkeypatch.setattr(node_phases.K3sLayer, "run", handing_back(node_phases.K3sLayer.run, lost, {"agent-2": []}))
+    playbooks.clear()
+    shrunk = cli("scale", "--workers", "1")
+    assert shrunk.exit_code == 0, shrunk.output
+    assert shrunk.stdout.splitlines()[0] == (
+        "cluster lab: 1 worker(s); drained and removed agent-1; removed agent-2 (its VM was deleted outside "
+        "oscar-deploy; no job was running on it)"
+    )
+    assert shrunk.stdout.splitlines()[1:4] == LOST_REPORT[:3]
+    assert [
+        (run.variables["remove_node"], run.variables["remove_node_reset"], run.variables["remove_node_gone"])
+        for run in playbooks
+    ] == [("agent-2", False, True), ("agent-1", True, False)]
+    assert {run.variables["node_drain_allow_local_volume_loss"] for run in playbooks} == {False}
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0"]
+
+
 def test_scale_in_gives_local_volumes_up_only_when_asked(
     cli,
     cloud: FakeOpenStack,
@@ -882,15 +915,19 @@ MINIO_WARNING = (
 )
 
 
-def handing_back(recorded: Any, lost: dict[str, list[LostClaim]]) -> Any:
+def handing_back(recorded: Any, lost: dict[str, list[LostClaim]], jobs: dict[str, list[str]] | None = None) -> Any:
     """TEST DOUBLE around the recorded playbook runs: remove-node.yml hands back, as role node_drain does with
-    set_stats, the claims whose volumes were on the node it removed."""
+    set_stats, the claims whose volumes were on the node it removed, and (`jobs`, for a machine gone for good) the
+    job pods lost with it."""
 
     def run(self, playbook, extra=None, limit=None, check=False):  # type: ignore[no-untyped-def]
         result = recorded(self, playbook, extra, limit, check)
         if playbook == "remove-node.yml":
-            claims = lost.get((extra or {}).get("remove_node"), [])
+            node = (extra or {}).get("remove_node")
+            claims = lost.get(node, [])
             result.custom_stats = {LOST_CLAIMS_STAT: [asdict(claim) for claim in claims]} if claims else {}
+            if jobs is not None and node in jobs:
+                result.custom_stats[LOST_JOBS_STAT] = jobs[node]
         return result
 
     return run
@@ -1160,6 +1197,138 @@ def test_up_makes_a_worker_deleted_behind_its_back_again(
     servers = [request for request in compute_requests(cloud, since) if "/servers" in request]
     assert servers == ["GET /compute/v2.1/servers/detail"], "one listing, no server read or action"
     assert [call.detail["refresh"] for call in runner.calls[updates:] if call.operation == "up"] == [False]
+
+
+def test_up_removes_a_worker_no_longer_wanted_whose_vm_was_deleted_without_making_it_again(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """The servers of agent-0 and agent-2 deleted in the dashboard while the spec goes down to 2 workers: agent-0
+    is made again, agent-2 is not (made only to be drained and deleted, minutes and money for nothing). The update
+    refreshes and no longer declares agent-2; remove-node.yml then deletes it from Kubernetes with nothing run on
+    it, no job wait and no drain (remove_node_gone), and `up` names the jobs and the claims of the local volumes
+    lost with it, with the commands that release them, though it never gives volumes up otherwise."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 3"))
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    ids = dict(responder(runner).ids)
+    del cloud.servers[ids["agent-0"]], cloud.servers[ids["agent-2"]]
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 2"))
+    assert cli("plan", "--until", "provision").stdout.startswith(
+        "provision: runs: create agent-0; remove agent-2 (VM deleted outside oscar-deploy); pulumi preview"
+    )
+    lost = {"agent-2": [POSTGRES_CLAIM, MINIO_CLAIM]}
+    recorded = handing_back(node_phases.K3sLayer.run, lost, jobs={"agent-2": ["oscar-svc/job-7f3a"]})
+    monkeypatch.setattr(node_phases.K3sLayer, "run", recorded)
+    playbooks.clear()
+    calls = len(runner.calls)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert "node agent-0: its VM lab-agent-0 was deleted outside oscar-deploy; making it again" in again.output
+    assert (
+        "node agent-2: its VM lab-agent-2 was deleted outside oscar-deploy; no longer wanted, so not made again"
+    ) in again.output
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0", "agent-1"]
+    assert [call.detail["refresh"] for call in runner.calls[calls:] if call.operation == "up"] == [True]
+    assert "agent-2" not in responder(runner).ids
+    assert sorted(server["name"] for server in cloud.servers.values()) == ["lab-agent-0", "lab-agent-1", "lab-server-0"]
+    removals = [run for run in playbooks if run.playbook == "remove-node.yml"]
+    assert [
+        (
+            run.variables["remove_node"],
+            run.variables["remove_node_reset"],
+            run.variables["remove_node_gone"],
+            run.variables["node_drain_allow_local_volume_loss"],
+        )
+        for run in removals
+    ] == [("agent-2", False, True, False)]
+    provision = [line for line in again.stdout.splitlines() if line.startswith("provision: ")]
+    kubeconfig = ClusterState("lab").kubeconfig_file
+    assert provision == [
+        "provision: created agent-0",
+        "provision: removed agent-2 (its VM was deleted outside oscar-deploy; the jobs running on it were lost: "
+        "oscar-svc/job-7f3a)",
+        "provision: cluster lab: agent-2 took the data of 2 bound local volume(s) with it; these claims still name "
+        "the removed node, and every pod using one stays Pending until it is released:",
+        "provision:   default/data-postgres-0 (PV pvc-9e4b, storage class local-path, reclaim policy Delete): "
+        "kubectl delete pvc -n default data-postgres-0",
+        "provision:   minio/minio-data (PV pvc-7c1d, storage class local-path, reclaim policy Delete): kubectl "
+        "delete pvc -n minio minio-data",
+        f"provision: run these with KUBECONFIG={kubeconfig}, then delete the Pending pods that used the claim: a "
+        "StatefulSet starts its pod again with a new claim from its template, other owners need the claim made "
+        "again; a PV still listed afterwards (Released: its provisioner could not clean up on a node that is gone) "
+        "goes with kubectl delete pv NAME",
+    ]
+    assert (
+        "warning: provision: minio/minio-data held MinIO's data: every bucket of the cluster (the OSCAR services' "
+        "input and output files); it is lost with agent-2, and OSCAR does not work without it"
+    ) in again.stderr.splitlines()
+    assert sorted(inventory_hosts(ClusterState("lab"))) == ["agent-0", "agent-1", "server-0"]
+    assert "gone" not in json.loads((ClusterState("lab").path / "infrastructure.json").read_text())
+    assert [node["name"] for node in json.loads(cli("status", "--json").stdout)["nodes"]] == [
+        "server-0",
+        "agent-0",
+        "agent-1",
+    ]
+
+    playbooks.clear()
+    converged = cli("up", "--until", "kubernetes")
+    assert converged.exit_code == 0, converged.output
+    assert "deleted outside oscar-deploy" not in converged.output
+    assert "remove-node.yml" not in [run.playbook for run in playbooks]
+
+
+def test_a_worker_whose_vm_was_deleted_and_whose_removal_failed_is_removed_by_the_next_up(
+    cli,
+    cloud: FakeOpenStack,
+    runner: stack_runner.RecordingRunner,
+    ssh_waits: SshWaits,
+    playbooks: list[PlaybookRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """The update dropped agent-1 from the stack before remove-node.yml failed (the API did not answer): the state
+    folder still knows it (status: missing), so the next `up` removes it from Kubernetes, and never makes it again."""
+    (cli.cwd / "cluster.yaml").write_text(SPEC.replace("initial: 1", "initial: 2"))
+    assert cli("up", "--until", "kubernetes").exit_code == 0
+    del cloud.servers[responder(runner).ids["agent-1"]]
+    (cli.cwd / "cluster.yaml").write_text(SPEC)
+    recorded = node_phases.K3sLayer.run
+
+    def api_down(self, playbook, extra=None, limit=None, check=False):  # type: ignore[no-untyped-def]
+        if playbook == "remove-node.yml":
+            raise OperationError("remove-node.yml: server-0: Find the node in the API: connection refused")
+        return recorded(self, playbook, extra, limit, check)
+
+    monkeypatch.setattr(node_phases.K3sLayer, "run", api_down)
+    failed = cli("up", "--until", "kubernetes")
+    assert failed.exit_code == 1, failed.output
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0"]
+    states = {node["name"]: node["state"] for node in json.loads(cli("status", "--json").stdout)["nodes"]}
+    assert states == {"server-0": "running", "agent-0": "running", "agent-1": "missing"}
+    assert "agent-1" in inventory_hosts(ClusterState("lab")), "remove-node.yml needs it in the inventory"
+    assert cli("plan", "--until", "provision").stdout.startswith(
+        "provision: runs: remove agent-1 (VM deleted outside oscar-deploy); pulumi preview"
+    )
+
+    monkeypatch.setattr(node_phases.K3sLayer, "run", recorded)
+    playbooks.clear()
+    calls = len(runner.calls)
+    again = cli("up", "--until", "kubernetes")
+    assert again.exit_code == 0, again.output
+    assert (
+        "provision: removed agent-1 (its VM was deleted outside oscar-deploy; any job running on it was lost)"
+    ) in again.stdout.splitlines()
+    assert [(run.variables["remove_node"], run.variables["remove_node_gone"]) for run in playbooks[:1]] == [
+        ("agent-1", True)
+    ]
+    assert [call.detail["refresh"] for call in runner.calls[calls:] if call.operation == "up"] == [False]
+    assert [node.name for node in responder(runner).last.nodes] == ["server-0", "agent-0"]
+    assert [node["name"] for node in json.loads(cli("status", "--json").stdout)["nodes"]] == ["server-0", "agent-0"]
+    assert "agent-1" not in inventory_hosts(ClusterState("lab"))
+    assert "agent-1" not in json.loads((ClusterState("lab").path / "ssh" / "host_keys.json").read_text())
 
 
 def test_up_refuses_a_cluster_whose_server_was_deleted_behind_its_back(
