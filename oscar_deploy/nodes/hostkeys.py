@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST_KEY_REFUSED = "Host key verification failed."
+_UNKNOWN_HOST = re.compile(r"No \S+ host key is known for (\S+) and you have requested strict checking\.")
 _NAMED_HOST = (
     re.compile(r"Host key for (\S+) has changed and you have requested strict checking\."),
-    re.compile(r"No \S+ host key is known for (\S+) and you have requested strict checking\."),
+    _UNKNOWN_HOST,
     re.compile(r"\S+ host key for (\S+) was revoked and you have requested strict checking\."),
 )
 _BRACKETED = re.compile(r"\[(.+)\]:(\d+)")
@@ -40,6 +41,8 @@ class RefusedHostKey:
 
     host: str | None
     known_as: str | None = None
+    # No key of the kind the host offered is known for it (strict checking refuses a first contact).
+    unknown: bool = False
 
 
 def refused_host_key(stderr: str) -> RefusedHostKey | None:
@@ -50,7 +53,8 @@ def refused_host_key(stderr: str) -> RefusedHostKey | None:
         found = pattern.search(stderr)
         if found:
             bracketed = _BRACKETED.fullmatch(found.group(1))
-            return RefusedHostKey(f"{bracketed[1]}:{bracketed[2]}" if bracketed else found.group(1), found.group(1))
+            host = f"{bracketed[1]}:{bracketed[2]}" if bracketed else found.group(1)
+            return RefusedHostKey(host, found.group(1), unknown=pattern is _UNKNOWN_HOST)
     return RefusedHostKey(None)
 
 
@@ -75,6 +79,12 @@ def known_key_refused(refused: RefusedHostKey, address: str | None) -> str:
     """What happened and what to do when ssh refused the key of a host you own (a static target's) at `address`:
     its key is checked against your own known_hosts, where the first connection recorded it (accept-new)."""
     answering = refused.host or address or "the host's address"
+    if refused.unknown:
+        return (
+            f"{answering} answers SSH with a host key your known_hosts does not hold, and its SSH options ask for "
+            "strict checking (StrictHostKeyChecking=yes): check the key's fingerprint and record it (connect once "
+            "with ssh), or leave that option out so that the first connection records it"
+        )
     forget = f"`ssh-keygen -R '{refused.known_as}'`" if refused.known_as else "`ssh-keygen -R ADDRESS`"
     return (
         f"{answering} answers SSH with a host key other than the one your known_hosts holds for it: if you "

@@ -70,7 +70,7 @@ WARNED_THEN_DENIED = (
     [
         (CHANGED, RefusedHostKey("203.0.113.7", "203.0.113.7")),
         (CHANGED_ON_PORT, RefusedHostKey("127.0.0.1:2222", "[127.0.0.1]:2222")),
-        (UNKNOWN, RefusedHostKey("203.0.113.7", "203.0.113.7")),
+        (UNKNOWN, RefusedHostKey("203.0.113.7", "203.0.113.7", unknown=True)),
         (REVOKED, RefusedHostKey("203.0.113.7", "203.0.113.7")),
         (IP_DIFFERS, RefusedHostKey(None)),
         (JUMP_REFUSED, RefusedHostKey("203.0.113.5", "203.0.113.5")),
@@ -143,4 +143,14 @@ def test_a_host_you_own_is_told_how_to_forget_its_old_key_in_the_spelling_ssh_ke
     )
     assert known_key_refused(RefusedHostKey(None), None) == (
         "the host's address " + OWN_ADVICE.format(forget="`ssh-keygen -R ADDRESS`")
+    )
+
+
+def test_a_host_you_own_that_strict_checking_met_for_the_first_time_is_told_to_record_its_key() -> None:
+    refused = refused_host_key(UNKNOWN)
+    assert refused is not None
+    assert known_key_refused(refused, "203.0.113.7") == (
+        "203.0.113.7 answers SSH with a host key your known_hosts does not hold, and its SSH options ask for strict "
+        "checking (StrictHostKeyChecking=yes): check the key's fingerprint and record it (connect once with ssh), or "
+        "leave that option out so that the first connection records it"
     )
