@@ -435,8 +435,17 @@ class CloudProvider(ABC):
         public_key = self.state.ssh_public_key.read_text(encoding="utf-8").strip()
         host_keys = self._host_keys(keep, persist=True)
         access = self.access(None)
+        # A VM deleted outside oscar-deploy (`scale` removing it) is forgotten by a refresh first, rather than
+        # left to the provider's delete of something that no longer exists.
+        deleted = self.power_states([removed]).get(name) == "missing"
         outputs = self.stacks.up(
-            StackProgram(self.project, self.program(keep, host_keys, public_key), access.config, access.environment)
+            StackProgram(
+                self.project,
+                self.program(keep, host_keys, public_key),
+                access.config,
+                access.environment,
+                refresh=deleted,
+            )
         )
         states = {node.name: node.state for node in self.nodes()}
         self._save(records_from_outputs(outputs), states)

@@ -847,8 +847,11 @@ def test_scale_in_of_a_worker_whose_vm_was_deleted_neither_drains_nor_claims_a_d
     lost = {"agent-2": [POSTGRES_CLAIM, RAW_IMAGES_CLAIM, MINIO_CLAIM]}
     monkeypatch.setattr(node_phases.K3sLayer, "run", handing_back(node_phases.K3sLayer.run, lost, {"agent-2": []}))
     playbooks.clear()
+    updates = len(runner.calls)
     shrunk = cli("scale", "--workers", "1")
     assert shrunk.exit_code == 0, shrunk.output
+    # The stack still holds agent-2's server: its removal refreshes first (Pulumi forgets it, deletes nothing).
+    assert [call.detail["refresh"] for call in runner.calls[updates:] if call.operation == "up"] == [True, False]
     assert shrunk.stdout.splitlines()[0] == (
         "cluster lab: 1 worker(s); drained and removed agent-1; removed agent-2 (its VM was deleted outside "
         "oscar-deploy; no job was running on it)"
