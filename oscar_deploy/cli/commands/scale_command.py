@@ -71,6 +71,14 @@ def scale(
         raise UserInputError(f"cluster {spec.name}: k3s is not installed yet; run `oscar-deploy up` first")
     with state.operation(f"scale --workers {workers}", progress.note):
         context = cluster_context(spec, state, progress, provider=provider, break_lock=break_lock)
+        # Workers whose VM was deleted outside oscar-deploy and whose removal from Kubernetes failed: they are no
+        # workers to count, and the inventory still lists them for that removal, which `up` finishes.
+        leaving = [node.name for node in context.nodes if node.state == "missing"]
+        if leaving:
+            raise UserInputError(
+                f"cluster {spec.name}: {', '.join(leaving)} (VM deleted outside oscar-deploy) still to leave "
+                "Kubernetes after a removal that failed; run `oscar-deploy up` to finish it, then scale"
+            )
         agents = sorted(
             (node for node in context.nodes if node.role == "agent"), key=lambda node: node_sort_key(node.name)
         )

@@ -1315,6 +1315,13 @@ def test_a_worker_whose_vm_was_deleted_and_whose_removal_failed_is_removed_by_th
     assert cli("plan", "--until", "provision").stdout.startswith(
         "provision: runs: remove agent-1 (VM deleted outside oscar-deploy); pulumi preview"
     )
+    for workers in ("1", "3"):  # the leftover is no worker to count, and scale.yml could not reach it
+        refused = cli("scale", "--workers", workers)
+        assert (refused.exit_code, refused.stderr) == (
+            2,
+            "error: cluster lab: agent-1 (VM deleted outside oscar-deploy) still to leave Kubernetes after a removal "
+            "that failed; run `oscar-deploy up` to finish it, then scale\n",
+        )
 
     monkeypatch.setattr(node_phases.K3sLayer, "run", recorded)
     playbooks.clear()
