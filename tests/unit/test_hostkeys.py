@@ -72,7 +72,7 @@ WARNED_THEN_DENIED = (
         (CHANGED_ON_PORT, RefusedHostKey("127.0.0.1:2222", "[127.0.0.1]:2222")),
         (UNKNOWN, RefusedHostKey("203.0.113.7", "203.0.113.7", unknown=True)),
         (REVOKED, RefusedHostKey("203.0.113.7", "203.0.113.7")),
-        (IP_DIFFERS, RefusedHostKey(None)),
+        (IP_DIFFERS, RefusedHostKey(None, None)),
         (JUMP_REFUSED, RefusedHostKey("203.0.113.5", "203.0.113.5")),
         (
             "Failed to connect to the host via ssh: " + CHANGED.replace("\n", "\r\n"),

@@ -429,6 +429,20 @@ def test_a_cluster_that_does_not_answer_is_one_line_for_each_read(state_home: Pa
             assert str(failed.value) == "Kubernetes API unreachable (MaxRetryError); is the cluster running?"
 
 
+def test_a_read_the_api_refuses_otherwise_names_the_read_and_the_status(state_home: Path, kube: KubeApi) -> None:
+    """A 403 to a read (RBAC) is no refused kubeconfig: no renewal advice, the read and the status."""
+    kubeconfig = kube.write_kubeconfig(state_home / "kubeconfig")
+    kube.forbidden["/api/v1/namespaces/oscar/secrets/oscar-manager"] = "secrets"
+    kube.forbidden["/apis/apps/v1/deployments"] = "deployments"
+    with ClusterProbe(kubeconfig) as probe:
+        with pytest.raises(OperationError) as failed:
+            probe.secret_value("oscar", "oscar-manager", "password")
+        assert str(failed.value) == "Kubernetes API: reading secret oscar/oscar-manager: 403 Forbidden"
+        with pytest.raises(OperationError) as failed:
+            probe.workloads()
+        assert str(failed.value) == "Kubernetes API: 403 Forbidden"
+
+
 def test_down_keep_nodes_stopped_during_the_destroy_leaves_the_platform_for_up_to_install_again(
     state_home: Path,
     deployed: stack_runner.RecordingRunner,

@@ -197,3 +197,142 @@ def test_without_keys_pinned_in_the_state_folder_ansibles_line_is_that_of_a_host
         "first connection records it"
     )
     assert impostor.logins == 0
+
+
+@dataclass
+class ScriptedProbes:
+    """A test double of `CloudProvider._probe_ssh`: by node name, the probes `wait_for_ssh` gets in order (the
+    last one repeats; a node without a script stays silent), and the names probed, in order."""
+
+    scripts: dict[str, list[SshProbe]]
+    probed: list[str]
+
+
+SILENT = SshProbe(False)
+ANSWERED = SshProbe(True)
+
+
+def _refused(host: str) -> SshProbe:
+    return SshProbe(False, RefusedHostKey(host, host))
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedProbes:
+    probes = ScriptedProbes({}, [])
+
+    def probe(provider: CloudProvider, node: Node) -> SshProbe:
+        probes.probed.append(node.name)
+        script = probes.scripts.get(node.name) or [SILENT]
+        return script.pop(0) if len(script) > 1 else script[0]
+
+    monkeypatch.setattr(CloudProvider, "_probe_ssh", probe)
+    return probes
+
+
+def _on_port_22(cluster: Cluster, name: str, address: str) -> Node:
+    return replace(cluster.provider.nodes()[0], name=name, ssh_host=address, ssh_port=22)
+
+
+def _pinned_advice(cluster: Cluster, answering: str) -> str:
+    return cluster.advice(0).replace("127.0.0.1:0", answering, 1)
+
+
+def test_an_answer_without_a_refused_key_starts_the_count_of_refusals_again(
+    cluster: Cluster, scripted: ScriptedProbes
+) -> None:
+    scripted.scripts["server-0"] = [_refused("203.0.113.7")] * 2 + [SILENT] + [_refused("203.0.113.7")] * 3
+    with pytest.raises(OperationError) as refused:
+        cluster.provider.wait_for_ssh([_on_port_22(cluster, "server-0", "203.0.113.7")], timeout=5)
+    assert str(refused.value) == f"node server-0 (203.0.113.7): {_pinned_advice(cluster, '203.0.113.7')}"
+    assert len(scripted.probed) == 6
+
+
+def test_a_node_answering_after_refusals_ends_the_wait(cluster: Cluster, scripted: ScriptedProbes) -> None:
+    scripted.scripts["server-0"] = [_refused("203.0.113.7")] * (REFUSED_KEY_ANSWERS - 1) + [ANSWERED]
+    cluster.provider.wait_for_ssh([_on_port_22(cluster, "server-0", "203.0.113.7")], timeout=5)
+    assert len(scripted.probed) == REFUSED_KEY_ANSWERS
+
+
+def test_a_node_refusing_its_key_is_named_before_a_silent_one_and_one_that_answered_is_not_probed_again(
+    cluster: Cluster, scripted: ScriptedProbes
+) -> None:
+    """server-0 is probed first (the jump host of the others) and stays silent; agent-1 answers at once; for
+    agent-2, ssh refuses the key of the jump host on the way to it."""
+    nodes = [
+        _on_port_22(cluster, "agent-2", "10.0.0.12"),
+        _on_port_22(cluster, "agent-1", "10.0.0.11"),
+        _on_port_22(cluster, "server-0", "203.0.113.5"),
+    ]
+    scripted.scripts["agent-1"] = [ANSWERED]
+    scripted.scripts["agent-2"] = [_refused("203.0.113.5")]
+    with pytest.raises(OperationError) as refused:
+        cluster.provider.wait_for_ssh(nodes, timeout=5)
+    assert str(refused.value) == (
+        f"node agent-2 (10.0.0.12): {_pinned_advice(cluster, '203.0.113.5 (the jump host on the way to it)')}"
+    )
+    rounds_after_the_first = ["server-0", "agent-2"] * (REFUSED_KEY_ANSWERS - 1)
+    assert scripted.probed == ["server-0", "agent-1", "agent-2", *rounds_after_the_first]
+
+
+def test_at_the_deadline_a_node_refused_once_is_named_for_that_before_a_silent_one(
+    cluster: Cluster, scripted: ScriptedProbes
+) -> None:
+    nodes = [_on_port_22(cluster, "server-0", "203.0.113.5"), _on_port_22(cluster, "agent-1", "10.0.0.11")]
+    scripted.scripts["agent-1"] = [_refused("10.0.0.11")]
+    with pytest.raises(OperationError) as refused:
+        cluster.provider.wait_for_ssh(nodes, timeout=0)
+    assert str(refused.value) == f"node agent-1 (10.0.0.11): {_pinned_advice(cluster, '10.0.0.11')}"
+    assert scripted.probed == ["server-0", "agent-1"]
+
+
+def test_at_the_deadline_the_first_silent_node_is_named_with_its_address_on_port_22(
+    cluster: Cluster, scripted: ScriptedProbes
+) -> None:
+    nodes = [_on_port_22(cluster, "agent-1", "10.0.0.11"), _on_port_22(cluster, "server-0", "203.0.113.5")]
+    with pytest.raises(OperationError) as silent:
+        cluster.provider.wait_for_ssh(nodes, timeout=0)
+    assert str(silent.value) == (
+        "node server-0 (203.0.113.5): no SSH answer in 0 s; check the VM's console log in the cloud's dashboard and "
+        "that 203.0.113.5 is reachable from here, then run `oscar-deploy up` again"
+    )
+    assert scripted.probed == ["server-0", "agent-1"]
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path) -> Path:
+    """A test double of ssh: records its arguments, then does what ./script says (shell)."""
+    ssh = tmp_path / "ssh"
+    ssh.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\n. {tmp_path}/script\n')
+    ssh.chmod(0o755)
+    return ssh
+
+
+def test_probe_ssh_asks_nothing_and_tells_an_answer_a_refused_key_and_a_timeout_apart(
+    fake_ssh: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "script"
+    command = [str(fake_ssh), "-p", "2222", "ops@203.0.113.7", "true"]
+    script.write_text("exit 0\n")
+    assert probe_ssh(command, connect_timeout=7, timeout=30) == SshProbe(True, None)
+    assert (tmp_path / "argv").read_text().splitlines() == [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=7",
+        "-p",
+        "2222",
+        "ops@203.0.113.7",
+        "true",
+    ]
+    refusal = (  # after a byte that is no UTF-8
+        "\\377 Host key for 203.0.113.7 has changed and you have requested strict checking.\\n"
+        "Host key verification failed.\\n"
+    )
+    script.write_text(f"printf '{refusal}' >&2\nexit 255\n")
+    assert probe_ssh(command, connect_timeout=7, timeout=30) == SshProbe(
+        False, RefusedHostKey("203.0.113.7", "203.0.113.7")
+    )
+    script.write_text("echo 'ssh: connect to host 203.0.113.7 port 2222: Connection refused' >&2\nexit 255\n")
+    assert probe_ssh(command, connect_timeout=7, timeout=30) == SshProbe(False, None)
+    script.write_text("exec sleep 30\n")
+    assert probe_ssh(command, connect_timeout=7, timeout=0.5) == SshProbe(False, None)
