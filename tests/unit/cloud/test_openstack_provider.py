@@ -1447,8 +1447,8 @@ def test_vms_the_stack_does_not_hold_are_named_oldest_first_and_a_converged_up_l
     playbooks: list[PlaybookRun],
 ) -> None:  # type: ignore[no-untyped-def]
     """Nova's `created` is read in its own offset (UTC when it has none); a server whose time does not read is
-    named last, launched at an unknown time; one without the node's metadata is named by its id and its name. With no
-    such server, `up` asks the cloud once."""
+    named last, launched at an unknown time; one without the node's metadata is named by its id and its name (by its
+    id alone when it has none). With no such server, `up` asks the cloud once."""
     (cli.cwd / "cluster.yaml").write_text(SPEC)
     assert cli("up", "--until", "kubernetes").exit_code == 0
     listings = len(cloud.requests)
@@ -1462,10 +1462,14 @@ def test_vms_the_stack_does_not_hold_are_named_oldest_first_and_a_converged_up_l
     cloud.servers["dup-a"] = nova_server("dup-a", "lab", "agent-0", created="2026-01-02T10:00:00")
     cloud.servers["dup-b"] = nova_server("dup-b", "lab", "server-0", created="2026-01-02T09:30:00+01:00")
     del cloud.servers["dup-b"]["metadata"]["oscar-deploy-node"]
+    cloud.servers["dup-c"] = nova_server("dup-c", "lab", "agent-0", created="2026-01-02T11:00:00")
+    del cloud.servers["dup-c"]["metadata"]["oscar-deploy-node"]
+    cloud.servers["dup-c"]["name"] = ""  # Nova keeps a server's name as given, empty too
     named = cli("up", "--until", "kubernetes")
     assert named.exit_code == 0, named.output
     assert [line for line in named.output.splitlines() if line.startswith("warning:")] == [
         stray_line("dup-b", "2026-01-02 08:30", which="VM dup-b (named lab-server-0)"),
         stray_line("dup-a", "2026-01-02 10:00"),
+        stray_line("dup-c", "2026-01-02 11:00", which="VM dup-c"),
         stray_line("dup-0", "TIME").replace("launched TIME UTC", "launched at an unknown time"),
     ]
